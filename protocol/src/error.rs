@@ -1,0 +1,119 @@
+use serde::{Deserialize, Serialize};
+
+/// Every error the API can answer, with its fixed wire spelling.
+///
+/// The JSON body is always `{"error": "<code>", "message": "<human text>"}`.
+/// Clients match on `error`; `message` is for people and may change.
+/// The HTTP status for each code is [`ErrorCode::http_status`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The body is not valid JSON (syntax error or truncated). 400.
+    MalformedJson,
+    /// The body is JSON but a field is missing, has the wrong type, or is unknown. 422.
+    InvalidBody,
+    /// A field has the right type but an unacceptable value (too long, empty, bad email). 422.
+    ValidationFailed,
+    /// The body is larger than the endpoint's documented limit. 413.
+    PayloadTooLarge,
+    /// The request needs `Content-Type: application/json`. 415.
+    UnsupportedMediaType,
+    /// No session, or an unknown session token. 401.
+    Unauthenticated,
+    /// The session existed but has expired or was revoked; log in again. 401.
+    SessionExpired,
+    /// Email and password did not match an account. Deliberately does not say which. 401.
+    InvalidCredentials,
+    /// The Emergency Access Kit did not match the account. 401.
+    InvalidRecoveryKit,
+    /// Too many attempts; retry after the `Retry-After` header's seconds. 429.
+    RateLimited,
+    /// The caller is signed in but may not do this (e.g. a non-admin member removing someone). 403.
+    Forbidden,
+    /// No such object, or one the caller may not see: the two are indistinguishable. 404.
+    NotFound,
+    /// An account with this email already exists. 409.
+    EmailTaken,
+    /// The object already exists or the request conflicts with current state. 409.
+    Conflict,
+    /// Removing this member would leave the practice without an admin. 409.
+    LastAdmin,
+    /// The typed confirmation did not match the practice's name. 422.
+    ConfirmationMismatch,
+    /// The invite link is unknown, used, revoked or expired. 410.
+    InviteInvalid,
+    /// The invite was addressed to a different email than the signed-in account's. 403.
+    InviteWrongAccount,
+    /// The route or method does not exist. 404.
+    NoRoute,
+    /// The server failed; nothing was changed. Retry later. 500.
+    Internal,
+    /// The server is starting or shutting down. 503.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// The HTTP status the server answers with this code.
+    pub fn http_status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            MalformedJson => 400,
+            InvalidBody | ValidationFailed | ConfirmationMismatch => 422,
+            PayloadTooLarge => 413,
+            UnsupportedMediaType => 415,
+            Unauthenticated | SessionExpired | InvalidCredentials | InvalidRecoveryKit => 401,
+            RateLimited => 429,
+            Forbidden | InviteWrongAccount => 403,
+            NotFound | NoRoute => 404,
+            EmailTaken | Conflict | LastAdmin => 409,
+            InviteInvalid => 410,
+            Internal => 500,
+            Unavailable => 503,
+        }
+    }
+
+    /// The wire spelling, e.g. `"not_found"`.
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            MalformedJson => "malformed_json",
+            InvalidBody => "invalid_body",
+            ValidationFailed => "validation_failed",
+            PayloadTooLarge => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            Unauthenticated => "unauthenticated",
+            SessionExpired => "session_expired",
+            InvalidCredentials => "invalid_credentials",
+            InvalidRecoveryKit => "invalid_recovery_kit",
+            RateLimited => "rate_limited",
+            Forbidden => "forbidden",
+            NotFound => "not_found",
+            EmailTaken => "email_taken",
+            Conflict => "conflict",
+            LastAdmin => "last_admin",
+            ConfirmationMismatch => "confirmation_mismatch",
+            InviteInvalid => "invite_invalid",
+            InviteWrongAccount => "invite_wrong_account",
+            NoRoute => "no_route",
+            Internal => "internal",
+            Unavailable => "unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The JSON body of every error response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Machine-readable code.
+    pub error: ErrorCode,
+    /// Human-readable explanation, safe to show on screen.
+    pub message: String,
+}
