@@ -74,6 +74,15 @@ impl UserSecrets {
         Ok(s)
     }
 
+    /// The raw private key bytes (`sign_sk || hpke_seed`), so tests can scan
+    /// stored data for leaks. Never send these anywhere.
+    pub fn expose_for_tests(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out[..32].copy_from_slice(&self.sign_sk);
+        out[32..].copy_from_slice(&self.hpke_seed);
+        out
+    }
+
     /// Signs a message with the Ed25519 key.
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
         SigningKey::from_bytes(&self.sign_sk).sign(msg).to_bytes()
@@ -102,8 +111,8 @@ const ENC_LEN: usize = 32;
 /// returns `enc(32) || ciphertext`.
 pub fn hpke_seal(recipient_pub: &[u8], info: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(recipient_pub).map_err(|_| CryptoError::Malformed("HPKE public key"))?;
-    let (enc, ct) = hpke::single_shot_seal::<Aead, Kdf, Kem>(&hpke::OpModeS::Base, &pk, info, plaintext, b"")
-        .map_err(|_| CryptoError::Random)?;
+    let (enc, ct) =
+        hpke::single_shot_seal::<Aead, Kdf, Kem>(&hpke::OpModeS::Base, &pk, info, plaintext, b"").map_err(|_| CryptoError::Random)?;
     let mut out = Vec::with_capacity(ENC_LEN + ct.len());
     let mut enc_bytes = [0u8; ENC_LEN];
     enc.write_exact(&mut enc_bytes);

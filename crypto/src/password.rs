@@ -53,13 +53,8 @@ impl PasswordKeys {
         let params = Params::new(m_kib, t, p, Some(32)).map_err(|_| CryptoError::Kdf)?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let mut stretched = [0u8; 32];
-        argon
-            .hash_password_into(password.as_bytes(), salt, &mut stretched)
-            .map_err(|_| CryptoError::Kdf)?;
-        let keys = Self {
-            auth_key: hkdf32(&stretched, b"handoff password auth key"),
-            kek: hkdf32(&stretched, b"handoff password kek"),
-        };
+        argon.hash_password_into(password.as_bytes(), salt, &mut stretched).map_err(|_| CryptoError::Kdf)?;
+        let keys = Self { auth_key: hkdf32(&stretched, b"handoff password auth key"), kek: hkdf32(&stretched, b"handoff password kek") };
         stretched.zeroize();
         Ok(keys)
     }

@@ -12,9 +12,7 @@ const NONCE_LEN: usize = 24;
 pub(crate) fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let cipher = XChaCha20Poly1305::new(key.into());
     let nonce: [u8; NONCE_LEN] = random_array()?;
-    let ct = cipher
-        .encrypt(&nonce.into(), Payload { msg: plaintext, aad })
-        .map_err(|_| CryptoError::Decrypt)?;
+    let ct = cipher.encrypt(&nonce.into(), Payload { msg: plaintext, aad }).map_err(|_| CryptoError::Decrypt)?;
     let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
     out.push(VERSION);
     out.extend_from_slice(&nonce);
@@ -26,10 +24,7 @@ pub(crate) fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>,
     if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != VERSION {
         return Err(CryptoError::Malformed("sealed box"));
     }
-    let nonce: [u8; NONCE_LEN] =
-        sealed[1..1 + NONCE_LEN].try_into().map_err(|_| CryptoError::Malformed("nonce"))?;
+    let nonce: [u8; NONCE_LEN] = sealed[1..1 + NONCE_LEN].try_into().map_err(|_| CryptoError::Malformed("nonce"))?;
     let cipher = XChaCha20Poly1305::new(key.into());
-    cipher
-        .decrypt(&nonce.into(), Payload { msg: &sealed[1 + NONCE_LEN..], aad })
-        .map_err(|_| CryptoError::Decrypt)
+    cipher.decrypt(&nonce.into(), Payload { msg: &sealed[1 + NONCE_LEN..], aad }).map_err(|_| CryptoError::Decrypt)
 }

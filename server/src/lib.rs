@@ -1,1 +1,22 @@
+//! The Handoff server: the actix-web HTTP API under `/api/v1`, the static web
+//! client at `/`, configuration, and the pieces of the `handoff` CLI.
+//!
+//! The server routes ciphertext. It never links the decrypting half of
+//! `handoff-crypto` (CI checks this with `cargo tree`), and it never logs
+//! request paths with ids or tokens in them: access logs show route patterns.
+//!
+//! Limits: rate-limit counters are in memory (a restart resets them); there is
+//! no built-in TLS, so put a TLS proxy in front and set `public_url` to https.
 
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod practices;
+pub mod ratelimit;
+pub mod state;
+pub mod validate;
+
+pub use app::{RunningServer, StartError, spawn};
+pub use config::Config;

@@ -1,1 +1,222 @@
-fn main(){}
+//! `cargo xtask run` and `cargo xtask test`.
+//!
+//! Everything a fresh machine needs is installed from here, never by hand:
+//! the wasm32 target, wasm-bindgen-cli at Cargo.lock's version, and Debian's
+//! python3-aiosmtpd (the real SMTP server the mail tests start).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = root();
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("run") => run(&root, &args[1..]),
+        Some("test") => test(&root),
+        Some("build-web") => {
+            ensure_wasm_target()?;
+            ensure_wasm_bindgen(&root)?;
+            build_web(&root)
+        }
+        _ => {
+            eprintln!(
+                "usage:\n  cargo xtask run [serve flags]   install what is missing, build, serve on the embedded store\n  \
+                 cargo xtask test               every check: fmt, clippy, dependency rules, wasm build, tests\n  \
+                 cargo xtask build-web          build the web client into target/web"
+            );
+            bail!("unknown or missing task")
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn step(name: &str, cmd: &mut Command) -> Result<()> {
+    eprintln!("\n==> {name}");
+    let status = cmd.status().with_context(|| format!("starting: {name}"))?;
+    if !status.success() {
+        bail!("{name} failed ({status})");
+    }
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output()?;
+    if !out.status.success() {
+        bail!("{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if !installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
+        step("install the wasm32 target", Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+    }
+    Ok(())
+}
+
+fn lock_version(root: &Path, package: &str) -> Result<String> {
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).context("reading Cargo.lock")?;
+    let mut lines = lock.lines();
+    while let Some(l) = lines.next() {
+        if l.trim() == format!("name = \"{package}\"") {
+            if let Some(v) = lines.next().and_then(|v| v.trim().strip_prefix("version = \"")) {
+                return Ok(v.trim_end_matches('"').to_string());
+            }
+        }
+    }
+    bail!("{package} is not in Cargo.lock")
+}
+
+fn ensure_wasm_bindgen(root: &Path) -> Result<()> {
+    let want = lock_version(root, "wasm-bindgen")?;
+    let have = output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
+    if have.split_whitespace().nth(1) != Some(want.as_str()) {
+        step(
+            &format!("install wasm-bindgen-cli {want} (matches Cargo.lock; takes several minutes once)"),
+            cargo().args(["install", "wasm-bindgen-cli", "--version", &want]),
+        )?;
+    }
+    Ok(())
+}
+
+fn ensure_apt(module_check: &str, package: &str) -> Result<()> {
+    // Debian's interpreter: apt installs python3-* modules for /usr/bin/python3 only.
+    if Command::new("/usr/bin/python3").args(["-c", module_check]).output().map(|o| o.status.success()).unwrap_or(false) {
+        return Ok(());
+    }
+    let sudo = if output(Command::new("id").arg("-u")).unwrap_or_default().trim() == "0" { vec![] } else { vec!["sudo"] };
+    let apt = |args: &[&str]| {
+        let mut c = Command::new(if sudo.is_empty() { "apt-get" } else { "sudo" });
+        if !sudo.is_empty() {
+            c.arg("apt-get");
+        }
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    step("apt-get update", &mut apt(&["update", "-qq"]))?;
+    step(&format!("install {package}"), &mut apt(&["install", "-y", "-qq", package]))
+}
+
+fn build_web(root: &Path) -> Result<()> {
+    step(
+        "build the web client (wasm32, release)",
+        cargo().args(["build", "--release", "-p", "handoff-web", "--target", "wasm32-unknown-unknown"]),
+    )?;
+    let out = root.join("target/web");
+    let pkg = out.join("pkg");
+    std::fs::create_dir_all(&pkg)?;
+    step(
+        "wasm-bindgen",
+        Command::new("wasm-bindgen")
+            .args(["--target", "web", "--no-typescript", "--out-dir"])
+            .arg(&pkg)
+            .arg(root.join("target/wasm32-unknown-unknown/release/handoff_web.wasm")),
+    )?;
+    for entry in std::fs::read_dir(root.join("client/web/static"))? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), out.join(entry.file_name()))?;
+    }
+    let size = std::fs::metadata(pkg.join("handoff_web_bg.wasm"))?.len();
+    eprintln!("web client: target/web ({} KiB of wasm)", size / 1024);
+    Ok(())
+}
+
+fn run(root: &Path, extra: &[String]) -> Result<()> {
+    ensure_wasm_target()?;
+    ensure_wasm_bindgen(root)?;
+    build_web(root)?;
+    step("build the server (release)", cargo().args(["build", "--release", "-p", "handoff-server"]))?;
+    let mut cmd = Command::new(root.join("target/release/handoff"));
+    cmd.arg("serve").arg("--static-dir").arg(root.join("target/web")).args(extra);
+    eprintln!("\n==> handoff serve (Ctrl-C to stop)");
+    let status = cmd.status()?;
+    if !status.success() {
+        bail!("handoff exited with {status}");
+    }
+    Ok(())
+}
+
+/// Crates the wire protocol must never pull in (DESIGN.md invariants).
+const PROTOCOL_FORBIDDEN: &[&str] = &["tokio", "actix", "actix-rt", "actix-web", "scylla", "mls-rs", "rusqlite"];
+/// Crates that must never link the client-side crypto crate.
+const NO_CRYPTO: &[&str] = &["handoff-server", "handoff-store", "handoff-actors"];
+
+fn dependency_rules() -> Result<()> {
+    eprintln!("\n==> dependency rules");
+    let tree = |pkg: &str| {
+        output(cargo().args(["tree", "-p", pkg, "-e", "normal,build", "--target", "all", "--prefix", "none", "--format", "{p}"]))
+    };
+    let proto = tree("handoff-protocol")?;
+    for line in proto.lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        if PROTOCOL_FORBIDDEN.contains(&name) {
+            bail!("handoff-protocol depends on {name}: the wire types must not pull in a runtime, storage or MLS");
+        }
+    }
+    for pkg in NO_CRYPTO {
+        if tree(pkg)?.lines().any(|l| l.split_whitespace().next() == Some("handoff-crypto")) {
+            bail!("{pkg} depends on handoff-crypto: the server side must never link client-side decryption");
+        }
+    }
+    eprintln!("protocol pulls in none of {PROTOCOL_FORBIDDEN:?}; {NO_CRYPTO:?} do not link handoff-crypto");
+    Ok(())
+}
+
+fn test(_root: &Path) -> Result<()> {
+    ensure_wasm_target()?;
+    ensure_apt("import aiosmtpd", "python3-aiosmtpd")?;
+    step("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
+    dependency_rules()?;
+    step("clippy (native)", cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    step(
+        "clippy (wasm32: protocol, crypto, web client)",
+        cargo().args([
+            "clippy",
+            "--target",
+            "wasm32-unknown-unknown",
+            "-p",
+            "handoff-protocol",
+            "-p",
+            "handoff-crypto",
+            "-p",
+            "handoff-web",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    step(
+        "build for wasm32 (protocol, crypto, web client)",
+        cargo().args([
+            "build",
+            "--target",
+            "wasm32-unknown-unknown",
+            "-p",
+            "handoff-protocol",
+            "-p",
+            "handoff-crypto",
+            "-p",
+            "handoff-web",
+        ]),
+    )?;
+    step(
+        "rustdoc -D warnings",
+        cargo()
+            .args(["doc", "--no-deps", "-p", "handoff-protocol", "-p", "handoff-crypto", "-p", "handoff-store", "-p", "handoff-client"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    step("tests", cargo().args(["test", "--all-targets"]))?;
+    Ok(())
+}

@@ -1,1 +1,434 @@
+//! A native Handoff client. It does exactly what the browser does: stretch the
+//! password locally, keep the KEK and private keys in memory, send only the
+//! auth key and sealed blobs. Integration tests and load tests drive the server
+//! through it.
+//!
+//! Key handling: private keys live in [`Identity`] for the session; practice
+//! keys are opened on demand from grants.
 
+use handoff_crypto::keys::UserSecrets;
+use handoff_crypto::practice::verify_practice_public_key;
+use handoff_crypto::{CryptoError, EmergencyKit, PasswordKeys, PracticeKey};
+use handoff_protocol::v1::*;
+use handoff_protocol::{B64, ErrorBody, PracticeId, UserId};
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Every way a client call can fail.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server answered with a documented error.
+    #[error("{status}: {} ({})", body.error, body.message)]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The error body.
+        body: ErrorBody,
+    },
+    /// Local cryptography failed (wrong kit, tampered data...).
+    #[error("crypto: {0}")]
+    Crypto(#[from] CryptoError),
+    /// Transport failure.
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The server said something this client cannot understand or trust.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// The call needs a signed-in client.
+    #[error("not signed in")]
+    NotSignedIn,
+}
+
+impl ClientError {
+    /// The API error code, if this is an API error.
+    pub fn code(&self) -> Option<handoff_protocol::ErrorCode> {
+        match self {
+            ClientError::Api { body, .. } => Some(body.error),
+            _ => None,
+        }
+    }
+}
+
+/// Result alias.
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// The signed-in user with their unlocked private keys.
+#[derive(Debug)]
+pub struct Identity {
+    /// The account as the server describes it.
+    pub me: Me,
+    /// The private keys, unwrapped locally.
+    pub secrets: UserSecrets,
+}
+
+/// A client for one server and (at most) one signed-in user.
+#[derive(Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+    identity: Option<Identity>,
+}
+
+/// A raw HTTP answer, for tests of bad input.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// Status.
+    pub status: u16,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body text.
+    pub body: String,
+}
+
+impl RawResponse {
+    /// The body as an error body, if it is one.
+    pub fn error(&self) -> Option<ErrorBody> {
+        serde_json::from_str(&self.body).ok()
+    }
+}
+
+impl Client {
+    /// A client for `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: impl Into<String>) -> Self {
+        Self { http: reqwest::Client::new(), base: base.into().trim_end_matches('/').to_string(), token: None, identity: None }
+    }
+
+    /// The signed-in identity.
+    pub fn identity(&self) -> Result<&Identity> {
+        self.identity.as_ref().ok_or(ClientError::NotSignedIn)
+    }
+
+    /// The signed-in user's id.
+    pub fn user_id(&self) -> Result<UserId> {
+        Ok(self.identity()?.me.id)
+    }
+
+    /// The session token (for WebSocket auth and tests).
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Replaces the session token (tests of expired or foreign sessions).
+    pub fn set_token(&mut self, token: Option<String>) {
+        self.token = token;
+    }
+
+    async fn call<B: Serialize, R: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<R> {
+        let text = self.call_text(method, path, body).await?;
+        let text = if text.is_empty() { "null".to_string() } else { text };
+        serde_json::from_str(&text).map_err(|e| ClientError::Protocol(format!("{path}: {e}")))
+    }
+
+    async fn call_text<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>) -> Result<String> {
+        let mut rb = self.http.request(method, format!("{}/api/v1{path}", self.base));
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let resp = rb.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        if status >= 400 {
+            let body: ErrorBody = serde_json::from_str(&text)
+                .map_err(|_| ClientError::Protocol(format!("{path}: status {status} with a non-error body: {text}")))?;
+            return Err(ClientError::Api { status, body });
+        }
+        Ok(text)
+    }
+
+    /// Sends arbitrary bytes, for tests of malformed input.
+    pub async fn raw(&self, method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Result<RawResponse> {
+        let method = Method::from_bytes(method.as_bytes()).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut rb = self.http.request(method, format!("{}{path}", self.base)).body(body);
+        if let Some(ct) = content_type {
+            rb = rb.header("content-type", ct);
+        }
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        let resp = rb.send().await?;
+        Ok(RawResponse { status: resp.status().as_u16(), headers: resp.headers().clone(), body: resp.text().await? })
+    }
+
+    fn adopt(&mut self, s: SessionResponse, secrets: UserSecrets) -> Result<()> {
+        let p = secrets.public();
+        if s.user.keys.sign_pub.as_slice() != p.sign_pub || s.user.keys.hpke_pub.as_slice() != p.hpke_pub {
+            return Err(ClientError::Protocol("the server's public keys do not match our private keys".into()));
+        }
+        self.token = Some(s.token);
+        self.identity = Some(Identity { me: s.user, secrets });
+        Ok(())
+    }
+
+    /// Creates an account. Returns the Emergency Access Kit's 24 words, in grid
+    /// order: shown once, never stored anywhere.
+    pub async fn register(&mut self, email: &str, display_name: &str, password: &str, invite_token: Option<&str>) -> Result<Vec<String>> {
+        let salt = handoff_crypto::password::new_salt()?;
+        let pw = PasswordKeys::derive(password, &salt)?;
+        let kit = EmergencyKit::generate()?;
+        let secrets = UserSecrets::generate()?;
+        let public = secrets.public();
+        let req = RegisterRequest {
+            email: email.into(),
+            display_name: display_name.into(),
+            salt: B64(salt.to_vec()),
+            auth_key: B64(pw.auth_key.to_vec()),
+            kit_auth: B64(kit.auth_key().to_vec()),
+            keys: UserKeyBundle {
+                sign_pub: B64(public.sign_pub.to_vec()),
+                hpke_pub: B64(public.hpke_pub.to_vec()),
+                wrapped_by_password: B64(secrets.wrap(&pw.kek)?),
+                wrapped_by_kit: B64(secrets.wrap(&kit.kek())?),
+            },
+            invite_token: invite_token.map(Into::into),
+        };
+        let s: SessionResponse = self.call(Method::POST, "/auth/register", Some(&req)).await?;
+        self.adopt(s, secrets)?;
+        Ok(kit.words())
+    }
+
+    /// Signs in: fetch the salt, stretch locally, prove the auth key, unwrap the keys.
+    pub async fn login(&mut self, email: &str, password: &str) -> Result<()> {
+        let params: KdfParams = self.call(Method::POST, "/auth/prelogin", Some(&PreloginRequest { email: email.into() })).await?;
+        if params.alg != "argon2id" {
+            return Err(ClientError::Protocol(format!("unsupported KDF {}", params.alg)));
+        }
+        let pw = PasswordKeys::derive_with(password, params.salt.as_slice(), params.m_kib, params.t, params.p)?;
+        let s: SessionResponse = self
+            .call(Method::POST, "/auth/login", Some(&LoginRequest { email: email.into(), auth_key: B64(pw.auth_key.to_vec()) }))
+            .await?;
+        let secrets = UserSecrets::unwrap(&pw.kek, s.user.keys.wrapped_by_password.as_slice())?;
+        self.adopt(s, secrets)
+    }
+
+    /// Signs out this session.
+    pub async fn logout(&mut self) -> Result<()> {
+        self.call_text::<()>(Method::POST, "/auth/logout", None).await?;
+        self.token = None;
+        self.identity = None;
+        Ok(())
+    }
+
+    /// Resets the password with the Emergency Access Kit's words in grid order.
+    /// Keeps every key: the same private keys are re-sealed under the new password.
+    pub async fn recover(&mut self, email: &str, words: &[String], new_password: &str) -> Result<()> {
+        let kit = EmergencyKit::from_words(words)?;
+        let kit_auth = B64(kit.auth_key().to_vec());
+        let start: RecoverStartResponse = self
+            .call(Method::POST, "/auth/recover/start", Some(&RecoverStartRequest { email: email.into(), kit_auth: kit_auth.clone() }))
+            .await?;
+        let secrets = UserSecrets::unwrap(&kit.kek(), start.wrapped_by_kit.as_slice())?;
+        let salt = handoff_crypto::password::new_salt()?;
+        let pw = PasswordKeys::derive(new_password, &salt)?;
+        let req = RecoverFinishRequest {
+            email: email.into(),
+            kit_auth,
+            salt: B64(salt.to_vec()),
+            auth_key: B64(pw.auth_key.to_vec()),
+            wrapped_by_password: B64(secrets.wrap(&pw.kek)?),
+        };
+        let s: SessionResponse = self.call(Method::POST, "/auth/recover/finish", Some(&req)).await?;
+        self.adopt(s, secrets)
+    }
+
+    /// The signed-in account, fresh from the server.
+    pub async fn me(&self) -> Result<Me> {
+        self.call::<(), _>(Method::GET, "/me", None).await
+    }
+
+    /// The taxonomy.
+    pub async fn taxonomy(&self) -> Result<Taxonomy> {
+        self.call::<(), _>(Method::GET, "/taxonomy", None).await
+    }
+
+    /// Creates a practice, making its epoch-0 key here and granting it to ourselves.
+    pub async fn create_practice(
+        &self,
+        name: &str,
+        kind: PracticeKind,
+        specialty: Option<&str>,
+        region: Option<&str>,
+        intake: Vec<Intake>,
+    ) -> Result<Practice> {
+        let me = self.identity()?;
+        let id = PracticeId(uuid::Uuid::new_v4());
+        let key = PracticeKey::generate(0)?;
+        let req = CreatePracticeRequest {
+            id,
+            name: name.into(),
+            kind,
+            specialty: specialty.map(Into::into),
+            region: region.map(Into::into),
+            intake,
+            public_key: PracticePublicKey {
+                epoch: 0,
+                hpke_pub: B64(key.hpke_public().to_vec()),
+                signer: me.me.id,
+                signature: B64(key.sign_public(id, &me.secrets).to_vec()),
+            },
+            creator_grant: KeyGrant {
+                epoch: 0,
+                sealed: B64(key.grant_to(id, me.me.id, me.me.keys.hpke_pub.as_slice())?),
+                granted_by: me.me.id,
+            },
+        };
+        self.call(Method::POST, "/practices", Some(&req)).await
+    }
+
+    /// Practices we belong to.
+    pub async fn practices(&self) -> Result<Vec<Practice>> {
+        Ok(self.call::<(), PracticeList>(Method::GET, "/practices", None).await?.practices)
+    }
+
+    /// One practice.
+    pub async fn practice(&self, id: PracticeId) -> Result<Practice> {
+        self.call::<(), _>(Method::GET, &format!("/practices/{id}"), None).await
+    }
+
+    /// Members and pending invites.
+    pub async fn members(&self, id: PracticeId) -> Result<MemberList> {
+        self.call::<(), _>(Method::GET, &format!("/practices/{id}/members"), None).await
+    }
+
+    /// Invites someone by email.
+    pub async fn invite(&self, id: PracticeId, email: &str, role: Role) -> Result<PendingInvite> {
+        self.call(Method::POST, &format!("/practices/{id}/invites"), Some(&InviteRequest { email: email.into(), role })).await
+    }
+
+    /// What an invite link is for.
+    pub async fn invite_info(&self, token: &str) -> Result<InviteInfo> {
+        self.call::<(), _>(Method::GET, &format!("/invites/{token}"), None).await
+    }
+
+    /// Accepts an invite as the signed-in user.
+    pub async fn accept_invite(&self, token: &str) -> Result<Practice> {
+        self.call::<(), _>(Method::POST, &format!("/invites/{token}/accept"), None).await
+    }
+
+    /// Removes a member (or leaves, for our own id).
+    pub async fn remove_member(&self, id: PracticeId, user: UserId) -> Result<()> {
+        self.call_text::<()>(Method::DELETE, &format!("/practices/{id}/members/{user}"), None).await.map(|_| ())
+    }
+
+    /// Deletes a practice; `confirm_name` must be its exact name.
+    pub async fn delete_practice(&self, id: PracticeId, confirm_name: &str) -> Result<()> {
+        self.call_text(Method::DELETE, &format!("/practices/{id}"), Some(&DeletePracticeRequest { confirm_name: confirm_name.into() }))
+            .await
+            .map(|_| ())
+    }
+
+    /// Opens our grant of the practice's current key, and checks that the key
+    /// matches the practice's published public key.
+    pub async fn practice_key(&self, id: PracticeId) -> Result<PracticeKey> {
+        let me = self.identity()?;
+        let k: MyPracticeKey = self.call::<(), _>(Method::GET, &format!("/practices/{id}/key"), None).await?;
+        let g = k.grant.ok_or_else(|| ClientError::Protocol("no key grant yet: a member's client must grant it".into()))?;
+        let key = PracticeKey::open_grant(id, g.epoch, me.me.id, &me.secrets, g.sealed.as_slice())?;
+        if key.hpke_public().as_slice() != k.public_key.hpke_pub.as_slice() {
+            return Err(ClientError::Protocol("the granted key does not match the practice's public key".into()));
+        }
+        Ok(key)
+    }
+
+    /// Grants the practice key to every member still waiting. Returns how many.
+    pub async fn complete_pending_grants(&self, id: PracticeId) -> Result<usize> {
+        let me = self.identity()?;
+        let key = self.practice_key(id).await?;
+        let pending: PendingGrants = self.call::<(), _>(Method::GET, &format!("/practices/{id}/key-grants/pending"), None).await?;
+        let mut n = 0;
+        for p in pending.pending {
+            if p.epoch != key.epoch() {
+                continue;
+            }
+            let sealed = key.grant_to(id, p.user_id, p.hpke_pub.as_slice())?;
+            let g = KeyGrant { epoch: key.epoch(), sealed: B64(sealed), granted_by: me.me.id };
+            self.call_text(Method::PUT, &format!("/practices/{id}/key-grants/{}", p.user_id), Some(&g)).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Verifies a practice's published public key against its signer's key
+    /// from the member list (for practices we belong to).
+    pub async fn verify_practice_key(&self, id: PracticeId) -> Result<()> {
+        let p = self.practice(id).await?;
+        let members = self.members(id).await?;
+        let signer = members
+            .members
+            .iter()
+            .find(|m| m.user_id == p.public_key.signer)
+            .ok_or_else(|| ClientError::Protocol("the key's signer is not a member".into()))?;
+        verify_practice_public_key(
+            id,
+            p.public_key.epoch,
+            p.public_key.hpke_pub.as_slice(),
+            signer.sign_pub.as_slice(),
+            p.public_key.signature.as_slice(),
+        )?;
+        Ok(())
+    }
+
+    /// Practices that can receive referrals.
+    pub async fn directory(&self, specialty: Option<&str>, region: Option<&str>) -> Result<Vec<DirectoryEntry>> {
+        let mut q = Vec::new();
+        if let Some(s) = specialty {
+            q.push(format!("specialty={s}"));
+        }
+        if let Some(r) = region {
+            q.push(format!("region={r}"));
+        }
+        let path = if q.is_empty() { "/directory".to_string() } else { format!("/directory?{}", q.join("&")) };
+        Ok(self.call::<(), Directory>(Method::GET, &path, None).await?.practices)
+    }
+
+    /// Asks staff for a new category.
+    pub async fn request_category(&self, id: PracticeId, name: &str, note: &str) -> Result<CategoryRequest> {
+        self.call(
+            Method::POST,
+            &format!("/practices/{id}/category-requests"),
+            Some(&CategoryRequestCreate { name: name.into(), note: note.into() }),
+        )
+        .await
+    }
+
+    /// Staff: every practice.
+    pub async fn admin_practices(&self) -> Result<Vec<AdminPractice>> {
+        Ok(self.call::<(), AdminPracticeList>(Method::GET, "/admin/practices", None).await?.practices)
+    }
+
+    /// Staff: `verify`, `unverify`, `pause` or `unpause`.
+    pub async fn admin_practice_action(&self, id: PracticeId, action: &str) -> Result<()> {
+        self.call_text::<()>(Method::POST, &format!("/admin/practices/{id}/{action}"), None).await.map(|_| ())
+    }
+
+    /// Staff: add or rename a taxonomy node.
+    pub async fn admin_edit_taxonomy(&self, e: &TaxonomyEdit) -> Result<()> {
+        self.call_text(Method::POST, "/admin/taxonomy", Some(e)).await.map(|_| ())
+    }
+
+    /// Staff: category requests.
+    pub async fn admin_category_requests(&self) -> Result<Vec<CategoryRequest>> {
+        Ok(self.call::<(), CategoryRequestList>(Method::GET, "/admin/category-requests", None).await?.requests)
+    }
+
+    /// Staff: approve (with a slug) or decline a category request.
+    pub async fn admin_resolve_category_request(
+        &self,
+        id: handoff_protocol::CategoryRequestId,
+        approve: bool,
+        slug: Option<&str>,
+    ) -> Result<()> {
+        self.call_text(
+            Method::POST,
+            &format!("/admin/category-requests/{id}/resolve"),
+            Some(&ResolveCategoryRequest { approve, slug: slug.map(Into::into) }),
+        )
+        .await
+        .map(|_| ())
+    }
+}

@@ -1,0 +1,167 @@
+//! Platform staff: verification, pausing, taxonomy. Staff see metadata only;
+//! there is no route by which staff reach content or keys.
+
+use actix_web::{HttpResponse, web};
+
+use handoff_protocol::v1::*;
+use handoff_protocol::{CategoryRequestId, PracticeId};
+use handoff_store::{PracticeRecord, Store, StoreError};
+
+use crate::auth::Authed;
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, now};
+use crate::validate;
+
+fn staff(who: &Authed) -> ApiResult<()> {
+    if who.user.is_staff { Ok(()) } else { Err(ApiError::forbidden("platform staff only")) }
+}
+
+/// `GET /api/v1/admin/practices`
+pub async fn practices(state: web::Data<AppState>, who: Authed) -> ApiResult<HttpResponse> {
+    staff(&who)?;
+    let practices = state
+        .store
+        .all_practices()
+        .await?
+        .into_iter()
+        .map(|(p, members)| AdminPractice {
+            id: p.id,
+            name: p.name,
+            kind: p.kind,
+            specialty: p.specialty,
+            region: p.region,
+            verified: p.verified,
+            paused: p.paused,
+            members,
+            created_at: p.created_at,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(AdminPracticeList { practices }))
+}
+
+/// The staff actions on a practice, shared by the API and the CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PracticeAction {
+    /// Mark verified: it may receive referrals.
+    Verify,
+    /// Withdraw verification.
+    Unverify,
+    /// Stop intake.
+    Pause,
+    /// Resume intake.
+    Unpause,
+}
+
+impl PracticeAction {
+    /// Parses the path segment.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "verify" => Self::Verify,
+            "unverify" => Self::Unverify,
+            "pause" => Self::Pause,
+            "unpause" => Self::Unpause,
+            _ => return None,
+        })
+    }
+}
+
+/// Sets the flag a staff action names; the API and the `handoff admin` CLI share it.
+pub async fn set_flag(store: &dyn Store, id: PracticeId, action: PracticeAction) -> Result<PracticeRecord, StoreError> {
+    let p = store.practice(id).await?.ok_or(StoreError::NotFound("practice"))?;
+    match action {
+        PracticeAction::Verify => store.set_verified(id, true).await?,
+        PracticeAction::Unverify => store.set_verified(id, false).await?,
+        PracticeAction::Pause => store.set_paused(id, true).await?,
+        PracticeAction::Unpause => store.set_paused(id, false).await?,
+    }
+    tracing::info!(practice = %id, ?action, "staff action");
+    Ok(p)
+}
+
+/// Applies a staff action and tells the practice's admins by email.
+pub async fn apply(state: &AppState, id: PracticeId, action: PracticeAction) -> ApiResult<()> {
+    let p = set_flag(&*state.store, id, action).await?;
+    let what = match action {
+        PracticeAction::Verify => "has been verified and can now receive referrals",
+        PracticeAction::Unverify => "is no longer verified and cannot receive referrals until it is verified again",
+        PracticeAction::Pause => "has had its referral intake paused by Handoff staff",
+        PracticeAction::Unpause => "has had its referral intake resumed",
+    };
+    for m in state.store.members(id).await? {
+        if m.role == Role::Admin {
+            let body = format!("{} {what}.\n\nSign in to Handoff to see your practice's status: {}/\n", p.name, state.config.public_url());
+            state.send_mail(&m.user.email, &format!("Handoff: {} {what}", p.name), body).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/admin/practices/{id}/{verify|unverify|pause|unpause}`
+pub async fn practice_action(state: web::Data<AppState>, who: Authed, path: web::Path<(PracticeId, String)>) -> ApiResult<HttpResponse> {
+    staff(&who)?;
+    let (id, action) = path.into_inner();
+    let action = PracticeAction::parse(&action).ok_or_else(|| ApiError::new(handoff_protocol::ErrorCode::NoRoute, "unknown action"))?;
+    apply(&state, id, action).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/v1/admin/taxonomy`: add or rename a specialty, category or subcategory.
+pub async fn edit_taxonomy(state: web::Data<AppState>, who: Authed, body: web::Json<TaxonomyEdit>) -> ApiResult<HttpResponse> {
+    staff(&who)?;
+    let mut e = body.into_inner();
+    validate::slug("specialty", &e.specialty)?;
+    if let Some(c) = &e.category {
+        validate::slug("category", c)?;
+    }
+    if let Some(s) = &e.subcategory {
+        validate::slug("subcategory", s)?;
+    }
+    e.name = validate::name("name", &e.name)?;
+    state.store.edit_taxonomy(&e).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/v1/admin/category-requests`
+pub async fn category_requests(state: web::Data<AppState>, who: Authed) -> ApiResult<HttpResponse> {
+    staff(&who)?;
+    let mut requests = Vec::new();
+    for r in state.store.category_requests().await? {
+        let practice_name = state.store.practice(r.practice_id).await?.map(|p| p.name).unwrap_or_default();
+        requests.push(CategoryRequest {
+            id: r.id,
+            practice_id: r.practice_id,
+            practice_name,
+            specialty: r.specialty,
+            name: r.name,
+            note: r.note,
+            status: r.status,
+            created_at: r.created_at,
+        });
+    }
+    Ok(HttpResponse::Ok().json(CategoryRequestList { requests }))
+}
+
+/// `POST /api/v1/admin/category-requests/{id}/resolve`
+pub async fn resolve_category_request(
+    state: web::Data<AppState>,
+    who: Authed,
+    id: web::Path<CategoryRequestId>,
+    body: web::Json<ResolveCategoryRequest>,
+) -> ApiResult<HttpResponse> {
+    staff(&who)?;
+    let r =
+        state.store.category_requests().await?.into_iter().find(|r| r.id == *id).ok_or_else(|| ApiError::not_found("category request"))?;
+    if r.status != "open" {
+        return Err(ApiError::new(handoff_protocol::ErrorCode::Conflict, "this request is already resolved"));
+    }
+    if body.approve {
+        let slug = body.slug.clone().ok_or_else(|| ApiError::invalid("slug: required to approve"))?;
+        validate::slug("slug", &slug)?;
+        state
+            .store
+            .edit_taxonomy(&TaxonomyEdit { specialty: r.specialty.clone(), category: Some(slug), subcategory: None, name: r.name.clone() })
+            .await?;
+    }
+    state.store.resolve_category_request(r.id, if body.approve { "approved" } else { "declined" }, now()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,284 @@
+//! Assembling the app: store, mailer, routes, error handlers, and the server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Actor;
+use actix_web::dev::ServerHandle;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+
+use handoff_actors::mailer::{Mailer, MailerConfig, Transport};
+use handoff_protocol::ErrorCode;
+use handoff_protocol::v1::{Health, MAX_JSON_BODY, Taxonomy};
+use handoff_store::Store;
+use handoff_store::sqlite::SqliteStore;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::ratelimit::RateLimiter;
+use crate::state::{AppState, random_bytes};
+use crate::{admin, auth, practices};
+
+/// The taxonomy compiled into the binary, from `migrations/seed/taxonomy.json`.
+pub const TAXONOMY_SEED: &str = include_str!("../../migrations/seed/taxonomy.json");
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The store could not be opened or migrated.
+    #[error("store: {0}")]
+    Store(#[from] handoff_store::StoreError),
+    /// The taxonomy seed file is invalid.
+    #[error("taxonomy seed: {0}")]
+    Seed(String),
+    /// Mail settings are invalid.
+    #[error("mail: {0}")]
+    Mail(#[from] handoff_actors::mailer::MailError),
+    /// Binding the socket failed.
+    #[error("binding {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    /// Anything else at start-up.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Parses and checks a taxonomy seed document.
+pub fn parse_taxonomy(text: &str) -> Result<Taxonomy, StartError> {
+    #[derive(serde::Deserialize)]
+    struct Seed {
+        version: u32,
+        #[serde(flatten)]
+        taxonomy: Taxonomy,
+    }
+    let seed: Seed = serde_json::from_str(text).map_err(|e| StartError::Seed(e.to_string()))?;
+    if seed.version != 1 {
+        return Err(StartError::Seed(format!("unsupported seed version {}", seed.version)));
+    }
+    Ok(seed.taxonomy)
+}
+
+/// Opens the store, seeds it, starts the mailer: everything but the socket.
+pub async fn build_state(config: Config) -> Result<AppState, StartError> {
+    let store = SqliteStore::open(&config.data)?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let seed_text = match &config.taxonomy_seed {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| StartError::Seed(format!("{}: {e}", p.display())))?,
+        None => TAXONOMY_SEED.to_string(),
+    };
+    if store.seed_taxonomy(&parse_taxonomy(&seed_text)?).await? {
+        tracing::info!("taxonomy seeded");
+    }
+    let secret = store.server_secret("prelogin_decoy_salt", random_bytes(32).map_err(|e| StartError::Other(e.to_string()))?).await?;
+    let transport = match &config.smtp_url {
+        Some(url) => Transport::Smtp(url.clone()),
+        None => {
+            let dir = config.data.join("mail");
+            tracing::info!(folder = %dir.display(), "no SMTP configured: outgoing mail is written to this folder");
+            Transport::Folder(dir)
+        }
+    };
+    let mailer = Mailer::new(
+        store.clone(),
+        MailerConfig {
+            transport,
+            from: config.mail_from.clone(),
+            poll: Duration::from_millis(config.mail_poll_ms.max(10)),
+            backoff_base: Duration::from_millis(config.mail_backoff_ms),
+            backoff_max: Duration::from_millis(config.mail_backoff_max_ms),
+        },
+    )?
+    .start();
+    Ok(AppState {
+        limiter: Arc::new(RateLimiter::new(Duration::from_secs(config.rate_window_secs))),
+        store,
+        config: Arc::new(config),
+        mailer,
+        prelogin_secret: Arc::new(secret),
+    })
+}
+
+fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let e = match &err {
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is larger than {limit} bytes"))
+        }
+        JsonPayloadError::ContentType => ApiError::new(ErrorCode::UnsupportedMediaType, "send Content-Type: application/json"),
+        JsonPayloadError::Deserialize(de) if de.is_data() => ApiError::new(ErrorCode::InvalidBody, format!("invalid request body: {de}")),
+        JsonPayloadError::Deserialize(de) => ApiError::new(ErrorCode::MalformedJson, format!("the body is not valid JSON: {de}")),
+        other => ApiError::new(ErrorCode::MalformedJson, format!("could not read the body: {other}")),
+    };
+    e.into()
+}
+
+fn path_error(_err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    // A malformed id cannot name anything: the same answer as an unknown one.
+    ApiError::not_found("object").into()
+}
+
+fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::new(ErrorCode::ValidationFailed, format!("invalid query string: {err}")).into()
+}
+
+async fn no_route() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(ErrorCode::NoRoute, "no such API route or method"))
+}
+
+async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let v = state.store.schema_version().await.map_err(|_| ApiError::new(ErrorCode::Unavailable, "store unavailable"))?;
+    Ok(HttpResponse::Ok().json(Health { status: "ok".into(), schema_version: v }))
+}
+
+/// Registers every route on an actix `ServiceConfig`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz)).service(
+        web::scope("/api/v1")
+            .route("/auth/prelogin", web::post().to(auth::prelogin))
+            .route("/auth/register", web::post().to(auth::register))
+            .route("/auth/login", web::post().to(auth::login))
+            .route("/auth/logout", web::post().to(auth::logout))
+            .route("/auth/recover/start", web::post().to(auth::recover_start))
+            .route("/auth/recover/finish", web::post().to(auth::recover_finish))
+            .route("/me", web::get().to(auth::me))
+            .route("/taxonomy", web::get().to(practices::taxonomy))
+            .route("/directory", web::get().to(practices::directory))
+            .route("/practices", web::post().to(practices::create))
+            .route("/practices", web::get().to(practices::list))
+            .route("/practices/{id}", web::get().to(practices::get))
+            .route("/practices/{id}", web::delete().to(practices::delete))
+            .route("/practices/{id}/members", web::get().to(practices::members))
+            .route("/practices/{id}/members/{user}", web::delete().to(practices::remove_member))
+            .route("/practices/{id}/invites", web::post().to(practices::invite))
+            .route("/practices/{id}/key", web::get().to(practices::my_key))
+            .route("/practices/{id}/key-grants/pending", web::get().to(practices::pending_grants))
+            .route("/practices/{id}/key-grants/{user}", web::put().to(practices::put_grant))
+            .route("/practices/{id}/category-requests", web::post().to(practices::request_category))
+            .route("/invites/{token}", web::get().to(practices::invite_info))
+            .route("/invites/{token}/accept", web::post().to(practices::accept_invite))
+            .route("/admin/practices", web::get().to(admin::practices))
+            .route("/admin/practices/{id}/{action}", web::post().to(admin::practice_action))
+            .route("/admin/taxonomy", web::post().to(admin::edit_taxonomy))
+            .route("/admin/category-requests", web::get().to(admin::category_requests))
+            .route("/admin/category-requests/{id}/resolve", web::post().to(admin::resolve_category_request))
+            .default_service(web::to(no_route)),
+    );
+}
+
+fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(state.clone()))
+            .app_data(web::JsonConfig::default().limit(MAX_JSON_BODY).error_handler(json_error))
+            .app_data(web::PayloadConfig::new(MAX_JSON_BODY))
+            .app_data(web::PathConfig::default().error_handler(path_error))
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .configure(routes);
+        if let Some(dir) = state.config.static_dir.clone() {
+            let index = dir.join("index.html");
+            cfg.service(actix_files::Files::new("/", &dir).index_file("index.html").default_handler(web::to(move |req: HttpRequest| {
+                // Client-side routes (e.g. /invite/<token>) get the app shell.
+                let index = index.clone();
+                async move {
+                    actix_files::NamedFile::open_async(&index)
+                        .await
+                        .map(|f| f.into_response(&req))
+                        .map_err(|_| ApiError::new(ErrorCode::NoRoute, "the web client is not built"))
+                }
+            })));
+        } else {
+            cfg.default_service(web::to(no_route));
+        }
+    }
+}
+
+/// A running server on its own thread and actix system.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    handle: ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stops gracefully and waits for the thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let h = self.handle.clone();
+            // `stop` must be driven by some executor. A tiny runtime on its own
+            // thread works whether or not the caller is inside a runtime.
+            let stopper = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    rt.block_on(h.stop(true));
+                }
+            });
+            let _ = stopper.join();
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Builds and binds the server; returns it unstarted with its address.
+pub async fn bind(config: Config) -> Result<(actix_web::dev::Server, SocketAddr), StartError> {
+    let bind_addr = config.bind;
+    let state = build_state(config).await?;
+    let configure = app_config(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(
+                Logger::new("%{route}xi %s %Dms")
+                    .custom_request_replace("route", |req| format!("{} {}", req.method(), req.match_pattern().unwrap_or_else(|| "-".into()))),
+            )
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("Referrer-Policy", "no-referrer"))
+                    .add(("X-Frame-Options", "DENY"))
+                    .add((
+                        "Content-Security-Policy",
+                        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+                    )),
+            )
+            .configure(configure.clone())
+    })
+    .shutdown_timeout(5)
+    .bind(bind_addr)
+    .map_err(|e| StartError::Bind(bind_addr, e))?;
+    let addr = server.addrs().first().copied().unwrap_or(bind_addr);
+    Ok((server.run(), addr))
+}
+
+/// Starts the server on a thread of its own (tests and embedding use this).
+pub fn spawn(config: Config) -> Result<RunningServer, StartError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let sys = actix_web::rt::System::new();
+        sys.block_on(async move {
+            match bind(config).await {
+                Ok((server, addr)) => {
+                    let _ = tx.send(Ok((addr, server.handle())));
+                    if let Err(e) = server.await {
+                        tracing::error!(error = %e, "server stopped with an error");
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        });
+    });
+    let (addr, handle) = rx.recv().map_err(|_| StartError::Other("server thread died".into()))??;
+    Ok(RunningServer { addr, handle, thread: Some(thread) })
+}

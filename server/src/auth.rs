@@ -1,0 +1,324 @@
+//! Accounts and sessions, vendor-blind (DESIGN.md privacy model 1–3).
+//!
+//! The client sends `auth_key = HKDF(Argon2id(password))`; the server stores
+//! `Argon2id(auth_key)` as a PHC string. The kit is proven with
+//! `kit_auth = HKDF(kit entropy)`, stored as SHA-256 (its input has 256 bits
+//! of entropy, so a slow hash adds nothing). Neither value opens the user's
+//! keys: those are sealed under KEKs the server never sees.
+//!
+//! Sessions: 256-bit random bearer tokens, stored as SHA-256, with an absolute
+//! expiry. Sent back as the `handoff_session` cookie (HttpOnly, SameSite=Strict,
+//! Secure over HTTPS) and in the body for non-browser clients.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use handoff_protocol::v1::*;
+use handoff_protocol::{B64, ErrorCode, UserId};
+use handoff_store::{PasswordChange, SessionRecord, UserRecord};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, ct_eq, now, random_bytes, random_token, sha256};
+use crate::validate;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "handoff_session";
+
+/// A signed-in caller.
+#[derive(Debug, Clone)]
+pub struct Authed {
+    /// The user.
+    pub user: UserRecord,
+    /// Hash of the session token used.
+    pub token_hash: Vec<u8>,
+}
+
+fn token_from(req: &HttpRequest) -> Option<String> {
+    if let Some(h) = req.headers().get("authorization").and_then(|v| v.to_str().ok()) {
+        if let Some(t) = h.strip_prefix("Bearer ") {
+            return Some(t.trim().to_string());
+        }
+    }
+    req.cookie(COOKIE).map(|c| c.value().to_string())
+}
+
+impl FromRequest for Authed {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = token_from(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal("app state missing"))?;
+            let token = token.ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "sign in first"))?;
+            authenticate(&state, &token).await
+        })
+    }
+}
+
+/// Resolves a bearer token to its user (used by HTTP and, later, `/ws`).
+pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Authed> {
+    let th = sha256(token.as_bytes());
+    let s = state.store.session(&th).await?.ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "unknown session; sign in again"))?;
+    if s.expires_at <= now() {
+        state.store.delete_session(&th).await?;
+        return Err(ApiError::new(ErrorCode::SessionExpired, "your session has expired; sign in again"));
+    }
+    let user = state
+        .store
+        .user_by_id(s.user_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "unknown session; sign in again"))?;
+    Ok(Authed { user, token_hash: th })
+}
+
+fn client_ip(req: &HttpRequest, state: &AppState) -> String {
+    let info = req.connection_info();
+    let addr = if state.config.trust_forwarded_for { info.realip_remote_addr() } else { info.peer_addr() };
+    addr.unwrap_or("unknown").to_string()
+}
+
+fn limited(retry_after: u64) -> ApiError {
+    let mut e = ApiError::new(ErrorCode::RateLimited, "too many attempts; wait and try again");
+    e.retry_after = Some(retry_after);
+    e
+}
+
+fn kdf_params(salt: Vec<u8>) -> KdfParams {
+    KdfParams { alg: "argon2id".into(), m_kib: 19_456, t: 2, p: 1, salt: B64(salt) }
+}
+
+/// The server-side verifier: Argon2id (default OWASP parameters) over the auth key.
+async fn hash_auth_key(auth_key: Vec<u8>) -> ApiResult<String> {
+    let salt = random_bytes(16)?;
+    web::block(move || Argon2::default().hash_password_with_salt(&auth_key, &salt).map(|h| h.to_string()).map_err(ApiError::internal))
+        .await
+        .map_err(ApiError::internal)?
+}
+
+async fn verify_auth_key(phc: String, auth_key: Vec<u8>) -> ApiResult<bool> {
+    web::block(move || {
+        let parsed = PasswordHash::new(&phc).map_err(ApiError::internal)?;
+        Ok(Argon2::default().verify_password(&auth_key, &parsed).is_ok())
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+fn me_of(u: &UserRecord) -> Me {
+    Me {
+        id: u.id,
+        email: u.email.clone(),
+        display_name: u.display_name.clone(),
+        is_staff: u.is_staff,
+        keys: UserKeyBundle {
+            sign_pub: B64(u.sign_pub.clone()),
+            hpke_pub: B64(u.hpke_pub.clone()),
+            wrapped_by_password: B64(u.wrapped_by_password.clone()),
+            wrapped_by_kit: B64(u.wrapped_by_kit.clone()),
+        },
+    }
+}
+
+async fn start_session(state: &AppState, user: &UserRecord, status: actix_web::http::StatusCode) -> ApiResult<HttpResponse> {
+    let token = random_token()?;
+    let created = now();
+    let expires_at = created + state.config.session_ttl().as_millis() as i64;
+    state
+        .store
+        .create_session(SessionRecord { token_hash: sha256(token.as_bytes()), user_id: user.id, created_at: created, expires_at })
+        .await?;
+    let cookie = Cookie::build(COOKIE, token.clone())
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.config.secure_cookies())
+        .max_age(CookieDuration::seconds(state.config.session_ttl_secs as i64))
+        .finish();
+    Ok(HttpResponse::build(status).cookie(cookie).insert_header(("Cache-Control", "no-store")).json(SessionResponse {
+        user: me_of(user),
+        token,
+        expires_at,
+    }))
+}
+
+fn check_keys(k: &UserKeyBundle) -> ApiResult<()> {
+    validate::bytes_exact("keys.sign_pub", &k.sign_pub, 32)?;
+    validate::bytes_exact("keys.hpke_pub", &k.hpke_pub, 32)?;
+    validate::bytes_range("keys.wrapped_by_password", &k.wrapped_by_password, 41, 1024)?;
+    validate::bytes_range("keys.wrapped_by_kit", &k.wrapped_by_kit, 41, 1024)
+}
+
+/// `POST /api/v1/auth/prelogin`
+pub async fn prelogin(state: web::Data<AppState>, body: web::Json<PreloginRequest>) -> ApiResult<HttpResponse> {
+    let email = validate::email(&body.email)?;
+    let salt = match state.store.user_by_email(&email).await? {
+        Some(u) => u.salt,
+        None => {
+            // A decoy salt, stable per email, so the answer does not reveal whether the account exists.
+            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&state.prelogin_secret).map_err(ApiError::internal)?;
+            mac.update(email.as_bytes());
+            mac.finalize().into_bytes()[..16].to_vec()
+        }
+    };
+    Ok(HttpResponse::Ok().json(kdf_params(salt)))
+}
+
+/// `POST /api/v1/auth/register`
+pub async fn register(req: HttpRequest, state: web::Data<AppState>, body: web::Json<RegisterRequest>) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let ip = format!("reg:{}", client_ip(&req, &state));
+    state.limiter.check(&ip, state.config.registrations_per_ip).map_err(limited)?;
+    state.limiter.hit(&ip);
+
+    let email = validate::email(&body.email)?;
+    let display_name = validate::name("display_name", &body.display_name)?;
+    validate::bytes_exact("salt", &body.salt, 16)?;
+    validate::bytes_exact("auth_key", &body.auth_key, 32)?;
+    validate::bytes_exact("kit_auth", &body.kit_auth, 32)?;
+    check_keys(&body.keys)?;
+
+    // An invite token, if given, must be valid and addressed to this email.
+    let invite = match &body.invite_token {
+        Some(t) => Some(crate::practices::usable_invite(&state, t, &email).await?),
+        None => None,
+    };
+
+    let t = now();
+    let user = UserRecord {
+        id: UserId(uuid::Uuid::from_slice(&random_bytes(16)?).map_err(ApiError::internal)?),
+        email,
+        display_name,
+        salt: body.salt.0,
+        auth_verifier: hash_auth_key(body.auth_key.0).await?,
+        kit_verifier: sha256(&body.kit_auth.0),
+        sign_pub: body.keys.sign_pub.0,
+        hpke_pub: body.keys.hpke_pub.0,
+        wrapped_by_password: body.keys.wrapped_by_password.0,
+        wrapped_by_kit: body.keys.wrapped_by_kit.0,
+        is_staff: false,
+        created_at: t,
+    };
+    state.store.create_user(user.clone()).await.map_err(|e| match e {
+        handoff_store::StoreError::Conflict(_) => {
+            ApiError::new(ErrorCode::EmailTaken, "an account with this email exists; sign in, or reset with your Emergency Access Kit")
+        }
+        other => other.into(),
+    })?;
+    if let Some(inv) = invite {
+        state.store.accept_invite(&inv.token_hash, user.id, t).await?;
+    }
+    tracing::info!(user = %user.id, "account registered");
+    start_session(&state, &user, actix_web::http::StatusCode::CREATED).await
+}
+
+/// `POST /api/v1/auth/login`
+pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Json<LoginRequest>) -> ApiResult<HttpResponse> {
+    let email = validate::email(&body.email)?;
+    validate::bytes_exact("auth_key", &body.auth_key, 32)?;
+    let ip_key = format!("ip:{}", client_ip(&req, &state));
+    let acct_key = format!("acct:{email}");
+    state.limiter.check(&ip_key, state.config.auth_attempts_per_ip).map_err(limited)?;
+    state.limiter.check(&acct_key, state.config.auth_failures_per_account).map_err(limited)?;
+    state.limiter.hit(&ip_key);
+
+    let user = state.store.user_by_email(&email).await?;
+    let ok = match &user {
+        Some(u) => verify_auth_key(u.auth_verifier.clone(), body.auth_key.0.clone()).await?,
+        None => {
+            // Same work as a real check, so timing does not reveal unknown accounts.
+            let _ = hash_auth_key(body.auth_key.0.clone()).await?;
+            false
+        }
+    };
+    match (ok, user) {
+        (true, Some(u)) => {
+            state.limiter.clear(&acct_key);
+            start_session(&state, &u, actix_web::http::StatusCode::OK).await
+        }
+        _ => {
+            state.limiter.hit(&acct_key);
+            Err(ApiError::new(ErrorCode::InvalidCredentials, "email or password is wrong"))
+        }
+    }
+}
+
+/// `POST /api/v1/auth/logout`: ends this session.
+pub async fn logout(state: web::Data<AppState>, who: Authed) -> ApiResult<HttpResponse> {
+    state.store.delete_session(&who.token_hash).await?;
+    let gone = Cookie::build(COOKIE, "").path("/").http_only(true).same_site(SameSite::Strict).max_age(CookieDuration::ZERO).finish();
+    Ok(HttpResponse::NoContent().cookie(gone).finish())
+}
+
+/// `GET /api/v1/me`
+pub async fn me(who: Authed) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(me_of(&who.user)))
+}
+
+async fn check_kit(req: &HttpRequest, state: &AppState, email: &str, kit_auth: &B64) -> ApiResult<UserRecord> {
+    validate::bytes_exact("kit_auth", kit_auth, 32)?;
+    let ip_key = format!("ip:{}", client_ip(req, state));
+    let acct_key = format!("kit:{email}");
+    state.limiter.check(&ip_key, state.config.auth_attempts_per_ip).map_err(limited)?;
+    state.limiter.check(&acct_key, state.config.auth_failures_per_account).map_err(limited)?;
+    state.limiter.hit(&ip_key);
+    let user = state.store.user_by_email(email).await?;
+    match user {
+        Some(u) if ct_eq(&u.kit_verifier, &sha256(&kit_auth.0)) => Ok(u),
+        _ => {
+            state.limiter.hit(&acct_key);
+            Err(ApiError::new(
+                ErrorCode::InvalidRecoveryKit,
+                "that Emergency Access Kit does not match this account; every word must be in its numbered position",
+            ))
+        }
+    }
+}
+
+/// `POST /api/v1/auth/recover/start`: the kit-sealed keys, for a proven kit.
+pub async fn recover_start(req: HttpRequest, state: web::Data<AppState>, body: web::Json<RecoverStartRequest>) -> ApiResult<HttpResponse> {
+    let email = validate::email(&body.email)?;
+    let u = check_kit(&req, &state, &email, &body.kit_auth).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(RecoverStartResponse { user_id: u.id, wrapped_by_kit: B64(u.wrapped_by_kit) }))
+}
+
+/// `POST /api/v1/auth/recover/finish`: new password, all sessions revoked, new session.
+pub async fn recover_finish(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<RecoverFinishRequest>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let email = validate::email(&body.email)?;
+    validate::bytes_exact("salt", &body.salt, 16)?;
+    validate::bytes_exact("auth_key", &body.auth_key, 32)?;
+    validate::bytes_range("wrapped_by_password", &body.wrapped_by_password, 41, 1024)?;
+    let u = check_kit(&req, &state, &email, &body.kit_auth).await?;
+    state
+        .store
+        .reset_password(
+            u.id,
+            PasswordChange {
+                salt: body.salt.0,
+                auth_verifier: hash_auth_key(body.auth_key.0).await?,
+                wrapped_by_password: body.wrapped_by_password.0,
+                now: now(),
+            },
+        )
+        .await?;
+    state.limiter.clear(&format!("acct:{email}"));
+    tracing::info!(user = %u.id, "password reset with the Emergency Access Kit");
+    let u = state.store.user_by_id(u.id).await?.ok_or_else(|| ApiError::internal("user vanished during reset"))?;
+    start_session(&state, &u, actix_web::http::StatusCode::OK).await
+}

@@ -1,0 +1,152 @@
+//! `handoff`: serve, or administer the store from the command line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use handoff_protocol::PracticeId;
+use handoff_server::admin::PracticeAction;
+use handoff_server::config::Config;
+use handoff_store::Store;
+use handoff_store::sqlite::SqliteStore;
+
+#[derive(Parser, Debug)]
+#[command(name = "handoff", version, about = "Handoff: end-to-end encrypted e-referrals and clinical messaging")]
+struct Cli {
+    /// A TOML configuration file (else $HANDOFF_CONFIG, else built-in defaults).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server on the embedded store.
+    Serve {
+        /// Listen address [default: 127.0.0.1:8080].
+        #[arg(long)]
+        bind: Option<std::net::SocketAddr>,
+        /// Data directory [default: ./data].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The built web client to serve at `/`.
+        #[arg(long)]
+        static_dir: Option<PathBuf>,
+        /// The URL people open, for links in email (e.g. https://handoff.example.org).
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+    /// Platform staff tasks, run against the data directory.
+    Admin {
+        /// Data directory [default: ./data].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[command(subcommand)]
+        task: AdminTask,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminTask {
+    /// Mark a specialist practice verified so it can receive referrals.
+    VerifyPractice { id: PracticeId },
+    /// Withdraw a practice's verification.
+    UnverifyPractice { id: PracticeId },
+    /// Pause a practice's referral intake.
+    PausePractice { id: PracticeId },
+    /// Resume a practice's referral intake.
+    UnpausePractice { id: PracticeId },
+    /// Give an account platform-staff rights (metadata only, never content).
+    GrantStaff { email: String },
+    /// Take platform-staff rights away.
+    RevokeStaff { email: String },
+    /// List every practice with its status.
+    ListPractices,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,actix_server=warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let mut config = Config::load(cli.config).context("loading configuration")?;
+    match cli.command {
+        Command::Serve { bind, data, static_dir, public_url } => {
+            if let Some(b) = bind {
+                config.bind = b;
+            }
+            if let Some(d) = data {
+                config.data = d;
+            }
+            if static_dir.is_some() {
+                config.static_dir = static_dir;
+            }
+            if public_url.is_some() {
+                config.public_url = public_url;
+            }
+            serve(config)
+        }
+        Command::Admin { data, task } => {
+            if let Some(d) = data {
+                config.data = d;
+            }
+            admin(config, task)
+        }
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let data = config.data.clone();
+    actix_web::rt::System::new().block_on(async move {
+        let public = config.public_url();
+        let (server, addr) = handoff_server::app::bind(config).await.context("starting the server")?;
+        tracing::info!(%addr, data = %data.display(), "Handoff is serving");
+        eprintln!("Handoff is ready: open {public}/  (data in {})", data.display());
+        server.await.context("server")
+    })
+}
+
+fn admin(config: Config, task: AdminTask) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data).context("opening the store")?);
+        let action = |id: PracticeId, a: PracticeAction| (id, a);
+        let (id, act) = match task {
+            AdminTask::VerifyPractice { id } => action(id, PracticeAction::Verify),
+            AdminTask::UnverifyPractice { id } => action(id, PracticeAction::Unverify),
+            AdminTask::PausePractice { id } => action(id, PracticeAction::Pause),
+            AdminTask::UnpausePractice { id } => action(id, PracticeAction::Unpause),
+            AdminTask::GrantStaff { email } => {
+                store.set_staff(&email.trim().to_lowercase(), true).await.context("no account with that email")?;
+                eprintln!("{email} is now platform staff");
+                return Ok(());
+            }
+            AdminTask::RevokeStaff { email } => {
+                store.set_staff(&email.trim().to_lowercase(), false).await.context("no account with that email")?;
+                eprintln!("{email} is no longer platform staff");
+                return Ok(());
+            }
+            AdminTask::ListPractices => {
+                for (p, members) in store.all_practices().await? {
+                    println!(
+                        "{}\t{:?}\t{}\t{}\t{}\tmembers={members}\t{}",
+                        p.id,
+                        p.kind,
+                        if p.verified { "verified" } else { "unverified" },
+                        if p.paused { "paused" } else { "open" },
+                        p.specialty.unwrap_or_else(|| "-".into()),
+                        p.name
+                    );
+                }
+                return Ok(());
+            }
+        };
+        let p = handoff_server::admin::set_flag(&*store, id, act).await.context("no practice with that id")?;
+        eprintln!("{} ({id}): {act:?} done", p.name);
+        Ok(())
+    })
+}

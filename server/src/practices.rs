@@ -1,0 +1,467 @@
+//! Practices, members, invites and the epoch-0 practice key.
+//!
+//! Access rule: a practice, its members and its keys are visible only to its
+//! members. To anyone else every practice-scoped route answers `not_found`,
+//! worded exactly as for an id that does not exist.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use handoff_protocol::v1::*;
+use handoff_protocol::{B64, CategoryRequestId, ErrorCode, PracticeId, UserId};
+use handoff_store::{CategoryRequestRecord, GrantRecord, InviteRecord, PracticeRecord, StoreError};
+
+use crate::auth::Authed;
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, now, random_bytes, random_token, sha256};
+use crate::validate;
+
+fn view(p: &PracticeRecord, role: Role) -> Practice {
+    Practice {
+        id: p.id,
+        name: p.name.clone(),
+        kind: p.kind,
+        specialty: p.specialty.clone(),
+        region: p.region.clone(),
+        intake: p.intake.clone(),
+        verified: p.verified,
+        paused: p.paused,
+        can_receive: can_receive(p),
+        my_role: role,
+        public_key: p.public_key.clone(),
+        created_at: p.created_at,
+    }
+}
+
+/// Verified, unpaused specialists receive referrals; nobody else does.
+pub fn can_receive(p: &PracticeRecord) -> bool {
+    p.kind == PracticeKind::Specialist && p.verified && !p.paused
+}
+
+/// The practice and the caller's role, or `not_found` if the caller is not a member.
+pub async fn membership(state: &AppState, id: PracticeId, who: &Authed) -> ApiResult<(PracticeRecord, Role)> {
+    let role = state.store.role(id, who.user.id).await?.ok_or_else(|| ApiError::not_found("practice"))?;
+    let p = state.store.practice(id).await?.ok_or_else(|| ApiError::not_found("practice"))?;
+    Ok((p, role))
+}
+
+async fn admin_of(state: &AppState, id: PracticeId, who: &Authed) -> ApiResult<PracticeRecord> {
+    match membership(state, id, who).await? {
+        (p, Role::Admin) => Ok(p),
+        _ => Err(ApiError::forbidden("only a practice admin can do this")),
+    }
+}
+
+async fn check_intake(state: &AppState, specialty: &str, region: &str, intake: &[Intake]) -> ApiResult<()> {
+    let t = state.store.taxonomy().await?;
+    if !t.regions.iter().any(|r| r.slug == region) {
+        return Err(ApiError::invalid("region: not a known region"));
+    }
+    let s = t.specialties.iter().find(|s| s.slug == specialty).ok_or_else(|| ApiError::invalid("specialty: not a known specialty"))?;
+    if intake.len() > 200 {
+        return Err(ApiError::invalid("intake: at most 200 entries"));
+    }
+    for i in intake {
+        let c = s
+            .categories
+            .iter()
+            .find(|c| c.slug == i.category)
+            .ok_or_else(|| ApiError::invalid(format!("intake: {} is not a category of {specialty}", i.category)))?;
+        if let Some(sub) = &i.subcategory {
+            if !c.subcategories.iter().any(|x| &x.slug == sub) {
+                return Err(ApiError::invalid(format!("intake: {sub} is not a subcategory of {}", i.category)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/practices`
+pub async fn create(state: web::Data<AppState>, who: Authed, body: web::Json<CreatePracticeRequest>) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let name = validate::name("name", &b.name)?;
+    match b.kind {
+        PracticeKind::Specialist => {
+            let (Some(spec), Some(region)) = (&b.specialty, &b.region) else {
+                return Err(ApiError::invalid("a specialist practice needs a specialty and a region"));
+            };
+            check_intake(&state, spec, region, &b.intake).await?;
+        }
+        PracticeKind::Referring => {
+            if b.specialty.is_some() || !b.intake.is_empty() {
+                return Err(ApiError::invalid("a referring practice has no specialty or intake"));
+            }
+            if let Some(r) = &b.region {
+                let t = state.store.taxonomy().await?;
+                if !t.regions.iter().any(|x| &x.slug == r) {
+                    return Err(ApiError::invalid("region: not a known region"));
+                }
+            }
+        }
+    }
+    let pk = &b.public_key;
+    if pk.epoch != 0 || b.creator_grant.epoch != 0 {
+        return Err(ApiError::invalid("a new practice starts at key epoch 0"));
+    }
+    if pk.signer != who.user.id || b.creator_grant.granted_by != who.user.id {
+        return Err(ApiError::invalid("the creator signs the public key and grants themself the key"));
+    }
+    validate::bytes_exact("public_key.hpke_pub", &pk.hpke_pub, 32)?;
+    validate::bytes_exact("public_key.signature", &pk.signature, 64)?;
+    validate::bytes_range("creator_grant.sealed", &b.creator_grant.sealed, 48, 512)?;
+
+    let t = now();
+    let rec = PracticeRecord {
+        id: b.id,
+        name,
+        kind: b.kind,
+        specialty: b.specialty.clone(),
+        region: b.region.clone(),
+        intake: b.intake.clone(),
+        verified: false,
+        paused: false,
+        key_epoch: 0,
+        public_key: b.public_key.clone(),
+        created_by: who.user.id,
+        created_at: t,
+    };
+    let grant = GrantRecord {
+        practice_id: b.id,
+        user_id: who.user.id,
+        epoch: 0,
+        sealed: b.creator_grant.sealed.0.clone(),
+        granted_by: who.user.id,
+        created_at: t,
+    };
+    match state.store.create_practice(rec.clone(), grant).await {
+        Ok(()) => {
+            tracing::info!(practice = %rec.id, kind = ?rec.kind, "practice created");
+            Ok(HttpResponse::Created().json(view(&rec, Role::Admin)))
+        }
+        Err(StoreError::Conflict(_)) => {
+            // A retry of the same creation is answered with the practice; anything else conflicts.
+            match state.store.practice(b.id).await? {
+                Some(existing) if existing.created_by == who.user.id && existing.name == rec.name && existing.kind == rec.kind => {
+                    let role = state.store.role(b.id, who.user.id).await?.unwrap_or(Role::Member);
+                    Ok(HttpResponse::Ok().json(view(&existing, role)))
+                }
+                _ => Err(ApiError::new(ErrorCode::Conflict, "a practice with this id exists; generate a new id")),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /api/v1/practices`
+pub async fn list(state: web::Data<AppState>, who: Authed) -> ApiResult<HttpResponse> {
+    let ps = state.store.practices_of(who.user.id).await?;
+    Ok(HttpResponse::Ok().json(PracticeList { practices: ps.iter().map(|(p, r)| view(p, *r)).collect() }))
+}
+
+/// `GET /api/v1/practices/{id}`
+pub async fn get(state: web::Data<AppState>, who: Authed, id: web::Path<PracticeId>) -> ApiResult<HttpResponse> {
+    let (p, role) = membership(&state, *id, &who).await?;
+    Ok(HttpResponse::Ok().json(view(&p, role)))
+}
+
+/// `DELETE /api/v1/practices/{id}`: permanent; the admin types the name to confirm.
+pub async fn delete(
+    state: web::Data<AppState>,
+    who: Authed,
+    id: web::Path<PracticeId>,
+    body: web::Json<DeletePracticeRequest>,
+) -> ApiResult<HttpResponse> {
+    let p = admin_of(&state, *id, &who).await?;
+    if body.confirm_name != p.name {
+        return Err(ApiError::new(ErrorCode::ConfirmationMismatch, "type the practice's name exactly to delete it"));
+    }
+    state.store.delete_practice(p.id).await?;
+    tracing::info!(practice = %p.id, by = %who.user.id, "practice deleted");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/v1/practices/{id}/members`
+pub async fn members(state: web::Data<AppState>, who: Authed, id: web::Path<PracticeId>) -> ApiResult<HttpResponse> {
+    let (p, role) = membership(&state, *id, &who).await?;
+    let mut out = Vec::new();
+    for m in state.store.members(p.id).await? {
+        let has_key = state.store.grant(p.id, m.user.id, p.key_epoch).await?.is_some();
+        out.push(Member {
+            user_id: m.user.id,
+            email: m.user.email,
+            display_name: m.user.display_name,
+            role: m.role,
+            sign_pub: B64(m.user.sign_pub),
+            hpke_pub: B64(m.user.hpke_pub),
+            has_key,
+            joined_at: m.joined_at,
+        });
+    }
+    let pending_invites = if role == Role::Admin {
+        state
+            .store
+            .invites_of(p.id)
+            .await?
+            .into_iter()
+            .filter(|i| i.expires_at > now())
+            .map(|i| PendingInvite { email: i.email, role: i.role, expires_at: i.expires_at })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(HttpResponse::Ok().json(MemberList { members: out, pending_invites }))
+}
+
+/// `DELETE /api/v1/practices/{id}/members/{user}`: an admin removes anyone; a member may leave.
+pub async fn remove_member(state: web::Data<AppState>, who: Authed, path: web::Path<(PracticeId, UserId)>) -> ApiResult<HttpResponse> {
+    let (pid, uid) = path.into_inner();
+    let (_, role) = membership(&state, pid, &who).await?;
+    if role != Role::Admin && uid != who.user.id {
+        return Err(ApiError::forbidden("only a practice admin can remove other members"));
+    }
+    match state.store.remove_member(pid, uid).await {
+        Ok(()) => {
+            tracing::info!(practice = %pid, member = %uid, by = %who.user.id, "member removed");
+            Ok(HttpResponse::NoContent().finish())
+        }
+        Err(StoreError::Conflict("last_admin")) => {
+            Err(ApiError::new(ErrorCode::LastAdmin, "a practice needs an admin; make someone else admin first, or delete the practice"))
+        }
+        Err(StoreError::NotFound(_)) => Err(ApiError::not_found("member")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /api/v1/practices/{id}/invites`: emails a one-time join link.
+pub async fn invite(
+    state: web::Data<AppState>,
+    who: Authed,
+    id: web::Path<PracticeId>,
+    body: web::Json<InviteRequest>,
+) -> ApiResult<HttpResponse> {
+    let p = admin_of(&state, *id, &who).await?;
+    let email = validate::email(&body.email)?;
+    if let Some(u) = state.store.user_by_email(&email).await? {
+        if state.store.role(p.id, u.id).await?.is_some() {
+            return Err(ApiError::new(ErrorCode::Conflict, "that person is already a member"));
+        }
+    }
+    let token = random_token()?;
+    let t = now();
+    let expires_at = t + (state.config.invite_ttl_secs as i64) * 1000;
+    state
+        .store
+        .create_invite(InviteRecord {
+            token_hash: sha256(token.as_bytes()),
+            practice_id: p.id,
+            email: email.clone(),
+            role: body.role,
+            invited_by: who.user.id,
+            created_at: t,
+            expires_at,
+        })
+        .await?;
+    let link = format!("{}/invite/{token}", state.config.public_url());
+    let days = state.config.invite_ttl_secs / 86_400;
+    let body_text = format!(
+        "{inviter} has invited you to join {practice} on Handoff, the secure e-referral service.\n\n\
+         Open this link to accept. If you do not have a Handoff account yet, the link lets you create one:\n\n{link}\n\n\
+         The link works once and expires in {days} days. If you did not expect this, ignore this email.\n",
+        inviter = who.user.display_name,
+        practice = p.name,
+    );
+    state.send_mail(&email, &format!("You are invited to join {} on Handoff", p.name), body_text).await?;
+    tracing::info!(practice = %p.id, "invite sent");
+    Ok(HttpResponse::Created().json(PendingInvite { email, role: body.role, expires_at }))
+}
+
+/// An invite that can be used now by `email`.
+pub async fn usable_invite(state: &AppState, token: &str, email: &str) -> ApiResult<InviteRecord> {
+    let inv = state
+        .store
+        .invite(&sha256(token.as_bytes()))
+        .await?
+        .filter(|i| i.expires_at > now())
+        .ok_or_else(|| ApiError::new(ErrorCode::InviteInvalid, "this invite link is unknown, used or expired; ask for a new one"))?;
+    if inv.email != email {
+        return Err(ApiError::new(
+            ErrorCode::InviteWrongAccount,
+            "this invite was sent to a different email address; sign in with that address",
+        ));
+    }
+    Ok(inv)
+}
+
+/// `GET /api/v1/invites/{token}`: what the link is for (no sign-in needed).
+pub async fn invite_info(state: web::Data<AppState>, token: web::Path<String>) -> ApiResult<HttpResponse> {
+    let inv = state
+        .store
+        .invite(&sha256(token.as_bytes()))
+        .await?
+        .filter(|i| i.expires_at > now())
+        .ok_or_else(|| ApiError::new(ErrorCode::InviteInvalid, "this invite link is unknown, used or expired; ask for a new one"))?;
+    let p = state
+        .store
+        .practice(inv.practice_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::InviteInvalid, "the practice no longer exists"))?;
+    let inviter = state.store.user_by_id(inv.invited_by).await?.map(|u| u.display_name).unwrap_or_default();
+    let account_exists = state.store.user_by_email(&inv.email).await?.is_some();
+    Ok(HttpResponse::Ok().json(InviteInfo {
+        practice_id: p.id,
+        practice_name: p.name,
+        invited_by: inviter,
+        email: inv.email,
+        account_exists,
+    }))
+}
+
+/// `POST /api/v1/invites/{token}/accept`
+pub async fn accept_invite(state: web::Data<AppState>, who: Authed, token: web::Path<String>) -> ApiResult<HttpResponse> {
+    let inv = usable_invite(&state, &token, &who.user.email).await?;
+    match state.store.accept_invite(&inv.token_hash, who.user.id, now()).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => return Err(ApiError::new(ErrorCode::Conflict, "you are already a member")),
+        Err(StoreError::NotFound(_)) => return Err(ApiError::new(ErrorCode::InviteInvalid, "this invite link was just used")),
+        Err(e) => return Err(e.into()),
+    }
+    let (p, role) = membership(&state, inv.practice_id, &who).await?;
+    tracing::info!(practice = %p.id, member = %who.user.id, "invite accepted");
+    Ok(HttpResponse::Ok().json(view(&p, role)))
+}
+
+/// `GET /api/v1/practices/{id}/key`
+pub async fn my_key(state: web::Data<AppState>, who: Authed, id: web::Path<PracticeId>) -> ApiResult<HttpResponse> {
+    let (p, _) = membership(&state, *id, &who).await?;
+    let grant = state.store.grant(p.id, who.user.id, p.key_epoch).await?.map(|g| KeyGrant {
+        epoch: g.epoch,
+        sealed: B64(g.sealed),
+        granted_by: g.granted_by,
+    });
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(MyPracticeKey { public_key: p.public_key, grant }))
+}
+
+/// `GET /api/v1/practices/{id}/key-grants/pending`: members still waiting for the key.
+pub async fn pending_grants(state: web::Data<AppState>, who: Authed, id: web::Path<PracticeId>) -> ApiResult<HttpResponse> {
+    let (p, _) = membership(&state, *id, &who).await?;
+    let mut pending = Vec::new();
+    for m in state.store.members(p.id).await? {
+        if state.store.grant(p.id, m.user.id, p.key_epoch).await?.is_none() {
+            pending.push(PendingGrant {
+                user_id: m.user.id,
+                email: m.user.email,
+                hpke_pub: B64(m.user.hpke_pub),
+                sign_pub: B64(m.user.sign_pub),
+                epoch: p.key_epoch,
+            });
+        }
+    }
+    Ok(HttpResponse::Ok().json(PendingGrants { pending }))
+}
+
+/// `PUT /api/v1/practices/{id}/key-grants/{user}`: a key holder grants the key to a member.
+/// First write wins, so one member cannot overwrite another's grant.
+pub async fn put_grant(
+    state: web::Data<AppState>,
+    who: Authed,
+    path: web::Path<(PracticeId, UserId)>,
+    body: web::Json<KeyGrant>,
+) -> ApiResult<HttpResponse> {
+    let (pid, uid) = path.into_inner();
+    let (p, _) = membership(&state, pid, &who).await?;
+    let g = body.into_inner();
+    if g.granted_by != who.user.id {
+        return Err(ApiError::invalid("granted_by must be you"));
+    }
+    if g.epoch != p.key_epoch {
+        return Err(ApiError::new(ErrorCode::Conflict, format!("the practice key is at epoch {}", p.key_epoch)));
+    }
+    validate::bytes_range("sealed", &g.sealed, 48, 512)?;
+    if state.store.grant(pid, who.user.id, p.key_epoch).await?.is_none() {
+        return Err(ApiError::forbidden("you do not hold the practice key yet, so you cannot grant it"));
+    }
+    if state.store.role(pid, uid).await?.is_none() {
+        return Err(ApiError::not_found("member"));
+    }
+    if state.store.grant(pid, uid, p.key_epoch).await?.is_some() {
+        return Err(ApiError::new(ErrorCode::Conflict, "that member already holds the key"));
+    }
+    state
+        .store
+        .put_grant(GrantRecord {
+            practice_id: pid,
+            user_id: uid,
+            epoch: g.epoch,
+            sealed: g.sealed.0,
+            granted_by: who.user.id,
+            created_at: now(),
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Query of `GET /api/v1/directory`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryQuery {
+    specialty: Option<String>,
+    region: Option<String>,
+}
+
+/// `GET /api/v1/directory`: practices that can receive referrals now.
+pub async fn directory(state: web::Data<AppState>, _who: Authed, q: web::Query<DirectoryQuery>) -> ApiResult<HttpResponse> {
+    let ps = state.store.directory(q.specialty.as_deref(), q.region.as_deref()).await?;
+    let practices = ps
+        .into_iter()
+        .filter(can_receive)
+        .map(|p| DirectoryEntry {
+            id: p.id,
+            name: p.name,
+            specialty: p.specialty.unwrap_or_default(),
+            region: p.region.unwrap_or_default(),
+            intake: p.intake,
+            public_key: p.public_key,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Directory { practices }))
+}
+
+/// `POST /api/v1/practices/{id}/category-requests`: a specialist asks staff for a new category.
+pub async fn request_category(
+    state: web::Data<AppState>,
+    who: Authed,
+    id: web::Path<PracticeId>,
+    body: web::Json<CategoryRequestCreate>,
+) -> ApiResult<HttpResponse> {
+    let (p, _) = membership(&state, *id, &who).await?;
+    let Some(specialty) = p.specialty.clone().filter(|_| p.kind == PracticeKind::Specialist) else {
+        return Err(ApiError::invalid("only specialist practices request categories"));
+    };
+    let name = validate::name("name", &body.name)?;
+    let note = validate::text("note", &body.note, 2000)?;
+    let rec = CategoryRequestRecord {
+        id: CategoryRequestId(uuid::Uuid::from_slice(&random_bytes(16)?).map_err(ApiError::internal)?),
+        practice_id: p.id,
+        specialty: specialty.clone(),
+        name: name.clone(),
+        note: note.clone(),
+        status: "open".into(),
+        created_at: now(),
+    };
+    state.store.create_category_request(rec.clone()).await?;
+    Ok(HttpResponse::Created().json(CategoryRequest {
+        id: rec.id,
+        practice_id: p.id,
+        practice_name: p.name,
+        specialty,
+        name,
+        note,
+        status: rec.status,
+        created_at: rec.created_at,
+    }))
+}
+
+/// `GET /api/v1/taxonomy` (public: it is reference data).
+pub async fn taxonomy(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(state.store.taxonomy().await?))
+}

@@ -1,0 +1,189 @@
+//! The one in-process test harness: a real server on a loopback port with a
+//! real on-disk store, and a real SMTP server (Debian's aiosmtpd) on another.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use handoff_client::Client;
+use handoff_server::{Config, RunningServer};
+
+/// A server with its data directory.
+pub struct TestServer {
+    pub server: Option<RunningServer>,
+    pub config: Config,
+    pub data: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh data directory, with mail to `smtp` if given.
+    pub fn start(smtp: Option<&Smtp>) -> Self {
+        Self::start_with(smtp, |_| {})
+    }
+
+    /// As `start`, adjusting the configuration first.
+    pub fn start_with(smtp: Option<&Smtp>, adjust: impl FnOnce(&mut Config)) -> Self {
+        let data = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::default();
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        config.data = data.path().to_path_buf();
+        config.public_url = Some("http://handoff.test".into());
+        config.smtp_url = smtp.map(|s| format!("smtp://127.0.0.1:{}", s.port));
+        config.mail_poll_ms = 100;
+        config.mail_backoff_ms = 100;
+        adjust(&mut config);
+        let server = handoff_server::spawn(config.clone()).expect("server starts");
+        Self { server: Some(server), config, data }
+    }
+
+    /// Stops and starts the server again on the same data directory.
+    pub fn restart(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+        let mut config = self.config.clone();
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        self.server = Some(handoff_server::spawn(config).expect("server restarts"));
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.server.as_ref().expect("running").addr)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.url())
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    /// Runs `handoff admin --data <dir> TASK...` against this server's data directory.
+    pub fn admin_cli(&self, task: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .args(["admin", "--data"])
+            .arg(self.data_dir())
+            .args(task)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run handoff")
+    }
+
+    /// Makes `email` platform staff, as an operator would.
+    pub fn grant_staff(&self, email: &str) {
+        let out = Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .args(["admin", "--data"])
+            .arg(self.data_dir())
+            .args(["grant-staff", email])
+            .output()
+            .expect("run handoff");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// A real SMTP server: `python3 -m aiosmtpd` with the Maildir handler.
+pub struct Smtp {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+impl Smtp {
+    pub fn start() -> Self {
+        Self::start_on(free_port(), tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// Starts on a given port and maildir (to bring a stopped server back).
+    pub fn start_on(port: u16, dir: tempfile::TempDir) -> Self {
+        for sub in ["tmp", "new", "cur"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("maildir");
+        }
+        // Debian's interpreter, where python3-aiosmtpd is installed (not a pyenv one on PATH).
+        let child = Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m aiosmtpd (install python3-aiosmtpd; cargo xtask test does)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "aiosmtpd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { port, dir, child }
+    }
+
+    /// Every message received so far, raw.
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(self.dir.path().join("new")) {
+            let mut paths: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            paths.sort();
+            for p in paths {
+                if let Ok(t) = std::fs::read_to_string(&p) {
+                    out.push(t);
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits for a message to `to` whose text contains `needle`.
+    pub async fn wait_for(&self, to: &str, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(m) = self.messages().into_iter().map(|m| unfold(&m)).find(|m| m.contains(to) && m.contains(needle)) {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "no mail to {to} containing {needle:?}; got {:?}", self.messages());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Undoes quoted-printable soft line breaks so links can be found whole.
+pub fn unfold(raw: &str) -> String {
+    raw.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=")
+}
+
+/// The invite token from an invite email.
+pub fn invite_token(mail: &str) -> String {
+    let at = mail.find("/invite/").expect("an invite link") + "/invite/".len();
+    mail[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+}
+
+/// Every byte under a directory, for the privacy scans.
+pub fn all_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).expect("read file")));
+            }
+        }
+    }
+    out
+}
+
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";

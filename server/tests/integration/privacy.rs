@@ -1,0 +1,98 @@
+//! Vendor-blindness, proven on the bytes: after a full scenario, nothing the
+//! server stored (database, WAL, mail folder) contains a password, a kit word
+//! sequence, a private key, a password KEK or a practice key.
+
+use base64::Engine as _;
+use handoff_protocol::v1::{PracticeKind, Role};
+
+use crate::harness::{PASSWORD, TestServer, all_bytes, contains, invite_token};
+
+fn encodings(secret: &[u8]) -> Vec<Vec<u8>> {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let std = base64::engine::general_purpose::STANDARD.encode(secret);
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    vec![secret.to_vec(), b64.into_bytes(), std.into_bytes(), hex.into_bytes()]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_bytes_hold_no_secrets() {
+    // No SMTP: the mail folder under the data directory is scanned too.
+    let srv = TestServer::start_with(None, |c| c.smtp_url = None);
+    let mut a = srv.client();
+    let kit_a = a.register("lee@clinic.example", "Dr. Lee", PASSWORD, None).await.unwrap();
+    let p = a.create_practice("Privacy Cardiology", PracticeKind::Specialist, Some("cardiology"), Some("fraser"), vec![]).await.unwrap();
+    a.invite(p.id, "kim@clinic.example", Role::Member).await.unwrap();
+    // Wait for the invite .eml, and take the token from it.
+    let mail_dir = srv.data_dir().join("mail");
+    let token = loop {
+        let found = std::fs::read_dir(&mail_dir)
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .find(|t| t.contains("/invite/"));
+        if let Some(t) = found {
+            break invite_token(&crate::harness::unfold(&t));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let mut b = srv.client();
+    let kit_b = b.register("kim@clinic.example", "Kim", "kim's own long password", Some(&token)).await.unwrap();
+    a.complete_pending_grants(p.id).await.unwrap();
+    let key = b.practice_key(p.id).await.unwrap();
+    let mut b2 = srv.client();
+    b2.recover("kim@clinic.example", &kit_b, "kim's newer long password").await.unwrap();
+
+    // Secrets the server must never have seen.
+    let mut secrets: Vec<(String, Vec<u8>)> = vec![
+        ("password A".into(), PASSWORD.as_bytes().to_vec()),
+        ("password B".into(), b"kim's own long password".to_vec()),
+        ("password B2".into(), b"kim's newer long password".to_vec()),
+        ("kit A".into(), kit_a.join(" ").into_bytes()),
+        ("kit B".into(), kit_b.join(" ").into_bytes()),
+        ("kit A words 1-3".into(), kit_a[..3].join(" ").into_bytes()),
+        ("kit B words 1-3".into(), kit_b[..3].join(" ").into_bytes()),
+        ("kit A concatenated".into(), kit_a.concat().into_bytes()),
+    ];
+    for (who, c) in [("A", &a), ("B", &b2)] {
+        let raw = c.identity().unwrap().secrets.expose_for_tests();
+        secrets.push((format!("{who} signing key"), raw[..32].to_vec()));
+        secrets.push((format!("{who} hpke seed"), raw[32..].to_vec()));
+    }
+    secrets.push(("practice key".into(), key.expose_for_tests().to_vec()));
+    // The password KEKs: derive them as the clients did.
+    for (email, pw) in [("lee@clinic.example", PASSWORD), ("kim@clinic.example", "kim's newer long password")] {
+        let salt = srv
+            .client()
+            .raw("POST", "/api/v1/auth/prelogin", Some("application/json"), serde_json::json!({"email": email}).to_string().into_bytes())
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&salt.body).unwrap();
+        let salt = handoff_protocol::B64::decode(v["salt"].as_str().unwrap()).unwrap();
+        let k = handoff_crypto::PasswordKeys::derive(pw, salt.as_slice()).unwrap();
+        secrets.push((format!("KEK of {email}"), k.kek.to_vec()));
+        // The auth key is stored only as an Argon2id hash, never raw.
+        secrets.push((format!("auth key of {email}"), k.auth_key.to_vec()));
+    }
+
+    // Stop the server so every byte is on disk, then read everything.
+    let mut srv = srv;
+    srv.server.take().expect("running").stop();
+    let files = all_bytes(srv.data_dir());
+    assert!(files.iter().any(|(p, _)| p.ends_with("handoff.db")), "the database is scanned");
+    assert!(files.iter().any(|(p, _)| p.extension().is_some_and(|e| e == "eml")), "the mail folder is scanned");
+    let total: usize = files.iter().map(|(_, b)| b.len()).sum();
+    assert!(total > 10_000, "there is data to scan ({total} bytes)");
+    for (path, bytes) in &files {
+        for (name, secret) in &secrets {
+            for enc in encodings(secret) {
+                assert!(!contains(bytes, &enc), "{name} found in {}", path.display());
+            }
+        }
+    }
+    // Sanity: the scan does find things that are stored (so it would catch a leak).
+    let all: Vec<u8> = files.iter().flat_map(|(_, b)| b.clone()).collect();
+    assert!(contains(&all, b"lee@clinic.example"));
+    assert!(contains(&all, b.identity().unwrap().me.keys.wrapped_by_kit.as_slice()));
+}

@@ -1,0 +1,386 @@
+//! The storage conformance suite: every backend must pass every test here.
+//!
+//! Each test is a plain async function over `&dyn Store` that panics on
+//! failure. [`conformance_tests!`](crate::conformance_tests) turns the whole
+//! list into `#[tokio::test]`s for one backend, given an async factory that
+//! returns a fresh, empty store and a guard that cleans it up. The SQLite run is
+//! in `store/tests/conformance.rs`; a ScyllaDB run would invoke the same macro
+//! with a factory that makes a unique keyspace, gated on `SCYLLA_URI`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use handoff_protocol::v1::{
+    Category, Intake, PracticeKind, PracticePublicKey, Region, Role, Specialty, Subcategory, Taxonomy, TaxonomyEdit,
+};
+use handoff_protocol::{B64, CategoryRequestId, PracticeId, UserId};
+
+use crate::*;
+
+/// Generates one `#[tokio::test]` per conformance test for a backend.
+///
+/// `$make` is an expression callable with no arguments that returns a future of
+/// `(S, G)` where `S: Store` is fresh and empty and `G` is dropped after the test.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            server_secret_is_stable,
+            users_round_trip,
+            duplicate_email_conflicts,
+            reset_password_revokes_sessions,
+            sessions_lookup_and_purge,
+            practice_create_and_membership,
+            create_practice_twice_conflicts,
+            last_admin_cannot_be_removed,
+            delete_practice_cascades,
+            directory_lists_only_receiving_specialists,
+            grants_put_and_replace,
+            invites_accept_exactly_once,
+            taxonomy_seed_and_edit,
+            category_requests_lifecycle,
+            mail_outbox_lifecycle
+        );
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (store, _guard) = ($make)().await;
+                $crate::conformance::$name(&store).await;
+            }
+        )*
+    };
+}
+
+fn id16(n: u8) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[0] = n;
+    b[15] = 0x42;
+    b
+}
+
+pub fn user(n: u8, email: &str) -> UserRecord {
+    UserRecord {
+        id: UserId::from_bytes(id16(n)),
+        email: email.into(),
+        display_name: format!("User {n}"),
+        salt: vec![n; 16],
+        auth_verifier: format!("$argon2id$v=19$m=19456,t=2,p=1$fake{n}"),
+        kit_verifier: vec![n; 32],
+        sign_pub: vec![n; 32],
+        hpke_pub: vec![n.wrapping_add(1); 32],
+        wrapped_by_password: vec![1, 2, 3, n],
+        wrapped_by_kit: vec![4, 5, 6, n],
+        is_staff: false,
+        created_at: 1_000 + i64::from(n),
+    }
+}
+
+pub fn practice(n: u8, creator: UserId, kind: PracticeKind) -> PracticeRecord {
+    PracticeRecord {
+        id: PracticeId::from_bytes(id16(100 + n)),
+        name: format!("Practice {n}"),
+        kind,
+        specialty: (kind == PracticeKind::Specialist).then(|| "cardiology".to_string()),
+        region: (kind == PracticeKind::Specialist).then(|| "fraser".to_string()),
+        intake: vec![Intake { category: "arrhythmia".into(), subcategory: None }],
+        verified: false,
+        paused: false,
+        key_epoch: 0,
+        public_key: PracticePublicKey { epoch: 0, hpke_pub: B64(vec![n; 32]), signer: creator, signature: B64(vec![n; 64]) },
+        created_by: creator,
+        created_at: 2_000 + i64::from(n),
+    }
+}
+
+pub fn grant(p: PracticeId, u: UserId, by: UserId, epoch: u64) -> GrantRecord {
+    GrantRecord { practice_id: p, user_id: u, epoch, sealed: vec![9; 80], granted_by: by, created_at: 3_000 }
+}
+
+pub async fn server_secret_is_stable(s: &dyn Store) {
+    let a = s.server_secret("prelogin", vec![1, 2, 3]).await.unwrap();
+    let b = s.server_secret("prelogin", vec![9, 9, 9]).await.unwrap();
+    assert_eq!(a, vec![1, 2, 3]);
+    assert_eq!(b, a, "the first value sticks");
+}
+
+pub async fn users_round_trip(s: &dyn Store) {
+    let u = user(1, "a@example.org");
+    s.create_user(u.clone()).await.unwrap();
+    assert_eq!(s.user_by_email("a@example.org").await.unwrap(), Some(u.clone()));
+    assert_eq!(s.user_by_id(u.id).await.unwrap(), Some(u.clone()));
+    assert_eq!(s.user_by_email("b@example.org").await.unwrap(), None);
+    assert_eq!(s.user_by_id(UserId::from_bytes(id16(77))).await.unwrap(), None);
+    s.set_staff("a@example.org", true).await.unwrap();
+    assert!(s.user_by_id(u.id).await.unwrap().unwrap().is_staff);
+    assert!(matches!(s.set_staff("nobody@example.org", true).await, Err(StoreError::NotFound(_))));
+}
+
+pub async fn duplicate_email_conflicts(s: &dyn Store) {
+    s.create_user(user(1, "a@example.org")).await.unwrap();
+    let r = s.create_user(user(2, "a@example.org")).await;
+    assert!(matches!(r, Err(StoreError::Conflict("email"))), "{r:?}");
+    assert_eq!(s.user_by_id(user(2, "x").id).await.unwrap(), None, "nothing half-written");
+}
+
+pub async fn reset_password_revokes_sessions(s: &dyn Store) {
+    let u = user(1, "a@example.org");
+    s.create_user(u.clone()).await.unwrap();
+    let sess = SessionRecord { token_hash: vec![7; 32], user_id: u.id, created_at: 1, expires_at: i64::MAX };
+    s.create_session(sess.clone()).await.unwrap();
+    s.reset_password(u.id, PasswordChange { salt: vec![8; 16], auth_verifier: "new".into(), wrapped_by_password: vec![8, 8], now: 5 })
+        .await
+        .unwrap();
+    let after = s.user_by_id(u.id).await.unwrap().unwrap();
+    assert_eq!(after.salt, vec![8; 16]);
+    assert_eq!(after.auth_verifier, "new");
+    assert_eq!(after.wrapped_by_password, vec![8, 8]);
+    assert_eq!(after.wrapped_by_kit, u.wrapped_by_kit, "the kit wrapping is untouched");
+    assert_eq!(s.session(&sess.token_hash).await.unwrap(), None, "sessions revoked");
+    let missing = s
+        .reset_password(
+            UserId::from_bytes(id16(99)),
+            PasswordChange { salt: vec![], auth_verifier: String::new(), wrapped_by_password: vec![], now: 5 },
+        )
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))));
+}
+
+pub async fn sessions_lookup_and_purge(s: &dyn Store) {
+    let u = user(1, "a@example.org");
+    s.create_user(u.clone()).await.unwrap();
+    let live = SessionRecord { token_hash: vec![1; 32], user_id: u.id, created_at: 10, expires_at: 1_000 };
+    let old = SessionRecord { token_hash: vec![2; 32], user_id: u.id, created_at: 10, expires_at: 100 };
+    s.create_session(live.clone()).await.unwrap();
+    s.create_session(old.clone()).await.unwrap();
+    assert_eq!(s.session(&live.token_hash).await.unwrap(), Some(live.clone()));
+    assert_eq!(s.purge_sessions(500).await.unwrap(), 1);
+    assert_eq!(s.session(&old.token_hash).await.unwrap(), None);
+    s.delete_session(&live.token_hash).await.unwrap();
+    assert_eq!(s.session(&live.token_hash).await.unwrap(), None);
+}
+
+pub async fn practice_create_and_membership(s: &dyn Store) {
+    let a = user(1, "a@example.org");
+    let b = user(2, "b@example.org");
+    s.create_user(a.clone()).await.unwrap();
+    s.create_user(b.clone()).await.unwrap();
+    let p = practice(1, a.id, PracticeKind::Specialist);
+    s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
+    assert_eq!(s.practice(p.id).await.unwrap(), Some(p.clone()));
+    assert_eq!(s.role(p.id, a.id).await.unwrap(), Some(Role::Admin));
+    assert_eq!(s.role(p.id, b.id).await.unwrap(), None);
+    assert!(s.grant(p.id, a.id, 0).await.unwrap().is_some());
+    s.add_member(p.id, b.id, Role::Member, 5_000).await.unwrap();
+    assert!(matches!(s.add_member(p.id, b.id, Role::Member, 5_001).await, Err(StoreError::Conflict("member"))));
+    let members = s.members(p.id).await.unwrap();
+    assert_eq!(members.iter().map(|m| (m.user.id, m.role)).collect::<Vec<_>>(), vec![(a.id, Role::Admin), (b.id, Role::Member)]);
+    // A user may belong to several practices.
+    let q = practice(2, b.id, PracticeKind::Referring);
+    s.create_practice(q.clone(), grant(q.id, b.id, b.id, 0)).await.unwrap();
+    let mine = s.practices_of(b.id).await.unwrap();
+    assert_eq!(mine.iter().map(|(p, r)| (p.id, *r)).collect::<Vec<_>>(), vec![(p.id, Role::Member), (q.id, Role::Admin)]);
+    s.remove_member(p.id, b.id).await.unwrap();
+    assert_eq!(s.role(p.id, b.id).await.unwrap(), None);
+    assert!(matches!(s.remove_member(p.id, b.id).await, Err(StoreError::NotFound(_))));
+    let all = s.all_practices().await.unwrap();
+    assert_eq!(all.iter().map(|(p, n)| (p.id, *n)).collect::<Vec<_>>(), vec![(p.id, 1), (q.id, 1)]);
+}
+
+pub async fn create_practice_twice_conflicts(s: &dyn Store) {
+    let a = user(1, "a@example.org");
+    s.create_user(a.clone()).await.unwrap();
+    let p = practice(1, a.id, PracticeKind::Referring);
+    s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
+    let mut again = p.clone();
+    again.name = "Other".into();
+    assert!(matches!(s.create_practice(again, grant(p.id, a.id, a.id, 0)).await, Err(StoreError::Conflict("practice"))));
+    assert_eq!(s.practice(p.id).await.unwrap().unwrap().name, p.name);
+}
+
+pub async fn last_admin_cannot_be_removed(s: &dyn Store) {
+    let a = user(1, "a@example.org");
+    let b = user(2, "b@example.org");
+    s.create_user(a.clone()).await.unwrap();
+    s.create_user(b.clone()).await.unwrap();
+    let p = practice(1, a.id, PracticeKind::Referring);
+    s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
+    assert!(matches!(s.remove_member(p.id, a.id).await, Err(StoreError::Conflict("last_admin"))));
+    s.add_member(p.id, b.id, Role::Admin, 1).await.unwrap();
+    s.remove_member(p.id, a.id).await.unwrap();
+    assert_eq!(s.grant(p.id, a.id, 0).await.unwrap(), None, "a removed member's grants go too");
+}
+
+pub async fn delete_practice_cascades(s: &dyn Store) {
+    let a = user(1, "a@example.org");
+    s.create_user(a.clone()).await.unwrap();
+    let p = practice(1, a.id, PracticeKind::Specialist);
+    s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
+    s.create_invite(InviteRecord {
+        token_hash: vec![5; 32],
+        practice_id: p.id,
+        email: "c@example.org".into(),
+        role: Role::Member,
+        invited_by: a.id,
+        created_at: 1,
+        expires_at: 2,
+    })
+    .await
+    .unwrap();
+    s.delete_practice(p.id).await.unwrap();
+    assert_eq!(s.practice(p.id).await.unwrap(), None);
+    assert_eq!(s.role(p.id, a.id).await.unwrap(), None);
+    assert_eq!(s.grant(p.id, a.id, 0).await.unwrap(), None);
+    assert_eq!(s.invite(&[5; 32]).await.unwrap(), None);
+    assert!(s.practices_of(a.id).await.unwrap().is_empty());
+    assert!(matches!(s.delete_practice(p.id).await, Err(StoreError::NotFound(_))));
+}
+
+pub async fn directory_lists_only_receiving_specialists(s: &dyn Store) {
+    let a = user(1, "a@example.org");
+    s.create_user(a.clone()).await.unwrap();
+    let spec = practice(1, a.id, PracticeKind::Specialist);
+    let paused = practice(2, a.id, PracticeKind::Specialist);
+    let unverified = practice(3, a.id, PracticeKind::Specialist);
+    let referring = practice(4, a.id, PracticeKind::Referring);
+    for p in [&spec, &paused, &unverified, &referring] {
+        s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
+    }
+    for p in [&spec, &paused, &referring] {
+        s.set_verified(p.id, true).await.unwrap();
+    }
+    s.set_paused(paused.id, true).await.unwrap();
+    let d = s.directory(Some("cardiology"), Some("fraser")).await.unwrap();
+    assert_eq!(d.iter().map(|p| p.id).collect::<Vec<_>>(), vec![spec.id]);
+    assert!(s.directory(Some("cardiology"), Some("island")).await.unwrap().is_empty());
+    assert_eq!(s.directory(None, None).await.unwrap().len(), 1);
+    s.set_paused(paused.id, false).await.unwrap();
+    assert_eq!(s.directory(None, None).await.unwrap().len(), 2);
+    assert!(matches!(s.set_verified(PracticeId::from_bytes(id16(200)), true).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(s.set_paused(PracticeId::from_bytes(id16(200)), true).await, Err(StoreError::NotFound(_))));
+}
+
+pub async fn grants_put_and_replace(s: &dyn Store) {
+    let a = user(1, "a@example.org");
+    let b = user(2, "b@example.org");
+    s.create_user(a.clone()).await.unwrap();
+    s.create_user(b.clone()).await.unwrap();
+    let p = practice(1, a.id, PracticeKind::Referring);
+    s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
+    s.add_member(p.id, b.id, Role::Member, 1).await.unwrap();
+    assert_eq!(s.grant(p.id, b.id, 0).await.unwrap(), None);
+    let mut g = grant(p.id, b.id, a.id, 0);
+    s.put_grant(g.clone()).await.unwrap();
+    assert_eq!(s.grant(p.id, b.id, 0).await.unwrap(), Some(g.clone()));
+    g.sealed = vec![1; 80];
+    s.put_grant(g.clone()).await.unwrap();
+    assert_eq!(s.grant(p.id, b.id, 0).await.unwrap().unwrap().sealed, vec![1; 80]);
+    assert_eq!(s.grant(p.id, b.id, 1).await.unwrap(), None);
+    let orphan = grant(PracticeId::from_bytes(id16(250)), b.id, a.id, 0);
+    assert!(matches!(s.put_grant(orphan).await, Err(StoreError::NotFound(_))));
+}
+
+pub async fn invites_accept_exactly_once(s: &dyn Store) {
+    let a = user(1, "a@example.org");
+    let c = user(3, "c@example.org");
+    s.create_user(a.clone()).await.unwrap();
+    s.create_user(c.clone()).await.unwrap();
+    let p = practice(1, a.id, PracticeKind::Referring);
+    s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
+    let inv = InviteRecord {
+        token_hash: vec![5; 32],
+        practice_id: p.id,
+        email: "c@example.org".into(),
+        role: Role::Member,
+        invited_by: a.id,
+        created_at: 1,
+        expires_at: 2,
+    };
+    s.create_invite(inv.clone()).await.unwrap();
+    assert_eq!(s.invite(&inv.token_hash).await.unwrap(), Some(inv.clone()));
+    assert_eq!(s.invites_of(p.id).await.unwrap(), vec![inv.clone()]);
+    s.accept_invite(&inv.token_hash, c.id, 10).await.unwrap();
+    assert_eq!(s.role(p.id, c.id).await.unwrap(), Some(Role::Member));
+    assert!(matches!(s.accept_invite(&inv.token_hash, c.id, 11).await, Err(StoreError::NotFound("invite"))));
+    assert!(s.invites_of(p.id).await.unwrap().is_empty());
+}
+
+fn small_taxonomy() -> Taxonomy {
+    Taxonomy {
+        regions: vec![Region { slug: "fraser".into(), name: "Fraser Health".into() }],
+        specialties: vec![Specialty {
+            slug: "cardiology".into(),
+            name: "Cardiology".into(),
+            categories: vec![Category {
+                slug: "arrhythmia".into(),
+                name: "Arrhythmia".into(),
+                subcategories: vec![Subcategory { slug: "afib".into(), name: "Atrial fibrillation".into() }],
+            }],
+        }],
+    }
+}
+
+pub async fn taxonomy_seed_and_edit(s: &dyn Store) {
+    let t = small_taxonomy();
+    assert!(s.seed_taxonomy(&t).await.unwrap());
+    assert!(!s.seed_taxonomy(&t).await.unwrap(), "seeding is once only");
+    assert_eq!(s.taxonomy().await.unwrap(), t);
+    let edit = |spec: &str, cat: Option<&str>, sub: Option<&str>, name: &str| TaxonomyEdit {
+        specialty: spec.into(),
+        category: cat.map(Into::into),
+        subcategory: sub.map(Into::into),
+        name: name.into(),
+    };
+    s.edit_taxonomy(&edit("cardiology", Some("heart-failure"), None, "Heart failure")).await.unwrap();
+    s.edit_taxonomy(&edit("cardiology", Some("arrhythmia"), Some("svt"), "SVT")).await.unwrap();
+    s.edit_taxonomy(&edit("cardiology", None, None, "Cardiology (adult)")).await.unwrap();
+    s.edit_taxonomy(&edit("neurology", None, None, "Neurology")).await.unwrap();
+    assert!(matches!(s.edit_taxonomy(&edit("nope", Some("x"), None, "X")).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(s.edit_taxonomy(&edit("cardiology", Some("nope"), Some("x"), "X")).await, Err(StoreError::NotFound(_))));
+    let t2 = s.taxonomy().await.unwrap();
+    assert_eq!(t2.specialties[0].name, "Cardiology (adult)");
+    assert_eq!(t2.specialties[1].slug, "neurology");
+    let cats: Vec<_> = t2.specialties[0].categories.iter().map(|c| c.slug.as_str()).collect();
+    assert_eq!(cats, vec!["arrhythmia", "heart-failure"]);
+    let subs: Vec<_> = t2.specialties[0].categories[0].subcategories.iter().map(|c| c.slug.as_str()).collect();
+    assert_eq!(subs, vec!["afib", "svt"]);
+}
+
+pub async fn category_requests_lifecycle(s: &dyn Store) {
+    let a = user(1, "a@example.org");
+    s.create_user(a.clone()).await.unwrap();
+    let p = practice(1, a.id, PracticeKind::Specialist);
+    s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
+    let r = CategoryRequestRecord {
+        id: CategoryRequestId::from_bytes(id16(3)),
+        practice_id: p.id,
+        specialty: "cardiology".into(),
+        name: "Cardio-oncology".into(),
+        note: "we see many".into(),
+        status: "open".into(),
+        created_at: 10,
+    };
+    s.create_category_request(r.clone()).await.unwrap();
+    assert_eq!(s.category_requests().await.unwrap(), vec![r.clone()]);
+    s.resolve_category_request(r.id, "approved", 20).await.unwrap();
+    assert_eq!(s.category_requests().await.unwrap()[0].status, "approved");
+    assert!(matches!(
+        s.resolve_category_request(CategoryRequestId::from_bytes(id16(9)), "approved", 20).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn mail_outbox_lifecycle(s: &dyn Store) {
+    let id =
+        s.enqueue_mail(NewMail { recipient: "x@example.org".into(), subject: "Hi".into(), body: "link".into(), now: 100 }).await.unwrap();
+    assert!(s.due_mail(99, 10).await.unwrap().is_empty(), "not due before its time");
+    let due = s.due_mail(100, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].id, due[0].attempts, due[0].body.as_str()), (id, 0, "link"));
+    s.mail_failed(id, 200, "connection refused").await.unwrap();
+    assert!(s.due_mail(150, 10).await.unwrap().is_empty(), "backed off");
+    assert_eq!(s.due_mail(200, 10).await.unwrap()[0].attempts, 1);
+    s.mail_sent(id, 210).await.unwrap();
+    assert!(s.due_mail(i64::MAX, 10).await.unwrap().is_empty());
+    assert!(matches!(s.mail_sent(id, 220).await, Err(StoreError::NotFound(_))), "sent exactly once");
+}
