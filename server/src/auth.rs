@@ -29,6 +29,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, ct_eq, now, random_bytes, random_token, sha256};
 use crate::validate;
 
+/// What a wrong password is answered with. There is no email reset, and the
+/// API says so plainly.
+pub const LOST_ACCESS_NOTICE: &str = "email or password is wrong. If you forgot your password, reset it with your \
+     Emergency Access Kit. Handoff cannot reset it by email: without the password or the kit, access to your encrypted data is lost.";
+
 /// The session cookie's name.
 pub const COOKIE: &str = "handoff_session";
 
@@ -42,10 +47,10 @@ pub struct Authed {
 }
 
 fn token_from(req: &HttpRequest) -> Option<String> {
-    if let Some(h) = req.headers().get("authorization").and_then(|v| v.to_str().ok()) {
-        if let Some(t) = h.strip_prefix("Bearer ") {
-            return Some(t.trim().to_string());
-        }
+    if let Some(h) = req.headers().get("authorization").and_then(|v| v.to_str().ok())
+        && let Some(t) = h.strip_prefix("Bearer ")
+    {
+        return Some(t.trim().to_string());
     }
     req.cookie(COOKIE).map(|c| c.value().to_string())
 }
@@ -247,7 +252,7 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Json
         }
         _ => {
             state.limiter.hit(&acct_key);
-            Err(ApiError::new(ErrorCode::InvalidCredentials, "email or password is wrong"))
+            Err(ApiError::new(ErrorCode::InvalidCredentials, LOST_ACCESS_NOTICE))
         }
     }
 }

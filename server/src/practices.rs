@@ -67,10 +67,10 @@ async fn check_intake(state: &AppState, specialty: &str, region: &str, intake: &
             .iter()
             .find(|c| c.slug == i.category)
             .ok_or_else(|| ApiError::invalid(format!("intake: {} is not a category of {specialty}", i.category)))?;
-        if let Some(sub) = &i.subcategory {
-            if !c.subcategories.iter().any(|x| &x.slug == sub) {
-                return Err(ApiError::invalid(format!("intake: {sub} is not a subcategory of {}", i.category)));
-            }
+        if let Some(sub) = &i.subcategory
+            && !c.subcategories.iter().any(|x| &x.slug == sub)
+        {
+            return Err(ApiError::invalid(format!("intake: {sub} is not a subcategory of {}", i.category)));
         }
     }
     Ok(())
@@ -241,10 +241,10 @@ pub async fn invite(
 ) -> ApiResult<HttpResponse> {
     let p = admin_of(&state, *id, &who).await?;
     let email = validate::email(&body.email)?;
-    if let Some(u) = state.store.user_by_email(&email).await? {
-        if state.store.role(p.id, u.id).await?.is_some() {
-            return Err(ApiError::new(ErrorCode::Conflict, "that person is already a member"));
-        }
+    if let Some(u) = state.store.user_by_email(&email).await?
+        && state.store.role(p.id, u.id).await?.is_some()
+    {
+        return Err(ApiError::new(ErrorCode::Conflict, "that person is already a member"));
     }
     let token = random_token()?;
     let t = now();

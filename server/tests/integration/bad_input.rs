@@ -57,6 +57,9 @@ async fn duplicate_registration_wrong_password_and_unknown_account() {
     assert_eq!(err.code(), Some(ErrorCode::EmailTaken), "emails compare case-insensitively");
     let err = srv.client().login("a@clinic.example", "wrong password!").await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::InvalidCredentials));
+    // The API says plainly that there is no email reset.
+    let msg = err.to_string();
+    assert!(msg.contains("Emergency Access Kit") && msg.contains("cannot reset it by email"), "{msg}");
     let err = srv.client().login("nobody@clinic.example", PASSWORD).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::InvalidCredentials), "same answer for unknown accounts");
     // The original account still works.

@@ -25,13 +25,15 @@ impl TestServer {
     /// As `start`, adjusting the configuration first.
     pub fn start_with(smtp: Option<&Smtp>, adjust: impl FnOnce(&mut Config)) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
-        let mut config = Config::default();
-        config.bind = "127.0.0.1:0".parse().unwrap();
-        config.data = data.path().to_path_buf();
-        config.public_url = Some("http://handoff.test".into());
-        config.smtp_url = smtp.map(|s| format!("smtp://127.0.0.1:{}", s.port));
-        config.mail_poll_ms = 100;
-        config.mail_backoff_ms = 100;
+        let mut config = Config {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            data: data.path().to_path_buf(),
+            public_url: Some("http://handoff.test".into()),
+            smtp_url: smtp.map(|s| format!("smtp://127.0.0.1:{}", s.port)),
+            mail_poll_ms: 100,
+            mail_backoff_ms: 100,
+            ..Config::default()
+        };
         adjust(&mut config);
         let server = handoff_server::spawn(config.clone()).expect("server starts");
         Self { server: Some(server), config, data }
