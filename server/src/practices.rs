@@ -275,14 +275,19 @@ pub async fn invite(
     Ok(HttpResponse::Created().json(PendingInvite { email, role: body.role, expires_at }))
 }
 
-/// An invite that can be used now by `email`.
-pub async fn usable_invite(state: &AppState, token: &str, email: &str) -> ApiResult<InviteRecord> {
-    let inv = state
+/// An unexpired invite by its token.
+async fn live_invite(state: &AppState, token: &str) -> ApiResult<InviteRecord> {
+    state
         .store
         .invite(&sha256(token.as_bytes()))
         .await?
         .filter(|i| i.expires_at > now())
-        .ok_or_else(|| ApiError::new(ErrorCode::InviteInvalid, "this invite link is unknown, used or expired; ask for a new one"))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::InviteInvalid, "this invite link is unknown, used or expired; ask for a new one"))
+}
+
+/// An invite that can be used now by `email`.
+pub async fn usable_invite(state: &AppState, token: &str, email: &str) -> ApiResult<InviteRecord> {
+    let inv = live_invite(state, token).await?;
     if inv.email != email {
         return Err(ApiError::new(
             ErrorCode::InviteWrongAccount,
@@ -294,12 +299,7 @@ pub async fn usable_invite(state: &AppState, token: &str, email: &str) -> ApiRes
 
 /// `GET /api/v1/invites/{token}`: what the link is for (no sign-in needed).
 pub async fn invite_info(state: web::Data<AppState>, token: web::Path<String>) -> ApiResult<HttpResponse> {
-    let inv = state
-        .store
-        .invite(&sha256(token.as_bytes()))
-        .await?
-        .filter(|i| i.expires_at > now())
-        .ok_or_else(|| ApiError::new(ErrorCode::InviteInvalid, "this invite link is unknown, used or expired; ask for a new one"))?;
+    let inv = live_invite(&state, &token).await?;
     let p = state
         .store
         .practice(inv.practice_id)

@@ -217,6 +217,38 @@ fn test(_root: &Path) -> Result<()> {
             .args(["doc", "--no-deps", "-p", "handoff-protocol", "-p", "handoff-crypto", "-p", "handoff-store", "-p", "handoff-client"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
-    step("tests", cargo().args(["test", "--all-targets"]))?;
+    tests()
+}
+
+/// Runs every test, echoing cargo's output, and closes with one plain
+/// `tests: N passed, N failed` line summed over every test binary.
+fn tests() -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("\n==> tests");
+    let mut child = cargo().args(["test", "--all-targets"]).stdout(std::process::Stdio::piped()).spawn()?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let count = |word: &str| {
+                    rest.split(';').find_map(|part| {
+                        part.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(word)?.trim().parse::<u64>().ok()
+                    })
+                };
+                passed += count(" passed").unwrap_or(0);
+                failed += count(" failed").unwrap_or(0);
+            }
+        }
+    }
+    let status = child.wait()?;
+    println!("tests: {passed} passed, {failed} failed");
+    if !status.success() || failed > 0 {
+        bail!("tests failed ({status})");
+    }
+    if passed == 0 {
+        bail!("no test ran");
+    }
     Ok(())
 }

@@ -158,3 +158,22 @@ async fn taxonomy_is_seeded_realistic_and_staff_editable() {
     assert!(all.iter().any(|x| x.id == p.id && !x.verified));
     assert_eq!(staff.practice_key(p.id).await.unwrap_err().code(), Some(ErrorCode::NotFound));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_invites_are_refused() {
+    let smtp = Smtp::start();
+    let srv = TestServer::start_with(Some(&smtp), |c| c.invite_ttl_secs = 1);
+    let mut admin = srv.client();
+    admin.register("admin@clinic.example", "Admin", PASSWORD, None).await.unwrap();
+    let p = admin.create_practice("Short Invite Clinic", PracticeKind::Referring, None, None, vec![]).await.unwrap();
+    admin.invite(p.id, "late@clinic.example", Role::Member).await.unwrap();
+    let token = invite_token(&smtp.wait_for("late@clinic.example", "/invite/").await);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mut late = srv.client();
+    let err = late.register("late@clinic.example", "Late", PASSWORD, Some(&token)).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::InviteInvalid));
+    // Nothing was created: the email is still free.
+    late.register("late@clinic.example", "Late", PASSWORD, None).await.unwrap();
+    assert_eq!(late.accept_invite(&token).await.unwrap_err().code(), Some(ErrorCode::InviteInvalid));
+    assert!(late.practices().await.unwrap().is_empty());
+}
