@@ -21,12 +21,14 @@ pub mod keys;
 pub mod kit;
 pub mod password;
 pub mod practice;
+pub mod referral;
 mod seal;
 
 pub use keys::{UserPublicKeys, UserSecrets};
 pub use kit::EmergencyKit;
 pub use password::PasswordKeys;
 pub use practice::PracticeKey;
+pub use referral::{ReferralContent, ReferralKey};
 
 /// Every way a cryptographic operation can fail.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

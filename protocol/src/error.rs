@@ -48,6 +48,22 @@ pub enum ErrorCode {
     InviteWrongAccount,
     /// The route or method does not exist. 404.
     NoRoute,
+    /// A WebSocket frame names a command this server does not know. 400.
+    UnknownCommand,
+    /// The client asked for a protocol version this server does not speak. 400.
+    UnsupportedVersion,
+    /// A command that changes state came without an `idem` key. 422.
+    MissingIdempotencyKey,
+    /// An `idem` key was reused for a different command. 409.
+    IdempotencyConflict,
+    /// The referral's status does not allow this (e.g. accepting a cancelled referral). 409.
+    InvalidTransition,
+    /// The chosen practice cannot receive referrals (unverified, paused, or not a specialist in that category). 409.
+    NotEligible,
+    /// "Choose for me" found no eligible practice among those the client wrapped keys for. 409.
+    NoEligiblePractice,
+    /// A key was wrapped to an old practice key epoch; fetch the directory again and retry. 409, retryable.
+    StaleKey,
     /// The server failed; nothing was changed. Retry later. 500.
     Internal,
     /// The server is starting or shutting down. 503.
@@ -59,7 +75,9 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            MalformedJson => 400,
+            MalformedJson | UnknownCommand | UnsupportedVersion => 400,
+            MissingIdempotencyKey => 422,
+            IdempotencyConflict | InvalidTransition | NotEligible | NoEligiblePractice | StaleKey => 409,
             InvalidBody | ValidationFailed | ConfirmationMismatch => 422,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -97,6 +115,14 @@ impl ErrorCode {
             InviteInvalid => "invite_invalid",
             InviteWrongAccount => "invite_wrong_account",
             NoRoute => "no_route",
+            UnknownCommand => "unknown_command",
+            UnsupportedVersion => "unsupported_version",
+            MissingIdempotencyKey => "missing_idempotency_key",
+            IdempotencyConflict => "idempotency_conflict",
+            InvalidTransition => "invalid_transition",
+            NotEligible => "not_eligible",
+            NoEligiblePractice => "no_eligible_practice",
+            StaleKey => "stale_key",
             Internal => "internal",
             Unavailable => "unavailable",
         }

@@ -19,6 +19,7 @@ mod bytes;
 mod error;
 mod ids;
 pub mod v1;
+pub mod ws;
 
 pub use bytes::B64;
 pub use error::{ErrorBody, ErrorCode};

@@ -287,6 +287,8 @@ pub struct Member {
     pub hpke_pub: B64,
     /// Whether they hold a grant for the current key epoch.
     pub has_key: bool,
+    /// Whether they get status emails for referrals this practice sent.
+    pub email_on_status: bool,
     /// When they joined.
     pub joined_at: UnixMillis,
 }
@@ -552,4 +554,41 @@ pub struct Health {
     pub status: String,
     /// Schema version the store is at.
     pub schema_version: u32,
+}
+
+/// `GET /practices/{id}/referrals`: referrals the practice sent or received, newest first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReferralList {
+    /// The referrals.
+    pub referrals: Vec<crate::ws::Referral>,
+}
+
+/// `PUT /practices/{id}/notifications`: the caller's email preference for this practice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// Email me when a referral this practice sent is accepted or rejected.
+    pub email_on_status: bool,
+}
+
+/// `GET /users/{id}/keys`: a user's public keys (to verify their signatures).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserKeys {
+    /// The user.
+    pub user_id: UserId,
+    /// Display name.
+    pub display_name: String,
+    /// Ed25519 public key.
+    pub sign_pub: B64,
+    /// HPKE public key.
+    pub hpke_pub: B64,
+}
+
+/// `POST /blobs/{id}` answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlobStored {
+    /// The blob.
+    pub id: crate::ws::BlobId,
+    /// Its size.
+    pub size: u64,
 }

@@ -30,6 +30,14 @@ fn every_code_serializes_as_its_as_str() {
         InviteInvalid,
         InviteWrongAccount,
         NoRoute,
+        UnknownCommand,
+        UnsupportedVersion,
+        MissingIdempotencyKey,
+        IdempotencyConflict,
+        InvalidTransition,
+        NotEligible,
+        NoEligiblePractice,
+        StaleKey,
         Internal,
         Unavailable,
     ] {
@@ -41,4 +49,22 @@ fn every_code_serializes_as_its_as_str() {
     assert_eq!(NotFound.http_status(), 404);
     assert_eq!(RateLimited.http_status(), 429);
     assert_eq!(SessionExpired.http_status(), 401);
+}
+
+#[test]
+fn stream_ids_and_frames_have_a_stable_shape() {
+    use handoff_protocol::ws::*;
+    let p = handoff_protocol::PracticeId(uuid::Uuid::from_u128(1));
+    let s = StreamId::Practice(p);
+    assert_eq!(serde_json::to_string(&s).unwrap(), "\"practice:00000000-0000-0000-0000-000000000001\"");
+    assert_eq!(serde_json::from_str::<StreamId>("\"practice:00000000-0000-0000-0000-000000000001\"").unwrap(), s);
+    assert!(serde_json::from_str::<StreamId>("\"planet:00000000-0000-0000-0000-000000000001\"").is_err());
+    let f: ClientFrame = serde_json::from_str(
+        r#"{"id":7,"cmd":{"type":"subscribe","stream":"practice:00000000-0000-0000-0000-000000000001","after_seq":3}}"#,
+    )
+    .unwrap();
+    assert_eq!(f.cmd, Command::Subscribe { stream: s, after_seq: 3 });
+    assert!(!f.cmd.mutates());
+    let e = ServerFrame::Error { id: Some(7), error: ErrorCode::UnknownCommand, message: "x".into() };
+    assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"type":"error","id":7,"error":"unknown_command","message":"x"}"#);
 }

@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::ratelimit::RateLimiter;
 use crate::state::{AppState, random_bytes};
-use crate::{admin, auth, practices};
+use crate::{admin, auth, live, practices, referrals};
 
 /// The taxonomy compiled into the binary, from `migrations/seed/taxonomy.json`.
 pub const TAXONOMY_SEED: &str = include_str!("../../migrations/seed/taxonomy.json");
@@ -92,7 +92,13 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         },
     )?
     .start();
+    let hub = handoff_actors::hub::Hub::start(
+        store.clone(),
+        mailer.clone(),
+        handoff_actors::hub::HubConfig { public_url: config.public_url(), ..Default::default() },
+    );
     Ok(AppState {
+        hub,
         limiter: Arc::new(RateLimiter::new(Duration::from_secs(config.rate_window_secs))),
         store,
         config: Arc::new(config),
@@ -134,7 +140,7 @@ async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 
 /// Registers every route on an actix `ServiceConfig`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz)).service(
+    cfg.route("/healthz", web::get().to(healthz)).route("/ws", web::get().to(live::ws)).service(
         web::scope("/api/v1")
             .route("/auth/prelogin", web::post().to(auth::prelogin))
             .route("/auth/register", web::post().to(auth::register))
@@ -156,6 +162,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/practices/{id}/key-grants/pending", web::get().to(practices::pending_grants))
             .route("/practices/{id}/key-grants/{user}", web::put().to(practices::put_grant))
             .route("/practices/{id}/category-requests", web::post().to(practices::request_category))
+            .route("/practices/{id}/referrals", web::get().to(referrals::list))
+            .route("/practices/{id}/notifications", web::put().to(referrals::set_notifications))
+            .route("/referrals/{id}", web::get().to(referrals::get_referral))
+            .route("/blobs/{id}", web::post().to(referrals::put_blob))
+            .route("/blobs/{id}", web::get().to(referrals::get_blob))
+            .route("/users/{id}/keys", web::get().to(referrals::user_keys))
             .route("/invites/{token}", web::get().to(practices::invite_info))
             .route("/invites/{token}/accept", web::post().to(practices::accept_invite))
             .route("/admin/practices", web::get().to(admin::practices))

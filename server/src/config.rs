@@ -54,6 +54,9 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// Taxonomy seed file; the one compiled in is used when unset.
     pub taxonomy_seed: Option<PathBuf>,
+    /// Frames queued per WebSocket before the client counts as a slow consumer
+    /// and is disconnected (close code 4008). Bounds memory per connection.
+    pub ws_outgoing_buffer: usize,
 }
 
 impl Default for Config {
@@ -76,6 +79,7 @@ impl Default for Config {
             mail_backoff_max_ms: 15 * 60 * 1000,
             trust_forwarded_for: false,
             taxonomy_seed: None,
+            ws_outgoing_buffer: handoff_actors::conn::OUTGOING_BUFFER,
         }
     }
 }

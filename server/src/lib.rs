@@ -13,8 +13,10 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod live;
 pub mod practices;
 pub mod ratelimit;
+pub mod referrals;
 pub mod state;
 pub mod validate;
 

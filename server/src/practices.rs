@@ -194,6 +194,7 @@ pub async fn members(state: web::Data<AppState>, who: Authed, id: web::Path<Prac
             sign_pub: B64(m.user.sign_pub),
             hpke_pub: B64(m.user.hpke_pub),
             has_key,
+            email_on_status: m.notify_email,
             joined_at: m.joined_at,
         });
     }
@@ -221,6 +222,7 @@ pub async fn remove_member(state: web::Data<AppState>, who: Authed, path: web::P
     }
     match state.store.remove_member(pid, uid).await {
         Ok(()) => {
+            state.hub.evict(pid, uid).await;
             tracing::info!(practice = %pid, member = %uid, by = %who.user.id, "member removed");
             Ok(HttpResponse::NoContent().finish())
         }

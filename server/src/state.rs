@@ -22,6 +22,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The mail outbox drainer.
     pub mailer: Addr<Mailer>,
+    /// The live actor registry.
+    pub hub: Arc<handoff_actors::hub::Hub>,
     /// Login, recovery and registration limits.
     pub limiter: Arc<RateLimiter>,
     /// Key for deriving decoy salts for unknown emails.

@@ -12,6 +12,7 @@
 use handoff_protocol::v1::{
     Category, Intake, PracticeKind, PracticePublicKey, Region, Role, Specialty, Subcategory, Taxonomy, TaxonomyEdit,
 };
+use handoff_protocol::ws::{BlobId, IdemKey, ReferralId, StreamId};
 use handoff_protocol::{B64, CategoryRequestId, PracticeId, UserId};
 
 use crate::*;
@@ -38,7 +39,12 @@ macro_rules! conformance_tests {
             invites_accept_exactly_once,
             taxonomy_seed_and_edit,
             category_requests_lifecycle,
-            mail_outbox_lifecycle
+            mail_outbox_lifecycle,
+            commit_appends_dense_seqs_per_stream,
+            commit_is_all_or_nothing,
+            routing_counts_by_category,
+            blobs_attach_to_one_referral,
+            notify_recipients_are_opted_in_members
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -383,4 +389,153 @@ pub async fn mail_outbox_lifecycle(s: &dyn Store) {
     s.mail_sent(id, 210).await.unwrap();
     assert!(s.due_mail(i64::MAX, 10).await.unwrap().is_empty());
     assert!(matches!(s.mail_sent(id, 220).await, Err(StoreError::NotFound(_))), "sent exactly once");
+}
+
+async fn two_practices(s: &dyn Store) -> (UserRecord, PracticeRecord, PracticeRecord) {
+    let a = user(1, "a@example.org");
+    s.create_user(a.clone()).await.unwrap();
+    let from = practice(1, a.id, PracticeKind::Referring);
+    let to = practice(2, a.id, PracticeKind::Specialist);
+    for p in [&from, &to] {
+        s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
+    }
+    (a, from, to)
+}
+
+pub fn referral(n: u8, from: PracticeId, to: PracticeId, category: &str) -> ReferralRecord {
+    ReferralRecord {
+        id: ReferralId(uuid::Uuid::from_bytes(id16(200 - n))),
+        number: format!("HR-TEST-{n:04}"),
+        from_practice: from,
+        to_practice: to,
+        routed_category: category.into(),
+        routed_sub: None,
+        body: format!("{{\"n\":{n}}}"),
+        status: "sent".into(),
+        created_at: 10_000 + i64::from(n),
+        first_opened_at: None,
+    }
+}
+
+pub async fn commit_appends_dense_seqs_per_stream(s: &dyn Store) {
+    let (_, from, to) = two_practices(s).await;
+    let r = referral(1, from.id, to.id, "arrhythmia");
+    let streams = [StreamId::Referral(r.id), StreamId::Practice(from.id), StreamId::Practice(to.id)];
+    let ev = s
+        .commit(Commit {
+            insert: Some(r.clone()),
+            events: streams.iter().map(|st| (*st, "e1".to_string())).collect(),
+            now: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 1, 1]);
+    let ev = s
+        .commit(Commit { events: vec![(streams[0], "e2".into()), (streams[0], "e3".into())], now: 2, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
+    assert_eq!(s.stream_head(streams[0]).await.unwrap(), 3);
+    assert_eq!(s.stream_head(streams[1]).await.unwrap(), 1);
+    assert_eq!(s.stream_head(StreamId::Practice(PracticeId::from_bytes(id16(99)))).await.unwrap(), 0);
+    let after = s.events_after(streams[0], 1, 10).await.unwrap();
+    assert_eq!(after.iter().map(|e| (e.seq, e.body.as_str())).collect::<Vec<_>>(), vec![(2, "e2"), (3, "e3")]);
+    assert_eq!(s.events_after(streams[0], 0, 2).await.unwrap().len(), 2, "limit holds");
+    assert_eq!(s.referral(r.id).await.unwrap(), Some(r.clone()));
+    let mut upd = r.clone();
+    upd.status = "accepted".into();
+    upd.first_opened_at = Some(5);
+    s.commit(Commit { update: Some(upd.clone()), now: 3, ..Default::default() }).await.unwrap();
+    assert_eq!(s.referral(r.id).await.unwrap(), Some(upd));
+    assert_eq!(s.referrals_of(from.id, 10).await.unwrap().len(), 1);
+    assert_eq!(s.referrals_of(to.id, 10).await.unwrap().len(), 1);
+}
+
+pub async fn commit_is_all_or_nothing(s: &dyn Store) {
+    let (a, from, to) = two_practices(s).await;
+    let r = referral(1, from.id, to.id, "arrhythmia");
+    let idem = IdemRecord { user: a.id, key: IdemKey(uuid::Uuid::from_u128(9)), command: vec![1], result: "{}".into() };
+    s.commit(Commit {
+        insert: Some(r.clone()),
+        idem: Some(idem.clone()),
+        events: vec![(StreamId::Referral(r.id), "x".into())],
+        now: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.idem(a.id, idem.key).await.unwrap(), Some(idem.clone()));
+    // The same idempotency key again: nothing of this commit lands.
+    let r2 = referral(2, from.id, to.id, "arrhythmia");
+    let again = s
+        .commit(Commit {
+            insert: Some(r2.clone()),
+            idem: Some(idem.clone()),
+            events: vec![(StreamId::Referral(r.id), "y".into())],
+            mail: vec![NewMail { recipient: "m@example.org".into(), subject: "s".into(), body: "b".into(), now: 1 }],
+            now: 2,
+            ..Default::default()
+        })
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict("idempotency"))), "{again:?}");
+    assert_eq!(s.referral(r2.id).await.unwrap(), None);
+    assert_eq!(s.stream_head(StreamId::Referral(r.id)).await.unwrap(), 1);
+    assert!(s.due_mail(i64::MAX, 10).await.unwrap().is_empty());
+    // A duplicate referral id: nothing lands either.
+    let dup = s
+        .commit(Commit { insert: Some(r.clone()), events: vec![(StreamId::Practice(to.id), "z".into())], now: 3, ..Default::default() })
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict("referral"))));
+    assert_eq!(s.stream_head(StreamId::Practice(to.id)).await.unwrap(), 0);
+}
+
+pub async fn routing_counts_by_category(s: &dyn Store) {
+    let (a, from, to) = two_practices(s).await;
+    let other = practice(3, a.id, PracticeKind::Specialist);
+    s.create_practice(other.clone(), grant(other.id, a.id, a.id, 0)).await.unwrap();
+    for (n, cat) in [(1, "arrhythmia"), (2, "arrhythmia"), (3, "heart-failure")] {
+        s.commit(Commit { insert: Some(referral(n, from.id, to.id, cat)), now: 1, ..Default::default() }).await.unwrap();
+    }
+    let mut sub = referral(4, from.id, other.id, "arrhythmia");
+    sub.routed_sub = Some("afib".into());
+    s.commit(Commit { insert: Some(sub), now: 1, ..Default::default() }).await.unwrap();
+    let counts = s.routing_counts(&[to.id, other.id], "arrhythmia", None).await.unwrap();
+    assert_eq!(counts, vec![(to.id, 2), (other.id, 1)]);
+    let counts = s.routing_counts(&[to.id, other.id], "arrhythmia", Some("afib")).await.unwrap();
+    assert_eq!(counts, vec![(to.id, 0), (other.id, 1)]);
+}
+
+pub async fn blobs_attach_to_one_referral(s: &dyn Store) {
+    let (a, from, to) = two_practices(s).await;
+    let blob = BlobId(uuid::Uuid::from_u128(77));
+    s.put_blob(blob, a.id, vec![1, 2, 3], 1).await.unwrap();
+    assert!(matches!(s.put_blob(blob, a.id, vec![4], 1).await, Err(StoreError::Conflict("blob"))));
+    assert_eq!(s.blob_meta(blob).await.unwrap().unwrap().size, 3);
+    assert_eq!(s.blob_bytes(blob).await.unwrap(), Some(vec![1, 2, 3]));
+    let r1 = referral(1, from.id, to.id, "x");
+    let r2 = referral(2, from.id, to.id, "x");
+    s.commit(Commit { insert: Some(r1.clone()), attach: vec![(blob, r1.id)], now: 1, ..Default::default() }).await.unwrap();
+    assert_eq!(s.blob_meta(blob).await.unwrap().unwrap().referral, Some(r1.id));
+    let stolen = s.commit(Commit { insert: Some(r2.clone()), attach: vec![(blob, r2.id)], now: 2, ..Default::default() }).await;
+    assert!(matches!(stolen, Err(StoreError::NotFound("blob"))));
+    assert_eq!(s.referral(r2.id).await.unwrap(), None, "the whole commit rolled back");
+    assert_eq!(s.blob_meta(BlobId(uuid::Uuid::from_u128(78))).await.unwrap(), None);
+}
+
+pub async fn notify_recipients_are_opted_in_members(s: &dyn Store) {
+    let (a, from, _) = two_practices(s).await;
+    let b = user(2, "b@example.org");
+    s.create_user(b.clone()).await.unwrap();
+    s.add_member(from.id, b.id, Role::Member, 1).await.unwrap();
+    assert!(s.email_recipients(from.id).await.unwrap().is_empty(), "opt-in: nobody by default");
+    s.set_notify_email(from.id, b.id, true).await.unwrap();
+    assert_eq!(s.email_recipients(from.id).await.unwrap(), vec!["b@example.org".to_string()]);
+    assert!(s.members(from.id).await.unwrap().iter().any(|m| m.user.id == b.id && m.notify_email));
+    s.set_notify_email(from.id, a.id, true).await.unwrap();
+    s.set_notify_email(from.id, b.id, false).await.unwrap();
+    assert_eq!(s.email_recipients(from.id).await.unwrap(), vec!["a@example.org".to_string()]);
+    let outsider = user(3, "c@example.org");
+    s.create_user(outsider.clone()).await.unwrap();
+    assert!(matches!(s.set_notify_email(from.id, outsider.id, true).await, Err(StoreError::NotFound(_))));
 }

@@ -15,13 +15,16 @@
 
 pub mod conformance;
 mod model;
+mod referrals;
 pub mod sqlite;
 
 use async_trait::async_trait;
 
 pub use model::*;
+pub use referrals::*;
 
 use handoff_protocol::v1::{Role, Taxonomy, TaxonomyEdit};
+use handoff_protocol::ws::{BlobId, IdemKey, ReferralId, StreamId};
 use handoff_protocol::{CategoryRequestId, PracticeId, UnixMillis, UserId};
 
 /// Errors at the storage boundary. Backend errors are wrapped once, here.
@@ -151,4 +154,38 @@ pub trait Store: Send + Sync + 'static {
     async fn mail_sent(&self, id: i64, now: UnixMillis) -> StoreResult<()>;
     /// Records a failed attempt and when to retry.
     async fn mail_failed(&self, id: i64, next_attempt_at: UnixMillis, error: &str) -> StoreResult<()>;
+
+    // ---- notification preferences ----
+
+    /// Sets whether a member gets status emails for the practice. `NotFound("member")` if not a member.
+    async fn set_notify_email(&self, practice: PracticeId, user: UserId, on: bool) -> StoreResult<()>;
+    /// Emails of the practice's members who opted in to status emails.
+    async fn email_recipients(&self, practice: PracticeId) -> StoreResult<Vec<String>>;
+
+    // ---- referrals and streams ----
+
+    /// Applies one atomic write and returns the appended events with their seqs.
+    async fn commit(&self, c: Commit) -> StoreResult<Vec<StoredEvent>>;
+    /// A referral.
+    async fn referral(&self, id: ReferralId) -> StoreResult<Option<ReferralRecord>>;
+    /// Referrals a practice sent or received, newest first.
+    async fn referrals_of(&self, practice: PracticeId, limit: u32) -> StoreResult<Vec<ReferralRecord>>;
+    /// How many referrals each practice has received in a category (and
+    /// subcategory, when given), counted by the category at routing time.
+    async fn routing_counts(&self, practices: &[PracticeId], category: &str, sub: Option<&str>) -> StoreResult<Vec<(PracticeId, u64)>>;
+    /// Events of a stream with seq in `(after, after + limit]`, in order.
+    async fn events_after(&self, stream: StreamId, after: u64, limit: u32) -> StoreResult<Vec<StoredEvent>>;
+    /// The newest seq of a stream (0 if empty).
+    async fn stream_head(&self, stream: StreamId) -> StoreResult<u64>;
+    /// An idempotency record.
+    async fn idem(&self, user: UserId, key: IdemKey) -> StoreResult<Option<IdemRecord>>;
+
+    // ---- blobs ----
+
+    /// Stores an encrypted blob. `Conflict("blob")` if the id exists.
+    async fn put_blob(&self, id: BlobId, owner: UserId, bytes: Vec<u8>, now: UnixMillis) -> StoreResult<()>;
+    /// A blob's metadata.
+    async fn blob_meta(&self, id: BlobId) -> StoreResult<Option<BlobRecord>>;
+    /// A blob's bytes.
+    async fn blob_bytes(&self, id: BlobId) -> StoreResult<Option<Vec<u8>>>;
 }

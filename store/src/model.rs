@@ -94,6 +94,8 @@ pub struct MemberRecord {
     pub role: Role,
     /// Joined.
     pub joined_at: UnixMillis,
+    /// Opted in to status emails.
+    pub notify_email: bool,
 }
 
 /// A practice key sealed to one member.

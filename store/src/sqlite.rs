@@ -17,6 +17,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use handoff_protocol::v1::{
     Category, Intake, PracticeKind, PracticePublicKey, Region, Role, Specialty, Subcategory, Taxonomy, TaxonomyEdit,
 };
+use handoff_protocol::ws::{BlobId, IdemKey, ReferralId, StreamId};
 use handoff_protocol::{CategoryRequestId, PracticeId, UnixMillis, UserId};
 
 use crate::*;
@@ -31,7 +32,10 @@ pub struct Migration {
 }
 
 /// The migrations this build knows, from `migrations/sqlite/`.
-pub const MIGRATIONS: &[Migration] = &[Migration { version: 1, sql: include_str!("../../migrations/sqlite/0001_init.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("../../migrations/sqlite/0001_init.sql") },
+    Migration { version: 2, sql: include_str!("../../migrations/sqlite/0002_referrals.sql") },
+];
 
 /// The embedded store.
 #[derive(Clone, Debug)]
@@ -451,14 +455,14 @@ impl Store for SqliteStore {
         self.run(move |c| {
             let mut st = c
                 .prepare(&format!(
-                    "SELECT {USER_COLS}, m.role, m.joined_at FROM members m JOIN users u ON u.id = m.user_id \
+                    "SELECT {USER_COLS}, m.role, m.joined_at, m.notify_email FROM members m JOIN users u ON u.id = m.user_id \
                      WHERE m.practice_id = ?1 ORDER BY m.joined_at, u.id"
                 ))
                 .map_err(backend)?;
             let rows = st
                 .query_map([practice.as_bytes().as_slice()], |r| {
                     let role: String = r.get(12)?;
-                    Ok(MemberRecord { user: user_row(r)?, role: role_of(&role), joined_at: r.get(13)? })
+                    Ok(MemberRecord { user: user_row(r)?, role: role_of(&role), joined_at: r.get(13)?, notify_email: r.get(14)? })
                 })
                 .map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
@@ -831,6 +835,246 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn set_notify_email(&self, practice: PracticeId, user: UserId, on: bool) -> StoreResult<()> {
+        self.run(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE members SET notify_email = ?3 WHERE practice_id = ?1 AND user_id = ?2",
+                    params![practice.as_bytes().as_slice(), user.as_bytes().as_slice(), on],
+                )
+                .map_err(backend)?;
+            changed(n, "member")
+        })
+        .await
+    }
+
+    async fn email_recipients(&self, practice: PracticeId) -> StoreResult<Vec<String>> {
+        self.run(move |c| {
+            let mut st = c
+                .prepare(
+                    "SELECT u.email FROM members m JOIN users u ON u.id = m.user_id \
+                     WHERE m.practice_id = ?1 AND m.notify_email = 1 ORDER BY u.email",
+                )
+                .map_err(backend)?;
+            let rows = st.query_map([practice.as_bytes().as_slice()], |r| r.get(0)).map_err(backend)?;
+            rows.collect::<Result<Vec<String>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn commit(&self, cm: Commit) -> StoreResult<Vec<StoredEvent>> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            if let Some(i) = &cm.idem {
+                let seen: Option<i64> = tx
+                    .query_row(
+                        "SELECT 1 FROM idempotency WHERE user_id = ?1 AND key = ?2",
+                        [i.user.as_bytes().as_slice(), i.key.as_bytes().as_slice()],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(backend)?;
+                if seen.is_some() {
+                    return Err(StoreError::Conflict("idempotency"));
+                }
+                tx.execute(
+                    "INSERT INTO idempotency (user_id, key, command, result, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![i.user.as_bytes().as_slice(), i.key.as_bytes().as_slice(), i.command, i.result, cm.now],
+                )
+                .map_err(backend)?;
+            }
+            if let Some(r) = &cm.insert {
+                tx.execute(
+                    "INSERT INTO referrals (id, number, from_practice, to_practice, routed_category, routed_sub, status, body, \
+                     created_at, first_opened_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        r.id.as_bytes().as_slice(),
+                        r.number,
+                        r.from_practice.as_bytes().as_slice(),
+                        r.to_practice.as_bytes().as_slice(),
+                        r.routed_category,
+                        r.routed_sub,
+                        r.status,
+                        r.body,
+                        r.created_at,
+                        r.first_opened_at
+                    ],
+                )
+                .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("referral") } else { backend(e) })?;
+            }
+            if let Some(r) = &cm.update {
+                let n = tx
+                    .execute(
+                        "UPDATE referrals SET status = ?2, body = ?3, first_opened_at = ?4 WHERE id = ?1",
+                        params![r.id.as_bytes().as_slice(), r.status, r.body, r.first_opened_at],
+                    )
+                    .map_err(backend)?;
+                changed(n, "referral")?;
+            }
+            for (blob, referral) in &cm.attach {
+                let n = tx
+                    .execute(
+                        "UPDATE blobs SET referral = ?2 WHERE id = ?1 AND (referral IS NULL OR referral = ?2)",
+                        [blob.as_bytes().as_slice(), referral.as_bytes().as_slice()],
+                    )
+                    .map_err(backend)?;
+                changed(n, "blob")?;
+            }
+            let mut out = Vec::with_capacity(cm.events.len());
+            for (stream, body) in &cm.events {
+                let key = stream.to_string();
+                let seq: i64 = tx
+                    .query_row("SELECT coalesce(max(seq), 0) + 1 FROM events WHERE stream = ?1", [&key], |r| r.get(0))
+                    .map_err(backend)?;
+                tx.execute("INSERT INTO events (stream, seq, body, created_at) VALUES (?1, ?2, ?3, ?4)", params![key, seq, body, cm.now])
+                    .map_err(backend)?;
+                out.push(StoredEvent { stream: *stream, seq: seq as u64, body: body.clone() });
+            }
+            for m in &cm.mail {
+                tx.execute(
+                    "INSERT INTO mail_outbox (recipient, subject, body, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                    params![m.recipient, m.subject, m.body, m.now],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn referral(&self, id: ReferralId) -> StoreResult<Option<ReferralRecord>> {
+        self.run(move |c| {
+            c.query_row(&format!("SELECT {REFERRAL_COLS} FROM referrals WHERE id = ?1"), [id.as_bytes().as_slice()], referral_row)
+                .optional()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn referrals_of(&self, practice: PracticeId, limit: u32) -> StoreResult<Vec<ReferralRecord>> {
+        self.run(move |c| {
+            let mut st = c
+                .prepare(&format!(
+                    "SELECT {REFERRAL_COLS} FROM referrals WHERE from_practice = ?1 OR to_practice = ?1 \
+                     ORDER BY created_at DESC, id LIMIT ?2"
+                ))
+                .map_err(backend)?;
+            let rows = st.query_map(params![practice.as_bytes().as_slice(), limit], referral_row).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn routing_counts(&self, practices: &[PracticeId], category: &str, sub: Option<&str>) -> StoreResult<Vec<(PracticeId, u64)>> {
+        let (ps, cat, sub) = (practices.to_vec(), category.to_owned(), sub.map(str::to_owned));
+        self.run(move |c| {
+            let mut st = c
+                .prepare(
+                    "SELECT count(*) FROM referrals WHERE to_practice = ?1 AND routed_category = ?2 \
+                     AND (?3 IS NULL OR routed_sub = ?3)",
+                )
+                .map_err(backend)?;
+            let mut out = Vec::with_capacity(ps.len());
+            for p in ps {
+                let n: i64 = st.query_row(params![p.as_bytes().as_slice(), cat, sub], |r| r.get(0)).map_err(backend)?;
+                out.push((p, n as u64));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn events_after(&self, stream: StreamId, after: u64, limit: u32) -> StoreResult<Vec<StoredEvent>> {
+        self.run(move |c| {
+            let mut st =
+                c.prepare_cached("SELECT seq, body FROM events WHERE stream = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3").map_err(backend)?;
+            let rows = st
+                .query_map(params![stream.to_string(), after as i64, limit], |r| {
+                    Ok(StoredEvent { stream, seq: r.get::<_, i64>(0)? as u64, body: r.get(1)? })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn stream_head(&self, stream: StreamId) -> StoreResult<u64> {
+        self.run(move |c| {
+            c.query_row("SELECT coalesce(max(seq), 0) FROM events WHERE stream = ?1", [stream.to_string()], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn idem(&self, user: UserId, key: IdemKey) -> StoreResult<Option<IdemRecord>> {
+        self.run(move |c| {
+            c.query_row(
+                "SELECT command, result FROM idempotency WHERE user_id = ?1 AND key = ?2",
+                [user.as_bytes().as_slice(), key.as_bytes().as_slice()],
+                |r| Ok(IdemRecord { user, key, command: r.get(0)?, result: r.get(1)? }),
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_blob(&self, id: BlobId, owner: UserId, bytes: Vec<u8>, now: UnixMillis) -> StoreResult<()> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO blobs (id, owner, referral, bytes, created_at) VALUES (?1, ?2, NULL, ?3, ?4)",
+                params![id.as_bytes().as_slice(), owner.as_bytes().as_slice(), bytes, now],
+            )
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("blob") } else { backend(e) })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn blob_meta(&self, id: BlobId) -> StoreResult<Option<BlobRecord>> {
+        self.run(move |c| {
+            c.query_row("SELECT owner, referral, length(bytes) FROM blobs WHERE id = ?1", [id.as_bytes().as_slice()], |r| {
+                let referral: Option<Vec<u8>> = r.get(1)?;
+                Ok(BlobRecord {
+                    id,
+                    owner: UserId(uuid_of(r.get(0)?)?),
+                    referral: referral.map(uuid_of).transpose()?.map(ReferralId),
+                    size: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn blob_bytes(&self, id: BlobId) -> StoreResult<Option<Vec<u8>>> {
+        self.run(move |c| {
+            c.query_row("SELECT bytes FROM blobs WHERE id = ?1", [id.as_bytes().as_slice()], |r| r.get(0)).optional().map_err(backend)
+        })
+        .await
+    }
+}
+
+const REFERRAL_COLS: &str =
+    "id, number, from_practice, to_practice, routed_category, routed_sub, body, status, created_at, first_opened_at";
+
+fn referral_row(r: &Row<'_>) -> rusqlite::Result<ReferralRecord> {
+    Ok(ReferralRecord {
+        id: ReferralId(uuid_of(r.get(0)?)?),
+        number: r.get(1)?,
+        from_practice: PracticeId(uuid_of(r.get(2)?)?),
+        to_practice: PracticeId(uuid_of(r.get(3)?)?),
+        routed_category: r.get(4)?,
+        routed_sub: r.get(5)?,
+        body: r.get(6)?,
+        status: r.get(7)?,
+        created_at: r.get(8)?,
+        first_opened_at: r.get(9)?,
+    })
 }
 
 fn insert_grant(c: &Connection, g: &GrantRecord) -> StoreResult<()> {

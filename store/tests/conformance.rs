@@ -33,7 +33,7 @@ async fn failed_migration_leaves_nothing_half_applied() {
     assert!(err.to_string().contains("migration 2"), "{err}");
     // Version 1 applied and committed; version 2 left no trace.
     let s = SqliteStore::open(dir.path()).unwrap();
-    assert_eq!(s.schema_version().await.unwrap(), 1);
+    assert_eq!(s.schema_version().await.unwrap(), MIGRATIONS.len() as u32);
     let conn = rusqlite::Connection::open(dir.path().join("handoff.db")).unwrap();
     let n: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'half'", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 0);
@@ -42,10 +42,12 @@ async fn failed_migration_leaves_nothing_half_applied() {
 #[tokio::test]
 async fn newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let future = [MIGRATIONS[0], Migration { version: 2, sql: "CREATE TABLE later (x INTEGER) STRICT;" }];
+    let mut future = MIGRATIONS.to_vec();
+    let next = MIGRATIONS.len() as u32 + 1;
+    future.push(Migration { version: next, sql: "CREATE TABLE later (x INTEGER) STRICT;" });
     SqliteStore::open_with_migrations(dir.path(), &future).unwrap();
     match SqliteStore::open(dir.path()) {
-        Err(StoreError::SchemaTooNew { found: 2, supported: 1 }) => {}
+        Err(StoreError::SchemaTooNew { found, supported }) if found == next && supported == next - 1 => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
 }

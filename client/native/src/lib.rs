@@ -6,6 +6,9 @@
 //! Key handling: private keys live in [`Identity`] for the session; practice
 //! keys are opened on demand from grants.
 
+pub mod live;
+pub mod referrals;
+
 use handoff_crypto::keys::UserSecrets;
 use handoff_crypto::practice::verify_practice_public_key;
 use handoff_crypto::{CryptoError, EmergencyKit, PasswordKeys, PracticeKey};
@@ -139,6 +142,48 @@ impl Client {
             return Err(ClientError::Api { status, body });
         }
         Ok(text)
+    }
+
+    pub(crate) async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R> {
+        self.call::<(), R>(Method::GET, path, None).await
+    }
+
+    pub(crate) async fn send_json<B: Serialize, R: DeserializeOwned>(&self, method: Method, path: &str, body: &B) -> Result<R> {
+        self.call(method, path, Some(body)).await
+    }
+
+    pub(crate) async fn post_bytes<R: DeserializeOwned>(&self, path: &str, bytes: Vec<u8>) -> Result<R> {
+        let r = self.raw("POST", &format!("/api/v1{path}"), Some("application/octet-stream"), bytes).await?;
+        if r.status >= 400 {
+            let body = r.error().ok_or_else(|| ClientError::Protocol(format!("{path}: status {}", r.status)))?;
+            return Err(ClientError::Api { status: r.status, body });
+        }
+        serde_json::from_str(&r.body).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    pub(crate) async fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let mut rb = self.http.get(format!("{}/api/v1{path}", self.base));
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        let resp = rb.send().await?;
+        let status = resp.status().as_u16();
+        if status >= 400 {
+            let text = resp.text().await?;
+            let body: ErrorBody = serde_json::from_str(&text).map_err(|_| ClientError::Protocol(text))?;
+            return Err(ClientError::Api { status, body });
+        }
+        Ok(resp.bytes().await?.to_vec())
+    }
+
+    /// Opens the live WebSocket for this session.
+    pub async fn live(&self) -> Result<live::Live> {
+        live::Live::connect(&self.base, self.token.as_deref().ok_or(ClientError::NotSignedIn)?).await
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// Sends arbitrary bytes, for tests of malformed input.

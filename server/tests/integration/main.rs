@@ -4,5 +4,6 @@
 mod accounts;
 mod bad_input;
 mod harness;
+mod hub;
 mod practices;
 mod privacy;

@@ -1,0 +1,286 @@
+//! RoutingActor: creates referrals one at a time.
+//!
+//! "Choose for me" (Clinnect's rule): among the verified, unpaused specialist
+//! practices in the region whose intake covers the category (and
+//! subcategory), pick the one that has received the fewest referrals in that
+//! category (and subcategory); ties go to the smallest practice id. Because one
+//! actor decides and commits each referral before the next, N concurrent picks
+//! among k practices end with counts that differ by at most 1.
+//!
+//! The client cannot know the receiver in advance, so it wraps `R` to every
+//! candidate it saw in the directory; the server keeps only the chosen wrap.
+//! Named-practice sends go through the same path, so they count too.
+
+use std::sync::Weak;
+
+use actix::prelude::*;
+
+use handoff_protocol::v1::PracticeKind;
+use handoff_protocol::ws::{
+    AckBody, Destination, Event, IdemKey, MAX_CONTENT, NewReferral, Referral, Routing, Status, StreamId, WrappedKey,
+};
+use handoff_protocol::{ErrorCode, PracticeId, UserId};
+use handoff_store::{Commit, IdemRecord, PracticeRecord, ReferralRecord, Store, StoreError};
+
+use crate::hub::Hub;
+use crate::{CmdError, CmdResult, now_millis};
+
+/// Most attachments on one referral.
+pub const MAX_ATTACHMENTS: usize = 50;
+/// Most candidate wraps in one "choose for me".
+pub const MAX_CANDIDATES: usize = 200;
+
+/// Create a referral.
+#[derive(Message)]
+#[rtype(result = "CmdResult<(bool, AckBody)>")]
+pub(crate) struct Create {
+    pub user: UserId,
+    pub idem: IdemKey,
+    pub hash: Vec<u8>,
+    pub referral: Box<NewReferral>,
+}
+
+pub(crate) struct RoutingActor {
+    hub: Weak<Hub>,
+}
+
+impl RoutingActor {
+    pub(crate) fn new(hub: Weak<Hub>) -> Self {
+        Self { hub }
+    }
+}
+
+impl Actor for RoutingActor {
+    type Context = Context<Self>;
+}
+
+/// A human-readable referral number: `HR-` and eight Crockford base32
+/// characters (no I, L, O or U), random so it reveals no volumes.
+pub fn referral_number() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        // Fall back to the clock; uniqueness is still enforced by the store.
+        b = now_millis().to_be_bytes();
+    }
+    let c: String = b.iter().map(|x| ALPHABET[(*x as usize) % 32] as char).collect();
+    format!("HR-{}-{}", &c[..4], &c[4..])
+}
+
+fn covers(p: &PracticeRecord, r: &Routing) -> bool {
+    p.intake.is_empty()
+        || p.intake.iter().any(|i| {
+            i.category == r.category
+                && match (&i.subcategory, &r.subcategory) {
+                    (None, _) => true,
+                    (Some(a), Some(b)) => a == b,
+                    (Some(_), None) => true,
+                }
+        })
+}
+
+/// Verified, unpaused, a specialist in the right specialty and region, receiving the category.
+pub(crate) fn eligible(p: &PracticeRecord, r: &Routing) -> bool {
+    p.kind == PracticeKind::Specialist
+        && p.verified
+        && !p.paused
+        && p.specialty.as_deref() == Some(r.specialty.as_str())
+        && p.region.as_deref() == Some(r.region.as_str())
+        && covers(p, r)
+}
+
+fn invalid(msg: impl Into<String>) -> CmdError {
+    CmdError::new(ErrorCode::ValidationFailed, msg)
+}
+
+fn check_wrap(w: &WrappedKey) -> CmdResult<()> {
+    if (48..=512).contains(&w.sealed.0.len()) { Ok(()) } else { Err(invalid("a wrapped key must be 48 to 512 bytes")) }
+}
+
+async fn check_routing(store: &dyn Store, r: &Routing) -> CmdResult<()> {
+    let t = store.taxonomy().await?;
+    if !t.regions.iter().any(|x| x.slug == r.region) {
+        return Err(invalid("region: not a known region"));
+    }
+    let cat = t
+        .specialties
+        .iter()
+        .find(|s| s.slug == r.specialty)
+        .ok_or_else(|| invalid("specialty: not a known specialty"))?
+        .categories
+        .iter()
+        .find(|c| c.slug == r.category)
+        .ok_or_else(|| invalid("category: not a category of that specialty"))?;
+    if let Some(sub) = &r.subcategory
+        && !cat.subcategories.iter().any(|s| &s.slug == sub)
+    {
+        return Err(invalid("subcategory: not a subcategory of that category"));
+    }
+    Ok(())
+}
+
+/// Picks the receiver; returns it with the wrap made for it.
+async fn choose(store: &dyn Store, n: &NewReferral) -> CmdResult<(PracticeRecord, WrappedKey)> {
+    let stale =
+        || CmdError::new(ErrorCode::StaleKey, "a practice key has changed since you fetched the directory; fetch it again and retry");
+    match &n.destination {
+        Destination::Practice { practice } => {
+            let p = store.practice(*practice).await?.filter(|p| eligible(p, &n.routing)).ok_or_else(|| {
+                CmdError::new(ErrorCode::NotEligible, "that practice cannot receive referrals in this category and region now")
+            })?;
+            let w = n.to_keys.iter().find(|w| w.practice == p.id).ok_or_else(|| invalid("to_keys: no wrap for the chosen practice"))?;
+            if w.epoch != p.key_epoch {
+                return Err(stale());
+            }
+            Ok((p, w.clone()))
+        }
+        Destination::ChooseForMe => {
+            let mut candidates: Vec<(PracticeRecord, WrappedKey)> = Vec::new();
+            for w in &n.to_keys {
+                if let Some(p) = store.practice(w.practice).await?
+                    && eligible(&p, &n.routing)
+                {
+                    if w.epoch != p.key_epoch {
+                        return Err(stale());
+                    }
+                    if !candidates.iter().any(|(c, _)| c.id == p.id) {
+                        candidates.push((p, w.clone()));
+                    }
+                }
+            }
+            if candidates.is_empty() {
+                return Err(CmdError::new(
+                    ErrorCode::NoEligiblePractice,
+                    "no practice you wrapped a key for can receive this referral now",
+                ));
+            }
+            let ids: Vec<PracticeId> = candidates.iter().map(|(p, _)| p.id).collect();
+            let counts = store.routing_counts(&ids, &n.routing.category, n.routing.subcategory.as_deref()).await?;
+            let (best, _) =
+                counts.iter().min_by_key(|(id, c)| (*c, *id)).copied().ok_or_else(|| CmdError::new(ErrorCode::Internal, "no counts"))?;
+            candidates.into_iter().find(|(p, _)| p.id == best).ok_or_else(|| CmdError::new(ErrorCode::Internal, "lost the choice"))
+        }
+    }
+}
+
+enum Created {
+    New(AckBody, Vec<handoff_store::StoredEvent>),
+    Duplicate(AckBody),
+}
+
+async fn create(store: &dyn Store, user: UserId, idem: IdemKey, hash: Vec<u8>, n: NewReferral) -> CmdResult<Created> {
+    if store.role(n.from_practice, user).await?.is_none() {
+        return Err(CmdError::not_found("practice"));
+    }
+    if n.content.0.len() > MAX_CONTENT {
+        return Err(CmdError::new(ErrorCode::PayloadTooLarge, format!("referral content is over {MAX_CONTENT} bytes")));
+    }
+    if n.attachments.len() > MAX_ATTACHMENTS || n.to_keys.len() > MAX_CANDIDATES || n.to_keys.is_empty() {
+        return Err(invalid(format!("at most {MAX_ATTACHMENTS} attachments and 1 to {MAX_CANDIDATES} receiver wraps")));
+    }
+    check_wrap(&n.from_key)?;
+    for w in &n.to_keys {
+        check_wrap(w)?;
+    }
+    check_routing(store, &n.routing).await?;
+    let from = store.practice(n.from_practice).await?.ok_or_else(|| CmdError::not_found("practice"))?;
+    if n.from_key.practice != from.id {
+        return Err(invalid("from_key: must be wrapped to the sending practice"));
+    }
+    if n.from_key.epoch != from.key_epoch {
+        return Err(CmdError::new(ErrorCode::StaleKey, "your practice's key has changed; reload and retry"));
+    }
+    for a in &n.attachments {
+        match store.blob_meta(a.blob).await? {
+            Some(b) if b.owner == user && b.referral.is_none() => {}
+            _ => return Err(CmdError::not_found("blob")),
+        }
+    }
+    let (to, to_key) = choose(store, &n).await?;
+    if to.id == from.id {
+        return Err(invalid("a practice cannot refer to itself"));
+    }
+    let now = now_millis();
+    for _ in 0..3 {
+        let number = referral_number();
+        let referral = Referral {
+            id: n.id,
+            number: number.clone(),
+            from_practice: from.id,
+            to_practice: to.id,
+            sent_by: user,
+            routing: n.routing.clone(),
+            status: Status::Sent,
+            reject_reason: None,
+            content: n.content.clone(),
+            from_key: n.from_key.clone(),
+            to_key: to_key.clone(),
+            attachments: n.attachments.clone(),
+            created_at: now,
+            first_opened_at: None,
+        };
+        let ack = AckBody::ReferralSent { referral: n.id, number: number.clone(), to_practice: to.id };
+        let event = serde_json::to_string(&Event::ReferralSent { referral: referral.clone() })
+            .map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
+        let commit = Commit {
+            insert: Some(ReferralRecord {
+                id: n.id,
+                number,
+                from_practice: from.id,
+                to_practice: to.id,
+                routed_category: n.routing.category.clone(),
+                routed_sub: n.routing.subcategory.clone(),
+                body: serde_json::to_string(&referral).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?,
+                status: "sent".into(),
+                created_at: now,
+                first_opened_at: None,
+            }),
+            events: vec![
+                (StreamId::Referral(n.id), event.clone()),
+                (StreamId::Practice(from.id), event.clone()),
+                (StreamId::Practice(to.id), event),
+            ],
+            attach: n.attachments.iter().map(|a| (a.blob, n.id)).collect(),
+            idem: Some(IdemRecord { user, key: idem, command: hash.clone(), result: serde_json::to_string(&ack).unwrap_or_default() }),
+            now,
+            ..Default::default()
+        };
+        match store.commit(commit).await {
+            Ok(events) => return Ok(Created::New(ack, events)),
+            Err(StoreError::Conflict("idempotency")) => {
+                return Ok(Created::Duplicate(crate::replayed(store, user, idem, &hash).await?.unwrap_or(ack)));
+            }
+            Err(StoreError::Conflict("referral")) => {
+                if store.referral(n.id).await?.is_some() {
+                    return Err(CmdError::new(ErrorCode::Conflict, "a referral with this id exists; generate a new id"));
+                }
+                // A number collision: draw again.
+            }
+            Err(StoreError::NotFound("blob")) => return Err(CmdError::not_found("blob")),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(CmdError::new(ErrorCode::Internal, "could not allocate a referral number"))
+}
+
+impl Handler<Create> for RoutingActor {
+    type Result = AtomicResponse<Self, CmdResult<(bool, AckBody)>>;
+
+    fn handle(&mut self, msg: Create, _: &mut Self::Context) -> Self::Result {
+        let Some(hub) = self.hub.upgrade() else {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(CmdError::new(ErrorCode::Unavailable, "shutting down")))));
+        };
+        let work = async move {
+            match create(&*hub.store, msg.user, msg.idem, msg.hash, *msg.referral).await? {
+                Created::New(ack, events) => {
+                    // Delivered after the commit, outside the routing critical path.
+                    let hub2 = hub.clone();
+                    actix::spawn(async move { hub2.deliver(events).await });
+                    Ok((false, ack))
+                }
+                Created::Duplicate(ack) => Ok((true, ack)),
+            }
+        };
+        AtomicResponse::new(Box::pin(work.into_actor(self)))
+    }
+}

@@ -1,0 +1,224 @@
+//! Referral work as a browser does it: encrypt before sending, decrypt after
+//! receiving, sign and verify thread messages.
+
+use handoff_crypto::practice::verify_practice_public_key;
+use handoff_crypto::referral::{AttachmentMeta, MessageBody, ReferralContent, ReferralKey};
+use handoff_protocol::v1::{BlobStored, DirectoryEntry, NotificationSettings, ReferralList, UserKeys};
+use handoff_protocol::ws::{
+    AckBody, Attachment, BlobId, Command, Destination, MessageId, NewReferral, Referral, ReferralId, RejectReason, Routing, ThreadMessage,
+    WrappedKey,
+};
+use handoff_protocol::{B64, PracticeId, UserId};
+use reqwest::Method;
+
+use crate::live::Live;
+use crate::{Client, ClientError, Result};
+
+/// A file to attach.
+#[derive(Clone, Debug)]
+pub struct File {
+    /// Name.
+    pub name: String,
+    /// Media type.
+    pub media_type: String,
+    /// Bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Where to send.
+#[derive(Clone, Copy, Debug)]
+pub enum To {
+    /// A named practice.
+    Practice(PracticeId),
+    /// "Choose for me".
+    ChooseForMe,
+}
+
+impl Client {
+    /// Checks a directory entry's public key signature against its signer's key.
+    pub async fn verify_directory_entry(&self, e: &DirectoryEntry) -> Result<()> {
+        let signer = self.user_keys(e.public_key.signer).await?;
+        verify_practice_public_key(
+            e.id,
+            e.public_key.epoch,
+            e.public_key.hpke_pub.as_slice(),
+            signer.sign_pub.as_slice(),
+            e.public_key.signature.as_slice(),
+        )?;
+        Ok(())
+    }
+
+    /// A user's public keys.
+    pub async fn user_keys(&self, user: UserId) -> Result<UserKeys> {
+        self.get(&format!("/users/{user}/keys")).await
+    }
+
+    /// Opts in or out of status emails for a practice.
+    pub async fn set_email_on_status(&self, practice: PracticeId, on: bool) -> Result<()> {
+        let _: NotificationSettings = self
+            .send_json(Method::PUT, &format!("/practices/{practice}/notifications"), &NotificationSettings { email_on_status: on })
+            .await?;
+        Ok(())
+    }
+
+    /// Referrals a practice sent or received.
+    pub async fn referrals(&self, practice: PracticeId) -> Result<Vec<Referral>> {
+        Ok(self.get::<ReferralList>(&format!("/practices/{practice}/referrals")).await?.referrals)
+    }
+
+    /// One referral.
+    pub async fn referral(&self, id: ReferralId) -> Result<Referral> {
+        self.get(&format!("/referrals/{id}")).await
+    }
+
+    /// Encrypts and uploads a file under `R`.
+    pub async fn upload(&self, r: &ReferralKey, f: &File) -> Result<Attachment> {
+        let blob = BlobId(uuid::Uuid::new_v4());
+        let sealed = r.seal_attachment(blob, &f.bytes)?;
+        let _: BlobStored = self.post_bytes(&format!("/blobs/{blob}"), sealed).await?;
+        let meta = r.seal_attachment_meta(
+            blob,
+            &AttachmentMeta { name: f.name.clone(), media_type: f.media_type.clone(), size: f.bytes.len() as u64 },
+        )?;
+        Ok(Attachment { blob, meta: B64(meta) })
+    }
+
+    /// Builds, encrypts and sends a referral. Returns the server's answer.
+    pub async fn send_referral(
+        &self,
+        live: &Live,
+        from: PracticeId,
+        to: To,
+        routing: Routing,
+        content: &ReferralContent,
+        files: &[File],
+    ) -> Result<AckBody> {
+        let (new, _) = self.prepare_referral(from, to, routing, content, files).await?;
+        live.command(Command::SendReferral { referral: new }).await
+    }
+
+    /// Encrypts a referral without sending it (load tests and retry tests use this).
+    pub async fn prepare_referral(
+        &self,
+        from: PracticeId,
+        to: To,
+        routing: Routing,
+        content: &ReferralContent,
+        files: &[File],
+    ) -> Result<(NewReferral, ReferralKey)> {
+        let id = ReferralId(uuid::Uuid::new_v4());
+        let r = ReferralKey::generate()?;
+        let mine = self.practice_key(from).await?;
+        let from_key =
+            WrappedKey { practice: from, epoch: mine.epoch(), sealed: B64(r.wrap_to(id, from, mine.epoch(), &mine.hpke_public())?) };
+        let dir = self.directory(Some(&routing.specialty), Some(&routing.region)).await?;
+        let targets: Vec<&DirectoryEntry> = match to {
+            To::Practice(p) => dir.iter().filter(|e| e.id == p).collect(),
+            To::ChooseForMe => dir.iter().collect(),
+        };
+        if targets.is_empty() {
+            return Err(ClientError::Protocol("no practice in the directory to send to".into()));
+        }
+        let mut to_keys = Vec::with_capacity(targets.len());
+        for e in targets {
+            self.verify_directory_entry(e).await?;
+            to_keys.push(WrappedKey {
+                practice: e.id,
+                epoch: e.public_key.epoch,
+                sealed: B64(r.wrap_to(id, e.id, e.public_key.epoch, e.public_key.hpke_pub.as_slice())?),
+            });
+        }
+        let mut attachments = Vec::new();
+        for f in files {
+            attachments.push(self.upload(&r, f).await?);
+        }
+        let destination = match to {
+            To::Practice(practice) => Destination::Practice { practice },
+            To::ChooseForMe => Destination::ChooseForMe,
+        };
+        let new = NewReferral {
+            id,
+            from_practice: from,
+            destination,
+            routing,
+            content: B64(r.seal_content(id, content)?),
+            from_key,
+            to_keys,
+            attachments,
+        };
+        Ok((new, r))
+    }
+
+    /// Unwraps a referral's key with whichever of our practices it involves.
+    pub async fn referral_key(&self, r: &Referral) -> Result<ReferralKey> {
+        let mine: Vec<PracticeId> = self.practices().await?.into_iter().map(|p| p.id).collect();
+        let wrap = if mine.contains(&r.to_practice) {
+            &r.to_key
+        } else if mine.contains(&r.from_practice) {
+            &r.from_key
+        } else {
+            return Err(ClientError::Protocol("this referral involves none of our practices".into()));
+        };
+        let key = self.practice_key(wrap.practice).await?;
+        Ok(ReferralKey::unwrap_with(r.id, wrap.practice, &key, wrap.sealed.as_slice())?)
+    }
+
+    /// Decrypts a referral's content.
+    pub async fn open_referral(&self, r: &Referral) -> Result<ReferralContent> {
+        let k = self.referral_key(r).await?;
+        Ok(k.open_content(r.id, r.content.as_slice())?)
+    }
+
+    /// Downloads and decrypts an attachment.
+    pub async fn download(&self, r: &Referral, a: &Attachment) -> Result<(AttachmentMeta, Vec<u8>)> {
+        let k = self.referral_key(r).await?;
+        let meta = k.open_attachment_meta(a.blob, a.meta.as_slice())?;
+        let bytes = self.get_bytes(&format!("/blobs/{}", a.blob)).await?;
+        Ok((meta, k.open_attachment(a.blob, &bytes)?))
+    }
+
+    /// Adds an attachment after sending.
+    pub async fn add_attachment(&self, live: &Live, r: &Referral, f: &File) -> Result<Attachment> {
+        let k = self.referral_key(r).await?;
+        let a = self.upload(&k, f).await?;
+        live.command(Command::AddAttachment { referral: r.id, attachment: a.clone() }).await?;
+        Ok(a)
+    }
+
+    /// Rejects with a reason and an encrypted note.
+    pub async fn reject(&self, live: &Live, r: &Referral, reason: RejectReason, note: &str) -> Result<AckBody> {
+        let k = self.referral_key(r).await?;
+        live.command(Command::Reject { referral: r.id, reason, note: B64(k.seal_note(r.id, note)?) }).await
+    }
+
+    /// Builds a signed, encrypted thread message.
+    pub async fn seal_message(&self, r: &Referral, text: &str) -> Result<ThreadMessage> {
+        let me = self.identity()?;
+        let k = self.referral_key(r).await?;
+        let id = MessageId(uuid::Uuid::new_v4());
+        let (body, sig) = k.seal_message(r.id, id, &me.secrets, &MessageBody { text: text.into(), written_at: handoff_protocol_now() })?;
+        Ok(ThreadMessage { id, body: B64(body), signature: B64(sig.to_vec()) })
+    }
+
+    /// Posts a thread message.
+    pub async fn post_message(&self, live: &Live, r: &Referral, text: &str) -> Result<AckBody> {
+        let m = self.seal_message(r, text).await?;
+        live.command(Command::PostMessage { referral: r.id, message: m }).await
+    }
+
+    /// Verifies the author's signature and decrypts a thread message.
+    pub async fn open_message(&self, r: &Referral, author: UserId, m: &ThreadMessage) -> Result<MessageBody> {
+        let k = self.referral_key(r).await?;
+        let keys = self.user_keys(author).await?;
+        Ok(k.open_message(r.id, m.id, keys.sign_pub.as_slice(), m.body.as_slice(), m.signature.as_slice())?)
+    }
+
+    /// Decrypts a rejection note.
+    pub async fn open_note(&self, r: &Referral, note: &B64) -> Result<String> {
+        Ok(self.referral_key(r).await?.open_note(r.id, note.as_slice())?)
+    }
+}
+
+fn handoff_protocol_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

@@ -1,0 +1,200 @@
+//! `GET /ws`: the live endpoint (protocol in `handoff_protocol::ws`).
+//!
+//! One task per socket reads frames, runs each command as its own local task
+//! (at most [`IN_FLIGHT`] at once; beyond that the socket is not read, which
+//! pushes back on the client through TCP), and writes queued frames. Writes
+//! that stall for [`WRITE_TIMEOUT`], or an outgoing queue that fills, close the
+//! socket as a slow consumer; a peer that misses pongs for [`PONG_TIMEOUT`] is
+//! closed as dead; an expired session is closed with 4001.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{CloseCode, CloseReason, Message, ProtocolError};
+use serde::Deserialize;
+
+use handoff_actors::conn::Conn;
+use handoff_actors::hub::Hub;
+use handoff_protocol::ErrorCode;
+use handoff_protocol::ws::{AckBody, COMMANDS, ClientFrame, Command, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, StreamId, close};
+
+use crate::auth::Authed;
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, now};
+
+/// Commands running at once per socket.
+pub const IN_FLIGHT: usize = 64;
+/// A write that takes longer than this marks a slow consumer.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Ping interval.
+pub const PING_EVERY: Duration = Duration::from_secs(15);
+/// No pong for this long closes the socket.
+pub const PONG_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Query of `GET /ws`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsQuery {
+    /// Protocol version the client speaks.
+    v: Option<u32>,
+}
+
+/// The upgrade. Unauthenticated requests get 401 before any upgrade.
+pub async fn ws(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    who: Authed,
+    q: web::Query<WsQuery>,
+) -> ApiResult<HttpResponse> {
+    if let Some(v) = q.v
+        && v != PROTOCOL_VERSION
+    {
+        return Err(ApiError::new(ErrorCode::UnsupportedVersion, format!("this server speaks protocol {PROTOCOL_VERSION}")));
+    }
+    let (resp, session, stream) = actix_ws::handle(&req, body).map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
+    let stream = stream.max_frame_size(MAX_FRAME);
+    let (conn, rx) = Conn::new(who.user.id, state.config.ws_outgoing_buffer);
+    let state = state.get_ref().clone();
+    actix_web::rt::spawn(run(state, who.token_hash, conn, rx, session, stream));
+    Ok(resp)
+}
+
+fn json(frame: &ServerFrame) -> Arc<str> {
+    serde_json::to_string(frame).unwrap_or_else(|_| r#"{"type":"error","id":null,"error":"internal","message":"encoding"}"#.into()).into()
+}
+
+fn error_frame(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Arc<str> {
+    json(&ServerFrame::Error { id, error: code, message: message.into() })
+}
+
+/// Parses a client frame; unknown command names get `unknown_command`.
+pub fn parse(text: &str) -> Result<ClientFrame, (Option<u64>, ErrorCode, String)> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| (None, ErrorCode::MalformedJson, format!("not valid JSON: {e}")))?;
+    let id = v.get("id").and_then(serde_json::Value::as_u64);
+    serde_json::from_value(v.clone()).map_err(|e| match v.pointer("/cmd/type").and_then(|t| t.as_str()) {
+        Some(t) if !COMMANDS.contains(&t) => (id, ErrorCode::UnknownCommand, format!("unknown command {t:?}")),
+        _ => (id, ErrorCode::InvalidBody, format!("invalid frame: {e}")),
+    })
+}
+
+async fn handle_text(hub: Arc<Hub>, conn: Conn, subs: Rc<RefCell<HashSet<StreamId>>>, text: String) {
+    let frame = match parse(&text) {
+        Ok(f) => f,
+        Err((id, code, msg)) => {
+            conn.push(error_frame(id, code, msg));
+            return;
+        }
+    };
+    let id = frame.id;
+    let result = match frame.cmd {
+        Command::Subscribe { stream, after_seq } => {
+            let r = hub.subscribe(conn.clone(), stream, after_seq).await;
+            if r.is_ok() {
+                subs.borrow_mut().insert(stream);
+            }
+            r.map(|b| (false, b))
+        }
+        Command::Unsubscribe { stream } => {
+            hub.unsubscribe(conn.id, stream).await;
+            subs.borrow_mut().remove(&stream);
+            Ok((false, AckBody::Unsubscribed { stream }))
+        }
+        cmd => match frame.idem {
+            None => Err(handoff_actors::CmdError::new(ErrorCode::MissingIdempotencyKey, "commands that change state need an idem key")),
+            Some(key) => hub.execute(conn.user, key, cmd).await,
+        },
+    };
+    let out = match result {
+        Ok((duplicate, body)) => json(&ServerFrame::Ack { id, duplicate, body }),
+        Err(e) => error_frame(Some(id), e.code, e.message),
+    };
+    conn.push(out);
+}
+
+async fn close_with(session: actix_ws::Session, code: u16, why: &str) {
+    let reason = CloseReason { code: CloseCode::from(code), description: Some(why.into()) };
+    let _ = tokio::time::timeout(Duration::from_secs(1), session.close(Some(reason))).await;
+}
+
+async fn run(
+    state: AppState,
+    token_hash: Vec<u8>,
+    conn: Conn,
+    mut rx: tokio::sync::mpsc::Receiver<Arc<str>>,
+    mut session: actix_ws::Session,
+    mut stream: actix_ws::MessageStream,
+) {
+    let hub = state.hub.clone();
+    let subs: Rc<RefCell<HashSet<StreamId>>> = Rc::default();
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let mut last_pong = Instant::now();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    conn.push(json(&ServerFrame::Hello { protocol: PROTOCOL_VERSION, user: conn.user }));
+    let ended = loop {
+        tokio::select! {
+            biased;
+            _ = conn.kill.wait() => {
+                let code = conn.kill.requested().unwrap_or(close::NORMAL);
+                break Some((code, "slow consumer: the outgoing buffer filled; reconnect and resume"));
+            }
+            out = rx.recv() => match out {
+                Some(frame) => match tokio::time::timeout(WRITE_TIMEOUT, session.text(frame.to_string())).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break None,
+                    Err(_) => break Some((close::SLOW_CONSUMER, "slow consumer: a write stalled")),
+                },
+                None => break None,
+            },
+            msg = stream.recv() => match msg {
+                None => break None,
+                Some(Ok(Message::Text(text))) => {
+                    let Ok(permit) = slots.clone().acquire_owned().await else { break None };
+                    let (hub, conn, subs) = (hub.clone(), conn.clone(), subs.clone());
+                    actix_web::rt::spawn(async move {
+                        handle_text(hub, conn, subs, text.to_string()).await;
+                        drop(permit);
+                    });
+                }
+                Some(Ok(Message::Binary(_))) | Some(Ok(Message::Continuation(_))) => {
+                    conn.push(error_frame(None, ErrorCode::MalformedJson, "send JSON text frames, whole, not binary or fragmented ones"));
+                }
+                Some(Ok(Message::Ping(p))) => {
+                    if session.pong(&p).await.is_err() {
+                        break None;
+                    }
+                }
+                Some(Ok(Message::Pong(_))) => last_pong = Instant::now(),
+                Some(Ok(Message::Close(_))) => break Some((close::NORMAL, "bye")),
+                Some(Ok(Message::Nop)) => {}
+                Some(Err(ProtocolError::Overflow)) => break Some((close::TOO_BIG, "frame over 256 KiB")),
+                Some(Err(_)) => break Some((1002, "protocol error")),
+            },
+            _ = ping.tick() => {
+                if last_pong.elapsed() > PONG_TIMEOUT {
+                    break Some((close::PING_TIMEOUT, "no pong"));
+                }
+                match state.store.session(&token_hash).await {
+                    Ok(Some(s)) if s.expires_at > now() => {}
+                    Ok(_) => break Some((close::SESSION_ENDED, "session ended; sign in again")),
+                    Err(_) => {}
+                }
+                if session.ping(b"").await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some((code, why)) = ended {
+        close_with(session, code, why).await;
+    }
+    let streams: Vec<StreamId> = subs.borrow().iter().copied().collect();
+    for s in streams {
+        hub.unsubscribe(conn.id, s).await;
+    }
+}

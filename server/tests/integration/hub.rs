@@ -1,0 +1,557 @@
+//! The live hub over real WebSockets, with the native client and real crypto.
+
+use std::time::Duration;
+
+use handoff_client::Client;
+use handoff_client::live::Live;
+use handoff_client::referrals::{File, To};
+use handoff_crypto::ReferralContent;
+use handoff_crypto::referral::Demographics;
+use handoff_protocol::ErrorCode;
+use handoff_protocol::v1::{Intake, Practice, PracticeKind, Role};
+use handoff_protocol::ws::{AckBody, Command, Event, RejectReason, Routing, Status, StreamId, Urgency};
+
+use crate::harness::{PASSWORD, Smtp, TestServer};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+pub fn routing(category: &str) -> Routing {
+    Routing {
+        specialty: "cardiology".into(),
+        category: category.into(),
+        subcategory: None,
+        region: "fraser".into(),
+        urgency: Urgency::Routine,
+    }
+}
+
+pub fn content(name: &str) -> ReferralContent {
+    ReferralContent {
+        patient: Demographics {
+            name: name.into(),
+            date_of_birth: "1961-04-12".into(),
+            sex: "F".into(),
+            health_number: "9876 543 210".into(),
+            phone: "604-555-0199".into(),
+            address: "1234 Kingsway, Burnaby BC".into(),
+        },
+        reason: "Intermittent palpitations with presyncope".into(),
+        clinical_details: "Holter showed runs of SVT; metoprolol 25 mg bid; TSH normal".into(),
+    }
+}
+
+/// A referring practice (MOA admin) and `n` verified cardiology practices in
+/// Fraser owned by one specialist.
+pub struct World {
+    pub moa: Client,
+    pub referring: Practice,
+    pub spec: Client,
+    pub specialists: Vec<Practice>,
+    pub staff: Client,
+}
+
+pub async fn world(srv: &TestServer, n: usize) -> World {
+    let mut moa = srv.client();
+    moa.register("moa@family.example", "Pat (MOA)", PASSWORD, None).await.unwrap();
+    let referring = moa.create_practice("Kingsway Family Practice", PracticeKind::Referring, None, Some("fraser"), vec![]).await.unwrap();
+    let mut spec = srv.client();
+    spec.register("dr.heart@cardio.example", "Dr. Heart", PASSWORD, None).await.unwrap();
+    let mut staff = srv.client();
+    staff.register("ops@handoff.example", "Ops", PASSWORD, None).await.unwrap();
+    srv.grant_staff("ops@handoff.example");
+    let mut specialists = Vec::new();
+    for i in 0..n {
+        let p = spec
+            .create_practice(
+                &format!("Fraser Cardiology {i}"),
+                PracticeKind::Specialist,
+                Some("cardiology"),
+                Some("fraser"),
+                vec![
+                    Intake { category: "arrhythmia".into(), subcategory: None },
+                    Intake { category: "heart-failure".into(), subcategory: None },
+                ],
+            )
+            .await
+            .unwrap();
+        staff.admin_practice_action(p.id, "verify").await.unwrap();
+        specialists.push(p);
+    }
+    World { moa, referring, spec, specialists, staff }
+}
+
+fn events_of(pushed: &[handoff_client::live::Pushed]) -> Vec<&Event> {
+    pushed.iter().map(|p| &p.event).collect()
+}
+
+async fn drain(live: &mut Live, stream: StreamId, upto: u64) -> Vec<handoff_client::live::Pushed> {
+    let mut out = Vec::new();
+    while out.last().map(|p: &handoff_client::live::Pushed| p.seq).unwrap_or(0) < upto {
+        let e = live.wait_for(stream, WAIT, |_| true).await.expect("event");
+        out.push(e);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_is_live_on_both_sides_and_in_the_history() {
+    let srv = TestServer::start(None);
+    let w = world(&srv, 2).await;
+    let inbox = |p: &Practice| StreamId::Practice(p.id);
+    let mut spec_live = w.spec.live().await.unwrap();
+    for p in &w.specialists {
+        spec_live.subscribe(inbox(p), 0).await.unwrap();
+    }
+    let mut moa_live = w.moa.live().await.unwrap();
+    moa_live.subscribe(inbox(&w.referring), 0).await.unwrap();
+
+    // 1. A "choose for me" referral with an attachment appears live in the chosen inbox.
+    let pdf = File { name: "holter.pdf".into(), media_type: "application/pdf".into(), bytes: b"%PDF-1.4 holter report".repeat(5000) };
+    let ack = w
+        .moa
+        .send_referral(
+            &moa_live,
+            w.referring.id,
+            To::ChooseForMe,
+            routing("arrhythmia"),
+            &content("Margaret Example"),
+            std::slice::from_ref(&pdf),
+        )
+        .await
+        .unwrap();
+    let AckBody::ReferralSent { referral: rid, number, to_practice } = ack else { panic!("{ack:?}") };
+    assert!(number.starts_with("HR-") && number.len() == 12, "{number}");
+    assert!(w.specialists.iter().any(|p| p.id == to_practice));
+    let got = spec_live
+        .wait_for(StreamId::Practice(to_practice), WAIT, |e| matches!(e, Event::ReferralSent { referral } if referral.id == rid))
+        .await
+        .expect("the referral arrives live");
+    let Event::ReferralSent { referral } = got.event else { unreachable!() };
+    assert_eq!(referral.number, number);
+    let opened = w.spec.open_referral(&referral).await.unwrap();
+    assert_eq!(opened, content("Margaret Example"), "the specialist decrypts what the MOA wrote");
+    let (meta, bytes) = w.spec.download(&referral, &referral.attachments[0]).await.unwrap();
+    assert_eq!((meta.name.as_str(), bytes), ("holter.pdf", pdf.bytes.clone()));
+    moa_live
+        .wait_for(StreamId::Practice(w.referring.id), WAIT, |e| matches!(e, Event::ReferralSent { .. }))
+        .await
+        .expect("the sender's inbox too");
+
+    // The referrer sees when the specialist first opened it; opening again makes no event.
+    let rs = StreamId::Referral(rid);
+    spec_live.command(Command::MarkOpened { referral: rid }).await.unwrap();
+    spec_live.command(Command::MarkOpened { referral: rid }).await.unwrap();
+    let seen = moa_live.wait_for(StreamId::Practice(w.referring.id), WAIT, |e| matches!(e, Event::Opened { .. })).await.expect("opened");
+    let Event::Opened { at, .. } = seen.event else { unreachable!() };
+    assert_eq!(w.moa.referral(rid).await.unwrap().first_opened_at, Some(at));
+
+    // 2. Category, urgency, accept, thread, late attachment: each live at the other side.
+    spec_live.command(Command::ChangeCategory { referral: rid, category: "heart-failure".into(), subcategory: None }).await.unwrap();
+    let e = moa_live.wait_for(StreamId::Practice(w.referring.id), WAIT, |e| matches!(e, Event::CategoryChanged { .. })).await.unwrap();
+    assert!(matches!(e.event, Event::CategoryChanged { ref category, .. } if category == "heart-failure"));
+    spec_live.command(Command::ChangeUrgency { referral: rid, urgency: Urgency::Urgent }).await.unwrap();
+    moa_live
+        .wait_for(StreamId::Practice(w.referring.id), WAIT, |e| matches!(e, Event::UrgencyChanged { urgency: Urgency::Urgent, .. }))
+        .await
+        .unwrap();
+    spec_live.command(Command::Accept { referral: rid }).await.unwrap();
+    moa_live
+        .wait_for(StreamId::Practice(w.referring.id), WAIT, |e| matches!(e, Event::StatusChanged { status: Status::Accepted, .. }))
+        .await
+        .unwrap();
+    let r_now = w.moa.referral(rid).await.unwrap();
+    w.moa.post_message(&moa_live, &r_now, "Patient prefers morning appointments.").await.unwrap();
+    let m = spec_live.wait_for(StreamId::Practice(to_practice), WAIT, |e| matches!(e, Event::MessagePosted { .. })).await.unwrap();
+    let Event::MessagePosted { message, by, .. } = m.event else { unreachable!() };
+    assert_eq!(w.spec.open_message(&r_now, by, &message).await.unwrap().text, "Patient prefers morning appointments.");
+    let ecg = File { name: "ecg.png".into(), media_type: "image/png".into(), bytes: vec![7u8; 70_000] };
+    w.spec.add_attachment(&spec_live, &r_now, &ecg).await.unwrap();
+    let a = moa_live.wait_for(StreamId::Practice(w.referring.id), WAIT, |e| matches!(e, Event::AttachmentAdded { .. })).await.unwrap();
+    let Event::AttachmentAdded { attachment, .. } = a.event else { unreachable!() };
+    let latest = w.moa.referral(rid).await.unwrap();
+    assert_eq!(w.moa.download(&latest, &attachment).await.unwrap().1, ecg.bytes);
+    assert_eq!(latest.status, Status::Accepted);
+    assert_eq!(latest.routing.category, "heart-failure");
+    assert_eq!(latest.routing.urgency, Urgency::Urgent);
+
+    // The history: every change, in order, on the referral's own stream.
+    let mut hist = w.moa.live().await.unwrap();
+    let head = hist.subscribe(rs, 0).await.unwrap();
+    let all = drain(&mut hist, rs, head).await;
+    let kinds: Vec<&str> = events_of(&all)
+        .iter()
+        .map(|e| match e {
+            Event::ReferralSent { .. } => "sent",
+            Event::Opened { .. } => "opened",
+            Event::CategoryChanged { .. } => "category",
+            Event::UrgencyChanged { .. } => "urgency",
+            Event::StatusChanged { .. } => "status",
+            Event::MessagePosted { .. } => "message",
+            Event::AttachmentAdded { .. } => "attachment",
+        })
+        .collect();
+    assert_eq!(kinds, vec!["sent", "opened", "category", "urgency", "status", "message", "attachment"]);
+    assert_eq!(all.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=7).collect::<Vec<u64>>());
+
+    // Reject (a second referral): reason and encrypted note arrive; the note decrypts.
+    let ack = w
+        .moa
+        .send_referral(&moa_live, w.referring.id, To::Practice(to_practice), routing("arrhythmia"), &content("Second Patient"), &[])
+        .await
+        .unwrap();
+    let AckBody::ReferralSent { referral: rid2, .. } = ack else { panic!() };
+    let r2 = w.spec.referral(rid2).await.unwrap();
+    w.spec.reject(&spec_live, &r2, RejectReason::AnotherSpecialist, "Please refer to Dr. Rhythm at Surrey EP clinic").await.unwrap();
+    let rej = moa_live
+        .wait_for(StreamId::Practice(w.referring.id), WAIT, |e| matches!(e, Event::StatusChanged { status: Status::Rejected, .. }))
+        .await
+        .unwrap();
+    let Event::StatusChanged { reason, note, .. } = rej.event else { unreachable!() };
+    assert_eq!(reason, Some(RejectReason::AnotherSpecialist));
+    assert_eq!(w.moa.open_note(&r2, &note.unwrap()).await.unwrap(), "Please refer to Dr. Rhythm at Surrey EP clinic");
+    // A rejected referral cannot be accepted; the referrer cannot accept; the specialist cannot cancel.
+    let e = spec_live.command(Command::Accept { referral: rid2 }).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::InvalidTransition));
+    let e = moa_live.command(Command::Accept { referral: rid }).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Forbidden));
+    let e = spec_live.command(Command::Cancel { referral: rid }).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Forbidden));
+    // The referrer can cancel an accepted referral.
+    moa_live.command(Command::Cancel { referral: rid }).await.unwrap();
+    spec_live
+        .wait_for(StreamId::Practice(to_practice), WAIT, |e| matches!(e, Event::StatusChanged { status: Status::Cancelled, .. }))
+        .await
+        .unwrap();
+    // Both listings agree after a reload.
+    assert_eq!(w.moa.referrals(w.referring.id).await.unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_gets_exactly_the_missed_events_in_order() {
+    let srv = TestServer::start(None);
+    let w = world(&srv, 1).await;
+    let to = w.specialists[0].id;
+    let inbox = StreamId::Practice(to);
+    let moa_live = w.moa.live().await.unwrap();
+    let mut spec_live = w.spec.live().await.unwrap();
+    spec_live.subscribe(inbox, 0).await.unwrap();
+    let ack = w
+        .moa
+        .send_referral(&moa_live, w.referring.id, To::Practice(to), routing("arrhythmia"), &content("Resume Patient"), &[])
+        .await
+        .unwrap();
+    let AckBody::ReferralSent { referral: rid, .. } = ack else { panic!() };
+    let first = spec_live.wait_for(inbox, WAIT, |_| true).await.unwrap();
+    assert_eq!(first.seq, 1);
+    drop(spec_live);
+
+    // While the specialist is away: five messages.
+    let r = w.moa.referral(rid).await.unwrap();
+    for i in 0..5 {
+        w.moa.post_message(&moa_live, &r, &format!("note {i}")).await.unwrap();
+    }
+    let mut back = w.spec.live().await.unwrap();
+    let head = back.subscribe(inbox, first.seq).await.unwrap();
+    assert_eq!(head, 6);
+    let missed = drain(&mut back, inbox, head).await;
+    assert_eq!(missed.iter().map(|p| p.seq).collect::<Vec<_>>(), vec![2, 3, 4, 5, 6], "exactly the missed ones, in order");
+    let mut texts = Vec::new();
+    for p in &missed {
+        let Event::MessagePosted { message, by, .. } = &p.event else { panic!("{:?}", p.event) };
+        texts.push(w.spec.open_message(&r, *by, message).await.unwrap().text);
+    }
+    assert_eq!(texts, (0..5).map(|i| format!("note {i}")).collect::<Vec<_>>());
+    // Then live again, with no duplicate.
+    w.moa.post_message(&moa_live, &r, "after resume").await.unwrap();
+    let next = back.wait_for(inbox, WAIT, |_| true).await.unwrap();
+    assert_eq!(next.seq, 7);
+    assert!(back.next_event(Duration::from_millis(300)).await.is_none(), "nothing twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn choose_for_me_balances_1000_concurrent_referrals() {
+    let srv = TestServer::start(None);
+    let w = world(&srv, 9).await;
+    // Practice 7 is paused; practice 8 loses its verification.
+    w.staff.admin_practice_action(w.specialists[7].id, "pause").await.unwrap();
+    w.staff.admin_practice_action(w.specialists[8].id, "unverify").await.unwrap();
+    let from_key = w.moa.practice_key(w.referring.id).await.unwrap();
+    // Wrap to all nine, including the two that must receive nothing.
+    let keys: Vec<_> = futures_util::future::join_all(w.specialists.iter().map(|p| w.spec.practice_key(p.id))).await;
+    let keys: Vec<_> = keys.into_iter().map(Result::unwrap).collect();
+    let sockets: Vec<Live> = futures_util::future::join_all((0..8).map(|_| w.moa.live())).await.into_iter().map(Result::unwrap).collect();
+    let n = 1000;
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let r = handoff_crypto::ReferralKey::generate().unwrap();
+        let id = handoff_protocol::ws::ReferralId(uuid::Uuid::new_v4());
+        let wrap = |p: handoff_protocol::PracticeId, k: &handoff_crypto::PracticeKey| handoff_protocol::ws::WrappedKey {
+            practice: p,
+            epoch: 0,
+            sealed: handoff_protocol::B64(r.wrap_to(id, p, 0, &k.hpke_public()).unwrap()),
+        };
+        let new = handoff_protocol::ws::NewReferral {
+            id,
+            from_practice: w.referring.id,
+            destination: handoff_protocol::ws::Destination::ChooseForMe,
+            routing: routing("arrhythmia"),
+            content: handoff_protocol::B64(r.seal_content(id, &content(&format!("Patient {i}"))).unwrap()),
+            from_key: wrap(w.referring.id, &from_key),
+            to_keys: w.specialists.iter().zip(&keys).map(|(p, k)| wrap(p.id, k)).collect(),
+            attachments: vec![],
+        };
+        tasks.push((i % sockets.len(), new));
+    }
+    let sockets = std::sync::Arc::new(sockets);
+    let results = futures_util::future::join_all(tasks.into_iter().map(|(s, new)| {
+        let sockets = sockets.clone();
+        async move { sockets[s].command(Command::SendReferral { referral: new }).await }
+    }))
+    .await;
+    let mut counts = std::collections::HashMap::new();
+    for r in results {
+        let AckBody::ReferralSent { to_practice, .. } = r.unwrap() else { panic!() };
+        *counts.entry(to_practice).or_insert(0u32) += 1;
+    }
+    let eligible: Vec<_> = w.specialists[..7].iter().map(|p| p.id).collect();
+    assert_eq!(counts.keys().filter(|p| !eligible.contains(p)).count(), 0, "paused and unverified practices receive none: {counts:?}");
+    let per: Vec<u32> = eligible.iter().map(|p| counts.get(p).copied().unwrap_or(0)).collect();
+    assert_eq!(per.iter().sum::<u32>(), n as u32);
+    let (lo, hi) = (per.iter().min().unwrap(), per.iter().max().unwrap());
+    assert!(hi - lo <= 1, "balanced within 1: {per:?}");
+    // The server's own listings agree.
+    for (p, want) in eligible.iter().zip(&per) {
+        assert_eq!(w.spec.referrals(*p).await.unwrap().len() as u32, *want);
+    }
+    assert!(w.spec.referrals(w.specialists[7].id).await.unwrap().is_empty());
+    assert!(w.spec.referrals(w.specialists[8].id).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_sends_to_unverified_or_paused_practices_are_refused() {
+    let srv = TestServer::start(None);
+    let w = world(&srv, 2).await;
+    let live = w.moa.live().await.unwrap();
+    w.staff.admin_practice_action(w.specialists[0].id, "pause").await.unwrap();
+    // The MOA's client built the wrap while the practice was open.
+    let (new, _) = {
+        w.staff.admin_practice_action(w.specialists[1].id, "unverify").await.unwrap();
+        w.staff.admin_practice_action(w.specialists[0].id, "unpause").await.unwrap();
+        let prepared = w
+            .moa
+            .prepare_referral(w.referring.id, To::Practice(w.specialists[0].id), routing("arrhythmia"), &content("P"), &[])
+            .await
+            .unwrap();
+        w.staff.admin_practice_action(w.specialists[0].id, "pause").await.unwrap();
+        prepared
+    };
+    let e = live.command(Command::SendReferral { referral: new }).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::NotEligible));
+    // Choose-for-me with only ineligible candidates.
+    w.staff.admin_practice_action(w.specialists[0].id, "unpause").await.unwrap();
+    let (mut new, _) = w.moa.prepare_referral(w.referring.id, To::ChooseForMe, routing("arrhythmia"), &content("P"), &[]).await.unwrap();
+    w.staff.admin_practice_action(w.specialists[0].id, "pause").await.unwrap();
+    new.id = handoff_protocol::ws::ReferralId(uuid::Uuid::new_v4());
+    let e = live.command(Command::SendReferral { referral: new }).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::NoEligiblePractice));
+    assert!(w.moa.referrals(w.referring.id).await.unwrap().is_empty(), "nothing was created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_emails_survive_an_smtp_outage_and_arrive_once() {
+    // The SMTP port is reserved but nothing listens yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let srv = TestServer::start_with(None, |c| {
+        c.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
+        c.mail_backoff_ms = 200;
+        c.mail_backoff_max_ms = 400;
+    });
+    let w = world(&srv, 1).await;
+    let to = w.specialists[0].id;
+    w.moa.set_email_on_status(w.referring.id, true).await.unwrap();
+    // A second member of the referring practice who did not opt in.
+    let mut other = srv.client();
+    other.register("quiet@family.example", "Quiet", PASSWORD, None).await.unwrap();
+    w.moa.invite(w.referring.id, "quiet@family.example", Role::Member).await.unwrap();
+    let moa_live = w.moa.live().await.unwrap();
+    let spec_live = w.spec.live().await.unwrap();
+    let mut numbers = Vec::new();
+    for (i, accept) in [(0, true), (1, false), (2, true)] {
+        let ack = w
+            .moa
+            .send_referral(&moa_live, w.referring.id, To::Practice(to), routing("arrhythmia"), &content(&format!("Mail {i}")), &[])
+            .await
+            .unwrap();
+        let AckBody::ReferralSent { referral, number, .. } = ack else { panic!() };
+        let r = w.spec.referral(referral).await.unwrap();
+        if accept {
+            spec_live.command(Command::Accept { referral }).await.unwrap();
+        } else {
+            w.spec.reject(&spec_live, &r, RejectReason::WrongCategory, "we do not see this").await.unwrap();
+        }
+        numbers.push((number, if accept { "accepted" } else { "rejected" }));
+    }
+    // The server retries while SMTP is down.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let smtp = Smtp::start_on(port, tempfile::tempdir().unwrap());
+    for (number, status) in &numbers {
+        let m = smtp.wait_for("moa@family.example", number).await;
+        assert!(m.contains(status), "{m}");
+        assert!(!m.contains("Mail 0") && !m.contains("9876 543 210") && !m.contains("palpitations"), "no patient data in email");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let all = smtp.messages();
+    for (number, _) in &numbers {
+        let n = all.iter().filter(|m| m.contains(number.as_str())).count();
+        assert_eq!(n, 1, "exactly one email for {number}");
+    }
+    assert!(!all.iter().any(|m| m.contains("quiet@family.example") && m.contains("Referral HR-")), "only opted-in members");
+    drop(other);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stops_is_dropped_and_others_are_not() {
+    let srv = TestServer::start_with(None, |c| c.ws_outgoing_buffer = 8);
+    let w = world(&srv, 1).await;
+    let to = w.specialists[0].id;
+    let inbox = StreamId::Practice(to);
+    let moa_live = w.moa.live().await.unwrap();
+    let ack =
+        w.moa.send_referral(&moa_live, w.referring.id, To::Practice(to), routing("arrhythmia"), &content("Flood"), &[]).await.unwrap();
+    let AckBody::ReferralSent { referral: rid, .. } = ack else { panic!() };
+    let r = w.moa.referral(rid).await.unwrap();
+
+    // The stalled reader: a raw socket that subscribes, then never reads again.
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+    let mut req = format!("{}/ws", srv.url().replacen("http", "ws", 1)).into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {}", w.spec.token().unwrap()).parse().unwrap());
+    let (mut stalled, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let sub = serde_json::json!({"id": 1, "cmd": {"type": "subscribe", "stream": inbox.to_string(), "after_seq": 0}});
+    stalled.send(Message::Text(sub.to_string().into())).await.unwrap();
+
+    let mut healthy = w.spec.live().await.unwrap();
+    healthy.subscribe(inbox, 0).await.unwrap();
+    let total = 300u64;
+    let big = "x".repeat(20_000);
+    for _ in 0..total {
+        w.moa.post_message(&moa_live, &r, &big).await.unwrap();
+    }
+    // The healthy reader gets every event.
+    let got = drain(&mut healthy, inbox, total + 1).await;
+    assert_eq!(got.len() as u64, total + 1);
+    // The stalled one was cut off well before the end.
+    let mut events = 0u64;
+    let mut close_code = None;
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(5), stalled.next()).await {
+        match m {
+            Ok(Message::Text(t)) if t.contains("\"type\":\"event\"") => events += 1,
+            Ok(Message::Close(f)) => {
+                close_code = f.map(|f| u16::from(f.code));
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(events < total + 1, "the stalled reader was disconnected (got {events} of {})", total + 1);
+    if let Some(c) = close_code {
+        assert_eq!(c, handoff_protocol::ws::close::SLOW_CONSUMER);
+    }
+    // The server is fine and the healthy socket still works.
+    w.moa.post_message(&moa_live, &r, "still here").await.unwrap();
+    assert!(healthy.wait_for(inbox, WAIT, |_| true).await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_get_documented_errors_and_the_socket_survives() {
+    use tokio_tungstenite::tungstenite::Message;
+    let srv = TestServer::start(None);
+    let w = world(&srv, 1).await;
+    let to = w.specialists[0].id;
+    let mut live = w.moa.live().await.unwrap();
+
+    live.send_raw(Message::Text("{not json".into())).unwrap();
+    assert_eq!(live.next_error(WAIT).await.unwrap().error, ErrorCode::MalformedJson);
+    live.send_raw(Message::Text(r#"{"id": 5, "cmd": {"type": "launch_rockets"}}"#.into())).unwrap();
+    let e = live.next_error(WAIT).await.unwrap();
+    assert_eq!(e.error, ErrorCode::UnknownCommand, "{e:?}");
+    live.send_raw(Message::Text(r#"{"id": 6, "cmd": {"type": "subscribe", "stream": 42}}"#.into())).unwrap();
+    assert_eq!(live.next_error(WAIT).await.unwrap().error, ErrorCode::InvalidBody, "wrong types");
+    live.send_raw(Message::Binary(vec![1, 2, 3].into())).unwrap();
+    assert_eq!(live.next_error(WAIT).await.unwrap().error, ErrorCode::MalformedJson, "binary frames are refused");
+    let e = live.request(None, Command::Accept { referral: handoff_protocol::ws::ReferralId(uuid::Uuid::new_v4()) }).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::MissingIdempotencyKey));
+    // Foreign streams and referrals look like unknown ones.
+    let foreign = live.subscribe(StreamId::Practice(to), 0).await.unwrap_err();
+    let unknown = live.subscribe(StreamId::Practice(handoff_protocol::PracticeId(uuid::Uuid::new_v4())), 0).await.unwrap_err();
+    assert_eq!(foreign.code(), Some(ErrorCode::NotFound));
+    assert_eq!(foreign.to_string(), unknown.to_string());
+
+    // Idempotency: a replay acts once; a different command under the same key is refused.
+    let (new, _) = w.moa.prepare_referral(w.referring.id, To::Practice(to), routing("arrhythmia"), &content("Idem"), &[]).await.unwrap();
+    let key = handoff_protocol::ws::IdemKey(uuid::Uuid::new_v4());
+    let (dup1, a1) = live.request(Some(key), Command::SendReferral { referral: new.clone() }).await.unwrap();
+    let (dup2, a2) = live.request(Some(key), Command::SendReferral { referral: new.clone() }).await.unwrap();
+    assert_eq!((dup1, dup2), (false, true));
+    assert_eq!(a1, a2);
+    let e = live.request(Some(key), Command::Cancel { referral: new.id }).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::IdempotencyConflict));
+    assert_eq!(w.moa.referrals(w.referring.id).await.unwrap().len(), 1, "the referral exists once");
+    // The same id with a fresh key: a conflict, not a second referral.
+    let e = live.command(Command::SendReferral { referral: new.clone() }).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Conflict));
+
+    // Commands on a referral of someone else.
+    let mut stranger = srv.client();
+    stranger.register("stranger@else.example", "S", PASSWORD, None).await.unwrap();
+    let slive = stranger.live().await.unwrap();
+    let e = slive.command(Command::Accept { referral: new.id }).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::NotFound));
+    assert_eq!(slive.subscribe(StreamId::Referral(new.id), 0).await.unwrap_err().code(), Some(ErrorCode::NotFound));
+    let AckBody::ReferralSent { referral, .. } = a1 else { panic!() };
+    let r = w.moa.referral(referral).await.unwrap();
+    assert_eq!(stranger.referral(referral).await.unwrap_err().code(), Some(ErrorCode::NotFound));
+    assert!(stranger.open_referral(&r).await.is_err(), "and it could not decrypt it anyway");
+
+    // An oversized frame closes that socket with 1009; the server stays up.
+    let huge = format!(
+        r#"{{"id": 9, "cmd": {{"type": "subscribe", "stream": "{}"}}, "pad": "{}"}}"#,
+        StreamId::Practice(w.referring.id),
+        "x".repeat(300_000)
+    );
+    live.send_raw(Message::Text(huge.into())).unwrap();
+    let closed = live.closed(WAIT).await.unwrap();
+    assert_eq!(closed.0, handoff_protocol::ws::close::TOO_BIG);
+    let again = w.moa.live().await.unwrap();
+    again.subscribe(StreamId::Practice(w.referring.id), 0).await.unwrap();
+
+    // An attachment over the limit.
+    let blob = handoff_protocol::ws::BlobId(uuid::Uuid::new_v4());
+    let r = w
+        .moa
+        .raw("POST", &format!("/api/v1/blobs/{blob}"), Some("application/octet-stream"), vec![0u8; handoff_protocol::ws::MAX_BLOB + 1])
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.error().unwrap().error), (413, ErrorCode::PayloadTooLarge));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_needs_a_session_and_a_known_version() {
+    use tokio_tungstenite::tungstenite::Error;
+    let srv = TestServer::start(None);
+    let url = format!("{}/ws", srv.url().replacen("http", "ws", 1));
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    let mut a = srv.client();
+    a.register("v@clinic.example", "V", PASSWORD, None).await.unwrap();
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("{url}?v=99").into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {}", a.token().unwrap()).parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 400),
+        other => panic!("expected 400, got {other:?}"),
+    }
+}
