@@ -105,6 +105,13 @@ impl Hub {
         })
     }
 
+    /// Stops every hub actor and their thread (at server shutdown).
+    pub fn stop(&self) {
+        self.practices.clear();
+        self.referrals.clear();
+        self.arbiter.stop();
+    }
+
     /// Live actor counts, for metrics and tests: (practices, referrals).
     pub fn live(&self) -> (usize, usize) {
         (self.practices.len(), self.referrals.len())

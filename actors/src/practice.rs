@@ -9,7 +9,7 @@ use handoff_protocol::PracticeId;
 use handoff_protocol::ws::{AckBody, MAX_REPLAY, StreamId};
 
 use crate::fanout::{Fanout, event_frame};
-use crate::hub::{Deliver, Evict, Hub, Subscribe, Unsubscribe};
+use crate::hub::{Deliver, Evict, Hub, Subscribe};
 use crate::{CmdError, CmdResult};
 
 pub(crate) struct PracticeActor {
@@ -97,22 +97,7 @@ where
     )))
 }
 
-impl Handler<Subscribe> for PracticeActor {
-    type Result = AtomicResponse<Self, CmdResult<AckBody>>;
-    fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) -> Self::Result {
-        self.last_active = Instant::now();
-        let hub = self.hub.clone();
-        let stream = self.fanout.stream;
-        subscribe_with_replay(self, &hub, stream, msg, |a: &mut Self| &mut a.fanout)
-    }
-}
-
-impl Handler<Unsubscribe> for PracticeActor {
-    type Result = ();
-    fn handle(&mut self, msg: Unsubscribe, _: &mut Self::Context) {
-        self.fanout.unsubscribe(msg.conn_id);
-    }
-}
+crate::stream_handlers!(PracticeActor);
 
 impl Handler<Evict> for PracticeActor {
     type Result = ();
@@ -157,15 +142,61 @@ where
     }
 }
 
-impl Handler<Deliver> for PracticeActor {
-    type Result = AtomicResponse<Self, ()>;
-    fn handle(&mut self, msg: Deliver, _: &mut Self::Context) -> Self::Result {
-        self.last_active = Instant::now();
-        if !self.ready {
-            // Not yet activated: the head read will include these events.
-            return AtomicResponse::new(Box::pin(fut::ready(())));
-        }
-        let hub = self.hub.clone();
-        deliver_in_order(self, &hub, msg, |a: &mut Self| &mut a.fanout)
+/// What the stream-owning actors share, so one set of handlers serves both.
+pub(crate) trait StreamOwner: Actor<Context = Context<Self>> {
+    fn parts(&mut self) -> (&mut Fanout, &Weak<Hub>);
+    fn touch(&mut self);
+    fn ready(&self) -> bool;
+}
+
+impl StreamOwner for PracticeActor {
+    fn parts(&mut self) -> (&mut Fanout, &Weak<Hub>) {
+        (&mut self.fanout, &self.hub)
     }
+    fn touch(&mut self) {
+        self.last_active = Instant::now();
+    }
+    fn ready(&self) -> bool {
+        self.ready
+    }
+}
+
+/// Implements `Subscribe`, `Unsubscribe` and `Deliver` for a [`StreamOwner`].
+#[macro_export]
+#[doc(hidden)]
+macro_rules! stream_handlers {
+    ($actor:ty) => {
+        impl Handler<$crate::hub::Subscribe> for $actor {
+            type Result = AtomicResponse<Self, $crate::CmdResult<handoff_protocol::ws::AckBody>>;
+            fn handle(&mut self, msg: $crate::hub::Subscribe, _: &mut Self::Context) -> Self::Result {
+                use $crate::practice::StreamOwner as _;
+                self.touch();
+                let (f, hub) = self.parts();
+                let (stream, hub) = (f.stream, hub.clone());
+                $crate::practice::subscribe_with_replay(self, &hub, stream, msg, |a: &mut Self| a.parts().0)
+            }
+        }
+
+        impl Handler<$crate::hub::Unsubscribe> for $actor {
+            type Result = ();
+            fn handle(&mut self, msg: $crate::hub::Unsubscribe, _: &mut Self::Context) {
+                use $crate::practice::StreamOwner as _;
+                self.parts().0.unsubscribe(msg.conn_id);
+            }
+        }
+
+        impl Handler<$crate::hub::Deliver> for $actor {
+            type Result = AtomicResponse<Self, ()>;
+            fn handle(&mut self, msg: $crate::hub::Deliver, _: &mut Self::Context) -> Self::Result {
+                use $crate::practice::StreamOwner as _;
+                self.touch();
+                if !self.ready() {
+                    // Not yet activated: the head read will include these events.
+                    return AtomicResponse::new(Box::pin(actix::fut::ready(())));
+                }
+                let hub = self.parts().1.clone();
+                $crate::practice::deliver_in_order(self, &hub, msg, |a: &mut Self| a.parts().0)
+            }
+        }
+    };
 }

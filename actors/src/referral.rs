@@ -18,8 +18,7 @@ use handoff_protocol::{ErrorCode, UserId};
 use handoff_store::{Commit, IdemRecord, NewMail, ReferralRecord, Store, StoreError, StoredEvent};
 
 use crate::fanout::Fanout;
-use crate::hub::{Deliver, Hub, Subscribe, Unsubscribe};
-use crate::practice::{deliver_in_order, subscribe_with_replay};
+use crate::hub::{Deliver, Hub};
 use crate::{CmdError, CmdResult, now_millis};
 
 /// A state-changing command on one referral.
@@ -98,35 +97,24 @@ impl Actor for ReferralActor {
     }
 }
 
-impl Handler<Subscribe> for ReferralActor {
-    type Result = AtomicResponse<Self, CmdResult<AckBody>>;
-    fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) -> Self::Result {
+crate::stream_handlers!(ReferralActor);
+
+impl crate::practice::StreamOwner for ReferralActor {
+    fn parts(&mut self) -> (&mut Fanout, &Weak<Hub>) {
+        (&mut self.fanout, &self.hub)
+    }
+    fn touch(&mut self) {
         self.last_active = Instant::now();
-        let hub = self.hub.clone();
-        let stream = self.fanout.stream;
-        subscribe_with_replay(self, &hub, stream, msg, |a: &mut Self| &mut a.fanout)
     }
-}
-
-impl Handler<Unsubscribe> for ReferralActor {
-    type Result = ();
-    fn handle(&mut self, msg: Unsubscribe, _: &mut Self::Context) {
-        self.fanout.unsubscribe(msg.conn_id);
-    }
-}
-
-impl Handler<Deliver> for ReferralActor {
-    type Result = AtomicResponse<Self, ()>;
-    fn handle(&mut self, msg: Deliver, _: &mut Self::Context) -> Self::Result {
-        let hub = self.hub.clone();
-        deliver_in_order(self, &hub, msg, |a: &mut Self| &mut a.fanout)
+    fn ready(&self) -> bool {
+        self.ready
     }
 }
 
 /// How a command ended.
 pub(crate) enum Outcome {
     /// Committed (or nothing to change): the new record, the stored events, the answer.
-    Done { updated: Option<ReferralRecord>, events: Vec<StoredEvent>, ack: AckBody },
+    Done { updated: Option<Box<ReferralRecord>>, events: Vec<StoredEvent>, ack: AckBody },
     /// A concurrent retry with the same idempotency key committed first.
     Duplicate(AckBody),
 }
@@ -350,7 +338,7 @@ impl Handler<Execute> for ReferralActor {
                     if has_mail {
                         hub.kick_mailer();
                     }
-                    Ok(Outcome::Done { updated: Some(updated), events, ack })
+                    Ok(Outcome::Done { updated: Some(Box::new(updated)), events, ack })
                 }
                 Err(StoreError::Conflict("idempotency")) => {
                     // A concurrent retry won the race: answer with its result.
@@ -363,7 +351,7 @@ impl Handler<Execute> for ReferralActor {
         AtomicResponse::new(Box::pin(work.into_actor(self).map(|res, act, ctx| match res? {
             Outcome::Done { updated, events, ack } => {
                 if let Some(u) = updated {
-                    act.rec = u;
+                    act.rec = *u;
                 }
                 push_all(act, ctx, events);
                 Ok((false, ack))

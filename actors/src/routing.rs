@@ -220,7 +220,7 @@ async fn create(store: &dyn Store, user: UserId, idem: IdemKey, hash: Vec<u8>, n
             first_opened_at: None,
         };
         let ack = AckBody::ReferralSent { referral: n.id, number: number.clone(), to_practice: to.id };
-        let event = serde_json::to_string(&Event::ReferralSent { referral: referral.clone() })
+        let event = serde_json::to_string(&Event::ReferralSent { referral: Box::new(referral.clone()) })
             .map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
         let commit = Commit {
             insert: Some(ReferralRecord {

@@ -109,6 +109,11 @@ impl ReferralKey {
         Ok(Self(random_array()?))
     }
 
+    /// The raw key, so tests can scan stored data for leaks. Never send it anywhere.
+    pub fn expose_for_tests(&self) -> [u8; 32] {
+        self.0
+    }
+
     /// Wraps `R` to a practice's published HPKE public key for `epoch`.
     pub fn wrap_to(
         &self,

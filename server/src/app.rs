@@ -242,10 +242,36 @@ impl Drop for RunningServer {
     }
 }
 
-/// Builds and binds the server; returns it unstarted with its address.
-pub async fn bind(config: Config) -> Result<(actix_web::dev::Server, SocketAddr), StartError> {
+/// A bound server, not yet running.
+pub struct Bound {
+    /// The server future; await it to serve.
+    pub server: actix_web::dev::Server,
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The live hub, to stop after the server.
+    pub hub: Arc<handoff_actors::hub::Hub>,
+}
+
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bound").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl Bound {
+    /// Serves until stopped, then stops the hub's actors.
+    pub async fn serve(self) -> std::io::Result<()> {
+        let r = self.server.await;
+        self.hub.stop();
+        r
+    }
+}
+
+/// Builds and binds the server.
+pub async fn bind(config: Config) -> Result<Bound, StartError> {
     let bind_addr = config.bind;
     let state = build_state(config).await?;
+    let hub = state.hub.clone();
     let configure = app_config(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -269,7 +295,7 @@ pub async fn bind(config: Config) -> Result<(actix_web::dev::Server, SocketAddr)
     .bind(bind_addr)
     .map_err(|e| StartError::Bind(bind_addr, e))?;
     let addr = server.addrs().first().copied().unwrap_or(bind_addr);
-    Ok((server.run(), addr))
+    Ok(Bound { server: server.run(), addr, hub })
 }
 
 /// Starts the server on a thread of its own (tests and embedding use this).
@@ -279,9 +305,9 @@ pub fn spawn(config: Config) -> Result<RunningServer, StartError> {
         let sys = actix_web::rt::System::new();
         sys.block_on(async move {
             match bind(config).await {
-                Ok((server, addr)) => {
-                    let _ = tx.send(Ok((addr, server.handle())));
-                    if let Err(e) = server.await {
+                Ok(bound) => {
+                    let _ = tx.send(Ok((bound.addr, bound.server.handle())));
+                    if let Err(e) = bound.serve().await {
                         tracing::error!(error = %e, "server stopped with an error");
                     }
                 }

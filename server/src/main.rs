@@ -103,10 +103,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let data = config.data.clone();
     actix_web::rt::System::new().block_on(async move {
         let public = config.public_url();
-        let (server, addr) = handoff_server::app::bind(config).await.context("starting the server")?;
-        tracing::info!(%addr, data = %data.display(), "Handoff is serving");
+        let bound = handoff_server::app::bind(config).await.context("starting the server")?;
+        tracing::info!(addr = %bound.addr, data = %data.display(), "Handoff is serving");
         eprintln!("Handoff is ready: open {public}/  (data in {})", data.display());
-        server.await.context("server")
+        bound.serve().await.context("server")
     })
 }
 

@@ -16,6 +16,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("run") => run(&root, &args[1..]),
         Some("test") => test(&root),
+        Some("bench") => bench(),
         Some("build-web") => {
             ensure_wasm_target()?;
             ensure_wasm_bindgen(&root)?;
@@ -25,6 +26,7 @@ fn main() -> Result<()> {
             eprintln!(
                 "usage:\n  cargo xtask run [serve flags]   install what is missing, build, serve on the embedded store\n  \
                  cargo xtask test               every check: fmt, clippy, dependency rules, wasm build, tests\n  \
+                 cargo xtask bench              benchmarks against the release server; writes BENCHMARKS.md\n  \
                  cargo xtask build-web          build the web client into target/web"
             );
             bail!("unknown or missing task")
@@ -146,6 +148,14 @@ fn run(root: &Path, extra: &[String]) -> Result<()> {
         bail!("handoff exited with {status}");
     }
     Ok(())
+}
+
+fn bench() -> Result<()> {
+    step(
+        "build the server and the load generator (release)",
+        cargo().args(["build", "--release", "-p", "handoff-server", "-p", "handoff-load-tests"]),
+    )?;
+    step("benchmarks (loopback only, bounded)", Command::new("target/release/handoff-bench").arg("target/release/handoff"))
 }
 
 /// Crates the wire protocol must never pull in (DESIGN.md invariants).

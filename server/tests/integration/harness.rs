@@ -10,6 +10,7 @@ use handoff_client::Client;
 use handoff_server::{Config, RunningServer};
 
 /// A server with its data directory.
+#[derive(Debug)]
 pub struct TestServer {
     pub server: Option<RunningServer>,
     pub config: Config,
@@ -85,6 +86,7 @@ impl TestServer {
 }
 
 /// A real SMTP server: `python3 -m aiosmtpd` with the Maildir handler.
+#[derive(Debug)]
 pub struct Smtp {
     pub port: u16,
     pub dir: tempfile::TempDir,
@@ -189,3 +191,74 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The real `handoff` binary as a child process, for crash tests.
+#[derive(Debug)]
+pub struct ProcessServer {
+    pub port: u16,
+    pub data: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl ProcessServer {
+    pub async fn start() -> Self {
+        let mut s = Self { port: free_port(), data: tempfile::tempdir().expect("tempdir"), child: None };
+        s.boot().await;
+        s
+    }
+
+    async fn boot(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .args(["serve", "--bind", &format!("127.0.0.1:{}", self.port), "--data"])
+            .arg(self.data.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start handoff");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{}/healthz", self.url())).await
+                && r.status().as_u16() == 200
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "handoff did not become healthy");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: no shutdown, no flush beyond what was already durable.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("SIGKILL");
+            let _ = c.wait();
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.kill9();
+        self.boot().await;
+    }
+
+    pub fn grant_staff(&self, email: &str) {
+        let out = Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .args(["admin", "--data"])
+            .arg(self.data.path())
+            .args(["grant-staff", email])
+            .output()
+            .expect("run handoff");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for ProcessServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

@@ -42,6 +42,7 @@ pub fn content(name: &str) -> ReferralContent {
 
 /// A referring practice (MOA admin) and `n` verified cardiology practices in
 /// Fraser owned by one specialist.
+#[derive(Debug)]
 pub struct World {
     pub moa: Client,
     pub referring: Practice,
@@ -51,14 +52,18 @@ pub struct World {
 }
 
 pub async fn world(srv: &TestServer, n: usize) -> World {
-    let mut moa = srv.client();
+    world_at(&srv.url(), |e| srv.grant_staff(e), n).await
+}
+
+pub async fn world_at(url: &str, grant_staff: impl Fn(&str), n: usize) -> World {
+    let mut moa = Client::new(url);
     moa.register("moa@family.example", "Pat (MOA)", PASSWORD, None).await.unwrap();
     let referring = moa.create_practice("Kingsway Family Practice", PracticeKind::Referring, None, Some("fraser"), vec![]).await.unwrap();
-    let mut spec = srv.client();
+    let mut spec = Client::new(url);
     spec.register("dr.heart@cardio.example", "Dr. Heart", PASSWORD, None).await.unwrap();
-    let mut staff = srv.client();
+    let mut staff = Client::new(url);
     staff.register("ops@handoff.example", "Ops", PASSWORD, None).await.unwrap();
-    srv.grant_staff("ops@handoff.example");
+    grant_staff("ops@handoff.example");
     let mut specialists = Vec::new();
     for i in 0..n {
         let p = spec
@@ -554,4 +559,64 @@ async fn the_socket_needs_a_session_and_a_known_version() {
         Err(Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 400),
         other => panic!("expected 400, got {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_burst_loses_no_acknowledged_event() {
+    let mut srv = crate::harness::ProcessServer::start().await;
+    let w = world_at(&srv.url(), |e| srv.grant_staff(e), 1).await;
+    let to = w.specialists[0].id;
+    let live = w.moa.live().await.unwrap();
+    let ack = w.moa.send_referral(&live, w.referring.id, To::Practice(to), routing("arrhythmia"), &content("Crash"), &[]).await.unwrap();
+    let AckBody::ReferralSent { referral: rid, .. } = ack else { panic!() };
+    let r = w.moa.referral(rid).await.unwrap();
+    // Seal the burst up front so it goes out as fast as the socket takes it.
+    let mut burst = Vec::new();
+    for i in 0..600 {
+        burst.push(w.moa.seal_message(&r, &format!("burst {i}")).await.unwrap());
+    }
+    let live = std::sync::Arc::new(live);
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for m in burst {
+        let (live, acked) = (live.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            let id = m.id;
+            if live.command(Command::PostMessage { referral: rid, message: m }).await.is_ok() {
+                acked.lock().unwrap().push(id);
+            }
+        }));
+    }
+    // Kill once a good share is acknowledged, with more still in flight.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().len() < 100 {
+        assert!(std::time::Instant::now() < deadline, "the burst did not get going");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    srv.kill9();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let acked: Vec<_> = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 100 && acked.len() < 600, "killed mid-burst ({} acked)", acked.len());
+
+    srv.restart().await;
+    let mut again = Client::new(srv.url());
+    again.login("moa@family.example", PASSWORD).await.unwrap();
+    let mut l = again.live().await.unwrap();
+    let stream = StreamId::Referral(rid);
+    let head = l.subscribe(stream, 0).await.unwrap();
+    let stored = drain(&mut l, stream, head).await;
+    let ids: Vec<_> = stored
+        .iter()
+        .filter_map(|p| match &p.event {
+            Event::MessagePosted { message, .. } => Some(message.id),
+            _ => None,
+        })
+        .collect();
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "no event stored twice");
+    let lost: Vec<_> = acked.iter().filter(|id| !unique.contains(id)).collect();
+    assert!(lost.is_empty(), "{} acknowledged events lost", lost.len());
+    assert_eq!(stored.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=head).collect::<Vec<_>>(), "dense seqs after recovery");
 }

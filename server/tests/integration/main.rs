@@ -4,6 +4,6 @@
 mod accounts;
 mod bad_input;
 mod harness;
-mod hub;
+pub mod hub;
 mod practices;
 mod privacy;

@@ -96,3 +96,87 @@ async fn stored_bytes_hold_no_secrets() {
     assert!(contains(&all, b"lee@clinic.example"));
     assert!(contains(&all, b.identity().unwrap().me.keys.wrapped_by_kit.as_slice()));
 }
+
+/// The hub scenario, then every stored byte: no patient field in plaintext.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_bytes_hold_no_patient_data() {
+    use handoff_client::referrals::{File, To};
+    use handoff_protocol::ws::{AckBody, Command, RejectReason};
+
+    let smtp = crate::harness::Smtp::start();
+    let mut srv = TestServer::start(Some(&smtp));
+    let w = crate::hub::world(&srv, 2).await;
+    w.moa.set_email_on_status(w.referring.id, true).await.unwrap();
+    let moa = w.moa.live().await.unwrap();
+    let spec = w.spec.live().await.unwrap();
+    let patient = crate::hub::content("Zebediah Quintrell-Okafor");
+    let scan_file = File {
+        name: "echo-zebediah.pdf".into(),
+        media_type: "application/pdf".into(),
+        bytes: b"ECHO REPORT: LVEF 35 percent, severe MR".repeat(100),
+    };
+    let AckBody::ReferralSent { referral, .. } = w
+        .moa
+        .send_referral(
+            &moa,
+            w.referring.id,
+            To::ChooseForMe,
+            crate::hub::routing("heart-failure"),
+            &patient,
+            std::slice::from_ref(&scan_file),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let r = w.spec.referral(referral).await.unwrap();
+    let rkey = w.spec.referral_key(&r).await.unwrap();
+    spec.command(Command::MarkOpened { referral }).await.unwrap();
+    w.spec.post_message(&spec, &r, "Please send the 2023 angiogram for Mr Quintrell-Okafor").await.unwrap();
+    w.moa
+        .add_attachment(
+            &moa,
+            &r,
+            &File { name: "angiogram-2023.txt".into(), media_type: "text/plain".into(), bytes: b"LAD 70 percent stenosis".to_vec() },
+        )
+        .await
+        .unwrap();
+    w.spec.reject(&spec, &r, RejectReason::WrongCategory, "Valve clinic takes severe MR cases").await.unwrap();
+    smtp.wait_for("moa@family.example", &r.number).await;
+    drop((moa, spec));
+    srv.server.take().expect("running").stop();
+
+    let fields: Vec<(&str, Vec<u8>)> = vec![
+        ("name", patient.patient.name.clone().into_bytes()),
+        ("surname", b"Quintrell-Okafor".to_vec()),
+        ("date of birth", patient.patient.date_of_birth.clone().into_bytes()),
+        ("health number", patient.patient.health_number.clone().into_bytes()),
+        ("phone", patient.patient.phone.clone().into_bytes()),
+        ("address", patient.patient.address.clone().into_bytes()),
+        ("reason", patient.reason.clone().into_bytes()),
+        ("clinical details", b"Holter showed runs of SVT".to_vec()),
+        ("attachment body", b"LVEF 35 percent".to_vec()),
+        ("attachment name", b"echo-zebediah".to_vec()),
+        ("late attachment", b"LAD 70 percent".to_vec()),
+        ("late attachment name", b"angiogram-2023".to_vec()),
+        ("thread message", b"send the 2023 angiogram".to_vec()),
+        ("rejection note", b"Valve clinic".to_vec()),
+        ("referral key", rkey.expose_for_tests().to_vec()),
+    ];
+    let mut files = all_bytes(srv.data_dir());
+    files.extend(all_bytes(smtp.dir.path()));
+    let stored: usize = files.iter().filter(|(p, _)| p.to_string_lossy().contains("handoff.db")).map(|(_, b)| b.len()).sum();
+    assert!(stored > 50_000, "the database and its WAL hold the referral ({stored} bytes)");
+    for (path, bytes) in &files {
+        for (what, needle) in &fields {
+            for enc in encodings(needle) {
+                assert!(!contains(bytes, &enc), "{what} found in {}", path.display());
+            }
+        }
+    }
+    // The scan can see what is stored: the referral number and routing metadata are there.
+    let all: Vec<u8> = files.iter().flat_map(|(_, b)| b.clone()).collect();
+    assert!(contains(&all, r.number.as_bytes()));
+    assert!(contains(&all, b"heart-failure"));
+}
