@@ -5,8 +5,10 @@
 CREATE TABLE referrals (
     id              BLOB PRIMARY KEY,
     number          TEXT NOT NULL UNIQUE,
-    from_practice   BLOB NOT NULL REFERENCES practices(id) ON DELETE CASCADE,
-    to_practice     BLOB NOT NULL REFERENCES practices(id) ON DELETE CASCADE,
+    -- No foreign keys on the practices: when one side deletes its practice, the
+    -- other side keeps its referral history.
+    from_practice   BLOB NOT NULL,
+    to_practice     BLOB NOT NULL,
     routed_category TEXT NOT NULL,                 -- category at routing time (balancing counts)
     routed_sub      TEXT,
     status          TEXT NOT NULL,

@@ -554,6 +554,10 @@ pub struct Health {
     pub status: String,
     /// Schema version the store is at.
     pub schema_version: u32,
+    /// Live practice actors (inbox streams) right now.
+    pub live_practices: u64,
+    /// Live referral actors right now.
+    pub live_referrals: u64,
 }
 
 /// `GET /practices/{id}/referrals`: referrals the practice sent or received, newest first.

@@ -95,7 +95,11 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let hub = handoff_actors::hub::Hub::start(
         store.clone(),
         mailer.clone(),
-        handoff_actors::hub::HubConfig { public_url: config.public_url(), ..Default::default() },
+        handoff_actors::hub::HubConfig {
+            public_url: config.public_url(),
+            idle: Duration::from_secs(config.actor_idle_secs.max(1)),
+            ..Default::default()
+        },
     );
     Ok(AppState {
         hub,
@@ -135,7 +139,8 @@ async fn no_route() -> Result<HttpResponse, ApiError> {
 
 async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let v = state.store.schema_version().await.map_err(|_| ApiError::new(ErrorCode::Unavailable, "store unavailable"))?;
-    Ok(HttpResponse::Ok().json(Health { status: "ok".into(), schema_version: v }))
+    let (p, r) = state.hub.live();
+    Ok(HttpResponse::Ok().json(Health { status: "ok".into(), schema_version: v, live_practices: p as u64, live_referrals: r as u64 }))
 }
 
 /// Registers every route on an actix `ServiceConfig`.

@@ -57,6 +57,8 @@ pub struct Config {
     /// Frames queued per WebSocket before the client counts as a slow consumer
     /// and is disconnected (close code 4008). Bounds memory per connection.
     pub ws_outgoing_buffer: usize,
+    /// Seconds a hub actor with no subscribers stays in memory before passivating.
+    pub actor_idle_secs: u64,
 }
 
 impl Default for Config {
@@ -80,6 +82,7 @@ impl Default for Config {
             trust_forwarded_for: false,
             taxonomy_seed: None,
             ws_outgoing_buffer: handoff_actors::conn::OUTGOING_BUFFER,
+            actor_idle_secs: 60,
         }
     }
 }

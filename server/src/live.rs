@@ -34,6 +34,8 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const PING_EVERY: Duration = Duration::from_secs(15);
 /// No pong for this long closes the socket.
 pub const PONG_TIMEOUT: Duration = Duration::from_secs(45);
+/// How often an open socket re-checks that its session is still valid.
+pub const SESSION_CHECK: Duration = Duration::from_secs(60);
 
 /// Query of `GET /ws`.
 #[derive(Debug, Deserialize)]
@@ -133,6 +135,7 @@ async fn run(
     let subs: Rc<RefCell<HashSet<StreamId>>> = Rc::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let mut last_pong = Instant::now();
+    let mut last_session_check = Instant::now();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     conn.push(json(&ServerFrame::Hello { protocol: PROTOCOL_VERSION, user: conn.user }));
@@ -179,10 +182,13 @@ async fn run(
                 if last_pong.elapsed() > PONG_TIMEOUT {
                     break Some((close::PING_TIMEOUT, "no pong"));
                 }
-                match state.store.session(&token_hash).await {
-                    Ok(Some(s)) if s.expires_at > now() => {}
-                    Ok(_) => break Some((close::SESSION_ENDED, "session ended; sign in again")),
-                    Err(_) => {}
+                if last_session_check.elapsed() >= SESSION_CHECK {
+                    last_session_check = Instant::now();
+                    match state.store.session(&token_hash).await {
+                        Ok(Some(s)) if s.expires_at > now() => {}
+                        Ok(_) => break Some((close::SESSION_ENDED, "session ended; sign in again")),
+                        Err(_) => {}
+                    }
                 }
                 if session.ping(b"").await.is_err() {
                     break None;

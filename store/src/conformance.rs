@@ -44,7 +44,8 @@ macro_rules! conformance_tests {
             commit_is_all_or_nothing,
             routing_counts_by_category,
             blobs_attach_to_one_referral,
-            notify_recipients_are_opted_in_members
+            notify_recipients_are_opted_in_members,
+            deleting_one_side_keeps_the_other_sides_referrals
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -538,4 +539,16 @@ pub async fn notify_recipients_are_opted_in_members(s: &dyn Store) {
     let outsider = user(3, "c@example.org");
     s.create_user(outsider.clone()).await.unwrap();
     assert!(matches!(s.set_notify_email(from.id, outsider.id, true).await, Err(StoreError::NotFound(_))));
+}
+
+pub async fn deleting_one_side_keeps_the_other_sides_referrals(s: &dyn Store) {
+    let (_, from, to) = two_practices(s).await;
+    let r = referral(1, from.id, to.id, "arrhythmia");
+    s.commit(Commit { insert: Some(r.clone()), events: vec![(StreamId::Practice(from.id), "e".into())], now: 1, ..Default::default() })
+        .await
+        .unwrap();
+    s.delete_practice(to.id).await.unwrap();
+    assert_eq!(s.referral(r.id).await.unwrap(), Some(r.clone()), "the referring practice keeps its history");
+    assert_eq!(s.referrals_of(from.id, 10).await.unwrap().len(), 1);
+    assert_eq!(s.events_after(StreamId::Practice(from.id), 0, 10).await.unwrap().len(), 1);
 }

@@ -620,3 +620,37 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_event() {
     assert!(lost.is_empty(), "{} acknowledged events lost", lost.len());
     assert_eq!(stored.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=head).collect::<Vec<_>>(), "dense seqs after recovery");
 }
+
+async fn live_actors(url: &str) -> (u64, u64) {
+    let h: serde_json::Value = reqwest::get(format!("{url}/healthz")).await.unwrap().json().await.unwrap();
+    (h["live_practices"].as_u64().unwrap(), h["live_referrals"].as_u64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_actors_passivate_and_come_back_from_the_store() {
+    let srv = TestServer::start_with(None, |c| c.actor_idle_secs = 1);
+    let w = world(&srv, 1).await;
+    let to = w.specialists[0].id;
+    let moa = w.moa.live().await.unwrap();
+    let ack = w.moa.send_referral(&moa, w.referring.id, To::Practice(to), routing("arrhythmia"), &content("Idle"), &[]).await.unwrap();
+    let AckBody::ReferralSent { referral: rid, .. } = ack else { panic!() };
+    let hist = w.spec.live().await.unwrap();
+    hist.subscribe(StreamId::Referral(rid), 0).await.unwrap();
+    let (p, r) = live_actors(&srv.url()).await;
+    assert!(p >= 1 && r == 1, "active: {p} practice actors, {r} referral actors");
+    drop(hist);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while live_actors(&srv.url()).await != (0, 0) {
+        assert!(std::time::Instant::now() < deadline, "actors did not passivate: {:?}", live_actors(&srv.url()).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Reactivated on demand, with the state and history from the store.
+    moa.command(Command::Cancel { referral: rid }).await.unwrap();
+    let mut again = w.spec.live().await.unwrap();
+    let head = again.subscribe(StreamId::Referral(rid), 0).await.unwrap();
+    assert_eq!(head, 2);
+    let evs = drain(&mut again, StreamId::Referral(rid), head).await;
+    assert!(matches!(evs[1].event, Event::StatusChanged { status: Status::Cancelled, .. }));
+    let e = moa.command(Command::Cancel { referral: rid }).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::InvalidTransition), "the reactivated actor knows it was cancelled");
+}
