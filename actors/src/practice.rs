@@ -90,7 +90,7 @@ where
                 }
                 sent = e.seq;
             }
-            let head = f.head.max(sent);
+            let head = if more { sent } else { f.head.max(sent) };
             f.subscribe(msg.conn, sent);
             Ok(AckBody::Subscribed { stream, head_seq: head, more })
         },

@@ -32,8 +32,11 @@ pub const MAX_BLOB: usize = 8 * 1024 * 1024;
 pub const MAX_CONTENT: usize = 192 * 1024;
 /// Largest sealed thread message or note, bytes.
 pub const MAX_MESSAGE: usize = 32 * 1024;
-/// Most events one `subscribe` replays before it asks the client to page.
-pub const MAX_REPLAY: u32 = 10_000;
+/// Most events one `subscribe` replays. A longer gap is paged: the answer says
+/// `more: true` with `head_seq` at the last replayed event, and the client
+/// subscribes again after it. Kept well under the per-connection buffer so a
+/// replay never trips the slow-consumer limit.
+pub const MAX_REPLAY: u32 = 500;
 
 /// WebSocket close codes the server uses (RFC 6455 §7.4 and the 4000 private range).
 pub mod close {
@@ -481,9 +484,11 @@ pub enum AckBody {
     Subscribed {
         /// The stream.
         stream: StreamId,
-        /// Its newest seq at subscription time.
+        /// Without `more`: the stream's newest seq, after which events come live.
+        /// With `more`: the last replayed seq.
         head_seq: u64,
-        /// Whether the replay stopped at [`MAX_REPLAY`]: subscribe again after the last seq.
+        /// The replay stopped at [`MAX_REPLAY`] events: subscribe again with
+        /// `after_seq = head_seq` for the next page (live events wait until then).
         more: bool,
     },
     /// Unsubscribed.

@@ -152,11 +152,16 @@ impl Live {
         Ok(self.request(Some(IdemKey(uuid::Uuid::new_v4())), cmd).await?.1)
     }
 
-    /// Subscribes; returns the head seq at subscription.
+    /// Subscribes, paging through a long replay; returns the head seq after
+    /// which events come live.
     pub async fn subscribe(&self, stream: StreamId, after_seq: u64) -> Result<u64> {
-        match self.request(None, Command::Subscribe { stream, after_seq }).await?.1 {
-            AckBody::Subscribed { head_seq, .. } => Ok(head_seq),
-            other => Err(ClientError::Protocol(format!("unexpected answer {other:?}"))),
+        let mut after = after_seq;
+        loop {
+            match self.request(None, Command::Subscribe { stream, after_seq: after }).await?.1 {
+                AckBody::Subscribed { head_seq, more: false, .. } => return Ok(head_seq),
+                AckBody::Subscribed { head_seq, more: true, .. } => after = head_seq,
+                other => return Err(ClientError::Protocol(format!("unexpected answer {other:?}"))),
+            }
         }
     }
 

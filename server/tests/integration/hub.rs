@@ -654,3 +654,32 @@ async fn idle_actors_passivate_and_come_back_from_the_store() {
     let e = moa.command(Command::Cancel { referral: rid }).await.unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::InvalidTransition), "the reactivated actor knows it was cancelled");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_gap_is_replayed_in_pages_without_tripping_the_buffer() {
+    let srv = TestServer::start_with(None, |c| c.ws_outgoing_buffer = 600);
+    let w = world(&srv, 1).await;
+    let to = w.specialists[0].id;
+    let moa = std::sync::Arc::new(w.moa.live().await.unwrap());
+    let ack = w.moa.send_referral(&moa, w.referring.id, To::Practice(to), routing("arrhythmia"), &content("Pages"), &[]).await.unwrap();
+    let AckBody::ReferralSent { referral: rid, .. } = ack else { panic!() };
+    let r = w.moa.referral(rid).await.unwrap();
+    let m = w.moa.seal_message(&r, "page filler").await.unwrap();
+    let n = handoff_protocol::ws::MAX_REPLAY as usize * 2 + 37;
+    let results = futures_util::future::join_all((0..n).map(|_| {
+        let (moa, m) = (moa.clone(), m.clone());
+        async move { moa.command(Command::PostMessage { referral: rid, message: m }).await }
+    }))
+    .await;
+    assert!(results.iter().all(Result::is_ok));
+    let inbox = StreamId::Practice(to);
+    let mut back = w.spec.live().await.unwrap();
+    let head = back.subscribe(inbox, 0).await.unwrap();
+    assert_eq!(head, n as u64 + 1);
+    let all = drain(&mut back, inbox, head).await;
+    assert_eq!(all.iter().map(|p| p.seq).collect::<Vec<_>>(), (1..=head).collect::<Vec<_>>(), "every event once, in order, across pages");
+    assert!(back.close_info().is_none(), "the socket was not dropped as a slow consumer");
+    // And then live.
+    moa.command(Command::PostMessage { referral: rid, message: m }).await.unwrap();
+    assert_eq!(back.wait_for(inbox, WAIT, |_| true).await.unwrap().seq, head + 1);
+}
