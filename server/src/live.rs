@@ -45,7 +45,19 @@ pub struct WsQuery {
     v: Option<u32>,
 }
 
-/// The upgrade. Unauthenticated requests get 401 before any upgrade.
+/// A browser's `Origin` must be this server's own (cross-site WebSocket
+/// hijacking defence, on top of SameSite=Strict cookies). Native clients send
+/// no `Origin` and are allowed.
+fn same_origin(req: &HttpRequest) -> bool {
+    let Some(origin) = req.headers().get("origin").and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    let host = req.connection_info().host().to_string();
+    origin == format!("http://{host}") || origin == format!("https://{host}")
+}
+
+/// The upgrade. Unauthenticated requests get 401 before any upgrade; a
+/// browser on another origin gets 403.
 pub async fn ws(
     req: HttpRequest,
     body: web::Payload,
@@ -53,6 +65,9 @@ pub async fn ws(
     who: Authed,
     q: web::Query<WsQuery>,
 ) -> ApiResult<HttpResponse> {
+    if !same_origin(&req) {
+        return Err(ApiError::forbidden("WebSocket connections must come from this server's own pages"));
+    }
     if let Some(v) = q.v
         && v != PROTOCOL_VERSION
     {

@@ -559,6 +559,20 @@ async fn the_socket_needs_a_session_and_a_known_version() {
         Err(Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 400),
         other => panic!("expected 400, got {other:?}"),
     }
+    // A page on another site cannot open a socket with the user's session.
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {}", a.token().unwrap()).parse().unwrap());
+    req.headers_mut().insert("origin", "https://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 403),
+        other => panic!("expected 403, got {other:?}"),
+    }
+    // The server's own origin is fine.
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {}", a.token().unwrap()).parse().unwrap());
+    let own = srv.url();
+    req.headers_mut().insert("origin", own.parse().unwrap());
+    tokio_tungstenite::connect_async(req).await.expect("same-origin socket");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
