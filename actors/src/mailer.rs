@@ -132,12 +132,13 @@ async fn drain_once(store: &dyn Store, sender: &Sender, from: &Mailbox, cfg: &Ma
     };
     for m in due {
         match send(sender, from, &m).await {
-            Ok(()) => {
+            Ok(file) => {
                 if let Err(e) = store.mail_sent(m.id, now_millis()).await {
                     tracing::error!(id = m.id, error = %e, "mail sent but not marked; it may be sent again");
                 }
-                if let Sender::Folder(_) = sender {
-                    tracing::info!(id = m.id, "mail written to the mail folder (no SMTP configured)");
+                if let (Some(file), Transport::Folder(dir)) = (file, &cfg.transport) {
+                    let path = dir.join(format!("{file}.eml"));
+                    tracing::info!(id = m.id, path = %path.display(), "no SMTP configured: mail written to a file");
                 }
             }
             Err(e) => {
@@ -153,7 +154,8 @@ async fn drain_once(store: &dyn Store, sender: &Sender, from: &Mailbox, cfg: &Ma
     }
 }
 
-async fn send(sender: &Sender, from: &Mailbox, m: &MailRecord) -> Result<(), MailError> {
+/// Sends one message; for the folder transport, returns the file's id.
+async fn send(sender: &Sender, from: &Mailbox, m: &MailRecord) -> Result<Option<String>, MailError> {
     let to: Mailbox = m.recipient.parse().map_err(|e| MailError::Invalid(format!("recipient: {e}")))?;
     let msg = Message::builder()
         .from(from.clone())
@@ -163,8 +165,8 @@ async fn send(sender: &Sender, from: &Mailbox, m: &MailRecord) -> Result<(), Mai
         .body(m.body.clone())
         .map_err(|e| MailError::Invalid(e.to_string()))?;
     match sender {
-        Sender::Smtp(t) => t.send(msg).await.map(|_| ()).map_err(|e| MailError::Transport(e.to_string())),
-        Sender::Folder(t) => t.send(msg).await.map(|_| ()).map_err(|e| MailError::Transport(e.to_string())),
+        Sender::Smtp(t) => t.send(msg).await.map(|_| None).map_err(|e| MailError::Transport(e.to_string())),
+        Sender::Folder(t) => t.send(msg).await.map(Some).map_err(|e| MailError::Transport(e.to_string())),
     }
 }
 
