@@ -454,6 +454,24 @@ pub const COMMANDS: &[&str] = &[
     "post_message",
 ];
 
+/// Why a client frame was refused: the request id if it could be read, the
+/// code, and a message.
+pub type FrameError = (Option<u64>, ErrorCode, String);
+
+/// Decodes a client text frame. Invalid JSON is `malformed_json`; a command
+/// name not in [`COMMANDS`] is `unknown_command`; anything else that does not
+/// fit (missing or wrong-typed fields, unknown fields) is `invalid_body`.
+/// Never panics, whatever the input (fuzzed by `protocol/fuzz`).
+pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| (None, ErrorCode::MalformedJson, format!("not valid JSON: {e}")))?;
+    let id = v.get("id").and_then(serde_json::Value::as_u64);
+    let kind = v.pointer("/cmd/type").and_then(|t| t.as_str()).map(str::to_owned);
+    serde_json::from_value(v).map_err(|e| match kind {
+        Some(t) if !COMMANDS.contains(&t.as_str()) => (id, ErrorCode::UnknownCommand, format!("unknown command {t:?}")),
+        _ => (id, ErrorCode::InvalidBody, format!("invalid frame: {e}")),
+    })
+}
+
 impl Command {
     /// Whether this command changes state (and so needs an idempotency key).
     pub fn mutates(&self) -> bool {

@@ -68,3 +68,24 @@ fn stream_ids_and_frames_have_a_stable_shape() {
     let e = ServerFrame::Error { id: Some(7), error: ErrorCode::UnknownCommand, message: "x".into() };
     assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"type":"error","id":7,"error":"unknown_command","message":"x"}"#);
 }
+
+#[test]
+fn client_frames_decode_with_documented_errors() {
+    use handoff_protocol::ws::parse_client_frame;
+    assert_eq!(parse_client_frame("{").unwrap_err().1, ErrorCode::MalformedJson);
+    let e = parse_client_frame(r#"{"id":3,"cmd":{"type":"fly"}}"#).unwrap_err();
+    assert_eq!((e.0, e.1), (Some(3), ErrorCode::UnknownCommand));
+    let e = parse_client_frame(r#"{"id":4,"cmd":{"type":"subscribe","stream":7}}"#).unwrap_err();
+    assert_eq!((e.0, e.1), (Some(4), ErrorCode::InvalidBody));
+    let e = parse_client_frame(r#"{"id":5,"cmd":{"type":"unsubscribe","stream":"practice:00000000-0000-0000-0000-000000000001"},"x":1}"#)
+        .unwrap_err();
+    assert_eq!(e.1, ErrorCode::InvalidBody, "unknown fields are refused");
+    assert!(
+        parse_client_frame(r#"{"id":5,"cmd":{"type":"unsubscribe","stream":"practice:00000000-0000-0000-0000-000000000001"}}"#).is_ok()
+    );
+    // Every documented command name decodes as a known command (maybe with missing fields).
+    for name in handoff_protocol::ws::COMMANDS {
+        let e = parse_client_frame(&format!(r#"{{"id":1,"cmd":{{"type":"{name}"}}}}"#));
+        assert!(e.is_ok() || e.unwrap_err().1 == ErrorCode::InvalidBody, "{name}");
+    }
+}

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use handoff_actors::conn::Conn;
 use handoff_actors::hub::Hub;
 use handoff_protocol::ErrorCode;
-use handoff_protocol::ws::{AckBody, COMMANDS, ClientFrame, Command, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, StreamId, close};
+use handoff_protocol::ws::{AckBody, Command, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, StreamId, close};
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
@@ -89,18 +89,8 @@ fn error_frame(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> 
     json(&ServerFrame::Error { id, error: code, message: message.into() })
 }
 
-/// Parses a client frame; unknown command names get `unknown_command`.
-pub fn parse(text: &str) -> Result<ClientFrame, (Option<u64>, ErrorCode, String)> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| (None, ErrorCode::MalformedJson, format!("not valid JSON: {e}")))?;
-    let id = v.get("id").and_then(serde_json::Value::as_u64);
-    serde_json::from_value(v.clone()).map_err(|e| match v.pointer("/cmd/type").and_then(|t| t.as_str()) {
-        Some(t) if !COMMANDS.contains(&t) => (id, ErrorCode::UnknownCommand, format!("unknown command {t:?}")),
-        _ => (id, ErrorCode::InvalidBody, format!("invalid frame: {e}")),
-    })
-}
-
 async fn handle_text(hub: Arc<Hub>, conn: Conn, subs: Rc<RefCell<HashSet<StreamId>>>, text: String) {
-    let frame = match parse(&text) {
+    let frame = match handoff_protocol::ws::parse_client_frame(&text) {
         Ok(f) => f,
         Err((id, code, msg)) => {
             conn.push(error_frame(id, code, msg));
