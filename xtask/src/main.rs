@@ -17,6 +17,7 @@ fn main() -> Result<()> {
         Some("run") => run(&root, &args[1..]),
         Some("test") => test(&root),
         Some("bench") => bench(),
+        Some("fuzz") => fuzz(&root),
         Some("build-web") => {
             ensure_wasm_target()?;
             ensure_wasm_bindgen(&root)?;
@@ -27,6 +28,7 @@ fn main() -> Result<()> {
                 "usage:\n  cargo xtask run [serve flags]   install what is missing, build, serve on the embedded store\n  \
                  cargo xtask test               every check: fmt, clippy, dependency rules, wasm build, tests\n  \
                  cargo xtask bench              benchmarks against the release server; writes BENCHMARKS.md\n  \
+                 cargo xtask fuzz               every protocol decoder under libFuzzer, FUZZ_SECONDS each (default 60)\n  \
                  cargo xtask build-web          build the web client into target/web"
             );
             bail!("unknown or missing task")
@@ -156,6 +158,35 @@ fn bench() -> Result<()> {
         cargo().args(["build", "--release", "-p", "handoff-server", "-p", "handoff-load-tests"]),
     )?;
     step("benchmarks (loopback only, bounded)", Command::new("target/release/handoff-bench").arg("target/release/handoff"))
+}
+
+/// The fuzz targets in `protocol/fuzz` (cargo-fuzz, nightly).
+const FUZZ_TARGETS: &[&str] = &["client_frame", "stored_event", "server_frame", "frame_round_trip"];
+
+fn fuzz(root: &Path) -> Result<()> {
+    let toolchains = output(Command::new("rustup").args(["toolchain", "list"])).unwrap_or_default();
+    if !toolchains.lines().any(|l| l.starts_with("nightly")) {
+        step(
+            "install the nightly toolchain (cargo fuzz needs it)",
+            Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]),
+        )?;
+    }
+    if !Command::new("cargo").args(["fuzz", "--version"]).output().map(|o| o.status.success()).unwrap_or(false) {
+        step("install cargo-fuzz", cargo().args(["install", "cargo-fuzz"]))?;
+    }
+    let secs = std::env::var("FUZZ_SECONDS").unwrap_or_else(|_| "60".into());
+    for t in FUZZ_TARGETS {
+        step(
+            &format!("fuzz {t} for {secs} s"),
+            Command::new("cargo")
+                .args(["+nightly", "fuzz", "run", "--fuzz-dir"])
+                .arg(root.join("protocol/fuzz"))
+                .arg(t)
+                .arg("--")
+                .arg(format!("-max_total_time={secs}")),
+        )?;
+    }
+    Ok(())
 }
 
 /// Crates the wire protocol must never pull in (DESIGN.md invariants).
