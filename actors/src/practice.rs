@@ -47,12 +47,7 @@ impl Actor for PracticeActor {
                 ctx.stop();
             }
         }));
-        let idle = hub.config.idle;
-        ctx.run_interval(idle / 2, move |act, ctx| {
-            if act.fanout.is_empty() && act.last_active.elapsed() >= idle {
-                ctx.stop();
-            }
-        });
+        passivate_when_idle(ctx, hub.config.idle);
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
@@ -147,11 +142,25 @@ pub(crate) trait StreamOwner: Actor<Context = Context<Self>> {
     fn parts(&mut self) -> (&mut Fanout, &Weak<Hub>);
     fn touch(&mut self);
     fn ready(&self) -> bool;
+    /// When the actor last did anything, if nobody is subscribed now.
+    fn idle_since(&self) -> Option<Instant>;
+}
+
+/// Stops the actor once it has had no subscribers and no work for `idle`.
+pub(crate) fn passivate_when_idle<A: StreamOwner>(ctx: &mut Context<A>, idle: std::time::Duration) {
+    ctx.run_interval(idle / 2, move |act, ctx| {
+        if act.idle_since().is_some_and(|t| t.elapsed() >= idle) {
+            ctx.stop();
+        }
+    });
 }
 
 impl StreamOwner for PracticeActor {
     fn parts(&mut self) -> (&mut Fanout, &Weak<Hub>) {
         (&mut self.fanout, &self.hub)
+    }
+    fn idle_since(&self) -> Option<Instant> {
+        self.fanout.is_empty().then_some(self.last_active)
     }
     fn touch(&mut self) {
         self.last_active = Instant::now();

@@ -69,25 +69,20 @@ impl Actor for ReferralActor {
             ctx.stop();
             return;
         };
+        // Activation: the Hub loaded the record; learn how far the stream has got.
         let store = hub.store.clone();
         let stream = self.fanout.stream;
-        let id = self.rec.id;
-        ctx.wait(async move { (store.stream_head(stream).await, store.referral(id).await) }.into_actor(self).map(
-            |(head, rec), act, ctx| match (head, rec) {
-                (Ok(h), Ok(Some(rec))) => {
-                    act.fanout.head = h;
-                    act.rec = rec;
-                    act.ready = true;
-                }
-                _ => ctx.stop(),
-            },
-        ));
-        let idle = hub.config.idle;
-        ctx.run_interval(idle / 2, move |act, ctx| {
-            if act.fanout.is_empty() && act.last_active.elapsed() >= idle {
+        ctx.wait(async move { store.stream_head(stream).await }.into_actor(self).map(|head, act, ctx| match head {
+            Ok(h) => {
+                act.fanout.head = h;
+                act.ready = true;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "referral stream unreadable");
                 ctx.stop();
             }
-        });
+        }));
+        crate::practice::passivate_when_idle(ctx, hub.config.idle);
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
@@ -102,6 +97,9 @@ crate::stream_handlers!(ReferralActor);
 impl crate::practice::StreamOwner for ReferralActor {
     fn parts(&mut self) -> (&mut Fanout, &Weak<Hub>) {
         (&mut self.fanout, &self.hub)
+    }
+    fn idle_since(&self) -> Option<Instant> {
+        self.fanout.is_empty().then_some(self.last_active)
     }
     fn touch(&mut self) {
         self.last_active = Instant::now();

@@ -189,6 +189,9 @@ fn fuzz(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Crates that must build for wasm32-unknown-unknown (they run in the browser).
+const WASM_CRATES: &[&str] = &["handoff-protocol", "handoff-crypto", "handoff-web"];
+
 /// Crates the wire protocol must never pull in (DESIGN.md invariants).
 const PROTOCOL_FORBIDDEN: &[&str] = &["tokio", "actix", "actix-rt", "actix-web", "scylla", "mls-rs", "rusqlite"];
 /// Crates that must never link the client-side crypto crate.
@@ -221,37 +224,16 @@ fn test(_root: &Path) -> Result<()> {
     step("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
     dependency_rules()?;
     step("clippy (native)", cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
-    step(
-        "clippy (wasm32: protocol, crypto, web client)",
-        cargo().args([
-            "clippy",
-            "--target",
-            "wasm32-unknown-unknown",
-            "-p",
-            "handoff-protocol",
-            "-p",
-            "handoff-crypto",
-            "-p",
-            "handoff-web",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    )?;
-    step(
-        "build for wasm32 (protocol, crypto, web client)",
-        cargo().args([
-            "build",
-            "--target",
-            "wasm32-unknown-unknown",
-            "-p",
-            "handoff-protocol",
-            "-p",
-            "handoff-crypto",
-            "-p",
-            "handoff-web",
-        ]),
-    )?;
+    let wasm = |verb: &str| {
+        let mut c = cargo();
+        c.args([verb, "--target", "wasm32-unknown-unknown"]);
+        for p in WASM_CRATES {
+            c.args(["-p", p]);
+        }
+        c
+    };
+    step("clippy (wasm32: protocol, crypto, web client)", wasm("clippy").args(["--", "-D", "warnings"]))?;
+    step("build for wasm32 (protocol, crypto, web client)", &mut wasm("build"))?;
     step(
         "rustdoc -D warnings",
         cargo()
