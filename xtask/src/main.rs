@@ -1,8 +1,10 @@
 //! `cargo xtask run` and `cargo xtask test`.
 //!
 //! Everything a fresh machine needs is installed from here, never by hand:
-//! the wasm32 target, wasm-bindgen-cli at Cargo.lock's version, and Debian's
-//! python3-aiosmtpd (the real SMTP server the mail tests start).
+//! the wasm32 target, wasm-bindgen-cli at Cargo.lock's version, Debian's
+//! python3-aiosmtpd (the real SMTP server the mail tests start) and chromium
+//! (the browser tests), and npm's playwright-core and binaryen (wasm-opt) in
+//! `e2e/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -97,7 +99,15 @@ fn ensure_wasm_bindgen(root: &Path) -> Result<()> {
 
 fn ensure_apt(module_check: &str, package: &str) -> Result<()> {
     // Debian's interpreter: apt installs python3-* modules for /usr/bin/python3 only.
-    if Command::new("/usr/bin/python3").args(["-c", module_check]).output().map(|o| o.status.success()).unwrap_or(false) {
+    let present = Command::new("/usr/bin/python3").args(["-c", module_check]).output().map(|o| o.status.success()).unwrap_or(false);
+    apt_install(present, package)
+}
+
+/// Debian's chromium, for the browser tests.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn apt_install(present: bool, package: &str) -> Result<()> {
+    if present {
         return Ok(());
     }
     let sudo = if output(Command::new("id").arg("-u")).unwrap_or_default().trim() == "0" { vec![] } else { vec!["sudo"] };
@@ -113,10 +123,31 @@ fn ensure_apt(module_check: &str, package: &str) -> Result<()> {
     step(&format!("install {package}"), &mut apt(&["install", "-y", "-qq", package]))
 }
 
+/// npm packages in `e2e/` (playwright-core, binaryen), from its lock file.
+fn ensure_e2e_npm(root: &Path) -> Result<()> {
+    let dir = root.join("e2e");
+    if dir.join("node_modules/.bin/wasm-opt").exists() && dir.join("node_modules/playwright-core").exists() {
+        return Ok(());
+    }
+    step("npm ci in e2e/ (playwright-core, binaryen)", Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir))
+}
+
+/// Wasm features rustc 1.95 enables by default for wasm32-unknown-unknown;
+/// wasm-opt must accept them.
+const WASM_FEATURES: &[&str] = &[
+    "--enable-bulk-memory",
+    "--enable-nontrapping-float-to-int",
+    "--enable-sign-ext",
+    "--enable-mutable-globals",
+    "--enable-reference-types",
+    "--enable-multivalue",
+];
+
 fn build_web(root: &Path) -> Result<()> {
+    ensure_e2e_npm(root)?;
     step(
-        "build the web client (wasm32, release)",
-        cargo().args(["build", "--release", "-p", "handoff-web", "--target", "wasm32-unknown-unknown"]),
+        "build the web client (wasm32, profile web: size-optimised release)",
+        cargo().args(["build", "--profile", "web", "-p", "handoff-web", "--target", "wasm32-unknown-unknown"]),
     )?;
     let out = root.join("target/web");
     let pkg = out.join("pkg");
@@ -126,15 +157,84 @@ fn build_web(root: &Path) -> Result<()> {
         Command::new("wasm-bindgen")
             .args(["--target", "web", "--no-typescript", "--out-dir"])
             .arg(&pkg)
-            .arg(root.join("target/wasm32-unknown-unknown/release/handoff_web.wasm")),
+            .arg(root.join("target/wasm32-unknown-unknown/web/handoff_web.wasm")),
+    )?;
+    let wasm = pkg.join("handoff_web_bg.wasm");
+    let before = std::fs::metadata(&wasm)?.len();
+    step(
+        "wasm-opt -Oz (npm binaryen)",
+        Command::new(root.join("e2e/node_modules/.bin/wasm-opt"))
+            .arg("-Oz")
+            .arg("--strip-debug")
+            .args(WASM_FEATURES)
+            .arg(&wasm)
+            .arg("-o")
+            .arg(&wasm),
     )?;
     for entry in std::fs::read_dir(root.join("client/web/static"))? {
         let entry = entry?;
         std::fs::copy(entry.path(), out.join(entry.file_name()))?;
     }
-    let size = std::fs::metadata(pkg.join("handoff_web_bg.wasm"))?.len();
-    eprintln!("web client: target/web ({} KiB of wasm)", size / 1024);
+    let after = std::fs::metadata(&wasm)?.len();
+    let gz = gzip_len(&std::fs::read(&wasm)?)?;
+    let report = format!(
+        "{{\"wasm_bytes_before_wasm_opt\": {before}, \"wasm_bytes\": {after}, \"wasm_gzip_bytes\": {gz}, \"js_bytes\": {}}}\n",
+        std::fs::metadata(pkg.join("handoff_web.js"))?.len()
+    );
+    std::fs::write(out.join("size.json"), &report)?;
+    eprintln!("web client: target/web: wasm {} KiB ({} KiB before wasm-opt, {} KiB gzipped)", after / 1024, before / 1024, gz / 1024);
     Ok(())
+}
+
+/// Size of `bytes` gzipped (the server serves the bundle with gzip).
+fn gzip_len(bytes: &[u8]) -> Result<u64> {
+    use std::io::Write as _;
+    let mut child =
+        Command::new("gzip").args(["-9", "-c"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn()?;
+    let mut stdin = child.stdin.take().context("gzip stdin")?;
+    let data = bytes.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output()?;
+    writer.join().map_err(|_| anyhow::anyhow!("gzip writer panicked"))??;
+    Ok(out.stdout.len() as u64)
+}
+
+/// The browser tests: the debug server (built by `cargo test`) serving the
+/// web client, driven in Debian's chromium by `e2e/run.mjs`. Prints
+/// `e2e: N passed, N failed` and returns the counts.
+fn browser_tests(root: &Path) -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader};
+    apt_install(Path::new(CHROMIUM).exists(), "chromium")?;
+    ensure_wasm_bindgen(root)?;
+    build_web(root)?;
+    step("build the server (debug)", cargo().args(["build", "-p", "handoff-server"]))?;
+    eprintln!("\n==> browser tests (e2e/run.mjs in {CHROMIUM})");
+    let mut child = Command::new("node")
+        .arg(root.join("e2e/run.mjs"))
+        .env("HANDOFF_BIN", root.join("target/debug/handoff"))
+        .env("HANDOFF_WEB", root.join("target/web"))
+        .env("CHROMIUM", CHROMIUM)
+        .env("SCREENSHOTS", root.join("target/screenshots"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let (mut passed, mut failed) = (0, 0);
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("e2e: ") {
+                let nums: Vec<u64> = rest.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
+                if let [p, f] = nums[..] {
+                    (passed, failed) = (p, f);
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() && failed == 0 {
+        failed = 1;
+    }
+    Ok((passed, failed))
 }
 
 fn run(root: &Path, extra: &[String]) -> Result<()> {
@@ -218,9 +318,10 @@ fn dependency_rules() -> Result<()> {
     Ok(())
 }
 
-fn test(_root: &Path) -> Result<()> {
+fn test(root: &Path) -> Result<()> {
     ensure_wasm_target()?;
     ensure_apt("import aiosmtpd", "python3-aiosmtpd")?;
+    apt_install(Path::new(CHROMIUM).exists(), "chromium")?;
     step("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
     dependency_rules()?;
     step("clippy (native)", cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
@@ -240,12 +341,12 @@ fn test(_root: &Path) -> Result<()> {
             .args(["doc", "--no-deps", "-p", "handoff-protocol", "-p", "handoff-crypto", "-p", "handoff-store", "-p", "handoff-client"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
-    tests()
+    tests(root)
 }
 
-/// Runs every test, echoing cargo's output, and closes with one plain
-/// `tests: N passed, N failed` line summed over every test binary.
-fn tests() -> Result<()> {
+/// Runs every test (cargo's, then the browser tests), echoing their output,
+/// and closes with one plain `tests: N passed, N failed` line summed over all.
+fn tests(root: &Path) -> Result<()> {
     use std::io::{BufRead, BufReader};
     eprintln!("\n==> tests");
     let mut child = cargo().args(["test", "--all-targets"]).stdout(std::process::Stdio::piped()).spawn()?;
@@ -266,8 +367,12 @@ fn tests() -> Result<()> {
         }
     }
     let status = child.wait()?;
+    let cargo_ok = status.success();
+    let (bp, bf) = if cargo_ok { browser_tests(root)? } else { (0, 0) };
+    passed += bp;
+    failed += bf;
     println!("tests: {passed} passed, {failed} failed");
-    if !status.success() || failed > 0 {
+    if !cargo_ok || failed > 0 {
         bail!("tests failed ({status})");
     }
     if passed == 0 {

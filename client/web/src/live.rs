@@ -1,0 +1,331 @@
+//! The live connection: one WebSocket per tab to `/ws?v=1`, authenticated by
+//! the session cookie. It subscribes to every stream the tab follows, resumes
+//! each from the last seq it saw after a drop (so nothing is missed and
+//! nothing repeats), re-sends unanswered commands with their original
+//! idempotency keys (so nothing is done twice), and reconnects by itself with
+//! backoff. The UI shows its state.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+use handoff_protocol::ws::{AckBody, ClientFrame, Command, Event, IdemKey, ServerFrame, StreamId, close};
+use wasm_bindgen::JsCast as _;
+use wasm_bindgen::prelude::*;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+use yew::Callback;
+
+use crate::api::{ApiError, ApiResult};
+
+/// Whether the tab is live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiveState {
+    /// First connection in progress.
+    Connecting,
+    /// Connected and subscribed.
+    Live,
+    /// Dropped; trying again.
+    Reconnecting {
+        /// How many tries so far.
+        attempt: u32,
+    },
+    /// The server ended the session (expired or signed out elsewhere).
+    SessionEnded,
+}
+
+/// An event pushed on a stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pushed {
+    /// Stream.
+    pub stream: StreamId,
+    /// Seq within it.
+    pub seq: u64,
+    /// The event.
+    pub event: Event,
+    /// True while catching up (replayed from the store), false when live.
+    pub replay: bool,
+}
+
+struct Pending {
+    frame: String,
+    tx: futures_channel::oneshot::Sender<ApiResult<AckBody>>,
+}
+
+#[derive(Default)]
+struct StreamState {
+    last: u64,
+    replaying: bool,
+}
+
+struct Inner {
+    ws: Option<WebSocket>,
+    handlers: Vec<Closure<dyn FnMut(JsValue)>>,
+    next_id: u64,
+    pending: HashMap<u64, Pending>,
+    subs: HashMap<u64, StreamId>,
+    streams: BTreeMap<StreamId, StreamState>,
+    on_event: Callback<Pushed>,
+    on_state: Callback<LiveState>,
+    attempt: u32,
+    ready: bool,
+    stopped: bool,
+}
+
+/// The tab's live connection. Cheap to clone.
+#[derive(Clone)]
+pub struct Live(Rc<RefCell<Inner>>);
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Live")
+    }
+}
+
+impl PartialEq for Live {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+fn ws_url() -> String {
+    let loc = web_sys::window().map(|w| w.location());
+    let host = loc.as_ref().and_then(|l| l.host().ok()).unwrap_or_default();
+    let secure = loc.and_then(|l| l.protocol().ok()).is_some_and(|p| p == "https:");
+    format!("{}://{host}/ws?v=1", if secure { "wss" } else { "ws" })
+}
+
+impl Live {
+    /// Starts connecting. Events and state changes go to the callbacks.
+    pub fn start(on_event: Callback<Pushed>, on_state: Callback<LiveState>) -> Live {
+        let live = Live(Rc::new(RefCell::new(Inner {
+            ws: None,
+            handlers: Vec::new(),
+            next_id: 1,
+            pending: HashMap::new(),
+            subs: HashMap::new(),
+            streams: BTreeMap::new(),
+            on_event,
+            on_state,
+            attempt: 0,
+            ready: false,
+            stopped: false,
+        })));
+        live.connect();
+        live
+    }
+
+    /// Closes for good (sign-out).
+    pub fn stop(&self) {
+        let mut i = self.0.borrow_mut();
+        i.stopped = true;
+        if let Some(ws) = i.ws.take() {
+            let _ = ws.close();
+        }
+        i.handlers.clear();
+    }
+
+    fn connect(&self) {
+        let Ok(ws) = WebSocket::new(&ws_url()) else {
+            self.schedule_reconnect();
+            return;
+        };
+        let me = self.clone();
+        let on_message = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+            if let Some(text) = e.dyn_ref::<MessageEvent>().and_then(|m| m.data().as_string()) {
+                me.on_frame(&text);
+            }
+        });
+        let me = self.clone();
+        let on_close = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+            let code = e.dyn_ref::<CloseEvent>().map(CloseEvent::code).unwrap_or(1006);
+            me.on_closed(code);
+        });
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        let mut i = self.0.borrow_mut();
+        i.ws = Some(ws);
+        i.handlers = vec![on_message, on_close];
+    }
+
+    fn on_closed(&self, code: u16) {
+        let (stopped, state) = {
+            let mut i = self.0.borrow_mut();
+            i.ws = None;
+            i.ready = false;
+            (i.stopped, i.on_state.clone())
+        };
+        if stopped {
+            return;
+        }
+        if code == close::SESSION_ENDED {
+            self.0.borrow_mut().stopped = true;
+            state.emit(LiveState::SessionEnded);
+            return;
+        }
+        self.schedule_reconnect();
+    }
+
+    fn schedule_reconnect(&self) {
+        let (attempt, state) = {
+            let mut i = self.0.borrow_mut();
+            i.attempt += 1;
+            (i.attempt, i.on_state.clone())
+        };
+        state.emit(LiveState::Reconnecting { attempt });
+        // 0.5 s, 1 s, 2 s ... capped at 15 s, with jitter so a server restart
+        // is not met by every tab at the same instant.
+        let base = (500u32 << attempt.min(5)).min(15_000);
+        let jitter = (js_sys::Math::random() * f64::from(base) * 0.3) as u32;
+        let me = self.clone();
+        gloo_timers::callback::Timeout::new(base + jitter, move || {
+            if !me.0.borrow().stopped {
+                // A probe: if the session is gone the upgrade fails with 401,
+                // which a browser reports only as a close; /me tells us plainly.
+                let me2 = me.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    if let Err(e) = crate::api::me().await
+                        && e.session_ended()
+                    {
+                        me2.0.borrow_mut().stopped = true;
+                        let s = me2.0.borrow().on_state.clone();
+                        s.emit(LiveState::SessionEnded);
+                        return;
+                    }
+                    me2.connect();
+                });
+            }
+        })
+        .forget();
+    }
+
+    fn send_raw(&self, text: &str) {
+        if let Some(ws) = &self.0.borrow().ws {
+            let _ = ws.send_with_str(text);
+        }
+    }
+
+    fn send_subscribe(&self, stream: StreamId, after_seq: u64) {
+        let text = {
+            let mut i = self.0.borrow_mut();
+            if !i.ready {
+                return;
+            }
+            let id = i.next_id;
+            i.next_id += 1;
+            i.subs.insert(id, stream);
+            if let Some(s) = i.streams.get_mut(&stream) {
+                s.replaying = true;
+            }
+            serde_json::to_string(&ClientFrame { id, idem: None, cmd: Command::Subscribe { stream, after_seq } }).unwrap_or_default()
+        };
+        self.send_raw(&text);
+    }
+
+    fn on_frame(&self, text: &str) {
+        let Ok(frame) = serde_json::from_str::<ServerFrame>(text) else { return };
+        match frame {
+            ServerFrame::Hello { .. } => {
+                let (streams, frames, state) = {
+                    let mut i = self.0.borrow_mut();
+                    i.ready = true;
+                    i.attempt = 0;
+                    i.subs.clear();
+                    let streams: Vec<(StreamId, u64)> = i.streams.iter().map(|(s, st)| (*s, st.last)).collect();
+                    let frames: Vec<String> = i.pending.values().map(|p| p.frame.clone()).collect();
+                    (streams, frames, i.on_state.clone())
+                };
+                state.emit(LiveState::Live);
+                for (s, last) in streams {
+                    self.send_subscribe(s, last);
+                }
+                // Unanswered commands go again with the same idempotency key:
+                // the server answers a repeat with the first result.
+                for f in frames {
+                    self.send_raw(&f);
+                }
+            }
+            ServerFrame::Ack { id, body, .. } => {
+                let sub = self.0.borrow_mut().subs.remove(&id);
+                if let Some(stream) = sub {
+                    if let AckBody::Subscribed { head_seq, more, .. } = body {
+                        if more {
+                            self.send_subscribe(stream, head_seq);
+                        } else if let Some(s) = self.0.borrow_mut().streams.get_mut(&stream) {
+                            s.replaying = false;
+                        }
+                    }
+                    return;
+                }
+                let p = self.0.borrow_mut().pending.remove(&id);
+                if let Some(p) = p {
+                    let _ = p.tx.send(Ok(body));
+                }
+            }
+            ServerFrame::Error { id: Some(id), error, message } => {
+                let sub = self.0.borrow_mut().subs.remove(&id);
+                if let Some(stream) = sub {
+                    // Not (or no longer) allowed to follow it: stop asking.
+                    self.0.borrow_mut().streams.remove(&stream);
+                    return;
+                }
+                let p = self.0.borrow_mut().pending.remove(&id);
+                if let Some(p) = p {
+                    let _ = p.tx.send(Err(ApiError::from_body(handoff_protocol::ErrorBody { error, message })));
+                }
+            }
+            ServerFrame::Error { id: None, .. } => {}
+            ServerFrame::Event { stream, seq, event } => {
+                let (emit, replay) = {
+                    let mut i = self.0.borrow_mut();
+                    let emit = i.on_event.clone();
+                    let Some(s) = i.streams.get_mut(&stream) else { return };
+                    if seq <= s.last {
+                        return;
+                    }
+                    s.last = seq;
+                    (emit, s.replaying)
+                };
+                emit.emit(Pushed { stream, seq, event, replay });
+            }
+        }
+    }
+
+    /// Follows a stream from the start (or from where this tab left it).
+    pub fn follow(&self, stream: StreamId) {
+        let fresh = {
+            let mut i = self.0.borrow_mut();
+            match i.streams.entry(stream) {
+                std::collections::btree_map::Entry::Occupied(_) => false,
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(StreamState::default());
+                    true
+                }
+            }
+        };
+        if fresh {
+            self.send_subscribe(stream, 0);
+        }
+    }
+
+    /// Sends a command and waits for its answer. Commands that change state
+    /// carry a fresh idempotency key, kept across reconnects.
+    pub async fn command(&self, cmd: Command) -> ApiResult<AckBody> {
+        let idem = if cmd.mutates() { Some(IdemKey(crate::session::new_uuid()?)) } else { None };
+        let (tx, rx) = futures_channel::oneshot::channel();
+        let (frame, ready) = {
+            let mut i = self.0.borrow_mut();
+            if i.stopped {
+                return Err(ApiError::local("Your session has ended. Please sign in again."));
+            }
+            let id = i.next_id;
+            i.next_id += 1;
+            let frame = serde_json::to_string(&ClientFrame { id, idem, cmd }).map_err(|e| ApiError::local(e.to_string()))?;
+            i.pending.insert(id, Pending { frame: frame.clone(), tx });
+            (frame, i.ready)
+        };
+        if ready {
+            self.send_raw(&frame);
+        }
+        rx.await.map_err(|_| ApiError::local("The connection closed before Handoff answered."))?
+    }
+}

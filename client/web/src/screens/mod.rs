@@ -1,0 +1,10 @@
+//! One module per screen.
+
+pub mod admin;
+pub mod auth;
+pub mod detail;
+pub mod lists;
+pub mod practices;
+pub mod send;
+pub mod settings;
+pub mod shell;

@@ -1,0 +1,456 @@
+//! Practices: create one, members (invite, remove), verification status,
+//! delete (typing the name), accepting an invite.
+
+use handoff_protocol::PracticeId;
+use handoff_protocol::v1::*;
+use yew::prelude::*;
+
+use crate::Ctx;
+use crate::api::{self, ApiError};
+use crate::ui::{ErrorBox, Route, bind, bind_select, spawn, when};
+
+fn kind_label(k: PracticeKind) -> &'static str {
+    match k {
+        PracticeKind::Referring => "Referring office",
+        PracticeKind::Specialist => "Specialist practice",
+    }
+}
+
+/// The status badge a practice shows.
+pub fn verification_badge(p: &Practice) -> Html {
+    let (class, text) = match (p.kind, p.verified, p.paused) {
+        (PracticeKind::Referring, _, _) => ("tag", "Can send referrals"),
+        (_, _, true) => ("tag warn", "Paused: not receiving referrals"),
+        (_, true, false) => ("tag ok", "Verified: receiving referrals"),
+        (_, false, false) => ("tag wait", "Awaiting verification by Handoff staff"),
+    };
+    html! { <span class={class} data-testid="verification">{ text }</span> }
+}
+
+/// The list of my practices and the create form.
+#[function_component(Practices)]
+pub fn practices() -> Html {
+    let ctx = use_context::<Ctx>().expect("context");
+    let list = ctx.session.practices();
+    let open = |id: PracticeId| {
+        let nav = ctx.nav.clone();
+        Callback::from(move |e: MouseEvent| {
+            e.prevent_default();
+            nav.emit(Route::Practice(id));
+        })
+    };
+    html! {
+        <>
+            <h1>{ "Practices" }</h1>
+            if list.is_empty() {
+                <div class="notice"><p>{ "You do not belong to a practice yet. Create one below, or ask your practice's admin to invite you." }</p></div>
+            } else {
+                <ul class="cards">
+                    { for list.iter().map(|p| html! {
+                        <li class="card practice" key={p.id.to_string()}>
+                            <a href={Route::Practice(p.id).path()} onclick={open(p.id)}><h2>{ p.name.clone() }</h2></a>
+                            <p class="muted">{ kind_label(p.kind) }
+                                { p.specialty.as_ref().map(|s| format!(" · {}", ctx.session.specialty_name(s))).unwrap_or_default() }
+                                { p.region.as_ref().map(|r| format!(" · {}", ctx.session.region_name(r))).unwrap_or_default() }
+                            </p>
+                            { verification_badge(p) }
+                            if !ctx.session.has_key(p.id) { <span class="tag wait">{ "Waiting for a member to share the practice key" }</span> }
+                        </li>
+                    }) }
+                </ul>
+            }
+            <CreatePractice />
+        </>
+    }
+}
+
+#[function_component(CreatePractice)]
+fn create_practice() -> Html {
+    let ctx = use_context::<Ctx>().expect("context");
+    let name = use_state(String::new);
+    let kind = use_state(|| "referring".to_string());
+    let specialty = use_state(String::new);
+    let region = use_state(String::new);
+    let intake_all = use_state(|| true);
+    let chosen = use_state(Vec::<String>::new);
+    let error = use_state(|| None::<ApiError>);
+    let busy = use_state(|| false);
+    let tax = &ctx.session.taxonomy;
+    let spec = tax.specialties.iter().find(|s| s.slug == *specialty).cloned();
+    let onsubmit = {
+        let (name, kind, specialty, region, intake_all, chosen, error, busy, ctx, spec) = (
+            name.clone(),
+            kind.clone(),
+            specialty.clone(),
+            region.clone(),
+            intake_all.clone(),
+            chosen.clone(),
+            error.clone(),
+            busy.clone(),
+            ctx.clone(),
+            spec.clone(),
+        );
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let specialist = *kind == "specialist";
+            if name.trim().is_empty() {
+                error.set(Some(ApiError::local("Give the practice a name.")));
+                return;
+            }
+            if specialist && (specialty.is_empty() || region.is_empty()) {
+                error.set(Some(ApiError::local("A specialist practice needs a specialty and a region.")));
+                return;
+            }
+            let intake: Vec<Intake> = if !specialist {
+                Vec::new()
+            } else if *intake_all {
+                spec.iter().flat_map(|s| s.categories.iter()).map(|c| Intake { category: c.slug.clone(), subcategory: None }).collect()
+            } else {
+                chosen.iter().map(|c| Intake { category: c.clone(), subcategory: None }).collect()
+            };
+            if specialist && intake.is_empty() {
+                error.set(Some(ApiError::local("Choose at least one category your practice accepts.")));
+                return;
+            }
+            let (ctx, error, busy, name) = (ctx.clone(), error.clone(), busy.clone(), (*name).clone());
+            let (kind, specialty, region) = (
+                if specialist { PracticeKind::Specialist } else { PracticeKind::Referring },
+                specialist.then(|| (*specialty).clone()),
+                specialist.then(|| (*region).clone()),
+            );
+            busy.set(true);
+            error.set(None);
+            spawn(async move {
+                match ctx.session.create_practice(name.trim(), kind, specialty, region, intake).await {
+                    Ok(p) => {
+                        ctx.refresh.emit(());
+                        ctx.nav.emit(Route::Practice(p.id));
+                    }
+                    Err(e) => error.set(Some(e)),
+                }
+                busy.set(false);
+            });
+        })
+    };
+    let set_kind = |k: &'static str| {
+        let kind = kind.clone();
+        Callback::from(move |_: Event| kind.set(k.to_string()))
+    };
+    html! {
+        <section class="card" aria-labelledby="create-title">
+            <h2 id="create-title">{ "Create a practice" }</h2>
+            <form {onsubmit}>
+                <ErrorBox error={(*error).clone()} />
+                <label for="p-name">{ "Practice name" }</label>
+                <input id="p-name" required=true value={(*name).clone()} oninput={bind(&name)} />
+                <fieldset class="radios">
+                    <legend>{ "Type" }</legend>
+                    <label><input type="radio" name="kind" checked={*kind == "referring"} onchange={set_kind("referring")} />{ " Referring office (family practice, walk-in, nurse practitioner)" }</label>
+                    <label><input type="radio" name="kind" checked={*kind == "specialist"} onchange={set_kind("specialist")} />{ " Specialist practice (receives referrals once verified)" }</label>
+                </fieldset>
+                if *kind == "specialist" {
+                    <div class="grid2">
+                        <div>
+                            <label for="p-specialty">{ "Specialty" }</label>
+                            <select id="p-specialty" onchange={bind_select(&specialty)}>
+                                <option value="" selected={specialty.is_empty()}>{ "Choose…" }</option>
+                                { for tax.specialties.iter().map(|s| html! { <option value={s.slug.clone()} selected={*specialty == s.slug}>{ s.name.clone() }</option> }) }
+                            </select>
+                        </div>
+                        <div>
+                            <label for="p-region">{ "Health region" }</label>
+                            <select id="p-region" onchange={bind_select(&region)}>
+                                <option value="" selected={region.is_empty()}>{ "Choose…" }</option>
+                                { for tax.regions.iter().map(|r| html! { <option value={r.slug.clone()} selected={*region == r.slug}>{ r.name.clone() }</option> }) }
+                            </select>
+                        </div>
+                    </div>
+                    if let Some(s) = spec.clone() {
+                        <fieldset>
+                            <legend>{ "Categories you accept" }</legend>
+                            <label><input type="checkbox" checked={*intake_all} onchange={{ let a = intake_all.clone(); Callback::from(move |e: Event| a.set(crate::ui::checked(&e))) }} />{ " Every category in this specialty" }</label>
+                            if !*intake_all {
+                                <div class="checks">
+                                    { for s.categories.iter().map(|c| {
+                                        let chosen = chosen.clone();
+                                        let slug = c.slug.clone();
+                                        let on = chosen.contains(&slug);
+                                        let onchange = Callback::from(move |e: Event| {
+                                            let mut v = (*chosen).clone();
+                                            v.retain(|x| x != &slug);
+                                            if crate::ui::checked(&e) { v.push(slug.clone()); }
+                                            chosen.set(v);
+                                        });
+                                        html! { <label><input type="checkbox" checked={on} {onchange} />{ format!(" {}", c.name) }</label> }
+                                    }) }
+                                </div>
+                            }
+                        </fieldset>
+                    }
+                }
+                <button class="primary" type="submit" disabled={*busy}>{ if *busy { "Creating…" } else { "Create practice" } }</button>
+            </form>
+        </section>
+    }
+}
+
+/// Props for [`PracticePage`].
+#[derive(Properties, PartialEq)]
+pub struct PracticeProps {
+    /// Which.
+    pub id: PracticeId,
+}
+
+/// One practice: status, members, invites, deletion.
+#[function_component(PracticePage)]
+pub fn practice_page(p: &PracticeProps) -> Html {
+    let ctx = use_context::<Ctx>().expect("context");
+    let members = use_state(|| None::<Result<MemberList, ApiError>>);
+    let reload = use_state(|| 0u32);
+    let action_error = use_state(|| None::<ApiError>);
+    {
+        let (members, id) = (members.clone(), p.id);
+        use_effect_with((id, *reload), move |_| {
+            spawn(async move { members.set(Some(api::members(id).await)) });
+        });
+    }
+    let Some(practice) = ctx.session.practice(p.id) else {
+        return html! { <div class="alert error" role="alert">{ "This practice does not exist or you are no longer a member." }</div> };
+    };
+    let admin = practice.my_role == Role::Admin;
+    let member_rows = match &*members {
+        None => html! { <p aria-busy="true">{ "Loading members…" }</p> },
+        Some(Err(e)) => html! { <ErrorBox error={Some(e.clone())} /> },
+        Some(Ok(m)) => {
+            let rows = m.members.iter().map(|mem| {
+                let remove = {
+                    let (id, user, reload, err, ctx) = (p.id, mem.user_id, reload.clone(), action_error.clone(), ctx.clone());
+                    let me = mem.user_id == ctx.session.me.id;
+                    Callback::from(move |_| {
+                        let (reload, err, ctx) = (reload.clone(), err.clone(), ctx.clone());
+                        spawn(async move {
+                            match api::delete::<()>(&format!("/practices/{id}/members/{user}"), None).await {
+                                Ok(()) => {
+                                    err.set(None);
+                                    if me {
+                                        ctx.refresh.emit(());
+                                        ctx.nav.emit(Route::Practices);
+                                    } else {
+                                        reload.set(*reload + 1);
+                                    }
+                                }
+                                Err(e) => err.set(Some(e)),
+                            }
+                        });
+                    })
+                };
+                let me = mem.user_id == ctx.session.me.id;
+                html! {
+                    <tr key={mem.user_id.to_string()}>
+                        <td>{ mem.display_name.clone() }{ if me { " (you)" } else { "" } }</td>
+                        <td>{ mem.email.clone() }</td>
+                        <td>{ if mem.role == Role::Admin { "Admin" } else { "Member" } }</td>
+                        <td>{ if mem.has_key { html! { <span class="tag ok">{ "Has key" }</span> } } else { html! { <span class="tag wait">{ "Waiting for key" }</span> } } }</td>
+                        <td>
+                            if admin && !me { <button class="danger small" onclick={remove.clone()} aria-label={format!("Remove {}", mem.display_name)}>{ "Remove" }</button> }
+                            if me { <button class="small" onclick={remove.clone()}>{ "Leave" }</button> }
+                        </td>
+                    </tr>
+                }
+            });
+            html! {
+                <>
+                    <table class="table">
+                        <thead><tr><th scope="col">{ "Name" }</th><th scope="col">{ "Email" }</th><th scope="col">{ "Role" }</th><th scope="col">{ "Key" }</th><th scope="col"><span class="sr-only">{ "Actions" }</span></th></tr></thead>
+                        <tbody>{ for rows }</tbody>
+                    </table>
+                    if !m.pending_invites.is_empty() {
+                        <h3>{ "Pending invites" }</h3>
+                        <ul class="plain">{ for m.pending_invites.iter().map(|i| html! { <li>{ format!("{} — invited as {}, expires {}", i.email, if i.role == Role::Admin { "admin" } else { "member" }, when(i.expires_at)) }</li> }) }</ul>
+                    }
+                </>
+            }
+        }
+    };
+    html! {
+        <>
+            <h1>{ practice.name.clone() }</h1>
+            <p class="muted">
+                { kind_label(practice.kind) }
+                { practice.specialty.as_ref().map(|s| format!(" · {}", ctx.session.specialty_name(s))).unwrap_or_default() }
+                { practice.region.as_ref().map(|r| format!(" · {}", ctx.session.region_name(r))).unwrap_or_default() }
+            </p>
+            { verification_badge(&practice) }
+            if practice.kind == PracticeKind::Specialist && !practice.verified {
+                <p class="help">{ "Handoff staff check every specialist practice before it can receive referrals. You will get an email when it is verified." }</p>
+            }
+            <section class="card" aria-labelledby="members-title">
+                <h2 id="members-title">{ "Members" }</h2>
+                <ErrorBox error={(*action_error).clone()} />
+                { member_rows }
+                if admin { <Invite id={p.id} on_sent={{ let r = reload.clone(); Callback::from(move |_| r.set(*r + 1)) }} /> }
+            </section>
+            if admin { <DeletePractice practice={practice.clone()} /> }
+        </>
+    }
+}
+
+/// Props for [`Invite`].
+#[derive(Properties, PartialEq)]
+pub struct InviteFormProps {
+    /// Practice.
+    pub id: PracticeId,
+    /// After sending.
+    pub on_sent: Callback<()>,
+}
+
+#[function_component(Invite)]
+fn invite(p: &InviteFormProps) -> Html {
+    let email = use_state(String::new);
+    let role = use_state(|| "member".to_string());
+    let error = use_state(|| None::<ApiError>);
+    let sent = use_state(|| None::<String>);
+    let onsubmit = {
+        let (email, role, error, sent, id, done) = (email.clone(), role.clone(), error.clone(), sent.clone(), p.id, p.on_sent.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let req = InviteRequest { email: email.trim().to_string(), role: if *role == "admin" { Role::Admin } else { Role::Member } };
+            let (email, error, sent, done) = (email.clone(), error.clone(), sent.clone(), done.clone());
+            spawn(async move {
+                match api::post::<_, PendingInvite>(&format!("/practices/{id}/invites"), &req).await {
+                    Ok(i) => {
+                        error.set(None);
+                        sent.set(Some(format!("Invite emailed to {}.", i.email)));
+                        email.set(String::new());
+                        done.emit(());
+                    }
+                    Err(e) => {
+                        sent.set(None);
+                        error.set(Some(e));
+                    }
+                }
+            });
+        })
+    };
+    html! {
+        <form class="inline-form" {onsubmit} aria-labelledby="invite-title">
+            <h3 id="invite-title">{ "Invite a colleague" }</h3>
+            <ErrorBox error={(*error).clone()} />
+            if let Some(s) = &*sent { <div class="alert ok" role="status">{ s.clone() }</div> }
+            <div class="row">
+                <div class="grow">
+                    <label for="inv-email">{ "Email" }</label>
+                    <input id="inv-email" type="email" required=true value={(*email).clone()} oninput={bind(&email)} />
+                </div>
+                <div>
+                    <label for="inv-role">{ "Role" }</label>
+                    <select id="inv-role" onchange={bind_select(&role)}>
+                        <option value="member" selected={*role == "member"}>{ "Member" }</option>
+                        <option value="admin" selected={*role == "admin"}>{ "Admin" }</option>
+                    </select>
+                </div>
+                <button class="primary" type="submit">{ "Send invite" }</button>
+            </div>
+        </form>
+    }
+}
+
+/// Props for [`DeletePractice`].
+#[derive(Properties)]
+pub struct DeleteProps {
+    /// The practice.
+    pub practice: Practice,
+}
+
+impl PartialEq for DeleteProps {
+    fn eq(&self, o: &Self) -> bool {
+        self.practice.id == o.practice.id && self.practice.name == o.practice.name
+    }
+}
+
+#[function_component(DeletePractice)]
+fn delete_practice(p: &DeleteProps) -> Html {
+    let ctx = use_context::<Ctx>().expect("context");
+    let typed = use_state(String::new);
+    let error = use_state(|| None::<ApiError>);
+    let onsubmit = {
+        let (typed, error, id, ctx) = (typed.clone(), error.clone(), p.practice.id, ctx.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let (typed, error, ctx) = ((*typed).clone(), error.clone(), ctx.clone());
+            spawn(async move {
+                match api::delete(&format!("/practices/{id}"), Some(&DeletePracticeRequest { confirm_name: typed })).await {
+                    Ok(()) => {
+                        ctx.refresh.emit(());
+                        ctx.nav.emit(Route::Practices);
+                    }
+                    Err(e) => error.set(Some(e)),
+                }
+            });
+        })
+    };
+    html! {
+        <section class="card danger-zone" aria-labelledby="delete-title">
+            <h2 id="delete-title">{ "Delete this practice" }</h2>
+            <p>{ "Deleting removes every member's access to this practice's referrals. It cannot be undone." }</p>
+            <form {onsubmit}>
+                <ErrorBox error={(*error).clone()} />
+                <label for="del-name">{ format!("Type the practice's name, {}, to confirm", p.practice.name) }</label>
+                <input id="del-name" autocomplete="off" value={(*typed).clone()} oninput={bind(&typed)} />
+                <button class="danger" type="submit" disabled={*typed != p.practice.name}>{ "Delete practice" }</button>
+            </form>
+        </section>
+    }
+}
+
+/// Props for [`AcceptInvite`].
+#[derive(Properties, PartialEq)]
+pub struct AcceptProps {
+    /// The invite token.
+    pub token: String,
+}
+
+/// A signed-in user opening an invite link.
+#[function_component(AcceptInvite)]
+pub fn accept_invite(p: &AcceptProps) -> Html {
+    let ctx = use_context::<Ctx>().expect("context");
+    let info = use_state(|| None::<Result<InviteInfo, ApiError>>);
+    let error = use_state(|| None::<ApiError>);
+    {
+        let (info, token) = (info.clone(), p.token.clone());
+        use_effect_with(token.clone(), move |_| {
+            spawn(async move { info.set(Some(api::get::<InviteInfo>(&format!("/invites/{token}")).await)) });
+        });
+    }
+    let accept = {
+        let (token, error, ctx) = (p.token.clone(), error.clone(), ctx.clone());
+        Callback::from(move |_| {
+            let (token, error, ctx) = (token.clone(), error.clone(), ctx.clone());
+            spawn(async move {
+                match api::post_empty::<Practice>(&format!("/invites/{token}/accept")).await {
+                    Ok(p) => {
+                        ctx.refresh.emit(());
+                        ctx.nav.emit(Route::Practice(p.id));
+                    }
+                    Err(e) => error.set(Some(e)),
+                }
+            });
+        })
+    };
+    html! {
+        <section class="card">
+            <h1>{ "Practice invite" }</h1>
+            <ErrorBox error={(*error).clone()} />
+            { match &*info {
+                None => html! { <p aria-busy="true">{ "Checking the invite…" }</p> },
+                Some(Err(e)) => html! { <ErrorBox error={Some(e.clone())} /> },
+                Some(Ok(i)) => html! {
+                    <>
+                        <p>{ format!("{} invited {} to join {}.", i.invited_by, i.email, i.practice_name) }</p>
+                        <button class="primary" onclick={accept}>{ format!("Join {}", i.practice_name) }</button>
+                    </>
+                },
+            } }
+        </section>
+    }
+}

@@ -1,0 +1,391 @@
+//! The signed-in user in this tab: their unwrapped private keys and the
+//! practice keys opened from their grants. Nothing here is ever written to
+//! browser storage; a reload keeps the (HttpOnly) session cookie but asks for
+//! the password again to unwrap the keys ("unlock").
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use handoff_crypto::keys::UserSecrets;
+use handoff_crypto::practice::verify_practice_public_key;
+use handoff_crypto::referral::{AttachmentMeta, MessageBody, ReferralContent, ReferralKey};
+use handoff_crypto::{EmergencyKit, PasswordKeys, PracticeKey};
+use handoff_protocol::v1::*;
+use handoff_protocol::ws::{
+    Attachment, BlobId, Destination, MessageId, NewReferral, Referral, ReferralId, Routing, ThreadMessage, WrappedKey,
+};
+use handoff_protocol::{B64, PracticeId, UserId};
+
+use crate::api::{self, ApiError, ApiResult};
+
+/// A new random UUID from the browser's CSPRNG.
+pub fn new_uuid() -> ApiResult<uuid::Uuid> {
+    Ok(uuid::Builder::from_random_bytes(handoff_crypto::random_array()?).into_uuid())
+}
+
+/// Milliseconds since the epoch, from the browser clock.
+pub fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+/// An unlocked session.
+#[derive(Debug)]
+pub struct Session {
+    /// The account.
+    pub me: Me,
+    secrets: UserSecrets,
+    practices: RefCell<Vec<Practice>>,
+    keys: RefCell<HashMap<PracticeId, PracticeKey>>,
+    user_keys: RefCell<HashMap<UserId, UserKeys>>,
+    /// The taxonomy.
+    pub taxonomy: Taxonomy,
+}
+
+fn adopt_check(me: &Me, secrets: &UserSecrets) -> ApiResult<()> {
+    let p = secrets.public();
+    if me.keys.sign_pub.as_slice() != p.sign_pub || me.keys.hpke_pub.as_slice() != p.hpke_pub {
+        return Err(ApiError::local(
+            "The server's copy of your public keys does not match your private keys. Do not continue; contact support.",
+        ));
+    }
+    Ok(())
+}
+
+async fn stretch(email: &str, password: &str) -> ApiResult<PasswordKeys> {
+    let params: KdfParams = api::post("/auth/prelogin", &PreloginRequest { email: email.into() }).await?;
+    if params.alg != "argon2id" {
+        return Err(ApiError::local(format!("The server asked for an unsupported key derivation ({}).", params.alg)));
+    }
+    Ok(PasswordKeys::derive_with(password, params.salt.as_slice(), params.m_kib, params.t, params.p)?)
+}
+
+impl Session {
+    /// Creates an account; returns the session and the kit's 24 words.
+    pub async fn register(email: &str, name: &str, password: &str, invite: Option<String>) -> ApiResult<(Session, Vec<String>)> {
+        let salt = handoff_crypto::password::new_salt()?;
+        let pw = PasswordKeys::derive(password, &salt)?;
+        let kit = EmergencyKit::generate()?;
+        let secrets = UserSecrets::generate()?;
+        let public = secrets.public();
+        let req = RegisterRequest {
+            email: email.into(),
+            display_name: name.into(),
+            salt: B64(salt.to_vec()),
+            auth_key: B64(pw.auth_key.to_vec()),
+            kit_auth: B64(kit.auth_key().to_vec()),
+            keys: UserKeyBundle {
+                sign_pub: B64(public.sign_pub.to_vec()),
+                hpke_pub: B64(public.hpke_pub.to_vec()),
+                wrapped_by_password: B64(secrets.wrap(&pw.kek)?),
+                wrapped_by_kit: B64(secrets.wrap(&kit.kek())?),
+            },
+            invite_token: invite,
+        };
+        let s: SessionResponse = api::post("/auth/register", &req).await?;
+        adopt_check(&s.user, &secrets)?;
+        Ok((Self::open(s.user, secrets).await?, kit.words()))
+    }
+
+    /// Signs in with email and password.
+    pub async fn login(email: &str, password: &str) -> ApiResult<Session> {
+        let pw = stretch(email, password).await?;
+        let s: SessionResponse =
+            api::post("/auth/login", &LoginRequest { email: email.into(), auth_key: B64(pw.auth_key.to_vec()) }).await?;
+        let secrets = UserSecrets::unwrap(&pw.kek, s.user.keys.wrapped_by_password.as_slice())?;
+        adopt_check(&s.user, &secrets)?;
+        Self::open(s.user, secrets).await
+    }
+
+    /// Unlocks the keys of a session that survived a reload.
+    pub async fn unlock(me: Me, password: &str) -> ApiResult<Session> {
+        let pw = stretch(&me.email, password).await?;
+        let secrets = UserSecrets::unwrap(&pw.kek, me.keys.wrapped_by_password.as_slice()).map_err(|_| {
+            ApiError::local("That password does not unlock your keys. Try again, or sign out and reset it with your Emergency Access Kit.")
+        })?;
+        adopt_check(&me, &secrets)?;
+        Self::open(me, secrets).await
+    }
+
+    /// Resets the password with the kit, keeping every key.
+    pub async fn recover(email: &str, words: &[String], new_password: &str) -> ApiResult<Session> {
+        let kit = EmergencyKit::from_words(words)?;
+        let kit_auth = B64(kit.auth_key().to_vec());
+        let start: RecoverStartResponse =
+            api::post("/auth/recover/start", &RecoverStartRequest { email: email.into(), kit_auth: kit_auth.clone() }).await?;
+        let secrets = UserSecrets::unwrap(&kit.kek(), start.wrapped_by_kit.as_slice())?;
+        let salt = handoff_crypto::password::new_salt()?;
+        let pw = PasswordKeys::derive(new_password, &salt)?;
+        let req = RecoverFinishRequest {
+            email: email.into(),
+            kit_auth,
+            salt: B64(salt.to_vec()),
+            auth_key: B64(pw.auth_key.to_vec()),
+            wrapped_by_password: B64(secrets.wrap(&pw.kek)?),
+        };
+        let s: SessionResponse = api::post("/auth/recover/finish", &req).await?;
+        adopt_check(&s.user, &secrets)?;
+        Self::open(s.user, secrets).await
+    }
+
+    async fn open(me: Me, secrets: UserSecrets) -> ApiResult<Session> {
+        let taxonomy = api::taxonomy().await?;
+        let s = Session { me, secrets, practices: RefCell::default(), keys: RefCell::default(), user_keys: RefCell::default(), taxonomy };
+        s.refresh_practices().await?;
+        Ok(s)
+    }
+
+    /// Reloads my practices and opens any practice key granted since.
+    pub async fn refresh_practices(&self) -> ApiResult<()> {
+        let list = api::practices().await?;
+        for p in &list {
+            if self.keys.borrow().get(&p.id).is_some_and(|k| k.epoch() == p.public_key.epoch) {
+                continue;
+            }
+            let k = api::my_key(p.id).await?;
+            if let Some(g) = k.grant {
+                let key = PracticeKey::open_grant(p.id, g.epoch, self.me.id, &self.secrets, g.sealed.as_slice())?;
+                if key.hpke_public().as_slice() != k.public_key.hpke_pub.as_slice() {
+                    return Err(ApiError::local(format!("The key granted for {} does not match its published key.", p.name)));
+                }
+                self.keys.borrow_mut().insert(p.id, key);
+            }
+        }
+        *self.practices.borrow_mut() = list;
+        Ok(())
+    }
+
+    /// My practices.
+    pub fn practices(&self) -> Vec<Practice> {
+        self.practices.borrow().clone()
+    }
+
+    /// Whether I hold the key of this practice yet.
+    pub fn has_key(&self, p: PracticeId) -> bool {
+        self.keys.borrow().contains_key(&p)
+    }
+
+    /// Grants my practices' keys to members who joined and are waiting. Returns how many.
+    pub async fn complete_pending_grants(&self) -> ApiResult<usize> {
+        let mut n = 0;
+        for p in self.practices() {
+            let Some(key) = self.keys.borrow().get(&p.id).cloned() else { continue };
+            let Ok(pending) = api::pending_grants(p.id).await else { continue };
+            for w in pending.pending.into_iter().filter(|w| w.epoch == key.epoch()) {
+                let sealed = key.grant_to(p.id, w.user_id, w.hpke_pub.as_slice())?;
+                api::put_grant(p.id, w.user_id, &KeyGrant { epoch: key.epoch(), sealed: B64(sealed), granted_by: self.me.id }).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Creates a practice with a fresh epoch-0 key made here.
+    pub async fn create_practice(
+        &self,
+        name: &str,
+        kind: PracticeKind,
+        specialty: Option<String>,
+        region: Option<String>,
+        intake: Vec<Intake>,
+    ) -> ApiResult<Practice> {
+        let id = PracticeId(new_uuid()?);
+        let key = PracticeKey::generate(0)?;
+        let req = CreatePracticeRequest {
+            id,
+            name: name.into(),
+            kind,
+            specialty,
+            region,
+            intake,
+            public_key: PracticePublicKey {
+                epoch: 0,
+                hpke_pub: B64(key.hpke_public().to_vec()),
+                signer: self.me.id,
+                signature: B64(key.sign_public(id, &self.secrets).to_vec()),
+            },
+            creator_grant: KeyGrant {
+                epoch: 0,
+                sealed: B64(key.grant_to(id, self.me.id, self.me.keys.hpke_pub.as_slice())?),
+                granted_by: self.me.id,
+            },
+        };
+        let p: Practice = api::post("/practices", &req).await?;
+        self.refresh_practices().await?;
+        Ok(p)
+    }
+
+    /// A user's public keys (cached for the session).
+    pub async fn user_keys(&self, id: UserId) -> ApiResult<UserKeys> {
+        if let Some(k) = self.user_keys.borrow().get(&id) {
+            return Ok(k.clone());
+        }
+        let k = api::user_keys(id).await?;
+        self.user_keys.borrow_mut().insert(id, k.clone());
+        Ok(k)
+    }
+
+    /// The practice of mine a referral involves (receiver first).
+    pub fn my_side(&self, r: &Referral) -> Option<PracticeId> {
+        let mine = |p: PracticeId| self.practices.borrow().iter().any(|x| x.id == p);
+        if mine(r.to_practice) {
+            Some(r.to_practice)
+        } else if mine(r.from_practice) {
+            Some(r.from_practice)
+        } else {
+            None
+        }
+    }
+
+    /// Unwraps a referral's key `R` with my practice's key.
+    pub fn referral_key(&self, r: &Referral) -> ApiResult<ReferralKey> {
+        let side = self.my_side(r).ok_or_else(|| ApiError::local("This referral involves none of your practices."))?;
+        let wrap = if side == r.to_practice { &r.to_key } else { &r.from_key };
+        let keys = self.keys.borrow();
+        let key = keys.get(&wrap.practice).ok_or_else(|| {
+            ApiError::local(
+                "You do not hold this practice's key yet: another member's Handoff must share it with you (it happens when they sign in).",
+            )
+        })?;
+        Ok(ReferralKey::unwrap_with(r.id, wrap.practice, key, wrap.sealed.as_slice())?)
+    }
+
+    /// Decrypts a referral's content.
+    pub fn open_content(&self, r: &Referral) -> ApiResult<ReferralContent> {
+        Ok(self.referral_key(r)?.open_content(r.id, r.content.as_slice())?)
+    }
+
+    /// Decrypts an attachment's name and type.
+    pub fn open_attachment_meta(&self, r: &Referral, a: &Attachment) -> ApiResult<AttachmentMeta> {
+        Ok(self.referral_key(r)?.open_attachment_meta(a.blob, a.meta.as_slice())?)
+    }
+
+    /// Decrypts a rejection note.
+    pub fn open_note(&self, r: &Referral, note: &B64) -> ApiResult<String> {
+        Ok(self.referral_key(r)?.open_note(r.id, note.as_slice())?)
+    }
+
+    /// Seals a rejection note.
+    pub fn seal_note(&self, r: &Referral, note: &str) -> ApiResult<B64> {
+        Ok(B64(self.referral_key(r)?.seal_note(r.id, note)?))
+    }
+
+    /// Seals and signs a thread message.
+    pub fn seal_message(&self, r: &Referral, text: &str) -> ApiResult<ThreadMessage> {
+        let k = self.referral_key(r)?;
+        let id = MessageId(new_uuid()?);
+        let (body, sig) = k.seal_message(r.id, id, &self.secrets, &MessageBody { text: text.into(), written_at: now_ms() })?;
+        Ok(ThreadMessage { id, body: B64(body), signature: B64(sig.to_vec()) })
+    }
+
+    /// Verifies the author's signature and decrypts a thread message.
+    pub async fn open_message(&self, r: &Referral, author: UserId, m: &ThreadMessage) -> ApiResult<MessageBody> {
+        let k = self.referral_key(r)?;
+        let keys = self.user_keys(author).await?;
+        Ok(k.open_message(r.id, m.id, keys.sign_pub.as_slice(), m.body.as_slice(), m.signature.as_slice())?)
+    }
+
+    /// Downloads and decrypts an attachment.
+    pub async fn download(&self, r: &Referral, a: &Attachment) -> ApiResult<(AttachmentMeta, Vec<u8>)> {
+        let k = self.referral_key(r)?;
+        let meta = k.open_attachment_meta(a.blob, a.meta.as_slice())?;
+        let bytes = api::get_bytes(&format!("/blobs/{}", a.blob)).await?;
+        Ok((meta, k.open_attachment(a.blob, &bytes)?))
+    }
+
+    /// Encrypts and uploads a file under `R`, reporting progress.
+    pub async fn upload(
+        &self,
+        r: &ReferralKey,
+        name: &str,
+        media_type: &str,
+        bytes: &[u8],
+        progress: impl Fn(f64, f64) + 'static,
+    ) -> ApiResult<Attachment> {
+        let blob = BlobId(new_uuid()?);
+        let sealed = r.seal_attachment(blob, bytes)?;
+        api::upload_blob(blob, sealed, progress).await?;
+        let meta =
+            r.seal_attachment_meta(blob, &AttachmentMeta { name: name.into(), media_type: media_type.into(), size: bytes.len() as u64 })?;
+        Ok(Attachment { blob, meta: B64(meta) })
+    }
+
+    /// Verifies a directory entry's published key against its signer's key.
+    pub async fn verify_directory_entry(&self, e: &DirectoryEntry) -> ApiResult<()> {
+        let signer = self.user_keys(e.public_key.signer).await?;
+        verify_practice_public_key(
+            e.id,
+            e.public_key.epoch,
+            e.public_key.hpke_pub.as_slice(),
+            signer.sign_pub.as_slice(),
+            e.public_key.signature.as_slice(),
+        )
+        .map_err(|_| ApiError::local(format!("{}'s published key is not signed by one of its members. It was not used.", e.name)))
+    }
+
+    /// Builds and encrypts a new referral (files are uploaded by the caller
+    /// with [`Session::upload`] under the returned key).
+    pub async fn prepare_referral(
+        &self,
+        from: PracticeId,
+        targets: &[DirectoryEntry],
+        choose_for_me: bool,
+        routing: Routing,
+        content: &ReferralContent,
+    ) -> ApiResult<(NewReferral, ReferralKey)> {
+        let id = ReferralId(new_uuid()?);
+        let r = ReferralKey::generate()?;
+        let mine = self.keys.borrow().get(&from).cloned().ok_or_else(|| ApiError::local("You do not hold your practice's key yet."))?;
+        let from_key =
+            WrappedKey { practice: from, epoch: mine.epoch(), sealed: B64(r.wrap_to(id, from, mine.epoch(), &mine.hpke_public())?) };
+        if targets.is_empty() {
+            return Err(ApiError::local("No specialist practice to send to."));
+        }
+        let mut to_keys = Vec::with_capacity(targets.len());
+        for e in targets {
+            self.verify_directory_entry(e).await?;
+            to_keys.push(WrappedKey {
+                practice: e.id,
+                epoch: e.public_key.epoch,
+                sealed: B64(r.wrap_to(id, e.id, e.public_key.epoch, e.public_key.hpke_pub.as_slice())?),
+            });
+        }
+        let destination = if choose_for_me { Destination::ChooseForMe } else { Destination::Practice { practice: targets[0].id } };
+        let new = NewReferral {
+            id,
+            from_practice: from,
+            destination,
+            routing,
+            content: B64(r.seal_content(id, content)?),
+            from_key,
+            to_keys,
+            attachments: Vec::new(),
+        };
+        Ok((new, r))
+    }
+
+    /// A practice of mine by id.
+    pub fn practice(&self, id: PracticeId) -> Option<Practice> {
+        self.practices.borrow().iter().find(|p| p.id == id).cloned()
+    }
+
+    /// Display name of a specialty slug.
+    pub fn specialty_name(&self, slug: &str) -> String {
+        self.taxonomy.specialties.iter().find(|s| s.slug == slug).map(|s| s.name.clone()).unwrap_or_else(|| slug.to_string())
+    }
+
+    /// Display name of a category slug within a specialty.
+    pub fn category_name(&self, specialty: &str, slug: &str) -> String {
+        self.taxonomy
+            .specialties
+            .iter()
+            .find(|s| s.slug == specialty)
+            .and_then(|s| s.categories.iter().find(|c| c.slug == slug))
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| slug.to_string())
+    }
+
+    /// Display name of a region slug.
+    pub fn region_name(&self, slug: &str) -> String {
+        self.taxonomy.regions.iter().find(|r| r.slug == slug).map(|r| r.name.clone()).unwrap_or_else(|| slug.to_string())
+    }
+}

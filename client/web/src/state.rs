@@ -1,0 +1,258 @@
+//! What the tab knows, as one Yew reducer: every referral of the user's
+//! practices (built from the practice streams' events), each referral's
+//! history, unread marks, toasts and the live connection's state.
+
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+use handoff_crypto::ReferralContent;
+use handoff_protocol::UserId;
+use handoff_protocol::ws::{Event, Referral, ReferralId, Status, Urgency};
+use yew::Reducible;
+
+use crate::live::{LiveState, Pushed};
+
+/// One referral as the tab holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    /// The latest snapshot.
+    pub referral: Referral,
+    /// The decrypted content, or why it could not be decrypted.
+    pub content: Result<ReferralContent, String>,
+    /// Every event, oldest first.
+    pub history: Vec<Event>,
+    /// How many of those were made by someone else (for unread marks).
+    pub foreign: usize,
+}
+
+/// A message in the corner.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Toast {
+    /// Id, for dismissal.
+    pub id: u64,
+    /// Text (never patient data: a number and what happened).
+    pub text: String,
+    /// Where a click goes.
+    pub referral: Option<ReferralId>,
+}
+
+/// The tab's state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Data {
+    /// Referrals by id.
+    pub items: BTreeMap<ReferralId, Item>,
+    /// Per referral, how many foreign events the user has seen.
+    pub seen: HashMap<ReferralId, usize>,
+    /// Toasts, newest last.
+    pub toasts: Vec<Toast>,
+    /// The connection.
+    pub live: LiveState,
+    next_toast: u64,
+    /// Bumped when the session's practices change.
+    pub version: u64,
+    me: Option<UserId>,
+}
+
+impl Default for Data {
+    fn default() -> Self {
+        Self {
+            items: BTreeMap::new(),
+            seen: HashMap::new(),
+            toasts: Vec::new(),
+            live: LiveState::Connecting,
+            next_toast: 1,
+            version: 0,
+            me: None,
+        }
+    }
+}
+
+/// Changes to [`Data`].
+#[derive(Debug)]
+pub enum Action {
+    /// A new signed-in user: start empty, load their read marks.
+    Reset(Option<UserId>),
+    /// The connection changed.
+    Live(LiveState),
+    /// An event arrived; `content` is the decryption of a new referral.
+    Pushed(Pushed, Option<Result<ReferralContent, String>>),
+    /// Show a toast.
+    Toast(String, Option<ReferralId>),
+    /// Hide a toast.
+    Dismiss(u64),
+    /// The user looked at a referral.
+    Seen(ReferralId),
+    /// Practices or keys changed: re-render.
+    Bump,
+}
+
+fn seen_key(me: UserId) -> String {
+    format!("handoff.seen.{me}")
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window().and_then(|w| w.local_storage().ok().flatten())
+}
+
+/// Who did an event.
+pub fn author(e: &Event) -> Option<UserId> {
+    match e {
+        Event::ReferralSent { referral } => Some(referral.sent_by),
+        Event::Opened { by, .. }
+        | Event::StatusChanged { by, .. }
+        | Event::CategoryChanged { by, .. }
+        | Event::UrgencyChanged { by, .. }
+        | Event::AttachmentAdded { by, .. }
+        | Event::MessagePosted { by, .. } => Some(*by),
+        _ => None,
+    }
+}
+
+/// Which referral an event is about (none for practice-level events).
+pub fn referral_of(e: &Event) -> Option<ReferralId> {
+    Some(match e {
+        Event::ReferralSent { referral } => referral.id,
+        Event::Opened { referral, .. }
+        | Event::StatusChanged { referral, .. }
+        | Event::CategoryChanged { referral, .. }
+        | Event::UrgencyChanged { referral, .. }
+        | Event::AttachmentAdded { referral, .. }
+        | Event::MessagePosted { referral, .. } => *referral,
+        _ => return None,
+    })
+}
+
+/// Human words for a status.
+pub fn status_label(s: Status) -> &'static str {
+    match s {
+        Status::Sent => "Awaiting review",
+        Status::Accepted => "Accepted",
+        Status::Rejected => "Declined",
+        Status::Cancelled => "Cancelled",
+    }
+}
+
+/// Human words for an urgency.
+pub fn urgency_label(u: Urgency) -> &'static str {
+    match u {
+        Urgency::Urgent => "Urgent",
+        Urgency::Semi => "Semi-urgent",
+        Urgency::Routine => "Routine",
+    }
+}
+
+impl Data {
+    /// Whether a referral has activity by others the user has not seen.
+    pub fn unread(&self, id: ReferralId) -> bool {
+        self.items.get(&id).is_some_and(|i| i.foreign > self.seen.get(&id).copied().unwrap_or(0))
+    }
+
+    fn save_seen(&self) {
+        if let (Some(me), Some(s)) = (self.me, storage()) {
+            let map: HashMap<String, usize> = self.seen.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+            let _ = s.set_item(&seen_key(me), &serde_json::to_string(&map).unwrap_or_default());
+        }
+    }
+
+    fn toast(&mut self, text: String, referral: Option<ReferralId>) {
+        let id = self.next_toast;
+        self.next_toast += 1;
+        self.toasts.push(Toast { id, text, referral });
+        if self.toasts.len() > 5 {
+            self.toasts.remove(0);
+        }
+    }
+
+    fn apply(&mut self, p: Pushed, content: Option<Result<ReferralContent, String>>) {
+        let Some(id) = referral_of(&p.event) else { return };
+        let by = author(&p.event);
+        // Both practices' streams carry the event when the user belongs to both: keep it once.
+        if let Some(item) = self.items.get(&id)
+            && item.history.contains(&p.event)
+        {
+            return;
+        }
+        let foreign = by.is_some() && by != self.me;
+        let number = self.items.get(&id).map(|i| i.referral.number.clone());
+        match &p.event {
+            Event::ReferralSent { referral } => {
+                let item = Item {
+                    referral: (**referral).clone(),
+                    content: content.unwrap_or_else(|| Err("not decrypted".into())),
+                    history: vec![p.event.clone()],
+                    foreign: usize::from(foreign),
+                };
+                if foreign && !p.replay {
+                    self.toast(format!("New referral {} received", referral.number), Some(id));
+                }
+                self.items.insert(id, item);
+                return;
+            }
+            _ => {
+                let Some(item) = self.items.get_mut(&id) else { return };
+                let r = &mut item.referral;
+                match &p.event {
+                    Event::Opened { at, .. } => r.first_opened_at = r.first_opened_at.or(Some(*at)),
+                    Event::StatusChanged { status, reason, .. } => {
+                        r.status = *status;
+                        r.reject_reason = *reason;
+                    }
+                    Event::CategoryChanged { category, subcategory, .. } => {
+                        r.routing.category = category.clone();
+                        r.routing.subcategory = subcategory.clone();
+                    }
+                    Event::UrgencyChanged { urgency, .. } => r.routing.urgency = *urgency,
+                    Event::AttachmentAdded { attachment, .. } => r.attachments.push(attachment.clone()),
+                    _ => {}
+                }
+                item.history.push(p.event.clone());
+                item.foreign += usize::from(foreign);
+            }
+        }
+        if foreign && !p.replay {
+            let n = number.unwrap_or_default();
+            let text = match &p.event {
+                Event::Opened { .. } => format!("{n} was opened by the specialist's office"),
+                Event::StatusChanged { status, .. } => format!("{n}: {}", status_label(*status)),
+                Event::CategoryChanged { .. } => format!("{n}: category changed"),
+                Event::UrgencyChanged { urgency, .. } => format!("{n}: urgency changed to {}", urgency_label(*urgency)),
+                Event::AttachmentAdded { .. } => format!("{n}: new attachment"),
+                Event::MessagePosted { .. } => format!("New message on {n}"),
+                _ => return,
+            };
+            self.toast(text, Some(id));
+        }
+    }
+}
+
+impl Reducible for Data {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let mut d = (*self).clone();
+        match action {
+            Action::Reset(me) => {
+                d = Data { me, version: self.version + 1, ..Data::default() };
+                if let (Some(me), Some(s)) = (me, storage())
+                    && let Ok(Some(json)) = s.get_item(&seen_key(me))
+                    && let Ok(map) = serde_json::from_str::<HashMap<String, usize>>(&json)
+                {
+                    d.seen = map.into_iter().filter_map(|(k, v)| Some((ReferralId(uuid::Uuid::parse_str(&k).ok()?), v))).collect();
+                }
+            }
+            Action::Live(s) => d.live = s,
+            Action::Pushed(p, content) => d.apply(p, content),
+            Action::Toast(t, r) => d.toast(t, r),
+            Action::Dismiss(id) => d.toasts.retain(|t| t.id != id),
+            Action::Seen(id) => {
+                let n = d.items.get(&id).map(|i| i.foreign).unwrap_or(0);
+                if d.seen.get(&id).copied().unwrap_or(0) != n {
+                    d.seen.insert(id, n);
+                    d.save_seen();
+                }
+            }
+            Action::Bump => d.version += 1,
+        }
+        Rc::new(d)
+    }
+}

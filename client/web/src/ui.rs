@@ -1,0 +1,157 @@
+//! Small shared pieces: input helpers, the error box, routes and navigation.
+
+use handoff_protocol::PracticeId;
+use handoff_protocol::ws::ReferralId;
+use wasm_bindgen::JsCast as _;
+use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
+use yew::prelude::*;
+
+use crate::api::ApiError;
+
+/// Every screen, and its address.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Route {
+    /// `/login`
+    Login,
+    /// `/register`
+    Register,
+    /// `/recover`
+    Recover,
+    /// `/invite/<token>`
+    Invite(String),
+    /// `/inbox`: received referrals.
+    Inbox,
+    /// `/sent`
+    Sent,
+    /// `/send`
+    Send,
+    /// `/referrals/<id>`
+    Referral(ReferralId),
+    /// `/practices`
+    Practices,
+    /// `/practices/<id>`
+    Practice(PracticeId),
+    /// `/admin`
+    Admin,
+    /// `/settings`
+    Settings,
+}
+
+impl Route {
+    /// Parses a path.
+    pub fn parse(path: &str) -> Route {
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let uuid = |s: &str| uuid::Uuid::parse_str(s).ok();
+        match parts.as_slice() {
+            ["login"] => Route::Login,
+            ["register"] => Route::Register,
+            ["recover"] => Route::Recover,
+            ["invite", t] => Route::Invite((*t).to_string()),
+            ["sent"] => Route::Sent,
+            ["send"] => Route::Send,
+            ["referrals", id] => uuid(id).map(|u| Route::Referral(ReferralId(u))).unwrap_or(Route::Inbox),
+            ["practices"] => Route::Practices,
+            ["practices", id] => uuid(id).map(|u| Route::Practice(PracticeId(u))).unwrap_or(Route::Practices),
+            ["admin"] => Route::Admin,
+            ["settings"] => Route::Settings,
+            _ => Route::Inbox,
+        }
+    }
+
+    /// The path.
+    pub fn path(&self) -> String {
+        match self {
+            Route::Login => "/login".into(),
+            Route::Register => "/register".into(),
+            Route::Recover => "/recover".into(),
+            Route::Invite(t) => format!("/invite/{t}"),
+            Route::Inbox => "/inbox".into(),
+            Route::Sent => "/sent".into(),
+            Route::Send => "/send".into(),
+            Route::Referral(id) => format!("/referrals/{id}"),
+            Route::Practices => "/practices".into(),
+            Route::Practice(id) => format!("/practices/{id}"),
+            Route::Admin => "/admin".into(),
+            Route::Settings => "/settings".into(),
+        }
+    }
+
+    /// The current address.
+    pub fn current() -> Route {
+        Route::parse(&web_sys::window().and_then(|w| w.location().pathname().ok()).unwrap_or_default())
+    }
+}
+
+/// Pushes a route onto the browser history.
+pub fn push_history(r: &Route) {
+    if let Some(h) = web_sys::window().and_then(|w| w.history().ok())
+        && Route::current() != *r
+    {
+        let _ = h.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&r.path()));
+    }
+}
+
+/// The value of an `<input>` from its event.
+pub fn input_value(e: &InputEvent) -> String {
+    e.target_unchecked_into::<HtmlInputElement>().value()
+}
+
+/// The value of a `<textarea>` from its event.
+pub fn textarea_value(e: &InputEvent) -> String {
+    e.target_unchecked_into::<HtmlTextAreaElement>().value()
+}
+
+/// The value of a `<select>` from its change event.
+pub fn select_value(e: &Event) -> String {
+    e.target_unchecked_into::<HtmlSelectElement>().value()
+}
+
+/// Whether a checkbox is checked, from its change event.
+pub fn checked(e: &Event) -> bool {
+    e.target().and_then(|t| t.dyn_into::<HtmlInputElement>().ok()).is_some_and(|i| i.checked())
+}
+
+/// A string state setter from an `<input>`.
+pub fn bind(s: &UseStateHandle<String>) -> Callback<InputEvent> {
+    let s = s.clone();
+    Callback::from(move |e: InputEvent| s.set(input_value(&e)))
+}
+
+/// A string state setter from a `<textarea>`.
+pub fn bind_area(s: &UseStateHandle<String>) -> Callback<InputEvent> {
+    let s = s.clone();
+    Callback::from(move |e: InputEvent| s.set(textarea_value(&e)))
+}
+
+/// A string state setter from a `<select>`.
+pub fn bind_select(s: &UseStateHandle<String>) -> Callback<Event> {
+    let s = s.clone();
+    Callback::from(move |e: Event| s.set(select_value(&e)))
+}
+
+/// Props for [`ErrorBox`].
+#[derive(Properties, PartialEq)]
+pub struct ErrorProps {
+    /// The error, if any.
+    pub error: Option<ApiError>,
+}
+
+/// A clear error message where it happened, announced to screen readers.
+#[function_component(ErrorBox)]
+pub fn error_box(p: &ErrorProps) -> Html {
+    match &p.error {
+        Some(e) => html! { <div class="alert error" role="alert">{ e.message.clone() }</div> },
+        None => html! {},
+    }
+}
+
+/// Formats a timestamp in the browser's locale and zone.
+pub fn when(ms: i64) -> String {
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    String::from(d.to_locale_string("en-CA", &wasm_bindgen::JsValue::from(js_sys::Object::new())))
+}
+
+/// Runs a future on the browser's event loop.
+pub fn spawn(f: impl Future<Output = ()> + 'static) {
+    wasm_bindgen_futures::spawn_local(f);
+}

@@ -1,0 +1,338 @@
+// Browser tests for the Handoff web client: the real `handoff` server with a
+// fresh embedded store, Debian's chromium driven by playwright-core, separate
+// browser contexts for a referring MOA, a specialist and a staff member.
+//
+// Environment (set by `cargo xtask test`): HANDOFF_BIN, HANDOFF_WEB,
+// CHROMIUM, SCREENSHOTS. Prints `e2e: N passed, N failed` last.
+
+import { chromium } from 'playwright-core';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import assert from 'node:assert/strict';
+
+const BIN = process.env.HANDOFF_BIN;
+const WEB = process.env.HANDOFF_WEB;
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SHOTS = process.env.SCREENSHOTS || 'target/screenshots';
+const T = 30_000; // generous: Argon2id runs in wasm, and these machines are shared
+
+let passed = 0;
+let failed = 0;
+
+async function test(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`ok - ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    failed++;
+    console.log(`not ok - ${name}\n${e && e.stack ? e.stack : e}`);
+  }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+async function startServer() {
+  const port = await freePort();
+  const data = mkdtempSync(join(tmpdir(), 'handoff-e2e-'));
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(BIN, ['serve', '--bind', `127.0.0.1:${port}`, '--data', data, '--static-dir', WEB, '--public-url', url], {
+    env: { ...process.env, RUST_LOG: 'warn' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const r = await fetch(`${url}/healthz`);
+      if (r.ok) break;
+    } catch {}
+    if (Date.now() > deadline) throw new Error('server did not start');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    url,
+    data,
+    admin: (...args) => execFileSync(BIN, ['admin', '--data', data, ...args], { stdio: ['ignore', 'pipe', 'inherit'] }).toString(),
+    stop: () => {
+      child.kill('SIGTERM');
+      rmSync(data, { recursive: true, force: true });
+    },
+  };
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function register(page, url, { name, email, password }, screenshotName) {
+  await page.goto(`${url}/register`);
+  await page.fill('#reg-name', name);
+  await page.fill('#reg-email', email);
+  await page.fill('#reg-password', password);
+  await page.fill('#reg-confirm', password);
+  if (screenshotName) await shot(page, screenshotName);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('[data-testid=kit-grid]', { timeout: T });
+  const words = await page.$$eval('[data-testid=kit-grid] .w', (els) => els.map((e) => e.textContent.trim()));
+  assert.equal(words.length, 24, 'the kit shows 24 words');
+  // Cannot go on before confirming the kit is saved.
+  assert.equal(await page.isDisabled('text=Continue to Handoff'), true, 'continue is disabled until the kit is confirmed');
+  return words;
+}
+
+async function finishKit(page) {
+  await page.check('#kit-saved');
+  await page.click('text=Continue to Handoff');
+  await page.waitForSelector('h1:has-text("Practices")', { timeout: T });
+}
+
+async function createPractice(page, { name, specialist }) {
+  await page.fill('#p-name', name);
+  if (specialist) {
+    await page.check('input[name=kind] >> nth=1');
+    await page.selectOption('#p-specialty', 'cardiology');
+    await page.selectOption('#p-region', 'fraser');
+  }
+  await page.click('button:has-text("Create practice")');
+  await page.waitForSelector(`h1:has-text("${name}")`, { timeout: T });
+}
+
+async function unlock(page, password) {
+  await page.waitForSelector('#unlock-password', { timeout: T });
+  await page.fill('#unlock-password', password);
+  await page.click('button:has-text("Unlock")');
+  await page.waitForSelector('[data-testid=live-status]:has-text("Live")', { timeout: T });
+}
+
+async function waitText(page, selector, text) {
+  await page.waitForFunction(
+    ([s, t]) => [...document.querySelectorAll(s)].some((e) => e.textContent.includes(t)),
+    [selector, text],
+    { timeout: T },
+  );
+}
+
+mkdirSync(SHOTS, { recursive: true });
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const server = await startServer();
+const { url } = server;
+const viewport = { width: 1366, height: 900 };
+const moaUser = { name: 'Maria Lopez', email: 'maria@maple.example', password: 'maple practice pass 1' };
+const specUser = { name: 'Dr. Sam Chen', email: 'sam@lakeside.example', password: 'lakeside cardio pass 1' };
+const staffUser = { name: 'Pat Staff', email: 'pat@handoff.example', password: 'handoff staff pass 1' };
+const patient = 'Eleanor Whitfield';
+const attachment = Buffer.from('%PDF-1.4\n% a 12-lead ECG report for the referral test\n' + 'x'.repeat(200_000));
+let moaKit = null;
+let referralPath = null;
+
+await test('referral round trip: MOA and specialist in two browsers, live', async () => {
+  const moaCtx = await browser.newContext({ viewport });
+  await moaCtx.grantPermissions(['notifications'], { origin: url });
+  const specCtx = await browser.newContext({ viewport: { width: 1024, height: 1366 } }); // tablet width
+  const staffCtx = await browser.newContext({ viewport });
+  const moa = await moaCtx.newPage();
+  const spec = await specCtx.newPage();
+  const staff = await staffCtx.newPage();
+  for (const p of [moa, spec, staff]) p.on('pageerror', (e) => console.log(`  page error: ${e.message}`));
+
+  // 1. Both register and create practices; staff verify the specialist practice.
+  await spec.goto(`${url}/login`);
+  await shot(spec, '01-login');
+  await register(spec, url, specUser);
+  await finishKit(spec);
+  await createPractice(spec, { name: 'Lakeside Cardiology', specialist: true });
+  await waitText(spec, '[data-testid=verification]', 'Awaiting verification');
+
+  moaKit = await register(moa, url, moaUser, '02-register');
+  await shot(moa, '03-emergency-access-kit');
+  await finishKit(moa);
+  await createPractice(moa, { name: 'Maple Family Practice', specialist: false });
+  await moa.click('a.navlink:has-text("Practices")');
+  await moa.waitForSelector('h2:has-text("Create a practice")');
+  await shot(moa, '04-practices');
+
+  await register(staff, url, staffUser);
+  await finishKit(staff);
+  server.admin('grant-staff', staffUser.email);
+  await staff.reload();
+  await unlock(staff, staffUser.password);
+  await staff.click('a.navlink:has-text("Staff admin")');
+  const row = staff.locator('[data-testid=admin-practice]', { hasText: 'Lakeside Cardiology' });
+  await row.locator('button:has-text("Verify")').click();
+  await row.locator('.tag.ok:has-text("Verified")').waitFor({ timeout: T });
+  await shot(staff, '05-staff-admin');
+
+  // The specialist sees the members screen (and would see "Verified" on refresh).
+  await spec.reload();
+  await unlock(spec, specUser.password);
+  await spec.click('a.navlink:has-text("Practices")');
+  await spec.click('a:has-text("Lakeside Cardiology")');
+  await waitText(spec, '[data-testid=verification]', 'Verified');
+  await shot(spec, '06-practice-members');
+  await spec.click('a.navlink:has-text("Received")');
+  await spec.waitForSelector('h1:has-text("Received referrals")');
+
+  // 2. The MOA sends a "choose for me" referral with an attachment.
+  await moa.click('a.navlink:has-text("New referral")');
+  await moa.selectOption('#s-specialty', 'cardiology');
+  await moa.selectOption('#s-category', 'arrhythmia');
+  await moa.selectOption('#s-region', 'fraser');
+  await shot(moa, '07-send-routing');
+  await moa.click('button:has-text("Continue")');
+  await moa.waitForSelector('text=Choose for me', { timeout: T });
+  assert.equal(await moa.isChecked('input[name=target] >> nth=0'), true, 'choose for me is the default');
+  await moa.click('button:has-text("Continue")');
+  await moa.fill('#pt-name', patient);
+  await moa.fill('#pt-dob', '1948-03-14');
+  await moa.selectOption('#pt-sex', 'Female');
+  await moa.fill('#pt-hn', '9876543210');
+  await moa.fill('#pt-phone', '604-555-0143');
+  await moa.fill('#pt-address', '12 Cedar Lane, Surrey BC');
+  await moa.fill('#pt-reason', 'Intermittent palpitations with presyncope, query paroxysmal AF.');
+  await moa.fill('#pt-details', 'Holter pending. On metoprolol 25 mg bid. ECG attached.');
+  await shot(moa, '08-send-patient');
+  await moa.click('button:has-text("Continue")');
+  await moa.setInputFiles('#s-files', { name: 'ecg-report.pdf', mimeType: 'application/pdf', buffer: attachment });
+  await moa.waitForSelector('.files li:has-text("ecg-report.pdf")', { timeout: T });
+  await moa.click('button:has-text("Continue")');
+  await moa.waitForSelector('[data-testid=review]');
+  await shot(moa, '09-send-review');
+  await moa.click('button:has-text("Send referral")');
+  await moa.waitForURL(/\/referrals\/[0-9a-f-]+$/, { timeout: T });
+  await waitText(moa, '[data-testid=patient-name]', patient);
+  referralPath = new URL(moa.url()).pathname;
+  const number = (await moa.textContent('[data-testid=referral-number]')).trim();
+  assert.match(number, /^HR-[A-Z0-9]{4}-[A-Z0-9]{4}$/);
+
+  // 3. The specialist sees it arrive live (no reload), opens it, changes urgency, accepts.
+  const specRow = spec.locator('[data-testid=referral-row]', { hasText: patient });
+  await specRow.waitFor({ timeout: T });
+  assert.equal(await specRow.locator('.dot').count(), 1, 'a new referral is marked unread');
+  await spec.waitForSelector('.toast:has-text("New referral")', { timeout: T });
+  await shot(spec, '10-received-inbox');
+  await specRow.locator('a').click();
+  await waitText(spec, '[data-testid=patient-name]', patient);
+  await waitText(spec, '[data-testid=attachments]', 'ecg-report.pdf');
+  const [download] = await Promise.all([spec.waitForEvent('download', { timeout: T }), spec.click('button:has-text("Download")')]);
+  const got = readFileSync(await download.path());
+  assert.ok(got.equals(attachment), 'the downloaded attachment decrypts to the bytes the MOA attached');
+  await spec.selectOption('#act-urgency', 'urgent');
+  await spec.click('button:has-text("Change urgency")');
+  await waitText(spec, '[data-testid=detail-urgency]', 'Urgent');
+  await spec.click('button:has-text("Accept")');
+  await waitText(spec, '[data-testid=detail-status]', 'Accepted');
+  await shot(spec, '11-referral-detail-specialist');
+
+  // 4. The MOA sees each change live, with notifications.
+  await waitText(moa, '[data-testid=detail-urgency]', 'Urgent');
+  await waitText(moa, '[data-testid=detail-status]', 'Accepted');
+  await waitText(moa, '.toast', 'urgency changed to Urgent');
+  await waitText(moa, '.toast', `${number}: Accepted`);
+  await waitText(moa, '[data-testid=history]', 'Opened by the specialist');
+  await waitText(moa, '[data-testid=history]', 'Urgency changed to Urgent');
+
+  // 5. Thread messages both ways, live.
+  await moa.fill('#msg-text', 'Patient can attend any weekday morning.');
+  await moa.click('button:has-text("Send message")');
+  await waitText(spec, '[data-testid=message-text]', 'Patient can attend any weekday morning.');
+  await spec.fill('#msg-text', 'Booked for Tuesday 9:30. Please send the Holter when back.');
+  await spec.click('button:has-text("Send message")');
+  await waitText(moa, '[data-testid=message-text]', 'Booked for Tuesday 9:30.');
+  await waitText(moa, '.toast', 'New message');
+  await shot(moa, '12-referral-detail-moa');
+
+  // 6. The MOA reloads: the session survives, keys are unlocked again, everything is there.
+  await moa.reload();
+  await shot(moa, '13-unlock');
+  await unlock(moa, moaUser.password);
+  assert.equal(new URL(moa.url()).pathname, referralPath, 'the reload stays on the referral');
+  await waitText(moa, '[data-testid=patient-name]', patient);
+  await waitText(moa, '[data-testid=detail-status]', 'Accepted');
+  await waitText(moa, '[data-testid=detail-urgency]', 'Urgent');
+  await waitText(moa, '[data-testid=message-text]', 'Patient can attend any weekday morning.');
+  await waitText(moa, '[data-testid=message-text]', 'Booked for Tuesday 9:30.');
+  await waitText(moa, '[data-testid=attachments]', 'ecg-report.pdf');
+  await moa.click('a.navlink:has-text("Sent")');
+  const sentRow = moa.locator('[data-testid=referral-row]', { hasText: patient });
+  await sentRow.waitFor({ timeout: T });
+  assert.equal((await sentRow.locator('[data-testid=status]').textContent()).trim(), 'Accepted');
+  await shot(moa, '14-sent');
+  await moa.click('a.navlink:has-text("Notifications")');
+  await moa.waitForSelector('text=Email me when a referral');
+  await shot(moa, '15-notifications');
+
+  // Filters and search run over the decrypted inbox.
+  await spec.click('a.navlink:has-text("Received")');
+  await spec.fill('#f-search', 'whitf');
+  await specRow.waitFor({ timeout: T });
+  await spec.fill('#f-search', 'nobody by this name');
+  await spec.waitForSelector('text=No referral matches these filters.', { timeout: T });
+  await spec.fill('#f-search', '');
+  await spec.selectOption('#f-status', 'rejected');
+  await spec.waitForSelector('text=No referral matches these filters.', { timeout: T });
+  await spec.selectOption('#f-status', 'accepted');
+  await specRow.waitFor({ timeout: T });
+
+  await Promise.all([moaCtx.close(), specCtx.close(), staffCtx.close()]);
+});
+
+await test('password reset with the Emergency Access Kit keeps access to the referral', async () => {
+  assert.ok(moaKit && referralPath, 'needs the first test');
+  const ctx = await browser.newContext({ viewport });
+  const page = await ctx.newPage();
+  // A wrong password is refused with a clear message.
+  await page.goto(`${url}/login`);
+  await page.fill('#login-email', moaUser.email);
+  await page.fill('#login-password', 'not the password');
+  await page.click('button[type=submit]');
+  await waitText(page, '[role=alert]', 'Emergency Access Kit');
+  // Words out of place are refused (checksum), before anything is sent.
+  await page.goto(`${url}/recover`);
+  await page.fill('#rec-email', moaUser.email);
+  const swapped = [...moaKit];
+  [swapped[0], swapped[1]] = [swapped[1], swapped[0]];
+  for (let i = 0; i < 24; i++) await page.fill(`#kit-word-${i + 1}`, swapped[i]);
+  await page.fill('#rec-password', 'a brand new password 2');
+  await page.fill('#rec-confirm', 'a brand new password 2');
+  await page.click('button[type=submit]');
+  if (moaKit[0] !== moaKit[1]) await waitText(page, '[role=alert]', 'grid positions');
+  for (let i = 0; i < 24; i++) await page.fill(`#kit-word-${i + 1}`, moaKit[i]);
+  await shot(page, '16-reset-with-kit');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('[data-testid=live-status]:has-text("Live")', { timeout: T });
+  await page.goto(`${url}${referralPath}`);
+  await unlock(page, 'a brand new password 2');
+  await waitText(page, '[data-testid=patient-name]', patient);
+  await waitText(page, '[data-testid=message-text]', 'Booked for Tuesday 9:30.');
+  // The old password no longer works.
+  const other = await ctx.browser().newContext({ viewport });
+  const p2 = await other.newPage();
+  await p2.goto(`${url}/login`);
+  await p2.fill('#login-email', moaUser.email);
+  await p2.fill('#login-password', moaUser.password);
+  await p2.click('button[type=submit]');
+  await waitText(p2, '[role=alert]', 'do not match');
+  await Promise.all([ctx.close(), other.close()]);
+});
+
+await browser.close();
+server.stop();
+console.log(`e2e: ${passed} passed, ${failed} failed`);
+process.exit(failed > 0 ? 1 : 0);
