@@ -236,14 +236,14 @@ await test('referral round trip: MOA and specialist in two browsers, live', asyn
   await spec.selectOption('#act-urgency', 'urgent');
   await spec.click('button:has-text("Change urgency")');
   await waitText(spec, '[data-testid=detail-urgency]', 'Urgent');
+  // 4. The MOA sees each change live, with a notification for each.
+  await waitText(moa, '[data-testid=detail-urgency]', 'Urgent');
+  await waitText(moa, '.toast', 'urgency changed to Urgent');
   await spec.click('button:has-text("Accept")');
   await waitText(spec, '[data-testid=detail-status]', 'Accepted');
   await shot(spec, '11-referral-detail-specialist');
 
-  // 4. The MOA sees each change live, with notifications.
-  await waitText(moa, '[data-testid=detail-urgency]', 'Urgent');
   await waitText(moa, '[data-testid=detail-status]', 'Accepted');
-  await waitText(moa, '.toast', 'urgency changed to Urgent');
   await waitText(moa, '.toast', `${number}: Accepted`);
   await waitText(moa, '[data-testid=history]', 'Opened by the specialist');
   await waitText(moa, '[data-testid=history]', 'Urgency changed to Urgent');

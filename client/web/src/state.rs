@@ -104,6 +104,7 @@ pub fn author(e: &Event) -> Option<UserId> {
         | Event::UrgencyChanged { by, .. }
         | Event::AttachmentAdded { by, .. }
         | Event::MessagePosted { by, .. } => Some(*by),
+        #[allow(unreachable_patterns)]
         _ => None,
     }
 }
@@ -118,6 +119,7 @@ pub fn referral_of(e: &Event) -> Option<ReferralId> {
         | Event::UrgencyChanged { referral, .. }
         | Event::AttachmentAdded { referral, .. }
         | Event::MessagePosted { referral, .. } => *referral,
+        #[allow(unreachable_patterns)]
         _ => return None,
     })
 }
@@ -218,6 +220,8 @@ impl Data {
                 Event::UrgencyChanged { urgency, .. } => format!("{n}: urgency changed to {}", urgency_label(*urgency)),
                 Event::AttachmentAdded { .. } => format!("{n}: new attachment"),
                 Event::MessagePosted { .. } => format!("New message on {n}"),
+                Event::ReferralSent { .. } => return,
+                #[allow(unreachable_patterns)]
                 _ => return,
             };
             self.toast(text, Some(id));

@@ -148,7 +148,10 @@ pub fn error_box(p: &ErrorProps) -> Html {
 /// Formats a timestamp in the browser's locale and zone.
 pub fn when(ms: i64) -> String {
     let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
-    String::from(d.to_locale_string("en-CA", &wasm_bindgen::JsValue::from(js_sys::Object::new())))
+    let opts = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&opts, &"dateStyle".into(), &"medium".into());
+    let _ = js_sys::Reflect::set(&opts, &"timeStyle".into(), &"short".into());
+    String::from(d.to_locale_string("en-CA", &opts))
 }
 
 /// Runs a future on the browser's event loop.

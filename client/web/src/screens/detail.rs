@@ -65,6 +65,25 @@ pub fn detail(p: &DetailProps) -> Html {
             }
         });
     }
+    // The specialist practice's name, from the directory (the referrer is not a member).
+    let names = use_state(std::collections::HashMap::<handoff_protocol::PracticeId, String>::new);
+    {
+        let names = names.clone();
+        let key = item.as_ref().map(|i| (i.referral.to_practice, i.referral.routing.specialty.clone(), i.referral.routing.region.clone()));
+        use_effect_with(key, move |key| {
+            if let Some((to, specialty, region)) = key.clone() {
+                spawn(async move {
+                    if let Ok(d) = crate::api::directory(&specialty, &region).await
+                        && let Some(e) = d.into_iter().find(|e| e.id == to)
+                    {
+                        let mut m = (*names).clone();
+                        m.insert(to, e.name);
+                        names.set(m);
+                    }
+                });
+            }
+        });
+    }
     let Some(item) = item else {
         return html! { <div class="empty" aria-busy="true"><p>{ "Loading this referral… If it does not appear, it is not one of your practices' referrals." }</p></div> };
     };
@@ -90,7 +109,11 @@ pub fn detail(p: &DetailProps) -> Html {
         },
         Err(e) => html! { <div class="alert error" role="alert">{ format!("This referral cannot be decrypted here: {e}") }</div> },
     };
-    let to_name = s.practice(r.to_practice).map(|p| p.name).unwrap_or_else(|| "Specialist practice".into());
+    let to_name = s
+        .practice(r.to_practice)
+        .map(|p| p.name)
+        .or_else(|| (*names).get(&r.to_practice).cloned())
+        .unwrap_or_else(|| "Specialist practice".into());
     let from_name = s.practice(r.from_practice).map(|p| p.name).unwrap_or_else(|| "Referring office".into());
     html! {
         <>
@@ -100,8 +123,8 @@ pub fn detail(p: &DetailProps) -> Html {
                     <h1>{ item.content.as_ref().map(|c| c.patient.name.clone()).unwrap_or_else(|_| "Referral".into()) }</h1>
                 </div>
                 <div class="tags">
-                    <span class="tag big" data-testid="detail-status">{ status_label(r.status) }</span>
-                    <span class="tag big" data-testid="detail-urgency">{ urgency_label(r.routing.urgency) }</span>
+                    <span class={classes!(super::lists::status_class(r.status), "big")} data-testid="detail-status">{ status_label(r.status) }</span>
+                    <span class={classes!(super::lists::urgency_class(r.routing.urgency), "big")} data-testid="detail-urgency">{ urgency_label(r.routing.urgency) }</span>
                 </div>
             </div>
             <p class="muted">
@@ -518,6 +541,8 @@ fn history(p: &ItemProps) -> Html {
             }
             Ev::UrgencyChanged { urgency, at, .. } => (*at, format!("Urgency changed to {}", urgency_label(*urgency))),
             Ev::AttachmentAdded { at, .. } => (*at, "Attachment added".into()),
+            Ev::MessagePosted { .. } => return None,
+            #[allow(unreachable_patterns)]
             _ => return None,
         };
         Some(html! { <li><span>{ text }</span><small class="muted block">{ when(at) }</small></li> })

@@ -16,7 +16,7 @@ pub struct ListProps {
     pub received: bool,
 }
 
-fn status_class(s: Status) -> &'static str {
+pub fn status_class(s: Status) -> &'static str {
     match s {
         Status::Sent => "tag wait",
         Status::Accepted => "tag ok",
@@ -25,7 +25,7 @@ fn status_class(s: Status) -> &'static str {
     }
 }
 
-fn urgency_class(u: Urgency) -> &'static str {
+pub fn urgency_class(u: Urgency) -> &'static str {
     match u {
         Urgency::Urgent => "tag bad",
         Urgency::Semi => "tag warn",
@@ -129,7 +129,7 @@ pub fn referrals(p: &ListProps) -> Html {
                 <div>
                     <label for="f-status">{ "Status" }</label>
                     <select id="f-status" onchange={bind_select(&status)}>
-                        <option value="">{ "Any" }</option>
+                        <option value="" selected={status.is_empty()}>{ "Any" }</option>
                         { for [Status::Sent, Status::Accepted, Status::Rejected, Status::Cancelled].into_iter().map(|st| {
                             let v = serde_json::to_value(st).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
                             html! { <option value={v.clone()} selected={*status == v}>{ status_label(st) }</option> }
@@ -139,7 +139,7 @@ pub fn referrals(p: &ListProps) -> Html {
                 <div>
                     <label for="f-urgency">{ "Urgency" }</label>
                     <select id="f-urgency" onchange={bind_select(&urgency)}>
-                        <option value="">{ "Any" }</option>
+                        <option value="" selected={urgency.is_empty()}>{ "Any" }</option>
                         { for [Urgency::Urgent, Urgency::Semi, Urgency::Routine].into_iter().map(|u| {
                             let v = serde_json::to_value(u).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
                             html! { <option value={v.clone()} selected={*urgency == v}>{ urgency_label(u) }</option> }
@@ -149,7 +149,7 @@ pub fn referrals(p: &ListProps) -> Html {
                 <div>
                     <label for="f-category">{ "Category" }</label>
                     <select id="f-category" onchange={bind_select(&category)}>
-                        <option value="">{ "Any" }</option>
+                        <option value="" selected={category.is_empty()}>{ "Any" }</option>
                         { for categories.iter().map(|(slug, name)| html! { <option value={slug.clone()} selected={*category == *slug}>{ name.clone() }</option> }) }
                     </select>
                 </div>

@@ -81,12 +81,7 @@ pub fn shell(p: &ShellProps) -> Html {
                 nav.emit(Route::Referral(r));
             }
         });
-        html! {
-            <div class="toast" role="status" key={id}>
-                <button class="toast-text" onclick={open}>{ t.text.clone() }</button>
-                <button class="toast-x" aria-label="Dismiss" onclick={dismiss}>{ "×" }</button>
-            </div>
-        }
+        html! { <Toast key={id} text={t.text.clone()} {open} {dismiss} /> }
     });
     let signout = p.signout.reform(|_: MouseEvent| ());
     html! {
@@ -110,6 +105,35 @@ pub fn shell(p: &ShellProps) -> Html {
                 <main class="content" id="main">{ screen }</main>
             </div>
             <div class="toasts" aria-live="polite">{ for toasts }</div>
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct ToastProps {
+    text: String,
+    open: Callback<MouseEvent>,
+    dismiss: Callback<MouseEvent>,
+}
+
+/// A notification in the corner; it goes by itself after 10 seconds.
+#[function_component(Toast)]
+fn toast(p: &ToastProps) -> Html {
+    {
+        let dismiss = p.dismiss.clone();
+        use_effect_with((), move |_| {
+            let t = gloo_timers::callback::Timeout::new(10_000, move || {
+                if let Ok(e) = MouseEvent::new("click") {
+                    dismiss.emit(e);
+                }
+            });
+            move || drop(t)
+        });
+    }
+    html! {
+        <div class="toast" role="status">
+            <button class="toast-text" onclick={p.open.clone()}>{ p.text.clone() }</button>
+            <button class="toast-x" aria-label="Dismiss" onclick={p.dismiss.clone()}>{ "×" }</button>
         </div>
     }
 }
