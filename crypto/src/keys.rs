@@ -88,6 +88,23 @@ impl UserSecrets {
         SigningKey::from_bytes(&self.sign_sk).sign(msg).to_bytes()
     }
 
+    /// The Ed25519 key pair as `secret || public` (64 bytes), the form the MLS
+    /// provider takes: a user's MLS signature key is their account key.
+    pub(crate) fn sign_keypair_bytes(&self) -> [u8; 64] {
+        SigningKey::from_bytes(&self.sign_sk).to_keypair_bytes()
+    }
+
+    /// A 32-byte key derived from the private keys under `label` (e.g. the
+    /// key that seals the user's MLS state). Only this user can compute it.
+    pub(crate) fn derive_key(&self, label: &[u8]) -> [u8; 32] {
+        let mut ikm = [0u8; 64];
+        ikm[..32].copy_from_slice(&self.sign_sk);
+        ikm[32..].copy_from_slice(&self.hpke_seed);
+        let out = crate::hkdf32(&ikm, label);
+        ikm.zeroize();
+        out
+    }
+
     /// Opens an HPKE single-shot box sealed to this user's public key.
     pub fn hpke_open(&self, info: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let (sk, _) = Kem::derive_keypair(&self.hpke_seed);

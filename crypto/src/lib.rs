@@ -12,13 +12,18 @@
 //! - [`keys`]: a user's Ed25519 signing key and X25519 HPKE key, and their
 //!   wrapping under a KEK with XChaCha20-Poly1305.
 //! - [`practice`]: the epoch-versioned practice key, its derived HPKE public
-//!   key (signed by the publishing member), and grants that seal it to a member.
+//!   key (signed by the publishing member), grants that seal it to a member,
+//!   and the key-history chain that links each epoch key to the one before.
+//! - [`mls`]: the practice's MLS group (mls-rs): identities bound to account
+//!   keys and checked against the directory, commits, welcomes, the exporter
+//!   that yields each epoch's key, and the user's MLS state as one sealed blob.
 //!
 //! Limits: the server serves public keys; a malicious server could substitute
 //! them. Key transparency is future work (see ARCHITECTURE.md).
 
 pub mod keys;
 pub mod kit;
+pub mod mls;
 pub mod password;
 pub mod practice;
 pub mod referral;
@@ -55,6 +60,9 @@ pub enum CryptoError {
         /// Grid position, 1-based.
         position: usize,
     },
+    /// An MLS operation failed (bad message, wrong epoch, unknown member, ...).
+    #[error("MLS: {0}")]
+    Mls(String),
     /// The kit does not have exactly 24 words.
     #[error("the kit has 24 words; {0} were given")]
     KitWordCount(usize),

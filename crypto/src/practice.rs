@@ -43,10 +43,43 @@ fn grant_info(practice: PracticeId, epoch: u64, recipient: UserId) -> Vec<u8> {
     m
 }
 
+fn history_aad(practice: PracticeId, epoch: u64) -> Vec<u8> {
+    let mut m = b"handoff key history v1".to_vec();
+    m.extend_from_slice(practice.as_bytes());
+    m.extend_from_slice(&epoch.to_be_bytes());
+    m.extend_from_slice(&(epoch - 1).to_be_bytes());
+    m
+}
+
 impl PracticeKey {
     /// A fresh random key for `epoch`.
     pub fn generate(epoch: u64) -> Result<Self, CryptoError> {
         Ok(Self { key: random_array()?, epoch })
+    }
+
+    /// Wraps key material (the MLS exporter output for `epoch`).
+    pub(crate) fn from_raw(key: [u8; 32], epoch: u64) -> Self {
+        Self { key, epoch }
+    }
+
+    /// The key-history link for this epoch: `prev` (epoch `e - 1`) sealed
+    /// under this key (epoch `e`), bound to the practice and both epochs.
+    pub fn history_link(&self, practice: PracticeId, prev: &PracticeKey) -> Result<Vec<u8>, CryptoError> {
+        if self.epoch == 0 || prev.epoch + 1 != self.epoch {
+            return Err(CryptoError::Malformed("history link epochs"));
+        }
+        crate::seal::seal(&self.key, &history_aad(practice, self.epoch), &prev.key)
+    }
+
+    /// Opens this epoch's history link, giving the key of the epoch before.
+    pub fn open_history_link(&self, practice: PracticeId, link: &[u8]) -> Result<PracticeKey, CryptoError> {
+        if self.epoch == 0 {
+            return Err(CryptoError::Malformed("history link epochs"));
+        }
+        let mut k = crate::seal::open(&self.key, &history_aad(practice, self.epoch), link)?;
+        let key: Result<[u8; 32], _> = k.as_slice().try_into();
+        k.zeroize();
+        Ok(Self { key: key.map_err(|_| CryptoError::Malformed("practice key"))?, epoch: self.epoch - 1 })
     }
 
     /// The epoch.
@@ -127,6 +160,23 @@ mod tests {
         assert!(PracticeKey::open_grant(PracticeId::from_bytes([9; 16]), 0, b, &bob, &g).is_err());
         assert!(PracticeKey::open_grant(p, 1, b, &bob, &g).is_err());
         assert!(PracticeKey::open_grant(p, 0, b, &alice, &g).is_err());
+    }
+
+    #[test]
+    fn history_links_walk_back_and_are_bound() {
+        let p = PracticeId::from_bytes([1; 16]);
+        let k0 = PracticeKey::generate(0).unwrap();
+        let k1 = PracticeKey::generate(1).unwrap();
+        let k2 = PracticeKey::generate(2).unwrap();
+        let l1 = k1.history_link(p, &k0).unwrap();
+        let l2 = k2.history_link(p, &k1).unwrap();
+        assert_eq!(k2.open_history_link(p, &l2).unwrap(), k1);
+        assert_eq!(k2.open_history_link(p, &l2).unwrap().open_history_link(p, &l1).unwrap(), k0);
+        // Only the newer key opens a link, only for its practice; links skip no epoch.
+        assert_eq!(k1.open_history_link(p, &l2), Err(CryptoError::Decrypt));
+        assert_eq!(k0.open_history_link(p, &l1), Err(CryptoError::Malformed("history link epochs")));
+        assert_eq!(k2.open_history_link(PracticeId::from_bytes([2; 16]), &l2), Err(CryptoError::Decrypt));
+        assert!(k2.history_link(p, &k0).is_err());
     }
 
     #[test]

@@ -66,6 +66,20 @@ pub enum ErrorCode {
     StaleKey,
     /// The server failed; nothing was changed. Retry later. 500.
     Internal,
+    /// An MLS commit was made for an epoch that is not the practice's current
+    /// one (another member committed first). Retryable: process the log, commit again.
+    StaleEpoch,
+    /// Bytes that should be an MLS message are not one of the expected kind,
+    /// group or epoch.
+    MalformedMls,
+    /// This key package was published or used before; key packages are single-use.
+    KeyPackageUsed,
+    /// The caller is a member of the practice but not (yet) of its MLS group.
+    NotMember,
+    /// A welcome or an added member names someone who is not a member of the practice.
+    WrongRecipient,
+    /// The stored MLS state changed since the caller read it (another tab). Reload and retry.
+    StaleState,
     /// The server is starting or shutting down. 503.
     Unavailable,
 }
@@ -78,6 +92,9 @@ impl ErrorCode {
             MalformedJson | UnknownCommand | UnsupportedVersion => 400,
             MissingIdempotencyKey => 422,
             IdempotencyConflict | InvalidTransition | NotEligible | NoEligiblePractice | StaleKey => 409,
+            StaleEpoch | KeyPackageUsed | StaleState => 409,
+            MalformedMls | WrongRecipient => 422,
+            NotMember => 403,
             InvalidBody | ValidationFailed | ConfirmationMismatch => 422,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -124,6 +141,12 @@ impl ErrorCode {
             NoEligiblePractice => "no_eligible_practice",
             StaleKey => "stale_key",
             Internal => "internal",
+            StaleEpoch => "stale_epoch",
+            MalformedMls => "malformed_mls",
+            KeyPackageUsed => "key_package_used",
+            NotMember => "not_member",
+            WrongRecipient => "wrong_recipient",
+            StaleState => "stale_state",
             Unavailable => "unavailable",
         }
     }

@@ -18,6 +18,7 @@
 mod bytes;
 mod error;
 mod ids;
+pub mod mls;
 pub mod v1;
 pub mod ws;
 

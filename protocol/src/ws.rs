@@ -357,6 +357,18 @@ pub enum Event {
         /// When.
         at: UnixMillis,
     },
+    /// The practice's MLS group moved to a new epoch (practice stream only).
+    /// Members fetch the entry from `GET /practices/{id}/mls` and process it.
+    EpochAdvanced {
+        /// The practice.
+        practice: PracticeId,
+        /// The new epoch.
+        epoch: u64,
+        /// Who committed.
+        committer: UserId,
+        /// When.
+        at: UnixMillis,
+    },
 }
 
 /// A command.

@@ -40,6 +40,12 @@ fn every_code_serializes_as_its_as_str() {
         StaleKey,
         Internal,
         Unavailable,
+        StaleEpoch,
+        MalformedMls,
+        KeyPackageUsed,
+        NotMember,
+        WrongRecipient,
+        StaleState,
     ] {
         assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         let back: ErrorCode = serde_json::from_str(&format!("\"{}\"", code.as_str())).unwrap();
@@ -49,6 +55,25 @@ fn every_code_serializes_as_its_as_str() {
     assert_eq!(NotFound.http_status(), 404);
     assert_eq!(RateLimited.http_status(), 429);
     assert_eq!(SessionExpired.http_status(), 401);
+}
+
+#[test]
+fn mls_error_codes_are_pinned() {
+    use ErrorCode::*;
+    let pinned = [
+        (StaleEpoch, "stale_epoch", 409),
+        (MalformedMls, "malformed_mls", 422),
+        (KeyPackageUsed, "key_package_used", 409),
+        (NotMember, "not_member", 403),
+        (WrongRecipient, "wrong_recipient", 422),
+        (StaleState, "stale_state", 409),
+    ];
+    for (code, s, status) in pinned {
+        assert_eq!(code.as_str(), s);
+        assert_eq!(code.http_status(), status);
+        let body = ErrorBody { error: code, message: "m".into() };
+        assert_eq!(serde_json::to_string(&body).unwrap(), format!(r#"{{"error":"{s}","message":"m"}}"#));
+    }
 }
 
 #[test]

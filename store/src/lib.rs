@@ -14,12 +14,14 @@
 //! never links the decrypting half of `handoff-crypto`.
 
 pub mod conformance;
+mod mls;
 mod model;
 mod referrals;
 pub mod sqlite;
 
 use async_trait::async_trait;
 
+pub use mls::*;
 pub use model::*;
 pub use referrals::*;
 
@@ -188,4 +190,33 @@ pub trait Store: Send + Sync + 'static {
     async fn blob_meta(&self, id: BlobId) -> StoreResult<Option<BlobRecord>>;
     /// A blob's bytes.
     async fn blob_bytes(&self, id: BlobId) -> StoreResult<Option<Vec<u8>>>;
+
+    // ---- MLS delivery service ----
+
+    /// Stores key packages `(sha256, bytes)` for `user`, all or none.
+    /// `Conflict("key_package")` if any was ever stored before (key packages are single-use).
+    /// Returns how many unclaimed ones the user now has.
+    async fn publish_key_packages(&self, user: UserId, kps: Vec<(Vec<u8>, Vec<u8>)>, now: UnixMillis) -> StoreResult<u32>;
+    /// Hands out one of `user`'s unclaimed key packages (oldest first), at most once each.
+    async fn claim_key_package(&self, user: UserId, by: UserId, now: UnixMillis) -> StoreResult<Option<Vec<u8>>>;
+    /// Unclaimed key packages of `user`.
+    async fn key_package_count(&self, user: UserId) -> StoreResult<u32>;
+    /// A user's sealed MLS state and its version.
+    async fn mls_state(&self, user: UserId) -> StoreResult<Option<(u64, Vec<u8>)>>;
+    /// Compare-and-swap of the sealed state: `Conflict("stale_state")` unless the
+    /// stored version (0 if none) is `expected`. Returns the new version.
+    async fn put_mls_state(&self, user: UserId, expected: u64, sealed: Vec<u8>, now: UnixMillis) -> StoreResult<u64>;
+    /// Appends an entry if its epoch is the practice's current epoch + 1
+    /// (`Conflict("stale_epoch")` otherwise), in one transaction with: the
+    /// welcomes of the added users, the roster update, the practice's current
+    /// key epoch and public key, and `event` appended to the practice's stream.
+    async fn mls_append(&self, e: MlsEntryRecord, event: String) -> StoreResult<StoredEvent>;
+    /// The practice's current MLS epoch (0 before its group exists).
+    async fn mls_epoch(&self, practice: PracticeId) -> StoreResult<u64>;
+    /// Entries with epoch > `after`, oldest first.
+    async fn mls_log(&self, practice: PracticeId, after: u64, limit: u32) -> StoreResult<Vec<MlsEntryRecord>>;
+    /// The latest welcome addressed to `user` in `practice`: (epoch, bytes).
+    async fn mls_welcome(&self, practice: PracticeId, user: UserId) -> StoreResult<Option<(u64, Vec<u8>)>>;
+    /// Users in the practice's MLS group as the accepted entries declared it.
+    async fn mls_roster(&self, practice: PracticeId) -> StoreResult<Vec<UserId>>;
 }

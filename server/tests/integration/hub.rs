@@ -193,6 +193,7 @@ async fn lifecycle_is_live_on_both_sides_and_in_the_history() {
             Event::StatusChanged { .. } => "status",
             Event::MessagePosted { .. } => "message",
             Event::AttachmentAdded { .. } => "attachment",
+            Event::EpochAdvanced { .. } => "epoch",
         })
         .collect();
     assert_eq!(kinds, vec!["sent", "opened", "category", "urgency", "status", "message", "attachment"]);

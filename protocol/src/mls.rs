@@ -1,0 +1,150 @@
+//! The MLS delivery service API (`/api/v1`): key packages, each practice's
+//! MLS log, welcomes and the per-user sealed MLS state.
+//!
+//! The server treats MLS messages as opaque bytes apart from the framing it
+//! checks (wire format, group id, epoch). Epochs here are Handoff epochs:
+//! epoch 0 is a practice's original granted key; MLS epoch `m` is Handoff
+//! epoch `m + 1`. Log entry `e` is what produced epoch `e`: entry 1 is the
+//! group's creation (no commit), entry `e >= 2` carries the commit made in
+//! MLS epoch `e - 2`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::v1::PracticePublicKey;
+use crate::{B64, UnixMillis, UserId};
+
+/// `POST /api/v1/mls/key-packages`: publish fresh key packages (at most 100 per call).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishKeyPackages {
+    /// TLS-encoded `MLSMessage`s of type KeyPackage, each for the caller's own identity.
+    pub key_packages: Vec<B64>,
+}
+
+/// How many unclaimed key packages the caller has on the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPackageCount {
+    /// Unclaimed.
+    pub available: u32,
+}
+
+/// `POST /api/v1/practices/{id}/members/{user}/key-package`: claims one of a
+/// fellow member's key packages. Each key package is handed out at most once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimedKeyPackage {
+    /// Whose.
+    pub user_id: UserId,
+    /// The key package.
+    pub key_package: B64,
+}
+
+/// `GET/PUT /api/v1/mls/state`: the caller's MLS state, sealed under a key
+/// only the caller's private keys give. `version` increases by one per write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MlsState {
+    /// 0 when nothing was stored yet.
+    pub version: u64,
+    /// The sealed state (absent at version 0).
+    pub sealed: Option<B64>,
+}
+
+/// `PUT /api/v1/mls/state`: compare-and-swap. A write whose
+/// `expected_version` is not the stored version is refused with
+/// `stale_state` (another tab wrote first; reload and retry).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutMlsState {
+    /// The version this state was derived from.
+    pub expected_version: u64,
+    /// The sealed state.
+    pub sealed: B64,
+}
+
+/// `POST /api/v1/practices/{id}/mls/commits`: a member submits the change
+/// that produces epoch `epoch`. The delivery service accepts exactly one per
+/// epoch: `epoch` must be the practice's current epoch + 1, else `stale_epoch`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitCommit {
+    /// The new Handoff epoch.
+    pub epoch: u64,
+    /// The MLS commit (absent only for epoch 1, the group's creation).
+    #[serde(default)]
+    pub commit: Option<B64>,
+    /// The welcome for `added` (required when `added` is not empty).
+    #[serde(default)]
+    pub welcome: Option<B64>,
+    /// Users the commit adds (each must be a member of the practice).
+    #[serde(default)]
+    pub added: Vec<UserId>,
+    /// Users the commit removes.
+    #[serde(default)]
+    pub removed: Vec<UserId>,
+    /// The new epoch's HPKE public key, signed by the caller.
+    pub public_key: PracticePublicKey,
+    /// The key-history link: the previous epoch's key sealed under the new one.
+    pub history: B64,
+}
+
+/// One accepted change in a practice's MLS log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MlsLogEntry {
+    /// The epoch this entry produced.
+    pub epoch: u64,
+    /// Who committed.
+    pub committer: UserId,
+    /// The MLS commit (absent for epoch 1).
+    pub commit: Option<B64>,
+    /// Users added.
+    pub added: Vec<UserId>,
+    /// Users removed.
+    pub removed: Vec<UserId>,
+    /// The epoch's signed public key.
+    pub public_key: PracticePublicKey,
+    /// Key-history link to the previous epoch.
+    pub history: B64,
+    /// When.
+    pub at: UnixMillis,
+}
+
+/// `GET /api/v1/practices/{id}/mls?after=E`: entries after epoch `E` (at most 500).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MlsLog {
+    /// The practice's current epoch (0 before its group exists).
+    pub epoch: u64,
+    /// Entries, oldest first.
+    pub entries: Vec<MlsLogEntry>,
+}
+
+/// `GET /api/v1/practices/{id}/mls/welcome`: the latest welcome addressed to the caller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MlsWelcome {
+    /// The epoch the welcome joins.
+    pub epoch: u64,
+    /// The welcome.
+    pub welcome: B64,
+}
+
+/// A practice member the group still has to add.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MlsPendingMember {
+    /// Who.
+    pub user_id: UserId,
+    /// Their account signing key (their MLS leaf must carry it).
+    pub sign_pub: B64,
+    /// Unclaimed key packages they have published.
+    pub key_packages: u32,
+}
+
+/// `GET /api/v1/practices/{id}/mls/pending`: what the group's membership must
+/// catch up with: practice members not yet in the group, and group members
+/// no longer in the practice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MlsPending {
+    /// Current epoch.
+    pub epoch: u64,
+    /// Members to add.
+    pub add: Vec<MlsPendingMember>,
+    /// Group members who left the practice or were removed.
+    pub remove: Vec<UserId>,
+}
