@@ -49,23 +49,36 @@ async function startServer() {
   const port = await freePort();
   const data = mkdtempSync(join(tmpdir(), 'handoff-e2e-'));
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(BIN, ['serve', '--bind', `127.0.0.1:${port}`, '--data', data, '--static-dir', WEB, '--public-url', url], {
-    env: { ...process.env, RUST_LOG: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      const r = await fetch(`${url}/healthz`);
-      if (r.ok) break;
-    } catch {}
-    if (Date.now() > deadline) throw new Error('server did not start');
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const launch = async () => {
+    const child = spawn(BIN, ['serve', '--bind', `127.0.0.1:${port}`, '--data', data, '--static-dir', WEB, '--public-url', url], {
+      env: { ...process.env, RUST_LOG: 'warn' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        const r = await fetch(`${url}/healthz`);
+        if (r.ok) return child;
+      } catch {}
+      if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+      if (Date.now() > deadline) throw new Error('server did not start');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  let child = await launch();
+  const killed = () => new Promise((resolve) => (child.exitCode !== null || child.signalCode ? resolve() : child.once('exit', resolve)));
   return {
     url,
     data,
     admin: (...args) => execFileSync(BIN, ['admin', '--data', data, ...args], { stdio: ['ignore', 'pipe', 'inherit'] }).toString(),
+    // SIGKILL: no graceful goodbye to the sockets; the store must carry everything.
+    crash: async () => {
+      child.kill('SIGKILL');
+      await killed();
+    },
+    restart: async () => {
+      child = await launch();
+    },
     stop: () => {
       child.kill('SIGTERM');
       rmSync(data, { recursive: true, force: true });
@@ -258,9 +271,23 @@ await test('referral round trip: MOA and specialist in two browsers, live', asyn
   await waitText(moa, '.toast', 'New message');
   await shot(moa, '12-referral-detail-moa');
 
+  // The server crashes and comes back: both tabs show it, reconnect by
+  // themselves, and resume without missing or repeating anything.
+  await server.crash();
+  await moa.waitForSelector('[data-testid=live-status]:has-text("Reconnecting")', { timeout: T });
+  await spec.waitForSelector('[data-testid=live-status]:has-text("Reconnecting")', { timeout: T });
+  await shot(moa, '13-reconnecting');
+  await server.restart();
+  await moa.waitForSelector('[data-testid=live-status]:has-text("Live")', { timeout: T });
+  await spec.waitForSelector('[data-testid=live-status]:has-text("Live")', { timeout: T });
+  await spec.fill('#msg-text', 'Holter received, thank you.');
+  await spec.click('button:has-text("Send message")');
+  await waitText(moa, '[data-testid=message-text]', 'Holter received, thank you.');
+  assert.equal(await moa.locator('[data-testid=message-text]').count(), 3, 'each message shows once after the resume');
+
   // 6. The MOA reloads: the session survives, keys are unlocked again, everything is there.
   await moa.reload();
-  await shot(moa, '13-unlock');
+  await shot(moa, '14-unlock');
   await unlock(moa, moaUser.password);
   assert.equal(new URL(moa.url()).pathname, referralPath, 'the reload stays on the referral');
   await waitText(moa, '[data-testid=patient-name]', patient);
@@ -273,10 +300,10 @@ await test('referral round trip: MOA and specialist in two browsers, live', asyn
   const sentRow = moa.locator('[data-testid=referral-row]', { hasText: patient });
   await sentRow.waitFor({ timeout: T });
   assert.equal((await sentRow.locator('[data-testid=status]').textContent()).trim(), 'Accepted');
-  await shot(moa, '14-sent');
+  await shot(moa, '15-sent');
   await moa.click('a.navlink:has-text("Notifications")');
   await moa.waitForSelector('text=Email me when a referral');
-  await shot(moa, '15-notifications');
+  await shot(moa, '16-notifications');
 
   // Filters and search run over the decrypted inbox.
   await spec.click('a.navlink:has-text("Received")');
@@ -314,7 +341,7 @@ await test('password reset with the Emergency Access Kit keeps access to the ref
   await page.click('button[type=submit]');
   if (moaKit[0] !== moaKit[1]) await waitText(page, '[role=alert]', 'grid positions');
   for (let i = 0; i < 24; i++) await page.fill(`#kit-word-${i + 1}`, moaKit[i]);
-  await shot(page, '16-reset-with-kit');
+  await shot(page, '17-reset-with-kit');
   await page.click('button[type=submit]');
   await page.waitForSelector('[data-testid=live-status]:has-text("Live")', { timeout: T });
   await page.goto(`${url}${referralPath}`);
