@@ -7,7 +7,7 @@
 
 import { chromium } from 'playwright-core';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -357,6 +357,72 @@ await test('password reset with the Emergency Access Kit keeps access to the ref
   await p2.click('button[type=submit]');
   await waitText(p2, '[role=alert]', 'do not match');
   await Promise.all([ctx.close(), other.close()]);
+});
+
+await test("invite a colleague by email; a member's browser shares the key with her; removal", async () => {
+  assert.ok(referralPath, 'needs the first test');
+  const specCtx = await browser.newContext({ viewport });
+  const spec = await specCtx.newPage();
+  await spec.goto(`${url}/login`);
+  await spec.fill('#login-email', specUser.email);
+  await spec.fill('#login-password', specUser.password);
+  await spec.click('button[type=submit]');
+  await spec.waitForSelector('[data-testid=live-status]:has-text("Live")', { timeout: T });
+  await spec.click('a.navlink:has-text("Practices")');
+  await spec.click('a:has-text("Lakeside Cardiology")');
+  await spec.fill('#inv-email', 'nina@lakeside.example');
+  await spec.click('button:has-text("Send invite")');
+  await waitText(spec, '[role=status]', 'Invite emailed to nina@lakeside.example');
+  await waitText(spec, 'ul.plain', 'nina@lakeside.example');
+
+  // The invite arrives as an email (the mail folder, no SMTP configured): one link, no patient data.
+  const mailDir = join(server.data, 'mail');
+  let link = null;
+  const deadline = Date.now() + T;
+  while (!link && Date.now() < deadline) {
+    for (const f of existsSync(mailDir) ? readdirSync(mailDir) : []) {
+      const raw = readFileSync(join(mailDir, f), 'utf8').replace(/=\r?\n/g, '').replace(/=3D/g, '=');
+      if (!raw.includes('nina@lakeside.example')) continue;
+      assert.ok(!raw.includes(patient), 'no patient data in the invite');
+      const m = raw.match(/https?:\/\/[^\s"<>]+\/invite\/[A-Za-z0-9_-]+/);
+      if (m) link = m[0];
+    }
+    if (!link) await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.ok(link, 'the invite email holds a link');
+
+  const ninaCtx = await browser.newContext({ viewport: { width: 820, height: 1180 } }); // small tablet
+  const nina = await ninaCtx.newPage();
+  await nina.goto(link);
+  await nina.waitForSelector('#reg-email', { timeout: T });
+  assert.equal(await nina.inputValue('#reg-email'), 'nina@lakeside.example', 'the invite fills in the email');
+  await nina.fill('#reg-name', 'Nina Patel');
+  await nina.fill('#reg-password', 'nina lakeside pass 1');
+  await nina.fill('#reg-confirm', 'nina lakeside pass 1');
+  await nina.click('button[type=submit]');
+  await nina.waitForSelector('[data-testid=kit-grid]', { timeout: T });
+  await finishKit(nina);
+  await nina.waitForSelector('a:has-text("Lakeside Cardiology")', { timeout: T });
+
+  // A member's browser shares the practice key with her (the admin opens the members page).
+  await spec.reload();
+  await unlock(spec, specUser.password);
+  const ninaRow = spec.locator('tr', { hasText: 'nina@lakeside.example' });
+  await ninaRow.locator('text=Has key').waitFor({ timeout: T });
+  await nina.reload();
+  await unlock(nina, 'nina lakeside pass 1');
+  await nina.click('a.navlink:has-text("Received")');
+  await nina.locator('[data-testid=referral-row]', { hasText: patient }).waitFor({ timeout: T });
+  await shot(nina, '18-colleague-inbox-tablet');
+
+  // The admin removes her; her practice list is empty afterwards.
+  await ninaRow.locator('button:has-text("Remove")').click();
+  await spec.locator('tr', { hasText: 'nina@lakeside.example' }).waitFor({ state: 'detached', timeout: T });
+  await nina.reload();
+  await unlock(nina, 'nina lakeside pass 1');
+  await nina.click('a.navlink:has-text("Practices")');
+  await nina.waitForSelector('text=You do not belong to a practice yet', { timeout: T });
+  await Promise.all([specCtx.close(), ninaCtx.close()]);
 });
 
 await browser.close();

@@ -209,9 +209,13 @@ pub fn practice_page(p: &PracticeProps) -> Html {
     let reload = use_state(|| 0u32);
     let action_error = use_state(|| None::<ApiError>);
     {
-        let (members, id) = (members.clone(), p.id);
+        let (members, id, s) = (members.clone(), p.id, ctx.session.clone());
         use_effect_with((id, *reload), move |_| {
-            spawn(async move { members.set(Some(api::members(id).await)) });
+            spawn(async move {
+                // Share the key with anyone who joined and is waiting, then list.
+                let _ = s.complete_pending_grants().await;
+                members.set(Some(api::members(id).await));
+            });
         });
     }
     let Some(practice) = ctx.session.practice(p.id) else {
