@@ -21,6 +21,7 @@ pub mod conn;
 pub mod fanout;
 pub mod hub;
 pub mod mailer;
+pub mod mls;
 mod practice;
 mod referral;
 mod routing;

@@ -26,6 +26,13 @@ impl PracticeActor {
     }
 }
 
+impl PracticeActor {
+    /// The store, while the hub is alive.
+    pub(crate) fn store(&self) -> Option<std::sync::Arc<dyn handoff_store::Store>> {
+        self.hub.upgrade().map(|h| h.store.clone())
+    }
+}
+
 impl Actor for PracticeActor {
     type Context = Context<Self>;
 

@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::ratelimit::RateLimiter;
 use crate::state::{AppState, random_bytes};
-use crate::{admin, auth, live, practices, referrals};
+use crate::{admin, auth, live, mls, practices, referrals};
 
 /// The taxonomy compiled into the binary, from `migrations/seed/taxonomy.json`.
 pub const TAXONOMY_SEED: &str = include_str!("../../migrations/seed/taxonomy.json");
@@ -180,6 +180,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/admin/taxonomy", web::post().to(admin::edit_taxonomy))
             .route("/admin/category-requests", web::get().to(admin::category_requests))
             .route("/admin/category-requests/{id}/resolve", web::post().to(admin::resolve_category_request))
+            .configure(|c| mls::routes(c, web::JsonConfig::default().error_handler(json_error)))
             .default_service(web::to(no_route)),
     );
 }

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod live;
+pub mod mls;
 pub mod practices;
 pub mod ratelimit;
 pub mod referrals;

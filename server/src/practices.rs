@@ -1,4 +1,5 @@
-//! Practices, members, invites and the epoch-0 practice key.
+//! Practices, members, invites and the epoch-0 practice key (later epochs
+//! come from the practice's MLS group: `mls.rs`).
 //!
 //! Access rule: a practice, its members and its keys are visible only to its
 //! members. To anyone else every practice-scoped route answers `not_found`,
@@ -184,8 +185,14 @@ pub async fn delete(
 pub async fn members(state: web::Data<AppState>, who: Authed, id: web::Path<PracticeId>) -> ApiResult<HttpResponse> {
     let (p, role) = membership(&state, *id, &who).await?;
     let mut out = Vec::new();
+    // Before the MLS group exists, holding the key means holding the epoch-0
+    // grant; after, it means being in the group.
+    let roster = if p.key_epoch > 0 { Some(state.store.mls_roster(p.id).await?) } else { None };
     for m in state.store.members(p.id).await? {
-        let has_key = state.store.grant(p.id, m.user.id, p.key_epoch).await?.is_some();
+        let has_key = match &roster {
+            Some(r) => r.contains(&m.user.id),
+            None => state.store.grant(p.id, m.user.id, p.key_epoch).await?.is_some(),
+        };
         out.push(Member {
             user_id: m.user.id,
             email: m.user.email,
@@ -344,9 +351,14 @@ pub async fn my_key(state: web::Data<AppState>, who: Authed, id: web::Path<Pract
 }
 
 /// `GET /api/v1/practices/{id}/key-grants/pending`: members still waiting for the key.
+/// Once the practice has an MLS group, new members get keys by MLS welcome
+/// (see `mls.rs`), so nothing is pending here.
 pub async fn pending_grants(state: web::Data<AppState>, who: Authed, id: web::Path<PracticeId>) -> ApiResult<HttpResponse> {
     let (p, _) = membership(&state, *id, &who).await?;
     let mut pending = Vec::new();
+    if p.key_epoch > 0 {
+        return Ok(HttpResponse::Ok().json(PendingGrants { pending }));
+    }
     for m in state.store.members(p.id).await? {
         if state.store.grant(p.id, m.user.id, p.key_epoch).await?.is_none() {
             pending.push(PendingGrant {

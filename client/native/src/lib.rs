@@ -7,6 +7,7 @@
 //! keys are opened on demand from grants.
 
 pub mod live;
+pub mod mls;
 pub mod referrals;
 
 use handoff_crypto::keys::UserSecrets;
@@ -73,6 +74,7 @@ pub struct Client {
     base: String,
     token: Option<String>,
     identity: Option<Identity>,
+    mls: std::sync::Mutex<mls::MlsCtx>,
 }
 
 /// A raw HTTP answer, for tests of bad input.
@@ -96,7 +98,13 @@ impl RawResponse {
 impl Client {
     /// A client for `base` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base: impl Into<String>) -> Self {
-        Self { http: reqwest::Client::new(), base: base.into().trim_end_matches('/').to_string(), token: None, identity: None }
+        Self {
+            http: reqwest::Client::new(),
+            base: base.into().trim_end_matches('/').to_string(),
+            token: None,
+            identity: None,
+            mls: Default::default(),
+        }
     }
 
     /// The signed-in identity.
@@ -369,9 +377,18 @@ impl Client {
 
     /// Opens our grant of the practice's current key, and checks that the key
     /// matches the practice's published public key.
+    /// The practice's current key: the MLS epoch key once the practice has an
+    /// MLS group, the epoch-0 grant before.
     pub async fn practice_key(&self, id: PracticeId) -> Result<PracticeKey> {
-        let me = self.identity()?;
         let k: MyPracticeKey = self.call::<(), _>(Method::GET, &format!("/practices/{id}/key"), None).await?;
+        if k.public_key.epoch == 0 {
+            return self.open_grant(id, k);
+        }
+        self.practice_key_at(id, k.public_key.epoch).await
+    }
+
+    fn open_grant(&self, id: PracticeId, k: MyPracticeKey) -> Result<PracticeKey> {
+        let me = self.identity()?;
         let g = k.grant.ok_or_else(|| ClientError::Protocol("no key grant yet: a member's client must grant it".into()))?;
         let key = PracticeKey::open_grant(id, g.epoch, me.me.id, &me.secrets, g.sealed.as_slice())?;
         if key.hpke_public().as_slice() != k.public_key.hpke_pub.as_slice() {
@@ -380,7 +397,15 @@ impl Client {
         Ok(key)
     }
 
-    /// Grants the practice key to every member still waiting. Returns how many.
+    /// The epoch-0 key from this user's grant (only while the practice has no MLS group).
+    pub async fn grant_key(&self, id: PracticeId) -> Result<PracticeKey> {
+        let k: MyPracticeKey = self.call::<(), _>(Method::GET, &format!("/practices/{id}/key"), None).await?;
+        if k.public_key.epoch != 0 {
+            return Err(ClientError::Protocol("the practice has moved onto MLS; its epoch-0 key comes from the key history".into()));
+        }
+        self.open_grant(id, k)
+    }
+
     pub async fn complete_pending_grants(&self, id: PracticeId) -> Result<usize> {
         let me = self.identity()?;
         let key = self.practice_key(id).await?;

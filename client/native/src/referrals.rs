@@ -159,7 +159,7 @@ impl Client {
         } else {
             return Err(ClientError::Protocol("this referral involves none of our practices".into()));
         };
-        let key = self.practice_key(wrap.practice).await?;
+        let key = self.practice_key_at(wrap.practice, wrap.epoch).await?;
         Ok(ReferralKey::unwrap_with(r.id, wrap.practice, &key, wrap.sealed.as_slice())?)
     }
 

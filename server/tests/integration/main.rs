@@ -5,5 +5,6 @@ mod accounts;
 mod bad_input;
 mod harness;
 pub mod hub;
+mod mls;
 mod practices;
 mod privacy;

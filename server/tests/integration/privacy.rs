@@ -1,6 +1,7 @@
 //! Vendor-blindness, proven on the bytes: after a full scenario, nothing the
 //! server stored (database, WAL, mail folder) contains a password, a kit word
-//! sequence, a private key, a password KEK or a practice key.
+//! sequence, a private key, a password KEK, a practice key of any epoch
+//! (granted or from MLS) or plaintext patient data.
 
 use base64::Engine as _;
 use handoff_protocol::v1::{PracticeKind, Role};
@@ -107,6 +108,20 @@ async fn stored_bytes_hold_no_patient_data() {
     let mut srv = TestServer::start(Some(&smtp));
     let w = crate::hub::world(&srv, 2).await;
     w.moa.set_email_on_status(w.referring.id, true).await.unwrap();
+    // Both specialist practices move onto MLS and add a second member by commit,
+    // so the store holds commits, welcomes, key packages, history links and
+    // sealed MLS states too; the referral is wrapped to an MLS epoch key.
+    let nurse_token = {
+        w.spec.invite(w.specialists[0].id, "nurse@cardio.example", Role::Member).await.unwrap();
+        invite_token(&smtp.wait_for("nurse@cardio.example", "/invite/").await)
+    };
+    let mut nurse = srv.client();
+    nurse.register("nurse@cardio.example", "Nurse", PASSWORD, Some(&nurse_token)).await.unwrap();
+    nurse.mls_publish_key_packages(2).await.unwrap();
+    w.spec.mls_sync(w.specialists[0].id).await.unwrap();
+    assert_eq!(w.spec.mls_reconcile(w.specialists[0].id).await.unwrap(), Some(2));
+    nurse.mls_sync(w.specialists[0].id).await.unwrap();
+    w.spec.mls_sync(w.specialists[1].id).await.unwrap();
     let moa = w.moa.live().await.unwrap();
     let spec = w.spec.live().await.unwrap();
     let patient = crate::hub::content("Zebediah Quintrell-Okafor");
@@ -131,7 +146,15 @@ async fn stored_bytes_hold_no_patient_data() {
         panic!()
     };
     let r = w.spec.referral(referral).await.unwrap();
+    assert!(r.to_key.epoch >= 1, "wrapped to an MLS epoch key");
     let rkey = w.spec.referral_key(&r).await.unwrap();
+    for p in &w.specialists {
+        for e in 0..=w.spec.practice(p.id).await.unwrap().public_key.epoch {
+            w.spec.practice_key_at(p.id, e).await.unwrap();
+        }
+    }
+    let epoch_keys = w.spec.held_practice_keys();
+    assert_eq!(epoch_keys.len(), 5, "epochs 0-2 of one practice and 0-1 of the other");
     spec.command(Command::MarkOpened { referral }).await.unwrap();
     w.spec.post_message(&spec, &r, "Please send the 2023 angiogram for Mr Quintrell-Okafor").await.unwrap();
     w.moa
@@ -164,6 +187,11 @@ async fn stored_bytes_hold_no_patient_data() {
         ("rejection note", b"Valve clinic".to_vec()),
         ("referral key", rkey.expose_for_tests().to_vec()),
     ];
+    let epoch_key_names: Vec<String> = epoch_keys.iter().map(|k| format!("epoch {} key", k.epoch())).collect();
+    let mut fields = fields;
+    for (k, n) in epoch_keys.iter().zip(&epoch_key_names) {
+        fields.push((n.as_str(), k.expose_for_tests().to_vec()));
+    }
     let mut files = all_bytes(srv.data_dir());
     files.extend(all_bytes(smtp.dir.path()));
     let stored: usize = files.iter().filter(|(p, _)| p.to_string_lossy().contains("handoff.db")).map(|(_, b)| b.len()).sum();

@@ -1,0 +1,58 @@
+//! The PracticeActor as its MLS group's delivery service.
+//!
+//! Commits for one practice are handled one at a time by that practice's
+//! actor. Each is appended to the practice's MLS log only if it is for the
+//! next epoch (the store checks this inside its transaction, so it also holds
+//! across server processes sharing one store); the log entry, the practice's
+//! new public key and an `epoch_advanced` event on the practice stream commit
+//! together, and only then is the event pushed to the practice's subscribers.
+//! The actor never reads MLS content: commits are opaque bytes to it.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use handoff_protocol::ws::Event;
+use handoff_store::{MlsEntryRecord, StoreError, StoredEvent};
+
+use crate::hub::{Deliver, Hub};
+use crate::practice::PracticeActor;
+
+/// Append an accepted commit (or the group's creation) to the log.
+#[derive(Message)]
+#[rtype(result = "Result<StoredEvent, StoreError>")]
+pub(crate) struct AppendMls {
+    pub entry: MlsEntryRecord,
+}
+
+impl Handler<AppendMls> for PracticeActor {
+    type Result = AtomicResponse<Self, Result<StoredEvent, StoreError>>;
+
+    fn handle(&mut self, msg: AppendMls, ctx: &mut Self::Context) -> Self::Result {
+        let store = self.store();
+        let me = ctx.address();
+        let e = msg.entry;
+        let event = Event::EpochAdvanced { practice: e.practice_id, epoch: e.epoch, committer: e.committer, at: e.created_at };
+        AtomicResponse::new(Box::pin(
+            async move {
+                let store = store.ok_or_else(|| StoreError::Backend("shutting down".into()))?;
+                let body = serde_json::to_string(&event).map_err(|x| StoreError::Backend(x.to_string()))?;
+                store.mls_append(e, body).await
+            }
+            .into_actor(self)
+            .map(move |res, _, _| {
+                if let Ok(ev) = &res {
+                    // Durable first, then told: the event is in the store before anyone sees it.
+                    me.do_send(Deliver { events: vec![ev.clone()] });
+                }
+                res
+            }),
+        ))
+    }
+}
+
+/// Submits one MLS log entry through the practice's actor. `Conflict("stale_epoch")`
+/// when another member's commit for that epoch was accepted first.
+pub async fn append(hub: &Arc<Hub>, entry: MlsEntryRecord) -> Result<StoredEvent, StoreError> {
+    hub.practice(entry.practice_id).send(AppendMls { entry }).await.map_err(|e| StoreError::Backend(e.to_string()))?
+}

@@ -1,0 +1,338 @@
+//! The MLS delivery service over HTTP: key packages, each practice's MLS log,
+//! welcomes and the per-user sealed MLS state.
+//!
+//! The server never decrypts MLS. It parses only the public framing of the
+//! messages it routes (with mls-rs's codec; the server links no MLS crypto
+//! provider and never `handoff-crypto`): a key package's credential must name
+//! the uploader and carry their account key; a commit must be a handshake
+//! message of this practice's group at the epoch it claims; a welcome must be
+//! a welcome. Everything else about a commit (who it adds and removes) is
+//! checked by every member's client when it processes the commit.
+//!
+//! Access: every practice-scoped route answers `not_found` to non-members, as
+//! the rest of the API does, so a removed member loses the log, welcomes and
+//! key packages at once.
+
+use actix_web::{HttpResponse, web};
+use mls_rs::group::ContentType;
+use mls_rs::{MlsMessage, MlsMessageDescription};
+use serde::Deserialize;
+
+use handoff_protocol::mls::*;
+use handoff_protocol::{B64, ErrorCode, PracticeId, UserId};
+use handoff_store::{MlsEntryRecord, StoreError};
+
+use crate::auth::Authed;
+use crate::error::{ApiError, ApiResult};
+use crate::practices::membership;
+use crate::state::{AppState, now, sha256};
+use crate::validate;
+
+/// Body limit for MLS routes: a commit adding many members, its welcome (with
+/// the ratchet tree) and a user's whole sealed state outgrow the API's 64 KiB.
+pub const MAX_MLS_BODY: usize = 8 * 1024 * 1024;
+/// Key packages per publish call.
+pub const MAX_KEY_PACKAGES_PER_CALL: usize = 100;
+/// Log entries per read.
+pub const MAX_LOG_PAGE: u32 = 500;
+
+fn malformed(what: &str) -> ApiError {
+    ApiError::new(ErrorCode::MalformedMls, format!("{what} is not a well-formed MLS message of the expected kind"))
+}
+
+fn parse(bytes: &[u8], what: &str) -> ApiResult<MlsMessage> {
+    MlsMessage::from_bytes(bytes).map_err(|_| malformed(what))
+}
+
+/// The user a key package's basic credential names, and its signature key.
+fn key_package_identity(bytes: &[u8]) -> ApiResult<(UserId, Vec<u8>)> {
+    let m = parse(bytes, "key package")?;
+    let kp = m.as_key_package().ok_or_else(|| malformed("key package"))?;
+    let id = kp.signing_identity();
+    let raw: [u8; 16] =
+        id.credential.as_basic().and_then(|b| b.identifier().try_into().ok()).ok_or_else(|| malformed("key package credential"))?;
+    Ok((UserId::from_bytes(raw), id.signature_key.as_bytes().to_vec()))
+}
+
+/// A handshake (commit) message of `practice`'s group made in MLS epoch `mls_epoch`.
+fn check_commit(bytes: &[u8], practice: PracticeId, mls_epoch: u64) -> ApiResult<()> {
+    let m = parse(bytes, "commit")?;
+    let (group, epoch, commit) = match m.description() {
+        MlsMessageDescription::PublicProtocolMessage { group_id, epoch_id, content_type, .. } => {
+            (group_id.to_vec(), epoch_id, content_type == ContentType::Commit)
+        }
+        // Encrypted handshake messages hide their content type; the epoch and group still show.
+        MlsMessageDescription::PrivateProtocolMessage { group_id, epoch_id, content_type } => {
+            (group_id.to_vec(), epoch_id, content_type == ContentType::Commit)
+        }
+        _ => return Err(malformed("commit")),
+    };
+    if !commit || group != practice.as_bytes().as_slice() {
+        return Err(malformed("commit"));
+    }
+    if epoch != mls_epoch {
+        return Err(ApiError::new(
+            ErrorCode::MalformedMls,
+            format!("the commit was made in MLS epoch {epoch}, but the entry claims MLS epoch {mls_epoch}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_welcome(bytes: &[u8]) -> ApiResult<()> {
+    match parse(bytes, "welcome")?.description() {
+        MlsMessageDescription::Welcome { .. } => Ok(()),
+        _ => Err(malformed("welcome")),
+    }
+}
+
+fn entry_view(e: MlsEntryRecord) -> MlsLogEntry {
+    MlsLogEntry {
+        epoch: e.epoch,
+        committer: e.committer,
+        commit: e.commit.map(B64),
+        added: e.added,
+        removed: e.removed,
+        public_key: e.public_key,
+        history: B64(e.history),
+        at: e.created_at,
+    }
+}
+
+/// `POST /api/v1/mls/key-packages`
+pub async fn publish_key_packages(state: web::Data<AppState>, who: Authed, body: web::Json<PublishKeyPackages>) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    if b.key_packages.is_empty() || b.key_packages.len() > MAX_KEY_PACKAGES_PER_CALL {
+        return Err(ApiError::invalid(format!("key_packages: 1 to {MAX_KEY_PACKAGES_PER_CALL} per call")));
+    }
+    let mut rows = Vec::with_capacity(b.key_packages.len());
+    for kp in b.key_packages {
+        validate::bytes_range("key_packages[]", &kp, 64, 16 * 1024)?;
+        let (owner, key) = key_package_identity(kp.as_slice())?;
+        if owner != who.user.id || key != who.user.sign_pub {
+            return Err(ApiError::new(ErrorCode::MalformedMls, "a key package must carry your own user id and account signing key"));
+        }
+        rows.push((sha256(kp.as_slice()), kp.0));
+    }
+    match state.store.publish_key_packages(who.user.id, rows, now()).await {
+        Ok(available) => Ok(HttpResponse::Created().json(KeyPackageCount { available })),
+        Err(StoreError::Conflict(_)) => Err(ApiError::new(
+            ErrorCode::KeyPackageUsed,
+            "a key package was published before; key packages are single-use, make fresh ones",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /api/v1/mls/key-packages`: how many of mine are unclaimed.
+pub async fn my_key_packages(state: web::Data<AppState>, who: Authed) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(KeyPackageCount { available: state.store.key_package_count(who.user.id).await? }))
+}
+
+/// `POST /api/v1/practices/{id}/members/{user}/key-package`: hands out one key package, once.
+pub async fn claim_key_package(state: web::Data<AppState>, who: Authed, path: web::Path<(PracticeId, UserId)>) -> ApiResult<HttpResponse> {
+    let (pid, uid) = path.into_inner();
+    membership(&state, pid, &who).await?;
+    if state.store.role(pid, uid).await?.is_none() {
+        return Err(ApiError::not_found("member"));
+    }
+    match state.store.claim_key_package(uid, who.user.id, now()).await? {
+        Some(kp) => Ok(HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store"))
+            .json(ClaimedKeyPackage { user_id: uid, key_package: B64(kp) })),
+        None => Err(ApiError::new(
+            ErrorCode::NotFound,
+            "that member has no unused key package; their client publishes more when it next signs in",
+        )),
+    }
+}
+
+/// `GET /api/v1/mls/state`
+pub async fn get_state(state: web::Data<AppState>, who: Authed) -> ApiResult<HttpResponse> {
+    let s = state.store.mls_state(who.user.id).await?;
+    let body = match s {
+        Some((version, sealed)) => MlsState { version, sealed: Some(B64(sealed)) },
+        None => MlsState { version: 0, sealed: None },
+    };
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(body))
+}
+
+/// `PUT /api/v1/mls/state`: compare-and-swap on `expected_version`.
+pub async fn put_state(state: web::Data<AppState>, who: Authed, body: web::Json<PutMlsState>) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    validate::bytes_range("sealed", &b.sealed, 40, MAX_MLS_BODY / 2)?;
+    match state.store.put_mls_state(who.user.id, b.expected_version, b.sealed.0, now()).await {
+        Ok(version) => Ok(HttpResponse::Ok().json(MlsState { version, sealed: None })),
+        Err(StoreError::Conflict(_)) => Err(ApiError::new(
+            ErrorCode::StaleState,
+            "your MLS state changed in another tab or browser since you loaded it; reload it and retry",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Query of `GET /api/v1/practices/{id}/mls`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    #[serde(default)]
+    after: u64,
+}
+
+/// `GET /api/v1/practices/{id}/mls?after=E`
+pub async fn log(state: web::Data<AppState>, who: Authed, id: web::Path<PracticeId>, q: web::Query<LogQuery>) -> ApiResult<HttpResponse> {
+    let (p, _) = membership(&state, *id, &who).await?;
+    let epoch = state.store.mls_epoch(p.id).await?;
+    let entries = state.store.mls_log(p.id, q.after, MAX_LOG_PAGE).await?.into_iter().map(entry_view).collect();
+    Ok(HttpResponse::Ok().json(MlsLog { epoch, entries }))
+}
+
+/// `GET /api/v1/practices/{id}/mls/welcome`: the welcome addressed to me.
+pub async fn welcome(state: web::Data<AppState>, who: Authed, id: web::Path<PracticeId>) -> ApiResult<HttpResponse> {
+    let (p, _) = membership(&state, *id, &who).await?;
+    match state.store.mls_welcome(p.id, who.user.id).await? {
+        Some((epoch, w)) => Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(MlsWelcome { epoch, welcome: B64(w) })),
+        None => Err(ApiError::new(ErrorCode::NotFound, "no welcome for you yet: a member's client adds you when it next syncs")),
+    }
+}
+
+/// `GET /api/v1/practices/{id}/mls/pending`: members to add, group members to remove.
+pub async fn pending(state: web::Data<AppState>, who: Authed, id: web::Path<PracticeId>) -> ApiResult<HttpResponse> {
+    let (p, _) = membership(&state, *id, &who).await?;
+    let epoch = state.store.mls_epoch(p.id).await?;
+    let roster = state.store.mls_roster(p.id).await?;
+    let members = state.store.members(p.id).await?;
+    let mut add = Vec::new();
+    if epoch > 0 {
+        for m in &members {
+            if !roster.contains(&m.user.id) {
+                add.push(MlsPendingMember {
+                    user_id: m.user.id,
+                    sign_pub: B64(m.user.sign_pub.clone()),
+                    key_packages: state.store.key_package_count(m.user.id).await?,
+                });
+            }
+        }
+    }
+    let remove = roster.into_iter().filter(|u| !members.iter().any(|m| m.user.id == *u)).collect();
+    Ok(HttpResponse::Ok().json(MlsPending { epoch, add, remove }))
+}
+
+/// `POST /api/v1/practices/{id}/mls/commits`: the delivery service's one door.
+pub async fn submit(
+    state: web::Data<AppState>,
+    who: Authed,
+    id: web::Path<PracticeId>,
+    body: web::Json<SubmitCommit>,
+) -> ApiResult<HttpResponse> {
+    let (p, _) = membership(&state, *id, &who).await?;
+    let b = body.into_inner();
+    let pk = &b.public_key;
+    if pk.epoch != b.epoch || pk.signer != who.user.id {
+        return Err(ApiError::invalid("public_key: its epoch must be the entry's and you must sign it"));
+    }
+    validate::bytes_exact("public_key.hpke_pub", &pk.hpke_pub, 32)?;
+    validate::bytes_exact("public_key.signature", &pk.signature, 64)?;
+    validate::bytes_range("history", &b.history, 56, 256)?;
+    let current = state.store.mls_epoch(p.id).await?;
+    if b.epoch != current + 1 {
+        return Err(stale(current));
+    }
+    let roster = state.store.mls_roster(p.id).await?;
+    if b.epoch == 1 {
+        // Creating the group (also how a pre-MLS practice moves onto MLS):
+        // only a holder of the epoch-0 key can link epoch 1 back to it.
+        if b.commit.is_some() || b.welcome.is_some() || !b.added.is_empty() || !b.removed.is_empty() {
+            return Err(ApiError::invalid("epoch 1 creates the group: no commit, welcome, added or removed"));
+        }
+        if state.store.grant(p.id, who.user.id, 0).await?.is_none() {
+            return Err(ApiError::forbidden("only a holder of the practice's epoch-0 key can create its MLS group"));
+        }
+    } else {
+        if !roster.contains(&who.user.id) {
+            return Err(ApiError::new(ErrorCode::NotMember, "you are not in this practice's MLS group yet; wait for a member to add you"));
+        }
+        let commit = b.commit.as_ref().ok_or_else(|| ApiError::invalid("commit: required after epoch 1"))?;
+        check_commit(commit.as_slice(), p.id, b.epoch - 2)?;
+        if b.added.is_empty() && b.removed.is_empty() {
+            return Err(ApiError::invalid("a commit must add or remove someone"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for u in b.added.iter().chain(&b.removed) {
+            if !seen.insert(*u) {
+                return Err(ApiError::invalid("added and removed must not repeat a user"));
+            }
+        }
+        for u in &b.added {
+            if state.store.role(p.id, *u).await?.is_none() {
+                return Err(ApiError::new(
+                    ErrorCode::WrongRecipient,
+                    format!("{u} is not a member of this practice, so cannot be welcomed"),
+                ));
+            }
+            if roster.contains(u) {
+                return Err(ApiError::invalid(format!("{u} is already in the group")));
+            }
+        }
+        for u in &b.removed {
+            if !roster.contains(u) {
+                return Err(ApiError::invalid(format!("{u} is not in the group")));
+            }
+        }
+        match (&b.welcome, b.added.is_empty()) {
+            (Some(w), false) => check_welcome(w.as_slice())?,
+            (None, true) => {}
+            _ => return Err(ApiError::invalid("welcome: required exactly when the commit adds members")),
+        }
+    }
+    let entry = MlsEntryRecord {
+        practice_id: p.id,
+        epoch: b.epoch,
+        committer: who.user.id,
+        commit: b.commit.map(|c| c.0),
+        welcome: b.welcome.map(|w| w.0),
+        added: b.added,
+        removed: b.removed,
+        public_key: b.public_key,
+        history: b.history.0,
+        created_at: now(),
+    };
+    match handoff_actors::mls::append(&state.hub, entry.clone()).await {
+        Ok(_) => {
+            tracing::info!(practice = %p.id, epoch = entry.epoch, by = %who.user.id, "MLS epoch accepted");
+            Ok(HttpResponse::Created().json(entry_view(entry)))
+        }
+        Err(StoreError::Conflict(_)) => Err(stale(state.store.mls_epoch(p.id).await?)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn stale(current: u64) -> ApiError {
+    ApiError::new(
+        ErrorCode::StaleEpoch,
+        format!("the practice is at epoch {current}; process the newer log entries and commit again for epoch {}", current + 1),
+    )
+}
+
+/// Registers the MLS routes (inside `/api/v1`), with a larger body limit.
+pub fn routes(cfg: &mut web::ServiceConfig, json: web::JsonConfig) {
+    let json = json.limit(MAX_MLS_BODY);
+    cfg.service(
+        web::scope("/mls")
+            .app_data(json.clone())
+            .route("/key-packages", web::post().to(publish_key_packages))
+            .route("/key-packages", web::get().to(my_key_packages))
+            .route("/state", web::get().to(get_state))
+            .route("/state", web::put().to(put_state)),
+    )
+    .service(
+        web::resource("/practices/{id}/mls/commits")
+            .app_data(json.clone())
+            .app_data(web::PayloadConfig::new(MAX_MLS_BODY))
+            .route(web::post().to(submit)),
+    )
+    .route("/practices/{id}/mls", web::get().to(log))
+    .route("/practices/{id}/mls/welcome", web::get().to(welcome))
+    .route("/practices/{id}/mls/pending", web::get().to(pending))
+    .route("/practices/{id}/members/{user}/key-package", web::post().to(claim_key_package));
+}
