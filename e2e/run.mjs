@@ -190,6 +190,11 @@ await test('referral round trip: MOA and specialist in two browsers, live', asyn
   const row = staff.locator('[data-testid=admin-practice]', { hasText: 'Lakeside Cardiology' });
   await row.locator('button:has-text("Verify")').click();
   await row.locator('.tag.ok:has-text("Verified")').waitFor({ timeout: T });
+  // Staff extend the taxonomy.
+  await staff.selectOption('#tx-specialty', 'cardiology');
+  await staff.fill('#tx-name', 'Sports cardiology');
+  await staff.click('form:has(#tx-name) button:has-text("Add")');
+  await waitText(staff, '[role=status]', 'Added "Sports cardiology"');
   await shot(staff, '05-staff-admin');
 
   // The specialist sees the members screen (and would see "Verified" on refresh).
@@ -302,7 +307,12 @@ await test('referral round trip: MOA and specialist in two browsers, live', asyn
   assert.equal((await sentRow.locator('[data-testid=status]').textContent()).trim(), 'Accepted');
   await shot(moa, '15-sent');
   await moa.click('a.navlink:has-text("Notifications")');
-  await moa.waitForSelector('text=Email me when a referral');
+  const emailBox = moa.locator('input[type=checkbox]').first();
+  await emailBox.waitFor({ timeout: T });
+  const before = await emailBox.isChecked();
+  await emailBox.click();
+  await waitText(moa, '[role=status]', 'Saved for Maple Family Practice');
+  assert.equal(await emailBox.isChecked(), !before, 'the email setting flips and stays');
   await shot(moa, '16-notifications');
 
   // Filters and search run over the decrypted inbox.

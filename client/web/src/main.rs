@@ -201,7 +201,7 @@ fn app() -> Html {
                                 _ => format!("{n} was updated"),
                             });
                         }
-                        data.dispatch(Action::Pushed(p, content));
+                        data.dispatch(Action::Pushed(Box::new(p), content));
                     })
                 };
                 let on_state = {

@@ -75,7 +75,7 @@ pub enum Action {
     /// The connection changed.
     Live(LiveState),
     /// An event arrived; `content` is the decryption of a new referral.
-    Pushed(Pushed, Option<Result<ReferralContent, String>>),
+    Pushed(Box<Pushed>, Option<Result<ReferralContent, String>>),
     /// Show a toast.
     Toast(String, Option<ReferralId>),
     /// Hide a toast.
@@ -245,7 +245,7 @@ impl Reducible for Data {
                 }
             }
             Action::Live(s) => d.live = s,
-            Action::Pushed(p, content) => d.apply(p, content),
+            Action::Pushed(p, content) => d.apply(*p, content),
             Action::Toast(t, r) => d.toast(t, r),
             Action::Dismiss(id) => d.toasts.retain(|t| t.id != id),
             Action::Seen(id) => {
@@ -258,5 +258,87 @@ impl Reducible for Data {
             Action::Bump => d.version += 1,
         }
         Rc::new(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use handoff_protocol::ws::{Routing, Status, StreamId, WrappedKey};
+    use handoff_protocol::{B64, PracticeId};
+
+    use super::*;
+
+    fn referral(id: u8, by: UserId) -> Referral {
+        let wrap = |p| WrappedKey { practice: PracticeId::from_bytes([p; 16]), epoch: 0, sealed: B64(vec![1]) };
+        Referral {
+            id: ReferralId::from_bytes([id; 16]),
+            number: format!("HR-AAAA-000{id}"),
+            from_practice: PracticeId::from_bytes([1; 16]),
+            to_practice: PracticeId::from_bytes([2; 16]),
+            sent_by: by,
+            routing: Routing {
+                specialty: "cardiology".into(),
+                category: "arrhythmia".into(),
+                subcategory: None,
+                region: "fraser".into(),
+                urgency: Urgency::Routine,
+            },
+            status: Status::Sent,
+            reject_reason: None,
+            content: B64(vec![2]),
+            from_key: wrap(1),
+            to_key: wrap(2),
+            attachments: vec![],
+            created_at: 1,
+            first_opened_at: None,
+        }
+    }
+
+    fn pushed(seq: u64, event: Event, replay: bool) -> Pushed {
+        Pushed { stream: StreamId::Practice(PracticeId::from_bytes([2; 16])), seq, event, replay }
+    }
+
+    #[test]
+    fn events_build_the_referral_and_unread_marks_count_only_others() {
+        let (me, other) = (UserId::from_bytes([7; 16]), UserId::from_bytes([8; 16]));
+        let mut d = Data { me: Some(me), ..Data::default() };
+        let r = referral(3, other);
+        d.apply(pushed(1, Event::ReferralSent { referral: Box::new(r.clone()) }, false), Some(Ok(ReferralContent::default())));
+        assert!(d.unread(r.id), "a referral from someone else is unread");
+        assert_eq!(d.toasts.len(), 1, "a live arrival is announced");
+        d.seen.insert(r.id, 1);
+        assert!(!d.unread(r.id));
+        // My own change does not make it unread or raise a toast.
+        let mine = Event::UrgencyChanged { referral: r.id, urgency: Urgency::Urgent, by: me, at: 2 };
+        d.apply(pushed(2, mine.clone(), false), None);
+        assert!(!d.unread(r.id));
+        assert_eq!(d.toasts.len(), 1);
+        assert_eq!(d.items[&r.id].referral.routing.urgency, Urgency::Urgent);
+        // The same event on a second stream (member of both practices) applies once.
+        d.apply(pushed(9, mine, false), None);
+        assert_eq!(d.items[&r.id].history.len(), 2);
+        // Someone else's change during a replay: unread, but no toast.
+        let accepted = Event::StatusChanged {
+            referral: r.id,
+            number: r.number.clone(),
+            status: Status::Accepted,
+            reason: None,
+            note: None,
+            by: other,
+            at: 3,
+        };
+        d.apply(pushed(3, accepted, true), None);
+        assert_eq!(d.items[&r.id].referral.status, Status::Accepted);
+        assert!(d.unread(r.id));
+        assert_eq!(d.toasts.len(), 1, "replayed events are not announced");
+    }
+
+    #[test]
+    fn events_for_unknown_referrals_are_ignored() {
+        let mut d = Data::default();
+        let e = Event::Opened { referral: ReferralId::from_bytes([4; 16]), by: UserId::from_bytes([8; 16]), at: 1 };
+        d.apply(pushed(1, e, false), None);
+        assert!(d.items.is_empty());
+        assert!(d.toasts.is_empty());
     }
 }

@@ -158,3 +158,34 @@ pub fn when(ms: i64) -> String {
 pub fn spawn(f: impl Future<Output = ()> + 'static) {
     wasm_bindgen_futures::spawn_local(f);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Route;
+    use handoff_protocol::PracticeId;
+    use handoff_protocol::ws::ReferralId;
+
+    #[test]
+    fn every_route_round_trips_through_its_path() {
+        let routes = [
+            Route::Login,
+            Route::Register,
+            Route::Recover,
+            Route::Invite("tok_123".into()),
+            Route::Inbox,
+            Route::Sent,
+            Route::Send,
+            Route::Referral(ReferralId::from_bytes([1; 16])),
+            Route::Practices,
+            Route::Practice(PracticeId::from_bytes([2; 16])),
+            Route::Admin,
+            Route::Settings,
+        ];
+        for r in routes {
+            assert_eq!(Route::parse(&r.path()), r, "{}", r.path());
+        }
+        // Unknown or malformed paths land somewhere safe.
+        assert_eq!(Route::parse("/referrals/not-a-uuid"), Route::Inbox);
+        assert_eq!(Route::parse("/nowhere"), Route::Inbox);
+    }
+}
