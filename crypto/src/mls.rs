@@ -84,7 +84,8 @@ impl Directory {
         self.0.read().map(|m| m.contains_key(&user)).unwrap_or(false)
     }
 
-    fn get(&self, user: UserId) -> Option<[u8; 32]> {
+    /// A user's signing key, if known.
+    pub fn get(&self, user: UserId) -> Option<[u8; 32]> {
         self.0.read().ok().and_then(|m| m.get(&user).copied())
     }
 }

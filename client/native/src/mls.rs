@@ -24,6 +24,7 @@ use std::collections::HashMap;
 
 use handoff_crypto::PracticeKey;
 use handoff_crypto::mls::{Directory, MlsStore, MlsUser, Processed, key_package_owner, open_state, seal_state};
+use handoff_crypto::practice::verify_practice_public_key;
 use handoff_protocol::mls::*;
 use handoff_protocol::v1::{MemberList, PracticePublicKey};
 use handoff_protocol::{B64, ErrorCode, PracticeId, UserId};
@@ -231,7 +232,13 @@ impl Client {
                     Err(e) => return Err(e),
                 };
                 self.mls_fill_directory(practice).await?;
-                user.join(practice, w.welcome.as_slice())?;
+                let joined = user.join(practice, w.welcome.as_slice())?;
+                if let Some(entry) = log.entries.iter().find(|e| e.epoch == joined)
+                    && let Err(e) = self.check_published_key(practice, &user, entry)
+                {
+                    user.store().forget_group(practice);
+                    return Err(e);
+                }
                 self.save_or_reload().await?;
                 continue;
             };
@@ -247,8 +254,16 @@ impl Client {
                     break;
                 }
                 let commit = entry.commit.as_ref().ok_or_else(|| ClientError::Protocol("log entry without a commit".into()))?;
+                let before = MlsStore::from_bytes(&user.store().to_bytes()?)?;
                 match user.process(practice, commit.as_slice())? {
-                    Processed::Advanced(e) => epoch = e,
+                    Processed::Advanced(e) => {
+                        if let Err(err) = self.check_published_key(practice, &user, entry) {
+                            // Stay before the bad epoch: do not adopt a group state whose key was misreported.
+                            user.store().replace_with(&before)?;
+                            return Err(err);
+                        }
+                        epoch = e;
+                    }
                     Processed::Removed => {
                         self.save_or_reload().await?;
                         return Ok(SyncOutcome::Removed);
@@ -278,6 +293,21 @@ impl Client {
             }
             r => r,
         }
+    }
+
+    /// Checks that the key an entry published is the one its epoch's exporter
+    /// gives, signed by its committer's directory key: a member cannot make
+    /// outsiders encrypt to a key the group does not hold.
+    fn check_published_key(&self, practice: PracticeId, user: &MlsUser, entry: &MlsLogEntry) -> Result<()> {
+        let k = user.epoch_key(practice)?;
+        let pk = &entry.public_key;
+        if k.epoch() != entry.epoch || pk.hpke_pub.as_slice() != k.hpke_public().as_slice() || pk.signer != entry.committer {
+            return Err(ClientError::Protocol(format!("epoch {}'s published key is not the group's", entry.epoch)));
+        }
+        let signer = self.ctx().directory.get(entry.committer);
+        let signer = signer.ok_or_else(|| ClientError::Protocol("the committer is not in the directory".into()))?;
+        verify_practice_public_key(practice, k.epoch(), pk.hpke_pub.as_slice(), &signer, pk.signature.as_slice())?;
+        Ok(())
     }
 
     fn remember(&self, practice: PracticeId, k: PracticeKey) {

@@ -381,3 +381,53 @@ async fn bad_mls_input_is_refused_with_its_error_and_the_group_stays_usable() {
     let r = send(&w, &p, "Still Works").await;
     assert_eq!(name_of(&newbie, r).await, "Still Works");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_refuse_an_epoch_whose_published_key_is_not_the_groups() {
+    let srv = server();
+    let w = crate::hub::world(&srv, 1).await;
+    let p = w.specialists[0].clone();
+    let spec = &w.spec;
+    spec.mls_sync(p.id).await.unwrap();
+    let bob = join(&srv, spec, p.id, "bob@cardio.example").await;
+    bob.mls_publish_key_packages(1).await.unwrap();
+    spec.mls_reconcile(p.id).await.unwrap();
+    bob.mls_sync(p.id).await.unwrap();
+    let carol = join(&srv, spec, p.id, "carol@cardio.example").await;
+    carol.mls_publish_key_packages(1).await.unwrap();
+    // The admin's client is compromised: it commits honestly but publishes a key
+    // of its own (validly signed), hoping outsiders encrypt to it.
+    let user = spec.mls_user().unwrap();
+    let prev = spec.practice_key(p.id).await.unwrap();
+    let kp = spec.mls_claim_key_package(p.id, carol.user_id().unwrap()).await.unwrap();
+    user.directory().insert(carol.user_id().unwrap(), carol.identity().unwrap().secrets.public().sign_pub);
+    let pc = user.commit(p.id, &[kp], &[]).unwrap();
+    let epoch = user.apply_pending(p.id).unwrap();
+    let real = user.epoch_key(p.id).unwrap();
+    let rogue = handoff_crypto::PracticeKey::generate(epoch).unwrap();
+    let me = spec.identity().unwrap();
+    let entry = SubmitCommit {
+        epoch,
+        commit: Some(B64(pc.commit)),
+        welcome: pc.welcome.map(B64),
+        added: pc.added,
+        removed: vec![],
+        public_key: handoff_protocol::v1::PracticePublicKey {
+            epoch,
+            hpke_pub: B64(rogue.hpke_public().to_vec()),
+            signer: me.me.id,
+            signature: B64(rogue.sign_public(p.id, &me.secrets).to_vec()),
+        },
+        history: B64(real.history_link(p.id, &prev).unwrap()),
+    };
+    // The server cannot tell (it never holds epoch keys) and accepts it...
+    spec.mls_submit(p.id, &entry).await.unwrap();
+    // ...but every member checks the published key against the key the group agreed.
+    let e = bob.mls_sync(p.id).await.unwrap_err();
+    assert!(e.to_string().contains("published key is not the group's"), "{e}");
+    let e = carol.mls_sync(p.id).await.unwrap_err();
+    assert!(e.to_string().contains("published key is not the group's"), "{e}");
+    // Bob did not adopt the epoch: asking again gives the same refusal, and he still holds epoch 2.
+    assert!(bob.mls_sync(p.id).await.is_err());
+    assert_eq!(bob.mls_user().unwrap().epoch(p.id).unwrap(), Some(2));
+}
