@@ -278,6 +278,11 @@ pub async fn submit(
             if !roster.contains(u) {
                 return Err(ApiError::invalid(format!("{u} is not in the group")));
             }
+            // The practice's membership is the authority; the group follows it.
+            // A member cannot cut a colleague off by commit: remove them from the practice first.
+            if state.store.role(p.id, *u).await?.is_some() {
+                return Err(ApiError::forbidden(format!("{u} is still a member of the practice; remove them from it first")));
+            }
         }
         match (&b.welcome, b.added.is_empty()) {
             (Some(w), false) => check_welcome(w.as_slice())?,

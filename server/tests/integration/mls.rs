@@ -189,6 +189,15 @@ async fn raw(c: &Client, kps: Vec<Vec<u8>>) -> handoff_client::RawResponse {
     c.raw("POST", "/api/v1/mls/key-packages", Some("application/json"), body.into_bytes()).await.unwrap()
 }
 
+/// A real commit removing `who`, made and then discarded (the tab's state is restored).
+async fn user_commit_removing(c: &Client, p: PracticeId, who: handoff_protocol::UserId) -> Vec<u8> {
+    let user = c.mls_user().unwrap();
+    let snapshot = MlsStore::from_bytes(&user.store().to_bytes().unwrap()).unwrap();
+    let pc = user.commit(p, &[], &[who]).unwrap();
+    user.store().replace_with(&snapshot).unwrap();
+    pc.commit
+}
+
 async fn assert_rejected<T: std::fmt::Debug>(r: handoff_client::Result<T>, code: ErrorCode) {
     let e = r.unwrap_err();
     assert_eq!(e.code(), Some(code), "{e}");
@@ -339,6 +348,10 @@ async fn bad_mls_input_is_refused_with_its_error_and_the_group_stays_usable() {
         ..valid(3, good.commit.clone())
     };
     assert_rejected(newbie.mls_submit(p.id, &newbie_entry).await, ErrorCode::NotMember).await;
+    // Removing a colleague who is still in the practice is refused: the practice's membership leads.
+    let cut = user_commit_removing(spec, p.id, bob.user_id().unwrap()).await;
+    let cut = SubmitCommit { removed: vec![bob.user_id().unwrap()], ..SubmitCommit { commit: Some(B64(cut)), ..valid(3, None) } };
+    assert_rejected(spec.mls_submit(p.id, &cut).await, ErrorCode::Forbidden).await;
     // A welcome addressed to someone outside the practice.
     let outsider = w.moa.user_id().unwrap();
     let user = spec.mls_user().unwrap();
