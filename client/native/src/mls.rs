@@ -127,9 +127,20 @@ impl Client {
         Err(ClientError::Protocol("MLS state kept changing in another tab".into()))
     }
 
-    /// The practice's MLS log after `after`.
+    /// The practice's MLS log after `after` (all of it: the server pages at 500 entries).
     pub async fn mls_log(&self, practice: PracticeId, after: u64) -> Result<MlsLog> {
-        self.get(&format!("/practices/{practice}/mls?after={after}")).await
+        let mut log: MlsLog = self.get(&format!("/practices/{practice}/mls?after={after}")).await?;
+        while let Some(last) = log.entries.last().map(|e| e.epoch)
+            && last < log.epoch
+        {
+            let more: MlsLog = self.get(&format!("/practices/{practice}/mls?after={last}")).await?;
+            if more.entries.is_empty() {
+                break;
+            }
+            log.epoch = more.epoch;
+            log.entries.extend(more.entries);
+        }
+        Ok(log)
     }
 
     /// What the group's membership must catch up with.
