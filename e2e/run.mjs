@@ -380,6 +380,16 @@ await test("invite a colleague by email; a member's browser shares the key with 
   await spec.waitForSelector('[data-testid=live-status]:has-text("Live")', { timeout: T });
   await spec.click('a.navlink:has-text("Practices")');
   await spec.click('a:has-text("Lakeside Cardiology")');
+  await spec.waitForURL(/\/practices\/[0-9a-f-]+$/);
+  const practiceId = new URL(spec.url()).pathname.split('/').pop();
+  // The practice's key group, as the server's MLS log shows it (metadata only).
+  const mlsLog = (page) => page.evaluate(async (id) => {
+    const r = await fetch(`/api/v1/practices/${id}/mls`);
+    return { status: r.status, body: r.ok ? await r.json() : null };
+  }, practiceId);
+  const start = await mlsLog(spec);
+  assert.equal(start.status, 200);
+  assert.ok(start.body.epoch >= 1, `the browser moved the practice onto MLS (epoch ${start.body.epoch})`);
   await spec.fill('#inv-email', 'nina@lakeside.example');
   await spec.click('button:has-text("Send invite")');
   await waitText(spec, '[role=status]', 'Invite emailed to nina@lakeside.example');
@@ -422,12 +432,23 @@ await test("invite a colleague by email; a member's browser shares the key with 
   await nina.reload();
   await unlock(nina, 'nina lakeside pass 1');
   await nina.click('a.navlink:has-text("Received")');
+  // She reads a referral sent before she joined (key history), and a browser made the commit that added her.
   await nina.locator('[data-testid=referral-row]', { hasText: patient }).waitFor({ timeout: T });
+  const ninaId = await nina.evaluate(async () => (await (await fetch('/api/v1/me')).json()).id);
+  const added = await mlsLog(spec);
+  assert.ok(added.body.epoch > start.body.epoch, 'adding her advanced the epoch');
+  assert.ok(added.body.entries.some((e) => e.added.includes(ninaId)), 'an MLS commit added her');
   await shot(nina, '18-colleague-inbox-tablet');
 
   // The admin removes her; her practice list is empty afterwards.
   await ninaRow.locator('button:has-text("Remove")').click();
   await spec.locator('tr', { hasText: 'nina@lakeside.example' }).waitFor({ state: 'detached', timeout: T });
+  // The admin's browser committed her removal: a new epoch she is not in, and no more log for her.
+  await spec.waitForFunction(async ([id, who]) => {
+    const r = await fetch(`/api/v1/practices/${id}/mls`);
+    return r.ok && (await r.json()).entries.some((e) => e.removed.includes(who));
+  }, [practiceId, ninaId], { timeout: T });
+  assert.equal((await mlsLog(nina)).status, 404, 'a removed member cannot read the key log');
   await nina.reload();
   await unlock(nina, 'nina lakeside pass 1');
   await nina.click('a.navlink:has-text("Practices")');

@@ -200,15 +200,6 @@ pub async fn members(id: PracticeId) -> ApiResult<MemberList> {
 pub async fn my_key(id: PracticeId) -> ApiResult<MyPracticeKey> {
     get(&format!("/practices/{id}/key")).await
 }
-/// Members waiting for the key.
-pub async fn pending_grants(id: PracticeId) -> ApiResult<PendingGrants> {
-    get(&format!("/practices/{id}/key-grants/pending")).await
-}
-/// Grants the key to a member.
-pub async fn put_grant(id: PracticeId, user: UserId, g: &KeyGrant) -> ApiResult<()> {
-    let _: serde_json::Value = put(&format!("/practices/{id}/key-grants/{user}"), g).await?;
-    Ok(())
-}
 /// Specialist practices that can receive.
 pub async fn directory(specialty: &str, region: &str) -> ApiResult<Vec<DirectoryEntry>> {
     Ok(get::<Directory>(&format!("/directory?specialty={}&region={}", enc(specialty), enc(region))).await?.practices)

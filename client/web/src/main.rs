@@ -185,7 +185,26 @@ fn app() -> Html {
                         let content = match &p.event {
                             Event::ReferralSent { referral } => {
                                 numbers.borrow_mut().insert(referral.id, referral.number.clone());
-                                Some(s.open_content(referral).map_err(|e| e.message))
+                                let now = s.open_content(referral).map_err(|e| e.message);
+                                if now.is_err() {
+                                    // The practice key of its epoch is not loaded yet: fetch it, then decrypt.
+                                    let (s, data, r) = (s.clone(), data.clone(), referral.clone());
+                                    spawn(async move {
+                                        let c = s.load_content(&r).await.map_err(|e| e.message);
+                                        data.dispatch(Action::Decrypted(r.id, c));
+                                    });
+                                }
+                                Some(now)
+                            }
+                            Event::EpochAdvanced { practice, .. } => {
+                                // A colleague (or another tab of ours) changed the key group.
+                                let (s, data, practice) = (s.clone(), data.clone(), *practice);
+                                spawn(async move {
+                                    let _ = s.maintain(practice).await;
+                                    let _ = s.refresh_practices().await;
+                                    data.dispatch(Action::Bump);
+                                });
+                                None
                             }
                             _ => None,
                         };
@@ -219,16 +238,19 @@ fn app() -> Html {
                     l.follow(StreamId::Practice(p.id));
                 }
                 *live.borrow_mut() = Some(l);
-                // Share practice keys with members who joined while we were away.
-                let s2 = s.clone();
+                // Key-group upkeep: join, catch up, add colleagues who joined
+                // while we were away, remove those who left.
+                let (s2, d2) = (s.clone(), data.clone());
                 spawn(async move {
-                    let _ = s2.complete_pending_grants().await;
+                    let _ = s2.maintain_all().await;
+                    d2.dispatch(Action::Bump);
                 });
-                let s3 = s.clone();
+                let (s3, d3) = (s.clone(), data.clone());
                 let timer = gloo_timers::callback::Interval::new(30_000, move || {
-                    let s = s3.clone();
+                    let (s, d) = (s3.clone(), d3.clone());
                     spawn(async move {
-                        let _ = s.complete_pending_grants().await;
+                        let _ = s.maintain_all().await;
+                        d.dispatch(Action::Bump);
                     });
                 });
                 return Box::new(move || drop(timer)) as Box<dyn FnOnce()>;

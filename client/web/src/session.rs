@@ -1,7 +1,10 @@
 //! The signed-in user in this tab: their unwrapped private keys and the
-//! practice keys opened from their grants. Nothing here is ever written to
+//! practice keys (from the practice's MLS group, or the epoch-0 grant of a
+//! practice that has no group yet; see [`mls`]). Nothing here is ever written to
 //! browser storage; a reload keeps the (HttpOnly) session cookie but asks for
 //! the password again to unwrap the keys ("unlock").
+
+mod mls;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -10,6 +13,7 @@ use handoff_crypto::keys::UserSecrets;
 use handoff_crypto::practice::verify_practice_public_key;
 use handoff_crypto::referral::{AttachmentMeta, MessageBody, ReferralContent, ReferralKey};
 use handoff_crypto::{EmergencyKit, PasswordKeys, PracticeKey};
+
 use handoff_protocol::v1::*;
 use handoff_protocol::ws::{
     Attachment, BlobId, Destination, MessageId, NewReferral, Referral, ReferralId, Routing, ThreadMessage, WrappedKey,
@@ -35,7 +39,8 @@ pub struct Session {
     pub me: Me,
     secrets: UserSecrets,
     practices: RefCell<Vec<Practice>>,
-    keys: RefCell<HashMap<PracticeId, PracticeKey>>,
+    mls: RefCell<mls::MlsCtx>,
+    mls_lock: futures_util::lock::Mutex<()>,
     user_keys: RefCell<HashMap<UserId, UserKeys>>,
     /// The taxonomy.
     pub taxonomy: Taxonomy,
@@ -129,29 +134,42 @@ impl Session {
 
     async fn open(me: Me, secrets: UserSecrets) -> ApiResult<Session> {
         let taxonomy = api::taxonomy().await?;
-        let s = Session { me, secrets, practices: RefCell::default(), keys: RefCell::default(), user_keys: RefCell::default(), taxonomy };
+        let s = Session {
+            me,
+            secrets,
+            practices: RefCell::default(),
+            mls: RefCell::default(),
+            mls_lock: futures_util::lock::Mutex::new(()),
+            user_keys: RefCell::default(),
+            taxonomy,
+        };
         s.refresh_practices().await?;
         Ok(s)
     }
 
     /// Reloads my practices and opens any practice key granted since.
+    /// Reloads my practices and opens each one's current key if this tab can.
     pub async fn refresh_practices(&self) -> ApiResult<()> {
         let list = api::practices().await?;
+        *self.practices.borrow_mut() = list.clone();
         for p in &list {
-            if self.keys.borrow().get(&p.id).is_some_and(|k| k.epoch() == p.public_key.epoch) {
-                continue;
-            }
-            let k = api::my_key(p.id).await?;
-            if let Some(g) = k.grant {
-                let key = PracticeKey::open_grant(p.id, g.epoch, self.me.id, &self.secrets, g.sealed.as_slice())?;
-                if key.hpke_public().as_slice() != k.public_key.hpke_pub.as_slice() {
-                    return Err(ApiError::local(format!("The key granted for {} does not match its published key.", p.name)));
-                }
-                self.keys.borrow_mut().insert(p.id, key);
+            // Not holding it yet is normal for a new member: the UI says so.
+            let _ = self.key_at(p.id, p.public_key.epoch).await;
+        }
+        Ok(())
+    }
+
+    /// Background upkeep of every practice's key group (see [`mls`]), then a
+    /// fresh practice list. Returns the first error, after trying them all.
+    pub async fn maintain_all(&self) -> ApiResult<()> {
+        let mut first = None;
+        for p in self.practices() {
+            if let Err(e) = self.maintain(p.id).await {
+                first.get_or_insert(e);
             }
         }
-        *self.practices.borrow_mut() = list;
-        Ok(())
+        self.refresh_practices().await?;
+        first.map_or(Ok(()), Err)
     }
 
     /// My practices.
@@ -161,22 +179,7 @@ impl Session {
 
     /// Whether I hold the key of this practice yet.
     pub fn has_key(&self, p: PracticeId) -> bool {
-        self.keys.borrow().contains_key(&p)
-    }
-
-    /// Grants my practices' keys to members who joined and are waiting. Returns how many.
-    pub async fn complete_pending_grants(&self) -> ApiResult<usize> {
-        let mut n = 0;
-        for p in self.practices() {
-            let Some(key) = self.keys.borrow().get(&p.id).cloned() else { continue };
-            let Ok(pending) = api::pending_grants(p.id).await else { continue };
-            for w in pending.pending.into_iter().filter(|w| w.epoch == key.epoch()) {
-                let sealed = key.grant_to(p.id, w.user_id, w.hpke_pub.as_slice())?;
-                api::put_grant(p.id, w.user_id, &KeyGrant { epoch: key.epoch(), sealed: B64(sealed), granted_by: self.me.id }).await?;
-                n += 1;
-            }
-        }
-        Ok(n)
+        self.practice(p).is_some_and(|x| self.cached_key(p, x.public_key.epoch).is_some())
     }
 
     /// Creates a practice with a fresh epoch-0 key made here.
@@ -236,17 +239,29 @@ impl Session {
         }
     }
 
-    /// Unwraps a referral's key `R` with my practice's key.
-    pub fn referral_key(&self, r: &Referral) -> ApiResult<ReferralKey> {
+    fn my_wrap<'r>(&self, r: &'r Referral) -> ApiResult<&'r WrappedKey> {
         let side = self.my_side(r).ok_or_else(|| ApiError::local("This referral involves none of your practices."))?;
-        let wrap = if side == r.to_practice { &r.to_key } else { &r.from_key };
-        let keys = self.keys.borrow();
-        let key = keys.get(&wrap.practice).ok_or_else(|| {
-            ApiError::local(
-                "You do not hold this practice's key yet: another member's Handoff must share it with you (it happens when they sign in).",
-            )
-        })?;
-        Ok(ReferralKey::unwrap_with(r.id, wrap.practice, key, wrap.sealed.as_slice())?)
+        Ok(if side == r.to_practice { &r.to_key } else { &r.from_key })
+    }
+
+    /// Unwraps a referral's key `R` with a practice key this tab holds.
+    pub fn referral_key(&self, r: &Referral) -> ApiResult<ReferralKey> {
+        let wrap = self.my_wrap(r)?;
+        let key = self.cached_key(wrap.practice, wrap.epoch).ok_or_else(|| ApiError::local("Decrypting…"))?;
+        Ok(ReferralKey::unwrap_with(r.id, wrap.practice, &key, wrap.sealed.as_slice())?)
+    }
+
+    /// Like [`Session::referral_key`], fetching the practice key of the
+    /// referral's epoch first (from the group or down the key history).
+    pub async fn load_referral_key(&self, r: &Referral) -> ApiResult<ReferralKey> {
+        let wrap = self.my_wrap(r)?;
+        let key = self.key_at(wrap.practice, wrap.epoch).await?;
+        Ok(ReferralKey::unwrap_with(r.id, wrap.practice, &key, wrap.sealed.as_slice())?)
+    }
+
+    /// Decrypts a referral's content, loading keys as needed.
+    pub async fn load_content(&self, r: &Referral) -> ApiResult<ReferralContent> {
+        Ok(self.load_referral_key(r).await?.open_content(r.id, r.content.as_slice())?)
     }
 
     /// Decrypts a referral's content.
@@ -279,14 +294,14 @@ impl Session {
 
     /// Verifies the author's signature and decrypts a thread message.
     pub async fn open_message(&self, r: &Referral, author: UserId, m: &ThreadMessage) -> ApiResult<MessageBody> {
-        let k = self.referral_key(r)?;
+        let k = self.load_referral_key(r).await?;
         let keys = self.user_keys(author).await?;
         Ok(k.open_message(r.id, m.id, keys.sign_pub.as_slice(), m.body.as_slice(), m.signature.as_slice())?)
     }
 
     /// Downloads and decrypts an attachment.
     pub async fn download(&self, r: &Referral, a: &Attachment) -> ApiResult<(AttachmentMeta, Vec<u8>)> {
-        let k = self.referral_key(r)?;
+        let k = self.load_referral_key(r).await?;
         let meta = k.open_attachment_meta(a.blob, a.meta.as_slice())?;
         let bytes = api::get_bytes(&format!("/blobs/{}", a.blob)).await?;
         Ok((meta, k.open_attachment(a.blob, &bytes)?))
@@ -334,7 +349,8 @@ impl Session {
     ) -> ApiResult<(NewReferral, ReferralKey)> {
         let id = ReferralId(new_uuid()?);
         let r = ReferralKey::generate()?;
-        let mine = self.keys.borrow().get(&from).cloned().ok_or_else(|| ApiError::local("You do not hold your practice's key yet."))?;
+        let current = api::my_key(from).await?.public_key.epoch;
+        let mine = self.key_at(from, current).await?;
         let from_key =
             WrappedKey { practice: from, epoch: mine.epoch(), sealed: B64(r.wrap_to(id, from, mine.epoch(), &mine.hpke_public())?) };
         if targets.is_empty() {

@@ -82,6 +82,8 @@ pub enum Action {
     Dismiss(u64),
     /// The user looked at a referral.
     Seen(ReferralId),
+    /// A referral's content was decrypted (after its practice key was loaded).
+    Decrypted(ReferralId, Result<ReferralContent, String>),
     /// Practices or keys changed: re-render.
     Bump,
 }
@@ -253,6 +255,11 @@ impl Reducible for Data {
                 if d.seen.get(&id).copied().unwrap_or(0) != n {
                     d.seen.insert(id, n);
                     d.save_seen();
+                }
+            }
+            Action::Decrypted(id, content) => {
+                if let Some(i) = d.items.get_mut(&id) {
+                    i.content = content;
                 }
             }
             Action::Bump => d.version += 1,

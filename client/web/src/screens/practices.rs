@@ -212,8 +212,8 @@ pub fn practice_page(p: &PracticeProps) -> Html {
         let (members, id, s) = (members.clone(), p.id, ctx.session.clone());
         use_effect_with((id, *reload), move |_| {
             spawn(async move {
-                // Share the key with anyone who joined and is waiting, then list.
-                let _ = s.complete_pending_grants().await;
+                // Add anyone who joined to the key group (and catch up), then list.
+                let _ = s.maintain(id).await;
                 members.set(Some(api::members(id).await));
             });
         });
@@ -236,6 +236,10 @@ pub fn practice_page(p: &PracticeProps) -> Html {
                             match api::delete::<()>(&format!("/practices/{id}/members/{user}"), None).await {
                                 Ok(()) => {
                                     err.set(None);
+                                    // Take them out of the key group at once: a new epoch they cannot read.
+                                    if !me && let Err(e) = ctx.session.maintain(id).await {
+                                        err.set(Some(e));
+                                    }
                                     if me {
                                         ctx.refresh.emit(());
                                         ctx.nav.emit(Route::Practices);
