@@ -131,8 +131,20 @@ impl Session {
         Err(ApiError::local("Your encryption state kept changing in another tab; try again."))
     }
 
+    /// The practice's MLS log after `after` (all of it: the server pages at 500 entries).
     async fn log(&self, practice: PracticeId, after: u64) -> ApiResult<MlsLog> {
-        api::get(&format!("/practices/{practice}/mls?after={after}")).await
+        let mut log: MlsLog = api::get(&format!("/practices/{practice}/mls?after={after}")).await?;
+        while let Some(last) = log.entries.last().map(|e| e.epoch)
+            && last < log.epoch
+        {
+            let more: MlsLog = api::get(&format!("/practices/{practice}/mls?after={last}")).await?;
+            if more.entries.is_empty() {
+                break;
+            }
+            log.epoch = more.epoch;
+            log.entries.extend(more.entries);
+        }
+        Ok(log)
     }
 
     async fn pending(&self, practice: PracticeId) -> ApiResult<MlsPending> {
