@@ -1,278 +1,252 @@
-//! `handoff-bench`: starts the release `handoff` binary on loopback with a
-//! fresh embedded store (durable: WAL, synchronous=FULL), drives it through
-//! real WebSockets with the native client and real crypto, and writes
-//! `BENCHMARKS.md` and `target/bench/results.json`.
+//! `handoff-bench [HANDOFF_BIN]`: starts the release `handoff` binary on
+//! loopback with fresh embedded stores (durable: WAL, synchronous=FULL), drives
+//! it through real WebSockets (the native client and real crypto where the
+//! path needs it), runs the same fan-out and idle measurements against two
+//! baselines (`handoff-baseline`, tokio-tungstenite; `load-tests/node`, Node's
+//! `ws`), and writes `BENCHMARKS.md`, `load-tests/plots/*.svg` and
+//! `target/bench/results.json`.
 //!
-//! Scenarios (each bounded in count and time, loopback only):
-//! - referral push: a referral submitted by the MOA's socket until the
-//!   specialist's socket receives it, at stepped rates; p50/p99/p999.
-//! - referral creation throughput: as fast as 8 sockets can submit.
+//! Every scenario is bounded in count and time, stops by itself, and talks
+//! only to 127.0.0.0/8. Crypto (sealing content, wraps, messages) is done
+//! before any clock starts, as a browser does it before pressing Send.
 //!
-//! Crypto (sealing content and wraps) is done before the clock starts, as a
-//! browser does it before pressing Send.
+//! Options (environment):
+//! - `BENCH_ONLY=push,fanout,idle,reconnect,crash,slow` (or `--only fanout`):
+//!   run only these; results go to `target/bench/partial.json` and the report
+//!   is left alone.
+//! - `BENCH_QUICK=1`: smaller counts, for development.
+//! - `BENCH_IDLE_CONNECTIONS` (100000), `BENCH_FANOUT_N` (`10,100,1000`),
+//!   `BENCH_RECONNECT_CLIENTS` (2000).
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Proc, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod common;
+mod crash;
+mod fanout;
+mod idle;
+mod plot;
+mod push;
+mod reconnect;
+mod report;
+mod slow;
 
-use anyhow::{Context, Result, bail};
-use handoff_client::Client;
-use handoff_client::live::Live;
-use handoff_client::referrals::To;
-use handoff_crypto::ReferralContent;
-use handoff_crypto::referral::Demographics;
-use handoff_protocol::v1::{Intake, PracticeKind};
-use handoff_protocol::ws::{Command, Event, NewReferral, ReferralId, Routing, StreamId, Urgency};
+use std::path::PathBuf;
 
-const PASSWORD: &str = "benchmark password 1";
+use anyhow::Result;
+use serde_json::json;
 
-struct Server {
-    child: Child,
-    url: String,
-    data: tempfile::TempDir,
-    bin: PathBuf,
+use crate::common::{Baseline, Target, World, start_baseline, start_ours};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start(bin: &Path) -> Result<Server> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let data = tempfile::tempdir()?;
-    let child = Proc::new(bin)
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(data.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting handoff")?;
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = reqwest::get(format!("{url}/healthz")).await
-            && r.status().is_success()
-        {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("server did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(Server { child, url, data, bin: bin.to_path_buf() })
-}
-
-fn routing() -> Routing {
-    Routing {
-        specialty: "cardiology".into(),
-        category: "arrhythmia".into(),
-        subcategory: None,
-        region: "fraser".into(),
-        urgency: Urgency::Routine,
-    }
-}
-
-fn content(i: usize) -> ReferralContent {
-    ReferralContent {
-        patient: Demographics { name: format!("Bench Patient {i}"), date_of_birth: "1970-01-01".into(), ..Default::default() },
-        reason: "benchmark".into(),
-        clinical_details: "x".repeat(2000),
-    }
-}
-
-struct World {
-    moa: Client,
-    spec: Client,
-    from: handoff_protocol::PracticeId,
-    to: handoff_protocol::PracticeId,
-}
-
-async fn world(s: &Server) -> Result<World> {
-    let mut moa = Client::new(&s.url);
-    moa.register("moa@bench.example", "MOA", PASSWORD, None).await?;
-    let from = moa.create_practice("Bench Family", PracticeKind::Referring, None, Some("fraser"), vec![]).await?.id;
-    let mut spec = Client::new(&s.url);
-    spec.register("spec@bench.example", "Spec", PASSWORD, None).await?;
-    let to = spec
-        .create_practice(
-            "Bench Cardiology",
-            PracticeKind::Specialist,
-            Some("cardiology"),
-            Some("fraser"),
-            vec![Intake { category: "arrhythmia".into(), subcategory: None }],
-        )
-        .await?
-        .id;
-    let out = Proc::new(&s.bin).args(["admin", "--data"]).arg(s.data.path()).args(["verify-practice", &to.to_string()]).output()?;
-    if !out.status.success() {
-        bail!("verify failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(World { moa, spec, from, to })
-}
-
-async fn prepare(w: &World, n: usize) -> Result<Vec<NewReferral>> {
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        out.push(w.moa.prepare_referral(w.from, To::Practice(w.to), routing(), &content(i), &[]).await?.0);
-    }
-    Ok(out)
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-#[derive(Debug)]
-struct PushResult {
-    rate: u32,
-    count: usize,
-    p50: f64,
-    p99: f64,
-    p999: f64,
-}
-
-/// Sends `referrals` at `rate` per second; measures submit → specialist socket.
-/// A separate task timestamps each receipt the moment it arrives.
-async fn push_at(moa: &Arc<Live>, spec: Live, referrals: Vec<NewReferral>, rate: u32) -> Result<(PushResult, Live)> {
-    let n = referrals.len();
-    let received: Arc<Mutex<HashMap<ReferralId, Instant>>> = Arc::default();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let receiver = {
-        let (received, stop) = (received.clone(), stop.clone());
-        let mut spec = spec;
-        tokio::spawn(async move {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Some(e) = spec.next_event(Duration::from_millis(100)).await
-                    && let Event::ReferralSent { referral } = e.event
-                    && let Ok(mut m) = received.lock()
-                {
-                    m.insert(referral.id, Instant::now());
-                }
-            }
-            spec
-        })
-    };
-    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
-    let start = Instant::now();
-    let mut sent = HashMap::with_capacity(n);
-    let mut tasks = Vec::with_capacity(n);
-    for (i, r) in referrals.into_iter().enumerate() {
-        let due = start + interval * i as u32;
-        let now = Instant::now();
-        if due > now {
-            tokio::time::sleep(due - now).await;
-        }
-        sent.insert(r.id, Instant::now());
-        let moa = moa.clone();
-        tasks.push(tokio::spawn(async move { moa.command(Command::SendReferral { referral: r }).await }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while received.lock().map(|m| m.len()).unwrap_or(0) < n && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let spec = receiver.await?;
-    let got = received.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-    let mut lat: Vec<f64> =
-        sent.iter().filter_map(|(id, t0)| got.get(id).map(|t1| t1.duration_since(*t0).as_secs_f64() * 1000.0)).collect();
-    lat.sort_by(f64::total_cmp);
-    Ok((PushResult { rate, count: lat.len(), p50: pct(&lat, 0.5), p99: pct(&lat, 0.99), p999: pct(&lat, 0.999) }, spec))
+/// Everything one run measured (each part absent when not run).
+#[derive(Debug, Default)]
+pub struct Results {
+    /// Machine facts.
+    pub machine: Option<common::Machine>,
+    /// Push and creation.
+    pub push: Option<push::PushResult>,
+    /// Fan-out runs (ours and baselines).
+    pub fanout: Vec<fanout::Run>,
+    /// Idle runs (ours and baselines).
+    pub idle: Vec<idle::IdleResult>,
+    /// Reconnect storm.
+    pub reconnect: Option<reconnect::ReconnectResult>,
+    /// Crash runs.
+    pub crash: Option<crash::CrashResult>,
+    /// Slow consumer.
+    pub slow: Option<slow::SlowResult>,
+    /// Open-file limit in force.
+    pub nofile: u64,
+    /// Idle connections asked for (before the open-file limit capped it).
+    pub idle_asked: usize,
+    /// Seconds the whole run took.
+    pub seconds: f64,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
-    let bin = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/release/handoff"));
+    let mut args = std::env::args().skip(1);
+    let mut bin = PathBuf::from("target/release/handoff");
+    let mut only: Option<String> = std::env::var("BENCH_ONLY").ok().filter(|s| !s.is_empty());
+    while let Some(a) = args.next() {
+        if a == "--only" {
+            only = args.next();
+        } else if let Some(v) = a.strip_prefix("--only=") {
+            only = Some(v.to_string());
+        } else {
+            bin = PathBuf::from(a);
+        }
+    }
+    let baseline_bin = std::env::current_exe()?.with_file_name("handoff-baseline");
+    let quick = std::env::var("BENCH_QUICK").map(|v| v == "1").unwrap_or(false);
+    let wants = |s: &str| only.as_deref().is_none_or(|o| o.split(',').any(|x| x.trim() == s));
+    let started = std::time::Instant::now();
+    let nofile = common::raise_nofile(400_000);
+    eprintln!("open-file limit: {nofile}");
     let out_dir = PathBuf::from("target/bench");
     std::fs::create_dir_all(&out_dir)?;
-    let server = start(&bin).await?;
-    let w = world(&server).await?;
-    let moa = Arc::new(w.moa.live().await?);
-    let spec = w.spec.live().await?;
-    spec.subscribe(StreamId::Practice(w.to), 0).await?;
+    let mut res = Results { machine: Some(common::machine()), nofile, ..Default::default() };
 
-    // Warm-up, not recorded.
-    let warm = prepare(&w, 50).await?;
-    let (_, mut spec) = push_at(&moa, spec, warm, 100).await?;
-
-    let mut pushes = Vec::new();
-    for (rate, secs) in [(50u32, 6u32), (100, 6), (200, 6)] {
-        let batch = prepare(&w, (rate * secs) as usize).await?;
-        let (r, back) = push_at(&moa, spec, batch, rate).await?;
-        spec = back;
-        eprintln!("referral push at {rate}/s: n={} p50={:.2} ms p99={:.2} ms p999={:.2} ms", r.count, r.p50, r.p99, r.p999);
-        pushes.push(r);
+    if wants("push") {
+        eprintln!("\n== referral push and creation");
+        let rates: &[(u32, u32)] = if quick { &[(50, 3), (200, 3)] } else { &[(50, 6), (100, 6), (200, 6), (300, 6)] };
+        res.push = Some(push::run(&bin, rates, if quick { 500 } else { 2000 }).await?);
     }
-
-    // Creation throughput: 8 sockets, as fast as they go.
-    let n = 2000;
-    let batch = prepare(&w, n).await?;
-    let sockets: Vec<Arc<Live>> = {
-        let mut v = Vec::new();
-        for _ in 0..8 {
-            v.push(Arc::new(w.moa.live().await?));
+    if wants("fanout") {
+        eprintln!("\n== fan-out");
+        let default_ns = if quick { "10,100" } else { "10,100,1000" };
+        let ns: Vec<usize> = std::env::var("BENCH_FANOUT_N")
+            .unwrap_or_else(|_| default_ns.into())
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        let servers = std::env::var("BENCH_FANOUT_SERVERS").unwrap_or_else(|_| "ours,baseline,node_ws".into());
+        let (ours, frame) = fanout::run_ours(&bin, &ns).await?;
+        res.fanout.extend(ours);
+        if servers.contains("baseline") {
+            res.fanout.extend(fanout::run_baseline(Baseline::Rust, &baseline_bin, &ns, &frame).await?);
         }
-        v
-    };
-    let t0 = Instant::now();
-    let mut tasks = Vec::new();
-    for (i, r) in batch.into_iter().enumerate() {
-        let s = sockets[i % sockets.len()].clone();
-        tasks.push(tokio::spawn(async move { s.command(Command::SendReferral { referral: r }).await }));
+        if servers.contains("node_ws") {
+            match fanout::run_baseline(Baseline::Node, &baseline_bin, &ns, &frame).await {
+                Ok(r) => res.fanout.extend(r),
+                Err(e) => eprintln!("node ws baseline failed: {e:#}"),
+            }
+        }
     }
-    for t in tasks {
-        t.await??;
+    if wants("slow") {
+        eprintln!("\n== slow consumer");
+        res.slow = Some(slow::run(&bin, if quick { 2500 } else { 3000 }, 16 * 1024, 300.0).await?);
     }
-    let create_per_s = n as f64 / t0.elapsed().as_secs_f64();
-    eprintln!("referral creation: {create_per_s:.0}/s over {n}");
+    if wants("reconnect") {
+        eprintln!("\n== reconnect storm");
+        res.reconnect = Some(reconnect::run(&bin, env_usize("BENCH_RECONNECT_CLIENTS", if quick { 500 } else { 2000 }), 20).await?);
+    }
+    if wants("crash") {
+        eprintln!("\n== crash (SIGKILL under load)");
+        res.crash = Some(crash::run(&bin, if quick { 2 } else { 3 }, 4.0).await?);
+    }
+    if wants("idle") {
+        eprintln!("\n== idle connections");
+        // Each socket costs a descriptor on both sides; the limit caps what one process can hold.
+        let fd_room = (nofile as usize).saturating_sub(500);
+        let asked = env_usize("BENCH_IDLE_CONNECTIONS", if quick { 10_000 } else { 100_000 });
+        let count = asked.min(fd_room);
+        if count < asked {
+            eprintln!("  idle: asked for {asked}, but the open-file limit is {nofile} and cannot be raised here: trying {count}");
+        }
+        res.idle_asked = asked;
+        let base_count = env_usize("BENCH_IDLE_BASELINE_CONNECTIONS", if quick { 5_000 } else { 10_000 }).min(fd_room);
+        let cap: u64 = 12 << 30;
+        {
+            let server = start_ours(&bin, None, None).await?;
+            let w = World::new(&server).await?;
+            let t = Target::ours(&server, &w.spec_token()?);
+            res.idle.push(idle::run("ours", server.child.id(), &t, count, true, 20, cap).await?);
+        }
+        for (kind, name) in [(Baseline::Rust, "baseline"), (Baseline::Node, "node_ws")] {
+            match start_baseline(kind, &baseline_bin).await {
+                Ok(server) => {
+                    let t = Target::baseline(&server);
+                    res.idle.push(idle::run(name, server.child.id(), &t, base_count, false, 10, cap).await?);
+                }
+                Err(e) => eprintln!("{name} baseline failed: {e:#}"),
+            }
+        }
+    }
+    res.seconds = started.elapsed().as_secs_f64();
 
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
-        .unwrap_or_else(|| "unknown".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let main = pushes.iter().find(|p| p.rate == 200).or(pushes.last()).context("no results")?;
-    let json = serde_json::json!({
-        "machine": { "cpu": cpu, "cores": cores },
-        "referral_push.rate_per_s": main.rate,
-        "referral_push.p50_ms": main.p50,
-        "referral_push.p99_ms": main.p99,
-        "referral_push.p999_ms": main.p999,
-        "referral_push.steps": pushes.iter().map(|p| serde_json::json!({"rate_per_s": p.rate, "n": p.count, "p50_ms": p.p50, "p99_ms": p.p99, "p999_ms": p.p999})).collect::<Vec<_>>(),
-        "referral_create.per_s": create_per_s,
-    });
-    std::fs::write(out_dir.join("results.json"), serde_json::to_string_pretty(&json)?)?;
-    let mut md = String::from("# Benchmarks\n\n");
-    md.push_str(&format!(
-        "Measured by `cargo xtask bench` (load-tests/src/main.rs) on {cores} cores ({cpu}), server and load generator on the same machine, loopback only. \
-         The server is the release `handoff` binary on a fresh embedded store with durability on: SQLite WAL with `synchronous=FULL`, \
-         so every referral is fsynced before it is acknowledged or pushed. Percentiles from one run; these machines are shared and noisy, so compare figures from the same run.\n\n"
-    ));
-    md.push_str("## Referral push: submitted on the MOA's socket → received on the specialist's socket\n\n| rate (referrals/s) | n | p50 ms | p99 ms | p999 ms |\n|---|---|---|---|---|\n");
-    for p in &pushes {
-        md.push_str(&format!("| {} | {} | {:.2} | {:.2} | {:.2} |\n", p.rate, p.count, p.p50, p.p99, p.p999));
+    let json = results_json(&res);
+    if only.is_some() {
+        std::fs::write(out_dir.join("partial.json"), serde_json::to_string_pretty(&json)?)?;
+        eprintln!("\nwrote target/bench/partial.json (a partial run leaves BENCHMARKS.md alone)");
+    } else {
+        std::fs::write(out_dir.join("results.json"), serde_json::to_string_pretty(&json)?)?;
+        let plots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plots");
+        std::fs::create_dir_all(&plots)?;
+        for (name, svg) in report::plots(&res) {
+            std::fs::write(plots.join(name), svg)?;
+        }
+        std::fs::write("BENCHMARKS.md", report::markdown(&res))?;
+        eprintln!("\nwrote BENCHMARKS.md, load-tests/plots/*.svg and target/bench/results.json in {:.0} s", res.seconds);
     }
-    md.push_str(&format!(
-        "\n## Referral creation throughput\n\n{create_per_s:.0} referrals/s, {n} referrals over 8 sockets, each committed (referral, three stream events, idempotency record) in one fsynced transaction.\n\n\
-         **What limits these figures:** one RoutingActor creates referrals one at a time (that is what keeps \"choose for me\" balanced), and each creation waits for \
-         its own fsync; throughput is therefore bounded by the disk's fsync latency. Latency includes the client's own JSON parsing. \
-         The fan-out, idle-connection, reconnect-storm and baseline comparisons of the load-test issue are not measured yet.\n"
-    ));
-    std::fs::write("BENCHMARKS.md", md)?;
-    eprintln!("wrote BENCHMARKS.md and target/bench/results.json");
-    drop(server);
     Ok(())
+}
+
+fn fan(res: &Results, server: &str, n: usize) -> Option<fanout::Run> {
+    res.fanout.iter().find(|r| r.server == server && r.subscribers == n).cloned()
+}
+
+fn idle_of(res: &Results, server: &str) -> Option<idle::IdleResult> {
+    res.idle.iter().find(|r| r.server == server).cloned()
+}
+
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (a.is_finite() && b.is_finite() && b > 0.0).then(|| a / b)
+}
+
+/// The figures as data: the keys the issue names, then the detail.
+fn results_json(res: &Results) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert("machine".into(), json!(res.machine));
+    m.insert("nofile_limit".into(), json!(res.nofile));
+    m.insert("run_seconds".into(), json!(res.seconds));
+    if let Some(p) = &res.push {
+        let main = p.steps.iter().find(|s| s.rate_per_s == 200).or(p.steps.last());
+        if let Some(s) = main {
+            m.insert("referral_push.rate_per_s".into(), json!(s.rate_per_s));
+            m.insert("referral_push.p50_ms".into(), json!(s.p50_ms));
+            m.insert("referral_push.p99_ms".into(), json!(s.p99_ms));
+            m.insert("referral_push.p999_ms".into(), json!(s.p999_ms));
+        }
+        m.insert("referral_push.steps".into(), json!(p.steps));
+        m.insert("referral_create.per_s".into(), json!(p.create_per_s));
+        m.insert("referral_create.n".into(), json!(p.create_n));
+    }
+    if !res.fanout.is_empty() {
+        let n = res.fanout.iter().map(|r| r.subscribers).max().unwrap_or(0);
+        let get = |s: &str| fan(res, s, n).map(|r| r.deliveries_per_s);
+        m.insert("fanout.subscribers".into(), json!(n));
+        m.insert("fanout.ours_deliveries_per_s".into(), json!(get("ours")));
+        m.insert("fanout.baseline_deliveries_per_s".into(), json!(get("baseline")));
+        m.insert("fanout.node_ws_deliveries_per_s".into(), json!(get("node_ws")));
+        m.insert("fanout.ours_p99_ms".into(), json!(fan(res, "ours", n).map(|r| r.p99_ms)));
+        m.insert("fanout.ratio_to_baseline".into(), json!(get("ours").zip(get("baseline")).and_then(|(a, b)| ratio(a, b))));
+        m.insert("fanout.ratio_to_node_ws".into(), json!(get("ours").zip(get("node_ws")).and_then(|(a, b)| ratio(a, b))));
+        m.insert("fanout.runs".into(), json!(res.fanout));
+    }
+    if let Some(o) = idle_of(res, "ours") {
+        m.insert("idle.connections".into(), json!(o.connections));
+        m.insert("idle.bytes_per_connection".into(), json!(o.bytes_per_connection));
+        m.insert("idle.target".into(), json!(o.target));
+        m.insert("idle.stopped".into(), json!(o.stopped));
+    }
+    for name in ["baseline", "node_ws"] {
+        if let Some(b) = idle_of(res, name) {
+            m.insert(format!("idle.{name}_bytes_per_connection"), json!(b.bytes_per_connection));
+            m.insert(format!("idle.{name}_connections"), json!(b.connections));
+        }
+    }
+    if !res.idle.is_empty() {
+        m.insert("idle.runs".into(), json!(res.idle));
+    }
+    if let Some(r) = &res.reconnect {
+        m.insert("reconnect.clients".into(), json!(r.clients));
+        m.insert("reconnect.seconds".into(), json!(r.seconds));
+        m.insert("reconnect.lost_events".into(), json!(r.lost_events));
+        m.insert("reconnect.detail".into(), json!(r));
+    }
+    if let Some(c) = &res.crash {
+        m.insert("crash.kills".into(), json!(c.kills));
+        m.insert("crash.acknowledged".into(), json!(c.acknowledged));
+        m.insert("crash.lost".into(), json!(c.lost));
+        m.insert("crash.detail".into(), json!(c));
+    }
+    if let Some(s) = &res.slow {
+        m.insert("slow_consumer.rss_growth_bytes".into(), json!(s.rss_peak.saturating_sub(s.rss_before)));
+        m.insert("slow_consumer.bound_bytes".into(), json!(s.bound_bytes));
+        m.insert("slow_consumer.outcome".into(), json!(s.stalled_outcome));
+        m.insert("slow_consumer.detail".into(), json!(s));
+    }
+    serde_json::Value::Object(m)
 }

@@ -254,10 +254,20 @@ fn run(root: &Path, extra: &[String]) -> Result<()> {
 
 fn bench() -> Result<()> {
     step(
-        "build the server and the load generator (release)",
+        "build the server, the load generator and the Rust baseline (release)",
         cargo().args(["build", "--release", "-p", "handoff-server", "-p", "handoff-load-tests"]),
     )?;
-    step("benchmarks (loopback only, bounded)", Command::new("target/release/handoff-bench").arg("target/release/handoff"))
+    // The Node `ws` baseline, from the committed lock file.
+    if !Path::new("load-tests/node/node_modules/ws/package.json").exists() {
+        step(
+            "install the Node ws baseline (npm ci in load-tests/node)",
+            Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir("load-tests/node"),
+        )?;
+    }
+    step(
+        "benchmarks (loopback only, bounded; BENCH_ONLY=fanout or BENCH_QUICK=1 for less)",
+        Command::new("target/release/handoff-bench").arg("target/release/handoff"),
+    )
 }
 
 /// The fuzz targets in `protocol/fuzz` (cargo-fuzz, nightly).
