@@ -300,7 +300,7 @@ fn fuzz(root: &Path) -> Result<()> {
 }
 
 /// Crates that must build for wasm32-unknown-unknown (they run in the browser).
-const WASM_CRATES: &[&str] = &["handoff-protocol", "handoff-crypto", "handoff-web"];
+const WASM_CRATES: &[&str] = &["handoff-protocol", "handoff-crypto", "handoff-client-core", "handoff-web"];
 
 /// Crates the wire protocol must never pull in (DESIGN.md invariants).
 const PROTOCOL_FORBIDDEN: &[&str] = &["tokio", "actix", "actix-rt", "actix-web", "scylla", "mls-rs", "rusqlite"];
@@ -348,7 +348,20 @@ fn test(root: &Path) -> Result<()> {
     step(
         "rustdoc -D warnings",
         cargo()
-            .args(["doc", "--no-deps", "-p", "handoff-protocol", "-p", "handoff-crypto", "-p", "handoff-store", "-p", "handoff-client"])
+            .args([
+                "doc",
+                "--no-deps",
+                "-p",
+                "handoff-protocol",
+                "-p",
+                "handoff-crypto",
+                "-p",
+                "handoff-store",
+                "-p",
+                "handoff-client-core",
+                "-p",
+                "handoff-client",
+            ])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     tests(root)

@@ -74,7 +74,7 @@ pub struct Client {
     base: String,
     token: Option<String>,
     identity: Option<Identity>,
-    mls: std::sync::Mutex<mls::MlsCtx>,
+    mls: handoff_client_core::Mls,
 }
 
 /// A raw HTTP answer, for tests of bad input.
@@ -395,15 +395,6 @@ impl Client {
             return Err(ClientError::Protocol("the granted key does not match the practice's public key".into()));
         }
         Ok(key)
-    }
-
-    /// The epoch-0 key from this user's grant (only while the practice has no MLS group).
-    pub async fn grant_key(&self, id: PracticeId) -> Result<PracticeKey> {
-        let k: MyPracticeKey = self.call::<(), _>(Method::GET, &format!("/practices/{id}/key"), None).await?;
-        if k.public_key.epoch != 0 {
-            return Err(ClientError::Protocol("the practice has moved onto MLS; its epoch-0 key comes from the key history".into()));
-        }
-        self.open_grant(id, k)
     }
 
     pub async fn complete_pending_grants(&self, id: PracticeId) -> Result<usize> {

@@ -39,7 +39,7 @@ pub struct Session {
     pub me: Me,
     secrets: UserSecrets,
     practices: RefCell<Vec<Practice>>,
-    mls: RefCell<mls::MlsCtx>,
+    mls: handoff_client_core::Mls,
     mls_lock: futures_util::lock::Mutex<()>,
     user_keys: RefCell<HashMap<UserId, UserKeys>>,
     /// The taxonomy.
@@ -138,7 +138,7 @@ impl Session {
             me,
             secrets,
             practices: RefCell::default(),
-            mls: RefCell::default(),
+            mls: handoff_client_core::Mls::default(),
             mls_lock: futures_util::lock::Mutex::new(()),
             user_keys: RefCell::default(),
             taxonomy,
@@ -213,6 +213,9 @@ impl Session {
             },
         };
         let p: Practice = api::post("/practices", &req).await?;
+        self.remember(id, key);
+        // Move it onto MLS at once (epoch 1, linked back to epoch 0).
+        self.maintain(id).await?;
         self.refresh_practices().await?;
         Ok(p)
     }
