@@ -30,6 +30,8 @@
 
 #![allow(async_fn_in_trait)] // Implemented in-crate by both clients; no Send bound wanted (wasm).
 
+pub mod account;
+
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 

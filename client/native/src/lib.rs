@@ -221,28 +221,12 @@ impl Client {
     /// Creates an account. Returns the Emergency Access Kit's 24 words, in grid
     /// order: shown once, never stored anywhere.
     pub async fn register(&mut self, email: &str, display_name: &str, password: &str, invite_token: Option<&str>) -> Result<Vec<String>> {
-        let salt = handoff_crypto::password::new_salt()?;
-        let pw = PasswordKeys::derive(password, &salt)?;
-        let kit = EmergencyKit::generate()?;
-        let secrets = UserSecrets::generate()?;
-        let public = secrets.public();
-        let req = RegisterRequest {
-            email: email.into(),
-            display_name: display_name.into(),
-            salt: B64(salt.to_vec()),
-            auth_key: B64(pw.auth_key.to_vec()),
-            kit_auth: B64(kit.auth_key().to_vec()),
-            keys: UserKeyBundle {
-                sign_pub: B64(public.sign_pub.to_vec()),
-                hpke_pub: B64(public.hpke_pub.to_vec()),
-                wrapped_by_password: B64(secrets.wrap(&pw.kek)?),
-                wrapped_by_kit: B64(secrets.wrap(&kit.kek())?),
-            },
-            invite_token: invite_token.map(Into::into),
-        };
+        let acct = handoff_client_core::account::new_account(email, display_name, password, invite_token.map(Into::into))?;
+        let req = acct.request;
+        let (secrets, words) = (acct.secrets, acct.kit_words);
         let s: SessionResponse = self.call(Method::POST, "/auth/register", Some(&req)).await?;
         self.adopt(s, secrets)?;
-        Ok(kit.words())
+        Ok(words)
     }
 
     /// Signs in: fetch the salt, stretch locally, prove the auth key, unwrap the keys.
@@ -276,15 +260,7 @@ impl Client {
             .call(Method::POST, "/auth/recover/start", Some(&RecoverStartRequest { email: email.into(), kit_auth: kit_auth.clone() }))
             .await?;
         let secrets = UserSecrets::unwrap(&kit.kek(), start.wrapped_by_kit.as_slice())?;
-        let salt = handoff_crypto::password::new_salt()?;
-        let pw = PasswordKeys::derive(new_password, &salt)?;
-        let req = RecoverFinishRequest {
-            email: email.into(),
-            kit_auth,
-            salt: B64(salt.to_vec()),
-            auth_key: B64(pw.auth_key.to_vec()),
-            wrapped_by_password: B64(secrets.wrap(&pw.kek)?),
-        };
+        let req = handoff_client_core::account::recover_finish(email, kit_auth, new_password, &secrets)?;
         let s: SessionResponse = self.call(Method::POST, "/auth/recover/finish", Some(&req)).await?;
         self.adopt(s, secrets)
     }

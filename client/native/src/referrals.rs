@@ -1,7 +1,6 @@
 //! Referral work as a browser does it: encrypt before sending, decrypt after
 //! receiving, sign and verify thread messages.
 
-use handoff_crypto::practice::verify_practice_public_key;
 use handoff_crypto::referral::{AttachmentMeta, MessageBody, ReferralContent, ReferralKey};
 use handoff_protocol::v1::{BlobStored, DirectoryEntry, NotificationSettings, ReferralList, UserKeys};
 use handoff_protocol::ws::{
@@ -38,14 +37,7 @@ impl Client {
     /// Checks a directory entry's public key signature against its signer's key.
     pub async fn verify_directory_entry(&self, e: &DirectoryEntry) -> Result<()> {
         let signer = self.user_keys(e.public_key.signer).await?;
-        verify_practice_public_key(
-            e.id,
-            e.public_key.epoch,
-            e.public_key.hpke_pub.as_slice(),
-            signer.sign_pub.as_slice(),
-            e.public_key.signature.as_slice(),
-        )?;
-        Ok(())
+        Ok(handoff_client_core::account::verify_directory_entry(e, signer.sign_pub.as_slice())?)
     }
 
     /// A user's public keys.

@@ -10,7 +10,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use handoff_crypto::keys::UserSecrets;
-use handoff_crypto::practice::verify_practice_public_key;
 use handoff_crypto::referral::{AttachmentMeta, MessageBody, ReferralContent, ReferralKey};
 use handoff_crypto::{EmergencyKit, PasswordKeys, PracticeKey};
 
@@ -67,28 +66,11 @@ async fn stretch(email: &str, password: &str) -> ApiResult<PasswordKeys> {
 impl Session {
     /// Creates an account; returns the session and the kit's 24 words.
     pub async fn register(email: &str, name: &str, password: &str, invite: Option<String>) -> ApiResult<(Session, Vec<String>)> {
-        let salt = handoff_crypto::password::new_salt()?;
-        let pw = PasswordKeys::derive(password, &salt)?;
-        let kit = EmergencyKit::generate()?;
-        let secrets = UserSecrets::generate()?;
-        let public = secrets.public();
-        let req = RegisterRequest {
-            email: email.into(),
-            display_name: name.into(),
-            salt: B64(salt.to_vec()),
-            auth_key: B64(pw.auth_key.to_vec()),
-            kit_auth: B64(kit.auth_key().to_vec()),
-            keys: UserKeyBundle {
-                sign_pub: B64(public.sign_pub.to_vec()),
-                hpke_pub: B64(public.hpke_pub.to_vec()),
-                wrapped_by_password: B64(secrets.wrap(&pw.kek)?),
-                wrapped_by_kit: B64(secrets.wrap(&kit.kek())?),
-            },
-            invite_token: invite,
-        };
+        let acct = handoff_client_core::account::new_account(email, name, password, invite)?;
+        let (req, secrets, words) = (acct.request, acct.secrets, acct.kit_words);
         let s: SessionResponse = api::post("/auth/register", &req).await?;
         adopt_check(&s.user, &secrets)?;
-        Ok((Self::open(s.user, secrets).await?, kit.words()))
+        Ok((Self::open(s.user, secrets).await?, words))
     }
 
     /// Signs in with email and password.
@@ -118,15 +100,7 @@ impl Session {
         let start: RecoverStartResponse =
             api::post("/auth/recover/start", &RecoverStartRequest { email: email.into(), kit_auth: kit_auth.clone() }).await?;
         let secrets = UserSecrets::unwrap(&kit.kek(), start.wrapped_by_kit.as_slice())?;
-        let salt = handoff_crypto::password::new_salt()?;
-        let pw = PasswordKeys::derive(new_password, &salt)?;
-        let req = RecoverFinishRequest {
-            email: email.into(),
-            kit_auth,
-            salt: B64(salt.to_vec()),
-            auth_key: B64(pw.auth_key.to_vec()),
-            wrapped_by_password: B64(secrets.wrap(&pw.kek)?),
-        };
+        let req = handoff_client_core::account::recover_finish(email, kit_auth, new_password, &secrets)?;
         let s: SessionResponse = api::post("/auth/recover/finish", &req).await?;
         adopt_check(&s.user, &secrets)?;
         Self::open(s.user, secrets).await
@@ -330,14 +304,8 @@ impl Session {
     /// Verifies a directory entry's published key against its signer's key.
     pub async fn verify_directory_entry(&self, e: &DirectoryEntry) -> ApiResult<()> {
         let signer = self.user_keys(e.public_key.signer).await?;
-        verify_practice_public_key(
-            e.id,
-            e.public_key.epoch,
-            e.public_key.hpke_pub.as_slice(),
-            signer.sign_pub.as_slice(),
-            e.public_key.signature.as_slice(),
-        )
-        .map_err(|_| ApiError::local(format!("{}'s published key is not signed by one of its members. It was not used.", e.name)))
+        handoff_client_core::account::verify_directory_entry(e, signer.sign_pub.as_slice())
+            .map_err(|_| ApiError::local(format!("{}'s published key is not signed by one of its members. It was not used.", e.name)))
     }
 
     /// Builds and encrypts a new referral (files are uploaded by the caller
