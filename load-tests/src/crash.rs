@@ -52,8 +52,7 @@ pub async fn run(bin: &std::path::Path, kills: usize, load_secs: f64) -> Result<
             let (queue, acked) = (queue.clone(), acked.clone());
             tasks.push(tokio::spawn(async move {
                 let mut unanswered = 0usize;
-                loop {
-                    let Some(r) = queue.lock().ok().and_then(|mut q| q.pop()) else { break };
+                while let Some(r) = queue.lock().ok().and_then(|mut q| q.pop()) {
                     match live.command(Command::SendReferral { referral: r }).await {
                         Ok(AckBody::ReferralSent { referral, .. }) => {
                             if let Ok(mut a) = acked.lock() {

@@ -169,7 +169,7 @@ pub fn head_seq(ack: &str) -> Option<u64> {
 
 enum Publisher {
     Ours { lives: Vec<Arc<Live>>, referral: ReferralId, key: Box<handoff_crypto::referral::ReferralKey>, world: Arc<World> },
-    Raw { ws: Ws, prefix: String, suffix: String },
+    Raw { ws: Box<Ws>, prefix: String, suffix: String },
 }
 
 /// Text of a thread message of about the size a clinician writes.
@@ -402,7 +402,7 @@ pub async fn run_baseline(kind: Baseline, baseline_bin: &std::path::Path, ns: &[
         None => {
             let pad = "A".repeat(600);
             (
-                format!(r#"{{"type":"event","stream":"referral:x","seq":1,"event":{{"type":"message_posted","message":{{"id":""#),
+                r#"{"type":"event","stream":"referral:x","seq":1,"event":{"type":"message_posted","message":{"id":""#.to_string(),
                 format!(r#"","body":"{pad}"}}}}}}"#),
             )
         }
@@ -425,7 +425,7 @@ pub async fn run_baseline(kind: Baseline, baseline_bin: &std::path::Path, ns: &[
             .collect::<Result<_>>()?;
         let subs = spawn_subs(conns, &shared, None).await;
         let ws = common::connect(&target, None, small_config()).await?;
-        let mut publisher = Publisher::Raw { ws, prefix: prefix.clone(), suffix: suffix.clone() };
+        let mut publisher = Publisher::Raw { ws: Box::new(ws), prefix: prefix.clone(), suffix: suffix.clone() };
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (run, _) = steps(name, n, &mut publisher, &shared, &subs, frame_bytes, 0).await?;
         subs.close().await;

@@ -98,7 +98,7 @@ pub async fn run(name: &str, pid: u32, target: &Target, count: usize, hello: boo
                 connected += 1;
                 alive.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(hold(ws, alive.clone(), stop_rx.clone()));
-                if connected % 5000 == 0 {
+                if connected.is_multiple_of(5000) {
                     let rss = rss_of(pid).unwrap_or(0);
                     samples.push((connected, rss));
                     eprintln!("  idle {name}: {connected} connected, server RSS {:.0} MiB", rss as f64 / 1048576.0);

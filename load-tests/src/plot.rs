@@ -46,7 +46,12 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
+fn esc(t: &str) -> String {
+    t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 fn header(s: &mut String, title: &str, xlabel: &str, ylabel: &str) {
+    let (title, xlabel, ylabel) = (esc(title), esc(xlabel), esc(ylabel));
     let _ = write!(
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">
