@@ -413,7 +413,9 @@ pub fn markdown(res: &Results) -> String {
          BENCH_ONLY=fanout cargo xtask bench    # one scenario (push, fanout, idle, reconnect, crash, slow); writes target/bench/partial.json\n\
          BENCH_QUICK=1 cargo xtask bench        # smaller counts while developing\n```\n\n\
          Knobs: `BENCH_IDLE_CONNECTIONS` (100000), `BENCH_IDLE_BASELINE_CONNECTIONS` (10000), `BENCH_FANOUT_N` (10,100,1000), \
-         `BENCH_RECONNECT_CLIENTS` (2000). The figures as data: `target/bench/results.json`. Fuzzing is separate: `cargo xtask fuzz`.\n",
+         `BENCH_RECONNECT_CLIENTS` (2000). The figures as data: `target/bench/results.json`. Fuzzing is separate: `cargo xtask fuzz`.\n\n\
+         MLS membership changes in a 200-member practice (commit and processing times, message sizes) are measured by \
+         `handoff-mls-bench` and reported in [load-tests/MLS.md](load-tests/MLS.md).\n",
     );
     md
 }
