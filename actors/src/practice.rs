@@ -162,26 +162,27 @@ pub(crate) fn passivate_when_idle<A: StreamOwner>(ctx: &mut Context<A>, idle: st
     });
 }
 
-impl StreamOwner for PracticeActor {
-    fn parts(&mut self) -> (&mut Fanout, &Weak<Hub>) {
-        (&mut self.fanout, &self.hub)
-    }
-    fn idle_since(&self) -> Option<Instant> {
-        self.fanout.is_empty().then_some(self.last_active)
-    }
-    fn touch(&mut self) {
-        self.last_active = Instant::now();
-    }
-    fn ready(&self) -> bool {
-        self.ready
-    }
-}
-
-/// Implements `Subscribe`, `Unsubscribe` and `Deliver` for a [`StreamOwner`].
+/// Implements [`StreamOwner`] (from the actor's `fanout`, `hub`, `last_active` and `ready` fields) and `Subscribe`, `Unsubscribe` and `Deliver`.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! stream_handlers {
     ($actor:ty) => {
+        // Every stream actor keeps `fanout`, `hub`, `last_active` and `ready`.
+        impl $crate::practice::StreamOwner for $actor {
+            fn parts(&mut self) -> (&mut $crate::fanout::Fanout, &std::sync::Weak<$crate::hub::Hub>) {
+                (&mut self.fanout, &self.hub)
+            }
+            fn idle_since(&self) -> Option<std::time::Instant> {
+                self.fanout.is_empty().then_some(self.last_active)
+            }
+            fn touch(&mut self) {
+                self.last_active = std::time::Instant::now();
+            }
+            fn ready(&self) -> bool {
+                self.ready
+            }
+        }
+
         impl Handler<$crate::hub::Subscribe> for $actor {
             type Result = AtomicResponse<Self, $crate::CmdResult<handoff_protocol::ws::AckBody>>;
             fn handle(&mut self, msg: $crate::hub::Subscribe, _: &mut Self::Context) -> Self::Result {

@@ -94,21 +94,6 @@ impl Actor for ReferralActor {
 
 crate::stream_handlers!(ReferralActor);
 
-impl crate::practice::StreamOwner for ReferralActor {
-    fn parts(&mut self) -> (&mut Fanout, &Weak<Hub>) {
-        (&mut self.fanout, &self.hub)
-    }
-    fn idle_since(&self) -> Option<Instant> {
-        self.fanout.is_empty().then_some(self.last_active)
-    }
-    fn touch(&mut self) {
-        self.last_active = Instant::now();
-    }
-    fn ready(&self) -> bool {
-        self.ready
-    }
-}
-
 /// How a command ended.
 pub(crate) enum Outcome {
     /// Committed (or nothing to change): the new record, the stored events, the answer.
