@@ -31,6 +31,7 @@
 #![allow(async_fn_in_trait)] // Implemented in-crate by both clients; no Send bound wanted (wasm).
 
 pub mod account;
+pub mod referral;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};

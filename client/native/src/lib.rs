@@ -284,28 +284,15 @@ impl Client {
         region: Option<&str>,
         intake: Vec<Intake>,
     ) -> Result<Practice> {
-        let me = self.identity()?;
         let id = PracticeId(uuid::Uuid::new_v4());
-        let key = PracticeKey::generate(0)?;
-        let req = CreatePracticeRequest {
-            id,
+        let spec = handoff_client_core::referral::PracticeSpec {
             name: name.into(),
             kind,
             specialty: specialty.map(Into::into),
             region: region.map(Into::into),
             intake,
-            public_key: PracticePublicKey {
-                epoch: 0,
-                hpke_pub: B64(key.hpke_public().to_vec()),
-                signer: me.me.id,
-                signature: B64(key.sign_public(id, &me.secrets).to_vec()),
-            },
-            creator_grant: KeyGrant {
-                epoch: 0,
-                sealed: B64(key.grant_to(id, me.me.id, me.me.keys.hpke_pub.as_slice())?),
-                granted_by: me.me.id,
-            },
         };
+        let (req, _) = handoff_client_core::referral::new_practice(self.who()?, id, spec)?;
         self.call(Method::POST, "/practices", Some(&req)).await
     }
 

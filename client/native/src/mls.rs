@@ -46,7 +46,7 @@ impl Transport for Client {
 }
 
 impl Client {
-    fn who(&self) -> Result<Who<'_>> {
+    pub(crate) fn who(&self) -> Result<Who<'_>> {
         let id = self.identity()?;
         Ok(Who { id: id.me.id, secrets: &id.secrets })
     }

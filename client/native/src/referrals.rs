@@ -5,7 +5,6 @@ use handoff_crypto::referral::{AttachmentMeta, MessageBody, ReferralContent, Ref
 use handoff_protocol::v1::{BlobStored, DirectoryEntry, NotificationSettings, ReferralList, UserKeys};
 use handoff_protocol::ws::{
     AckBody, Attachment, BlobId, Command, Destination, MessageId, NewReferral, Referral, ReferralId, RejectReason, Routing, ThreadMessage,
-    WrappedKey,
 };
 use handoff_protocol::{B64, PracticeId, UserId};
 use reqwest::Method;
@@ -101,24 +100,16 @@ impl Client {
         let id = ReferralId(uuid::Uuid::new_v4());
         let r = ReferralKey::generate()?;
         let mine = self.practice_key(from).await?;
-        let from_key =
-            WrappedKey { practice: from, epoch: mine.epoch(), sealed: B64(r.wrap_to(id, from, mine.epoch(), &mine.hpke_public())?) };
         let dir = self.directory(Some(&routing.specialty), Some(&routing.region)).await?;
-        let targets: Vec<&DirectoryEntry> = match to {
-            To::Practice(p) => dir.iter().filter(|e| e.id == p).collect(),
-            To::ChooseForMe => dir.iter().collect(),
+        let targets: Vec<DirectoryEntry> = match to {
+            To::Practice(p) => dir.into_iter().filter(|e| e.id == p).collect(),
+            To::ChooseForMe => dir,
         };
         if targets.is_empty() {
             return Err(ClientError::Protocol("no practice in the directory to send to".into()));
         }
-        let mut to_keys = Vec::with_capacity(targets.len());
-        for e in targets {
+        for e in &targets {
             self.verify_directory_entry(e).await?;
-            to_keys.push(WrappedKey {
-                practice: e.id,
-                epoch: e.public_key.epoch,
-                sealed: B64(r.wrap_to(id, e.id, e.public_key.epoch, e.public_key.hpke_pub.as_slice())?),
-            });
         }
         let mut attachments = Vec::new();
         for f in files {
@@ -128,16 +119,7 @@ impl Client {
             To::Practice(practice) => Destination::Practice { practice },
             To::ChooseForMe => Destination::ChooseForMe,
         };
-        let new = NewReferral {
-            id,
-            from_practice: from,
-            destination,
-            routing,
-            content: B64(r.seal_content(id, content)?),
-            from_key,
-            to_keys,
-            attachments,
-        };
+        let new = handoff_client_core::referral::seal_referral(id, &r, from, &mine, &targets, destination, routing, content, attachments)?;
         Ok((new, r))
     }
 

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use handoff_crypto::keys::UserSecrets;
 use handoff_crypto::referral::{AttachmentMeta, MessageBody, ReferralContent, ReferralKey};
-use handoff_crypto::{EmergencyKit, PasswordKeys, PracticeKey};
+use handoff_crypto::{EmergencyKit, PasswordKeys};
 
 use handoff_protocol::v1::*;
 use handoff_protocol::ws::{
@@ -166,26 +166,8 @@ impl Session {
         intake: Vec<Intake>,
     ) -> ApiResult<Practice> {
         let id = PracticeId(new_uuid()?);
-        let key = PracticeKey::generate(0)?;
-        let req = CreatePracticeRequest {
-            id,
-            name: name.into(),
-            kind,
-            specialty,
-            region,
-            intake,
-            public_key: PracticePublicKey {
-                epoch: 0,
-                hpke_pub: B64(key.hpke_public().to_vec()),
-                signer: self.me.id,
-                signature: B64(key.sign_public(id, &self.secrets).to_vec()),
-            },
-            creator_grant: KeyGrant {
-                epoch: 0,
-                sealed: B64(key.grant_to(id, self.me.id, self.me.keys.hpke_pub.as_slice())?),
-                granted_by: self.me.id,
-            },
-        };
+        let spec = handoff_client_core::referral::PracticeSpec { name: name.into(), kind, specialty, region, intake };
+        let (req, key) = handoff_client_core::referral::new_practice(self.who(), id, spec)?;
         let p: Practice = api::post("/practices", &req).await?;
         self.remember(id, key);
         // Move it onto MLS at once (epoch 1, linked back to epoch 0).
@@ -322,31 +304,14 @@ impl Session {
         let r = ReferralKey::generate()?;
         let current = api::my_key(from).await?.public_key.epoch;
         let mine = self.key_at(from, current).await?;
-        let from_key =
-            WrappedKey { practice: from, epoch: mine.epoch(), sealed: B64(r.wrap_to(id, from, mine.epoch(), &mine.hpke_public())?) };
         if targets.is_empty() {
             return Err(ApiError::local("No specialist practice to send to."));
         }
-        let mut to_keys = Vec::with_capacity(targets.len());
         for e in targets {
             self.verify_directory_entry(e).await?;
-            to_keys.push(WrappedKey {
-                practice: e.id,
-                epoch: e.public_key.epoch,
-                sealed: B64(r.wrap_to(id, e.id, e.public_key.epoch, e.public_key.hpke_pub.as_slice())?),
-            });
         }
         let destination = if choose_for_me { Destination::ChooseForMe } else { Destination::Practice { practice: targets[0].id } };
-        let new = NewReferral {
-            id,
-            from_practice: from,
-            destination,
-            routing,
-            content: B64(r.seal_content(id, content)?),
-            from_key,
-            to_keys,
-            attachments: Vec::new(),
-        };
+        let new = handoff_client_core::referral::seal_referral(id, &r, from, &mine, targets, destination, routing, content, Vec::new())?;
         Ok((new, r))
     }
 
