@@ -4,7 +4,7 @@ use handoff_protocol::v1::{InviteInfo, Me};
 use wasm_bindgen::JsCast as _;
 use yew::prelude::*;
 
-use crate::api::{self, ApiError};
+use crate::api::{self, ApiError, ApiResult};
 use crate::session::Session;
 use crate::ui::{ErrorBox, Route, bind, spawn};
 
@@ -74,6 +74,37 @@ pub fn signed_out(p: &SignedOutProps) -> Html {
     }
 }
 
+/// Runs a sign-in step (login, register, reset, unlock): busy while it runs,
+/// the session to `done` on success, the error on screen otherwise.
+fn sign_in(
+    busy: &UseStateHandle<bool>,
+    error: &UseStateHandle<Option<ApiError>>,
+    done: &SignedIn,
+    step: impl Future<Output = ApiResult<(Session, Option<Vec<String>>)>> + 'static,
+) {
+    let (busy, error, done) = (busy.clone(), error.clone(), done.clone());
+    busy.set(true);
+    error.set(None);
+    spawn(async move {
+        match step.await {
+            Ok(s) => done.emit(s),
+            Err(e) => {
+                error.set(Some(e));
+                busy.set(false);
+            }
+        }
+    });
+}
+
+/// Why a chosen password (and its confirmation) cannot be used, if it cannot.
+fn new_password_problem(password: &str, confirm: &str, reset: bool) -> Option<ApiError> {
+    if password.chars().count() < 10 {
+        let what = if reset { "a new password" } else { "a password" };
+        return Some(ApiError::local(format!("Choose {what} of at least 10 characters.")));
+    }
+    (password != confirm).then(|| ApiError::local("The two passwords do not match."))
+}
+
 /// Props for forms that sign in.
 #[derive(Properties, PartialEq)]
 pub struct FormProps {
@@ -91,18 +122,8 @@ fn login(p: &FormProps) -> Html {
         let (email, password, error, busy, done) = (email.clone(), password.clone(), error.clone(), busy.clone(), p.signed_in.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let (email, password, error, busy, done) = ((*email).clone(), (*password).clone(), error.clone(), busy.clone(), done.clone());
-            busy.set(true);
-            error.set(None);
-            spawn(async move {
-                match Session::login(email.trim(), &password).await {
-                    Ok(s) => done.emit((s, None)),
-                    Err(e) => {
-                        error.set(Some(e));
-                        busy.set(false);
-                    }
-                }
-            });
+            let (email, password) = ((*email).clone(), (*password).clone());
+            sign_in(&busy, &error, &done, async move { Session::login(email.trim(), &password).await.map(|s| (s, None)) });
         })
     };
     html! {
@@ -151,26 +172,13 @@ pub fn register(p: &RegisterProps) -> Html {
         );
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            if password.chars().count() < 10 {
-                error.set(Some(ApiError::local("Choose a password of at least 10 characters.")));
+            if let Some(problem) = new_password_problem(&password, &confirm, false) {
+                error.set(Some(problem));
                 return;
             }
-            if *password != *confirm {
-                error.set(Some(ApiError::local("The two passwords do not match.")));
-                return;
-            }
-            let (name, email, password, error, busy, done, invite) =
-                ((*name).clone(), (*email).clone(), (*password).clone(), error.clone(), busy.clone(), done.clone(), invite.clone());
-            busy.set(true);
-            error.set(None);
-            spawn(async move {
-                match Session::register(email.trim(), name.trim(), &password, invite).await {
-                    Ok((s, words)) => done.emit((s, Some(words))),
-                    Err(e) => {
-                        error.set(Some(e));
-                        busy.set(false);
-                    }
-                }
+            let (name, email, password, invite) = ((*name).clone(), (*email).clone(), (*password).clone(), invite.clone());
+            sign_in(&busy, &error, &done, async move {
+                Session::register(email.trim(), name.trim(), &password, invite).await.map(|(s, words)| (s, Some(words)))
             });
         })
     };
@@ -288,27 +296,13 @@ fn recover(p: &FormProps) -> Html {
             (email.clone(), words.clone(), password.clone(), confirm.clone(), error.clone(), busy.clone(), p.signed_in.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            if password.chars().count() < 10 {
-                error.set(Some(ApiError::local("Choose a new password of at least 10 characters.")));
-                return;
-            }
-            if *password != *confirm {
-                error.set(Some(ApiError::local("The two passwords do not match.")));
+            if let Some(problem) = new_password_problem(&password, &confirm, true) {
+                error.set(Some(problem));
                 return;
             }
             let w: Vec<String> = words.iter().map(|w| w.trim().to_lowercase()).collect();
-            let (email, password, error, busy, done) = ((*email).clone(), (*password).clone(), error.clone(), busy.clone(), done.clone());
-            busy.set(true);
-            error.set(None);
-            spawn(async move {
-                match Session::recover(email.trim(), &w, &password).await {
-                    Ok(s) => done.emit((s, None)),
-                    Err(e) => {
-                        error.set(Some(e));
-                        busy.set(false);
-                    }
-                }
-            });
+            let (email, password) = ((*email).clone(), (*password).clone());
+            sign_in(&busy, &error, &done, async move { Session::recover(email.trim(), &w, &password).await.map(|s| (s, None)) });
         })
     };
     let cells = (0..24).map(|i| {
@@ -413,18 +407,8 @@ pub fn unlock(p: &UnlockProps) -> Html {
         let (me, password, error, busy, done) = (p.me.clone(), password.clone(), error.clone(), busy.clone(), p.signed_in.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let (me, password, error, busy, done) = (me.clone(), (*password).clone(), error.clone(), busy.clone(), done.clone());
-            busy.set(true);
-            error.set(None);
-            spawn(async move {
-                match Session::unlock(me, &password).await {
-                    Ok(s) => done.emit((s, None)),
-                    Err(e) => {
-                        error.set(Some(e));
-                        busy.set(false);
-                    }
-                }
-            });
+            let (me, password) = (me.clone(), (*password).clone());
+            sign_in(&busy, &error, &done, async move { Session::unlock(me, &password).await.map(|s| (s, None)) });
         })
     };
     let signout = p.signout.reform(|_: MouseEvent| ());

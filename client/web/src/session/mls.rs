@@ -59,7 +59,7 @@ impl Transport for Fetch {
 }
 
 impl Session {
-    fn who(&self) -> Who<'_> {
+    pub(super) fn who(&self) -> Who<'_> {
         Who { id: self.me.id, secrets: &self.secrets }
     }
 
