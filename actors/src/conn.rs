@@ -1,51 +1,49 @@
 //! A live connection as actors see it: an id, a user, and a bounded outgoing
-//! queue of serialized frames. Actors never block on a connection: they
-//! `try_send`, and a full queue marks the connection as a slow consumer, which
-//! its socket task then closes (close code 4008). Other connections are
+//! queue of serialized frames. Actors never block on a connection: they push
+//! without waiting, and a full queue marks the connection as a slow consumer,
+//! which its socket task then closes (close code 4008). Other connections are
 //! unaffected.
+//!
+//! The queue is a `VecDeque` behind a mutex plus a `Notify`, not a tokio
+//! channel: an idle connection holds an empty queue, which costs no heap,
+//! where a bounded channel allocates its first 32-slot block and its channel
+//! state up front (about 1.3 KiB per socket; measured with heaptrack, see
+//! BENCHMARKS.md §3). Frames are [`Frame`]s, whose clones share one buffer,
+//! so a frame fanned out to N sockets is serialized once and never copied.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use handoff_protocol::UserId;
+
+/// One serialized server frame. Cloning shares the bytes.
+pub type Frame = bytestring::ByteString;
 
 /// Default outgoing frames buffered per connection before it counts as a slow consumer.
 pub const OUTGOING_BUFFER: usize = 1024;
 
+/// Queue capacity kept after a burst drains (more is given back to the allocator).
+const KEEP_CAPACITY: usize = 8;
+
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
-/// Why a connection must close; shared between actors and its socket task.
+/// What the actors and the socket task share.
 #[derive(Debug, Default)]
-pub struct Kill {
-    code: AtomicU16,
-    notify: Notify,
-}
-
-impl Kill {
-    /// Asks the socket task to close with `code` (the first request wins).
-    pub fn kill(&self, code: u16) {
-        if self.code.compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-            self.notify.notify_one();
-        }
-    }
-    /// The close code requested, if any.
-    pub fn requested(&self) -> Option<u16> {
-        match self.code.load(Ordering::SeqCst) {
-            0 => None,
-            c => Some(c),
-        }
-    }
-    /// Resolves when a close is requested.
-    pub async fn wait(&self) {
-        loop {
-            if self.requested().is_some() {
-                return;
-            }
-            self.notify.notified().await;
-        }
-    }
+struct Shared {
+    queue: Mutex<VecDeque<Frame>>,
+    /// Wakes the socket task when a frame is queued.
+    ready: Notify,
+    /// At most this many frames wait.
+    limit: usize,
+    /// The socket task is gone: pushes are refused.
+    closed: AtomicBool,
+    /// Close code requested by an actor (0: none).
+    kill_code: AtomicU16,
+    /// Wakes the socket task when a close is requested.
+    kill: Notify,
 }
 
 /// A handle actors keep for a subscribed connection.
@@ -55,9 +53,14 @@ pub struct Conn {
     pub id: u64,
     /// The signed-in user.
     pub user: UserId,
-    tx: mpsc::Sender<Arc<str>>,
-    /// Close requests.
-    pub kill: Arc<Kill>,
+    shared: Arc<Shared>,
+}
+
+/// The socket task's end of a connection's queue. Dropping it closes the
+/// connection for the actors: their next push returns [`Pushed::Gone`].
+#[derive(Debug)]
+pub struct Outgoing {
+    shared: Arc<Shared>,
 }
 
 /// What a push attempt found.
@@ -70,21 +73,165 @@ pub enum Pushed {
 }
 
 impl Conn {
-    /// A new connection buffering at most `buffer` frames, and the receiving end of its queue.
-    pub fn new(user: UserId, buffer: usize) -> (Self, mpsc::Receiver<Arc<str>>) {
-        let (tx, rx) = mpsc::channel(buffer.max(1));
-        (Self { id: NEXT.fetch_add(1, Ordering::Relaxed), user, tx, kill: Arc::new(Kill::default()) }, rx)
+    /// A new connection buffering at most `buffer` frames, and the socket task's end of its queue.
+    pub fn new(user: UserId, buffer: usize) -> (Self, Outgoing) {
+        let shared = Arc::new(Shared { limit: buffer.max(1), ..Shared::default() });
+        (Self { id: NEXT.fetch_add(1, Ordering::Relaxed), user, shared: shared.clone() }, Outgoing { shared })
     }
 
     /// Queues a frame without waiting. A full queue kills the connection.
-    pub fn push(&self, frame: Arc<str>) -> Pushed {
-        match self.tx.try_send(frame) {
-            Ok(()) => Pushed::Ok,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.kill.kill(handoff_protocol::ws::close::SLOW_CONSUMER);
-                Pushed::Gone
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Pushed::Gone,
+    pub fn push(&self, frame: Frame) -> Pushed {
+        let s = &self.shared;
+        if s.closed.load(Ordering::Acquire) || s.kill_code.load(Ordering::Acquire) != 0 {
+            return Pushed::Gone;
         }
+        {
+            let mut q = s.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            if q.len() >= s.limit {
+                drop(q);
+                self.kill(handoff_protocol::ws::close::SLOW_CONSUMER);
+                return Pushed::Gone;
+            }
+            q.push_back(frame);
+        }
+        s.ready.notify_one();
+        Pushed::Ok
+    }
+
+    /// Asks the socket task to close with `code` (the first request wins).
+    pub fn kill(&self, code: u16) {
+        if self.shared.kill_code.compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            self.shared.kill.notify_one();
+        }
+    }
+
+    /// The close code requested, if any.
+    pub fn kill_requested(&self) -> Option<u16> {
+        match self.shared.kill_code.load(Ordering::SeqCst) {
+            0 => None,
+            c => Some(c),
+        }
+    }
+
+    /// Resolves when a close is requested.
+    pub async fn killed(&self) -> u16 {
+        loop {
+            if let Some(c) = self.kill_requested() {
+                return c;
+            }
+            self.shared.kill.notified().await;
+        }
+    }
+
+    /// Frames waiting to be written.
+    pub fn queued(&self) -> usize {
+        self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}
+
+impl Outgoing {
+    /// The next queued frame, waiting until there is one.
+    pub async fn recv(&self) -> Frame {
+        loop {
+            if let Some(f) = self.try_recv() {
+                return f;
+            }
+            // `notify_one` stores a permit when nobody waits, so a push between
+            // the check above and this await is not missed.
+            self.shared.ready.notified().await;
+        }
+    }
+
+    /// The next queued frame, if there is one.
+    pub fn try_recv(&self) -> Option<Frame> {
+        let mut q = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        let f = q.pop_front();
+        if q.is_empty() && q.capacity() > KEEP_CAPACITY {
+            q.shrink_to(KEEP_CAPACITY);
+        }
+        f
+    }
+}
+
+impl Drop for Outgoing {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(limit: usize) -> (Conn, Outgoing) {
+        Conn::new(UserId::from_bytes([7; 16]), limit)
+    }
+
+    #[tokio::test]
+    async fn frames_arrive_in_order_and_a_waiting_receiver_wakes() {
+        let (c, out) = conn(8);
+        let waiter = tokio::spawn(async move {
+            let a = out.recv().await;
+            let b = out.recv().await;
+            (a, b)
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(c.push("one".into()), Pushed::Ok);
+        assert_eq!(c.push("two".into()), Pushed::Ok);
+        let (a, b) = waiter.await.unwrap();
+        assert_eq!((&*a, &*b), ("one", "two"));
+    }
+
+    #[test]
+    fn a_full_queue_kills_the_connection_with_slow_consumer() {
+        let (c, out) = conn(2);
+        assert_eq!(c.push("1".into()), Pushed::Ok);
+        assert_eq!(c.push("2".into()), Pushed::Ok);
+        assert_eq!(c.queued(), 2);
+        assert_eq!(c.push("3".into()), Pushed::Gone);
+        assert_eq!(c.kill_requested(), Some(handoff_protocol::ws::close::SLOW_CONSUMER));
+        // Once killed, nothing more is queued.
+        assert_eq!(out.try_recv().as_deref(), Some("1"));
+        assert_eq!(c.push("4".into()), Pushed::Gone);
+        assert_eq!(c.queued(), 1);
+    }
+
+    #[test]
+    fn the_first_kill_wins() {
+        let (c, _out) = conn(2);
+        c.kill(4001);
+        c.kill(4008);
+        assert_eq!(c.kill_requested(), Some(4001));
+    }
+
+    #[test]
+    fn a_dropped_socket_end_makes_pushes_gone_and_frees_the_queue() {
+        let (c, out) = conn(4);
+        assert_eq!(c.push("a".into()), Pushed::Ok);
+        drop(out);
+        assert_eq!(c.queued(), 0);
+        assert_eq!(c.push("b".into()), Pushed::Gone);
+        assert_eq!(c.kill_requested(), None, "a closed socket is not a slow consumer");
+    }
+
+    #[test]
+    fn a_drained_burst_gives_its_memory_back() {
+        let (c, out) = conn(1024);
+        for i in 0..500 {
+            assert_eq!(c.push(i.to_string().into()), Pushed::Ok);
+        }
+        while out.try_recv().is_some() {}
+        assert!(c.shared.queue.lock().unwrap().capacity() <= KEEP_CAPACITY);
+    }
+
+    #[tokio::test]
+    async fn killed_resolves_with_the_code() {
+        let (c, _out) = conn(1);
+        let c2 = c.clone();
+        let t = tokio::spawn(async move { c2.killed().await });
+        tokio::task::yield_now().await;
+        c.kill(4008);
+        assert_eq!(t.await.unwrap(), 4008);
     }
 }

@@ -8,12 +8,11 @@
 //! skip.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use handoff_protocol::ws::StreamId;
 use handoff_store::StoredEvent;
 
-use crate::conn::{Conn, Pushed};
+use crate::conn::{Conn, Frame, Pushed};
 
 /// A subscriber.
 #[derive(Debug)]
@@ -33,7 +32,7 @@ pub struct Fanout {
 }
 
 /// The JSON text of an event frame, built once per event and shared by every subscriber.
-pub fn event_frame(stream: StreamId, seq: u64, body: &str) -> Arc<str> {
+pub fn event_frame(stream: StreamId, seq: u64, body: &str) -> Frame {
     format!(r#"{{"type":"event","stream":"{stream}","seq":{seq},"event":{body}}}"#).into()
 }
 

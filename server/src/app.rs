@@ -282,7 +282,10 @@ pub async fn bind(config: Config) -> Result<Bound, StartError> {
     let server = HttpServer::new(move || {
         App::new()
             .wrap(
+                // A socket's access-log entry would live (and hold its formatted
+                // fields) as long as the socket; live.rs logs sockets itself.
                 Logger::new("%{route}xi %s %Dms")
+                    .exclude("/ws")
                     .custom_request_replace("route", |req| format!("{} {}", req.method(), req.match_pattern().unwrap_or_else(|| "-".into()))),
             )
             .wrap(

@@ -17,7 +17,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, ProtocolError};
 use serde::Deserialize;
 
-use handoff_actors::conn::Conn;
+use handoff_actors::conn::{Conn, Frame, Outgoing};
 use handoff_actors::hub::Hub;
 use handoff_protocol::ErrorCode;
 use handoff_protocol::ws::{AckBody, Command, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, StreamId, close};
@@ -25,6 +25,7 @@ use handoff_protocol::ws::{AckBody, Command, MAX_FRAME, PROTOCOL_VERSION, Server
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, now};
+use handoff_store::Store;
 
 /// Commands running at once per socket.
 pub const IN_FLIGHT: usize = 64;
@@ -75,17 +76,17 @@ pub async fn ws(
     }
     let (resp, session, stream) = actix_ws::handle(&req, body).map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
     let stream = stream.max_frame_size(MAX_FRAME);
-    let (conn, rx) = Conn::new(who.user.id, state.config.ws_outgoing_buffer);
-    let state = state.get_ref().clone();
-    actix_web::rt::spawn(run(state, who.token_hash, conn, rx, session, stream));
+    let (conn, out) = Conn::new(who.user.id, state.config.ws_outgoing_buffer);
+    // The task keeps only what it uses: every byte it holds is held per open socket.
+    actix_web::rt::spawn(run(state.hub.clone(), state.store.clone(), who.token_hash, conn, out, session, stream));
     Ok(resp)
 }
 
-fn json(frame: &ServerFrame) -> Arc<str> {
+fn json(frame: &ServerFrame) -> Frame {
     serde_json::to_string(frame).unwrap_or_else(|_| r#"{"type":"error","id":null,"error":"internal","message":"encoding"}"#.into()).into()
 }
 
-fn error_frame(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Arc<str> {
+fn error_frame(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Frame {
     json(&ServerFrame::Error { id, error: code, message: message.into() })
 }
 
@@ -129,14 +130,15 @@ async fn close_with(session: actix_ws::Session, code: u16, why: &str) {
 }
 
 async fn run(
-    state: AppState,
+    hub: Arc<Hub>,
+    store: Arc<dyn Store>,
     token_hash: Vec<u8>,
     conn: Conn,
-    mut rx: tokio::sync::mpsc::Receiver<Arc<str>>,
+    out: Outgoing,
     mut session: actix_ws::Session,
     mut stream: actix_ws::MessageStream,
 ) {
-    let hub = state.hub.clone();
+    let opened = Instant::now();
     let subs: Rc<RefCell<HashSet<StreamId>>> = Rc::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let mut last_pong = Instant::now();
@@ -147,17 +149,13 @@ async fn run(
     let ended = loop {
         tokio::select! {
             biased;
-            _ = conn.kill.wait() => {
-                let code = conn.kill.requested().unwrap_or(close::NORMAL);
+            code = conn.killed() => {
                 break Some((code, "slow consumer: the outgoing buffer filled; reconnect and resume"));
             }
-            out = rx.recv() => match out {
-                Some(frame) => match tokio::time::timeout(WRITE_TIMEOUT, session.text(frame.to_string())).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => break None,
-                    Err(_) => break Some((close::SLOW_CONSUMER, "slow consumer: a write stalled")),
-                },
-                None => break None,
+            frame = out.recv() => match tokio::time::timeout(WRITE_TIMEOUT, session.text(frame)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break None,
+                Err(_) => break Some((close::SLOW_CONSUMER, "slow consumer: a write stalled")),
             },
             msg = stream.recv() => match msg {
                 None => break None,
@@ -189,7 +187,7 @@ async fn run(
                 }
                 if last_session_check.elapsed() >= SESSION_CHECK {
                     last_session_check = Instant::now();
-                    match state.store.session(&token_hash).await {
+                    match store.session(&token_hash).await {
                         Ok(Some(s)) if s.expires_at > now() => {}
                         Ok(_) => break Some((close::SESSION_ENDED, "session ended; sign in again")),
                         Err(_) => {}
@@ -201,6 +199,8 @@ async fn run(
             }
         }
     };
+    // Not in the access log (a socket's line would be held for its whole life), so logged here.
+    tracing::info!("GET /ws closed {} after {} s", ended.map_or(0, |(code, _)| code), opened.elapsed().as_secs());
     if let Some((code, why)) = ended {
         close_with(session, code, why).await;
     }
