@@ -8,7 +8,7 @@ use actix::Actor;
 use actix_web::dev::ServerHandle;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::middleware::{DefaultHeaders, Logger};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 
 use handoff_actors::mailer::{Mailer, MailerConfig, Transport};
 use handoff_protocol::ErrorCode;
@@ -273,38 +273,77 @@ impl Bound {
     }
 }
 
+/// Connections each worker holds at most (actix-server's own default is
+/// 25,000). The open-file limit is usually the tighter bound; README.md says how
+/// to raise both.
+pub const MAX_CONNECTIONS_PER_WORKER: usize = 100_000;
+/// Listen backlog: connections the kernel queues before they are accepted (a
+/// reconnect storm arrives at once).
+const BACKLOG: i32 = 2048;
+
+/// A listening socket on `addr` (address reuse on, so a restart can bind at once).
+fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let sock = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    sock.set_reuse_address(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(BACKLOG)?;
+    sock.set_nonblocking(true)?;
+    Ok(sock.into())
+}
+
 /// Builds and binds the server.
+///
+/// This is actix-web's `HttpServer` taken apart by one step: the same App on
+/// actix-http's HTTP/1 service, plus an upgrade service, so that WebSocket
+/// upgrades get their socket from the HTTP/1 dispatcher instead of running
+/// inside it (`live.rs` says why).
 pub async fn bind(config: Config) -> Result<Bound, StartError> {
     let bind_addr = config.bind;
     let state = build_state(config).await?;
     let hub = state.hub.clone();
-    let configure = app_config(state);
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(
-                // A socket's access-log entry would live (and hold its formatted
-                // fields) as long as the socket; live.rs logs sockets itself.
-                Logger::new("%{route}xi %s %Dms")
-                    .exclude("/ws")
-                    .custom_request_replace("route", |req| format!("{} {}", req.method(), req.match_pattern().unwrap_or_else(|| "-".into()))),
-            )
-            .wrap(
-                DefaultHeaders::new()
-                    .add(("X-Content-Type-Options", "nosniff"))
-                    .add(("Referrer-Policy", "no-referrer"))
-                    .add(("X-Frame-Options", "DENY"))
-                    .add((
-                        "Content-Security-Policy",
-                        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
-                    )),
-            )
-            .configure(configure.clone())
-    })
-    .shutdown_timeout(5)
-    .bind(bind_addr)
-    .map_err(|e| StartError::Bind(bind_addr, e))?;
-    let addr = server.addrs().first().copied().unwrap_or(bind_addr);
-    Ok(Bound { server: server.run(), addr, hub })
+    let configure = app_config(state.clone());
+    let lst = listener(bind_addr).map_err(|e| StartError::Bind(bind_addr, e))?;
+    let addr = lst.local_addr().map_err(|e| StartError::Bind(bind_addr, e))?;
+    let server = actix_server::Server::build()
+        .max_concurrent_connections(MAX_CONNECTIONS_PER_WORKER)
+        .shutdown_timeout(5)
+        .listen("handoff", lst, move || {
+            let state = state.clone();
+            let app = App::new()
+                .wrap(
+                    // A socket's access-log entry would live (and hold its formatted
+                    // fields) as long as the socket; live.rs logs sockets itself.
+                    Logger::new("%{route}xi %s %Dms")
+                        .exclude("/ws")
+                        .custom_request_replace("route", |req| format!("{} {}", req.method(), req.match_pattern().unwrap_or_else(|| "-".into()))),
+                )
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("Referrer-Policy", "no-referrer"))
+                        .add(("X-Frame-Options", "DENY"))
+                        .add((
+                            "Content-Security-Policy",
+                            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+                        )),
+                )
+                .configure(configure.clone());
+            let upgrade = actix_service::fn_factory(move || {
+                let state = state.clone();
+                async move {
+                    Ok::<_, ()>(actix_service::fn_service(move |(req, framed)| live::upgrade(state.clone(), req, framed)))
+                }
+            });
+            actix_http::HttpService::build()
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(addr)
+                .upgrade(upgrade)
+                .finish(actix_service::map_config(app, |_| actix_web::dev::AppConfig::default()))
+                .tcp()
+        })
+        .map_err(|e| StartError::Bind(bind_addr, e))?
+        .run();
+    Ok(Bound { server, addr, hub })
 }
 
 /// Starts the server on a thread of its own (tests and embedding use this).

@@ -46,13 +46,22 @@ pub struct Authed {
     pub token_hash: Vec<u8>,
 }
 
-fn token_from(req: &HttpRequest) -> Option<String> {
-    if let Some(h) = req.headers().get("authorization").and_then(|v| v.to_str().ok())
+/// The session token of a request: `Authorization: Bearer …` first, then the
+/// session cookie. Takes the headers, so the WebSocket upgrade (which sees an
+/// actix-http request, not an actix-web one) reads tokens the same way.
+pub fn token_from(headers: &actix_web::http::header::HeaderMap) -> Option<String> {
+    if let Some(h) = headers.get("authorization").and_then(|v| v.to_str().ok())
         && let Some(t) = h.strip_prefix("Bearer ")
     {
         return Some(t.trim().to_string());
     }
-    req.cookie(COOKIE).map(|c| c.value().to_string())
+    headers
+        .get_all("cookie")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| Cookie::parse(pair.trim()).ok())
+        .find(|c| c.name() == COOKIE)
+        .map(|c| c.value().to_string())
 }
 
 impl FromRequest for Authed {
@@ -61,7 +70,7 @@ impl FromRequest for Authed {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = token_from(req);
+        let token = token_from(req.headers());
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("app state missing"))?;
             let token = token.ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "sign in first"))?;

@@ -1,11 +1,22 @@
 //! `GET /ws`: the live endpoint (protocol in `handoff_protocol::ws`).
 //!
-//! One task per socket reads frames, runs each command as its own local task
-//! (at most [`IN_FLIGHT`] at once; beyond that the socket is not read, which
-//! pushes back on the client through TCP), and writes queued frames. Writes
-//! that stall for [`WRITE_TIMEOUT`], or an outgoing queue that fills, close the
-//! socket as a slow consumer; a peer that misses pongs for [`PONG_TIMEOUT`] is
-//! closed as dead; an expired session is closed with 4001.
+//! **The upgrade.** actix-http hands every `Connection: Upgrade` request,
+//! with its TCP socket, to [`upgrade`] (registered in `app.rs`), not to the
+//! App. [`upgrade`] authenticates the request, checks its origin and protocol
+//! version, answers `101` itself, and runs the socket with tokio-tungstenite
+//! inside the connection's own task. The HTTP/1 dispatcher, with its 8 KiB read
+//! and 8 KiB write buffers, is gone once the socket is upgraded, and there is
+//! no second task or channel per socket (BENCHMARKS.md §3 has the figures).
+//! Refusals are the same JSON errors as anywhere else (401, 403, 400, 404, 422).
+//! A plain `GET /ws` without the upgrade headers reaches the App's [`ws`],
+//! which makes the same checks and answers 422 `invalid_body`.
+//!
+//! **The socket.** One loop per socket reads frames, runs each command as its
+//! own local task (at most [`IN_FLIGHT`] at once; beyond that the socket is not
+//! read, which pushes back on the client through TCP), and writes queued
+//! frames. Writes that stall for [`WRITE_TIMEOUT`], or an outgoing queue that
+//! fills, close the socket as a slow consumer; a peer that misses pongs for
+//! [`PONG_TIMEOUT`] is closed as dead; an expired session is closed with 4001.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -13,19 +24,28 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{CloseCode, CloseReason, Message, ProtocolError};
+use actix_codec::Framed;
+use actix_http::{Request, h1};
+use actix_web::http::header::HeaderMap;
+use actix_web::rt::net::TcpStream;
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
+use futures_util::{SinkExt as _, StreamExt as _};
 use serde::Deserialize;
+use tokio::io::AsyncWriteExt as _;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes, handshake::derive_accept_key};
 
 use handoff_actors::conn::{Conn, Frame, Outgoing};
 use handoff_actors::hub::Hub;
-use handoff_protocol::ErrorCode;
 use handoff_protocol::ws::{AckBody, Command, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, StreamId, close};
+use handoff_protocol::{ErrorBody, ErrorCode};
+use handoff_store::Store;
 
-use crate::auth::Authed;
+use crate::auth::{self, Authed};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, now};
-use handoff_store::Store;
 
 /// Commands running at once per socket.
 pub const IN_FLIGHT: usize = 64;
@@ -37,6 +57,9 @@ pub const PING_EVERY: Duration = Duration::from_secs(15);
 pub const PONG_TIMEOUT: Duration = Duration::from_secs(45);
 /// How often an open socket re-checks that its session is still valid.
 pub const SESSION_CHECK: Duration = Duration::from_secs(60);
+/// Bytes read from a socket per system call. The read buffer starts at this
+/// size and grows only for a frame that needs more (up to [`MAX_FRAME`]).
+pub const READ_BUFFER: usize = 4096;
 
 /// Query of `GET /ws`.
 #[derive(Debug, Deserialize)]
@@ -49,37 +72,144 @@ pub struct WsQuery {
 /// A browser's `Origin` must be this server's own (cross-site WebSocket
 /// hijacking defence, on top of SameSite=Strict cookies). Native clients send
 /// no `Origin` and are allowed.
-fn same_origin(req: &HttpRequest) -> bool {
-    let Some(origin) = req.headers().get("origin").and_then(|o| o.to_str().ok()) else {
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get("origin").and_then(|o| o.to_str().ok()) else {
         return true;
     };
-    let host = req.connection_info().host().to_string();
+    let Some(host) = headers.get("host").and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
     origin == format!("http://{host}") || origin == format!("https://{host}")
 }
 
-/// The upgrade. Unauthenticated requests get 401 before any upgrade; a
-/// browser on another origin gets 403.
-pub async fn ws(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<AppState>,
-    who: Authed,
-    q: web::Query<WsQuery>,
-) -> ApiResult<HttpResponse> {
-    if !same_origin(&req) {
+/// The checks every `GET /ws` passes after authentication: origin, then query and version.
+fn check(headers: &HeaderMap, query: &str) -> ApiResult<()> {
+    if !same_origin(headers) {
         return Err(ApiError::forbidden("WebSocket connections must come from this server's own pages"));
     }
+    let q = web::Query::<WsQuery>::from_query(query)
+        .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, format!("invalid query string: {e}")))?;
     if let Some(v) = q.v
         && v != PROTOCOL_VERSION
     {
         return Err(ApiError::new(ErrorCode::UnsupportedVersion, format!("this server speaks protocol {PROTOCOL_VERSION}")));
     }
-    let (resp, session, stream) = actix_ws::handle(&req, body).map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
-    let stream = stream.max_frame_size(MAX_FRAME);
-    let (conn, out) = Conn::new(who.user.id, state.config.ws_outgoing_buffer);
-    // The task keeps only what it uses: every byte it holds is held per open socket.
-    actix_web::rt::spawn(run(state.hub.clone(), state.store.clone(), who.token_hash, conn, out, session, stream));
-    Ok(resp)
+    Ok(())
+}
+
+/// `GET /ws` that reached the App: it is not an upgrade (the upgrades go to
+/// [`upgrade`]). After the same checks, 422 `invalid_body`.
+pub async fn ws(req: HttpRequest, _who: Authed) -> ApiResult<HttpResponse> {
+    check(req.headers(), req.query_string())?;
+    Err(ApiError::new(ErrorCode::InvalidBody, "GET /ws must be a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)"))
+}
+
+/// The WebSocket handshake fields of an upgrade request: its `Sec-WebSocket-Key`.
+fn handshake_key(req: &Request) -> ApiResult<String> {
+    let h = req.headers();
+    let has = |name: &str, token: &str| {
+        h.get_all(name).filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    let bad = |why: &str| Err(ApiError::new(ErrorCode::InvalidBody, format!("not a WebSocket handshake: {why}")));
+    if req.method() != actix_web::http::Method::GET {
+        return bad("the method must be GET");
+    }
+    if !has("upgrade", "websocket") {
+        return bad("Upgrade must be websocket");
+    }
+    if !has("sec-websocket-version", "13") {
+        return bad("Sec-WebSocket-Version must be 13");
+    }
+    match h.get("sec-websocket-key").and_then(|k| k.to_str().ok()) {
+        Some(k) if !k.trim().is_empty() => Ok(k.trim().to_string()),
+        _ => bad("Sec-WebSocket-Key is missing"),
+    }
+}
+
+async fn accept(state: &AppState, req: &Request) -> ApiResult<(Authed, String)> {
+    if req.path() != "/ws" {
+        return Err(ApiError::new(ErrorCode::NoRoute, "no such API route or method"));
+    }
+    let token = auth::token_from(req.headers()).ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "sign in first"))?;
+    let who = auth::authenticate(state, &token).await?;
+    check(req.headers(), req.uri().query().unwrap_or(""))?;
+    let key = handshake_key(req)?;
+    Ok((who, key))
+}
+
+/// Writes a refusal as the usual JSON error and closes the connection.
+async fn refuse(io: &mut TcpStream, e: ApiError) {
+    let status = actix_web::http::StatusCode::from_u16(e.code.http_status()).unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(&ErrorBody { error: e.code, message: e.message }).unwrap_or_default();
+    let head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\ncache-control: no-store\r\n\
+         x-content-type-options: nosniff\r\nconnection: close\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        io.write_all(head.as_bytes()).await?;
+        io.write_all(&body).await?;
+        io.shutdown().await
+    })
+    .await;
+}
+
+/// The socket's limits: whole messages and frames up to [`MAX_FRAME`], each
+/// frame written as it is sent (no write batching, so the write timeout times
+/// the frame).
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(MAX_FRAME))
+        .max_frame_size(Some(MAX_FRAME))
+}
+
+/// The upgrade service: every `Connection: Upgrade` request comes here with
+/// its socket (see the module docs). Runs the socket to its end.
+///
+/// This future lives as long as the socket, inside the connection's task, so
+/// it keeps only what the socket loop uses: the handshake runs in its own
+/// boxed future, freed when it is done, and the user's record is dropped once
+/// its id is known.
+pub async fn upgrade(state: AppState, req: Request, framed: Framed<TcpStream, h1::Codec>) -> Result<(), actix_web::Error> {
+    let Some((conn, out, token_hash, ws)) = Box::pin(handshake(&state, req, framed)).await else {
+        return Ok(());
+    };
+    let (hub, store) = (state.hub.clone(), state.store.clone());
+    drop(state);
+    run(hub, store, token_hash, conn, out, ws).await;
+    Ok(())
+}
+
+/// Accepts or refuses the upgrade; on success, the socket's queue and stream.
+async fn handshake(state: &AppState, req: Request, framed: Framed<TcpStream, h1::Codec>) -> Option<(Conn, Outgoing, Vec<u8>, Ws)> {
+    let parts = framed.into_parts();
+    let mut io = parts.io;
+    // Whatever the client sent after the request head (nothing, from a client
+    // that waits for 101 as it must). The HTTP/1 buffers go now.
+    let early = parts.read_buf.to_vec();
+    drop((parts.read_buf, parts.write_buf));
+    let (Authed { user, token_hash }, key) = match accept(state, &req).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            refuse(&mut io, e).await;
+            return None;
+        }
+    };
+    drop(req);
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {}\r\n\r\n",
+        derive_accept_key(key.as_bytes())
+    );
+    if !matches!(tokio::time::timeout(WRITE_TIMEOUT, io.write_all(head.as_bytes())).await, Ok(Ok(()))) {
+        return None;
+    }
+    let ws = WebSocketStream::from_partially_read(io, early, Role::Server, Some(ws_config())).await;
+    let (conn, out) = Conn::new(user.id, state.config.ws_outgoing_buffer);
+    Some((conn, out, token_hash, ws))
 }
 
 fn json(frame: &ServerFrame) -> Frame {
@@ -90,8 +220,8 @@ fn error_frame(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> 
     json(&ServerFrame::Error { id, error: code, message: message.into() })
 }
 
-async fn handle_text(hub: Arc<Hub>, conn: Conn, subs: Rc<RefCell<HashSet<StreamId>>>, text: String) {
-    let frame = match handoff_protocol::ws::parse_client_frame(&text) {
+async fn handle_text(hub: Arc<Hub>, conn: Conn, subs: Rc<RefCell<HashSet<StreamId>>>, text: Utf8Bytes) {
+    let frame = match handoff_protocol::ws::parse_client_frame(text.as_str()) {
         Ok(f) => f,
         Err((id, code, msg)) => {
             conn.push(error_frame(id, code, msg));
@@ -124,21 +254,16 @@ async fn handle_text(hub: Arc<Hub>, conn: Conn, subs: Rc<RefCell<HashSet<StreamI
     conn.push(out);
 }
 
-async fn close_with(session: actix_ws::Session, code: u16, why: &str) {
-    let reason = CloseReason { code: CloseCode::from(code), description: Some(why.into()) };
-    let _ = tokio::time::timeout(Duration::from_secs(1), session.close(Some(reason))).await;
+type Ws = WebSocketStream<TcpStream>;
+
+/// A text message sharing the frame's bytes (the frame is UTF-8 by construction; checking is cheap).
+fn text(frame: Frame) -> Message {
+    Message::Text(Utf8Bytes::try_from(frame.into_bytes()).unwrap_or_else(|_| Utf8Bytes::from_static("")))
 }
 
-async fn run(
-    hub: Arc<Hub>,
-    store: Arc<dyn Store>,
-    token_hash: Vec<u8>,
-    conn: Conn,
-    out: Outgoing,
-    mut session: actix_ws::Session,
-    mut stream: actix_ws::MessageStream,
-) {
+async fn run(hub: Arc<Hub>, store: Arc<dyn Store>, token_hash: Vec<u8>, conn: Conn, out: Outgoing, ws: Ws) {
     let opened = Instant::now();
+    let (mut sink, mut stream) = ws.split();
     let subs: Rc<RefCell<HashSet<StreamId>>> = Rc::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let mut last_pong = Instant::now();
@@ -152,34 +277,31 @@ async fn run(
             code = conn.killed() => {
                 break Some((code, "slow consumer: the outgoing buffer filled; reconnect and resume"));
             }
-            frame = out.recv() => match tokio::time::timeout(WRITE_TIMEOUT, session.text(frame)).await {
+            frame = out.recv() => match tokio::time::timeout(WRITE_TIMEOUT, sink.send(text(frame))).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => break None,
                 Err(_) => break Some((close::SLOW_CONSUMER, "slow consumer: a write stalled")),
             },
-            msg = stream.recv() => match msg {
+            msg = stream.next() => match msg {
                 None => break None,
                 Some(Ok(Message::Text(text))) => {
                     let Ok(permit) = slots.clone().acquire_owned().await else { break None };
                     let (hub, conn, subs) = (hub.clone(), conn.clone(), subs.clone());
                     actix_web::rt::spawn(async move {
-                        handle_text(hub, conn, subs, text.to_string()).await;
+                        handle_text(hub, conn, subs, text).await;
                         drop(permit);
                     });
                 }
-                Some(Ok(Message::Binary(_))) | Some(Ok(Message::Continuation(_))) => {
-                    conn.push(error_frame(None, ErrorCode::MalformedJson, "send JSON text frames, whole, not binary or fragmented ones"));
+                Some(Ok(Message::Binary(_))) => {
+                    conn.push(error_frame(None, ErrorCode::MalformedJson, "send JSON text frames, not binary ones"));
                 }
-                Some(Ok(Message::Ping(p))) => {
-                    if session.pong(&p).await.is_err() {
-                        break None;
-                    }
-                }
+                // tungstenite queues the pong and writes it with the next read or write.
+                Some(Ok(Message::Ping(_))) | Some(Ok(Message::Frame(_))) => {}
                 Some(Ok(Message::Pong(_))) => last_pong = Instant::now(),
                 Some(Ok(Message::Close(_))) => break Some((close::NORMAL, "bye")),
-                Some(Ok(Message::Nop)) => {}
-                Some(Err(ProtocolError::Overflow)) => break Some((close::TOO_BIG, "frame over 256 KiB")),
-                Some(Err(_)) => break Some((1002, "protocol error")),
+                Some(Err(WsError::Capacity(_))) => break Some((close::TOO_BIG, "frame over 256 KiB")),
+                Some(Err(WsError::Protocol(_) | WsError::Utf8(_))) => break Some((1002, "protocol error")),
+                Some(Err(_)) => break None,
             },
             _ = ping.tick() => {
                 if last_pong.elapsed() > PONG_TIMEOUT {
@@ -193,17 +315,25 @@ async fn run(
                         Err(_) => {}
                     }
                 }
-                if session.ping(b"").await.is_err() {
+                if !matches!(tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Bytes::new()))).await, Ok(Ok(()))) {
                     break None;
                 }
             }
         }
     };
-    // Not in the access log (a socket's line would be held for its whole life), so logged here.
     tracing::info!("GET /ws closed {} after {} s", ended.map_or(0, |(code, _)| code), opened.elapsed().as_secs());
     if let Some((code, why)) = ended {
-        close_with(session, code, why).await;
+        // Send the close frame, then give the peer a moment to answer it, so
+        // the close reaches it before the connection goes.
+        let frame = CloseFrame { code: CloseCode::from(code), reason: why.into() };
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            if sink.send(Message::Close(Some(frame))).await.is_ok() {
+                while let Some(Ok(_)) = stream.next().await {}
+            }
+        })
+        .await;
     }
+    drop(out);
     let streams: Vec<StreamId> = subs.borrow().iter().copied().collect();
     for s in streams {
         hub.unsubscribe(conn.id, s).await;

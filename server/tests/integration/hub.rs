@@ -576,6 +576,68 @@ async fn the_socket_needs_a_session_and_a_known_version() {
     tokio_tungstenite::connect_async(req).await.expect("same-origin socket");
 }
 
+/// Sends one raw HTTP/1.1 request and reads the reply until the server closes
+/// the connection: (status, error code of the JSON body).
+async fn raw_http(srv: &TestServer, request: String) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = srv.url().trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf)).await.expect("the server answers and closes").unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not a JSON error: {text:?}"));
+    (status, v["error"].as_str().unwrap_or("").to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_that_are_not_a_websocket_handshake_to_ws_are_refused_with_json_errors() {
+    let srv = TestServer::start(None);
+    let mut a = srv.client();
+    a.register("u@clinic.example", "U", PASSWORD, None).await.unwrap();
+    let token = a.token().unwrap();
+    let upgrade = |path: &str, extra: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+        )
+    };
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    // No session: 401, before anything else is looked at.
+    assert_eq!(raw_http(&srv, upgrade("/ws", "Sec-WebSocket-Version: 13\r\n")).await, (401, "unauthenticated".into()));
+    // A session cookie is as good as a bearer token; an unknown one is not.
+    assert_eq!(
+        raw_http(&srv, upgrade("/ws", "Sec-WebSocket-Version: 13\r\nCookie: other=1; handoff_session=nope\r\n")).await,
+        (401, "unauthenticated".into())
+    );
+    // Not version 13 of the protocol: 422 invalid_body.
+    assert_eq!(raw_http(&srv, upgrade("/ws", &format!("Sec-WebSocket-Version: 8\r\n{bearer}"))).await, (422, "invalid_body".into()));
+    // An upgrade anywhere but /ws: 404, the App's own answer for an unknown route.
+    assert_eq!(raw_http(&srv, upgrade("/api/v1/me", &format!("Sec-WebSocket-Version: 13\r\n{bearer}"))).await, (404, "no_route".into()));
+    // Unknown query fields: 422, as for any route.
+    assert_eq!(
+        raw_http(&srv, upgrade("/ws?v=1&x=2", &format!("Sec-WebSocket-Version: 13\r\n{bearer}"))).await,
+        (422, "validation_failed".into())
+    );
+    // A plain GET /ws (no upgrade headers) reaches the App: 401 without a session, 422 invalid_body with one.
+    assert_eq!(raw_http(&srv, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into()).await, (401, "unauthenticated".into()));
+    assert_eq!(
+        raw_http(&srv, format!("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{bearer}\r\n")).await,
+        (422, "invalid_body".into())
+    );
+    // The session cookie opens a socket (what a browser sends).
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("{}/ws", srv.url().replacen("http", "ws", 1)).into_client_request().unwrap();
+    req.headers_mut().insert("cookie", format!("a=b; handoff_session={token}").parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.expect("a socket with the session cookie");
+    assert_eq!(resp.status().as_u16(), 101);
+    use futures_util::StreamExt as _;
+    let hello = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+    assert!(hello.to_text().unwrap().contains("\"hello\""), "{hello:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_burst_loses_no_acknowledged_event() {
     let mut srv = crate::harness::ProcessServer::start().await;
