@@ -250,8 +250,8 @@ pub fn markdown(res: &Results) -> String {
              Our messages are posted by the MOA over 4 sockets, and each is one fsynced commit before it is pushed.\n\n\
              **What limits these figures:** at small N the message rate is high and ours is bound by one fsynced commit per \
              message (the ReferralActor commits one message at a time, like creation above); the baselines have no store. At N = 1000 \
-             the work is writing frames: the referral actor queues a shared frame to each socket's bounded queue (`try_send`, \
-             no copy), and each socket's task writes it; the generator's own receiving of N × rate frames competes for the same \
+             the work is writing frames: the referral actor queues a shared frame to each socket's bounded queue (a push that never \
+             waits, and no copy: the frame's bytes are shared), and each socket's loop writes everything queued, flushing once; the generator's own receiving of N × rate frames competes for the same \
              2 cores, which caps all three servers alike. The N = 1000 ratio moves between runs on this shared machine \
              (from 0.5× to 1.0× of the baseline in the runs made while writing this), so compare within one run. \
              \"First delivery\" is the p99 over messages of each message's earliest delivery: for ours it is the fsynced commit \
@@ -316,7 +316,8 @@ pub fn markdown(res: &Results) -> String {
                  {target}, what the limit leaves room for. Nothing else stopped it: at the measured {per:.1} KB per connection, \
                  {asked} sockets would take about {mib:.0} MiB of server RSS, well inside this machine's memory; on a host where \
                  the limit can be raised (`LimitNOFILE=` in the service unit, or `ulimit -n`), also raise actix-web's per-worker \
-                 connection cap (`HttpServer::max_connections`, 25,000 per worker by default: 50,000 on 2 workers).\n",
+                 connection cap is already out of the way (`MAX_CONNECTIONS_PER_WORKER` in `server/src/app.rs`: 100,000 per worker, \
+                 where actix's default is 25,000).\n",
                 asked = res.idle_asked,
                 lim = res.nofile,
                 target = o.target,
@@ -330,13 +331,24 @@ pub fn markdown(res: &Results) -> String {
              127.0.0.3, … (20,000 per address) so the ephemeral port range does not cap the count; the bench raises its \
              open-file limit (and its servers', which inherit it) with `prlimit`. Bytes per connection = (server RSS after \
              the hold − RSS before connecting) / connections held. The baselines are measured with fewer sockets, enough for \
-             a per-connection figure. **What limits it (profiled by reading the allocations on the path):** an upgraded \
-             actix-web connection keeps its HTTP/1 dispatcher, which allocates an 8 KiB read buffer and an 8 KiB write buffer \
-             (`BytesMut::with_capacity(HW_BUFFER_SIZE)` in actix-http 3's `h1/dispatcher.rs`) for every connection, and \
-             actix-ws adds its message stream and a 32-slot session channel; our own part is a task, a bounded outgoing queue \
-             (its first 32-slot block), a ping timer and the subscription set. The two 8 KiB buffers alone are most of the \
-             figure, and no actix-web setting shrinks them; the baselines allocate 4 KiB (ours in `handoff-baseline`) or \
-             grow on demand (Node).\n\n",
+             a per-connection figure. **Profiled, fixed, and what limits it now** (heaptrack on the release server \
+             holding 3,000 idle sockets; `heaptrack -o prof target/release/handoff serve …`, then `heaptrack_print --print-peaks 1`): \
+             the figure was 17.3 KB, over the 16 KB target. The peak-consumer report put 8 KiB + 8 KiB per socket in \
+             actix-http's HTTP/1 dispatcher (`BytesMut::with_capacity(HW_BUFFER_SIZE)` for its read and write buffers, \
+             kept for the socket's whole life because an actix-ws socket is a streaming response inside the dispatcher), \
+             about 1.3 KiB in actix-ws's session channel, 1.3 KiB in a second task per socket, about 1.4 KiB in our \
+             outgoing tokio channel (its first 32-slot block and channel state), and the access logger's formatted fields \
+             held until the response ended, i.e. until the socket closed. Two changes: (1) the outgoing queue is a \
+             `VecDeque` behind a mutex with a `Notify`, empty and heap-free while idle, frames are shared (written \
+             without a copy), and sockets are out of the access log (17.3 → 15.9 KB); (2) `/ws` leaves the dispatcher at \
+             the upgrade: actix-http's upgrade service hands it the TCP socket, the dispatcher and its buffers are \
+             dropped, and tokio-tungstenite runs the socket inside the connection's own task, with the handshake's \
+             futures boxed so the long-lived task keeps only the socket loop (15.9 → about 9 KB). What is left per socket: \
+             tungstenite's 4 KiB read buffer (`READ_BUFFER` in `server/src/live.rs`; it grows only for a frame that \
+             needs more), the connection task with the socket loop's state (about 1.5 KiB), the kernel-socket registration, \
+             the outgoing queue's handle and the ping timer. The tokio-tungstenite baseline has the same 4 KiB read buffer \
+             and nothing else, which is why it is the floor. A socket that once read or wrote a large frame keeps a buffer \
+             that size (up to 256 KiB) until it closes.\n\n",
         );
     }
 

@@ -277,11 +277,22 @@ async fn run(hub: Arc<Hub>, store: Arc<dyn Store>, token_hash: Vec<u8>, conn: Co
             code = conn.killed() => {
                 break Some((code, "slow consumer: the outgoing buffer filled; reconnect and resume"));
             }
-            frame = out.recv() => match tokio::time::timeout(WRITE_TIMEOUT, sink.send(text(frame))).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => break None,
-                Err(_) => break Some((close::SLOW_CONSUMER, "slow consumer: a write stalled")),
-            },
+            frame = out.recv() => {
+                // Everything queued by now goes out with this one: fewer wake-ups
+                // and one flush per batch when events arrive faster than one at a time.
+                let write = async {
+                    sink.feed(text(frame)).await?;
+                    while let Some(f) = out.try_recv() {
+                        sink.feed(text(f)).await?;
+                    }
+                    sink.flush().await
+                };
+                match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break None,
+                    Err(_) => break Some((close::SLOW_CONSUMER, "slow consumer: a write stalled")),
+                }
+            }
             msg = stream.next() => match msg {
                 None => break None,
                 Some(Ok(Message::Text(text))) => {
