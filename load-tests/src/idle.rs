@@ -23,6 +23,10 @@ const PER_SOURCE: usize = 20_000;
 /// Handshakes in flight at once.
 const CONCURRENCY: usize = 128;
 
+/// The next unused source slot: each run takes source addresses of its own,
+/// so the previous run's closed sockets (in TIME_WAIT) do not hold its ports.
+static NEXT_SOURCE: AtomicUsize = AtomicUsize::new(0);
+
 /// What an idle run found.
 #[derive(Debug, Clone, Serialize)]
 pub struct IdleResult {
@@ -69,13 +73,14 @@ pub async fn run(name: &str, pid: u32, target: &Target, count: usize, hello: boo
     let failures = Arc::new(AtomicUsize::new(0));
     let mut samples = vec![(0usize, rss_before)];
     let mut stopped = None;
+    let first = NEXT_SOURCE.fetch_add(count.div_ceil(PER_SOURCE) * PER_SOURCE, Ordering::Relaxed);
     let t0 = Instant::now();
     let mut results = stream::iter(0..count)
         .map(|i| {
             let t = target.clone();
             async move {
                 let r = tokio::time::timeout(Duration::from_secs(15), async {
-                    let mut ws = connect(&t, Some(source_ip(i, PER_SOURCE)), small_config()).await?;
+                    let mut ws = connect(&t, Some(source_ip(first + i, PER_SOURCE)), small_config()).await?;
                     if hello {
                         read_until(&mut ws, "\"hello\"").await?;
                     }

@@ -328,7 +328,7 @@ pub fn markdown(res: &Results) -> String {
         md.push_str(
             "\nEach socket of ours authenticated with a bearer session (one specialist session shared, as above) and received \
              `hello`; each then sits idle and answers the server's pings. Client sockets bind source addresses 127.0.0.2, \
-             127.0.0.3, … (20,000 per address) so the ephemeral port range does not cap the count; the bench raises its \
+             127.0.0.3, … (20,000 per address, and each server's run its own addresses, clear of the last run's closing sockets) so the ephemeral port range does not cap the count; the bench raises its \
              open-file limit (and its servers', which inherit it) with `prlimit`. Bytes per connection = (server RSS after \
              the hold − RSS before connecting) / connections held. The baselines are measured with fewer sockets, enough for \
              a per-connection figure. **Profiled, fixed, and what limits it now** (heaptrack on the release server \
