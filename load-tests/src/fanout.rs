@@ -28,6 +28,8 @@ pub const TARGETS: &[f64] = &[
     1_000.0, 2_500.0, 5_000.0, 10_000.0, 20_000.0, 30_000.0, 40_000.0, 50_000.0, 60_000.0, 70_000.0, 80_000.0, 90_000.0, 100_000.0,
     115_000.0, 130_000.0, 150_000.0, 175_000.0, 200_000.0,
 ];
+/// Messages sent before the steps, not measured.
+const WARM_UP: usize = 10;
 /// Seconds of sending per step.
 pub const STEP_SECS: f64 = 2.0;
 /// The latency bound a step must meet.
@@ -261,6 +263,19 @@ async fn steps(
     first: usize,
 ) -> Result<(Run, usize)> {
     let mut next = first;
+    // Warm-up, not measured: a few messages at a low rate, so that the first
+    // step measures the server and not its cold start (Node's JIT, first-touch
+    // allocations). Each server and each N gets the same.
+    let before = shared.delivered.load(Ordering::Relaxed) as usize;
+    publisher.publish(shared, next, WARM_UP, 10.0).await?;
+    let t = Instant::now();
+    while (shared.delivered.load(Ordering::Relaxed) as usize) < before + WARM_UP * n && t.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for l in &subs.lats {
+        l.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clear();
+    }
+    next += WARM_UP;
     let mut out = Vec::new();
     let mut best = (0.0, f64::NAN);
     for &d in TARGETS {

@@ -225,7 +225,7 @@ pub fn markdown(res: &Results) -> String {
         md.push_str("## 2. Fan-out: one thread message to a referral watched by N members\n\n![fan-out](load-tests/plots/fanout.svg)\n\n");
         md.push_str(
             "Figures are **deliveries per second at which p99 < 100 ms and every delivery arrived**: the message rate is stepped \
-             up (2 s per step) until a step misses either, and the last passing step is reported.\n\n",
+             up (2 s per step, after 10 unmeasured warm-up messages) until a step misses either, and the last passing step is reported.\n\n",
         );
         md.push_str("| N | Handoff deliveries/s | p99 ms | baseline deliveries/s | Node ws deliveries/s | Handoff ÷ baseline | Handoff ÷ Node ws |\n|---|---|---|---|---|---|---|\n");
         let mut ns: Vec<usize> = res.fanout.iter().map(|r| r.subscribers).collect();
