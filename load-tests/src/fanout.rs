@@ -252,6 +252,14 @@ impl Subs {
     }
 }
 
+/// Waits until `total` deliveries have arrived, or `within` has passed.
+async fn wait_delivered(shared: &Shared, total: usize, within: Duration) {
+    let t = Instant::now();
+    while (shared.delivered.load(Ordering::Relaxed) as usize) < total && t.elapsed() < within {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Runs the steps from message index `first`; returns the run and the next free index.
 async fn steps(
     server: &str,
@@ -268,10 +276,7 @@ async fn steps(
     // allocations). Each server and each N gets the same.
     let before = shared.delivered.load(Ordering::Relaxed) as usize;
     publisher.publish(shared, next, WARM_UP, 10.0).await?;
-    let t = Instant::now();
-    while (shared.delivered.load(Ordering::Relaxed) as usize) < before + WARM_UP * n && t.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_delivered(shared, before + WARM_UP * n, Duration::from_secs(5)).await;
     for l in &subs.lats {
         l.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clear();
     }
@@ -287,10 +292,7 @@ async fn steps(
         let before = shared.delivered.load(Ordering::Relaxed) as usize;
         let expected = count * n;
         let sent_for = publisher.publish(shared, next, count, rate).await?;
-        let last = Instant::now();
-        while (shared.delivered.load(Ordering::Relaxed) as usize) < before + expected && last.elapsed() < Duration::from_secs(3) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        wait_delivered(shared, before + expected, Duration::from_secs(3)).await;
         let mut lat: Vec<f64> = Vec::with_capacity(expected);
         let mut first_us = vec![u32::MAX; count];
         for l in &subs.lats {

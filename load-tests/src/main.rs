@@ -180,19 +180,21 @@ fn fan_reps(res: &Results, server: &str, n: usize) -> Vec<f64> {
     res.fanout.iter().filter(|r| r.server == server && r.subscribers == n).map(|r| r.deliveries_per_s).collect()
 }
 
-/// The run of `server` at `n` subscribers; when it ran more than once, the
-/// median run by deliveries/s (the lower middle one of an even count).
+/// The median of `items` by `key` (the lower middle one of an even count).
+fn median_by<'a, T: Clone + 'a>(items: impl Iterator<Item = &'a T>, key: impl Fn(&T) -> f64) -> Option<T> {
+    let mut v: Vec<&T> = items.collect();
+    v.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    v.get(v.len().saturating_sub(1) / 2).map(|t| (*t).clone())
+}
+
+/// The run of `server` at `n` subscribers; when it ran more than once, the median run by deliveries/s.
 fn fan(res: &Results, server: &str, n: usize) -> Option<fanout::Run> {
-    let mut runs: Vec<&fanout::Run> = res.fanout.iter().filter(|r| r.server == server && r.subscribers == n).collect();
-    runs.sort_by(|a, b| a.deliveries_per_s.total_cmp(&b.deliveries_per_s));
-    runs.get(runs.len().saturating_sub(1) / 2).map(|r| (*r).clone())
+    median_by(res.fanout.iter().filter(|r| r.server == server && r.subscribers == n), |r| r.deliveries_per_s)
 }
 
 /// The push step at `rate`; when it ran more than once, the one with the median p99.
 fn push_at(res: &Results, rate: u32) -> Option<push::PushStep> {
-    let mut steps: Vec<&push::PushStep> = res.push.as_ref()?.steps.iter().filter(|s| s.rate_per_s == rate).collect();
-    steps.sort_by(|a, b| a.p99_ms.total_cmp(&b.p99_ms));
-    steps.get(steps.len().saturating_sub(1) / 2).map(|s| (*s).clone())
+    median_by(res.push.as_ref()?.steps.iter().filter(|s| s.rate_per_s == rate), |s| s.p99_ms)
 }
 
 fn idle_of(res: &Results, server: &str) -> Option<idle::IdleResult> {

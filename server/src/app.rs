@@ -130,11 +130,11 @@ fn path_error(_err: PathError, _req: &HttpRequest) -> actix_web::Error {
 }
 
 fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::new(ErrorCode::ValidationFailed, format!("invalid query string: {err}")).into()
+    ApiError::invalid_query(err).into()
 }
 
 async fn no_route() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(ErrorCode::NoRoute, "no such API route or method"))
+    Err(ApiError::no_route())
 }
 
 async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

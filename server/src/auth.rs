@@ -47,13 +47,14 @@ pub struct Authed {
 }
 
 /// The session token of a request: `Authorization: Bearer …` first, then the
-/// session cookie. Takes the headers, so the WebSocket upgrade (which sees an
-/// actix-http request, not an actix-web one) reads tokens the same way.
-pub fn token_from(headers: &actix_web::http::header::HeaderMap) -> Option<String> {
+/// session cookie; `unauthenticated` without either. Takes the headers, so the
+/// WebSocket upgrade (which sees an actix-http request, not an actix-web one)
+/// reads tokens, and refuses their absence, the same way.
+pub fn token_from(headers: &actix_web::http::header::HeaderMap) -> ApiResult<String> {
     if let Some(h) = headers.get("authorization").and_then(|v| v.to_str().ok())
         && let Some(t) = h.strip_prefix("Bearer ")
     {
-        return Some(t.trim().to_string());
+        return Ok(t.trim().to_string());
     }
     headers
         .get_all("cookie")
@@ -62,6 +63,7 @@ pub fn token_from(headers: &actix_web::http::header::HeaderMap) -> Option<String
         .filter_map(|pair| Cookie::parse(pair.trim()).ok())
         .find(|c| c.name() == COOKIE)
         .map(|c| c.value().to_string())
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "sign in first"))
 }
 
 impl FromRequest for Authed {
@@ -73,8 +75,7 @@ impl FromRequest for Authed {
         let token = token_from(req.headers());
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("app state missing"))?;
-            let token = token.ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "sign in first"))?;
-            authenticate(&state, &token).await
+            authenticate(&state, &token?).await
         })
     }
 }

@@ -26,6 +26,15 @@ impl ApiError {
     pub fn not_found(what: &str) -> Self {
         Self::new(ErrorCode::NotFound, format!("no such {what}, or you do not have access to it"))
     }
+    /// `no_route`: no such path or method (the App's default service, and
+    /// upgrades to any path but `/ws`).
+    pub fn no_route() -> Self {
+        Self::new(ErrorCode::NoRoute, "no such API route or method")
+    }
+    /// `validation_failed` for a query string that does not parse.
+    pub fn invalid_query(err: impl std::fmt::Display) -> Self {
+        Self::new(ErrorCode::ValidationFailed, format!("invalid query string: {err}"))
+    }
     /// `validation_failed`.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::ValidationFailed, message)

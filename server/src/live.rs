@@ -28,7 +28,7 @@ use actix_codec::Framed;
 use actix_http::{Request, h1};
 use actix_web::http::header::HeaderMap;
 use actix_web::rt::net::TcpStream;
-use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, ResponseError as _, web};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt as _;
@@ -87,8 +87,7 @@ fn check(headers: &HeaderMap, query: &str) -> ApiResult<()> {
     if !same_origin(headers) {
         return Err(ApiError::forbidden("WebSocket connections must come from this server's own pages"));
     }
-    let q = web::Query::<WsQuery>::from_query(query)
-        .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, format!("invalid query string: {e}")))?;
+    let q = web::Query::<WsQuery>::from_query(query).map_err(ApiError::invalid_query)?;
     if let Some(v) = q.v
         && v != PROTOCOL_VERSION
     {
@@ -128,10 +127,9 @@ fn handshake_key(req: &Request) -> ApiResult<String> {
 
 async fn accept(state: &AppState, req: &Request) -> ApiResult<(Authed, String)> {
     if req.path() != "/ws" {
-        return Err(ApiError::new(ErrorCode::NoRoute, "no such API route or method"));
+        return Err(ApiError::no_route());
     }
-    let token = auth::token_from(req.headers()).ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "sign in first"))?;
-    let who = auth::authenticate(state, &token).await?;
+    let who = auth::authenticate(state, &auth::token_from(req.headers())?).await?;
     check(req.headers(), req.uri().query().unwrap_or(""))?;
     let key = handshake_key(req)?;
     Ok((who, key))
@@ -139,7 +137,7 @@ async fn accept(state: &AppState, req: &Request) -> ApiResult<(Authed, String)> 
 
 /// Writes a refusal as the usual JSON error and closes the connection.
 async fn refuse(io: &mut TcpStream, e: ApiError) {
-    let status = actix_web::http::StatusCode::from_u16(e.code.http_status()).unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let status = e.status_code();
     let body = serde_json::to_vec(&ErrorBody { error: e.code, message: e.message }).unwrap_or_default();
     let head = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\ncache-control: no-store\r\n\
@@ -156,9 +154,9 @@ async fn refuse(io: &mut TcpStream, e: ApiError) {
     .await;
 }
 
-/// The socket's limits: whole messages and frames up to [`MAX_FRAME`], each
-/// frame written as it is sent (no write batching, so the write timeout times
-/// the frame).
+/// The socket's limits: whole messages and frames up to [`MAX_FRAME`], and no
+/// write buffering inside tungstenite (each frame goes to the socket as it is
+/// fed; the socket loop flushes once per batch, under the write timeout).
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
