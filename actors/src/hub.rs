@@ -1,26 +1,28 @@
-//! The Hub: the registry of live actors (a `DashMap` per kind) and the one
-//! entry point the WebSocket endpoint talks to.
+//! The Hub: the registries of live actors (one [`Registry`] per stream kind)
+//! and the one entry point the WebSocket endpoint talks to.
 //!
 //! Actors are activated on demand from the store and passivate themselves when
-//! idle; the registry drops a stopped actor's entry, and a lookup that finds a
+//! idle; a registry drops a stopped actor's entry, and a lookup that finds a
 //! dead address starts a fresh one. All hub actors run on one dedicated arbiter
-//! (thread), apart from the HTTP workers.
+//! (thread), apart from the HTTP workers. The hub names each stream kind in
+//! exactly one place, [`Hub::route`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use dashmap::DashMap;
 
-use handoff_protocol::ws::{AckBody, Command, IdemKey, ReferralId, StreamId};
+use handoff_protocol::ws::{AckBody, Command, IdemKey, StreamId};
 use handoff_protocol::{ErrorCode, PracticeId, UserId};
 use handoff_store::{Store, StoredEvent};
 
 use crate::conn::Conn;
 use crate::mailer::{Kick, Mailer};
-use crate::practice::PracticeActor;
-use crate::referral::ReferralActor;
-use crate::routing::{Create, RoutingActor};
+use crate::messages::{Create, Deliver, Evict, Execute, Subscribe, Unsubscribe};
+use crate::practice::PracticeStream;
+use crate::referral::ReferralStream;
+use crate::routing::RoutingActor;
+use crate::stream::{Registry, StreamActor, StreamHandle, StreamKind};
 use crate::{CmdError, CmdResult};
 
 /// Tunables.
@@ -40,14 +42,14 @@ impl Default for HubConfig {
     }
 }
 
-/// The registry.
+/// The registry of live actors.
 pub struct Hub {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) config: HubConfig,
     pub(crate) mailer: Addr<Mailer>,
-    arbiter: ArbiterHandle,
-    practices: DashMap<PracticeId, Addr<PracticeActor>>,
-    referrals: DashMap<ReferralId, Addr<ReferralActor>>,
+    pub(crate) arbiter: ArbiterHandle,
+    pub(crate) practices: Registry<PracticeStream>,
+    pub(crate) referrals: Registry<ReferralStream>,
     routing: Addr<RoutingActor>,
 }
 
@@ -57,33 +59,18 @@ impl std::fmt::Debug for Hub {
     }
 }
 
-/// Subscribe a connection to the owning actor's stream.
-#[derive(Message)]
-#[rtype(result = "CmdResult<AckBody>")]
-pub(crate) struct Subscribe {
-    pub conn: Conn,
-    pub after_seq: u64,
-}
-
-/// Drop a connection's subscription.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Unsubscribe {
-    pub conn_id: u64,
-}
-
-/// Persisted events to deliver live, in seq order.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Deliver {
-    pub events: Vec<StoredEvent>,
-}
-
-/// Drop a user's subscriptions (they lost access).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Evict {
-    pub user: UserId,
+/// How [`Hub::route`] reaches a stream's actor.
+#[derive(Clone, Copy, Debug)]
+enum Reach {
+    /// Check that the user may see the stream; reach no actor.
+    Authorize(UserId),
+    /// Check that the user may see the stream, then activate its actor if needed.
+    Open(UserId),
+    /// The actor only if it is running already.
+    Live,
+    /// For a delivery: the running actor, or a new one if the kind wakes on
+    /// delivery ([`StreamKind::WAKE_ON_DELIVER`]).
+    Deliver,
 }
 
 fn mailbox_err<E: std::fmt::Display>(e: E) -> CmdError {
@@ -101,7 +88,7 @@ impl Hub {
                 ctx.set_mailbox_capacity(mailbox);
                 RoutingActor::new(w)
             });
-            Hub { store, config, mailer, arbiter, practices: DashMap::new(), referrals: DashMap::new(), routing }
+            Hub { store, config, mailer, arbiter, practices: Registry::default(), referrals: Registry::default(), routing }
         })
     }
 
@@ -117,109 +104,60 @@ impl Hub {
         (self.practices.len(), self.referrals.len())
     }
 
-    pub(crate) fn practice(self: &Arc<Self>, id: PracticeId) -> Addr<PracticeActor> {
-        if let Some(a) = self.practices.get(&id)
-            && a.connected()
-        {
-            return a.clone();
+    /// The actor of stream `id` of kind `K`: the running one, or one activated
+    /// from the store (`not_found` if there is no such stream).
+    pub(crate) async fn activate<K: StreamKind>(self: &Arc<Self>, id: K::Id) -> CmdResult<Addr<StreamActor<K>>> {
+        let registry = K::registry(self);
+        if let Some(a) = registry.live(id) {
+            return Ok(a);
         }
-        let hub = Arc::downgrade(self);
-        let mailbox = self.config.mailbox;
-        self.practices
-            .entry(id)
-            .and_modify(|a| {
-                if !a.connected() {
-                    let hub = hub.clone();
-                    *a = PracticeActor::start_in_arbiter(&self.arbiter, move |ctx| {
-                        ctx.set_mailbox_capacity(mailbox);
-                        PracticeActor::new(id, hub)
-                    });
-                }
-            })
-            .or_insert_with(|| {
-                PracticeActor::start_in_arbiter(&self.arbiter, move |ctx| {
-                    ctx.set_mailbox_capacity(mailbox);
-                    PracticeActor::new(id, hub)
-                })
-            })
-            .clone()
+        let kind = K::load(self.store.clone(), id).await?;
+        Ok(registry.start(self, kind))
     }
 
-    pub(crate) fn forget_practice(&self, id: PracticeId, addr: &Addr<PracticeActor>) {
-        self.practices.remove_if(&id, |_, a| a == addr);
+    async fn reach<K: StreamKind>(self: &Arc<Self>, id: K::Id, how: Reach) -> CmdResult<Option<StreamHandle>> {
+        match how {
+            Reach::Authorize(user) => K::authorize(self.store.clone(), user, id).await.map(|()| None),
+            Reach::Open(user) => {
+                K::authorize(self.store.clone(), user, id).await?;
+                Ok(Some(StreamHandle::of(self.activate::<K>(id).await?)))
+            }
+            Reach::Live => Ok(K::registry(self).live(id).map(StreamHandle::of)),
+            Reach::Deliver if K::WAKE_ON_DELIVER => Ok(Some(StreamHandle::of(self.activate::<K>(id).await?))),
+            Reach::Deliver => Ok(K::registry(self).live(id).map(StreamHandle::of)),
+        }
     }
 
-    pub(crate) fn forget_referral(&self, id: ReferralId, addr: &Addr<ReferralActor>) {
-        self.referrals.remove_if(&id, |_, a| a == addr);
-    }
-
-    /// The referral's actor, activated from the store; `not_found` if no such referral.
-    pub(crate) async fn referral(self: &Arc<Self>, id: ReferralId) -> CmdResult<Addr<ReferralActor>> {
-        if let Some(a) = self.referrals.get(&id)
-            && a.connected()
-        {
-            return Ok(a.clone());
+    /// The one place a [`StreamId`] meets its kind.
+    async fn route(self: &Arc<Self>, stream: StreamId, how: Reach) -> CmdResult<Option<StreamHandle>> {
+        match stream {
+            StreamId::Practice(id) => self.reach::<PracticeStream>(id, how).await,
+            StreamId::Referral(id) => self.reach::<ReferralStream>(id, how).await,
         }
-        let rec = self.store.referral(id).await?.ok_or_else(|| CmdError::not_found("referral"))?;
-        let hub = Arc::downgrade(self);
-        let mailbox = self.config.mailbox;
-        let start = |rec| {
-            let hub = hub.clone();
-            ReferralActor::start_in_arbiter(&self.arbiter, move |ctx| {
-                ctx.set_mailbox_capacity(mailbox);
-                ReferralActor::new(rec, hub)
-            })
-        };
-        let mut entry = self.referrals.entry(id).or_insert_with(|| start(rec.clone()));
-        if !entry.connected() {
-            *entry = start(rec);
-        }
-        Ok(entry.clone())
     }
 
     /// Can `user` see `stream`? Practice streams: members. Referral streams: members of either practice.
-    pub async fn may_see(&self, user: UserId, stream: StreamId) -> CmdResult<()> {
-        let ok = match stream {
-            StreamId::Practice(p) => self.store.role(p, user).await?.is_some(),
-            StreamId::Referral(r) => match self.store.referral(r).await? {
-                Some(rec) => {
-                    self.store.role(rec.to_practice, user).await?.is_some() || self.store.role(rec.from_practice, user).await?.is_some()
-                }
-                None => false,
-            },
-        };
-        if ok { Ok(()) } else { Err(CmdError::not_found("stream")) }
+    pub async fn may_see(self: &Arc<Self>, user: UserId, stream: StreamId) -> CmdResult<()> {
+        self.route(stream, Reach::Authorize(user)).await.map(|_| ())
     }
 
     /// Subscribes a connection: replays events after `after_seq`, then live.
     pub async fn subscribe(self: &Arc<Self>, conn: Conn, stream: StreamId, after_seq: u64) -> CmdResult<AckBody> {
-        self.may_see(conn.user, stream).await?;
-        match stream {
-            StreamId::Practice(p) => self.practice(p).send(Subscribe { conn, after_seq }).await.map_err(mailbox_err)?,
-            StreamId::Referral(r) => self.referral(r).await?.send(Subscribe { conn, after_seq }).await.map_err(mailbox_err)?,
-        }
+        let actor = self.route(stream, Reach::Open(conn.user)).await?.ok_or_else(|| CmdError::not_found("stream"))?;
+        actor.subscribe.send(Subscribe { conn, after_seq }).await.map_err(mailbox_err)?
     }
 
     /// Drops a subscription (no error if there was none).
-    pub async fn unsubscribe(&self, conn_id: u64, stream: StreamId) {
-        match stream {
-            StreamId::Practice(p) => {
-                if let Some(a) = self.practices.get(&p).map(|a| a.clone()) {
-                    let _ = a.send(Unsubscribe { conn_id }).await;
-                }
-            }
-            StreamId::Referral(r) => {
-                if let Some(a) = self.referrals.get(&r).map(|a| a.clone()) {
-                    let _ = a.send(Unsubscribe { conn_id }).await;
-                }
-            }
+    pub async fn unsubscribe(self: &Arc<Self>, conn_id: u64, stream: StreamId) {
+        if let Ok(Some(actor)) = self.route(stream, Reach::Live).await {
+            let _ = actor.unsubscribe.send(Unsubscribe { conn_id }).await;
         }
     }
 
     /// Cuts a removed member's live subscriptions to the practice's inbox.
-    pub async fn evict(&self, practice: PracticeId, user: UserId) {
-        if let Some(a) = self.practices.get(&practice).map(|a| a.clone()) {
-            let _ = a.send(Evict { user }).await;
+    pub async fn evict(self: &Arc<Self>, practice: PracticeId, user: UserId) {
+        if let Ok(Some(actor)) = self.route(StreamId::Practice(practice), Reach::Live).await {
+            let _ = actor.evict.send(Evict { user }).await;
         }
     }
 
@@ -238,25 +176,27 @@ impl Hub {
             }
             other => {
                 let id = crate::referral::target(&other).ok_or_else(|| CmdError::new(ErrorCode::UnknownCommand, "unknown command"))?;
-                let addr = self.referral(id).await?;
-                addr.send(crate::referral::Execute { user, idem, hash, cmd: other }).await.map_err(mailbox_err)?
+                let addr = self.activate::<ReferralStream>(id).await?;
+                addr.send(Execute { user, idem, hash, cmd: other }).await.map_err(mailbox_err)?
             }
         }
     }
 
-    /// Delivers persisted events to the actors that own their streams.
+    /// Delivers persisted events to the actors that own their streams, one
+    /// `Deliver` per stream (see [`StreamKind::WAKE_ON_DELIVER`] for a stream
+    /// whose actor is not running).
     pub(crate) async fn deliver(self: &Arc<Self>, events: Vec<StoredEvent>) {
-        let mut by_practice: Vec<(PracticeId, Vec<StoredEvent>)> = Vec::new();
+        let mut by_stream: Vec<(StreamId, Vec<StoredEvent>)> = Vec::new();
         for e in events {
-            if let StreamId::Practice(p) = e.stream {
-                match by_practice.iter_mut().find(|(q, _)| *q == p) {
-                    Some((_, v)) => v.push(e),
-                    None => by_practice.push((p, vec![e])),
-                }
+            match by_stream.iter_mut().find(|(s, _)| *s == e.stream) {
+                Some((_, v)) => v.push(e),
+                None => by_stream.push((e.stream, vec![e])),
             }
         }
-        for (p, evs) in by_practice {
-            let _ = self.practice(p).send(Deliver { events: evs }).await;
+        for (stream, events) in by_stream {
+            if let Ok(Some(actor)) = self.route(stream, Reach::Deliver).await {
+                let _ = actor.deliver.send(Deliver { events }).await;
+            }
         }
     }
 

@@ -17,14 +17,17 @@
 //! own message types so that a move off actix stays cheap. Actors never
 //! decrypt: this crate does not depend on `handoff-crypto`.
 
+pub mod access;
 pub mod conn;
 pub mod fanout;
 pub mod hub;
 pub mod mailer;
+mod messages;
 pub mod mls;
 mod practice;
 mod referral;
 mod routing;
+mod stream;
 
 use handoff_protocol::ErrorCode;
 use handoff_protocol::ws::{AckBody, Command, IdemKey};

@@ -1,4 +1,4 @@
-//! The PracticeActor as its MLS group's delivery service.
+//! The practice actor as its MLS group's delivery service.
 //!
 //! Commits for one practice are handled one at a time by that practice's
 //! actor. Each is appended to the practice's MLS log only if it is for the
@@ -15,15 +15,9 @@ use actix::prelude::*;
 use handoff_protocol::ws::Event;
 use handoff_store::{MlsEntryRecord, StoreError, StoredEvent};
 
-use crate::hub::{Deliver, Hub};
-use crate::practice::PracticeActor;
-
-/// Append an accepted commit (or the group's creation) to the log.
-#[derive(Message)]
-#[rtype(result = "Result<StoredEvent, StoreError>")]
-pub(crate) struct AppendMls {
-    pub entry: MlsEntryRecord,
-}
+use crate::hub::Hub;
+use crate::messages::{AppendMls, Deliver};
+use crate::practice::{PracticeActor, PracticeStream};
 
 impl Handler<AppendMls> for PracticeActor {
     type Result = AtomicResponse<Self, Result<StoredEvent, StoreError>>;
@@ -54,5 +48,6 @@ impl Handler<AppendMls> for PracticeActor {
 /// Submits one MLS log entry through the practice's actor. `Conflict("stale_epoch")`
 /// when another member's commit for that epoch was accepted first.
 pub async fn append(hub: &Arc<Hub>, entry: MlsEntryRecord) -> Result<StoredEvent, StoreError> {
-    hub.practice(entry.practice_id).send(AppendMls { entry }).await.map_err(|e| StoreError::Backend(e.to_string()))?
+    let actor = hub.activate::<PracticeStream>(entry.practice_id).await.map_err(|e| StoreError::Backend(e.to_string()))?;
+    actor.send(AppendMls { entry }).await.map_err(|e| StoreError::Backend(e.to_string()))?
 }

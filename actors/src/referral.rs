@@ -8,28 +8,21 @@
 //! streams, the idempotency record, and (for accept and reject) the status
 //! emails to the referring practice's opted-in members.
 
-use std::sync::Weak;
-use std::time::Instant;
+use std::sync::Arc;
 
 use actix::prelude::*;
 
-use handoff_protocol::ws::{AckBody, Command, Event, IdemKey, MAX_MESSAGE, Referral, ReferralId, Status, StreamId};
+use handoff_domain::access::{Action, Forbidden};
+use handoff_domain::limits::MAX_ATTACHMENTS;
+use handoff_domain::{routing, status};
+use handoff_protocol::ws::{AckBody, Command, Event, MAX_MESSAGE, Referral, ReferralId, Status, StreamId};
 use handoff_protocol::{ErrorCode, UserId};
 use handoff_store::{Commit, IdemRecord, NewMail, ReferralRecord, Store, StoreError, StoredEvent};
 
-use crate::fanout::Fanout;
-use crate::hub::{Deliver, Hub};
+use crate::hub::Hub;
+use crate::messages::Execute;
+use crate::stream::{Registry, StreamActor, StreamKind};
 use crate::{CmdError, CmdResult, now_millis};
-
-/// A state-changing command on one referral.
-#[derive(Message)]
-#[rtype(result = "CmdResult<(bool, AckBody)>")]
-pub(crate) struct Execute {
-    pub user: UserId,
-    pub idem: IdemKey,
-    pub hash: Vec<u8>,
-    pub cmd: Command,
-}
 
 /// The referral a command acts on.
 pub(crate) fn target(cmd: &Command) -> Option<ReferralId> {
@@ -46,53 +39,45 @@ pub(crate) fn target(cmd: &Command) -> Option<ReferralId> {
     })
 }
 
-pub(crate) struct ReferralActor {
+/// A referral's stream: its history and thread. The actor holds the
+/// referral's current record, loaded at activation.
+pub(crate) struct ReferralStream {
     rec: ReferralRecord,
-    hub: Weak<Hub>,
-    fanout: Fanout,
-    ready: bool,
-    last_active: Instant,
 }
 
-impl ReferralActor {
-    pub(crate) fn new(rec: ReferralRecord, hub: Weak<Hub>) -> Self {
-        let stream = StreamId::Referral(rec.id);
-        Self { rec, hub, fanout: Fanout::new(stream, 0), ready: false, last_active: Instant::now() }
+/// The live actor of one referral.
+pub(crate) type ReferralActor = StreamActor<ReferralStream>;
+
+impl StreamKind for ReferralStream {
+    type Id = ReferralId;
+    const WAKE_ON_DELIVER: bool = false;
+
+    fn stream(id: ReferralId) -> StreamId {
+        StreamId::Referral(id)
     }
-}
 
-impl Actor for ReferralActor {
-    type Context = Context<Self>;
+    fn id(&self) -> ReferralId {
+        self.rec.id
+    }
 
-    fn started(&mut self, ctx: &mut Self::Context) {
-        let Some(hub) = self.hub.upgrade() else {
-            ctx.stop();
-            return;
+    fn registry(hub: &Hub) -> &Registry<Self> {
+        &hub.referrals
+    }
+
+    async fn load(store: Arc<dyn Store>, id: ReferralId) -> CmdResult<Self> {
+        let rec = store.referral(id).await?.ok_or_else(|| CmdError::not_found("referral"))?;
+        Ok(Self { rec })
+    }
+
+    /// Both sides of a referral see its stream (`handoff_domain::access`).
+    async fn authorize(store: Arc<dyn Store>, user: UserId, id: ReferralId) -> CmdResult<()> {
+        let access = match store.referral(id).await? {
+            Some(rec) => crate::access::referral_access(&*store, user, &rec).await?,
+            None => None,
         };
-        // Activation: the Hub loaded the record; learn how far the stream has got.
-        let store = hub.store.clone();
-        let stream = self.fanout.stream;
-        ctx.wait(async move { store.stream_head(stream).await }.into_actor(self).map(|head, act, ctx| match head {
-            Ok(h) => {
-                act.fanout.head = h;
-                act.ready = true;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "referral stream unreadable");
-                ctx.stop();
-            }
-        }));
-        crate::practice::passivate_when_idle(ctx, hub.config.idle);
-    }
-
-    fn stopped(&mut self, ctx: &mut Self::Context) {
-        if let Some(hub) = self.hub.upgrade() {
-            hub.forget_referral(self.rec.id, &ctx.address());
-        }
+        access.filter(|a| a.permits(Action::Read).is_ok()).map(|_| ()).ok_or_else(|| CmdError::not_found("stream"))
     }
 }
-
-crate::stream_handlers!(ReferralActor);
 
 /// How a command ended.
 pub(crate) enum Outcome {
@@ -111,63 +96,33 @@ struct Change {
     mail: Vec<NewMail>,
 }
 
-fn forbidden(what: &str) -> CmdError {
-    CmdError::new(ErrorCode::Forbidden, what.to_string())
-}
-
-fn transition(from: Status, to: Status) -> CmdResult<()> {
-    let ok = matches!(
-        (from, to),
-        (Status::Sent, Status::Accepted)
-            | (Status::Sent, Status::Rejected)
-            | (Status::Sent, Status::Cancelled)
-            | (Status::Accepted, Status::Cancelled)
-    );
-    if ok {
-        Ok(())
-    } else {
-        Err(CmdError::new(ErrorCode::InvalidTransition, format!("a {from:?} referral cannot become {to:?}").to_lowercase()))
-    }
-}
-
-fn status_str(s: Status) -> &'static str {
-    match s {
-        Status::Sent => "sent",
-        Status::Accepted => "accepted",
-        Status::Rejected => "rejected",
-        Status::Cancelled => "cancelled",
-    }
-}
-
 async fn decide(
     store: &dyn Store,
     public_url: &str,
     user: UserId,
+    rec: &ReferralRecord,
     mut r: Referral,
-    opened: Option<i64>,
     cmd: Command,
 ) -> CmdResult<Change> {
-    let receiver = store.role(r.to_practice, user).await?.is_some();
-    let sender = store.role(r.from_practice, user).await?.is_some();
-    if !receiver && !sender {
-        return Err(CmdError::not_found("referral"));
-    }
+    let opened = rec.first_opened_at;
+    let access = crate::access::referral_access(store, user, rec).await?.ok_or_else(|| CmdError::not_found("referral"))?;
+    let may = |action| access.permits(action).map_err(|Forbidden(why)| CmdError::new(ErrorCode::Forbidden, why));
     let at = now_millis();
     let mut change = Change { referral: r.clone(), first_opened_at: opened, event: None, attach: None, mail: vec![] };
     let status_change =
         |r: &mut Referral, to: Status, reason, note, mail: &mut Vec<NewMail>, recipients: Vec<String>| -> CmdResult<Event> {
-            transition(r.status, to)?;
+            status::transition(r.status, to).map_err(|e| CmdError::new(ErrorCode::InvalidTransition, e.to_string()))?;
             r.status = to;
             r.reject_reason = reason;
             for to_addr in recipients {
                 mail.push(NewMail {
                     recipient: to_addr,
-                    subject: format!("Referral {} was {}", r.number, status_str(to)),
+                    subject: format!("Referral {} was {}", r.number, status::name(to)),
                     body: format!(
                         "Referral {} is now {}.\n\nSign in to Handoff to see the details: {public_url}/referrals/{}\n\n\
                      This email carries no patient information.\n",
                         r.number,
-                        status_str(to),
+                        status::name(to),
                         r.id
                     ),
                     now: at,
@@ -177,9 +132,7 @@ async fn decide(
         };
     match cmd {
         Command::MarkOpened { .. } => {
-            if !receiver {
-                return Err(forbidden("only the receiving practice marks a referral opened"));
-            }
+            may(Action::MarkOpened)?;
             if opened.is_none() {
                 change.first_opened_at = Some(at);
                 r.first_opened_at = Some(at);
@@ -187,16 +140,12 @@ async fn decide(
             }
         }
         Command::Accept { .. } => {
-            if !receiver {
-                return Err(forbidden("only the receiving practice can accept"));
-            }
+            may(Action::Accept)?;
             let recipients = store.email_recipients(r.from_practice).await?;
             change.event = Some(status_change(&mut r, Status::Accepted, None, None, &mut change.mail, recipients)?);
         }
         Command::Reject { reason, note, .. } => {
-            if !receiver {
-                return Err(forbidden("only the receiving practice can reject"));
-            }
+            may(Action::Reject)?;
             if note.0.len() > MAX_MESSAGE {
                 return Err(CmdError::new(ErrorCode::PayloadTooLarge, format!("the note is over {MAX_MESSAGE} bytes")));
             }
@@ -204,49 +153,35 @@ async fn decide(
             change.event = Some(status_change(&mut r, Status::Rejected, Some(reason), Some(note), &mut change.mail, recipients)?);
         }
         Command::Cancel { .. } => {
-            if !sender {
-                return Err(forbidden("only the referring practice can cancel"));
-            }
+            may(Action::Cancel)?;
             change.event = Some(status_change(&mut r, Status::Cancelled, None, None, &mut change.mail, vec![])?);
         }
         Command::ChangeCategory { category, subcategory, .. } => {
-            if !receiver {
-                return Err(forbidden("only the receiving practice can change the category"));
-            }
-            if !matches!(r.status, Status::Sent | Status::Accepted) {
+            may(Action::ChangeCategory)?;
+            if !status::is_open(r.status) {
                 return Err(CmdError::new(ErrorCode::InvalidTransition, "a closed referral cannot be re-filed"));
             }
             let t = store.taxonomy().await?;
-            let cat = t
-                .specialties
-                .iter()
-                .find(|s| s.slug == r.routing.specialty)
-                .and_then(|s| s.categories.iter().find(|c| c.slug == category))
-                .ok_or_else(|| CmdError::new(ErrorCode::ValidationFailed, "category: not a category of the referral's specialty"))?;
-            if let Some(sub) = &subcategory
-                && !cat.subcategories.iter().any(|x| &x.slug == sub)
-            {
-                return Err(CmdError::new(ErrorCode::ValidationFailed, "subcategory: not a subcategory of that category"));
-            }
+            routing::refile(&t, &r.routing.specialty, &category, subcategory.as_deref())
+                .map_err(|e| CmdError::new(ErrorCode::ValidationFailed, e.to_string()))?;
             r.routing.category = category.clone();
             r.routing.subcategory = subcategory.clone();
             change.event = Some(Event::CategoryChanged { referral: r.id, category, subcategory, by: user, at });
         }
         Command::ChangeUrgency { urgency, .. } => {
-            if !receiver {
-                return Err(forbidden("only the receiving practice can change the urgency"));
-            }
-            if !matches!(r.status, Status::Sent | Status::Accepted) {
+            may(Action::ChangeUrgency)?;
+            if !status::is_open(r.status) {
                 return Err(CmdError::new(ErrorCode::InvalidTransition, "a closed referral's urgency cannot change"));
             }
             r.routing.urgency = urgency;
             change.event = Some(Event::UrgencyChanged { referral: r.id, urgency, by: user, at });
         }
         Command::AddAttachment { attachment, .. } => {
+            may(Action::AddAttachment)?;
             if attachment.meta.0.len() > MAX_MESSAGE {
                 return Err(CmdError::new(ErrorCode::PayloadTooLarge, "attachment metadata is too large"));
             }
-            if r.attachments.len() >= crate::routing::MAX_ATTACHMENTS {
+            if r.attachments.len() >= MAX_ATTACHMENTS {
                 return Err(CmdError::new(ErrorCode::ValidationFailed, "a referral has at most 50 attachments"));
             }
             match store.blob_meta(attachment.blob).await? {
@@ -258,6 +193,7 @@ async fn decide(
             change.event = Some(Event::AttachmentAdded { referral: r.id, attachment, by: user, at });
         }
         Command::PostMessage { message, .. } => {
+            may(Action::PostMessage)?;
             if message.body.0.len() > MAX_MESSAGE || message.signature.0.len() != 64 {
                 return Err(CmdError::new(
                     ErrorCode::ValidationFailed,
@@ -278,23 +214,23 @@ impl Handler<Execute> for ReferralActor {
     type Result = AtomicResponse<Self, CmdResult<(bool, AckBody)>>;
 
     fn handle(&mut self, msg: Execute, _: &mut Self::Context) -> Self::Result {
-        self.last_active = Instant::now();
+        self.touch();
         let Some(hub) = self.hub.upgrade() else {
             return AtomicResponse::new(Box::pin(fut::ready(Err(CmdError::new(ErrorCode::Unavailable, "shutting down")))));
         };
-        let rec = self.rec.clone();
+        let rec = self.kind.rec.clone();
         let work = async move {
             let store = hub.store.clone();
             let current: Referral = serde_json::from_str(&rec.body).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
             let id = current.id;
-            let change = decide(&*store, &hub.config.public_url, msg.user, current, rec.first_opened_at, msg.cmd).await?;
+            let change = decide(&*store, &hub.config.public_url, msg.user, &rec, current, msg.cmd).await?;
             let ack = AckBody::Done { referral: id };
             let Some(event) = change.event else {
                 return Ok(Outcome::Done { updated: None, events: Vec::new(), ack });
             };
             let body = serde_json::to_string(&event).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
             let mut updated = rec.clone();
-            updated.status = status_str(change.referral.status).into();
+            updated.status = status::name(change.referral.status).into();
             updated.first_opened_at = change.first_opened_at;
             updated.body = serde_json::to_string(&change.referral).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
             let has_mail = !change.mail.is_empty();
@@ -334,28 +270,12 @@ impl Handler<Execute> for ReferralActor {
         AtomicResponse::new(Box::pin(work.into_actor(self).map(|res, act, ctx| match res? {
             Outcome::Done { updated, events, ack } => {
                 if let Some(u) = updated {
-                    act.rec = *u;
+                    act.kind.rec = *u;
                 }
-                push_all(act, ctx, events);
+                act.publish(ctx, events);
                 Ok((false, ack))
             }
             Outcome::Duplicate(ack) => Ok((true, ack)),
         })))
-    }
-}
-
-/// Delivers committed events: the referral's own stream here, the practice
-/// streams through their actors.
-fn push_all(act: &mut ReferralActor, ctx: &mut Context<ReferralActor>, events: Vec<StoredEvent>) {
-    let (mine, others): (Vec<_>, Vec<_>) = events.into_iter().partition(|e| e.stream == act.fanout.stream);
-    if act.ready {
-        act.fanout.deliver(&mine);
-        if act.fanout.head < mine.last().map(|e| e.seq).unwrap_or(0) {
-            // A gap (should not happen: this actor is the stream's only writer); resync via Deliver.
-            ctx.notify(Deliver { events: mine });
-        }
-    }
-    if let Some(hub) = act.hub.upgrade() {
-        actix::spawn(async move { hub.deliver(others).await });
     }
 }

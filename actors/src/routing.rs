@@ -15,7 +15,9 @@ use std::sync::Weak;
 
 use actix::prelude::*;
 
-use handoff_protocol::v1::PracticeKind;
+use handoff_domain::eligibility::{self, Receiver};
+use handoff_domain::limits::{MAX_ATTACHMENTS, MAX_CANDIDATES};
+use handoff_domain::routing;
 use handoff_protocol::ws::{
     AckBody, Destination, Event, IdemKey, MAX_CONTENT, NewReferral, Referral, Routing, Status, StreamId, WrappedKey,
 };
@@ -23,22 +25,8 @@ use handoff_protocol::{ErrorCode, PracticeId, UserId};
 use handoff_store::{Commit, IdemRecord, PracticeRecord, ReferralRecord, Store, StoreError};
 
 use crate::hub::Hub;
+use crate::messages::Create;
 use crate::{CmdError, CmdResult, now_millis};
-
-/// Most attachments on one referral.
-pub const MAX_ATTACHMENTS: usize = 50;
-/// Most candidate wraps in one "choose for me".
-pub const MAX_CANDIDATES: usize = 200;
-
-/// Create a referral.
-#[derive(Message)]
-#[rtype(result = "CmdResult<(bool, AckBody)>")]
-pub(crate) struct Create {
-    pub user: UserId,
-    pub idem: IdemKey,
-    pub hash: Vec<u8>,
-    pub referral: Box<NewReferral>,
-}
 
 pub(crate) struct RoutingActor {
     hub: Weak<Hub>,
@@ -67,26 +55,19 @@ pub fn referral_number() -> String {
     format!("HR-{}-{}", &c[..4], &c[4..])
 }
 
-fn covers(p: &PracticeRecord, r: &Routing) -> bool {
-    p.intake.is_empty()
-        || p.intake.iter().any(|i| {
-            i.category == r.category
-                && match (&i.subcategory, &r.subcategory) {
-                    (None, _) => true,
-                    (Some(a), Some(b)) => a == b,
-                    (Some(_), None) => true,
-                }
-        })
-}
-
-/// Verified, unpaused, a specialist in the right specialty and region, receiving the category.
+/// Whether a stored practice can receive this referral now (`handoff_domain::eligibility`).
 pub(crate) fn eligible(p: &PracticeRecord, r: &Routing) -> bool {
-    p.kind == PracticeKind::Specialist
-        && p.verified
-        && !p.paused
-        && p.specialty.as_deref() == Some(r.specialty.as_str())
-        && p.region.as_deref() == Some(r.region.as_str())
-        && covers(p, r)
+    eligibility::eligible(
+        &Receiver {
+            kind: p.kind,
+            verified: p.verified,
+            paused: p.paused,
+            specialty: p.specialty.as_deref(),
+            region: p.region.as_deref(),
+            intake: &p.intake,
+        },
+        r,
+    )
 }
 
 fn invalid(msg: impl Into<String>) -> CmdError {
@@ -99,24 +80,7 @@ fn check_wrap(w: &WrappedKey) -> CmdResult<()> {
 
 async fn check_routing(store: &dyn Store, r: &Routing) -> CmdResult<()> {
     let t = store.taxonomy().await?;
-    if !t.regions.iter().any(|x| x.slug == r.region) {
-        return Err(invalid("region: not a known region"));
-    }
-    let cat = t
-        .specialties
-        .iter()
-        .find(|s| s.slug == r.specialty)
-        .ok_or_else(|| invalid("specialty: not a known specialty"))?
-        .categories
-        .iter()
-        .find(|c| c.slug == r.category)
-        .ok_or_else(|| invalid("category: not a category of that specialty"))?;
-    if let Some(sub) = &r.subcategory
-        && !cat.subcategories.iter().any(|s| &s.slug == sub)
-    {
-        return Err(invalid("subcategory: not a subcategory of that category"));
-    }
-    Ok(())
+    routing::validate(&t, r).map_err(|e| invalid(e.to_string()))
 }
 
 /// Picks the receiver; returns it with the wrap made for it.

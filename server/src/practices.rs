@@ -8,6 +8,7 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
+use handoff_domain::{eligibility, routing};
 use handoff_protocol::v1::*;
 use handoff_protocol::{B64, CategoryRequestId, ErrorCode, PracticeId, UserId};
 use handoff_store::{CategoryRequestRecord, GrantRecord, InviteRecord, PracticeRecord, StoreError};
@@ -36,7 +37,7 @@ fn view(p: &PracticeRecord, role: Role) -> Practice {
 
 /// Verified, unpaused specialists receive referrals; nobody else does.
 pub fn can_receive(p: &PracticeRecord) -> bool {
-    p.kind == PracticeKind::Specialist && p.verified && !p.paused
+    eligibility::receives_referrals(p.kind, p.verified, p.paused)
 }
 
 /// The practice and the caller's role, or `not_found` if the caller is not a member.
@@ -55,26 +56,7 @@ async fn admin_of(state: &AppState, id: PracticeId, who: &Authed) -> ApiResult<P
 
 async fn check_intake(state: &AppState, specialty: &str, region: &str, intake: &[Intake]) -> ApiResult<()> {
     let t = state.store.taxonomy().await?;
-    if !t.regions.iter().any(|r| r.slug == region) {
-        return Err(ApiError::invalid("region: not a known region"));
-    }
-    let s = t.specialties.iter().find(|s| s.slug == specialty).ok_or_else(|| ApiError::invalid("specialty: not a known specialty"))?;
-    if intake.len() > 200 {
-        return Err(ApiError::invalid("intake: at most 200 entries"));
-    }
-    for i in intake {
-        let c = s
-            .categories
-            .iter()
-            .find(|c| c.slug == i.category)
-            .ok_or_else(|| ApiError::invalid(format!("intake: {} is not a category of {specialty}", i.category)))?;
-        if let Some(sub) = &i.subcategory
-            && !c.subcategories.iter().any(|x| &x.slug == sub)
-        {
-            return Err(ApiError::invalid(format!("intake: {sub} is not a subcategory of {}", i.category)));
-        }
-    }
-    Ok(())
+    routing::check_intake(&t, specialty, region, intake).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
 /// `POST /api/v1/practices`

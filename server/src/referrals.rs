@@ -5,6 +5,7 @@
 use actix_web::{HttpResponse, web};
 use futures_util::StreamExt as _;
 
+use handoff_domain::access::Action;
 use handoff_protocol::v1::{BlobStored, NotificationSettings, ReferralList, UserKeys};
 use handoff_protocol::ws::{BlobId, MAX_BLOB, Referral, ReferralId};
 use handoff_protocol::{B64, ErrorCode, PracticeId, UserId};
@@ -37,9 +38,11 @@ pub async fn put_blob(state: web::Data<AppState>, who: Authed, id: web::Path<Blo
 
 async fn may_read_referral(state: &AppState, who: &Authed, r: ReferralId) -> ApiResult<handoff_store::ReferralRecord> {
     let rec = state.store.referral(r).await?.ok_or_else(|| ApiError::not_found("referral"))?;
-    let member = state.store.role(rec.to_practice, who.user.id).await?.is_some()
-        || state.store.role(rec.from_practice, who.user.id).await?.is_some();
-    if member { Ok(rec) } else { Err(ApiError::not_found("referral")) }
+    let access = handoff_actors::access::referral_access(&*state.store, who.user.id, &rec).await?;
+    match access {
+        Some(a) if a.permits(Action::Read).is_ok() => Ok(rec),
+        _ => Err(ApiError::not_found("referral")),
+    }
 }
 
 /// `GET /api/v1/blobs/{id}`: the ciphertext, for the uploader or members of

@@ -1,0 +1,78 @@
+//! Every message the hub's actors exchange, in one module that imports no
+//! actor: the actors depend on these types, never on each other's modules.
+//!
+//! The stream messages ([`Subscribe`], [`Unsubscribe`], [`Deliver`],
+//! [`Evict`]) are handled by every [`StreamActor`](crate::stream::StreamActor)
+//! whatever its kind; [`Execute`], [`Create`] and [`AppendMls`] are each
+//! handled by one kind of actor.
+
+use actix::Message;
+
+use handoff_protocol::UserId;
+use handoff_protocol::ws::{AckBody, Command, IdemKey, NewReferral};
+use handoff_store::{MlsEntryRecord, StoreError, StoredEvent};
+
+use crate::CmdResult;
+use crate::conn::Conn;
+
+/// Subscribes a connection to the receiving actor's stream: the events after
+/// `after_seq` are replayed from the store, then delivery carries on live.
+#[derive(Message)]
+#[rtype(result = "CmdResult<AckBody>")]
+pub(crate) struct Subscribe {
+    pub conn: Conn,
+    pub after_seq: u64,
+}
+
+/// Drops one connection's subscription (nothing happens if it had none).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Unsubscribe {
+    pub conn_id: u64,
+}
+
+/// Persisted events of the receiving actor's stream, to deliver live in seq
+/// order (gaps are filled from the store first).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Deliver {
+    pub events: Vec<StoredEvent>,
+}
+
+/// Drops every subscription of a user who lost access to the stream.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Evict {
+    pub user: UserId,
+}
+
+/// A state-changing command on one referral, for that referral's actor. The
+/// answer says whether it was a replay of an earlier command with the same
+/// idempotency key.
+#[derive(Message)]
+#[rtype(result = "CmdResult<(bool, AckBody)>")]
+pub(crate) struct Execute {
+    pub user: UserId,
+    pub idem: IdemKey,
+    pub hash: Vec<u8>,
+    pub cmd: Command,
+}
+
+/// A new referral, for the routing actor, which decides and commits each one
+/// before the next.
+#[derive(Message)]
+#[rtype(result = "CmdResult<(bool, AckBody)>")]
+pub(crate) struct Create {
+    pub user: UserId,
+    pub idem: IdemKey,
+    pub hash: Vec<u8>,
+    pub referral: Box<NewReferral>,
+}
+
+/// An accepted MLS commit (or the group's creation), for the practice's
+/// actor to append to the practice's MLS log.
+#[derive(Message)]
+#[rtype(result = "Result<StoredEvent, StoreError>")]
+pub(crate) struct AppendMls {
+    pub entry: MlsEntryRecord,
+}
