@@ -1,14 +1,14 @@
-//! The Hub: the registries of live actors (one [`Registry`] per stream kind)
-//! and the one entry point the WebSocket endpoint talks to.
+//! The Hub: the one entry point the WebSocket endpoint talks to, and the one
+//! place a stream id meets its kind ([`Hub::route`]).
 //!
 //! Actors are activated on demand from the store and passivate themselves when
-//! idle; a registry drops a stopped actor's entry, and a lookup that finds a
+//! idle; the registry drops a stopped actor's entry, and a lookup that finds a
 //! dead address starts a fresh one. All hub actors run on one dedicated arbiter
-//! (thread), apart from the HTTP workers. The hub names each stream kind in
-//! exactly one place, [`Hub::route`].
+//! (thread), apart from the HTTP workers.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -17,45 +17,27 @@ use handoff_protocol::{ErrorCode, PracticeId, UserId};
 use handoff_store::{Store, StoredEvent};
 
 use crate::conn::Conn;
-use crate::mailer::{Kick, Mailer};
+pub use crate::env::HubConfig;
+use crate::env::{Env, Router};
+use crate::mailer::Mailer;
 use crate::messages::{Create, Deliver, Evict, Execute, Subscribe, Unsubscribe};
 use crate::practice::PracticeStream;
 use crate::referral::ReferralStream;
+use crate::registry::Registry;
 use crate::routing::RoutingActor;
-use crate::stream::{Registry, StreamActor, StreamHandle, StreamKind};
+use crate::stream::{self, StreamHandle, StreamKind};
 use crate::{CmdError, CmdResult};
 
-/// Tunables.
-#[derive(Clone, Debug)]
-pub struct HubConfig {
-    /// Mailbox capacity of every hub actor.
-    pub mailbox: usize,
-    /// An actor with no subscribers passivates after this long idle.
-    pub idle: Duration,
-    /// The public URL, for links in notification emails.
-    pub public_url: String,
-}
-
-impl Default for HubConfig {
-    fn default() -> Self {
-        Self { mailbox: 256, idle: Duration::from_secs(60), public_url: "http://localhost".into() }
-    }
-}
-
-/// The registry of live actors.
+/// The hub: what every actor shares, and the routing actor.
 pub struct Hub {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) config: HubConfig,
-    pub(crate) mailer: Addr<Mailer>,
-    pub(crate) arbiter: ArbiterHandle,
-    pub(crate) practices: Registry<PracticeStream>,
-    pub(crate) referrals: Registry<ReferralStream>,
+    env: Arc<Env>,
     routing: Addr<RoutingActor>,
 }
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("practices", &self.practices.len()).field("referrals", &self.referrals.len()).finish()
+        let (p, r) = self.live();
+        f.debug_struct("Hub").field("practices", &p).field("referrals", &r).finish()
     }
 }
 
@@ -77,59 +59,61 @@ fn mailbox_err<E: std::fmt::Display>(e: E) -> CmdError {
     CmdError::new(ErrorCode::Unavailable, format!("the server is busy or restarting ({e}); retry"))
 }
 
+impl Router for Hub {
+    fn deliver(self: Arc<Self>, events: Vec<StoredEvent>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move { Hub::deliver(&self, events).await })
+    }
+}
+
 impl Hub {
     /// Starts the hub and its routing actor on a dedicated arbiter.
     pub fn start(store: Arc<dyn Store>, mailer: Addr<Mailer>, config: HubConfig) -> Arc<Self> {
         let arbiter = Arbiter::new().handle();
-        Arc::new_cyclic(|weak: &std::sync::Weak<Hub>| {
-            let w = weak.clone();
+        Arc::new_cyclic(|hub: &std::sync::Weak<Hub>| {
+            let router: std::sync::Weak<dyn Router> = hub.clone();
             let mailbox = config.mailbox;
+            let env = Arc::new(Env { store, config, mailer, arbiter: arbiter.clone(), registry: Registry::default(), router });
+            let weak = Arc::downgrade(&env);
             let routing = RoutingActor::start_in_arbiter(&arbiter, move |ctx| {
                 ctx.set_mailbox_capacity(mailbox);
-                RoutingActor::new(w)
+                RoutingActor::new(weak)
             });
-            Hub { store, config, mailer, arbiter, practices: Registry::default(), referrals: Registry::default(), routing }
+            Hub { env, routing }
         })
+    }
+
+    /// What every actor shares.
+    pub(crate) fn env(&self) -> &Arc<Env> {
+        &self.env
     }
 
     /// Stops every hub actor and their thread (at server shutdown).
     pub fn stop(&self) {
-        self.practices.clear();
-        self.referrals.clear();
-        self.arbiter.stop();
+        self.env.registry.clear();
+        self.env.arbiter.stop();
     }
 
     /// Live actor counts, for metrics and tests: (practices, referrals).
     pub fn live(&self) -> (usize, usize) {
-        (self.practices.len(), self.referrals.len())
+        let r = &self.env.registry;
+        (r.count(|s| matches!(s, StreamId::Practice(_))), r.count(|s| matches!(s, StreamId::Referral(_))))
     }
 
-    /// The actor of stream `id` of kind `K`: the running one, or one activated
-    /// from the store (`not_found` if there is no such stream).
-    pub(crate) async fn activate<K: StreamKind>(self: &Arc<Self>, id: K::Id) -> CmdResult<Addr<StreamActor<K>>> {
-        let registry = K::registry(self);
-        if let Some(a) = registry.live(id) {
-            return Ok(a);
-        }
-        let kind = K::load(self.store.clone(), id).await?;
-        Ok(registry.start(self, kind))
-    }
-
-    async fn reach<K: StreamKind>(self: &Arc<Self>, id: K::Id, how: Reach) -> CmdResult<Option<StreamHandle>> {
+    async fn reach<K: StreamKind>(&self, id: K::Id, how: Reach) -> CmdResult<Option<StreamHandle>> {
+        let env = &self.env;
         match how {
-            Reach::Authorize(user) => K::authorize(self.store.clone(), user, id).await.map(|()| None),
+            Reach::Authorize(user) => K::authorize(env.store.clone(), user, id).await.map(|()| None),
             Reach::Open(user) => {
-                K::authorize(self.store.clone(), user, id).await?;
-                Ok(Some(StreamHandle::of(self.activate::<K>(id).await?)))
+                K::authorize(env.store.clone(), user, id).await?;
+                Ok(Some(StreamHandle::of(stream::activate::<K>(env, id).await?)))
             }
-            Reach::Live => Ok(K::registry(self).live(id).map(StreamHandle::of)),
-            Reach::Deliver if K::WAKE_ON_DELIVER => Ok(Some(StreamHandle::of(self.activate::<K>(id).await?))),
-            Reach::Deliver => Ok(K::registry(self).live(id).map(StreamHandle::of)),
+            Reach::Deliver if K::WAKE_ON_DELIVER => Ok(Some(StreamHandle::of(stream::activate::<K>(env, id).await?))),
+            Reach::Live | Reach::Deliver => Ok(stream::live::<K>(env, id).map(StreamHandle::of)),
         }
     }
 
     /// The one place a [`StreamId`] meets its kind.
-    async fn route(self: &Arc<Self>, stream: StreamId, how: Reach) -> CmdResult<Option<StreamHandle>> {
+    async fn route(&self, stream: StreamId, how: Reach) -> CmdResult<Option<StreamHandle>> {
         match stream {
             StreamId::Practice(id) => self.reach::<PracticeStream>(id, how).await,
             StreamId::Referral(id) => self.reach::<ReferralStream>(id, how).await,
@@ -137,34 +121,34 @@ impl Hub {
     }
 
     /// Can `user` see `stream`? Practice streams: members. Referral streams: members of either practice.
-    pub async fn may_see(self: &Arc<Self>, user: UserId, stream: StreamId) -> CmdResult<()> {
+    pub async fn may_see(&self, user: UserId, stream: StreamId) -> CmdResult<()> {
         self.route(stream, Reach::Authorize(user)).await.map(|_| ())
     }
 
     /// Subscribes a connection: replays events after `after_seq`, then live.
-    pub async fn subscribe(self: &Arc<Self>, conn: Conn, stream: StreamId, after_seq: u64) -> CmdResult<AckBody> {
+    pub async fn subscribe(&self, conn: Conn, stream: StreamId, after_seq: u64) -> CmdResult<AckBody> {
         let actor = self.route(stream, Reach::Open(conn.user)).await?.ok_or_else(|| CmdError::not_found("stream"))?;
         actor.subscribe.send(Subscribe { conn, after_seq }).await.map_err(mailbox_err)?
     }
 
     /// Drops a subscription (no error if there was none).
-    pub async fn unsubscribe(self: &Arc<Self>, conn_id: u64, stream: StreamId) {
+    pub async fn unsubscribe(&self, conn_id: u64, stream: StreamId) {
         if let Ok(Some(actor)) = self.route(stream, Reach::Live).await {
             let _ = actor.unsubscribe.send(Unsubscribe { conn_id }).await;
         }
     }
 
     /// Cuts a removed member's live subscriptions to the practice's inbox.
-    pub async fn evict(self: &Arc<Self>, practice: PracticeId, user: UserId) {
+    pub async fn evict(&self, practice: PracticeId, user: UserId) {
         if let Ok(Some(actor)) = self.route(StreamId::Practice(practice), Reach::Live).await {
             let _ = actor.evict.send(Evict { user }).await;
         }
     }
 
     /// Runs a state-changing command for `user`.
-    pub async fn execute(self: &Arc<Self>, user: UserId, idem: IdemKey, cmd: Command) -> CmdResult<(bool, AckBody)> {
+    pub async fn execute(&self, user: UserId, idem: IdemKey, cmd: Command) -> CmdResult<(bool, AckBody)> {
         let hash = crate::command_hash(&cmd);
-        if let Some(done) = crate::replayed(&*self.store, user, idem, &hash).await? {
+        if let Some(done) = crate::replayed(&*self.env.store, user, idem, &hash).await? {
             return Ok((true, done));
         }
         match cmd {
@@ -176,7 +160,7 @@ impl Hub {
             }
             other => {
                 let id = crate::referral::target(&other).ok_or_else(|| CmdError::new(ErrorCode::UnknownCommand, "unknown command"))?;
-                let addr = self.activate::<ReferralStream>(id).await?;
+                let addr = stream::activate::<ReferralStream>(&self.env, id).await?;
                 addr.send(Execute { user, idem, hash, cmd: other }).await.map_err(mailbox_err)?
             }
         }
@@ -185,7 +169,7 @@ impl Hub {
     /// Delivers persisted events to the actors that own their streams, one
     /// `Deliver` per stream (see [`StreamKind::WAKE_ON_DELIVER`] for a stream
     /// whose actor is not running).
-    pub(crate) async fn deliver(self: &Arc<Self>, events: Vec<StoredEvent>) {
+    async fn deliver(&self, events: Vec<StoredEvent>) {
         let mut by_stream: Vec<(StreamId, Vec<StoredEvent>)> = Vec::new();
         for e in events {
             match by_stream.iter_mut().find(|(s, _)| *s == e.stream) {
@@ -198,9 +182,5 @@ impl Hub {
                 let _ = actor.deliver.send(Deliver { events }).await;
             }
         }
-    }
-
-    pub(crate) fn kick_mailer(&self) {
-        let _ = self.mailer.try_send(Kick);
     }
 }

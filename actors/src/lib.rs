@@ -1,16 +1,27 @@
 //! Handoff's live actors, on actix 0.13.
 //!
-//! - [`hub::Hub`]: the registry (DashMap) of live actors, activated on demand
-//!   from the store and passivated when idle, all on one dedicated arbiter.
-//! - `PracticeActor`: owns a practice's inbox stream and delivers its events,
-//!   in order and without gaps, to subscribed connections.
-//! - `ReferralActor`: owns one referral's state machine, history and thread;
-//!   every change is committed to the store (with its events on the referral's
-//!   stream and both practices' streams, its idempotency record and any mail)
-//!   before it is acknowledged or pushed.
-//! - `RoutingActor`: creates referrals one at a time, so "choose for me" counts
-//!   stay balanced under concurrency.
+//! - [`hub::Hub`]: the entry point the WebSocket endpoint talks to, and the
+//!   one place a stream id meets its kind. Live actors sit in one registry,
+//!   activate on demand from the store and passivate when idle, all on one
+//!   dedicated arbiter.
+//! - `StreamActor<K>` (`stream.rs`): one generic actor per live stream, of
+//!   any kind: subscriptions, replay, ordered gapless fan-out, eviction and
+//!   passivation. The kinds are `practice.rs` (a practice's inbox; with
+//!   `mls.rs`, its MLS delivery service) and `referral.rs` (one referral's
+//!   state machine, history and thread: every change is committed to the
+//!   store, with its events on the referral's stream and both practices'
+//!   streams, its idempotency record and any mail, before it is acknowledged
+//!   or pushed).
+//! - `RoutingActor` (`routing.rs`): creates referrals one at a time, so
+//!   "choose for me" counts stay balanced under concurrency.
 //! - [`mailer::Mailer`]: drains the persisted mail outbox with retries.
+//!
+//! The modules form a layered graph with no cycle (checked by `cargo xtask
+//! test`): `clock`, `error`, `conn`, `messages`, `registry`, `fanout`, `idem`,
+//! `access` at the bottom; `env`
+//! (what every actor shares) above them; `stream`, then the kinds and
+//! `routing`; `hub` at the top. This root only declares modules and
+//! re-exports.
 //!
 //! Mailboxes are bounded; connections have bounded outgoing queues and are
 //! dropped, not buffered, when they stop reading. Actor code stays behind our
@@ -18,76 +29,23 @@
 //! decrypt: this crate does not depend on `handoff-crypto`.
 
 pub mod access;
+mod clock;
 pub mod conn;
+mod env;
+mod error;
 pub mod fanout;
 pub mod hub;
+mod idem;
 pub mod mailer;
 mod messages;
 pub mod mls;
 mod practice;
 mod referral;
+mod registry;
 mod routing;
 mod stream;
 
-use handoff_protocol::ErrorCode;
-use handoff_protocol::ws::{AckBody, Command, IdemKey};
-use handoff_protocol::{UnixMillis, UserId};
-use handoff_store::{Store, StoreError};
-use sha2::{Digest, Sha256};
-
+pub use clock::now_millis;
+pub use error::{CmdError, CmdResult};
+pub use idem::{command_hash, replayed};
 pub use routing::referral_number;
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_millis() -> UnixMillis {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-/// A command's failure, with its wire code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct CmdError {
-    /// Wire code.
-    pub code: ErrorCode,
-    /// Human text.
-    pub message: String,
-}
-
-impl CmdError {
-    /// An error.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
-    }
-    /// `not_found`, worded the same for absent and foreign objects.
-    pub fn not_found(what: &str) -> Self {
-        Self::new(ErrorCode::NotFound, format!("no such {what}, or you do not have access to it"))
-    }
-}
-
-impl From<StoreError> for CmdError {
-    fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store failure in a command");
-        CmdError::new(ErrorCode::Internal, "the server failed; nothing was changed, please retry")
-    }
-}
-
-/// Result alias.
-pub type CmdResult<T> = Result<T, CmdError>;
-
-/// SHA-256 of a command's canonical JSON: an idempotency key replayed with a
-/// different command is refused.
-pub fn command_hash(cmd: &Command) -> Vec<u8> {
-    Sha256::digest(serde_json::to_vec(cmd).unwrap_or_default()).to_vec()
-}
-
-/// The stored answer if `(user, key)` was used before for this command;
-/// `idempotency_conflict` if it was used for another.
-pub async fn replayed(store: &dyn Store, user: UserId, key: IdemKey, hash: &[u8]) -> CmdResult<Option<AckBody>> {
-    match store.idem(user, key).await? {
-        None => Ok(None),
-        Some(rec) if rec.command == hash => {
-            let body = serde_json::from_str(&rec.result).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
-            Ok(Some(body))
-        }
-        Some(_) => Err(CmdError::new(ErrorCode::IdempotencyConflict, "this idempotency key was already used for a different command")),
-    }
-}

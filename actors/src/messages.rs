@@ -2,9 +2,9 @@
 //! actor: the actors depend on these types, never on each other's modules.
 //!
 //! The stream messages ([`Subscribe`], [`Unsubscribe`], [`Deliver`],
-//! [`Evict`]) are handled by every [`StreamActor`](crate::stream::StreamActor)
-//! whatever its kind; [`Execute`], [`Create`] and [`AppendMls`] are each
-//! handled by one kind of actor.
+//! [`Evict`]) are handled by every stream actor (`StreamActor<K>`), whatever
+//! its kind; [`Execute`], [`Create`] and [`AppendMls`] are each handled by
+//! one kind of actor.
 
 use actix::Message;
 

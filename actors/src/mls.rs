@@ -18,6 +18,7 @@ use handoff_store::{MlsEntryRecord, StoreError, StoredEvent};
 use crate::hub::Hub;
 use crate::messages::{AppendMls, Deliver};
 use crate::practice::{PracticeActor, PracticeStream};
+use crate::stream;
 
 impl Handler<AppendMls> for PracticeActor {
     type Result = AtomicResponse<Self, Result<StoredEvent, StoreError>>;
@@ -48,6 +49,6 @@ impl Handler<AppendMls> for PracticeActor {
 /// Submits one MLS log entry through the practice's actor. `Conflict("stale_epoch")`
 /// when another member's commit for that epoch was accepted first.
 pub async fn append(hub: &Arc<Hub>, entry: MlsEntryRecord) -> Result<StoredEvent, StoreError> {
-    let actor = hub.activate::<PracticeStream>(entry.practice_id).await.map_err(|e| StoreError::Backend(e.to_string()))?;
+    let actor = stream::activate::<PracticeStream>(hub.env(), entry.practice_id).await.map_err(|e| StoreError::Backend(e.to_string()))?;
     actor.send(AppendMls { entry }).await.map_err(|e| StoreError::Backend(e.to_string()))?
 }

@@ -9,8 +9,7 @@ use handoff_protocol::ws::StreamId;
 use handoff_protocol::{PracticeId, UserId};
 use handoff_store::Store;
 
-use crate::hub::Hub;
-use crate::stream::{Registry, StreamActor, StreamKind};
+use crate::stream::{StreamActor, StreamKind};
 use crate::{CmdError, CmdResult};
 
 /// A practice's inbox stream. Activation reads nothing but the stream's head.
@@ -31,10 +30,6 @@ impl StreamKind for PracticeStream {
 
     fn id(&self) -> PracticeId {
         self.id
-    }
-
-    fn registry(hub: &Hub) -> &Registry<Self> {
-        &hub.practices
     }
 
     fn load(_: Arc<dyn Store>, id: PracticeId) -> impl Future<Output = CmdResult<Self>> + Send {

@@ -19,9 +19,8 @@ use handoff_protocol::ws::{AckBody, Command, Event, MAX_MESSAGE, Referral, Refer
 use handoff_protocol::{ErrorCode, UserId};
 use handoff_store::{Commit, IdemRecord, NewMail, ReferralRecord, Store, StoreError, StoredEvent};
 
-use crate::hub::Hub;
 use crate::messages::Execute;
-use crate::stream::{Registry, StreamActor, StreamKind};
+use crate::stream::{StreamActor, StreamKind};
 use crate::{CmdError, CmdResult, now_millis};
 
 /// The referral a command acts on.
@@ -58,10 +57,6 @@ impl StreamKind for ReferralStream {
 
     fn id(&self) -> ReferralId {
         self.rec.id
-    }
-
-    fn registry(hub: &Hub) -> &Registry<Self> {
-        &hub.referrals
     }
 
     async fn load(store: Arc<dyn Store>, id: ReferralId) -> CmdResult<Self> {
@@ -215,15 +210,15 @@ impl Handler<Execute> for ReferralActor {
 
     fn handle(&mut self, msg: Execute, _: &mut Self::Context) -> Self::Result {
         self.touch();
-        let Some(hub) = self.hub.upgrade() else {
+        let Some(env) = self.env.upgrade() else {
             return AtomicResponse::new(Box::pin(fut::ready(Err(CmdError::new(ErrorCode::Unavailable, "shutting down")))));
         };
         let rec = self.kind.rec.clone();
         let work = async move {
-            let store = hub.store.clone();
+            let store = env.store.clone();
             let current: Referral = serde_json::from_str(&rec.body).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
             let id = current.id;
-            let change = decide(&*store, &hub.config.public_url, msg.user, &rec, current, msg.cmd).await?;
+            let change = decide(&*store, &env.config.public_url, msg.user, &rec, current, msg.cmd).await?;
             let ack = AckBody::Done { referral: id };
             let Some(event) = change.event else {
                 return Ok(Outcome::Done { updated: None, events: Vec::new(), ack });
@@ -255,7 +250,7 @@ impl Handler<Execute> for ReferralActor {
             match store.commit(commit).await {
                 Ok(events) => {
                     if has_mail {
-                        hub.kick_mailer();
+                        env.kick_mailer();
                     }
                     Ok(Outcome::Done { updated: Some(Box::new(updated)), events, ack })
                 }

@@ -24,17 +24,17 @@ use handoff_protocol::ws::{
 use handoff_protocol::{ErrorCode, PracticeId, UserId};
 use handoff_store::{Commit, IdemRecord, PracticeRecord, ReferralRecord, Store, StoreError};
 
-use crate::hub::Hub;
+use crate::env::Env;
 use crate::messages::Create;
 use crate::{CmdError, CmdResult, now_millis};
 
 pub(crate) struct RoutingActor {
-    hub: Weak<Hub>,
+    env: Weak<Env>,
 }
 
 impl RoutingActor {
-    pub(crate) fn new(hub: Weak<Hub>) -> Self {
-        Self { hub }
+    pub(crate) fn new(env: Weak<Env>) -> Self {
+        Self { env }
     }
 }
 
@@ -231,15 +231,14 @@ impl Handler<Create> for RoutingActor {
     type Result = AtomicResponse<Self, CmdResult<(bool, AckBody)>>;
 
     fn handle(&mut self, msg: Create, _: &mut Self::Context) -> Self::Result {
-        let Some(hub) = self.hub.upgrade() else {
+        let Some(env) = self.env.upgrade() else {
             return AtomicResponse::new(Box::pin(fut::ready(Err(CmdError::new(ErrorCode::Unavailable, "shutting down")))));
         };
         let work = async move {
-            match create(&*hub.store, msg.user, msg.idem, msg.hash, *msg.referral).await? {
+            match create(&*env.store, msg.user, msg.idem, msg.hash, *msg.referral).await? {
                 Created::New(ack, events) => {
                     // Delivered after the commit, outside the routing critical path.
-                    let hub2 = hub.clone();
-                    actix::spawn(async move { hub2.deliver(events).await });
+                    env.deliver(events);
                     Ok((false, ack))
                 }
                 Created::Duplicate(ack) => Ok((true, ack)),

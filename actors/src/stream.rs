@@ -11,8 +11,9 @@
 //! [`StreamKind`] impl and the kind's own message handlers, in the kind's own
 //! file (`practice.rs`, `referral.rs`).
 //!
-//! [`Registry<K>`] is the hub's map of live actors of one kind: a lookup finds
-//! a live actor, a dead one is replaced, and a stopped actor removes itself.
+//! Every actor sits in the one [`Registry`](crate::registry::Registry) under
+//! its stream id: [`activate`] finds a live actor or starts one (replacing a
+//! dead entry), and a stopped actor removes itself.
 
 use std::future::Future;
 use std::hash::Hash;
@@ -20,15 +21,13 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use actix::prelude::*;
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
 
 use handoff_protocol::ws::{AckBody, MAX_REPLAY, StreamId};
 use handoff_protocol::{ErrorCode, UserId};
 use handoff_store::{Store, StoredEvent};
 
+use crate::env::Env;
 use crate::fanout::{Fanout, event_frame};
-use crate::hub::Hub;
 use crate::messages::{Deliver, Evict, Subscribe, Unsubscribe};
 use crate::{CmdError, CmdResult};
 
@@ -51,9 +50,6 @@ pub(crate) trait StreamKind: Sized + Unpin + Send + 'static {
     /// The id of the stream this state belongs to.
     fn id(&self) -> Self::Id;
 
-    /// The hub's registry of live actors of this kind.
-    fn registry(hub: &Hub) -> &Registry<Self>;
-
     /// The actor's state at activation, read from the store; `not_found` if
     /// there is no such stream.
     fn load(store: Arc<dyn Store>, id: Self::Id) -> impl Future<Output = CmdResult<Self>> + Send;
@@ -67,7 +63,7 @@ pub(crate) trait StreamKind: Sized + Unpin + Send + 'static {
 pub(crate) struct StreamActor<K: StreamKind> {
     /// The kind's own state (a referral's record, say).
     pub(crate) kind: K,
-    pub(crate) hub: Weak<Hub>,
+    pub(crate) env: Weak<Env>,
     pub(crate) fanout: Fanout,
     /// Set once the stream's head has been read at activation.
     ready: bool,
@@ -75,9 +71,9 @@ pub(crate) struct StreamActor<K: StreamKind> {
 }
 
 impl<K: StreamKind> StreamActor<K> {
-    fn new(kind: K, hub: Weak<Hub>) -> Self {
+    fn new(kind: K, env: Weak<Env>) -> Self {
         let stream = K::stream(kind.id());
-        Self { kind, hub, fanout: Fanout::new(stream, 0), ready: false, last_active: Instant::now() }
+        Self { kind, env, fanout: Fanout::new(stream, 0), ready: false, last_active: Instant::now() }
     }
 
     /// Records activity: an actor passivates only after `idle` without any.
@@ -87,7 +83,7 @@ impl<K: StreamKind> StreamActor<K> {
 
     /// The store, while the hub is alive.
     pub(crate) fn store(&self) -> Option<Arc<dyn Store>> {
-        self.hub.upgrade().map(|h| h.store.clone())
+        self.env.upgrade().map(|e| e.store.clone())
     }
 
     /// Publishes events this actor has just committed: those of its own
@@ -102,10 +98,8 @@ impl<K: StreamKind> StreamActor<K> {
                 ctx.notify(Deliver { events: mine });
             }
         }
-        if !others.is_empty()
-            && let Some(hub) = self.hub.upgrade()
-        {
-            actix::spawn(async move { hub.deliver(others).await });
+        if let Some(env) = self.env.upgrade() {
+            env.deliver(others);
         }
     }
 }
@@ -114,12 +108,12 @@ impl<K: StreamKind> Actor for StreamActor<K> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let Some(hub) = self.hub.upgrade() else {
+        let Some(env) = self.env.upgrade() else {
             ctx.stop();
             return;
         };
         // Activation: learn how far the stream has got before handling anything.
-        let store = hub.store.clone();
+        let store = env.store.clone();
         let stream = self.fanout.stream;
         ctx.wait(async move { store.stream_head(stream).await }.into_actor(self).map(move |head, act, ctx| match head {
             Ok(h) => {
@@ -131,7 +125,7 @@ impl<K: StreamKind> Actor for StreamActor<K> {
                 ctx.stop();
             }
         }));
-        let idle = hub.config.idle;
+        let idle = env.config.idle;
         ctx.run_interval(idle / 2, move |act, ctx| {
             if act.fanout.is_empty() && act.last_active.elapsed() >= idle {
                 ctx.stop();
@@ -140,8 +134,8 @@ impl<K: StreamKind> Actor for StreamActor<K> {
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
-        if let Some(hub) = self.hub.upgrade() {
-            K::registry(&hub).forget(self.kind.id(), &ctx.address());
+        if let Some(env) = self.env.upgrade() {
+            env.registry.forget(self.fanout.stream, &ctx.address());
         }
     }
 }
@@ -227,59 +221,27 @@ impl<K: StreamKind> Handler<Deliver> for StreamActor<K> {
     }
 }
 
-/// The hub's live actors of one kind.
-pub(crate) struct Registry<K: StreamKind> {
-    live: DashMap<K::Id, Addr<StreamActor<K>>>,
+/// The actor of stream `id` of kind `K`: the running one, or one activated
+/// from the store (`not_found` if there is no such stream).
+pub(crate) async fn activate<K: StreamKind>(env: &Arc<Env>, id: K::Id) -> CmdResult<Addr<StreamActor<K>>> {
+    let stream = K::stream(id);
+    if let Some(a) = env.registry.live(stream) {
+        return Ok(a);
+    }
+    let kind = K::load(env.store.clone(), id).await?;
+    Ok(env.registry.live_or_start(stream, || {
+        let weak = Arc::downgrade(env);
+        let mailbox = env.config.mailbox;
+        StreamActor::start_in_arbiter(&env.arbiter, move |ctx| {
+            ctx.set_mailbox_capacity(mailbox);
+            StreamActor::new(kind, weak)
+        })
+    }))
 }
 
-impl<K: StreamKind> Default for Registry<K> {
-    fn default() -> Self {
-        Self { live: DashMap::new() }
-    }
-}
-
-impl<K: StreamKind> Registry<K> {
-    /// The stream's actor if it is running.
-    pub(crate) fn live(&self, id: K::Id) -> Option<Addr<StreamActor<K>>> {
-        self.live.get(&id).filter(|a| a.connected()).map(|a| a.clone())
-    }
-
-    /// The stream's actor: the running one, or a new one with `kind` as its
-    /// state, started on the hub's arbiter (replacing a dead entry).
-    pub(crate) fn start(&self, hub: &Arc<Hub>, kind: K) -> Addr<StreamActor<K>> {
-        let spawn = |kind: K| {
-            let weak = Arc::downgrade(hub);
-            let mailbox = hub.config.mailbox;
-            StreamActor::start_in_arbiter(&hub.arbiter, move |ctx| {
-                ctx.set_mailbox_capacity(mailbox);
-                StreamActor::new(kind, weak)
-            })
-        };
-        match self.live.entry(kind.id()) {
-            Entry::Occupied(mut o) => {
-                if !o.get().connected() {
-                    o.insert(spawn(kind));
-                }
-                o.get().clone()
-            }
-            Entry::Vacant(v) => v.insert(spawn(kind)).clone(),
-        }
-    }
-
-    /// Removes a stopped actor's entry (not a newer actor's).
-    pub(crate) fn forget(&self, id: K::Id, addr: &Addr<StreamActor<K>>) {
-        self.live.remove_if(&id, |_, a| a == addr);
-    }
-
-    /// How many actors of this kind are registered.
-    pub(crate) fn len(&self) -> usize {
-        self.live.len()
-    }
-
-    /// Forgets every actor (at shutdown).
-    pub(crate) fn clear(&self) {
-        self.live.clear();
-    }
+/// The actor of stream `id` of kind `K` if it is running.
+pub(crate) fn live<K: StreamKind>(env: &Env, id: K::Id) -> Option<Addr<StreamActor<K>>> {
+    env.registry.live(K::stream(id))
 }
 
 /// What the hub can send to a stream's actor, whatever its kind.

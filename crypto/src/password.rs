@@ -1,4 +1,4 @@
-//! Password stretching. DESIGN.md, privacy model point 1: the server never sees
+//! Password stretching (ARCHITECTURE.md, "Privacy model as built", point 1): the server never sees
 //! the password, nor anything that opens the user's keys more cheaply than one
 //! Argon2id run per guess.
 //!

@@ -1,4 +1,4 @@
-//! Referral encryption (DESIGN.md privacy model 5).
+//! Referral encryption (ARCHITECTURE.md, "Referral encryption as built").
 //!
 //! The sender makes a random content key `R`. Demographics, reason and
 //! clinical details ([`ReferralContent`]), attachments (chunked AEAD), thread

@@ -1,4 +1,4 @@
-//! Accounts and sessions, vendor-blind (DESIGN.md privacy model 1–3).
+//! Accounts and sessions, vendor-blind (ARCHITECTURE.md, "Privacy model as built", points 1–3 and 5).
 //!
 //! The client sends `auth_key = HKDF(Argon2id(password))`; the server stores
 //! `Argon2id(auth_key)` as a PHC string. The kit is proven with

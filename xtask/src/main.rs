@@ -11,6 +11,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod modgraph;
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = root();
@@ -300,9 +302,9 @@ fn fuzz(root: &Path) -> Result<()> {
 }
 
 /// Crates that must build for wasm32-unknown-unknown (they run in the browser).
-const WASM_CRATES: &[&str] = &["handoff-protocol", "handoff-crypto", "handoff-client-core", "handoff-web"];
+const WASM_CRATES: &[&str] = &["handoff-protocol", "handoff-domain", "handoff-crypto", "handoff-client-core", "handoff-web"];
 
-/// Crates the wire protocol must never pull in (DESIGN.md invariants).
+/// Crates the wire protocol must never pull in (ARCHITECTURE.md, "Architecture invariants").
 const PROTOCOL_FORBIDDEN: &[&str] = &["tokio", "actix", "actix-rt", "actix-web", "scylla", "mls-rs", "rusqlite"];
 /// Crates that must never link the client-side crypto crate.
 const NO_CRYPTO: &[&str] = &["handoff-server", "handoff-store", "handoff-actors"];
@@ -334,6 +336,7 @@ fn test(root: &Path) -> Result<()> {
     apt_install(Path::new(CHROMIUM).exists(), "chromium")?;
     step("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
     dependency_rules()?;
+    modgraph::check_acyclic(&root.join("actors/src"))?;
     step("clippy (native)", cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
     let wasm = |verb: &str| {
         let mut c = cargo();
@@ -353,6 +356,8 @@ fn test(root: &Path) -> Result<()> {
                 "--no-deps",
                 "-p",
                 "handoff-protocol",
+                "-p",
+                "handoff-domain",
                 "-p",
                 "handoff-crypto",
                 "-p",
