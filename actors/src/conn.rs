@@ -66,7 +66,7 @@ pub struct Outgoing {
 /// What a push attempt found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Pushed {
-    /// Queued.
+    /// The frame is queued for the socket.
     Ok,
     /// The connection is gone or was just marked slow; forget it.
     Gone,

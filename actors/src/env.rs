@@ -19,7 +19,7 @@ use handoff_store::{Store, StoredEvent};
 use crate::mailer::{Kick, Mailer};
 use crate::registry::Registry;
 
-/// Tunables.
+/// The hub's tunables, from the server's configuration.
 #[derive(Clone, Debug)]
 pub struct HubConfig {
     /// Mailbox capacity of every hub actor.

@@ -32,16 +32,16 @@ pub struct Demographics {
     pub sex: String,
     /// Provincial health number.
     pub health_number: String,
-    /// Phone.
+    /// The patient's phone number, as the referrer wrote it.
     pub phone: String,
-    /// Address.
+    /// The patient's home address.
     pub address: String,
 }
 
 /// Everything about the patient in a referral. Never leaves the client in plaintext.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ReferralContent {
-    /// Who.
+    /// The patient's demographics.
     pub patient: Demographics,
     /// Reason for referral.
     pub reason: String,

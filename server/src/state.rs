@@ -18,7 +18,7 @@ use crate::ratelimit::RateLimiter;
 pub struct AppState {
     /// The store.
     pub store: Arc<dyn Store>,
-    /// Configuration.
+    /// The server's settings, after every configuration layer.
     pub config: Arc<Config>,
     /// The mail outbox drainer.
     pub mailer: Addr<Mailer>,
