@@ -28,6 +28,8 @@
 //! own message types so that a move off actix stays cheap. Actors never
 //! decrypt: this crate does not depend on `handoff-crypto`.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
 pub mod access;
 mod clock;
 pub mod conn;

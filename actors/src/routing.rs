@@ -51,8 +51,14 @@ pub fn referral_number() -> String {
         // Fall back to the clock; uniqueness is still enforced by the store.
         b = now_millis().to_be_bytes();
     }
-    let c: String = b.iter().map(|x| ALPHABET[(*x as usize) % 32] as char).collect();
-    format!("HR-{}-{}", &c[..4], &c[4..])
+    let mut number = String::from("HR-");
+    for (i, x) in b.iter().enumerate() {
+        if i == 4 {
+            number.push('-');
+        }
+        number.push(ALPHABET.get(usize::from(*x) % ALPHABET.len()).map_or('0', |c| char::from(*c)));
+    }
+    number
 }
 
 /// Whether a stored practice can receive this referral now (`handoff_domain::eligibility`).
@@ -245,5 +251,22 @@ impl Handler<Create> for RoutingActor {
             }
         };
         AtomicResponse::new(Box::pin(work.into_actor(self)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::referral_number;
+
+    #[test]
+    fn referral_numbers_are_two_groups_of_four_crockford_characters() {
+        for _ in 0..200 {
+            let n = referral_number();
+            let (prefix, rest) = n.split_at(3);
+            assert_eq!(prefix, "HR-", "{n}");
+            let groups: Vec<&str> = rest.split('-').collect();
+            assert_eq!(groups.iter().map(|g| g.len()).collect::<Vec<_>>(), vec![4, 4], "{n}");
+            assert!(rest.chars().all(|c| c == '-' || (c.is_ascii_alphanumeric() && !"ILOU".contains(c) && !c.is_ascii_lowercase())), "{n}");
+        }
     }
 }
