@@ -4,7 +4,7 @@
 mod accounts;
 mod bad_input;
 mod harness;
-pub mod hub;
+mod hub;
 mod mls;
 mod practices;
 mod privacy;
