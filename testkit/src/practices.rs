@@ -25,7 +25,8 @@ pub enum Verifier<'a> {
 }
 
 impl Verifier<'_> {
-    /// Verifies the practice `p`, so that it can receive referrals.
+    /// Verifies the practice `p`, so that it can receive referrals. The
+    /// operator's CLI runs to completion on this thread (it takes milliseconds).
     pub async fn verify(&self, p: &Practice) -> Result<()> {
         match *self {
             Verifier::Staff(staff) => staff.admin_practice_action(p.id, "verify").await?,

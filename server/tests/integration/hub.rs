@@ -301,7 +301,7 @@ async fn status_emails_survive_an_smtp_outage_and_arrive_once() {
         c.mail_backoff_ms = 200;
         c.mail_backoff_max_ms = 400;
     });
-    let w = world_with(&srv, World::builder().moa(moa_account().email("moa@family.example"))).await;
+    let w = world_with(&srv, World::builder().moa(moa_account().email("moa@family.example")).specialists(1)).await;
     let to = w.specialists[0].id;
     w.moa.set_email_on_status(w.referring.id, true).await.unwrap();
     // A second member of the referring practice who did not opt in.
