@@ -1,5 +1,6 @@
 //! What every scenario shares: starting servers (ours and the baselines),
-//! the benchmark world (two practices, one verified), raw WebSocket
+//! the benchmark world (two practices, one verified; built from the
+//! `handoff-testkit` fixtures the integration tests use too), raw WebSocket
 //! connections from chosen loopback source addresses, RSS readings and
 //! percentiles.
 
@@ -11,9 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use handoff_client::Client;
 use handoff_crypto::ReferralContent;
-use handoff_crypto::referral::Demographics;
-use handoff_protocol::v1::{Intake, PracticeKind};
-use handoff_protocol::ws::{Routing, Urgency};
+use handoff_testkit::{ContentBuilder, Verifier, moa_account, referring_office, routing, specialist_account, verified_specialist};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -276,24 +275,14 @@ pub fn median(v: &[f64]) -> f64 {
     pct(&s, 0.5)
 }
 
-/// The routing every bench referral uses.
-pub fn routing() -> Routing {
-    Routing {
-        specialty: "cardiology".into(),
-        category: "arrhythmia".into(),
-        subcategory: None,
-        region: "fraser".into(),
-        urgency: Urgency::Routine,
-    }
-}
-
-/// Referral content with `details` bytes of clinical details.
+/// Referral content with `details` bytes of clinical details (and only a
+/// name and a date of birth besides, so `details` sizes the payload).
 pub fn content(i: usize, details: usize) -> ReferralContent {
-    ReferralContent {
-        patient: Demographics { name: format!("Bench Patient {i}"), date_of_birth: "1970-01-01".into(), ..Default::default() },
-        reason: "benchmark".into(),
-        clinical_details: "x".repeat(details),
-    }
+    ContentBuilder::bare(&format!("Bench Patient {i}"))
+        .date_of_birth("1970-01-01")
+        .reason("benchmark")
+        .clinical_details_bytes(details)
+        .build()
 }
 
 /// A referring MOA and a verified specialist practice.
@@ -310,27 +299,18 @@ pub struct World {
 }
 
 impl World {
-    /// Registers both users (Argon2id on both sides), creates and verifies the practices.
+    /// Registers both users (Argon2id on both sides), creates the practices,
+    /// and verifies the specialist's with the operator's CLI.
     pub async fn new(s: &Server) -> Result<Self> {
-        let mut moa = Client::new(&s.url);
-        moa.register("moa@bench.example", "MOA", PASSWORD, None).await?;
-        let from = moa.create_practice("Bench Family", PracticeKind::Referring, None, Some("fraser"), vec![]).await?.id;
-        let mut spec = Client::new(&s.url);
-        spec.register("spec@bench.example", "Spec", PASSWORD, None).await?;
-        let to = spec
-            .create_practice(
-                "Bench Cardiology",
-                PracticeKind::Specialist,
-                Some("cardiology"),
-                Some("fraser"),
-                vec![Intake { category: "arrhythmia".into(), subcategory: None }],
-            )
+        let moa = moa_account().email("moa@bench.example").name("MOA").password(PASSWORD).register(&s.url).await?;
+        let from = referring_office().name("Bench Family").region("fraser").create(&moa).await?.id;
+        let spec = specialist_account().email("spec@bench.example").name("Spec").password(PASSWORD).register(&s.url).await?;
+        let to = verified_specialist()
+            .name("Bench Cardiology")
+            .intake(["arrhythmia"])
+            .create(&spec, Verifier::Operator { bin: &s.bin, data: &s.data })
             .await?
             .id;
-        let out = Proc::new(&s.bin).args(["admin", "--data"]).arg(&s.data).args(["verify-practice", &to.to_string()]).output()?;
-        if !out.status.success() {
-            bail!("verify failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
         Ok(Self { moa, spec, from, to })
     }
 
@@ -345,7 +325,13 @@ impl World {
         for i in 0..n {
             out.push(
                 self.moa
-                    .prepare_referral(self.from, handoff_client::referrals::To::Practice(self.to), routing(), &content(i, details), &[])
+                    .prepare_referral(
+                        self.from,
+                        handoff_client::referrals::To::Practice(self.to),
+                        routing("arrhythmia"),
+                        &content(i, details),
+                        &[],
+                    )
                     .await?
                     .0,
             );

@@ -1,5 +1,7 @@
 //! The one in-process test harness: a real server on a loopback port with a
-//! real on-disk store, and a real SMTP server (Debian's aiosmtpd) on another.
+//! real on-disk store, and a real SMTP server (Debian's aiosmtpd) on another;
+//! the real `handoff` binary as a child process for crash tests; and the
+//! testkit's [`World`] set up on either.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -8,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use handoff_client::Client;
 use handoff_server::{Config, RunningServer};
+pub use handoff_testkit::PASSWORD;
+use handoff_testkit::{World, WorldBuilder};
 
 /// A server with its data directory.
 #[derive(Debug)]
@@ -83,6 +87,47 @@ impl TestServer {
             .expect("run handoff");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
+
+    /// Every message in the mail folder under the data directory (where the
+    /// server writes mail when it has no SMTP server), unfolded.
+    pub fn folder_messages(&self) -> Vec<String> {
+        let Ok(rd) = std::fs::read_dir(self.data_dir().join("mail")) else { return Vec::new() };
+        rd.flatten().filter_map(|e| std::fs::read_to_string(e.path()).ok()).map(|t| unfold(&t)).collect()
+    }
+
+    /// Waits for a message in the mail folder addressed `To: <to>` whose text contains `needle`.
+    pub async fn wait_for_folder_mail(&self, to: &str, needle: &str) -> String {
+        let header = format!("To: {to}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(m) = self.folder_messages().into_iter().find(|m| m.contains(&header) && m.contains(needle)) {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "no mail to {to} containing {needle:?} in {}", self.data_dir().join("mail").display());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for the invite to `email` in the mail folder and returns its token.
+    pub async fn folder_invite_token(&self, email: &str) -> String {
+        invite_token(&self.wait_for_folder_mail(email, "/invite/").await)
+    }
+}
+
+/// The testkit's standard [`World`] on `srv`, with `n` specialist practices.
+pub async fn world(srv: &TestServer, n: usize) -> World {
+    world_at(&srv.url(), |e| srv.grant_staff(e), n).await
+}
+
+/// The testkit's standard [`World`] on the server at `url`, with `n`
+/// specialist practices; `grant_staff` makes an email platform staff.
+pub async fn world_at(url: &str, grant_staff: impl Fn(&str), n: usize) -> World {
+    World::builder().specialists(n).build(url, grant_staff).await.expect("the world is set up")
+}
+
+/// A [`World`] from `builder` on `srv` (for a test that needs a known email or name).
+pub async fn world_with(srv: &TestServer, builder: WorldBuilder) -> World {
+    builder.build(&srv.url(), |e| srv.grant_staff(e)).await.expect("the world is set up")
 }
 
 /// A real SMTP server: `python3 -m aiosmtpd` with the Maildir handler.
@@ -149,6 +194,11 @@ impl Smtp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
+    /// Waits for the invite to `to` and returns its token.
+    pub async fn invite_token(&self, to: &str) -> String {
+        invite_token(&self.wait_for(to, "/invite/").await)
+    }
 }
 
 impl Drop for Smtp {
@@ -189,8 +239,6 @@ pub fn all_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
-
-pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The real `handoff` binary as a child process, for crash tests.
 #[derive(Debug)]

@@ -5,85 +5,14 @@ use std::time::Duration;
 use handoff_client::Client;
 use handoff_client::live::Live;
 use handoff_client::referrals::{File, To};
-use handoff_crypto::ReferralContent;
-use handoff_crypto::referral::Demographics;
 use handoff_protocol::ErrorCode;
-use handoff_protocol::v1::{Intake, Practice, PracticeKind, Role};
-use handoff_protocol::ws::{AckBody, Command, Event, RejectReason, Routing, Status, StreamId, Urgency};
+use handoff_protocol::v1::{Practice, Role};
+use handoff_protocol::ws::{AckBody, Command, Event, RejectReason, Status, StreamId, Urgency};
+use handoff_testkit::{World, content, moa_account, routing};
 
-use crate::harness::{PASSWORD, Smtp, TestServer};
+use crate::harness::{PASSWORD, Smtp, TestServer, world, world_at, world_with};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-pub fn routing(category: &str) -> Routing {
-    Routing {
-        specialty: "cardiology".into(),
-        category: category.into(),
-        subcategory: None,
-        region: "fraser".into(),
-        urgency: Urgency::Routine,
-    }
-}
-
-pub fn content(name: &str) -> ReferralContent {
-    ReferralContent {
-        patient: Demographics {
-            name: name.into(),
-            date_of_birth: "1961-04-12".into(),
-            sex: "F".into(),
-            health_number: "9876 543 210".into(),
-            phone: "604-555-0199".into(),
-            address: "1234 Kingsway, Burnaby BC".into(),
-        },
-        reason: "Intermittent palpitations with presyncope".into(),
-        clinical_details: "Holter showed runs of SVT; metoprolol 25 mg bid; TSH normal".into(),
-    }
-}
-
-/// A referring practice (MOA admin) and `n` verified cardiology practices in
-/// Fraser owned by one specialist.
-#[derive(Debug)]
-pub struct World {
-    pub moa: Client,
-    pub referring: Practice,
-    pub spec: Client,
-    pub specialists: Vec<Practice>,
-    pub staff: Client,
-}
-
-pub async fn world(srv: &TestServer, n: usize) -> World {
-    world_at(&srv.url(), |e| srv.grant_staff(e), n).await
-}
-
-pub async fn world_at(url: &str, grant_staff: impl Fn(&str), n: usize) -> World {
-    let mut moa = Client::new(url);
-    moa.register("moa@family.example", "Pat (MOA)", PASSWORD, None).await.unwrap();
-    let referring = moa.create_practice("Kingsway Family Practice", PracticeKind::Referring, None, Some("fraser"), vec![]).await.unwrap();
-    let mut spec = Client::new(url);
-    spec.register("dr.heart@cardio.example", "Dr. Heart", PASSWORD, None).await.unwrap();
-    let mut staff = Client::new(url);
-    staff.register("ops@handoff.example", "Ops", PASSWORD, None).await.unwrap();
-    grant_staff("ops@handoff.example");
-    let mut specialists = Vec::new();
-    for i in 0..n {
-        let p = spec
-            .create_practice(
-                &format!("Fraser Cardiology {i}"),
-                PracticeKind::Specialist,
-                Some("cardiology"),
-                Some("fraser"),
-                vec![
-                    Intake { category: "arrhythmia".into(), subcategory: None },
-                    Intake { category: "heart-failure".into(), subcategory: None },
-                ],
-            )
-            .await
-            .unwrap();
-        staff.admin_practice_action(p.id, "verify").await.unwrap();
-        specialists.push(p);
-    }
-    World { moa, referring, spec, specialists, staff }
-}
 
 fn events_of(pushed: &[handoff_client::live::Pushed]) -> Vec<&Event> {
     pushed.iter().map(|p| &p.event).collect()
@@ -372,7 +301,7 @@ async fn status_emails_survive_an_smtp_outage_and_arrive_once() {
         c.mail_backoff_ms = 200;
         c.mail_backoff_max_ms = 400;
     });
-    let w = world(&srv, 1).await;
+    let w = world_with(&srv, World::builder().moa(moa_account().email("moa@family.example")).specialists(1)).await;
     let to = w.specialists[0].id;
     w.moa.set_email_on_status(w.referring.id, true).await.unwrap();
     // A second member of the referring practice who did not opt in.
@@ -679,7 +608,7 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_event() {
 
     srv.restart().await;
     let mut again = Client::new(srv.url());
-    again.login("moa@family.example", PASSWORD).await.unwrap();
+    again.login(&w.moa_account.email, PASSWORD).await.unwrap();
     let mut l = again.live().await.unwrap();
     let stream = StreamId::Referral(rid);
     let head = l.subscribe(stream, 0).await.unwrap();

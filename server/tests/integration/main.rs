@@ -1,10 +1,40 @@
 //! Integration tests: the real server, the real store on disk, a real SMTP
 //! server, driven through the native client with real cryptography.
+//!
+//! # Where new tests go
+//!
+//! This is the crate's one integration-test binary (`[[test]] integration` in
+//! `server/Cargo.toml`): a new test file is a module declared below, never a
+//! new file directly under `server/tests/`, so everything links once. Put a
+//! test in the module of its concern:
+//!
+//! - `accounts`: registration, sign-in, sessions and cookies, the kit reset,
+//!   the `handoff admin` CLI, restarts, where mail goes.
+//! - `practices`: membership, invites, roles, removal and deletion, key
+//!   grants, the taxonomy and staff tools.
+//! - `hub`: the live WebSocket hub: referral lifecycle, resume, routing
+//!   (choose for me, eligibility), status email, slow readers, bad frames,
+//!   the upgrade, crash recovery, actor passivation.
+//! - `mls`: practice groups over MLS: the delivery service, key packages,
+//!   welcomes, the key-history chain, removal, concurrency, bad MLS input.
+//! - `privacy`: scans of every stored byte for secrets and patient data.
+//! - `bad_input`: malformed, oversized or mistyped input, rate limits and
+//!   foreign ids: a documented error, never a panic or a 500.
+//!
+//! Shared pieces: `harness` starts servers (in process, or the `handoff`
+//! binary as a child for crash tests) and the SMTP server, reads mail (from
+//! SMTP or the data folder's mail directory) and scans stored bytes; the
+//! fixtures (accounts with unique emails, [`handoff_testkit::referring_office`],
+//! [`handoff_testkit::verified_specialist`], [`handoff_testkit::World`],
+//! [`handoff_testkit::routing`], [`handoff_testkit::content`]) live in the
+//! `handoff-testkit` crate (`testkit/`), which the load tests use too. Add a
+//! fixture there when more than one module (or the load tests) needs it; keep
+//! a helper local to its module when only that module does.
 
 mod accounts;
 mod bad_input;
 mod harness;
-pub mod hub;
+mod hub;
 mod mls;
 mod practices;
 mod privacy;

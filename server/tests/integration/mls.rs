@@ -14,29 +14,16 @@ use handoff_protocol::v1::{Practice, Role};
 use handoff_protocol::ws::{AckBody, Event, ReferralId, StreamId};
 use handoff_protocol::{B64, ErrorCode, PracticeId};
 
-use crate::harness::{PASSWORD, TestServer, invite_token};
-use crate::hub::{World, content, routing};
+use handoff_testkit::{World, content, routing};
+
+use crate::harness::{PASSWORD, TestServer, world};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Invites `email` to `p` and registers them through the invite (mail goes to the data folder).
 async fn join(srv: &TestServer, admin: &Client, p: PracticeId, email: &str) -> Client {
     admin.invite(p, email, Role::Member).await.unwrap();
-    let mail_dir = srv.data_dir().join("mail");
-    let token = loop {
-        let found = std::fs::read_dir(&mail_dir)
-            .ok()
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-            .map(|t| crate::harness::unfold(&t))
-            .find(|t| t.contains("/invite/") && t.contains(&format!("To: {email}")));
-        if let Some(t) = found {
-            break invite_token(&t);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let token = srv.folder_invite_token(email).await;
     let mut c = srv.client();
     c.register(email, email, PASSWORD, Some(&token)).await.unwrap();
     c
@@ -68,7 +55,7 @@ fn member(o: SyncOutcome) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_later_member_reads_every_past_referral_including_pre_mls_ones() {
     let srv = server();
-    let w = crate::hub::world(&srv, 1).await;
+    let w = world(&srv, 1).await;
     let p = w.specialists[0].clone();
     // Before MLS: a referral wrapped to the granted epoch-0 key, and a member who got the grant.
     let r0 = send(&w, &p, "Ada Epochzero").await;
@@ -127,7 +114,7 @@ async fn a_later_member_reads_every_past_referral_including_pre_mls_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_member_with_all_old_keys_and_state_cannot_read_what_comes_after() {
     let srv = server();
-    let w = crate::hub::world(&srv, 1).await;
+    let w = world(&srv, 1).await;
     let p = w.specialists[0].clone();
     w.spec.mls_sync(p.id).await.unwrap();
     let carol = join(&srv, &w.spec, p.id, "carol@cardio.example").await;
@@ -206,7 +193,7 @@ async fn assert_rejected<T: std::fmt::Debug>(r: handoff_client::Result<T>, code:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_commits_at_one_epoch_one_wins_and_the_other_retries() {
     let srv = server();
-    let w = crate::hub::world(&srv, 1).await;
+    let w = world(&srv, 1).await;
     let p = w.specialists[0].clone();
     w.spec.mls_sync(p.id).await.unwrap();
     let bob = join(&srv, &w.spec, p.id, "bob@cardio.example").await;
@@ -252,10 +239,10 @@ async fn concurrent_commits_at_one_epoch_one_wins_and_the_other_retries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_tabs_of_one_user_stay_consistent() {
     let srv = server();
-    let w = crate::hub::world(&srv, 1).await;
+    let w = world(&srv, 1).await;
     let p = w.specialists[0].clone();
     let mut tab2 = srv.client();
-    tab2.login("dr.heart@cardio.example", PASSWORD).await.unwrap();
+    tab2.login(&w.spec_account.email, PASSWORD).await.unwrap();
     let tab1 = &w.spec;
     tab1.mls_sync(p.id).await.unwrap();
     // Tab 2 loads the state tab 1 saved: same group, same key.
@@ -283,14 +270,14 @@ async fn two_tabs_of_one_user_stay_consistent() {
     }
     // A third browser signing in from scratch sees the same.
     let mut tab3 = srv.client();
-    tab3.login("dr.heart@cardio.example", PASSWORD).await.unwrap();
+    tab3.login(&w.spec_account.email, PASSWORD).await.unwrap();
     assert_eq!(tab3.practice_key(p.id).await.unwrap(), k);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_mls_input_is_refused_with_its_error_and_the_group_stays_usable() {
     let srv = server();
-    let w = crate::hub::world(&srv, 2).await;
+    let w = world(&srv, 2).await;
     let p = w.specialists[0].clone();
     let spec = &w.spec;
     spec.mls_sync(p.id).await.unwrap();
@@ -398,7 +385,7 @@ async fn bad_mls_input_is_refused_with_its_error_and_the_group_stays_usable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_refuse_an_epoch_whose_published_key_is_not_the_groups() {
     let srv = server();
-    let w = crate::hub::world(&srv, 1).await;
+    let w = world(&srv, 1).await;
     let p = w.specialists[0].clone();
     let spec = &w.spec;
     spec.mls_sync(p.id).await.unwrap();

@@ -3,7 +3,7 @@
 use handoff_protocol::ErrorCode;
 use handoff_protocol::v1::{PracticeKind, Role, TaxonomyEdit};
 
-use crate::harness::{PASSWORD, Smtp, TestServer, invite_token};
+use crate::harness::{PASSWORD, Smtp, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_roles_removal_and_permanent_deletion() {
@@ -19,7 +19,7 @@ async fn members_roles_removal_and_permanent_deletion() {
     admin.invite(p.id, "bob@clinic.example", Role::Member).await.unwrap();
     let members = admin.members(p.id).await.unwrap();
     assert_eq!(members.pending_invites.len(), 1);
-    let token = invite_token(&smtp.wait_for("bob@clinic.example", "/invite/").await);
+    let token = smtp.invite_token("bob@clinic.example").await;
     assert!(srv.client().invite_info(&token).await.unwrap().account_exists);
 
     // Someone else cannot use Bob's invite.
@@ -167,7 +167,7 @@ async fn expired_invites_are_refused() {
     admin.register("admin@clinic.example", "Admin", PASSWORD, None).await.unwrap();
     let p = admin.create_practice("Short Invite Clinic", PracticeKind::Referring, None, None, vec![]).await.unwrap();
     admin.invite(p.id, "late@clinic.example", Role::Member).await.unwrap();
-    let token = invite_token(&smtp.wait_for("late@clinic.example", "/invite/").await);
+    let token = smtp.invite_token("late@clinic.example").await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let mut late = srv.client();
     let err = late.register("late@clinic.example", "Late", PASSWORD, Some(&token)).await.unwrap_err();

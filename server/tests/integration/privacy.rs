@@ -6,7 +6,9 @@
 use base64::Engine as _;
 use handoff_protocol::v1::{PracticeKind, Role};
 
-use crate::harness::{PASSWORD, TestServer, all_bytes, contains, invite_token};
+use handoff_testkit::{World, content, moa_account, routing};
+
+use crate::harness::{PASSWORD, TestServer, all_bytes, contains, world_with};
 
 fn encodings(secret: &[u8]) -> Vec<Vec<u8>> {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
@@ -24,20 +26,7 @@ async fn stored_bytes_hold_no_secrets() {
     let p = a.create_practice("Privacy Cardiology", PracticeKind::Specialist, Some("cardiology"), Some("fraser"), vec![]).await.unwrap();
     a.invite(p.id, "kim@clinic.example", Role::Member).await.unwrap();
     // Wait for the invite .eml, and take the token from it.
-    let mail_dir = srv.data_dir().join("mail");
-    let token = loop {
-        let found = std::fs::read_dir(&mail_dir)
-            .ok()
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-            .find(|t| t.contains("/invite/"));
-        if let Some(t) = found {
-            break invite_token(&crate::harness::unfold(&t));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let token = srv.folder_invite_token("kim@clinic.example").await;
     let mut b = srv.client();
     let kit_b = b.register("kim@clinic.example", "Kim", "kim's own long password", Some(&token)).await.unwrap();
     a.complete_pending_grants(p.id).await.unwrap();
@@ -106,14 +95,14 @@ async fn stored_bytes_hold_no_patient_data() {
 
     let smtp = crate::harness::Smtp::start();
     let mut srv = TestServer::start(Some(&smtp));
-    let w = crate::hub::world(&srv, 2).await;
+    let w = world_with(&srv, World::builder().moa(moa_account().email("moa@family.example")).specialists(2)).await;
     w.moa.set_email_on_status(w.referring.id, true).await.unwrap();
     // Both specialist practices move onto MLS and add a second member by commit,
     // so the store holds commits, welcomes, key packages, history links and
     // sealed MLS states too; the referral is wrapped to an MLS epoch key.
     let nurse_token = {
         w.spec.invite(w.specialists[0].id, "nurse@cardio.example", Role::Member).await.unwrap();
-        invite_token(&smtp.wait_for("nurse@cardio.example", "/invite/").await)
+        smtp.invite_token("nurse@cardio.example").await
     };
     let mut nurse = srv.client();
     nurse.register("nurse@cardio.example", "Nurse", PASSWORD, Some(&nurse_token)).await.unwrap();
@@ -124,7 +113,7 @@ async fn stored_bytes_hold_no_patient_data() {
     w.spec.mls_sync(w.specialists[1].id).await.unwrap();
     let moa = w.moa.live().await.unwrap();
     let spec = w.spec.live().await.unwrap();
-    let patient = crate::hub::content("Zebediah Quintrell-Okafor");
+    let patient = content("Zebediah Quintrell-Okafor");
     let scan_file = File {
         name: "echo-zebediah.pdf".into(),
         media_type: "application/pdf".into(),
@@ -132,14 +121,7 @@ async fn stored_bytes_hold_no_patient_data() {
     };
     let AckBody::ReferralSent { referral, .. } = w
         .moa
-        .send_referral(
-            &moa,
-            w.referring.id,
-            To::ChooseForMe,
-            crate::hub::routing("heart-failure"),
-            &patient,
-            std::slice::from_ref(&scan_file),
-        )
+        .send_referral(&moa, w.referring.id, To::ChooseForMe, routing("heart-failure"), &patient, std::slice::from_ref(&scan_file))
         .await
         .unwrap()
     else {
