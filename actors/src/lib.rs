@@ -29,7 +29,7 @@ mod routing;
 use handoff_protocol::ErrorCode;
 use handoff_protocol::ws::{AckBody, Command, IdemKey};
 use handoff_protocol::{UnixMillis, UserId};
-use handoff_store::{Store, StoreError};
+use handoff_store::Store;
 use sha2::{Digest, Sha256};
 
 pub use routing::referral_number;
@@ -60,12 +60,26 @@ impl CmdError {
     }
 }
 
-impl From<StoreError> for CmdError {
-    fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store failure in a command");
-        CmdError::new(ErrorCode::Internal, "the server failed; nothing was changed, please retry")
-    }
+/// A store failure a command did not handle is logged and answered as `internal`.
+macro_rules! cmd_error_from_store {
+    ($($e:ty),* $(,)?) => {$(
+        impl From<$e> for CmdError {
+            fn from(e: $e) -> Self {
+                tracing::error!(error = %e, "store failure in a command");
+                CmdError::new(ErrorCode::Internal, "the server failed; nothing was changed, please retry")
+            }
+        }
+    )*};
 }
+
+cmd_error_from_store!(
+    handoff_store::UserError,
+    handoff_store::PracticeError,
+    handoff_store::TaxonomyError,
+    handoff_store::ReferralError,
+    handoff_store::MlsError,
+    handoff_store::MailError,
+);
 
 /// Result alias.
 pub type CmdResult<T> = Result<T, CmdError>;

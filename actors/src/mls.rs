@@ -13,20 +13,20 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use handoff_protocol::ws::Event;
-use handoff_store::{MlsEntryRecord, StoreError, StoredEvent};
+use handoff_store::{BackendError, MlsEntryRecord, MlsError, StoredEvent};
 
 use crate::hub::{Deliver, Hub};
 use crate::practice::PracticeActor;
 
 /// Append an accepted commit (or the group's creation) to the log.
 #[derive(Message)]
-#[rtype(result = "Result<StoredEvent, StoreError>")]
+#[rtype(result = "Result<StoredEvent, MlsError>")]
 pub(crate) struct AppendMls {
     pub entry: MlsEntryRecord,
 }
 
 impl Handler<AppendMls> for PracticeActor {
-    type Result = AtomicResponse<Self, Result<StoredEvent, StoreError>>;
+    type Result = AtomicResponse<Self, Result<StoredEvent, MlsError>>;
 
     fn handle(&mut self, msg: AppendMls, ctx: &mut Self::Context) -> Self::Result {
         let store = self.store();
@@ -35,8 +35,8 @@ impl Handler<AppendMls> for PracticeActor {
         let event = Event::EpochAdvanced { practice: e.practice_id, epoch: e.epoch, committer: e.committer, at: e.created_at };
         AtomicResponse::new(Box::pin(
             async move {
-                let store = store.ok_or_else(|| StoreError::Backend("shutting down".into()))?;
-                let body = serde_json::to_string(&event).map_err(|x| StoreError::Backend(x.to_string()))?;
+                let store = store.ok_or_else(|| BackendError::new("shutting down"))?;
+                let body = serde_json::to_string(&event).map_err(BackendError::new)?;
                 store.mls_append(e, body).await
             }
             .into_actor(self)
@@ -51,8 +51,8 @@ impl Handler<AppendMls> for PracticeActor {
     }
 }
 
-/// Submits one MLS log entry through the practice's actor. `Conflict("stale_epoch")`
+/// Submits one MLS log entry through the practice's actor. [`MlsError::StaleEpoch`]
 /// when another member's commit for that epoch was accepted first.
-pub async fn append(hub: &Arc<Hub>, entry: MlsEntryRecord) -> Result<StoredEvent, StoreError> {
-    hub.practice(entry.practice_id).send(AppendMls { entry }).await.map_err(|e| StoreError::Backend(e.to_string()))?
+pub async fn append(hub: &Arc<Hub>, entry: MlsEntryRecord) -> Result<StoredEvent, MlsError> {
+    hub.practice(entry.practice_id).send(AppendMls { entry }).await.map_err(|e| BackendError::new(e.to_string()))?
 }

@@ -15,7 +15,7 @@ use actix::prelude::*;
 
 use handoff_protocol::ws::{AckBody, Command, Event, IdemKey, MAX_MESSAGE, Referral, ReferralId, Status, StreamId};
 use handoff_protocol::{ErrorCode, UserId};
-use handoff_store::{Commit, IdemRecord, NewMail, ReferralRecord, Store, StoreError, StoredEvent};
+use handoff_store::{Commit, IdemRecord, NewMail, ReferralError, ReferralRecord, Store, StoredEvent};
 
 use crate::fanout::Fanout;
 use crate::hub::{Deliver, Hub};
@@ -294,7 +294,7 @@ impl Handler<Execute> for ReferralActor {
             };
             let body = serde_json::to_string(&event).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
             let mut updated = rec.clone();
-            updated.status = status_str(change.referral.status).into();
+            updated.status = change.referral.status;
             updated.first_opened_at = change.first_opened_at;
             updated.body = serde_json::to_string(&change.referral).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
             let has_mail = !change.mail.is_empty();
@@ -323,11 +323,11 @@ impl Handler<Execute> for ReferralActor {
                     }
                     Ok(Outcome::Done { updated: Some(Box::new(updated)), events, ack })
                 }
-                Err(StoreError::Conflict("idempotency")) => {
+                Err(ReferralError::IdempotencyKeyUsed) => {
                     // A concurrent retry won the race: answer with its result.
                     Ok(Outcome::Duplicate(crate::replayed(&*store, msg.user, msg.idem, &msg.hash).await?.unwrap_or(ack)))
                 }
-                Err(StoreError::NotFound("blob")) => Err(CmdError::not_found("blob")),
+                Err(ReferralError::BlobUnavailable) => Err(CmdError::not_found("blob")),
                 Err(e) => Err(e.into()),
             }
         };
