@@ -70,7 +70,7 @@ pub trait MlsStore: Send + Sync + 'static {
 /// One accepted entry of a practice's MLS log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MlsEntryRecord {
-    /// Practice.
+    /// The practice whose group this entry changed.
     pub practice_id: PracticeId,
     /// The epoch this entry produced.
     pub epoch: u64,

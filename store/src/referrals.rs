@@ -68,9 +68,9 @@ pub trait ReferralStore: Send + Sync + 'static {
 /// A stored referral: plaintext routing metadata plus the protocol JSON.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReferralRecord {
-    /// Id.
+    /// The referral's id, chosen by the sender's client.
     pub id: ReferralId,
-    /// Number.
+    /// The human-readable referral number (`HR-...`), unique.
     pub number: String,
     /// Sender practice.
     pub from_practice: PracticeId,
@@ -85,7 +85,7 @@ pub struct ReferralRecord {
     pub body: String,
     /// Current status, as in the body.
     pub status: Status,
-    /// Sent.
+    /// When it was sent.
     pub created_at: UnixMillis,
     /// First opened by the receiver.
     pub first_opened_at: Option<UnixMillis>,
@@ -128,9 +128,9 @@ pub struct Commit {
 /// A stored event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredEvent {
-    /// Stream.
+    /// The stream the event belongs to.
     pub stream: StreamId,
-    /// Seq.
+    /// The event's position in its stream, dense from 1.
     pub seq: u64,
     /// JSON of the protocol `Event`.
     pub body: String,
@@ -139,12 +139,12 @@ pub struct StoredEvent {
 /// A stored blob's metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlobRecord {
-    /// Id.
+    /// The blob's id, chosen by the uploader's client.
     pub id: BlobId,
-    /// Uploader.
+    /// The user who uploaded it.
     pub owner: UserId,
     /// The referral it is attached to.
     pub referral: Option<ReferralId>,
-    /// Size.
+    /// Its length in bytes (of the ciphertext).
     pub size: u64,
 }
