@@ -4,7 +4,7 @@
 
 use handoff_domain::access::{Access, Parties, Sender};
 use handoff_protocol::UserId;
-use handoff_store::{ReferralRecord, Store, StoreResult};
+use handoff_store::{PracticeError, ReferralRecord, Store};
 
 /// The two parties of a stored referral.
 pub fn parties(rec: &ReferralRecord) -> Parties {
@@ -12,7 +12,7 @@ pub fn parties(rec: &ReferralRecord) -> Parties {
 }
 
 /// Where `user` stands on the referral, or `None` if on neither side.
-pub async fn referral_access(store: &dyn Store, user: UserId, rec: &ReferralRecord) -> StoreResult<Option<Access>> {
+pub async fn referral_access(store: &dyn Store, user: UserId, rec: &ReferralRecord) -> Result<Option<Access>, PracticeError> {
     let p = parties(rec);
     let receiver = store.role(p.receiver, user).await?.is_some();
     let sender = match p.sender {

@@ -1,7 +1,6 @@
 //! A command's failure, with its wire code.
 
 use handoff_protocol::ErrorCode;
-use handoff_store::StoreError;
 
 /// A command's failure: the wire code and the words clients show.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,12 +23,26 @@ impl CmdError {
     }
 }
 
-impl From<StoreError> for CmdError {
-    fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store failure in a command");
-        CmdError::new(ErrorCode::Internal, "the server failed; nothing was changed, please retry")
-    }
+/// A store failure a command did not handle is logged and answered as `internal`.
+macro_rules! cmd_error_from_store {
+    ($($e:ty),* $(,)?) => {$(
+        impl From<$e> for CmdError {
+            fn from(e: $e) -> Self {
+                tracing::error!(error = %e, "store failure in a command");
+                CmdError::new(ErrorCode::Internal, "the server failed; nothing was changed, please retry")
+            }
+        }
+    )*};
 }
+
+cmd_error_from_store!(
+    handoff_store::UserError,
+    handoff_store::PracticeError,
+    handoff_store::TaxonomyError,
+    handoff_store::ReferralError,
+    handoff_store::MlsError,
+    handoff_store::MailError,
+);
 
 /// A command's result.
 pub type CmdResult<T> = Result<T, CmdError>;

@@ -10,7 +10,7 @@ use actix::Message;
 
 use handoff_protocol::UserId;
 use handoff_protocol::ws::{AckBody, Command, IdemKey, NewReferral};
-use handoff_store::{MlsEntryRecord, StoreError, StoredEvent};
+use handoff_store::{MlsEntryRecord, MlsError, StoredEvent};
 
 use crate::CmdResult;
 use crate::conn::Conn;
@@ -72,7 +72,7 @@ pub(crate) struct Create {
 /// An accepted MLS commit (or the group's creation), for the practice's
 /// actor to append to the practice's MLS log.
 #[derive(Message)]
-#[rtype(result = "Result<StoredEvent, StoreError>")]
+#[rtype(result = "Result<StoredEvent, MlsError>")]
 pub(crate) struct AppendMls {
     pub entry: MlsEntryRecord,
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use handoff_protocol::ws::Event;
-use handoff_store::{MlsEntryRecord, StoreError, StoredEvent};
+use handoff_store::{BackendError, MlsEntryRecord, MlsError, StoredEvent};
 
 use crate::hub::Hub;
 use crate::messages::{AppendMls, Deliver};
@@ -21,7 +21,7 @@ use crate::practice::{PracticeActor, PracticeStream};
 use crate::stream;
 
 impl Handler<AppendMls> for PracticeActor {
-    type Result = AtomicResponse<Self, Result<StoredEvent, StoreError>>;
+    type Result = AtomicResponse<Self, Result<StoredEvent, MlsError>>;
 
     fn handle(&mut self, msg: AppendMls, ctx: &mut Self::Context) -> Self::Result {
         let store = self.store();
@@ -30,8 +30,8 @@ impl Handler<AppendMls> for PracticeActor {
         let event = Event::EpochAdvanced { practice: e.practice_id, epoch: e.epoch, committer: e.committer, at: e.created_at };
         AtomicResponse::new(Box::pin(
             async move {
-                let store = store.ok_or_else(|| StoreError::Backend("shutting down".into()))?;
-                let body = serde_json::to_string(&event).map_err(|x| StoreError::Backend(x.to_string()))?;
+                let store = store.ok_or_else(|| BackendError::new("shutting down"))?;
+                let body = serde_json::to_string(&event).map_err(BackendError::new)?;
                 store.mls_append(e, body).await
             }
             .into_actor(self)
@@ -46,9 +46,9 @@ impl Handler<AppendMls> for PracticeActor {
     }
 }
 
-/// Submits one MLS log entry through the practice's actor. `Conflict("stale_epoch")`
+/// Submits one MLS log entry through the practice's actor. [`MlsError::StaleEpoch`]
 /// when another member's commit for that epoch was accepted first.
-pub async fn append(hub: &Arc<Hub>, entry: MlsEntryRecord) -> Result<StoredEvent, StoreError> {
-    let actor = stream::activate::<PracticeStream>(hub.env(), entry.practice_id).await.map_err(|e| StoreError::Backend(e.to_string()))?;
-    actor.send(AppendMls { entry }).await.map_err(|e| StoreError::Backend(e.to_string()))?
+pub async fn append(hub: &Arc<Hub>, entry: MlsEntryRecord) -> Result<StoredEvent, MlsError> {
+    let actor = stream::activate::<PracticeStream>(hub.env(), entry.practice_id).await.map_err(|e| BackendError::new(e.to_string()))?;
+    actor.send(AppendMls { entry }).await.map_err(|e| BackendError::new(e.to_string()))?
 }

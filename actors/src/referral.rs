@@ -17,7 +17,7 @@ use handoff_domain::limits::MAX_ATTACHMENTS;
 use handoff_domain::{routing, status};
 use handoff_protocol::ws::{AckBody, Command, Event, MAX_MESSAGE, Referral, ReferralId, Status, StreamId};
 use handoff_protocol::{ErrorCode, UserId};
-use handoff_store::{Commit, IdemRecord, NewMail, ReferralRecord, Store, StoreError, StoredEvent};
+use handoff_store::{Commit, IdemRecord, NewMail, ReferralError, ReferralRecord, Store, StoredEvent};
 
 use crate::messages::Execute;
 use crate::stream::{StreamActor, StreamKind};
@@ -225,7 +225,7 @@ impl Handler<Execute> for ReferralActor {
             };
             let body = serde_json::to_string(&event).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
             let mut updated = rec.clone();
-            updated.status = status::name(change.referral.status).into();
+            updated.status = change.referral.status;
             updated.first_opened_at = change.first_opened_at;
             updated.body = serde_json::to_string(&change.referral).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
             let has_mail = !change.mail.is_empty();
@@ -254,11 +254,11 @@ impl Handler<Execute> for ReferralActor {
                     }
                     Ok(Outcome::Done { updated: Some(Box::new(updated)), events, ack })
                 }
-                Err(StoreError::Conflict("idempotency")) => {
+                Err(ReferralError::IdempotencyKeyUsed) => {
                     // A concurrent retry won the race: answer with its result.
                     Ok(Outcome::Duplicate(crate::replayed(&*store, msg.user, msg.idem, &msg.hash).await?.unwrap_or(ack)))
                 }
-                Err(StoreError::NotFound("blob")) => Err(CmdError::not_found("blob")),
+                Err(ReferralError::BlobUnavailable) => Err(CmdError::not_found("blob")),
                 Err(e) => Err(e.into()),
             }
         };

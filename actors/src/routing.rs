@@ -22,7 +22,7 @@ use handoff_protocol::ws::{
     AckBody, Destination, Event, IdemKey, MAX_CONTENT, NewReferral, Referral, Routing, Status, StreamId, WrappedKey,
 };
 use handoff_protocol::{ErrorCode, PracticeId, UserId};
-use handoff_store::{Commit, IdemRecord, PracticeRecord, ReferralRecord, Store, StoreError};
+use handoff_store::{Commit, IdemRecord, PracticeRecord, ReferralError, ReferralRecord, Store};
 
 use crate::env::Env;
 use crate::messages::Create;
@@ -201,7 +201,7 @@ async fn create(store: &dyn Store, user: UserId, idem: IdemKey, hash: Vec<u8>, n
                 routed_category: n.routing.category.clone(),
                 routed_sub: n.routing.subcategory.clone(),
                 body: serde_json::to_string(&referral).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?,
-                status: "sent".into(),
+                status: Status::Sent,
                 created_at: now,
                 first_opened_at: None,
             }),
@@ -217,16 +217,16 @@ async fn create(store: &dyn Store, user: UserId, idem: IdemKey, hash: Vec<u8>, n
         };
         match store.commit(commit).await {
             Ok(events) => return Ok(Created::New(ack, events)),
-            Err(StoreError::Conflict("idempotency")) => {
+            Err(ReferralError::IdempotencyKeyUsed) => {
                 return Ok(Created::Duplicate(crate::replayed(store, user, idem, &hash).await?.unwrap_or(ack)));
             }
-            Err(StoreError::Conflict("referral")) => {
+            Err(ReferralError::ReferralExists) => {
                 if store.referral(n.id).await?.is_some() {
                     return Err(CmdError::new(ErrorCode::Conflict, "a referral with this id exists; generate a new id"));
                 }
                 // A number collision: draw again.
             }
-            Err(StoreError::NotFound("blob")) => return Err(CmdError::not_found("blob")),
+            Err(ReferralError::BlobUnavailable) => return Err(CmdError::not_found("blob")),
             Err(e) => return Err(e.into()),
         }
     }

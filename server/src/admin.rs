@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 
 use handoff_protocol::v1::*;
 use handoff_protocol::{CategoryRequestId, PracticeId};
-use handoff_store::{PracticeRecord, Store, StoreError};
+use handoff_store::{PracticeError, PracticeRecord, Store};
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
@@ -66,8 +66,8 @@ impl PracticeAction {
 }
 
 /// Sets the flag a staff action names; the API and the `handoff admin` CLI share it.
-pub async fn set_flag(store: &dyn Store, id: PracticeId, action: PracticeAction) -> Result<PracticeRecord, StoreError> {
-    let p = store.practice(id).await?.ok_or(StoreError::NotFound("practice"))?;
+pub async fn set_flag(store: &dyn Store, id: PracticeId, action: PracticeAction) -> Result<PracticeRecord, PracticeError> {
+    let p = store.practice(id).await?.ok_or(PracticeError::NoSuchPractice)?;
     match action {
         PracticeAction::Verify => store.set_verified(id, true).await?,
         PracticeAction::Unverify => store.set_verified(id, false).await?,

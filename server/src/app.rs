@@ -29,7 +29,7 @@ pub const TAXONOMY_SEED: &str = include_str!("../../migrations/seed/taxonomy.jso
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    /// The store could not be opened or migrated.
+    /// The store could not be opened, migrated or seeded.
     #[error("store: {0}")]
     Store(#[from] handoff_store::StoreError),
     /// The taxonomy seed file is invalid.
@@ -45,6 +45,19 @@ pub enum StartError {
     #[error("{0}")]
     Other(String),
 }
+
+/// Start-up's store calls (open, seed the taxonomy, read the server secret) all fail as [`StartError::Store`].
+macro_rules! start_error_from_store {
+    ($($e:ty),*) => {$(
+        impl From<$e> for StartError {
+            fn from(e: $e) -> Self {
+                StartError::Store(e.into())
+            }
+        }
+    )*};
+}
+
+start_error_from_store!(handoff_store::OpenError, handoff_store::TaxonomyError, handoff_store::UserError);
 
 /// Parses and checks a taxonomy seed document.
 pub fn parse_taxonomy(text: &str) -> Result<Taxonomy, StartError> {

@@ -223,12 +223,7 @@ pub async fn register(req: HttpRequest, state: web::Data<AppState>, body: web::J
         is_staff: false,
         created_at: t,
     };
-    state.store.create_user(user.clone()).await.map_err(|e| match e {
-        handoff_store::StoreError::Conflict(_) => {
-            ApiError::new(ErrorCode::EmailTaken, "an account with this email exists; sign in, or reset with your Emergency Access Kit")
-        }
-        other => other.into(),
-    })?;
+    state.store.create_user(user.clone()).await?;
     if let Some(inv) = invite {
         state.store.accept_invite(&inv.token_hash, user.id, t).await?;
     }

@@ -4,12 +4,12 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use handoff_protocol::{ErrorBody, ErrorCode};
-use handoff_store::StoreError;
+use handoff_store::{MailError, MlsError, PracticeError, ReferralError, TaxonomyError, UserError};
 
 /// An error answered to a client.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    /// Wire code.
+    /// The machine-readable code clients match on.
     pub code: ErrorCode,
     /// Human message.
     pub message: String,
@@ -70,11 +70,95 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
+// Store errors become wire errors here, one `From` per concept. A variant a
+// handler does not match itself gets the answer below; handlers match a
+// variant only where the answer depends on the request (a retried practice
+// creation, an invite accepted on its own page, a stale MLS epoch that reports
+// the current one).
+
+/// `conflict`, worded "<what> already exists".
+fn exists(what: &str) -> ApiError {
+    ApiError::new(ErrorCode::Conflict, format!("{what} already exists"))
+}
+
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
         match e {
-            StoreError::Conflict(what) => ApiError::new(ErrorCode::Conflict, format!("{what} already exists")),
-            StoreError::NotFound(what) => ApiError::not_found(what),
+            UserError::EmailTaken => {
+                ApiError::new(ErrorCode::EmailTaken, "an account with this email exists; sign in, or reset with your Emergency Access Kit")
+            }
+            UserError::NoSuchUser => ApiError::not_found("user"),
+            UserError::SessionExists => exists("session"),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<PracticeError> for ApiError {
+    fn from(e: PracticeError) -> Self {
+        match e {
+            PracticeError::PracticeExists => exists("practice"),
+            PracticeError::NoSuchPractice => ApiError::not_found("practice"),
+            PracticeError::AlreadyMember => exists("member"),
+            PracticeError::NotMember => ApiError::not_found("member"),
+            PracticeError::LastAdmin => {
+                ApiError::new(ErrorCode::LastAdmin, "a practice needs an admin; make someone else admin first, or delete the practice")
+            }
+            PracticeError::GrantTargetMissing => ApiError::not_found("practice or user"),
+            PracticeError::InviteExists => exists("invite"),
+            PracticeError::InviteUsed => ApiError::not_found("invite"),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<TaxonomyError> for ApiError {
+    fn from(e: TaxonomyError) -> Self {
+        match e {
+            TaxonomyError::NoSuchSpecialty => ApiError::not_found("specialty"),
+            TaxonomyError::NoSuchCategory => ApiError::not_found("category"),
+            TaxonomyError::RequestExists => exists("category_request"),
+            TaxonomyError::NoSuchRequest => ApiError::not_found("category_request"),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<ReferralError> for ApiError {
+    fn from(e: ReferralError) -> Self {
+        match e {
+            ReferralError::IdempotencyKeyUsed => exists("idempotency"),
+            ReferralError::ReferralExists => exists("referral"),
+            ReferralError::NoSuchReferral => ApiError::not_found("referral"),
+            ReferralError::BlobUnavailable => ApiError::not_found("blob"),
+            ReferralError::BlobExists => ApiError::new(ErrorCode::Conflict, "a blob with this id exists; generate a new id"),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<MlsError> for ApiError {
+    fn from(e: MlsError) -> Self {
+        match e {
+            MlsError::KeyPackageReused => {
+                ApiError::new(ErrorCode::KeyPackageUsed, "a key package was published before; key packages are single-use, make fresh ones")
+            }
+            MlsError::KeyPackageClaimed => ApiError::not_found("key_package"),
+            MlsError::StaleState => ApiError::new(
+                ErrorCode::StaleState,
+                "your MLS state changed in another tab or browser since you loaded it; reload it and retry",
+            ),
+            MlsError::StaleEpoch => exists("stale_epoch"),
+            MlsError::NoSuchPractice => ApiError::not_found("practice"),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<MailError> for ApiError {
+    fn from(e: MailError) -> Self {
+        match e {
+            MailError::NotQueued => ApiError::not_found("mail"),
             other => ApiError::internal(other),
         }
     }

@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use handoff_protocol::mls::*;
 use handoff_protocol::{B64, ErrorCode, PracticeId, UserId};
-use handoff_store::{MlsEntryRecord, StoreError};
+use handoff_store::{MlsEntryRecord, MlsError};
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
@@ -114,14 +114,8 @@ pub async fn publish_key_packages(state: web::Data<AppState>, who: Authed, body:
         }
         rows.push((sha256(kp.as_slice()), kp.0));
     }
-    match state.store.publish_key_packages(who.user.id, rows, now()).await {
-        Ok(available) => Ok(HttpResponse::Created().json(KeyPackageCount { available })),
-        Err(StoreError::Conflict(_)) => Err(ApiError::new(
-            ErrorCode::KeyPackageUsed,
-            "a key package was published before; key packages are single-use, make fresh ones",
-        )),
-        Err(e) => Err(e.into()),
-    }
+    let available = state.store.publish_key_packages(who.user.id, rows, now()).await?;
+    Ok(HttpResponse::Created().json(KeyPackageCount { available }))
 }
 
 /// `GET /api/v1/mls/key-packages`: how many of mine are unclaimed.
@@ -161,14 +155,8 @@ pub async fn get_state(state: web::Data<AppState>, who: Authed) -> ApiResult<Htt
 pub async fn put_state(state: web::Data<AppState>, who: Authed, body: web::Json<PutMlsState>) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     validate::bytes_range("sealed", &b.sealed, 40, MAX_MLS_BODY / 2)?;
-    match state.store.put_mls_state(who.user.id, b.expected_version, b.sealed.0, now()).await {
-        Ok(version) => Ok(HttpResponse::Ok().json(MlsState { version, sealed: None })),
-        Err(StoreError::Conflict(_)) => Err(ApiError::new(
-            ErrorCode::StaleState,
-            "your MLS state changed in another tab or browser since you loaded it; reload it and retry",
-        )),
-        Err(e) => Err(e.into()),
-    }
+    let version = state.store.put_mls_state(who.user.id, b.expected_version, b.sealed.0, now()).await?;
+    Ok(HttpResponse::Ok().json(MlsState { version, sealed: None }))
 }
 
 /// Query of `GET /api/v1/practices/{id}/mls`.
@@ -307,7 +295,7 @@ pub async fn submit(
             tracing::info!(practice = %p.id, epoch = entry.epoch, by = %who.user.id, "MLS epoch accepted");
             Ok(HttpResponse::Created().json(entry_view(entry)))
         }
-        Err(StoreError::Conflict(_)) => Err(stale(state.store.mls_epoch(p.id).await?)),
+        Err(MlsError::StaleEpoch) => Err(stale(state.store.mls_epoch(p.id).await?)),
         Err(e) => Err(e.into()),
     }
 }

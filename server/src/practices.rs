@@ -11,7 +11,7 @@ use serde::Deserialize;
 use handoff_domain::{eligibility, routing};
 use handoff_protocol::v1::*;
 use handoff_protocol::{B64, CategoryRequestId, ErrorCode, PracticeId, UserId};
-use handoff_store::{CategoryRequestRecord, GrantRecord, InviteRecord, PracticeRecord, StoreError};
+use handoff_store::{CategoryRequestRecord, GrantRecord, InviteRecord, PracticeError, PracticeRecord};
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
@@ -121,7 +121,7 @@ pub async fn create(state: web::Data<AppState>, who: Authed, body: web::Json<Cre
             tracing::info!(practice = %rec.id, kind = ?rec.kind, "practice created");
             Ok(HttpResponse::Created().json(view(&rec, Role::Admin)))
         }
-        Err(StoreError::Conflict(_)) => {
+        Err(PracticeError::PracticeExists) => {
             // A retry of the same creation is answered with the practice; anything else conflicts.
             match state.store.practice(b.id).await? {
                 Some(existing) if existing.created_by == who.user.id && existing.name == rec.name && existing.kind == rec.kind => {
@@ -209,18 +209,10 @@ pub async fn remove_member(state: web::Data<AppState>, who: Authed, path: web::P
     if role != Role::Admin && uid != who.user.id {
         return Err(ApiError::forbidden("only a practice admin can remove other members"));
     }
-    match state.store.remove_member(pid, uid).await {
-        Ok(()) => {
-            state.hub.evict(pid, uid).await;
-            tracing::info!(practice = %pid, member = %uid, by = %who.user.id, "member removed");
-            Ok(HttpResponse::NoContent().finish())
-        }
-        Err(StoreError::Conflict("last_admin")) => {
-            Err(ApiError::new(ErrorCode::LastAdmin, "a practice needs an admin; make someone else admin first, or delete the practice"))
-        }
-        Err(StoreError::NotFound(_)) => Err(ApiError::not_found("member")),
-        Err(e) => Err(e.into()),
-    }
+    state.store.remove_member(pid, uid).await?;
+    state.hub.evict(pid, uid).await;
+    tracing::info!(practice = %pid, member = %uid, by = %who.user.id, "member removed");
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// `POST /api/v1/practices/{id}/invites`: emails a one-time join link.
@@ -312,8 +304,8 @@ pub async fn accept_invite(state: web::Data<AppState>, who: Authed, token: web::
     let inv = usable_invite(&state, &token, &who.user.email).await?;
     match state.store.accept_invite(&inv.token_hash, who.user.id, now()).await {
         Ok(()) => {}
-        Err(StoreError::Conflict(_)) => return Err(ApiError::new(ErrorCode::Conflict, "you are already a member")),
-        Err(StoreError::NotFound(_)) => return Err(ApiError::new(ErrorCode::InviteInvalid, "this invite link was just used")),
+        Err(PracticeError::AlreadyMember) => return Err(ApiError::new(ErrorCode::Conflict, "you are already a member")),
+        Err(PracticeError::InviteUsed) => return Err(ApiError::new(ErrorCode::InviteInvalid, "this invite link was just used")),
         Err(e) => return Err(e.into()),
     }
     let (p, role) = membership(&state, inv.practice_id, &who).await?;

@@ -29,10 +29,7 @@ pub async fn put_blob(state: web::Data<AppState>, who: Authed, id: web::Path<Blo
         return Err(ApiError::invalid("an attachment blob cannot be empty"));
     }
     let size = bytes.len() as u64;
-    state.store.put_blob(*id, who.user.id, bytes, now()).await.map_err(|e| match e {
-        handoff_store::StoreError::Conflict(_) => ApiError::new(ErrorCode::Conflict, "a blob with this id exists; generate a new id"),
-        other => other.into(),
-    })?;
+    state.store.put_blob(*id, who.user.id, bytes, now()).await?;
     Ok(HttpResponse::Created().json(BlobStored { id: *id, size }))
 }
 

@@ -1,12 +1,76 @@
-//! Records of the MLS delivery service.
+//! The MLS delivery service: its records, the [`MlsStore`] trait and its errors.
+
+use async_trait::async_trait;
 
 use handoff_protocol::v1::PracticePublicKey;
 use handoff_protocol::{PracticeId, UnixMillis, UserId};
 
+use crate::{BackendError, StoredEvent};
+
+/// Why an [`MlsStore`] call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MlsError {
+    /// [`publish_key_packages`](MlsStore::publish_key_packages) was given a key package
+    /// that was stored before; key packages are single-use.
+    #[error("already exists: key_package")]
+    KeyPackageReused,
+    /// The key package [`claim_key_package`](MlsStore::claim_key_package) picked was
+    /// claimed by another call first.
+    #[error("not found: key_package")]
+    KeyPackageClaimed,
+    /// [`put_mls_state`](MlsStore::put_mls_state) expected a version that is not the stored
+    /// one: another tab or browser saved in between.
+    #[error("already exists: stale_state")]
+    StaleState,
+    /// [`mls_append`](MlsStore::mls_append) was given an entry whose epoch is not the
+    /// practice's current epoch + 1: another member's commit won.
+    #[error("already exists: stale_epoch")]
+    StaleEpoch,
+    /// [`mls_append`](MlsStore::mls_append) named a practice that does not exist.
+    #[error("not found: practice")]
+    NoSuchPractice,
+    /// The backend failed; nothing was changed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// The MLS delivery service: key packages, sealed client state, and each
+/// practice's ordered log of group changes.
+#[async_trait]
+pub trait MlsStore: Send + Sync + 'static {
+    /// Stores key packages `(sha256, bytes)` for `user`, all or none.
+    /// [`MlsError::KeyPackageReused`] if any was ever stored before (key packages are single-use).
+    /// Returns how many unclaimed ones the user now has.
+    async fn publish_key_packages(&self, user: UserId, kps: Vec<(Vec<u8>, Vec<u8>)>, now: UnixMillis) -> Result<u32, MlsError>;
+    /// Hands out one of `user`'s unclaimed key packages (oldest first), at most once each.
+    async fn claim_key_package(&self, user: UserId, by: UserId, now: UnixMillis) -> Result<Option<Vec<u8>>, MlsError>;
+    /// Unclaimed key packages of `user`.
+    async fn key_package_count(&self, user: UserId) -> Result<u32, MlsError>;
+    /// A user's sealed MLS state and its version.
+    async fn mls_state(&self, user: UserId) -> Result<Option<(u64, Vec<u8>)>, MlsError>;
+    /// Compare-and-swap of the sealed state: [`MlsError::StaleState`] unless the
+    /// stored version (0 if none) is `expected`. Returns the new version.
+    async fn put_mls_state(&self, user: UserId, expected: u64, sealed: Vec<u8>, now: UnixMillis) -> Result<u64, MlsError>;
+    /// Appends an entry if its epoch is the practice's current epoch + 1
+    /// ([`MlsError::StaleEpoch`] otherwise), in one transaction with: the
+    /// welcomes of the added users, the roster update, the practice's current
+    /// key epoch and public key, and `event` appended to the practice's stream.
+    async fn mls_append(&self, e: MlsEntryRecord, event: String) -> Result<StoredEvent, MlsError>;
+    /// The practice's current MLS epoch (0 before its group exists).
+    async fn mls_epoch(&self, practice: PracticeId) -> Result<u64, MlsError>;
+    /// Entries with epoch > `after`, oldest first.
+    async fn mls_log(&self, practice: PracticeId, after: u64, limit: u32) -> Result<Vec<MlsEntryRecord>, MlsError>;
+    /// The latest welcome addressed to `user` in `practice`: (epoch, bytes).
+    async fn mls_welcome(&self, practice: PracticeId, user: UserId) -> Result<Option<(u64, Vec<u8>)>, MlsError>;
+    /// Users in the practice's MLS group as the accepted entries declared it.
+    async fn mls_roster(&self, practice: PracticeId) -> Result<Vec<UserId>, MlsError>;
+}
+
 /// One accepted entry of a practice's MLS log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MlsEntryRecord {
-    /// Practice.
+    /// The practice whose group this entry changed.
     pub practice_id: PracticeId,
     /// The epoch this entry produced.
     pub epoch: u64,
@@ -24,6 +88,6 @@ pub struct MlsEntryRecord {
     pub public_key: PracticePublicKey,
     /// History link.
     pub history: Vec<u8>,
-    /// When.
+    /// When the entry was accepted.
     pub created_at: UnixMillis,
 }

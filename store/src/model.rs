@@ -4,7 +4,7 @@ use handoff_protocol::{CategoryRequestId, PracticeId, UnixMillis, UserId};
 /// A stored user. Only public keys, sealed private keys and verifiers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserRecord {
-    /// Id.
+    /// The user's id.
     pub id: UserId,
     /// Lower-cased email.
     pub email: String,
@@ -26,7 +26,7 @@ pub struct UserRecord {
     pub wrapped_by_kit: Vec<u8>,
     /// Platform staff.
     pub is_staff: bool,
-    /// Created.
+    /// When the account was registered.
     pub created_at: UnixMillis,
 }
 
@@ -39,7 +39,7 @@ pub struct PasswordChange {
     pub auth_verifier: String,
     /// Keys sealed under the new KEK.
     pub wrapped_by_password: Vec<u8>,
-    /// When.
+    /// When the reset happened.
     pub now: UnixMillis,
 }
 
@@ -48,22 +48,22 @@ pub struct PasswordChange {
 pub struct SessionRecord {
     /// SHA-256 of the token.
     pub token_hash: Vec<u8>,
-    /// Owner.
+    /// The user the session signs in.
     pub user_id: UserId,
-    /// Created.
+    /// When the session was started.
     pub created_at: UnixMillis,
-    /// Expires.
+    /// After this the session no longer signs anyone in.
     pub expires_at: UnixMillis,
 }
 
 /// A practice's metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PracticeRecord {
-    /// Id.
+    /// The practice's id, chosen by its creator's client.
     pub id: PracticeId,
-    /// Name.
+    /// The display name.
     pub name: String,
-    /// Kind.
+    /// Whether it refers patients or receives referrals as a specialist.
     pub kind: PracticeKind,
     /// Specialty slug.
     pub specialty: Option<String>,
@@ -79,9 +79,9 @@ pub struct PracticeRecord {
     pub key_epoch: u64,
     /// Current public key.
     pub public_key: PracticePublicKey,
-    /// Creator.
+    /// The user who created it (its first admin).
     pub created_by: UserId,
-    /// Created.
+    /// When it was created.
     pub created_at: UnixMillis,
 }
 
@@ -90,9 +90,9 @@ pub struct PracticeRecord {
 pub struct MemberRecord {
     /// The user.
     pub user: UserRecord,
-    /// Role.
+    /// The member's role in the practice.
     pub role: Role,
-    /// Joined.
+    /// When they joined.
     pub joined_at: UnixMillis,
     /// Opted in to status emails.
     pub notify_email: bool,
@@ -101,17 +101,17 @@ pub struct MemberRecord {
 /// A practice key sealed to one member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GrantRecord {
-    /// Practice.
+    /// The practice whose key this is.
     pub practice_id: PracticeId,
-    /// Recipient.
+    /// The member the key is sealed to.
     pub user_id: UserId,
-    /// Epoch.
+    /// The key epoch the grant is for.
     pub epoch: u64,
     /// HPKE box.
     pub sealed: Vec<u8>,
     /// Granting member.
     pub granted_by: UserId,
-    /// When.
+    /// When the grant was made.
     pub created_at: UnixMillis,
 }
 
@@ -120,45 +120,45 @@ pub struct GrantRecord {
 pub struct InviteRecord {
     /// SHA-256 of the token.
     pub token_hash: Vec<u8>,
-    /// Practice.
+    /// The practice the invite joins.
     pub practice_id: PracticeId,
     /// Lower-cased email.
     pub email: String,
     /// Role on joining.
     pub role: Role,
-    /// Inviter.
+    /// The member who sent the invite.
     pub invited_by: UserId,
-    /// Created.
+    /// When it was sent.
     pub created_at: UnixMillis,
-    /// Expires.
+    /// After this the invite can no longer be accepted.
     pub expires_at: UnixMillis,
 }
 
 /// A request for a new category.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CategoryRequestRecord {
-    /// Id.
+    /// The request's id.
     pub id: CategoryRequestId,
-    /// Practice.
+    /// The practice that asked.
     pub practice_id: PracticeId,
     /// Specialty slug.
     pub specialty: String,
     /// Requested name.
     pub name: String,
-    /// Note.
+    /// The practice's explanation for staff.
     pub note: String,
     /// `open`, `approved`, `declined`.
     pub status: String,
-    /// Created.
+    /// When it was made.
     pub created_at: UnixMillis,
 }
 
 /// Mail to queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewMail {
-    /// To.
+    /// The address to send to.
     pub recipient: String,
-    /// Subject.
+    /// The subject line.
     pub subject: String,
     /// Plain-text body. Never patient data.
     pub body: String,
@@ -171,11 +171,11 @@ pub struct NewMail {
 pub struct MailRecord {
     /// Outbox id.
     pub id: i64,
-    /// To.
+    /// The address to send to.
     pub recipient: String,
-    /// Subject.
+    /// The subject line.
     pub subject: String,
-    /// Body.
+    /// The plain-text body (emptied once sent).
     pub body: String,
     /// Attempts so far.
     pub attempts: u32,

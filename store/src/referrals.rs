@@ -1,16 +1,76 @@
-//! Records for referrals, streams, idempotency and blobs.
+//! Referrals, their event streams, idempotency records and blobs: the
+//! records, the [`ReferralStore`] trait and its errors.
 
-use handoff_protocol::ws::{BlobId, IdemKey, ReferralId, StreamId};
+use async_trait::async_trait;
+
+use handoff_protocol::ws::{BlobId, IdemKey, ReferralId, Status, StreamId};
 use handoff_protocol::{PracticeId, UnixMillis, UserId};
 
-use crate::NewMail;
+use crate::{BackendError, NewMail};
+
+/// Why a [`ReferralStore`] call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReferralError {
+    /// A [`Commit`]'s idempotency record is stored already: the same command
+    /// was committed before (typically by a concurrent retry).
+    #[error("already exists: idempotency")]
+    IdempotencyKeyUsed,
+    /// A [`Commit`] inserts a referral whose id or number exists.
+    #[error("already exists: referral")]
+    ReferralExists,
+    /// A [`Commit`] updates a referral that does not exist.
+    #[error("not found: referral")]
+    NoSuchReferral,
+    /// A [`Commit`] attaches a blob that does not exist or is attached to another referral.
+    #[error("not found: blob")]
+    BlobUnavailable,
+    /// [`put_blob`](ReferralStore::put_blob) was given an id that exists.
+    #[error("already exists: blob")]
+    BlobExists,
+    /// The backend failed; nothing was changed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Referrals, streams and blobs. Every write goes through one atomic [`Commit`].
+#[async_trait]
+pub trait ReferralStore: Send + Sync + 'static {
+    /// Applies one atomic write and returns the appended events with their seqs.
+    async fn commit(&self, c: Commit) -> Result<Vec<StoredEvent>, ReferralError>;
+    /// A referral.
+    async fn referral(&self, id: ReferralId) -> Result<Option<ReferralRecord>, ReferralError>;
+    /// Referrals a practice sent or received, newest first.
+    async fn referrals_of(&self, practice: PracticeId, limit: u32) -> Result<Vec<ReferralRecord>, ReferralError>;
+    /// How many referrals each practice has received in a category (and
+    /// subcategory, when given), counted by the category at routing time.
+    async fn routing_counts(
+        &self,
+        practices: &[PracticeId],
+        category: &str,
+        sub: Option<&str>,
+    ) -> Result<Vec<(PracticeId, u64)>, ReferralError>;
+    /// Events of a stream with seq in `(after, after + limit]`, in order.
+    async fn events_after(&self, stream: StreamId, after: u64, limit: u32) -> Result<Vec<StoredEvent>, ReferralError>;
+    /// The newest seq of a stream (0 if empty).
+    async fn stream_head(&self, stream: StreamId) -> Result<u64, ReferralError>;
+    /// An idempotency record.
+    async fn idem(&self, user: UserId, key: IdemKey) -> Result<Option<IdemRecord>, ReferralError>;
+
+    /// Stores an encrypted blob. [`ReferralError::BlobExists`] if the id exists.
+    async fn put_blob(&self, id: BlobId, owner: UserId, bytes: Vec<u8>, now: UnixMillis) -> Result<(), ReferralError>;
+    /// A blob's metadata.
+    async fn blob_meta(&self, id: BlobId) -> Result<Option<BlobRecord>, ReferralError>;
+    /// A blob's bytes.
+    async fn blob_bytes(&self, id: BlobId) -> Result<Option<Vec<u8>>, ReferralError>;
+}
 
 /// A stored referral: plaintext routing metadata plus the protocol JSON.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReferralRecord {
-    /// Id.
+    /// The referral's id, chosen by the sender's client.
     pub id: ReferralId,
-    /// Number.
+    /// The human-readable referral number (`HR-...`), unique.
     pub number: String,
     /// Sender practice.
     pub from_practice: PracticeId,
@@ -23,9 +83,9 @@ pub struct ReferralRecord {
     /// The protocol `Referral`, serialized: its status, category and urgency
     /// are the current ones.
     pub body: String,
-    /// Current status, as in the body (`sent`, `accepted`, ...).
-    pub status: String,
-    /// Sent.
+    /// Current status, as in the body.
+    pub status: Status,
+    /// When it was sent.
     pub created_at: UnixMillis,
     /// First opened by the receiver.
     pub first_opened_at: Option<UnixMillis>,
@@ -48,28 +108,29 @@ pub struct IdemRecord {
 /// idempotency record and any mail. All or nothing.
 #[derive(Clone, Debug, Default)]
 pub struct Commit {
-    /// Insert this referral (`Conflict("referral")` if the id or number exists).
+    /// Insert this referral ([`ReferralError::ReferralExists`] if the id or number exists).
     pub insert: Option<ReferralRecord>,
     /// Replace this referral's body, status and first-opened time.
     pub update: Option<ReferralRecord>,
     /// Events to append, each to its stream at the next seq.
     pub events: Vec<(StreamId, String)>,
-    /// Blobs to attach to the referral.
+    /// Blobs to attach to the referral ([`ReferralError::BlobUnavailable`] if one is
+    /// missing or attached to another referral).
     pub attach: Vec<(BlobId, ReferralId)>,
-    /// The command's idempotency record (`Conflict("idempotency")` if present).
+    /// The command's idempotency record ([`ReferralError::IdempotencyKeyUsed`] if present).
     pub idem: Option<IdemRecord>,
     /// Mail to queue.
     pub mail: Vec<NewMail>,
-    /// When.
+    /// The time of the write, stored with its events and idempotency record.
     pub now: UnixMillis,
 }
 
 /// A stored event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredEvent {
-    /// Stream.
+    /// The stream the event belongs to.
     pub stream: StreamId,
-    /// Seq.
+    /// The event's position in its stream, dense from 1.
     pub seq: u64,
     /// JSON of the protocol `Event`.
     pub body: String,
@@ -78,12 +139,12 @@ pub struct StoredEvent {
 /// A stored blob's metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlobRecord {
-    /// Id.
+    /// The blob's id, chosen by the uploader's client.
     pub id: BlobId,
-    /// Uploader.
+    /// The user who uploaded it.
     pub owner: UserId,
     /// The referral it is attached to.
     pub referral: Option<ReferralId>,
-    /// Size.
+    /// Its length in bytes (of the ciphertext).
     pub size: u64,
 }

@@ -2,7 +2,7 @@
 //! properties: durability across reopen and all-or-nothing migrations.
 
 use handoff_store::sqlite::{MIGRATIONS, Migration, SqliteStore};
-use handoff_store::{Store, StoreError, conformance};
+use handoff_store::{OpenError, UserStore, conformance};
 
 async fn fresh() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -47,7 +47,7 @@ async fn newer_schema_is_refused() {
     future.push(Migration { version: next, sql: "CREATE TABLE later (x INTEGER) STRICT;" });
     SqliteStore::open_with_migrations(dir.path(), &future).unwrap();
     match SqliteStore::open(dir.path()) {
-        Err(StoreError::SchemaTooNew { found, supported }) if found == next && supported == next - 1 => {}
+        Err(OpenError::SchemaTooNew { found, supported }) if found == next && supported == next - 1 => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
 }

@@ -330,6 +330,61 @@ fn dependency_rules() -> Result<()> {
     Ok(())
 }
 
+/// Store errors are typed per concept (`UserError::EmailTaken`, `MlsError::StaleEpoch`, ...).
+/// Fails if a string-tagged one comes back: `StoreError::Conflict(...)`, or a bare
+/// `Conflict("...")` / `NotFound("...")` / `Conflict(&'static str)` variant as in
+/// `Err(Conflict("email"))`. Paths such as `ErrorCode::Conflict` or
+/// `ApiError::not_found("x")` are not matched. This file is skipped: it names the patterns.
+fn typed_store_errors(root: &Path) -> Result<()> {
+    eprintln!("\n==> typed store errors");
+    let mut hits = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if path.is_dir() {
+                if name != "target" && name != "node_modules" && !name.starts_with('.') {
+                    dirs.push(path);
+                }
+            } else if name.ends_with(".rs") && !path.ends_with("xtask/src/main.rs") {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                let shown = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+                for (n, line) in text.lines().enumerate() {
+                    if is_string_tagged_store_error(line) {
+                        hits.push(format!("{shown}:{}: {}", n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    if !hits.is_empty() {
+        hits.sort();
+        bail!(
+            "string-tagged store errors are back:\n  {}\nuse (or add) a documented variant of the concept's error enum in handoff-store instead",
+            hits.join("\n  ")
+        );
+    }
+    eprintln!("no string-tagged store errors");
+    Ok(())
+}
+
+/// Whether a line uses a string-tagged store error variant (see [`typed_store_errors`]).
+fn is_string_tagged_store_error(line: &str) -> bool {
+    ["Conflict", "NotFound"].iter().any(|variant| {
+        let open = format!("{variant}(");
+        if line.contains(&format!("StoreError::{open}")) {
+            return true;
+        }
+        line.match_indices(&open).any(|(at, _)| {
+            let before = line.get(..at).and_then(|b| b.chars().next_back());
+            let bare = !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':');
+            let arg = line.get(at + open.len()..).unwrap_or_default().trim_start();
+            bare && (arg.starts_with('"') || arg.starts_with("&'static"))
+        })
+    })
+}
+
 fn test(root: &Path) -> Result<()> {
     ensure_wasm_target()?;
     ensure_apt("import aiosmtpd", "python3-aiosmtpd")?;
@@ -337,6 +392,7 @@ fn test(root: &Path) -> Result<()> {
     step("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
     dependency_rules()?;
     modgraph::check_acyclic(&root.join("actors/src"))?;
+    typed_store_errors(root)?;
     step("clippy (native)", cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
     let wasm = |verb: &str| {
         let mut c = cargo();
@@ -407,4 +463,30 @@ fn tests(root: &Path) -> Result<()> {
         bail!("no test ran");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_string_tagged_store_error as tagged;
+
+    #[test]
+    fn string_tagged_store_errors_are_caught() {
+        let store_error = ["Store", "Error"].concat();
+        assert!(tagged(&format!("Err({store_error}::Conflict(\"email\")) => {{}}")));
+        assert!(tagged(&format!("Err({store_error}::NotFound(_)) => {{}}")));
+        assert!(tagged(&format!("return Err({store_error}::NotFound(\"blob\"));")));
+        assert!(tagged("Err(Conflict(\"idempotency\")) => retry(),"));
+        assert!(tagged("    .ok_or(NotFound( \"invite\"))?;"));
+        assert!(tagged("    Conflict(&'static str),"));
+    }
+
+    #[test]
+    fn unrelated_code_is_not_caught() {
+        assert!(!tagged("ApiError::new(ErrorCode::Conflict, \"you are already a member\")"));
+        assert!(!tagged("ApiError::not_found(\"member\")"));
+        assert!(!tagged("Err(PracticeError::NotMember) => {}"));
+        assert!(!tagged("Err(HttpError::Conflict(\"x\".into()))"));
+        assert!(!tagged("let code = StatusCode::NOT_FOUND;"));
+        assert!(!tagged("MyConflict(\"x\")"));
+    }
 }

@@ -1,0 +1,107 @@
+//! Conformance tests: mls.
+
+use super::*;
+
+fn mls_entry(p: PracticeId, epoch: u64, committer: UserId, added: Vec<UserId>, removed: Vec<UserId>) -> MlsEntryRecord {
+    MlsEntryRecord {
+        practice_id: p,
+        epoch,
+        committer,
+        commit: (epoch > 1).then(|| vec![epoch as u8; 40]),
+        welcome: (!added.is_empty()).then(|| vec![0xEE; 64]),
+        added,
+        removed,
+        public_key: PracticePublicKey { epoch, hpke_pub: B64(vec![epoch as u8; 32]), signer: committer, signature: B64(vec![1; 64]) },
+        history: vec![7; 72],
+        created_at: 10 + epoch as i64,
+    }
+}
+
+suite! {
+    __conformance_mls;
+
+    pub async fn mls_key_packages_are_single_use(s: &dyn Store) {
+        let (a, b) = (user(1, "a@example.org"), user(2, "b@example.org"));
+        s.create_user(a.clone()).await.unwrap();
+        s.create_user(b.clone()).await.unwrap();
+        assert_eq!(s.publish_key_packages(b.id, vec![(vec![1; 32], vec![11]), (vec![2; 32], vec![22])], 1).await.unwrap(), 2);
+        // A key package seen before is refused, and the whole batch with it.
+        assert!(matches!(
+            s.publish_key_packages(b.id, vec![(vec![3; 32], vec![33]), (vec![1; 32], vec![11])], 2).await,
+            Err(MlsError::KeyPackageReused)
+        ));
+        assert_eq!(s.key_package_count(b.id).await.unwrap(), 2);
+        assert_eq!(s.claim_key_package(b.id, a.id, 3).await.unwrap(), Some(vec![11]));
+        assert_eq!(s.claim_key_package(b.id, a.id, 4).await.unwrap(), Some(vec![22]));
+        assert_eq!(s.claim_key_package(b.id, a.id, 5).await.unwrap(), None);
+        assert_eq!(s.key_package_count(b.id).await.unwrap(), 0);
+        // Claimed ones can never come back.
+        assert!(matches!(s.publish_key_packages(b.id, vec![(vec![1; 32], vec![11])], 6).await, Err(MlsError::KeyPackageReused)));
+        assert_eq!(s.claim_key_package(a.id, b.id, 7).await.unwrap(), None);
+    }
+
+    pub async fn mls_state_is_compare_and_swap(s: &dyn Store) {
+        let a = user(1, "a@example.org");
+        s.create_user(a.clone()).await.unwrap();
+        assert_eq!(s.mls_state(a.id).await.unwrap(), None);
+        assert_eq!(s.put_mls_state(a.id, 0, vec![1], 1).await.unwrap(), 1);
+        assert_eq!(s.put_mls_state(a.id, 1, vec![2], 2).await.unwrap(), 2);
+        // A tab still at version 1 loses and must reload.
+        assert!(matches!(s.put_mls_state(a.id, 1, vec![3], 3).await, Err(MlsError::StaleState)));
+        assert!(matches!(s.put_mls_state(a.id, 0, vec![3], 3).await, Err(MlsError::StaleState)));
+        assert_eq!(s.mls_state(a.id).await.unwrap(), Some((2, vec![2])));
+    }
+
+    pub async fn mls_log_accepts_one_entry_per_epoch(s: &dyn Store) {
+        let (a, b, c) = (user(1, "a@example.org"), user(2, "b@example.org"), user(3, "c@example.org"));
+        for u in [&a, &b, &c] {
+            s.create_user(u.clone()).await.unwrap();
+        }
+        let p = practice(1, a.id, PracticeKind::Specialist);
+        s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
+        assert_eq!(s.mls_epoch(p.id).await.unwrap(), 0);
+        // Epoch 2 before epoch 1 is stale.
+        assert!(matches!(s.mls_append(mls_entry(p.id, 2, a.id, vec![], vec![]), "{}".into()).await, Err(MlsError::StaleEpoch)));
+        let ev = s.mls_append(mls_entry(p.id, 1, a.id, vec![], vec![]), "{\"e\":1}".into()).await.unwrap();
+        assert_eq!((ev.stream, ev.body.as_str()), (StreamId::Practice(p.id), "{\"e\":1}"));
+        assert_eq!(s.mls_roster(p.id).await.unwrap(), vec![a.id]);
+        s.mls_append(mls_entry(p.id, 2, a.id, vec![b.id, c.id], vec![]), "{}".into()).await.unwrap();
+        // A second commit for epoch 2 loses, and changes nothing.
+        assert!(matches!(
+            s.mls_append(mls_entry(p.id, 2, b.id, vec![], vec![a.id]), "{}".into()).await,
+            Err(MlsError::StaleEpoch)
+        ));
+        let mut roster = s.mls_roster(p.id).await.unwrap();
+        roster.sort();
+        let mut want = vec![a.id, b.id, c.id];
+        want.sort();
+        assert_eq!(roster, want);
+        assert_eq!(s.mls_welcome(p.id, b.id).await.unwrap(), Some((2, vec![0xEE; 64])));
+        assert_eq!(s.mls_welcome(p.id, a.id).await.unwrap(), None);
+        // The practice's current key follows the log.
+        let pr = s.practice(p.id).await.unwrap().unwrap();
+        assert_eq!((pr.key_epoch, pr.public_key.epoch, pr.public_key.hpke_pub.0.clone()), (2, 2, vec![2; 32]));
+        s.mls_append(mls_entry(p.id, 3, b.id, vec![], vec![c.id]), "{}".into()).await.unwrap();
+        assert!(!s.mls_roster(p.id).await.unwrap().contains(&c.id));
+        assert_eq!(s.mls_welcome(p.id, c.id).await.unwrap(), None);
+        assert_eq!(s.mls_epoch(p.id).await.unwrap(), 3);
+        let log = s.mls_log(p.id, 1, 10).await.unwrap();
+        assert_eq!(log.iter().map(|e| e.epoch).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(log[0], mls_entry(p.id, 2, a.id, vec![b.id, c.id], vec![]));
+        assert_eq!(s.mls_log(p.id, 0, 1).await.unwrap().len(), 1);
+        // Each entry's event is on the practice stream, in order.
+        assert_eq!(s.stream_head(StreamId::Practice(p.id)).await.unwrap(), 3);
+    }
+
+    pub async fn mls_log_goes_with_the_practice(s: &dyn Store) {
+        let a = user(1, "a@example.org");
+        s.create_user(a.clone()).await.unwrap();
+        let p = practice(1, a.id, PracticeKind::Specialist);
+        s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
+        s.mls_append(mls_entry(p.id, 1, a.id, vec![], vec![]), "{}".into()).await.unwrap();
+        s.delete_practice(p.id).await.unwrap();
+        assert!(s.mls_log(p.id, 0, 10).await.unwrap().is_empty());
+        assert!(s.mls_roster(p.id).await.unwrap().is_empty());
+        assert_eq!(s.mls_epoch(p.id).await.unwrap(), 0);
+    }
+}

@@ -1,0 +1,140 @@
+//! Conformance tests: referrals.
+
+use super::*;
+
+pub fn referral(n: u8, from: PracticeId, to: PracticeId, category: &str) -> ReferralRecord {
+    ReferralRecord {
+        id: ReferralId(uuid::Uuid::from_bytes(id16(200 - n))),
+        number: format!("HR-TEST-{n:04}"),
+        from_practice: from,
+        to_practice: to,
+        routed_category: category.into(),
+        routed_sub: None,
+        body: format!("{{\"n\":{n}}}"),
+        status: Status::Sent,
+        created_at: 10_000 + i64::from(n),
+        first_opened_at: None,
+    }
+}
+
+suite! {
+    __conformance_referrals;
+
+    pub async fn commit_appends_dense_seqs_per_stream(s: &dyn Store) {
+        let (_, from, to) = two_practices(s).await;
+        let r = referral(1, from.id, to.id, "arrhythmia");
+        let streams = [StreamId::Referral(r.id), StreamId::Practice(from.id), StreamId::Practice(to.id)];
+        let ev = s
+            .commit(Commit {
+                insert: Some(r.clone()),
+                events: streams.iter().map(|st| (*st, "e1".to_string())).collect(),
+                now: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 1, 1]);
+        let ev = s
+            .commit(Commit { events: vec![(streams[0], "e2".into()), (streams[0], "e3".into())], now: 2, ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(s.stream_head(streams[0]).await.unwrap(), 3);
+        assert_eq!(s.stream_head(streams[1]).await.unwrap(), 1);
+        assert_eq!(s.stream_head(StreamId::Practice(PracticeId::from_bytes(id16(99)))).await.unwrap(), 0);
+        let after = s.events_after(streams[0], 1, 10).await.unwrap();
+        assert_eq!(after.iter().map(|e| (e.seq, e.body.as_str())).collect::<Vec<_>>(), vec![(2, "e2"), (3, "e3")]);
+        assert_eq!(s.events_after(streams[0], 0, 2).await.unwrap().len(), 2, "limit holds");
+        assert_eq!(s.referral(r.id).await.unwrap(), Some(r.clone()));
+        let mut upd = r.clone();
+        upd.status = Status::Accepted;
+        upd.first_opened_at = Some(5);
+        s.commit(Commit { update: Some(upd.clone()), now: 3, ..Default::default() }).await.unwrap();
+        assert_eq!(s.referral(r.id).await.unwrap(), Some(upd));
+        assert_eq!(s.referrals_of(from.id, 10).await.unwrap().len(), 1);
+        assert_eq!(s.referrals_of(to.id, 10).await.unwrap().len(), 1);
+    }
+
+    pub async fn commit_is_all_or_nothing(s: &dyn Store) {
+        let (a, from, to) = two_practices(s).await;
+        let r = referral(1, from.id, to.id, "arrhythmia");
+        let idem = IdemRecord { user: a.id, key: IdemKey(uuid::Uuid::from_u128(9)), command: vec![1], result: "{}".into() };
+        s.commit(Commit {
+            insert: Some(r.clone()),
+            idem: Some(idem.clone()),
+            events: vec![(StreamId::Referral(r.id), "x".into())],
+            now: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(s.idem(a.id, idem.key).await.unwrap(), Some(idem.clone()));
+        // The same idempotency key again: nothing of this commit lands.
+        let r2 = referral(2, from.id, to.id, "arrhythmia");
+        let again = s
+            .commit(Commit {
+                insert: Some(r2.clone()),
+                idem: Some(idem.clone()),
+                events: vec![(StreamId::Referral(r.id), "y".into())],
+                mail: vec![NewMail { recipient: "m@example.org".into(), subject: "s".into(), body: "b".into(), now: 1 }],
+                now: 2,
+                ..Default::default()
+            })
+            .await;
+        assert!(matches!(again, Err(ReferralError::IdempotencyKeyUsed)), "{again:?}");
+        assert_eq!(s.referral(r2.id).await.unwrap(), None);
+        assert_eq!(s.stream_head(StreamId::Referral(r.id)).await.unwrap(), 1);
+        assert!(s.due_mail(i64::MAX, 10).await.unwrap().is_empty());
+        // A duplicate referral id: nothing lands either.
+        let dup = s
+            .commit(Commit { insert: Some(r.clone()), events: vec![(StreamId::Practice(to.id), "z".into())], now: 3, ..Default::default() })
+            .await;
+        assert!(matches!(dup, Err(ReferralError::ReferralExists)));
+        assert_eq!(s.stream_head(StreamId::Practice(to.id)).await.unwrap(), 0);
+    }
+
+    pub async fn routing_counts_by_category(s: &dyn Store) {
+        let (a, from, to) = two_practices(s).await;
+        let other = practice(3, a.id, PracticeKind::Specialist);
+        s.create_practice(other.clone(), grant(other.id, a.id, a.id, 0)).await.unwrap();
+        for (n, cat) in [(1, "arrhythmia"), (2, "arrhythmia"), (3, "heart-failure")] {
+            s.commit(Commit { insert: Some(referral(n, from.id, to.id, cat)), now: 1, ..Default::default() }).await.unwrap();
+        }
+        let mut sub = referral(4, from.id, other.id, "arrhythmia");
+        sub.routed_sub = Some("afib".into());
+        s.commit(Commit { insert: Some(sub), now: 1, ..Default::default() }).await.unwrap();
+        let counts = s.routing_counts(&[to.id, other.id], "arrhythmia", None).await.unwrap();
+        assert_eq!(counts, vec![(to.id, 2), (other.id, 1)]);
+        let counts = s.routing_counts(&[to.id, other.id], "arrhythmia", Some("afib")).await.unwrap();
+        assert_eq!(counts, vec![(to.id, 0), (other.id, 1)]);
+    }
+
+    pub async fn blobs_attach_to_one_referral(s: &dyn Store) {
+        let (a, from, to) = two_practices(s).await;
+        let blob = BlobId(uuid::Uuid::from_u128(77));
+        s.put_blob(blob, a.id, vec![1, 2, 3], 1).await.unwrap();
+        assert!(matches!(s.put_blob(blob, a.id, vec![4], 1).await, Err(ReferralError::BlobExists)));
+        assert_eq!(s.blob_meta(blob).await.unwrap().unwrap().size, 3);
+        assert_eq!(s.blob_bytes(blob).await.unwrap(), Some(vec![1, 2, 3]));
+        let r1 = referral(1, from.id, to.id, "x");
+        let r2 = referral(2, from.id, to.id, "x");
+        s.commit(Commit { insert: Some(r1.clone()), attach: vec![(blob, r1.id)], now: 1, ..Default::default() }).await.unwrap();
+        assert_eq!(s.blob_meta(blob).await.unwrap().unwrap().referral, Some(r1.id));
+        let stolen = s.commit(Commit { insert: Some(r2.clone()), attach: vec![(blob, r2.id)], now: 2, ..Default::default() }).await;
+        assert!(matches!(stolen, Err(ReferralError::BlobUnavailable)));
+        assert_eq!(s.referral(r2.id).await.unwrap(), None, "the whole commit rolled back");
+        assert_eq!(s.blob_meta(BlobId(uuid::Uuid::from_u128(78))).await.unwrap(), None);
+    }
+
+    pub async fn deleting_one_side_keeps_the_other_sides_referrals(s: &dyn Store) {
+        let (_, from, to) = two_practices(s).await;
+        let r = referral(1, from.id, to.id, "arrhythmia");
+        s.commit(Commit { insert: Some(r.clone()), events: vec![(StreamId::Practice(from.id), "e".into())], now: 1, ..Default::default() })
+            .await
+            .unwrap();
+        s.delete_practice(to.id).await.unwrap();
+        assert_eq!(s.referral(r.id).await.unwrap(), Some(r.clone()), "the referring practice keeps its history");
+        assert_eq!(s.referrals_of(from.id, 10).await.unwrap().len(), 1);
+        assert_eq!(s.events_after(StreamId::Practice(from.id), 0, 10).await.unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,70 @@
+//! Conformance tests: users.
+
+use super::*;
+
+suite! {
+    __conformance_users;
+
+    pub async fn server_secret_is_stable(s: &dyn Store) {
+        let a = s.server_secret("prelogin", vec![1, 2, 3]).await.unwrap();
+        let b = s.server_secret("prelogin", vec![9, 9, 9]).await.unwrap();
+        assert_eq!(a, vec![1, 2, 3]);
+        assert_eq!(b, a, "the first value sticks");
+    }
+
+    pub async fn users_round_trip(s: &dyn Store) {
+        let u = user(1, "a@example.org");
+        s.create_user(u.clone()).await.unwrap();
+        assert_eq!(s.user_by_email("a@example.org").await.unwrap(), Some(u.clone()));
+        assert_eq!(s.user_by_id(u.id).await.unwrap(), Some(u.clone()));
+        assert_eq!(s.user_by_email("b@example.org").await.unwrap(), None);
+        assert_eq!(s.user_by_id(UserId::from_bytes(id16(77))).await.unwrap(), None);
+        s.set_staff("a@example.org", true).await.unwrap();
+        assert!(s.user_by_id(u.id).await.unwrap().unwrap().is_staff);
+        assert!(matches!(s.set_staff("nobody@example.org", true).await, Err(UserError::NoSuchUser)));
+    }
+
+    pub async fn duplicate_email_conflicts(s: &dyn Store) {
+        s.create_user(user(1, "a@example.org")).await.unwrap();
+        let r = s.create_user(user(2, "a@example.org")).await;
+        assert!(matches!(r, Err(UserError::EmailTaken)), "{r:?}");
+        assert_eq!(s.user_by_id(user(2, "x").id).await.unwrap(), None, "nothing half-written");
+    }
+
+    pub async fn reset_password_revokes_sessions(s: &dyn Store) {
+        let u = user(1, "a@example.org");
+        s.create_user(u.clone()).await.unwrap();
+        let sess = SessionRecord { token_hash: vec![7; 32], user_id: u.id, created_at: 1, expires_at: i64::MAX };
+        s.create_session(sess.clone()).await.unwrap();
+        s.reset_password(u.id, PasswordChange { salt: vec![8; 16], auth_verifier: "new".into(), wrapped_by_password: vec![8, 8], now: 5 })
+            .await
+            .unwrap();
+        let after = s.user_by_id(u.id).await.unwrap().unwrap();
+        assert_eq!(after.salt, vec![8; 16]);
+        assert_eq!(after.auth_verifier, "new");
+        assert_eq!(after.wrapped_by_password, vec![8, 8]);
+        assert_eq!(after.wrapped_by_kit, u.wrapped_by_kit, "the kit wrapping is untouched");
+        assert_eq!(s.session(&sess.token_hash).await.unwrap(), None, "sessions revoked");
+        let missing = s
+            .reset_password(
+                UserId::from_bytes(id16(99)),
+                PasswordChange { salt: vec![], auth_verifier: String::new(), wrapped_by_password: vec![], now: 5 },
+            )
+            .await;
+        assert!(matches!(missing, Err(UserError::NoSuchUser)));
+    }
+
+    pub async fn sessions_lookup_and_purge(s: &dyn Store) {
+        let u = user(1, "a@example.org");
+        s.create_user(u.clone()).await.unwrap();
+        let live = SessionRecord { token_hash: vec![1; 32], user_id: u.id, created_at: 10, expires_at: 1_000 };
+        let old = SessionRecord { token_hash: vec![2; 32], user_id: u.id, created_at: 10, expires_at: 100 };
+        s.create_session(live.clone()).await.unwrap();
+        s.create_session(old.clone()).await.unwrap();
+        assert_eq!(s.session(&live.token_hash).await.unwrap(), Some(live.clone()));
+        assert_eq!(s.purge_sessions(500).await.unwrap(), 1);
+        assert_eq!(s.session(&old.token_hash).await.unwrap(), None);
+        s.delete_session(&live.token_hash).await.unwrap();
+        assert_eq!(s.session(&live.token_hash).await.unwrap(), None);
+    }
+}

@@ -1,0 +1,33 @@
+//! The mail outbox: email is queued durably, then sent by the mailer.
+
+use async_trait::async_trait;
+
+use handoff_protocol::UnixMillis;
+
+use crate::{BackendError, MailRecord, NewMail};
+
+/// Why a [`MailStore`] call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MailError {
+    /// [`mail_sent`](MailStore::mail_sent) or [`mail_failed`](MailStore::mail_failed) named
+    /// mail that is not queued: it does not exist or was sent already.
+    #[error("not found: mail")]
+    NotQueued,
+    /// The backend failed; nothing was changed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// The outbox of email waiting to be sent.
+#[async_trait]
+pub trait MailStore: Send + Sync + 'static {
+    /// Queues an email; it is durable before this returns.
+    async fn enqueue_mail(&self, m: NewMail) -> Result<i64, MailError>;
+    /// Unsent mail due at `now`, oldest first.
+    async fn due_mail(&self, now: UnixMillis, limit: u32) -> Result<Vec<MailRecord>, MailError>;
+    /// Marks mail sent and clears its body. [`MailError::NotQueued`] if it is not queued.
+    async fn mail_sent(&self, id: i64, now: UnixMillis) -> Result<(), MailError>;
+    /// Records a failed attempt and when to retry. [`MailError::NotQueued`] if it is not queued.
+    async fn mail_failed(&self, id: i64, next_attempt_at: UnixMillis, error: &str) -> Result<(), MailError>;
+}

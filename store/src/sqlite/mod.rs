@@ -1,0 +1,165 @@
+//! The embedded backend: SQLite (bundled) through rusqlite.
+//!
+//! Why SQLite: one file, no server to run, ACID transactions, WAL for readers
+//! that never block the writer, and `synchronous=FULL` for durability on
+//! commit. One process serves a province comfortably on one machine.
+//!
+//! Calls run on tokio's blocking pool behind one mutex-guarded connection:
+//! SQLite serialises writers anyway, and one connection keeps every call atomic
+//! without cross-connection locking surprises.
+//!
+//! This module holds the connection, the migrations and the row helpers shared
+//! by the concepts; each concept trait is implemented in its own file.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, Row, TransactionBehavior};
+
+use handoff_protocol::UserId;
+use handoff_protocol::v1::Role;
+
+use crate::{BackendError, OpenError, UserRecord};
+
+mod mail;
+mod mls;
+mod practices;
+mod referrals;
+mod taxonomy;
+mod users;
+
+/// One numbered schema migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Its number; migrations apply in order and each exactly once.
+    pub version: u32,
+    /// The SQL it runs, as one batch.
+    pub sql: &'static str,
+}
+
+/// The migrations this build knows, from `migrations/sqlite/`.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("../../../migrations/sqlite/0001_init.sql") },
+    Migration { version: 2, sql: include_str!("../../../migrations/sqlite/0002_referrals.sql") },
+    Migration { version: 3, sql: include_str!("../../../migrations/sqlite/0003_mls.sql") },
+];
+
+/// The embedded store.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+/// Wraps a driver (or encoding) error; for `?`, which converts it into the concept's error.
+fn db(e: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> BackendError {
+    BackendError::new(e)
+}
+
+/// Wraps a driver error straight into a concept's error (for tail expressions and `map_err` arms).
+fn backend<E: From<BackendError>>(e: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> E {
+    E::from(BackendError::new(e))
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `dir/handoff.db` and applies pending migrations.
+    pub fn open(dir: &Path) -> Result<Self, OpenError> {
+        Self::open_with_migrations(dir, MIGRATIONS)
+    }
+
+    /// As [`open`](Self::open), with an explicit migration list (tests use this
+    /// to prove that a failing migration leaves nothing half-applied).
+    pub fn open_with_migrations(dir: &Path, migrations: &[Migration]) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(dir).map_err(db)?;
+        let mut conn = Connection::open(dir.join("handoff.db")).map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
+        // FULL: a commit is fsynced before it returns, so an acknowledged write survives a crash.
+        conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
+        migrate(&mut conn, migrations)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` on the connection, on tokio's blocking pool.
+    async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<BackendError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| db("store mutex poisoned"))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(db)?
+    }
+}
+
+fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<(), OpenError> {
+    let current: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db)?;
+    let newest = migrations.iter().map(|m| m.version).max().unwrap_or(0);
+    if current > newest {
+        return Err(OpenError::SchemaTooNew { found: current, supported: newest });
+    }
+    for m in migrations.iter().filter(|m| m.version > current) {
+        // The migration and the version bump commit together or not at all.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive).map_err(db)?;
+        tx.execute_batch(m.sql).map_err(|e| OpenError::Migration { version: m.version, source: db(e) })?;
+        tx.pragma_update(None, "user_version", m.version).map_err(db)?;
+        tx.commit().map_err(db)?;
+        tracing::info!(version = m.version, "applied store migration");
+    }
+    Ok(())
+}
+
+/// `Err(err)` when a write touched no row.
+fn changed<E>(n: usize, err: E) -> Result<(), E> {
+    if n == 0 { Err(err) } else { Ok(()) }
+}
+
+fn uuid_of(b: Vec<u8>) -> rusqlite::Result<uuid::Uuid> {
+    uuid::Uuid::from_slice(&b).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))
+}
+
+fn json_err(e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn role_str(r: Role) -> &'static str {
+    match r {
+        Role::Admin => "admin",
+        Role::Member => "member",
+    }
+}
+
+fn role_of(s: &str) -> Role {
+    if s == "admin" { Role::Admin } else { Role::Member }
+}
+
+const USER_COLS: &str = "u.id, u.email, u.display_name, u.salt, u.auth_verifier, u.kit_verifier, u.sign_pub, u.hpke_pub, \
+     u.wrapped_by_password, u.wrapped_by_kit, u.is_staff, u.created_at";
+
+fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
+    Ok(UserRecord {
+        id: UserId(uuid_of(r.get(0)?)?),
+        email: r.get(1)?,
+        display_name: r.get(2)?,
+        salt: r.get(3)?,
+        auth_verifier: r.get(4)?,
+        kit_verifier: r.get(5)?,
+        sign_pub: r.get(6)?,
+        hpke_pub: r.get(7)?,
+        wrapped_by_password: r.get(8)?,
+        wrapped_by_kit: r.get(9)?,
+        is_staff: r.get(10)?,
+        created_at: r.get(11)?,
+    })
+}

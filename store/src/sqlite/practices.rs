@@ -1,0 +1,389 @@
+//! [`PracticeStore`](crate::PracticeStore) on SQLite: practices, members, grants, invites, notification preferences.
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use handoff_protocol::v1::{Intake, PracticeKind, PracticePublicKey, Role};
+use handoff_protocol::{PracticeId, UnixMillis, UserId};
+
+use super::{SqliteStore, USER_COLS, backend, changed, db, is_unique_violation, json_err, role_of, role_str, user_row, uuid_of};
+use crate::{GrantRecord, InviteRecord, MemberRecord, PracticeError, PracticeRecord, PracticeStore};
+
+#[async_trait]
+impl PracticeStore for SqliteStore {
+    async fn create_practice(&self, p: PracticeRecord, g: GrantRecord) -> Result<(), PracticeError> {
+        self.run(move |c| {
+            let tx = c.transaction().map_err(db)?;
+            tx.execute(
+                "INSERT INTO practices (id, name, kind, specialty, region, intake, verified, paused, key_epoch, public_key, created_by, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    p.id.as_bytes().as_slice(),
+                    p.name,
+                    match p.kind {
+                        PracticeKind::Referring => "referring",
+                        PracticeKind::Specialist => "specialist",
+                    },
+                    p.specialty,
+                    p.region,
+                    serde_json::to_string(&p.intake).map_err(db)?,
+                    p.verified,
+                    p.paused,
+                    p.key_epoch as i64,
+                    serde_json::to_string(&p.public_key).map_err(db)?,
+                    p.created_by.as_bytes().as_slice(),
+                    p.created_at
+                ],
+            )
+            .map_err(|e| if is_unique_violation(&e) { PracticeError::PracticeExists } else { backend(e) })?;
+            tx.execute(
+                "INSERT INTO members (practice_id, user_id, role, joined_at) VALUES (?1, ?2, 'admin', ?3)",
+                params![p.id.as_bytes().as_slice(), p.created_by.as_bytes().as_slice(), p.created_at],
+            )
+            .map_err(db)?;
+            insert_grant(&tx, &g)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn practice(&self, id: PracticeId) -> Result<Option<PracticeRecord>, PracticeError> {
+        self.run(move |c| {
+            c.query_row(&format!("SELECT {PRACTICE_COLS} FROM practices p WHERE p.id = ?1"), [id.as_bytes().as_slice()], practice_row)
+                .optional()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn practices_of(&self, user: UserId) -> Result<Vec<(PracticeRecord, Role)>, PracticeError> {
+        self.run(move |c| {
+            let mut st = c
+                .prepare(&format!(
+                    "SELECT {PRACTICE_COLS}, m.role FROM practices p JOIN members m ON m.practice_id = p.id \
+                     WHERE m.user_id = ?1 ORDER BY p.created_at, p.id"
+                ))
+                .map_err(db)?;
+            let rows = st
+                .query_map([user.as_bytes().as_slice()], |r| {
+                    let role: String = r.get(12)?;
+                    Ok((practice_row(r)?, role_of(&role)))
+                })
+                .map_err(db)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn all_practices(&self) -> Result<Vec<(PracticeRecord, u32)>, PracticeError> {
+        self.run(move |c| {
+            let mut st = c
+                .prepare(&format!(
+                    "SELECT {PRACTICE_COLS}, (SELECT count(*) FROM members m WHERE m.practice_id = p.id) \
+                     FROM practices p ORDER BY p.created_at, p.id"
+                ))
+                .map_err(db)?;
+            let rows = st.query_map([], |r| Ok((practice_row(r)?, r.get::<_, u32>(12)?))).map_err(db)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn directory(&self, specialty: Option<&str>, region: Option<&str>) -> Result<Vec<PracticeRecord>, PracticeError> {
+        let (s, r) = (specialty.map(str::to_owned), region.map(str::to_owned));
+        self.run(move |c| {
+            let mut st = c
+                .prepare(&format!(
+                    "SELECT {PRACTICE_COLS} FROM practices p WHERE p.kind = 'specialist' AND p.verified = 1 AND p.paused = 0 \
+                     AND (?1 IS NULL OR p.specialty = ?1) AND (?2 IS NULL OR p.region = ?2) ORDER BY p.name, p.id"
+                ))
+                .map_err(db)?;
+            let rows = st.query_map(params![s, r], practice_row).map_err(db)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn delete_practice(&self, id: PracticeId) -> Result<(), PracticeError> {
+        self.run(move |c| {
+            let n = c.execute("DELETE FROM practices WHERE id = ?1", [id.as_bytes().as_slice()]).map_err(db)?;
+            changed(n, PracticeError::NoSuchPractice)
+        })
+        .await
+    }
+
+    async fn set_verified(&self, id: PracticeId, verified: bool) -> Result<(), PracticeError> {
+        self.run(move |c| {
+            let n =
+                c.execute("UPDATE practices SET verified = ?2 WHERE id = ?1", params![id.as_bytes().as_slice(), verified]).map_err(db)?;
+            changed(n, PracticeError::NoSuchPractice)
+        })
+        .await
+    }
+
+    async fn set_paused(&self, id: PracticeId, paused: bool) -> Result<(), PracticeError> {
+        self.run(move |c| {
+            let n = c.execute("UPDATE practices SET paused = ?2 WHERE id = ?1", params![id.as_bytes().as_slice(), paused]).map_err(db)?;
+            changed(n, PracticeError::NoSuchPractice)
+        })
+        .await
+    }
+
+    async fn role(&self, practice: PracticeId, user: UserId) -> Result<Option<Role>, PracticeError> {
+        self.run(move |c| {
+            c.query_row(
+                "SELECT role FROM members WHERE practice_id = ?1 AND user_id = ?2",
+                [practice.as_bytes().as_slice(), user.as_bytes().as_slice()],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map(|o| o.map(|s| role_of(&s)))
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn members(&self, practice: PracticeId) -> Result<Vec<MemberRecord>, PracticeError> {
+        self.run(move |c| {
+            let mut st = c
+                .prepare(&format!(
+                    "SELECT {USER_COLS}, m.role, m.joined_at, m.notify_email FROM members m JOIN users u ON u.id = m.user_id \
+                     WHERE m.practice_id = ?1 ORDER BY m.joined_at, u.id"
+                ))
+                .map_err(db)?;
+            let rows = st
+                .query_map([practice.as_bytes().as_slice()], |r| {
+                    let role: String = r.get(12)?;
+                    Ok(MemberRecord { user: user_row(r)?, role: role_of(&role), joined_at: r.get(13)?, notify_email: r.get(14)? })
+                })
+                .map_err(db)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn add_member(&self, practice: PracticeId, user: UserId, role: Role, now: UnixMillis) -> Result<(), PracticeError> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO members (practice_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
+                params![practice.as_bytes().as_slice(), user.as_bytes().as_slice(), role_str(role), now],
+            )
+            .map_err(|e| if is_unique_violation(&e) { PracticeError::AlreadyMember } else { backend(e) })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_member(&self, practice: PracticeId, user: UserId) -> Result<(), PracticeError> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+            let p = practice.as_bytes().as_slice();
+            let u = user.as_bytes().as_slice();
+            let role: Option<String> = tx
+                .query_row("SELECT role FROM members WHERE practice_id = ?1 AND user_id = ?2", [p, u], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            let Some(role) = role else { return Err(PracticeError::NotMember) };
+            if role == "admin" {
+                let admins: i64 = tx
+                    .query_row("SELECT count(*) FROM members WHERE practice_id = ?1 AND role = 'admin'", [p], |r| r.get(0))
+                    .map_err(db)?;
+                if admins <= 1 {
+                    return Err(PracticeError::LastAdmin);
+                }
+            }
+            tx.execute("DELETE FROM members WHERE practice_id = ?1 AND user_id = ?2", [p, u]).map_err(db)?;
+            tx.execute("DELETE FROM key_grants WHERE practice_id = ?1 AND user_id = ?2", [p, u]).map_err(db)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_grant(&self, g: GrantRecord) -> Result<(), PracticeError> {
+        self.run(move |c| insert_grant(c, &g)).await
+    }
+
+    async fn grant(&self, practice: PracticeId, user: UserId, epoch: u64) -> Result<Option<GrantRecord>, PracticeError> {
+        self.run(move |c| {
+            c.query_row(
+                "SELECT practice_id, user_id, epoch, sealed, granted_by, created_at FROM key_grants \
+                 WHERE practice_id = ?1 AND user_id = ?2 AND epoch = ?3",
+                params![practice.as_bytes().as_slice(), user.as_bytes().as_slice(), epoch as i64],
+                grant_row,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn create_invite(&self, i: InviteRecord) -> Result<(), PracticeError> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO invites (token_hash, practice_id, email, role, invited_by, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    i.token_hash,
+                    i.practice_id.as_bytes().as_slice(),
+                    i.email,
+                    role_str(i.role),
+                    i.invited_by.as_bytes().as_slice(),
+                    i.created_at,
+                    i.expires_at
+                ],
+            )
+            .map_err(|e| if is_unique_violation(&e) { PracticeError::InviteExists } else { backend(e) })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn invite(&self, token_hash: &[u8]) -> Result<Option<InviteRecord>, PracticeError> {
+        let th = token_hash.to_vec();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT token_hash, practice_id, email, role, invited_by, created_at, expires_at FROM invites WHERE token_hash = ?1",
+                [th],
+                invite_row,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn invites_of(&self, practice: PracticeId) -> Result<Vec<InviteRecord>, PracticeError> {
+        self.run(move |c| {
+            let mut st = c
+                .prepare(
+                    "SELECT token_hash, practice_id, email, role, invited_by, created_at, expires_at FROM invites \
+                     WHERE practice_id = ?1 ORDER BY created_at",
+                )
+                .map_err(db)?;
+            let rows = st.query_map([practice.as_bytes().as_slice()], invite_row).map_err(db)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn accept_invite(&self, token_hash: &[u8], user: UserId, now: UnixMillis) -> Result<(), PracticeError> {
+        let th = token_hash.to_vec();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+            let inv = tx
+                .query_row(
+                    "SELECT token_hash, practice_id, email, role, invited_by, created_at, expires_at FROM invites WHERE token_hash = ?1",
+                    [&th],
+                    invite_row,
+                )
+                .optional()
+                .map_err(db)?
+                .ok_or(PracticeError::InviteUsed)?;
+            tx.execute(
+                "INSERT INTO members (practice_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
+                params![inv.practice_id.as_bytes().as_slice(), user.as_bytes().as_slice(), role_str(inv.role), now],
+            )
+            .map_err(|e| if is_unique_violation(&e) { PracticeError::AlreadyMember } else { backend(e) })?;
+            tx.execute("DELETE FROM invites WHERE token_hash = ?1", [&th]).map_err(db)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_notify_email(&self, practice: PracticeId, user: UserId, on: bool) -> Result<(), PracticeError> {
+        self.run(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE members SET notify_email = ?3 WHERE practice_id = ?1 AND user_id = ?2",
+                    params![practice.as_bytes().as_slice(), user.as_bytes().as_slice(), on],
+                )
+                .map_err(db)?;
+            changed(n, PracticeError::NotMember)
+        })
+        .await
+    }
+
+    async fn email_recipients(&self, practice: PracticeId) -> Result<Vec<String>, PracticeError> {
+        self.run(move |c| {
+            let mut st = c
+                .prepare(
+                    "SELECT u.email FROM members m JOIN users u ON u.id = m.user_id \
+                     WHERE m.practice_id = ?1 AND m.notify_email = 1 ORDER BY u.email",
+                )
+                .map_err(db)?;
+            let rows = st.query_map([practice.as_bytes().as_slice()], |r| r.get(0)).map_err(db)?;
+            rows.collect::<Result<Vec<String>, _>>().map_err(backend)
+        })
+        .await
+    }
+}
+
+const PRACTICE_COLS: &str =
+    "p.id, p.name, p.kind, p.specialty, p.region, p.intake, p.verified, p.paused, p.key_epoch, p.public_key, p.created_by, p.created_at";
+
+fn practice_row(r: &Row<'_>) -> rusqlite::Result<PracticeRecord> {
+    let kind: String = r.get(2)?;
+    let intake: String = r.get(5)?;
+    let pk: String = r.get(9)?;
+    Ok(PracticeRecord {
+        id: PracticeId(uuid_of(r.get(0)?)?),
+        name: r.get(1)?,
+        kind: if kind == "specialist" { PracticeKind::Specialist } else { PracticeKind::Referring },
+        specialty: r.get(3)?,
+        region: r.get(4)?,
+        intake: serde_json::from_str::<Vec<Intake>>(&intake).map_err(json_err)?,
+        verified: r.get(6)?,
+        paused: r.get(7)?,
+        key_epoch: r.get::<_, i64>(8)? as u64,
+        public_key: serde_json::from_str::<PracticePublicKey>(&pk).map_err(json_err)?,
+        created_by: UserId(uuid_of(r.get(10)?)?),
+        created_at: r.get(11)?,
+    })
+}
+
+fn grant_row(r: &Row<'_>) -> rusqlite::Result<GrantRecord> {
+    Ok(GrantRecord {
+        practice_id: PracticeId(uuid_of(r.get(0)?)?),
+        user_id: UserId(uuid_of(r.get(1)?)?),
+        epoch: r.get::<_, i64>(2)? as u64,
+        sealed: r.get(3)?,
+        granted_by: UserId(uuid_of(r.get(4)?)?),
+        created_at: r.get(5)?,
+    })
+}
+
+fn invite_row(r: &Row<'_>) -> rusqlite::Result<InviteRecord> {
+    let role: String = r.get(3)?;
+    Ok(InviteRecord {
+        token_hash: r.get(0)?,
+        practice_id: PracticeId(uuid_of(r.get(1)?)?),
+        email: r.get(2)?,
+        role: role_of(&role),
+        invited_by: UserId(uuid_of(r.get(4)?)?),
+        created_at: r.get(5)?,
+        expires_at: r.get(6)?,
+    })
+}
+
+fn insert_grant(c: &Connection, g: &GrantRecord) -> Result<(), PracticeError> {
+    c.execute(
+        "INSERT INTO key_grants (practice_id, user_id, epoch, sealed, granted_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (practice_id, user_id, epoch) DO UPDATE SET sealed = excluded.sealed, granted_by = excluded.granted_by, \
+         created_at = excluded.created_at",
+        params![
+            g.practice_id.as_bytes().as_slice(),
+            g.user_id.as_bytes().as_slice(),
+            g.epoch as i64,
+            g.sealed,
+            g.granted_by.as_bytes().as_slice(),
+            g.created_at
+        ],
+    )
+    .map_err(|e| match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+            PracticeError::GrantTargetMissing
+        }
+        _ => backend(e),
+    })?;
+    Ok(())
+}

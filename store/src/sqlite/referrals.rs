@@ -1,0 +1,256 @@
+//! [`ReferralStore`](crate::ReferralStore) on SQLite: referrals, event streams, idempotency, blobs.
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+
+use handoff_protocol::ws::{BlobId, IdemKey, ReferralId, Status, StreamId};
+use handoff_protocol::{PracticeId, UnixMillis, UserId};
+
+use super::{SqliteStore, backend, changed, db, is_unique_violation, uuid_of};
+use crate::{BlobRecord, Commit, IdemRecord, ReferralError, ReferralRecord, ReferralStore, StoredEvent};
+
+#[async_trait]
+impl ReferralStore for SqliteStore {
+    async fn commit(&self, cm: Commit) -> Result<Vec<StoredEvent>, ReferralError> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+            if let Some(i) = &cm.idem {
+                let seen: Option<i64> = tx
+                    .query_row(
+                        "SELECT 1 FROM idempotency WHERE user_id = ?1 AND key = ?2",
+                        [i.user.as_bytes().as_slice(), i.key.as_bytes().as_slice()],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(db)?;
+                if seen.is_some() {
+                    return Err(ReferralError::IdempotencyKeyUsed);
+                }
+                tx.execute(
+                    "INSERT INTO idempotency (user_id, key, command, result, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![i.user.as_bytes().as_slice(), i.key.as_bytes().as_slice(), i.command, i.result, cm.now],
+                )
+                .map_err(db)?;
+            }
+            if let Some(r) = &cm.insert {
+                tx.execute(
+                    "INSERT INTO referrals (id, number, from_practice, to_practice, routed_category, routed_sub, status, body, \
+                     created_at, first_opened_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        r.id.as_bytes().as_slice(),
+                        r.number,
+                        r.from_practice.as_bytes().as_slice(),
+                        r.to_practice.as_bytes().as_slice(),
+                        r.routed_category,
+                        r.routed_sub,
+                        status_text(r.status),
+                        r.body,
+                        r.created_at,
+                        r.first_opened_at
+                    ],
+                )
+                .map_err(|e| if is_unique_violation(&e) { ReferralError::ReferralExists } else { backend(e) })?;
+            }
+            if let Some(r) = &cm.update {
+                let n = tx
+                    .execute(
+                        "UPDATE referrals SET status = ?2, body = ?3, first_opened_at = ?4 WHERE id = ?1",
+                        params![r.id.as_bytes().as_slice(), status_text(r.status), r.body, r.first_opened_at],
+                    )
+                    .map_err(db)?;
+                changed(n, ReferralError::NoSuchReferral)?;
+            }
+            for (blob, referral) in &cm.attach {
+                let n = tx
+                    .execute(
+                        "UPDATE blobs SET referral = ?2 WHERE id = ?1 AND (referral IS NULL OR referral = ?2)",
+                        [blob.as_bytes().as_slice(), referral.as_bytes().as_slice()],
+                    )
+                    .map_err(db)?;
+                changed(n, ReferralError::BlobUnavailable)?;
+            }
+            let mut out = Vec::with_capacity(cm.events.len());
+            for (stream, body) in &cm.events {
+                let key = stream.to_string();
+                let seq: i64 =
+                    tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM events WHERE stream = ?1", [&key], |r| r.get(0)).map_err(db)?;
+                tx.execute("INSERT INTO events (stream, seq, body, created_at) VALUES (?1, ?2, ?3, ?4)", params![key, seq, body, cm.now])
+                    .map_err(db)?;
+                out.push(StoredEvent { stream: *stream, seq: seq as u64, body: body.clone() });
+            }
+            for m in &cm.mail {
+                tx.execute(
+                    "INSERT INTO mail_outbox (recipient, subject, body, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                    params![m.recipient, m.subject, m.body, m.now],
+                )
+                .map_err(db)?;
+            }
+            tx.commit().map_err(db)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn referral(&self, id: ReferralId) -> Result<Option<ReferralRecord>, ReferralError> {
+        self.run(move |c| {
+            c.query_row(&format!("SELECT {REFERRAL_COLS} FROM referrals WHERE id = ?1"), [id.as_bytes().as_slice()], referral_row)
+                .optional()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn referrals_of(&self, practice: PracticeId, limit: u32) -> Result<Vec<ReferralRecord>, ReferralError> {
+        self.run(move |c| {
+            let mut st = c
+                .prepare(&format!(
+                    "SELECT {REFERRAL_COLS} FROM referrals WHERE from_practice = ?1 OR to_practice = ?1 \
+                     ORDER BY created_at DESC, id LIMIT ?2"
+                ))
+                .map_err(db)?;
+            let rows = st.query_map(params![practice.as_bytes().as_slice(), limit], referral_row).map_err(db)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn routing_counts(
+        &self,
+        practices: &[PracticeId],
+        category: &str,
+        sub: Option<&str>,
+    ) -> Result<Vec<(PracticeId, u64)>, ReferralError> {
+        let (ps, cat, sub) = (practices.to_vec(), category.to_owned(), sub.map(str::to_owned));
+        self.run(move |c| {
+            let mut st = c
+                .prepare(
+                    "SELECT count(*) FROM referrals WHERE to_practice = ?1 AND routed_category = ?2 \
+                     AND (?3 IS NULL OR routed_sub = ?3)",
+                )
+                .map_err(db)?;
+            let mut out = Vec::with_capacity(ps.len());
+            for p in ps {
+                let n: i64 = st.query_row(params![p.as_bytes().as_slice(), cat, sub], |r| r.get(0)).map_err(db)?;
+                out.push((p, n as u64));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn events_after(&self, stream: StreamId, after: u64, limit: u32) -> Result<Vec<StoredEvent>, ReferralError> {
+        self.run(move |c| {
+            let mut st =
+                c.prepare_cached("SELECT seq, body FROM events WHERE stream = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3").map_err(db)?;
+            let rows = st
+                .query_map(params![stream.to_string(), after as i64, limit], |r| {
+                    Ok(StoredEvent { stream, seq: r.get::<_, i64>(0)? as u64, body: r.get(1)? })
+                })
+                .map_err(db)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn stream_head(&self, stream: StreamId) -> Result<u64, ReferralError> {
+        self.run(move |c| {
+            c.query_row("SELECT coalesce(max(seq), 0) FROM events WHERE stream = ?1", [stream.to_string()], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn idem(&self, user: UserId, key: IdemKey) -> Result<Option<IdemRecord>, ReferralError> {
+        self.run(move |c| {
+            c.query_row(
+                "SELECT command, result FROM idempotency WHERE user_id = ?1 AND key = ?2",
+                [user.as_bytes().as_slice(), key.as_bytes().as_slice()],
+                |r| Ok(IdemRecord { user, key, command: r.get(0)?, result: r.get(1)? }),
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_blob(&self, id: BlobId, owner: UserId, bytes: Vec<u8>, now: UnixMillis) -> Result<(), ReferralError> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO blobs (id, owner, referral, bytes, created_at) VALUES (?1, ?2, NULL, ?3, ?4)",
+                params![id.as_bytes().as_slice(), owner.as_bytes().as_slice(), bytes, now],
+            )
+            .map_err(|e| if is_unique_violation(&e) { ReferralError::BlobExists } else { backend(e) })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn blob_meta(&self, id: BlobId) -> Result<Option<BlobRecord>, ReferralError> {
+        self.run(move |c| {
+            c.query_row("SELECT owner, referral, length(bytes) FROM blobs WHERE id = ?1", [id.as_bytes().as_slice()], |r| {
+                let referral: Option<Vec<u8>> = r.get(1)?;
+                Ok(BlobRecord {
+                    id,
+                    owner: UserId(uuid_of(r.get(0)?)?),
+                    referral: referral.map(uuid_of).transpose()?.map(ReferralId),
+                    size: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn blob_bytes(&self, id: BlobId) -> Result<Option<Vec<u8>>, ReferralError> {
+        self.run(move |c| {
+            c.query_row("SELECT bytes FROM blobs WHERE id = ?1", [id.as_bytes().as_slice()], |r| r.get(0)).optional().map_err(backend)
+        })
+        .await
+    }
+}
+
+const REFERRAL_COLS: &str =
+    "id, number, from_practice, to_practice, routed_category, routed_sub, body, status, created_at, first_opened_at";
+
+fn referral_row(r: &Row<'_>) -> rusqlite::Result<ReferralRecord> {
+    Ok(ReferralRecord {
+        id: ReferralId(uuid_of(r.get(0)?)?),
+        number: r.get(1)?,
+        from_practice: PracticeId(uuid_of(r.get(2)?)?),
+        to_practice: PracticeId(uuid_of(r.get(3)?)?),
+        routed_category: r.get(4)?,
+        routed_sub: r.get(5)?,
+        body: r.get(6)?,
+        status: status_of(&r.get::<_, String>(7)?)?,
+        created_at: r.get(8)?,
+        first_opened_at: r.get(9)?,
+    })
+}
+
+/// The stored text of a status: the same snake_case words as the protocol's JSON.
+fn status_text(s: Status) -> &'static str {
+    match s {
+        Status::Sent => "sent",
+        Status::Accepted => "accepted",
+        Status::Rejected => "rejected",
+        Status::Cancelled => "cancelled",
+    }
+}
+
+fn status_of(s: &str) -> rusqlite::Result<Status> {
+    Ok(match s {
+        "sent" => Status::Sent,
+        "accepted" => Status::Accepted,
+        "rejected" => Status::Rejected,
+        "cancelled" => Status::Cancelled,
+        other => {
+            return Err(rusqlite::Error::FromSqlConversionFailure(
+                7,
+                rusqlite::types::Type::Text,
+                format!("unknown referral status {other:?}").into(),
+            ));
+        }
+    })
+}

@@ -1,0 +1,132 @@
+//! [`UserStore`](crate::UserStore) on SQLite: accounts, sessions, server secrets.
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, params};
+
+use handoff_protocol::{UnixMillis, UserId};
+
+use super::{SqliteStore, USER_COLS, backend, changed, db, is_unique_violation, user_row, uuid_of};
+use crate::{PasswordChange, SessionRecord, UserError, UserRecord, UserStore};
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn schema_version(&self) -> Result<u32, UserError> {
+        self.run(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(backend)).await
+    }
+
+    async fn server_secret(&self, name: &str, init: Vec<u8>) -> Result<Vec<u8>, UserError> {
+        let name = name.to_owned();
+        self.run(move |c| {
+            c.execute("INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?1, ?2)", params![name, init]).map_err(db)?;
+            c.query_row("SELECT value FROM server_secrets WHERE name = ?1", [name], |r| r.get(0)).map_err(backend)
+        })
+        .await
+    }
+
+    async fn create_user(&self, u: UserRecord) -> Result<(), UserError> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO users (id, email, display_name, salt, auth_verifier, kit_verifier, sign_pub, hpke_pub, \
+                 wrapped_by_password, wrapped_by_kit, is_staff, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+                params![
+                    u.id.as_bytes().as_slice(),
+                    u.email,
+                    u.display_name,
+                    u.salt,
+                    u.auth_verifier,
+                    u.kit_verifier,
+                    u.sign_pub,
+                    u.hpke_pub,
+                    u.wrapped_by_password,
+                    u.wrapped_by_kit,
+                    u.is_staff,
+                    u.created_at
+                ],
+            )
+            .map_err(|e| if is_unique_violation(&e) { UserError::EmailTaken } else { backend(e) })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, UserError> {
+        let email = email.to_owned();
+        self.run(move |c| {
+            c.query_row(&format!("SELECT {USER_COLS} FROM users u WHERE u.email = ?1"), [email], user_row).optional().map_err(backend)
+        })
+        .await
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, UserError> {
+        self.run(move |c| {
+            c.query_row(&format!("SELECT {USER_COLS} FROM users u WHERE u.id = ?1"), [id.as_bytes().as_slice()], user_row)
+                .optional()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn reset_password(&self, id: UserId, ch: PasswordChange) -> Result<(), UserError> {
+        self.run(move |c| {
+            let tx = c.transaction().map_err(db)?;
+            let n = tx
+                .execute(
+                    "UPDATE users SET salt = ?2, auth_verifier = ?3, wrapped_by_password = ?4, updated_at = ?5 WHERE id = ?1",
+                    params![id.as_bytes().as_slice(), ch.salt, ch.auth_verifier, ch.wrapped_by_password, ch.now],
+                )
+                .map_err(db)?;
+            changed(n, UserError::NoSuchUser)?;
+            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id.as_bytes().as_slice()]).map_err(db)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_staff(&self, email: &str, staff: bool) -> Result<(), UserError> {
+        let email = email.to_owned();
+        self.run(move |c| {
+            let n = c.execute("UPDATE users SET is_staff = ?2 WHERE email = ?1", params![email, staff]).map_err(db)?;
+            changed(n, UserError::NoSuchUser)
+        })
+        .await
+    }
+
+    async fn create_session(&self, s: SessionRecord) -> Result<(), UserError> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![s.token_hash, s.user_id.as_bytes().as_slice(), s.created_at, s.expires_at],
+            )
+            .map_err(|e| if is_unique_violation(&e) { UserError::SessionExists } else { backend(e) })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRecord>, UserError> {
+        let th = token_hash.to_vec();
+        self.run(move |c| {
+            c.query_row("SELECT token_hash, user_id, created_at, expires_at FROM sessions WHERE token_hash = ?1", [th], |r| {
+                Ok(SessionRecord {
+                    token_hash: r.get(0)?,
+                    user_id: UserId(uuid_of(r.get(1)?)?),
+                    created_at: r.get(2)?,
+                    expires_at: r.get(3)?,
+                })
+            })
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn delete_session(&self, token_hash: &[u8]) -> Result<(), UserError> {
+        let th = token_hash.to_vec();
+        self.run(move |c| c.execute("DELETE FROM sessions WHERE token_hash = ?1", [th]).map(|_| ()).map_err(backend)).await
+    }
+
+    async fn purge_sessions(&self, now: UnixMillis) -> Result<u64, UserError> {
+        self.run(move |c| c.execute("DELETE FROM sessions WHERE expires_at < ?1", [now]).map(|n| n as u64).map_err(backend)).await
+    }
+}
