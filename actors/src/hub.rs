@@ -26,7 +26,7 @@ use crate::referral::ReferralStream;
 use crate::registry::Registry;
 use crate::routing::RoutingActor;
 use crate::stream::{self, StreamHandle, StreamKind};
-use crate::{CmdError, CmdResult};
+use crate::{ApiError, ApiResult};
 
 /// The hub: what every actor shares, and the routing actor.
 pub struct Hub {
@@ -55,8 +55,8 @@ enum Reach {
     Deliver,
 }
 
-fn mailbox_err<E: std::fmt::Display>(e: E) -> CmdError {
-    CmdError::new(ErrorCode::Unavailable, format!("the server is busy or restarting ({e}); retry"))
+fn mailbox_err<E: std::fmt::Display>(e: E) -> ApiError {
+    ApiError::new(ErrorCode::Unavailable, format!("the server is busy or restarting ({e}); retry"))
 }
 
 impl Router for Hub {
@@ -99,7 +99,7 @@ impl Hub {
         (r.count(|s| matches!(s, StreamId::Practice(_))), r.count(|s| matches!(s, StreamId::Referral(_))))
     }
 
-    async fn reach<K: StreamKind>(&self, id: K::Id, how: Reach) -> CmdResult<Option<StreamHandle>> {
+    async fn reach<K: StreamKind>(&self, id: K::Id, how: Reach) -> ApiResult<Option<StreamHandle>> {
         let env = &self.env;
         match how {
             Reach::Authorize(user) => K::authorize(env.store.clone(), user, id).await.map(|()| None),
@@ -113,7 +113,7 @@ impl Hub {
     }
 
     /// The one place a [`StreamId`] meets its kind.
-    async fn route(&self, stream: StreamId, how: Reach) -> CmdResult<Option<StreamHandle>> {
+    async fn route(&self, stream: StreamId, how: Reach) -> ApiResult<Option<StreamHandle>> {
         match stream {
             StreamId::Practice(id) => self.reach::<PracticeStream>(id, how).await,
             StreamId::Referral(id) => self.reach::<ReferralStream>(id, how).await,
@@ -121,13 +121,13 @@ impl Hub {
     }
 
     /// Can `user` see `stream`? Practice streams: members. Referral streams: members of either practice.
-    pub async fn may_see(&self, user: UserId, stream: StreamId) -> CmdResult<()> {
+    pub async fn may_see(&self, user: UserId, stream: StreamId) -> ApiResult<()> {
         self.route(stream, Reach::Authorize(user)).await.map(|_| ())
     }
 
     /// Subscribes a connection: replays events after `after_seq`, then live.
-    pub async fn subscribe(&self, conn: Conn, stream: StreamId, after_seq: u64) -> CmdResult<AckBody> {
-        let actor = self.route(stream, Reach::Open(conn.user)).await?.ok_or_else(|| CmdError::not_found("stream"))?;
+    pub async fn subscribe(&self, conn: Conn, stream: StreamId, after_seq: u64) -> ApiResult<AckBody> {
+        let actor = self.route(stream, Reach::Open(conn.user)).await?.ok_or_else(|| ApiError::not_found("stream"))?;
         actor.subscribe.send(Subscribe { conn, after_seq }).await.map_err(mailbox_err)?
     }
 
@@ -146,7 +146,7 @@ impl Hub {
     }
 
     /// Runs a state-changing command for `user`.
-    pub async fn execute(&self, user: UserId, idem: IdemKey, cmd: Command) -> CmdResult<(bool, AckBody)> {
+    pub async fn execute(&self, user: UserId, idem: IdemKey, cmd: Command) -> ApiResult<(bool, AckBody)> {
         let hash = crate::command_hash(&cmd);
         if let Some(done) = crate::replayed(&*self.env.store, user, idem, &hash).await? {
             return Ok((true, done));
@@ -156,10 +156,10 @@ impl Hub {
                 self.routing.send(Create { user, idem, hash, referral: Box::new(referral) }).await.map_err(mailbox_err)?
             }
             Command::Subscribe { .. } | Command::Unsubscribe { .. } => {
-                Err(CmdError::new(ErrorCode::InvalidBody, "subscribe is not a state change"))
+                Err(ApiError::new(ErrorCode::InvalidBody, "subscribe is not a state change"))
             }
             other => {
-                let id = crate::referral::target(&other).ok_or_else(|| CmdError::new(ErrorCode::UnknownCommand, "unknown command"))?;
+                let id = crate::referral::target(&other).ok_or_else(|| ApiError::new(ErrorCode::UnknownCommand, "unknown command"))?;
                 let addr = stream::activate::<ReferralStream>(&self.env, id).await?;
                 addr.send(Execute { user, idem, hash, cmd: other }).await.map_err(mailbox_err)?
             }

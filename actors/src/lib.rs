@@ -17,7 +17,7 @@
 //! - [`mailer::Mailer`]: drains the persisted mail outbox with retries.
 //!
 //! The modules form a layered graph with no cycle (checked by `cargo xtask
-//! test`): `clock`, `error`, `conn`, `messages`, `registry`, `fanout`, `idem`,
+//! test`): `clock`, `conn`, `messages`, `registry`, `fanout`, `idem`,
 //! `access` at the bottom; `env`
 //! (what every actor shares) above them; `stream`, then the kinds and
 //! `routing`; `hub` at the top. This root only declares modules and
@@ -34,7 +34,6 @@ pub mod access;
 mod clock;
 pub mod conn;
 mod env;
-mod error;
 pub mod fanout;
 pub mod hub;
 mod idem;
@@ -48,6 +47,6 @@ mod routing;
 mod stream;
 
 pub use clock::now_millis;
-pub use error::{CmdError, CmdResult};
+pub use handoff_error::{ApiError, ApiResult};
 pub use idem::{command_hash, replayed};
 pub use routing::referral_number;

@@ -12,13 +12,13 @@ use handoff_protocol::UserId;
 use handoff_protocol::ws::{AckBody, Command, IdemKey, NewReferral};
 use handoff_store::{MlsEntryRecord, MlsError, StoredEvent};
 
-use crate::CmdResult;
+use crate::ApiResult;
 use crate::conn::Conn;
 
 /// Subscribes a connection to the receiving actor's stream: the events after
 /// `after_seq` are replayed from the store, then delivery carries on live.
 #[derive(Message)]
-#[rtype(result = "CmdResult<AckBody>")]
+#[rtype(result = "ApiResult<AckBody>")]
 pub(crate) struct Subscribe {
     pub conn: Conn,
     pub after_seq: u64,
@@ -50,7 +50,7 @@ pub(crate) struct Evict {
 /// answer says whether it was a replay of an earlier command with the same
 /// idempotency key.
 #[derive(Message)]
-#[rtype(result = "CmdResult<(bool, AckBody)>")]
+#[rtype(result = "ApiResult<(bool, AckBody)>")]
 pub(crate) struct Execute {
     pub user: UserId,
     pub idem: IdemKey,
@@ -61,7 +61,7 @@ pub(crate) struct Execute {
 /// A new referral, for the routing actor, which decides and commits each one
 /// before the next.
 #[derive(Message)]
-#[rtype(result = "CmdResult<(bool, AckBody)>")]
+#[rtype(result = "ApiResult<(bool, AckBody)>")]
 pub(crate) struct Create {
     pub user: UserId,
     pub idem: IdemKey,

@@ -10,7 +10,7 @@ use handoff_protocol::{PracticeId, UserId};
 use handoff_store::Store;
 
 use crate::stream::{StreamActor, StreamKind};
-use crate::{CmdError, CmdResult};
+use crate::{ApiError, ApiResult};
 
 /// A practice's inbox stream. Activation reads nothing but the stream's head.
 pub(crate) struct PracticeStream {
@@ -32,12 +32,12 @@ impl StreamKind for PracticeStream {
         self.id
     }
 
-    fn load(_: Arc<dyn Store>, id: PracticeId) -> impl Future<Output = CmdResult<Self>> + Send {
+    fn load(_: Arc<dyn Store>, id: PracticeId) -> impl Future<Output = ApiResult<Self>> + Send {
         std::future::ready(Ok(Self { id }))
     }
 
     /// Members of the practice see its inbox.
-    async fn authorize(store: Arc<dyn Store>, user: UserId, id: PracticeId) -> CmdResult<()> {
-        if store.role(id, user).await?.is_some() { Ok(()) } else { Err(CmdError::not_found("stream")) }
+    async fn authorize(store: Arc<dyn Store>, user: UserId, id: PracticeId) -> ApiResult<()> {
+        if store.role(id, user).await?.is_some() { Ok(()) } else { Err(ApiError::not_found("stream")) }
     }
 }

@@ -21,7 +21,7 @@ use handoff_store::{Commit, IdemRecord, NewMail, ReferralError, ReferralRecord, 
 
 use crate::messages::Execute;
 use crate::stream::{StreamActor, StreamKind};
-use crate::{CmdError, CmdResult, now_millis};
+use crate::{ApiError, ApiResult, now_millis};
 
 /// The referral a command acts on.
 pub(crate) fn target(cmd: &Command) -> Option<ReferralId> {
@@ -59,18 +59,18 @@ impl StreamKind for ReferralStream {
         self.rec.id
     }
 
-    async fn load(store: Arc<dyn Store>, id: ReferralId) -> CmdResult<Self> {
-        let rec = store.referral(id).await?.ok_or_else(|| CmdError::not_found("referral"))?;
+    async fn load(store: Arc<dyn Store>, id: ReferralId) -> ApiResult<Self> {
+        let rec = store.referral(id).await?.ok_or_else(|| ApiError::not_found("referral"))?;
         Ok(Self { rec })
     }
 
     /// Both sides of a referral see its stream (`handoff_domain::access`).
-    async fn authorize(store: Arc<dyn Store>, user: UserId, id: ReferralId) -> CmdResult<()> {
+    async fn authorize(store: Arc<dyn Store>, user: UserId, id: ReferralId) -> ApiResult<()> {
         let access = match store.referral(id).await? {
             Some(rec) => crate::access::referral_access(&*store, user, &rec).await?,
             None => None,
         };
-        access.filter(|a| a.permits(Action::Read).is_ok()).map(|_| ()).ok_or_else(|| CmdError::not_found("stream"))
+        access.filter(|a| a.permits(Action::Read).is_ok()).map(|_| ()).ok_or_else(|| ApiError::not_found("stream"))
     }
 }
 
@@ -98,15 +98,15 @@ async fn decide(
     rec: &ReferralRecord,
     mut r: Referral,
     cmd: Command,
-) -> CmdResult<Change> {
+) -> ApiResult<Change> {
     let opened = rec.first_opened_at;
-    let access = crate::access::referral_access(store, user, rec).await?.ok_or_else(|| CmdError::not_found("referral"))?;
-    let may = |action| access.permits(action).map_err(|Forbidden(why)| CmdError::new(ErrorCode::Forbidden, why));
+    let access = crate::access::referral_access(store, user, rec).await?.ok_or_else(|| ApiError::not_found("referral"))?;
+    let may = |action| access.permits(action).map_err(|Forbidden(why)| ApiError::new(ErrorCode::Forbidden, why));
     let at = now_millis();
     let mut change = Change { referral: r.clone(), first_opened_at: opened, event: None, attach: None, mail: vec![] };
     let status_change =
-        |r: &mut Referral, to: Status, reason, note, mail: &mut Vec<NewMail>, recipients: Vec<String>| -> CmdResult<Event> {
-            status::transition(r.status, to).map_err(|e| CmdError::new(ErrorCode::InvalidTransition, e.to_string()))?;
+        |r: &mut Referral, to: Status, reason, note, mail: &mut Vec<NewMail>, recipients: Vec<String>| -> ApiResult<Event> {
+            status::transition(r.status, to).map_err(|e| ApiError::new(ErrorCode::InvalidTransition, e.to_string()))?;
             r.status = to;
             r.reject_reason = reason;
             for to_addr in recipients {
@@ -142,7 +142,7 @@ async fn decide(
         Command::Reject { reason, note, .. } => {
             may(Action::Reject)?;
             if note.0.len() > MAX_MESSAGE {
-                return Err(CmdError::new(ErrorCode::PayloadTooLarge, format!("the note is over {MAX_MESSAGE} bytes")));
+                return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("the note is over {MAX_MESSAGE} bytes")));
             }
             let recipients = store.email_recipients(r.from_practice).await?;
             change.event = Some(status_change(&mut r, Status::Rejected, Some(reason), Some(note), &mut change.mail, recipients)?);
@@ -154,11 +154,11 @@ async fn decide(
         Command::ChangeCategory { category, subcategory, .. } => {
             may(Action::ChangeCategory)?;
             if !status::is_open(r.status) {
-                return Err(CmdError::new(ErrorCode::InvalidTransition, "a closed referral cannot be re-filed"));
+                return Err(ApiError::new(ErrorCode::InvalidTransition, "a closed referral cannot be re-filed"));
             }
             let t = store.taxonomy().await?;
             routing::refile(&t, &r.routing.specialty, &category, subcategory.as_deref())
-                .map_err(|e| CmdError::new(ErrorCode::ValidationFailed, e.to_string()))?;
+                .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.to_string()))?;
             r.routing.category = category.clone();
             r.routing.subcategory = subcategory.clone();
             change.event = Some(Event::CategoryChanged { referral: r.id, category, subcategory, by: user, at });
@@ -166,7 +166,7 @@ async fn decide(
         Command::ChangeUrgency { urgency, .. } => {
             may(Action::ChangeUrgency)?;
             if !status::is_open(r.status) {
-                return Err(CmdError::new(ErrorCode::InvalidTransition, "a closed referral's urgency cannot change"));
+                return Err(ApiError::new(ErrorCode::InvalidTransition, "a closed referral's urgency cannot change"));
             }
             r.routing.urgency = urgency;
             change.event = Some(Event::UrgencyChanged { referral: r.id, urgency, by: user, at });
@@ -174,14 +174,14 @@ async fn decide(
         Command::AddAttachment { attachment, .. } => {
             may(Action::AddAttachment)?;
             if attachment.meta.0.len() > MAX_MESSAGE {
-                return Err(CmdError::new(ErrorCode::PayloadTooLarge, "attachment metadata is too large"));
+                return Err(ApiError::new(ErrorCode::PayloadTooLarge, "attachment metadata is too large"));
             }
             if r.attachments.len() >= MAX_ATTACHMENTS {
-                return Err(CmdError::new(ErrorCode::ValidationFailed, "a referral has at most 50 attachments"));
+                return Err(ApiError::new(ErrorCode::ValidationFailed, "a referral has at most 50 attachments"));
             }
             match store.blob_meta(attachment.blob).await? {
                 Some(b) if b.owner == user && b.referral.is_none() => {}
-                _ => return Err(CmdError::not_found("blob")),
+                _ => return Err(ApiError::not_found("blob")),
             }
             change.attach = Some(attachment.blob);
             r.attachments.push(attachment.clone());
@@ -190,7 +190,7 @@ async fn decide(
         Command::PostMessage { message, .. } => {
             may(Action::PostMessage)?;
             if message.body.0.len() > MAX_MESSAGE || message.signature.0.len() != 64 {
-                return Err(CmdError::new(
+                return Err(ApiError::new(
                     ErrorCode::ValidationFailed,
                     format!("a message body is at most {MAX_MESSAGE} bytes with a 64-byte signature"),
                 ));
@@ -198,7 +198,7 @@ async fn decide(
             change.event = Some(Event::MessagePosted { referral: r.id, message, by: user, at });
         }
         Command::Subscribe { .. } | Command::Unsubscribe { .. } | Command::SendReferral { .. } => {
-            return Err(CmdError::new(ErrorCode::UnknownCommand, "not a referral command"));
+            return Err(ApiError::new(ErrorCode::UnknownCommand, "not a referral command"));
         }
     }
     change.referral = r;
@@ -206,28 +206,28 @@ async fn decide(
 }
 
 impl Handler<Execute> for ReferralActor {
-    type Result = AtomicResponse<Self, CmdResult<(bool, AckBody)>>;
+    type Result = AtomicResponse<Self, ApiResult<(bool, AckBody)>>;
 
     fn handle(&mut self, msg: Execute, _: &mut Self::Context) -> Self::Result {
         self.touch();
         let Some(env) = self.env.upgrade() else {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(CmdError::new(ErrorCode::Unavailable, "shutting down")))));
+            return AtomicResponse::new(Box::pin(fut::ready(Err(ApiError::new(ErrorCode::Unavailable, "shutting down")))));
         };
         let rec = self.kind.rec.clone();
         let work = async move {
             let store = env.store.clone();
-            let current: Referral = serde_json::from_str(&rec.body).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
+            let current: Referral = serde_json::from_str(&rec.body).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
             let id = current.id;
             let change = decide(&*store, &env.config.public_url, msg.user, &rec, current, msg.cmd).await?;
             let ack = AckBody::Done { referral: id };
             let Some(event) = change.event else {
                 return Ok(Outcome::Done { updated: None, events: Vec::new(), ack });
             };
-            let body = serde_json::to_string(&event).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
+            let body = serde_json::to_string(&event).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
             let mut updated = rec.clone();
             updated.status = change.referral.status;
             updated.first_opened_at = change.first_opened_at;
-            updated.body = serde_json::to_string(&change.referral).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
+            updated.body = serde_json::to_string(&change.referral).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
             let has_mail = !change.mail.is_empty();
             let commit = Commit {
                 update: Some(updated.clone()),
@@ -258,7 +258,7 @@ impl Handler<Execute> for ReferralActor {
                     // A concurrent retry won the race: answer with its result.
                     Ok(Outcome::Duplicate(crate::replayed(&*store, msg.user, msg.idem, &msg.hash).await?.unwrap_or(ack)))
                 }
-                Err(ReferralError::BlobUnavailable) => Err(CmdError::not_found("blob")),
+                Err(ReferralError::BlobUnavailable) => Err(ApiError::not_found("blob")),
                 Err(e) => Err(e.into()),
             }
         };

@@ -26,7 +26,7 @@ use handoff_store::{Commit, IdemRecord, PracticeRecord, ReferralError, ReferralR
 
 use crate::env::Env;
 use crate::messages::Create;
-use crate::{CmdError, CmdResult, now_millis};
+use crate::{ApiError, ApiResult, now_millis};
 
 pub(crate) struct RoutingActor {
     env: Weak<Env>,
@@ -76,27 +76,27 @@ pub(crate) fn eligible(p: &PracticeRecord, r: &Routing) -> bool {
     )
 }
 
-fn invalid(msg: impl Into<String>) -> CmdError {
-    CmdError::new(ErrorCode::ValidationFailed, msg)
+fn invalid(msg: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::ValidationFailed, msg)
 }
 
-fn check_wrap(w: &WrappedKey) -> CmdResult<()> {
+fn check_wrap(w: &WrappedKey) -> ApiResult<()> {
     if (48..=512).contains(&w.sealed.0.len()) { Ok(()) } else { Err(invalid("a wrapped key must be 48 to 512 bytes")) }
 }
 
-async fn check_routing(store: &dyn Store, r: &Routing) -> CmdResult<()> {
+async fn check_routing(store: &dyn Store, r: &Routing) -> ApiResult<()> {
     let t = store.taxonomy().await?;
     routing::validate(&t, r).map_err(|e| invalid(e.to_string()))
 }
 
 /// Picks the receiver; returns it with the wrap made for it.
-async fn choose(store: &dyn Store, n: &NewReferral) -> CmdResult<(PracticeRecord, WrappedKey)> {
+async fn choose(store: &dyn Store, n: &NewReferral) -> ApiResult<(PracticeRecord, WrappedKey)> {
     let stale =
-        || CmdError::new(ErrorCode::StaleKey, "a practice key has changed since you fetched the directory; fetch it again and retry");
+        || ApiError::new(ErrorCode::StaleKey, "a practice key has changed since you fetched the directory; fetch it again and retry");
     match &n.destination {
         Destination::Practice { practice } => {
             let p = store.practice(*practice).await?.filter(|p| eligible(p, &n.routing)).ok_or_else(|| {
-                CmdError::new(ErrorCode::NotEligible, "that practice cannot receive referrals in this category and region now")
+                ApiError::new(ErrorCode::NotEligible, "that practice cannot receive referrals in this category and region now")
             })?;
             let w = n.to_keys.iter().find(|w| w.practice == p.id).ok_or_else(|| invalid("to_keys: no wrap for the chosen practice"))?;
             if w.epoch != p.key_epoch {
@@ -119,7 +119,7 @@ async fn choose(store: &dyn Store, n: &NewReferral) -> CmdResult<(PracticeRecord
                 }
             }
             if candidates.is_empty() {
-                return Err(CmdError::new(
+                return Err(ApiError::new(
                     ErrorCode::NoEligiblePractice,
                     "no practice you wrapped a key for can receive this referral now",
                 ));
@@ -127,8 +127,8 @@ async fn choose(store: &dyn Store, n: &NewReferral) -> CmdResult<(PracticeRecord
             let ids: Vec<PracticeId> = candidates.iter().map(|(p, _)| p.id).collect();
             let counts = store.routing_counts(&ids, &n.routing.category, n.routing.subcategory.as_deref()).await?;
             let (best, _) =
-                counts.iter().min_by_key(|(id, c)| (*c, *id)).copied().ok_or_else(|| CmdError::new(ErrorCode::Internal, "no counts"))?;
-            candidates.into_iter().find(|(p, _)| p.id == best).ok_or_else(|| CmdError::new(ErrorCode::Internal, "lost the choice"))
+                counts.iter().min_by_key(|(id, c)| (*c, *id)).copied().ok_or_else(|| ApiError::new(ErrorCode::Internal, "no counts"))?;
+            candidates.into_iter().find(|(p, _)| p.id == best).ok_or_else(|| ApiError::new(ErrorCode::Internal, "lost the choice"))
         }
     }
 }
@@ -138,12 +138,12 @@ enum Created {
     Duplicate(AckBody),
 }
 
-async fn create(store: &dyn Store, user: UserId, idem: IdemKey, hash: Vec<u8>, n: NewReferral) -> CmdResult<Created> {
+async fn create(store: &dyn Store, user: UserId, idem: IdemKey, hash: Vec<u8>, n: NewReferral) -> ApiResult<Created> {
     if store.role(n.from_practice, user).await?.is_none() {
-        return Err(CmdError::not_found("practice"));
+        return Err(ApiError::not_found("practice"));
     }
     if n.content.0.len() > MAX_CONTENT {
-        return Err(CmdError::new(ErrorCode::PayloadTooLarge, format!("referral content is over {MAX_CONTENT} bytes")));
+        return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("referral content is over {MAX_CONTENT} bytes")));
     }
     if n.attachments.len() > MAX_ATTACHMENTS || n.to_keys.len() > MAX_CANDIDATES || n.to_keys.is_empty() {
         return Err(invalid(format!("at most {MAX_ATTACHMENTS} attachments and 1 to {MAX_CANDIDATES} receiver wraps")));
@@ -153,17 +153,17 @@ async fn create(store: &dyn Store, user: UserId, idem: IdemKey, hash: Vec<u8>, n
         check_wrap(w)?;
     }
     check_routing(store, &n.routing).await?;
-    let from = store.practice(n.from_practice).await?.ok_or_else(|| CmdError::not_found("practice"))?;
+    let from = store.practice(n.from_practice).await?.ok_or_else(|| ApiError::not_found("practice"))?;
     if n.from_key.practice != from.id {
         return Err(invalid("from_key: must be wrapped to the sending practice"));
     }
     if n.from_key.epoch != from.key_epoch {
-        return Err(CmdError::new(ErrorCode::StaleKey, "your practice's key has changed; reload and retry"));
+        return Err(ApiError::new(ErrorCode::StaleKey, "your practice's key has changed; reload and retry"));
     }
     for a in &n.attachments {
         match store.blob_meta(a.blob).await? {
             Some(b) if b.owner == user && b.referral.is_none() => {}
-            _ => return Err(CmdError::not_found("blob")),
+            _ => return Err(ApiError::not_found("blob")),
         }
     }
     let (to, to_key) = choose(store, &n).await?;
@@ -191,7 +191,7 @@ async fn create(store: &dyn Store, user: UserId, idem: IdemKey, hash: Vec<u8>, n
         };
         let ack = AckBody::ReferralSent { referral: n.id, number: number.clone(), to_practice: to.id };
         let event = serde_json::to_string(&Event::ReferralSent { referral: Box::new(referral.clone()) })
-            .map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         let commit = Commit {
             insert: Some(ReferralRecord {
                 id: n.id,
@@ -200,7 +200,7 @@ async fn create(store: &dyn Store, user: UserId, idem: IdemKey, hash: Vec<u8>, n
                 to_practice: to.id,
                 routed_category: n.routing.category.clone(),
                 routed_sub: n.routing.subcategory.clone(),
-                body: serde_json::to_string(&referral).map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?,
+                body: serde_json::to_string(&referral).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?,
                 status: Status::Sent,
                 created_at: now,
                 first_opened_at: None,
@@ -222,23 +222,23 @@ async fn create(store: &dyn Store, user: UserId, idem: IdemKey, hash: Vec<u8>, n
             }
             Err(ReferralError::ReferralExists) => {
                 if store.referral(n.id).await?.is_some() {
-                    return Err(CmdError::new(ErrorCode::Conflict, "a referral with this id exists; generate a new id"));
+                    return Err(ApiError::new(ErrorCode::Conflict, "a referral with this id exists; generate a new id"));
                 }
                 // A number collision: draw again.
             }
-            Err(ReferralError::BlobUnavailable) => return Err(CmdError::not_found("blob")),
+            Err(ReferralError::BlobUnavailable) => return Err(ApiError::not_found("blob")),
             Err(e) => return Err(e.into()),
         }
     }
-    Err(CmdError::new(ErrorCode::Internal, "could not allocate a referral number"))
+    Err(ApiError::new(ErrorCode::Internal, "could not allocate a referral number"))
 }
 
 impl Handler<Create> for RoutingActor {
-    type Result = AtomicResponse<Self, CmdResult<(bool, AckBody)>>;
+    type Result = AtomicResponse<Self, ApiResult<(bool, AckBody)>>;
 
     fn handle(&mut self, msg: Create, _: &mut Self::Context) -> Self::Result {
         let Some(env) = self.env.upgrade() else {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(CmdError::new(ErrorCode::Unavailable, "shutting down")))));
+            return AtomicResponse::new(Box::pin(fut::ready(Err(ApiError::new(ErrorCode::Unavailable, "shutting down")))));
         };
         let work = async move {
             match create(&*env.store, msg.user, msg.idem, msg.hash, *msg.referral).await? {

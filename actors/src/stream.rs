@@ -29,7 +29,7 @@ use handoff_store::{Store, StoredEvent};
 use crate::env::Env;
 use crate::fanout::{Fanout, event_frame};
 use crate::messages::{Deliver, Evict, Subscribe, Unsubscribe};
-use crate::{CmdError, CmdResult};
+use crate::{ApiError, ApiResult};
 
 /// What one kind of stream adds to the generic [`StreamActor`]: its id type,
 /// its state at activation and its access rule.
@@ -52,11 +52,11 @@ pub(crate) trait StreamKind: Sized + Unpin + Send + 'static {
 
     /// The actor's state at activation, read from the store; `not_found` if
     /// there is no such stream.
-    fn load(store: Arc<dyn Store>, id: Self::Id) -> impl Future<Output = CmdResult<Self>> + Send;
+    fn load(store: Arc<dyn Store>, id: Self::Id) -> impl Future<Output = ApiResult<Self>> + Send;
 
     /// `Ok` if `user` may see the stream, `not_found` (worded the same for
     /// absent and foreign streams) if not.
-    fn authorize(store: Arc<dyn Store>, user: UserId, id: Self::Id) -> impl Future<Output = CmdResult<()>> + Send;
+    fn authorize(store: Arc<dyn Store>, user: UserId, id: Self::Id) -> impl Future<Output = ApiResult<()>> + Send;
 }
 
 /// The live actor of one stream of kind `K`.
@@ -141,13 +141,13 @@ impl<K: StreamKind> Actor for StreamActor<K> {
 }
 
 impl<K: StreamKind> Handler<Subscribe> for StreamActor<K> {
-    type Result = AtomicResponse<Self, CmdResult<AckBody>>;
+    type Result = AtomicResponse<Self, ApiResult<AckBody>>;
 
     /// Replays `(after_seq, head]` from the store to the new subscriber, then registers it.
     fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) -> Self::Result {
         self.touch();
         let Some(store) = self.store() else {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(CmdError::new(ErrorCode::Unavailable, "shutting down")))));
+            return AtomicResponse::new(Box::pin(fut::ready(Err(ApiError::new(ErrorCode::Unavailable, "shutting down")))));
         };
         let stream = self.fanout.stream;
         let after = msg.after_seq;
@@ -158,7 +158,7 @@ impl<K: StreamKind> Handler<Subscribe> for StreamActor<K> {
                 let mut sent = after;
                 for e in &events {
                     if msg.conn.push(event_frame(stream, e.seq, &e.body)) != crate::conn::Pushed::Ok {
-                        return Err(CmdError::new(ErrorCode::Unavailable, "connection closed during replay"));
+                        return Err(ApiError::new(ErrorCode::Unavailable, "connection closed during replay"));
                     }
                     sent = e.seq;
                 }
@@ -223,7 +223,7 @@ impl<K: StreamKind> Handler<Deliver> for StreamActor<K> {
 
 /// The actor of stream `id` of kind `K`: the running one, or one activated
 /// from the store (`not_found` if there is no such stream).
-pub(crate) async fn activate<K: StreamKind>(env: &Arc<Env>, id: K::Id) -> CmdResult<Addr<StreamActor<K>>> {
+pub(crate) async fn activate<K: StreamKind>(env: &Arc<Env>, id: K::Id) -> ApiResult<Addr<StreamActor<K>>> {
     let stream = K::stream(id);
     if let Some(a) = env.registry.live(stream) {
         return Ok(a);

@@ -241,7 +241,7 @@ async fn handle_text(hub: Arc<Hub>, conn: Conn, subs: Rc<RefCell<HashSet<StreamI
             Ok((false, AckBody::Unsubscribed { stream }))
         }
         cmd => match frame.idem {
-            None => Err(handoff_actors::CmdError::new(ErrorCode::MissingIdempotencyKey, "commands that change state need an idem key")),
+            None => Err(ApiError::new(ErrorCode::MissingIdempotencyKey, "commands that change state need an idem key")),
             Some(key) => hub.execute(conn.user, key, cmd).await,
         },
     };

@@ -415,6 +415,8 @@ fn test(root: &Path) -> Result<()> {
                 "-p",
                 "handoff-domain",
                 "-p",
+                "handoff-error",
+                "-p",
                 "handoff-crypto",
                 "-p",
                 "handoff-store",
