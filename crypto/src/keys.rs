@@ -68,8 +68,9 @@ impl UserSecrets {
             return Err(CryptoError::Malformed("user keys"));
         }
         let mut s = Self { sign_sk: [0; 32], hpke_seed: [0; 32] };
-        s.sign_sk.copy_from_slice(&plain[..32]);
-        s.hpke_seed.copy_from_slice(&plain[32..]);
+        let (sign, hpke) = plain.split_at(32);
+        s.sign_sk.copy_from_slice(sign);
+        s.hpke_seed.copy_from_slice(hpke);
         plain.zeroize();
         Ok(s)
     }
@@ -142,7 +143,7 @@ pub(crate) fn hpke_open(sk: &<Kem as hpke::Kem>::PrivateKey, info: &[u8], sealed
     if sealed.len() < ENC_LEN + 16 {
         return Err(CryptoError::Malformed("HPKE box"));
     }
-    let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&sealed[..ENC_LEN]).map_err(|_| CryptoError::Malformed("HPKE box"))?;
-    hpke::single_shot_open::<Aead, Kdf, Kem>(&hpke::OpModeR::Base, sk, &enc, info, &sealed[ENC_LEN..], b"")
-        .map_err(|_| CryptoError::Decrypt)
+    let (enc, ct) = sealed.split_at(ENC_LEN);
+    let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(enc).map_err(|_| CryptoError::Malformed("HPKE box"))?;
+    hpke::single_shot_open::<Aead, Kdf, Kem>(&hpke::OpModeR::Base, sk, &enc, info, ct, b"").map_err(|_| CryptoError::Decrypt)
 }

@@ -21,6 +21,8 @@
 //! Limits: the server serves public keys; a malicious server could substitute
 //! them. Key transparency is future work (see ARCHITECTURE.md).
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
 pub mod keys;
 pub mod kit;
 pub mod mls;

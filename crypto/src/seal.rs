@@ -21,10 +21,14 @@ pub(crate) fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u
 }
 
 pub(crate) fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != VERSION {
+    let Some((&VERSION, rest)) = sealed.split_first() else {
+        return Err(CryptoError::Malformed("sealed box"));
+    };
+    if rest.len() < NONCE_LEN + 16 {
         return Err(CryptoError::Malformed("sealed box"));
     }
-    let nonce: [u8; NONCE_LEN] = sealed[1..1 + NONCE_LEN].try_into().map_err(|_| CryptoError::Malformed("nonce"))?;
+    let (nonce, ct) = rest.split_at(NONCE_LEN);
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| CryptoError::Malformed("nonce"))?;
     let cipher = XChaCha20Poly1305::new(key.into());
-    cipher.decrypt(&nonce.into(), Payload { msg: &sealed[1 + NONCE_LEN..], aad }).map_err(|_| CryptoError::Decrypt)
+    cipher.decrypt(&nonce.into(), Payload { msg: ct, aad }).map_err(|_| CryptoError::Decrypt)
 }

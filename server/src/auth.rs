@@ -182,7 +182,7 @@ pub async fn prelogin(state: web::Data<AppState>, body: web::Json<PreloginReques
             // A decoy salt, stable per email, so the answer does not reveal whether the account exists.
             let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&state.prelogin_secret).map_err(ApiError::internal)?;
             mac.update(email.as_bytes());
-            mac.finalize().into_bytes()[..16].to_vec()
+            mac.finalize().into_bytes().iter().take(16).copied().collect()
         }
     };
     Ok(HttpResponse::Ok().json(kdf_params(salt)))

@@ -8,6 +8,8 @@
 //! Limits: rate-limit counters are in memory (a restart resets them); there is
 //! no built-in TLS, so put a TLS proxy in front and set `public_url` to https.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
 pub mod admin;
 pub mod app;
 pub mod auth;
