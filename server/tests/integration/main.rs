@@ -8,3 +8,4 @@ pub mod hub;
 mod mls;
 mod practices;
 mod privacy;
+mod routes;
