@@ -14,7 +14,13 @@
 //! - Every error the API returns is an [`ErrorCode`] with a fixed snake_case
 //!   spelling; `tests/error_json.rs` pins the exact JSON.
 //! - Versioned by module: [`v1`] is the current HTTP API under `/api/v1`.
+//! - Every HTTP endpoint (method, path, request and response types) is
+//!   defined once, in [`api`]; the server's route table and both clients use
+//!   those definitions, never a path of their own.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
+pub mod api;
 mod bytes;
 mod error;
 mod ids;

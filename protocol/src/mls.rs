@@ -24,7 +24,7 @@ pub struct PublishKeyPackages {
 /// How many unclaimed key packages the caller has on the server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyPackageCount {
-    /// Unclaimed.
+    /// Key packages published and not yet claimed.
     pub available: u32,
 }
 
@@ -32,7 +32,7 @@ pub struct KeyPackageCount {
 /// fellow member's key packages. Each key package is handed out at most once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimedKeyPackage {
-    /// Whose.
+    /// The member whose key package it is.
     pub user_id: UserId,
     /// The key package.
     pub key_package: B64,
@@ -103,8 +103,17 @@ pub struct MlsLogEntry {
     pub public_key: PracticePublicKey,
     /// Key-history link to the previous epoch.
     pub history: B64,
-    /// When.
+    /// When the server accepted the entry.
     pub at: UnixMillis,
+}
+
+/// The query of `GET /api/v1/practices/{id}/mls`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    /// Only entries after this epoch (0, the default, for the whole log).
+    #[serde(default)]
+    pub after: u64,
 }
 
 /// `GET /api/v1/practices/{id}/mls?after=E`: entries after epoch `E` (at most 500).
@@ -128,7 +137,7 @@ pub struct MlsWelcome {
 /// A practice member the group still has to add.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MlsPendingMember {
-    /// Who.
+    /// The practice member to add.
     pub user_id: UserId,
     /// Their account signing key (their MLS leaf must carry it).
     pub sign_pub: B64,

@@ -237,11 +237,11 @@ pub struct CreatePracticeRequest {
 /// A practice as its members see it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Practice {
-    /// Id.
+    /// The practice's id.
     pub id: PracticeId,
-    /// Name.
+    /// The practice's display name.
     pub name: String,
-    /// Kind.
+    /// Referring or specialist.
     pub kind: PracticeKind,
     /// Specialty slug (specialists).
     pub specialty: Option<String>,
@@ -296,7 +296,7 @@ pub struct Member {
 /// `GET /practices/{id}/members`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MemberList {
-    /// Members.
+    /// The practice's members.
     pub members: Vec<Member>,
     /// Invites not yet accepted.
     pub pending_invites: Vec<PendingInvite>,
@@ -309,7 +309,7 @@ pub struct PendingInvite {
     pub email: String,
     /// Role on joining.
     pub role: Role,
-    /// Expires.
+    /// When the invite stops working.
     pub expires_at: UnixMillis,
 }
 
@@ -382,7 +382,7 @@ pub struct DeletePracticeRequest {
 pub struct DirectoryEntry {
     /// The practice.
     pub id: PracticeId,
-    /// Name.
+    /// The practice's display name.
     pub name: String,
     /// Specialty slug.
     pub specialty: String,
@@ -392,6 +392,16 @@ pub struct DirectoryEntry {
     pub intake: Vec<Intake>,
     /// Its public key, to encrypt referrals to.
     pub public_key: PracticePublicKey,
+}
+
+/// The query of `GET /directory`: either filter may be left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryQuery {
+    /// Only practices of this specialty (slug).
+    pub specialty: Option<String>,
+    /// Only practices in this region (slug).
+    pub region: Option<String>,
 }
 
 /// `GET /directory?specialty=&region=`: only verified, unpaused specialist practices.
@@ -404,47 +414,47 @@ pub struct Directory {
 /// A subcategory.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subcategory {
-    /// Slug.
+    /// Stable identifier, lowercase with dashes.
     pub slug: String,
-    /// Name.
+    /// The name shown to people.
     pub name: String,
 }
 
 /// A category.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Category {
-    /// Slug.
+    /// Stable identifier, lowercase with dashes.
     pub slug: String,
-    /// Name.
+    /// The name shown to people.
     pub name: String,
-    /// Subcategories.
+    /// The category's subcategories.
     pub subcategories: Vec<Subcategory>,
 }
 
 /// A specialty.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Specialty {
-    /// Slug.
+    /// Stable identifier, lowercase with dashes.
     pub slug: String,
-    /// Name.
+    /// The name shown to people.
     pub name: String,
-    /// Categories.
+    /// The specialty's categories.
     pub categories: Vec<Category>,
 }
 
 /// A health region.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Region {
-    /// Slug.
+    /// Stable identifier, lowercase with dashes.
     pub slug: String,
-    /// Name.
+    /// The name shown to people.
     pub name: String,
 }
 
 /// `GET /taxonomy`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Taxonomy {
-    /// Regions.
+    /// Every health region.
     pub regions: Vec<Region>,
     /// Specialties, categories, subcategories.
     pub specialties: Vec<Specialty>,
@@ -481,7 +491,7 @@ pub struct CategoryRequestCreate {
 /// A category request, as staff see it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CategoryRequest {
-    /// Id.
+    /// The request's id.
     pub id: CategoryRequestId,
     /// Requesting practice.
     pub practice_id: PracticeId,
@@ -491,13 +501,70 @@ pub struct CategoryRequest {
     pub specialty: String,
     /// Requested name.
     pub name: String,
-    /// Note.
+    /// The practice's note for staff.
     pub note: String,
-    /// `open`, `approved` or `declined`.
-    pub status: String,
-    /// When.
+    /// Open until staff approve or decline it.
+    pub status: CategoryRequestStatus,
+    /// When the practice asked.
     pub created_at: UnixMillis,
 }
+
+/// Where a category request stands. The wire text is the snake_case name
+/// (`"open"`, `"approved"`, `"declined"`), which is also what the store keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CategoryRequestStatus {
+    /// Waiting for staff.
+    Open,
+    /// Staff added the category.
+    Approved,
+    /// Staff closed it without adding the category.
+    Declined,
+}
+
+impl CategoryRequestStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [Self; 3] = [Self::Open, Self::Approved, Self::Declined];
+
+    /// The wire text, e.g. `"open"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Approved => "approved",
+            Self::Declined => "declined",
+        }
+    }
+}
+
+impl std::fmt::Display for CategoryRequestStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for CategoryRequestStatus {
+    type Err = UnknownWord;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| UnknownWord { what: "category request status", word: s.into() })
+    }
+}
+
+/// A word that names no variant of a wire enum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownWord {
+    /// What the word was meant to name, e.g. `"practice action"`.
+    pub what: &'static str,
+    /// The word as given.
+    pub word: String,
+}
+
+impl std::fmt::Display for UnknownWord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown {} {:?}", self.what, self.word)
+    }
+}
+
+impl std::error::Error for UnknownWord {}
 
 /// `GET /admin/category-requests`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -517,26 +584,70 @@ pub struct ResolveCategoryRequest {
     pub slug: Option<String>,
 }
 
+/// A staff action on a practice: the last segment of
+/// `POST /admin/practices/{id}/{action}`, and the `handoff admin` CLI's
+/// practice tasks. The wire text is the snake_case name (`"verify"`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PracticeAction {
+    /// Mark verified: it may receive referrals.
+    Verify,
+    /// Withdraw verification.
+    Unverify,
+    /// Stop intake.
+    Pause,
+    /// Resume intake.
+    Unpause,
+}
+
+impl PracticeAction {
+    /// Every action.
+    pub const ALL: [Self; 4] = [Self::Verify, Self::Unverify, Self::Pause, Self::Unpause];
+
+    /// The wire text, e.g. `"verify"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Verify => "verify",
+            Self::Unverify => "unverify",
+            Self::Pause => "pause",
+            Self::Unpause => "unpause",
+        }
+    }
+}
+
+impl std::fmt::Display for PracticeAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for PracticeAction {
+    type Err = UnknownWord;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| UnknownWord { what: "practice action", word: s.into() })
+    }
+}
+
 /// A practice as platform staff see it: metadata only.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AdminPractice {
-    /// Id.
+    /// The practice's id.
     pub id: PracticeId,
-    /// Name.
+    /// The practice's display name.
     pub name: String,
-    /// Kind.
+    /// Referring or specialist.
     pub kind: PracticeKind,
-    /// Specialty.
+    /// Specialty slug (specialists).
     pub specialty: Option<String>,
-    /// Region.
+    /// Region slug (specialists).
     pub region: Option<String>,
-    /// Verified.
+    /// Staff have verified it.
     pub verified: bool,
-    /// Paused.
+    /// Staff have paused its intake.
     pub paused: bool,
     /// Member count.
     pub members: u32,
-    /// Created.
+    /// When it was created.
     pub created_at: UnixMillis,
 }
 
@@ -550,7 +661,7 @@ pub struct AdminPracticeList {
 /// `GET /healthz`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Health {
-    /// `"ok"`.
+    /// Always `"ok"` when the server answers.
     pub status: String,
     /// Schema version the store is at.
     pub schema_version: u32,
@@ -595,4 +706,32 @@ pub struct BlobStored {
     pub id: crate::ws::BlobId,
     /// Its size.
     pub size: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn practice_actions_keep_their_wire_text() {
+        let words: Vec<&str> = PracticeAction::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(words, ["verify", "unverify", "pause", "unpause"]);
+        for a in PracticeAction::ALL {
+            assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{a}\""));
+            assert_eq!(a.as_str().parse::<PracticeAction>(), Ok(a));
+        }
+        let e = "delete".parse::<PracticeAction>().unwrap_err();
+        assert_eq!(e.to_string(), "unknown practice action \"delete\"");
+    }
+
+    #[test]
+    fn category_request_statuses_keep_their_wire_text() {
+        let words: Vec<&str> = CategoryRequestStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(words, ["open", "approved", "declined"]);
+        for s in CategoryRequestStatus::ALL {
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
+            assert_eq!(s.as_str().parse::<CategoryRequestStatus>(), Ok(s));
+        }
+        assert!("pending".parse::<CategoryRequestStatus>().is_err());
+    }
 }

@@ -24,6 +24,14 @@ use crate::{B64, ErrorCode, PracticeId, UnixMillis, UserId};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The query of `GET /ws` ([`crate::api::OpenLive`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsQuery {
+    /// The protocol version the client speaks; absent means the server's.
+    pub v: Option<u32>,
+}
 /// Largest client frame, bytes.
 pub const MAX_FRAME: usize = 256 * 1024;
 /// Largest encrypted attachment blob, bytes.
@@ -184,7 +192,7 @@ pub struct Routing {
     pub subcategory: Option<String>,
     /// Region slug.
     pub region: String,
-    /// Urgency.
+    /// How urgent the referral is.
     pub urgency: Urgency,
 }
 
@@ -232,19 +240,19 @@ pub struct NewReferral {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Referral {
-    /// Id.
+    /// The referral's id (chosen by the sending client).
     pub id: ReferralId,
     /// Human-readable number, e.g. `HR-7K3F-9Q2M`.
     pub number: String,
-    /// Sender.
+    /// The referring practice that sent it.
     pub from_practice: PracticeId,
-    /// Receiver.
+    /// The specialist practice that received it.
     pub to_practice: PracticeId,
     /// The user who sent it.
     pub sent_by: UserId,
     /// Routing metadata (current category and urgency).
     pub routing: Routing,
-    /// Status.
+    /// Where it is in its lifecycle.
     pub status: Status,
     /// With `rejected`.
     pub reject_reason: Option<RejectReason>,
@@ -254,9 +262,9 @@ pub struct Referral {
     pub from_key: WrappedKey,
     /// `R` for the receiver.
     pub to_key: WrappedKey,
-    /// Attachments.
+    /// Files attached to it, each an encrypted blob.
     pub attachments: Vec<Attachment>,
-    /// Sent.
+    /// When it was sent.
     pub created_at: UnixMillis,
     /// When a member of the receiving practice first opened it.
     pub first_opened_at: Option<UnixMillis>,
@@ -287,16 +295,16 @@ pub enum Event {
     },
     /// A member of the receiving practice opened it for the first time.
     Opened {
-        /// Which.
+        /// The referral this is about.
         referral: ReferralId,
-        /// Who.
+        /// The user who did it.
         by: UserId,
-        /// When.
+        /// When it happened.
         at: UnixMillis,
     },
     /// Accepted, rejected or cancelled.
     StatusChanged {
-        /// Which.
+        /// The referral this is about.
         referral: ReferralId,
         /// Number, for notifications.
         number: String,
@@ -306,55 +314,55 @@ pub enum Event {
         reason: Option<RejectReason>,
         /// With `rejected`: a note sealed under `R`.
         note: Option<B64>,
-        /// Who.
+        /// The user who did it.
         by: UserId,
-        /// When.
+        /// When it happened.
         at: UnixMillis,
     },
     /// The specialist re-filed the category.
     CategoryChanged {
-        /// Which.
+        /// The referral this is about.
         referral: ReferralId,
         /// New category.
         category: String,
         /// New subcategory.
         subcategory: Option<String>,
-        /// Who.
+        /// The user who did it.
         by: UserId,
-        /// When.
+        /// When it happened.
         at: UnixMillis,
     },
     /// The specialist changed the urgency.
     UrgencyChanged {
-        /// Which.
+        /// The referral this is about.
         referral: ReferralId,
         /// New urgency.
         urgency: Urgency,
-        /// Who.
+        /// The user who did it.
         by: UserId,
-        /// When.
+        /// When it happened.
         at: UnixMillis,
     },
     /// An attachment was added after sending.
     AttachmentAdded {
-        /// Which.
+        /// The referral this is about.
         referral: ReferralId,
         /// The attachment.
         attachment: Attachment,
-        /// Who.
+        /// The user who did it.
         by: UserId,
-        /// When.
+        /// When it happened.
         at: UnixMillis,
     },
     /// A thread message.
     MessagePosted {
-        /// Which.
+        /// The referral this is about.
         referral: ReferralId,
         /// The message.
         message: ThreadMessage,
-        /// Author.
+        /// The user who wrote it.
         by: UserId,
-        /// When.
+        /// When it happened.
         at: UnixMillis,
     },
     /// The practice's MLS group moved to a new epoch (practice stream only).
@@ -366,7 +374,7 @@ pub enum Event {
         epoch: u64,
         /// Who committed.
         committer: UserId,
-        /// When.
+        /// When it happened.
         at: UnixMillis,
     },
 }
@@ -396,26 +404,26 @@ pub enum Command {
     },
     /// Mark opened (receiving practice; only the first time makes an event).
     MarkOpened {
-        /// Which.
+        /// The referral this is about.
         referral: ReferralId,
     },
     /// Accept (receiving practice).
     Accept {
-        /// Which.
+        /// The referral this is about.
         referral: ReferralId,
     },
     /// Reject with a reason and a sealed note (receiving practice).
     Reject {
-        /// Which.
+        /// The referral this is about.
         referral: ReferralId,
-        /// Why.
+        /// The reason, from the fixed list.
         reason: RejectReason,
         /// Note sealed under `R`.
         note: B64,
     },
     /// Re-file the category (receiving practice).
     ChangeCategory {
-        /// Which.
+        /// The referral this is about.
         referral: ReferralId,
         /// Category slug within the specialty.
         category: String,
@@ -425,26 +433,26 @@ pub enum Command {
     },
     /// Change the urgency (receiving practice).
     ChangeUrgency {
-        /// Which.
+        /// The referral this is about.
         referral: ReferralId,
         /// New urgency.
         urgency: Urgency,
     },
     /// Cancel (referring practice).
     Cancel {
-        /// Which.
+        /// The referral this is about.
         referral: ReferralId,
     },
     /// Add an attachment later (either practice).
     AddAttachment {
-        /// Which.
+        /// The referral this is about.
         referral: ReferralId,
         /// The uploaded attachment.
         attachment: Attachment,
     },
     /// Post a thread message (either practice).
     PostMessage {
-        /// Which.
+        /// The referral this is about.
         referral: ReferralId,
         /// The message.
         message: ThreadMessage,
@@ -521,23 +529,23 @@ pub enum AckBody {
         /// `after_seq = head_seq` for the next page (live events wait until then).
         more: bool,
     },
-    /// Unsubscribed.
+    /// The socket no longer receives the stream's events.
     Unsubscribed {
         /// The stream.
         stream: StreamId,
     },
     /// A referral was created.
     ReferralSent {
-        /// Id.
+        /// The new referral's id.
         referral: ReferralId,
-        /// Number.
+        /// Its human-readable number.
         number: String,
         /// The chosen (or named) receiver.
         to_practice: PracticeId,
     },
     /// The change was made (or, for `mark_opened`, had been made before).
     Done {
-        /// Which.
+        /// The referral this is about.
         referral: ReferralId,
     },
 }

@@ -39,32 +39,6 @@ pub async fn practices(state: web::Data<AppState>, who: Authed) -> ApiResult<Htt
     Ok(HttpResponse::Ok().json(AdminPracticeList { practices }))
 }
 
-/// The staff actions on a practice, shared by the API and the CLI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PracticeAction {
-    /// Mark verified: it may receive referrals.
-    Verify,
-    /// Withdraw verification.
-    Unverify,
-    /// Stop intake.
-    Pause,
-    /// Resume intake.
-    Unpause,
-}
-
-impl PracticeAction {
-    /// Parses the path segment.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "verify" => Self::Verify,
-            "unverify" => Self::Unverify,
-            "pause" => Self::Pause,
-            "unpause" => Self::Unpause,
-            _ => return None,
-        })
-    }
-}
-
 /// Sets the flag a staff action names; the API and the `handoff admin` CLI share it.
 pub async fn set_flag(store: &dyn Store, id: PracticeId, action: PracticeAction) -> Result<PracticeRecord, PracticeError> {
     let p = store.practice(id).await?.ok_or(PracticeError::NoSuchPractice)?;
@@ -97,10 +71,14 @@ pub async fn apply(state: &AppState, id: PracticeId, action: PracticeAction) -> 
 }
 
 /// `POST /api/v1/admin/practices/{id}/{verify|unverify|pause|unpause}`
+///
+/// The action is read as text and parsed here, after the staff check: an
+/// unknown action is `no_route` (as for any path that names nothing), not the
+/// `not_found` a malformed typed path segment gets.
 pub async fn practice_action(state: web::Data<AppState>, who: Authed, path: web::Path<(PracticeId, String)>) -> ApiResult<HttpResponse> {
     staff(&who)?;
     let (id, action) = path.into_inner();
-    let action = PracticeAction::parse(&action).ok_or_else(|| ApiError::new(handoff_protocol::ErrorCode::NoRoute, "unknown action"))?;
+    let action = action.parse::<PracticeAction>().map_err(|_| ApiError::new(handoff_protocol::ErrorCode::NoRoute, "unknown action"))?;
     apply(&state, id, action).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -121,6 +99,11 @@ pub async fn edit_taxonomy(state: web::Data<AppState>, who: Authed, body: web::J
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// A category request's status as the store keeps it (its wire text).
+fn status_of(stored: &str) -> ApiResult<CategoryRequestStatus> {
+    stored.parse().map_err(ApiError::internal)
+}
+
 /// `GET /api/v1/admin/category-requests`
 pub async fn category_requests(state: web::Data<AppState>, who: Authed) -> ApiResult<HttpResponse> {
     staff(&who)?;
@@ -134,7 +117,7 @@ pub async fn category_requests(state: web::Data<AppState>, who: Authed) -> ApiRe
             specialty: r.specialty,
             name: r.name,
             note: r.note,
-            status: r.status,
+            status: status_of(&r.status)?,
             created_at: r.created_at,
         });
     }
@@ -151,7 +134,7 @@ pub async fn resolve_category_request(
     staff(&who)?;
     let r =
         state.store.category_requests().await?.into_iter().find(|r| r.id == *id).ok_or_else(|| ApiError::not_found("category request"))?;
-    if r.status != "open" {
+    if status_of(&r.status)? != CategoryRequestStatus::Open {
         return Err(ApiError::new(handoff_protocol::ErrorCode::Conflict, "this request is already resolved"));
     }
     if body.approve {
@@ -162,6 +145,7 @@ pub async fn resolve_category_request(
             .edit_taxonomy(&TaxonomyEdit { specialty: r.specialty.clone(), category: Some(slug), subcategory: None, name: r.name.clone() })
             .await?;
     }
-    state.store.resolve_category_request(r.id, if body.approve { "approved" } else { "declined" }, now()).await?;
+    let status = if body.approve { CategoryRequestStatus::Approved } else { CategoryRequestStatus::Declined };
+    state.store.resolve_category_request(r.id, status.as_str(), now()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

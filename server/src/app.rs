@@ -8,10 +8,11 @@ use actix::Actor;
 use actix_web::dev::ServerHandle;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::middleware::{DefaultHeaders, Logger};
-use actix_web::{App, HttpRequest, HttpResponse, web};
+use actix_web::{App, FromRequest, Handler, HttpRequest, HttpResponse, Responder, guard, web};
 
 use handoff_actors::mailer::{Mailer, MailerConfig, Transport};
 use handoff_protocol::ErrorCode;
+use handoff_protocol::api::*;
 use handoff_protocol::v1::{Health, MAX_JSON_BODY, Taxonomy};
 use handoff_store::Store;
 use handoff_store::sqlite::SqliteStore;
@@ -156,46 +157,139 @@ async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(Health { status: "ok".into(), schema_version: v, live_practices: p as u64, live_referrals: r as u64 }))
 }
 
-/// Registers every route on an actix `ServiceConfig`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz)).route("/ws", web::get().to(live::ws)).service(
-        web::scope("/api/v1")
-            .route("/auth/prelogin", web::post().to(auth::prelogin))
-            .route("/auth/register", web::post().to(auth::register))
-            .route("/auth/login", web::post().to(auth::login))
-            .route("/auth/logout", web::post().to(auth::logout))
-            .route("/auth/recover/start", web::post().to(auth::recover_start))
-            .route("/auth/recover/finish", web::post().to(auth::recover_finish))
-            .route("/me", web::get().to(auth::me))
-            .route("/taxonomy", web::get().to(practices::taxonomy))
-            .route("/directory", web::get().to(practices::directory))
-            .route("/practices", web::post().to(practices::create))
-            .route("/practices", web::get().to(practices::list))
-            .route("/practices/{id}", web::get().to(practices::get))
-            .route("/practices/{id}", web::delete().to(practices::delete))
-            .route("/practices/{id}/members", web::get().to(practices::members))
-            .route("/practices/{id}/members/{user}", web::delete().to(practices::remove_member))
-            .route("/practices/{id}/invites", web::post().to(practices::invite))
-            .route("/practices/{id}/key", web::get().to(practices::my_key))
-            .route("/practices/{id}/key-grants/pending", web::get().to(practices::pending_grants))
-            .route("/practices/{id}/key-grants/{user}", web::put().to(practices::put_grant))
-            .route("/practices/{id}/category-requests", web::post().to(practices::request_category))
-            .route("/practices/{id}/referrals", web::get().to(referrals::list))
-            .route("/practices/{id}/notifications", web::put().to(referrals::set_notifications))
-            .route("/referrals/{id}", web::get().to(referrals::get_referral))
-            .route("/blobs/{id}", web::post().to(referrals::put_blob))
-            .route("/blobs/{id}", web::get().to(referrals::get_blob))
-            .route("/users/{id}/keys", web::get().to(referrals::user_keys))
-            .route("/invites/{token}", web::get().to(practices::invite_info))
-            .route("/invites/{token}/accept", web::post().to(practices::accept_invite))
-            .route("/admin/practices", web::get().to(admin::practices))
-            .route("/admin/practices/{id}/{action}", web::post().to(admin::practice_action))
-            .route("/admin/taxonomy", web::post().to(admin::edit_taxonomy))
-            .route("/admin/category-requests", web::get().to(admin::category_requests))
-            .route("/admin/category-requests/{id}/resolve", web::post().to(admin::resolve_category_request))
-            .configure(|c| mls::routes(c, web::JsonConfig::default().error_handler(json_error)))
+/// Registers endpoints from their [`Endpoint`] definitions inside one scope
+/// (the path literals live in `protocol` only), and records each route as
+/// served: its method and full pattern.
+struct Table<'c> {
+    cfg: &'c mut web::ServiceConfig,
+    /// The scope's prefix: what the scope itself adds to each pattern.
+    prefix: &'static str,
+    served: Vec<(Method, String)>,
+}
+
+impl<'c> Table<'c> {
+    fn new(cfg: &'c mut web::ServiceConfig, prefix: &'static str) -> Self {
+        Self { cfg, prefix, served: Vec::new() }
+    }
+
+    /// The pattern to register inside the scope, recorded with what the scope
+    /// makes of it. An endpoint outside the scope is registered (and
+    /// recorded) under the scope's prefix anyway, so the route test catches it.
+    fn pattern<E: Endpoint>(&mut self) -> &'static str {
+        let inner = E::PATH.strip_prefix(self.prefix).unwrap_or(E::PATH);
+        self.served.push((E::METHOD, format!("{}{inner}", self.prefix)));
+        inner
+    }
+
+    /// Serves `E` with `handler`; other methods on the same path fall through
+    /// to the next route (as `ServiceConfig::route` does).
+    fn at<E: Endpoint, F, Args>(&mut self, _: E, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        let pattern = self.pattern::<E>();
+        self.cfg.route(pattern, web::method(http_method(E::METHOD)).to(handler));
+        self
+    }
+
+    /// As [`Table::at`], with `data` (e.g. a larger body limit) for this route only.
+    fn at_with<E: Endpoint, F, Args, D: 'static>(&mut self, _: E, data: D, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        let pattern = self.pattern::<E>();
+        let method = http_method(E::METHOD);
+        self.cfg.service(web::resource(pattern).guard(guard::Method(method.clone())).app_data(data).route(web::method(method).to(handler)));
+        self
+    }
+}
+
+fn http_method(m: Method) -> actix_web::http::Method {
+    match m {
+        Method::Get => actix_web::http::Method::GET,
+        Method::Post => actix_web::http::Method::POST,
+        Method::Put => actix_web::http::Method::PUT,
+        Method::Delete => actix_web::http::Method::DELETE,
+    }
+}
+
+/// Registers every route on an actix `ServiceConfig`, and returns the route
+/// table as registered: each endpoint's method and full pattern, in order.
+/// `tests/integration/routes.rs` holds it equal to `handoff_protocol::api::ALL`.
+pub fn routes(cfg: &mut web::ServiceConfig) -> Vec<(Method, String)> {
+    let mut root = Table::new(cfg, "");
+    root.at(GetHealth, healthz).at(OpenLive, live::ws);
+    let mut served = root.served;
+    let mut api = Vec::new();
+    cfg.service(
+        web::scope(API_PREFIX)
+            .configure(|c| {
+                let mut t = Table::new(c, API_PREFIX);
+                api_routes(&mut t);
+                api = t.served;
+            })
             .default_service(web::to(no_route)),
     );
+    served.extend(api);
+    served
+}
+
+/// The `/api/v1` routes, in match order (a `GET` of `/practices/{id}/key-grants/pending`
+/// must meet its own route before `PUT /practices/{id}/key-grants/{user}`'s).
+fn api_routes(t: &mut Table<'_>) {
+    t.at(Prelogin, auth::prelogin)
+        .at(Register, auth::register)
+        .at(Login, auth::login)
+        .at(Logout, auth::logout)
+        .at(RecoverStart, auth::recover_start)
+        .at(RecoverFinish, auth::recover_finish)
+        .at(GetMe, auth::me)
+        .at(GetTaxonomy, practices::taxonomy)
+        .at(GetDirectory, practices::directory)
+        .at(CreatePractice, practices::create)
+        .at(ListPractices, practices::list)
+        .at(GetPractice, practices::get)
+        .at(DeletePractice, practices::delete)
+        .at(ListMembers, practices::members)
+        .at(RemoveMember, practices::remove_member)
+        .at(InviteMember, practices::invite)
+        .at(GetPracticeKey, practices::my_key)
+        .at(ListPendingGrants, practices::pending_grants)
+        .at(PutKeyGrant, practices::put_grant)
+        .at(RequestCategory, practices::request_category)
+        .at(ListReferrals, referrals::list)
+        .at(SetNotifications, referrals::set_notifications)
+        .at(GetReferral, referrals::get_referral)
+        .at(PutBlob, referrals::put_blob)
+        .at(GetBlob, referrals::get_blob)
+        .at(GetUserKeys, referrals::user_keys)
+        .at(GetInvite, practices::invite_info)
+        .at(AcceptInvite, practices::accept_invite)
+        .at(AdminListPractices, admin::practices)
+        .at(AdminPracticeAction, admin::practice_action)
+        .at(AdminEditTaxonomy, admin::edit_taxonomy)
+        .at(AdminListCategoryRequests, admin::category_requests)
+        .at(AdminResolveCategoryRequest, admin::resolve_category_request);
+    // The MLS delivery service: bodies up to MAX_MLS_BODY (a commit adding
+    // many members, its welcome, a user's whole sealed state).
+    let json = || web::JsonConfig::default().error_handler(json_error).limit(mls::MAX_MLS_BODY);
+    t.at_with(UploadKeyPackages, json(), mls::publish_key_packages)
+        .at_with(CountKeyPackages, json(), mls::my_key_packages)
+        .at_with(LoadMlsState, json(), mls::get_state)
+        .at_with(SaveMlsState, json(), mls::put_state);
+    // One resource for every method: a commit with another method is 405.
+    let pattern = t.pattern::<SubmitMlsCommit>();
+    t.cfg.service(
+        web::resource(pattern)
+            .app_data(json())
+            .app_data(web::PayloadConfig::new(mls::MAX_MLS_BODY))
+            .route(web::method(http_method(SubmitMlsCommit::METHOD)).to(mls::submit)),
+    );
+    t.at(ReadMlsLog, mls::log).at(GetMlsWelcome, mls::welcome).at(GetMlsPending, mls::pending).at(ClaimKeyPackage, mls::claim_key_package);
 }
 
 fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
@@ -205,7 +299,9 @@ fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Sen
             .app_data(web::PayloadConfig::new(MAX_JSON_BODY))
             .app_data(web::PathConfig::default().error_handler(path_error))
             .app_data(web::QueryConfig::default().error_handler(query_error))
-            .configure(routes);
+            .configure(|c| {
+                routes(c);
+            });
         if let Some(dir) = state.config.static_dir.clone() {
             let index = dir.join("index.html");
             cfg.service(actix_files::Files::new("/", &dir).index_file("index.html").default_handler(web::to(move |req: HttpRequest| {
@@ -327,7 +423,7 @@ pub async fn bind(config: Config) -> Result<Bound, StartError> {
                     // A socket's access-log entry would live (and hold its formatted
                     // fields) as long as the socket; live.rs logs sockets itself.
                     Logger::new("%{route}xi %s %Dms")
-                        .exclude("/ws")
+                        .exclude(WS_PATH)
                         .custom_request_replace("route", |req| format!("{} {}", req.method(), req.match_pattern().unwrap_or_else(|| "-".into()))),
                 )
                 .wrap(

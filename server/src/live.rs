@@ -30,7 +30,6 @@ use actix_web::http::header::HeaderMap;
 use actix_web::rt::net::TcpStream;
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, ResponseError as _, web};
 use futures_util::{SinkExt as _, StreamExt as _};
-use serde::Deserialize;
 use tokio::io::AsyncWriteExt as _;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -39,7 +38,8 @@ use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes
 
 use handoff_actors::conn::{Conn, Frame, Outgoing};
 use handoff_actors::hub::Hub;
-use handoff_protocol::ws::{AckBody, Command, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, StreamId, close};
+use handoff_protocol::api::WS_PATH;
+use handoff_protocol::ws::{AckBody, Command, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, StreamId, WsQuery, close};
 use handoff_protocol::{ErrorBody, ErrorCode};
 use handoff_store::Store;
 
@@ -60,14 +60,6 @@ pub const SESSION_CHECK: Duration = Duration::from_secs(60);
 /// Bytes read from a socket per system call. The read buffer starts at this
 /// size and grows only for a frame that needs more (up to [`MAX_FRAME`]).
 pub const READ_BUFFER: usize = 4096;
-
-/// Query of `GET /ws`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WsQuery {
-    /// Protocol version the client speaks.
-    v: Option<u32>,
-}
 
 /// A browser's `Origin` must be this server's own (cross-site WebSocket
 /// hijacking defence, on top of SameSite=Strict cookies). Native clients send
@@ -126,7 +118,7 @@ fn handshake_key(req: &Request) -> ApiResult<String> {
 }
 
 async fn accept(state: &AppState, req: &Request) -> ApiResult<(Authed, String)> {
-    if req.path() != "/ws" {
+    if req.path() != WS_PATH {
         return Err(ApiError::no_route());
     }
     let who = auth::authenticate(state, &auth::token_from(req.headers())?).await?;

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use handoff_protocol::PracticeId;
-use handoff_server::admin::PracticeAction;
+use handoff_protocol::v1::PracticeAction;
 use handoff_server::config::Config;
 use handoff_store::Store;
 use handoff_store::sqlite::SqliteStore;

@@ -16,7 +16,6 @@
 use actix_web::{HttpResponse, web};
 use mls_rs::group::ContentType;
 use mls_rs::{MlsMessage, MlsMessageDescription};
-use serde::Deserialize;
 
 use handoff_protocol::mls::*;
 use handoff_protocol::{B64, ErrorCode, PracticeId, UserId};
@@ -159,14 +158,6 @@ pub async fn put_state(state: web::Data<AppState>, who: Authed, body: web::Json<
     Ok(HttpResponse::Ok().json(MlsState { version, sealed: None }))
 }
 
-/// Query of `GET /api/v1/practices/{id}/mls`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogQuery {
-    #[serde(default)]
-    after: u64,
-}
-
 /// `GET /api/v1/practices/{id}/mls?after=E`
 pub async fn log(state: web::Data<AppState>, who: Authed, id: web::Path<PracticeId>, q: web::Query<LogQuery>) -> ApiResult<HttpResponse> {
     let (p, _) = membership(&state, *id, &who).await?;
@@ -305,27 +296,4 @@ fn stale(current: u64) -> ApiError {
         ErrorCode::StaleEpoch,
         format!("the practice is at epoch {current}; process the newer log entries and commit again for epoch {}", current + 1),
     )
-}
-
-/// Registers the MLS routes (inside `/api/v1`), with a larger body limit.
-pub fn routes(cfg: &mut web::ServiceConfig, json: web::JsonConfig) {
-    let json = json.limit(MAX_MLS_BODY);
-    cfg.service(
-        web::scope("/mls")
-            .app_data(json.clone())
-            .route("/key-packages", web::post().to(publish_key_packages))
-            .route("/key-packages", web::get().to(my_key_packages))
-            .route("/state", web::get().to(get_state))
-            .route("/state", web::put().to(put_state)),
-    )
-    .service(
-        web::resource("/practices/{id}/mls/commits")
-            .app_data(json.clone())
-            .app_data(web::PayloadConfig::new(MAX_MLS_BODY))
-            .route(web::post().to(submit)),
-    )
-    .route("/practices/{id}/mls", web::get().to(log))
-    .route("/practices/{id}/mls/welcome", web::get().to(welcome))
-    .route("/practices/{id}/mls/pending", web::get().to(pending))
-    .route("/practices/{id}/members/{user}/key-package", web::post().to(claim_key_package));
 }

@@ -6,7 +6,6 @@
 //! worded exactly as for an id that does not exist.
 
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
 
 use handoff_domain::{eligibility, routing};
 use handoff_protocol::v1::*;
@@ -388,14 +387,6 @@ pub async fn put_grant(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Query of `GET /api/v1/directory`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DirectoryQuery {
-    specialty: Option<String>,
-    region: Option<String>,
-}
-
 /// `GET /api/v1/directory`: practices that can receive referrals now.
 pub async fn directory(state: web::Data<AppState>, _who: Authed, q: web::Query<DirectoryQuery>) -> ApiResult<HttpResponse> {
     let ps = state.store.directory(q.specialty.as_deref(), q.region.as_deref()).await?;
@@ -433,7 +424,7 @@ pub async fn request_category(
         specialty: specialty.clone(),
         name: name.clone(),
         note: note.clone(),
-        status: "open".into(),
+        status: CategoryRequestStatus::Open.as_str().into(),
         created_at: now(),
     };
     state.store.create_category_request(rec.clone()).await?;
@@ -444,7 +435,7 @@ pub async fn request_category(
         specialty,
         name,
         note,
-        status: rec.status,
+        status: CategoryRequestStatus::Open,
         created_at: rec.created_at,
     }))
 }

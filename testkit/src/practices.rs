@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use handoff_client::Client;
-use handoff_protocol::v1::{Intake, Practice, PracticeKind};
+use handoff_protocol::v1::{Intake, Practice, PracticeAction, PracticeKind};
 
 use crate::{FixtureError, Result};
 
@@ -29,7 +29,7 @@ impl Verifier<'_> {
     /// operator's CLI runs to completion on this thread (it takes milliseconds).
     pub async fn verify(&self, p: &Practice) -> Result<()> {
         match *self {
-            Verifier::Staff(staff) => staff.admin_practice_action(p.id, "verify").await?,
+            Verifier::Staff(staff) => staff.admin_practice_action(p.id, PracticeAction::Verify).await?,
             Verifier::Operator { bin, data } => {
                 let out = Command::new(bin).args(["admin", "--data"]).arg(data).args(["verify-practice", &p.id.to_string()]).output()?;
                 if !out.status.success() {

@@ -12,6 +12,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod modgraph;
+mod paths;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -393,6 +394,7 @@ fn test(root: &Path) -> Result<()> {
     dependency_rules()?;
     modgraph::check_acyclic(&root.join("actors/src"))?;
     typed_store_errors(root)?;
+    paths::path_literals(root)?;
     step("clippy (native)", cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
     let wasm = |verb: &str| {
         let mut c = cargo();

@@ -29,6 +29,7 @@
 //! lock; the native client is driven by one task per user.
 
 #![allow(async_fn_in_trait)] // Implemented in-crate by both clients; no Send bound wanted (wasm).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 pub mod account;
 pub mod referral;
@@ -40,13 +41,17 @@ use handoff_crypto::keys::UserSecrets;
 use handoff_crypto::mls::{Directory, MlsStore, MlsUser, Processed, key_package_owner, open_state, seal_state};
 use handoff_crypto::practice::verify_practice_public_key;
 use handoff_crypto::{CryptoError, PracticeKey};
+use handoff_protocol::api::{
+    ClaimKeyPackage, Endpoint, GetMlsPending, GetMlsWelcome, GetPracticeKey, GetUserKeys, ListMembers, LoadMlsState, ReadMlsLog,
+    SaveMlsState, SubmitMlsCommit, UploadKeyPackages,
+};
 use handoff_protocol::mls::*;
-use handoff_protocol::v1::{MemberList, MyPracticeKey, PracticePublicKey, UserKeys};
+use handoff_protocol::v1::PracticePublicKey;
 use handoff_protocol::{B64, ErrorCode, PracticeId, UserId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// How a client reaches the API (`/api/v1` paths) and reports failures.
+/// How a client reaches the API and reports failures.
 pub trait Transport {
     /// The client's error type.
     type Error: From<CryptoError>;
@@ -54,12 +59,13 @@ pub trait Transport {
     fn code(e: &Self::Error) -> Option<ErrorCode>;
     /// An error for something the server said that cannot be trusted or used.
     fn protocol(message: String) -> Self::Error;
-    /// `GET`.
-    async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R, Self::Error>;
-    /// `POST` with a JSON body.
-    async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R, Self::Error>;
-    /// `PUT` with a JSON body.
-    async fn put<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R, Self::Error>;
+    /// Calls endpoint `E` with its path parameters and request, as
+    /// [`Endpoint::request`] encodes it, and decodes the answer with
+    /// [`Endpoint::response`]; an error answer is the client's API error.
+    async fn call<E: Endpoint>(&self, path: &E::Path, request: &E::Request) -> Result<E::Response, Self::Error>
+    where
+        E::Request: Serialize,
+        E::Response: DeserializeOwned;
     /// Waits a little (another tab is between committing and saving).
     async fn pause(&self, ms: u32);
 }
@@ -144,7 +150,7 @@ impl Mls {
 
     /// Loads the server's copy of the state if it is newer. Returns whether it was.
     pub async fn load_state<T: Transport>(&self, t: &T, who: Who<'_>) -> Result<bool, T::Error> {
-        let s: MlsState = t.get("/mls/state").await?;
+        let s = t.call::<LoadMlsState>(&(), &()).await?;
         if s.version <= self.ctx().version {
             return Ok(false);
         }
@@ -162,7 +168,7 @@ impl Mls {
             let ctx = self.ctx();
             (seal_state(who.secrets, who.id, &ctx.store)?, ctx.version)
         };
-        let r: MlsState = t.put("/mls/state", &PutMlsState { expected_version: expected, sealed: B64(sealed) }).await?;
+        let r = t.call::<SaveMlsState>(&(), &PutMlsState { expected_version: expected, sealed: B64(sealed) }).await?;
         self.ctx().version = r.version;
         Ok(())
     }
@@ -196,7 +202,7 @@ impl Mls {
                 }
                 Err(e) => return Err(e),
             }
-            let c: KeyPackageCount = t.post("/mls/key-packages", &PublishKeyPackages { key_packages: kps }).await?;
+            let c = t.call::<UploadKeyPackages>(&(), &PublishKeyPackages { key_packages: kps }).await?;
             return Ok(c.available);
         }
         Err(T::protocol("MLS state kept changing in another tab".into()))
@@ -204,11 +210,11 @@ impl Mls {
 
     /// The practice's MLS log after `after` (all of it: the server pages at 500 entries).
     pub async fn log<T: Transport>(&self, t: &T, practice: PracticeId, after: u64) -> Result<MlsLog, T::Error> {
-        let mut log: MlsLog = t.get(&format!("/practices/{practice}/mls?after={after}")).await?;
+        let mut log = t.call::<ReadMlsLog>(&practice, &LogQuery { after }).await?;
         while let Some(last) = log.entries.last().map(|e| e.epoch)
             && last < log.epoch
         {
-            let more: MlsLog = t.get(&format!("/practices/{practice}/mls?after={last}")).await?;
+            let more = t.call::<ReadMlsLog>(&practice, &LogQuery { after: last }).await?;
             if more.entries.is_empty() {
                 break;
             }
@@ -220,23 +226,23 @@ impl Mls {
 
     /// What the group's membership must catch up with.
     pub async fn pending<T: Transport>(&self, t: &T, practice: PracticeId) -> Result<MlsPending, T::Error> {
-        t.get(&format!("/practices/{practice}/mls/pending")).await
+        t.call::<GetMlsPending>(&practice, &()).await
     }
 
     /// Submits a log entry as is.
     pub async fn submit<T: Transport>(&self, t: &T, practice: PracticeId, c: &SubmitCommit) -> Result<MlsLogEntry, T::Error> {
-        t.post(&format!("/practices/{practice}/mls/commits"), c).await
+        t.call::<SubmitMlsCommit>(&practice, c).await
     }
 
     /// Claims one of a member's key packages.
     pub async fn claim_key_package<T: Transport>(&self, t: &T, practice: PracticeId, user: UserId) -> Result<Vec<u8>, T::Error> {
-        let c: ClaimedKeyPackage = t.post(&format!("/practices/{practice}/members/{user}/key-package"), &()).await?;
+        let c = t.call::<ClaimKeyPackage>(&(practice, user), &()).await?;
         Ok(c.key_package.0)
     }
 
     /// The epoch-0 key from this user's grant (only while the practice has no MLS group).
     pub async fn grant_key<T: Transport>(&self, t: &T, who: Who<'_>, practice: PracticeId) -> Result<PracticeKey, T::Error> {
-        let k: MyPracticeKey = t.get(&format!("/practices/{practice}/key")).await?;
+        let k = t.call::<GetPracticeKey>(&practice, &()).await?;
         if k.public_key.epoch != 0 {
             return Err(T::protocol("the practice has moved onto MLS; its epoch-0 key comes from the key history".into()));
         }
@@ -249,14 +255,14 @@ impl Mls {
     }
 
     async fn sign_pub<T: Transport>(&self, t: &T, user: UserId) -> Result<[u8; 32], T::Error> {
-        let k: UserKeys = t.get(&format!("/users/{user}/keys")).await?;
+        let k = t.call::<GetUserKeys>(&user, &()).await?;
         key32::<T>(&k.sign_pub)
     }
 
     /// Fills the directory with the signing keys of the practice's members and
     /// of group members who left (still leaves until removed).
     async fn fill_directory<T: Transport>(&self, t: &T, practice: PracticeId) -> Result<(), T::Error> {
-        let members: MemberList = t.get(&format!("/practices/{practice}/members")).await?;
+        let members = t.call::<ListMembers>(&practice, &()).await?;
         let dir = self.ctx().directory.clone();
         for m in members.members {
             dir.insert(m.user_id, key32::<T>(&m.sign_pub)?);
@@ -344,7 +350,7 @@ impl Mls {
                     continue;
                 }
                 // The group exists: join from the welcome addressed to us, if any.
-                let w: MlsWelcome = match t.get(&format!("/practices/{practice}/mls/welcome")).await {
+                let w = match t.call::<GetMlsWelcome>(&practice, &()).await {
                     Ok(w) => w,
                     Err(e) if is::<T>(&e, ErrorCode::NotFound) => return Ok(SyncOutcome::Waiting),
                     Err(e) => return Err(e),

@@ -11,7 +11,7 @@ use crate::Who;
 /// What a new practice is.
 #[derive(Clone, Debug)]
 pub struct PracticeSpec {
-    /// Name.
+    /// The practice's display name.
     pub name: String,
     /// Referring or specialist.
     pub kind: PracticeKind,

@@ -5,6 +5,11 @@
 //!
 //! Key handling: private keys live in [`Identity`] for the session; practice
 //! keys are opened on demand from grants.
+//!
+//! Every API call goes through [`Client::call`] with an endpoint type from
+//! `handoff_protocol::api`; no path is written here.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 pub mod live;
 pub mod mls;
@@ -13,9 +18,9 @@ pub mod referrals;
 use handoff_crypto::keys::UserSecrets;
 use handoff_crypto::practice::verify_practice_public_key;
 use handoff_crypto::{CryptoError, EmergencyKit, PasswordKeys, PracticeKey};
+use handoff_protocol::api::*;
 use handoff_protocol::v1::*;
 use handoff_protocol::{B64, ErrorBody, PracticeId, UserId};
-use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -80,9 +85,9 @@ pub struct Client {
 /// A raw HTTP answer, for tests of bad input.
 #[derive(Debug)]
 pub struct RawResponse {
-    /// Status.
+    /// The HTTP status code.
     pub status: u16,
-    /// Headers.
+    /// The response headers.
     pub headers: reqwest::header::HeaderMap,
     /// Body text.
     pub body: String,
@@ -127,61 +132,66 @@ impl Client {
         self.token = token;
     }
 
-    async fn call<B: Serialize, R: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<R> {
-        let text = self.call_text(method, path, body).await?;
-        let text = if text.is_empty() { "null".to_string() } else { text };
-        serde_json::from_str(&text).map_err(|e| ClientError::Protocol(format!("{path}: {e}")))
+    /// Calls endpoint `E`: the one way this client reaches the API (blobs
+    /// aside, see [`Client::upload_octets`]). The request travels as
+    /// [`Endpoint::request`] encodes it; an error answer is [`ClientError::Api`].
+    pub async fn call<E: Endpoint>(&self, path: &E::Path, request: &E::Request) -> Result<E::Response>
+    where
+        E::Request: Serialize,
+        E::Response: DeserializeOwned,
+    {
+        let p = E::request(path, request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut rb = self.request(p.method, &p.path);
+        if let Some(json) = p.json {
+            rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(json);
+        }
+        let body = Self::answer(&p.path, rb.send().await?).await?;
+        E::response(&body).map_err(|e| ClientError::Protocol(format!("{}: {e}", p.path)))
     }
 
-    async fn call_text<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>) -> Result<String> {
-        let mut rb = self.http.request(method, format!("{}/api/v1{path}", self.base));
-        if let Some(t) = &self.token {
-            rb = rb.bearer_auth(t);
+    /// Uploads `bytes` as the raw body of endpoint `E` (an encrypted attachment).
+    pub async fn upload_octets<E: Endpoint<Request = Octets>>(&self, path: &E::Path, bytes: Vec<u8>) -> Result<E::Response>
+    where
+        E::Response: DeserializeOwned,
+    {
+        let path = E::path(path);
+        let rb = self.request(E::METHOD, &path).header(reqwest::header::CONTENT_TYPE, "application/octet-stream").body(bytes);
+        let body = Self::answer(&path, rb.send().await?).await?;
+        E::response(&body).map_err(|e| ClientError::Protocol(format!("{path}: {e}")))
+    }
+
+    /// Downloads the raw body endpoint `E` answers with (an encrypted attachment).
+    pub async fn download_octets<E: Endpoint<Request = (), Response = Octets>>(&self, path: &E::Path) -> Result<Vec<u8>> {
+        let path = E::path(path);
+        Self::answer(&path, self.request(E::METHOD, &path).send().await?).await
+    }
+
+    /// A request for `path` on this server, with the session if there is one.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let method = match method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let rb = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
         }
-        if let Some(b) = body {
-            rb = rb.json(b);
-        }
-        let resp = rb.send().await?;
+    }
+
+    /// The body of a successful answer; an error answer as [`ClientError::Api`].
+    async fn answer(path: &str, resp: reqwest::Response) -> Result<Vec<u8>> {
         let status = resp.status().as_u16();
-        let text = resp.text().await?;
+        let body = resp.bytes().await?.to_vec();
         if status >= 400 {
+            let text = String::from_utf8_lossy(&body);
             let body: ErrorBody = serde_json::from_str(&text)
                 .map_err(|_| ClientError::Protocol(format!("{path}: status {status} with a non-error body: {text}")))?;
             return Err(ClientError::Api { status, body });
         }
-        Ok(text)
-    }
-
-    pub(crate) async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R> {
-        self.call::<(), R>(Method::GET, path, None).await
-    }
-
-    pub(crate) async fn send_json<B: Serialize, R: DeserializeOwned>(&self, method: Method, path: &str, body: &B) -> Result<R> {
-        self.call(method, path, Some(body)).await
-    }
-
-    pub(crate) async fn post_bytes<R: DeserializeOwned>(&self, path: &str, bytes: Vec<u8>) -> Result<R> {
-        let r = self.raw("POST", &format!("/api/v1{path}"), Some("application/octet-stream"), bytes).await?;
-        if r.status >= 400 {
-            let body = r.error().ok_or_else(|| ClientError::Protocol(format!("{path}: status {}", r.status)))?;
-            return Err(ClientError::Api { status: r.status, body });
-        }
-        serde_json::from_str(&r.body).map_err(|e| ClientError::Protocol(e.to_string()))
-    }
-
-    pub(crate) async fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
-        let mut rb = self.http.get(format!("{}/api/v1{path}", self.base));
-        if let Some(t) = &self.token {
-            rb = rb.bearer_auth(t);
-        }
-        let resp = rb.send().await?;
-        let status = resp.status().as_u16();
-        if status >= 400 {
-            let text = resp.text().await?;
-            let body: ErrorBody = serde_json::from_str(&text).map_err(|_| ClientError::Protocol(text))?;
-            return Err(ClientError::Api { status, body });
-        }
-        Ok(resp.bytes().await?.to_vec())
+        Ok(body)
     }
 
     /// Opens the live WebSocket for this session.
@@ -196,7 +206,7 @@ impl Client {
 
     /// Sends arbitrary bytes, for tests of malformed input.
     pub async fn raw(&self, method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Result<RawResponse> {
-        let method = Method::from_bytes(method.as_bytes()).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let mut rb = self.http.request(method, format!("{}{path}", self.base)).body(body);
         if let Some(ct) = content_type {
             rb = rb.header("content-type", ct);
@@ -224,28 +234,26 @@ impl Client {
         let acct = handoff_client_core::account::new_account(email, display_name, password, invite_token.map(Into::into))?;
         let req = acct.request;
         let (secrets, words) = (acct.secrets, acct.kit_words);
-        let s: SessionResponse = self.call(Method::POST, "/auth/register", Some(&req)).await?;
+        let s = self.call::<Register>(&(), &req).await?;
         self.adopt(s, secrets)?;
         Ok(words)
     }
 
     /// Signs in: fetch the salt, stretch locally, prove the auth key, unwrap the keys.
     pub async fn login(&mut self, email: &str, password: &str) -> Result<()> {
-        let params: KdfParams = self.call(Method::POST, "/auth/prelogin", Some(&PreloginRequest { email: email.into() })).await?;
+        let params = self.call::<Prelogin>(&(), &PreloginRequest { email: email.into() }).await?;
         if params.alg != "argon2id" {
             return Err(ClientError::Protocol(format!("unsupported KDF {}", params.alg)));
         }
         let pw = PasswordKeys::derive_with(password, params.salt.as_slice(), params.m_kib, params.t, params.p)?;
-        let s: SessionResponse = self
-            .call(Method::POST, "/auth/login", Some(&LoginRequest { email: email.into(), auth_key: B64(pw.auth_key.to_vec()) }))
-            .await?;
+        let s = self.call::<Login>(&(), &LoginRequest { email: email.into(), auth_key: B64(pw.auth_key.to_vec()) }).await?;
         let secrets = UserSecrets::unwrap(&pw.kek, s.user.keys.wrapped_by_password.as_slice())?;
         self.adopt(s, secrets)
     }
 
     /// Signs out this session.
     pub async fn logout(&mut self) -> Result<()> {
-        self.call_text::<()>(Method::POST, "/auth/logout", None).await?;
+        self.call::<Logout>(&(), &()).await?;
         self.token = None;
         self.identity = None;
         Ok(())
@@ -256,23 +264,21 @@ impl Client {
     pub async fn recover(&mut self, email: &str, words: &[String], new_password: &str) -> Result<()> {
         let kit = EmergencyKit::from_words(words)?;
         let kit_auth = B64(kit.auth_key().to_vec());
-        let start: RecoverStartResponse = self
-            .call(Method::POST, "/auth/recover/start", Some(&RecoverStartRequest { email: email.into(), kit_auth: kit_auth.clone() }))
-            .await?;
+        let start = self.call::<RecoverStart>(&(), &RecoverStartRequest { email: email.into(), kit_auth: kit_auth.clone() }).await?;
         let secrets = UserSecrets::unwrap(&kit.kek(), start.wrapped_by_kit.as_slice())?;
         let req = handoff_client_core::account::recover_finish(email, kit_auth, new_password, &secrets)?;
-        let s: SessionResponse = self.call(Method::POST, "/auth/recover/finish", Some(&req)).await?;
+        let s = self.call::<RecoverFinish>(&(), &req).await?;
         self.adopt(s, secrets)
     }
 
     /// The signed-in account, fresh from the server.
     pub async fn me(&self) -> Result<Me> {
-        self.call::<(), _>(Method::GET, "/me", None).await
+        self.call::<GetMe>(&(), &()).await
     }
 
     /// The taxonomy.
     pub async fn taxonomy(&self) -> Result<Taxonomy> {
-        self.call::<(), _>(Method::GET, "/taxonomy", None).await
+        self.call::<GetTaxonomy>(&(), &()).await
     }
 
     /// Creates a practice, making its epoch-0 key here and granting it to ourselves.
@@ -293,49 +299,47 @@ impl Client {
             intake,
         };
         let (req, _) = handoff_client_core::referral::new_practice(self.who()?, id, spec)?;
-        self.call(Method::POST, "/practices", Some(&req)).await
+        self.call::<CreatePractice>(&(), &req).await
     }
 
     /// Practices we belong to.
     pub async fn practices(&self) -> Result<Vec<Practice>> {
-        Ok(self.call::<(), PracticeList>(Method::GET, "/practices", None).await?.practices)
+        Ok(self.call::<ListPractices>(&(), &()).await?.practices)
     }
 
     /// One practice.
     pub async fn practice(&self, id: PracticeId) -> Result<Practice> {
-        self.call::<(), _>(Method::GET, &format!("/practices/{id}"), None).await
+        self.call::<GetPractice>(&id, &()).await
     }
 
     /// Members and pending invites.
     pub async fn members(&self, id: PracticeId) -> Result<MemberList> {
-        self.call::<(), _>(Method::GET, &format!("/practices/{id}/members"), None).await
+        self.call::<ListMembers>(&id, &()).await
     }
 
     /// Invites someone by email.
     pub async fn invite(&self, id: PracticeId, email: &str, role: Role) -> Result<PendingInvite> {
-        self.call(Method::POST, &format!("/practices/{id}/invites"), Some(&InviteRequest { email: email.into(), role })).await
+        self.call::<InviteMember>(&id, &InviteRequest { email: email.into(), role }).await
     }
 
     /// What an invite link is for.
     pub async fn invite_info(&self, token: &str) -> Result<InviteInfo> {
-        self.call::<(), _>(Method::GET, &format!("/invites/{token}"), None).await
+        self.call::<GetInvite>(&token.to_owned(), &()).await
     }
 
     /// Accepts an invite as the signed-in user.
     pub async fn accept_invite(&self, token: &str) -> Result<Practice> {
-        self.call::<(), _>(Method::POST, &format!("/invites/{token}/accept"), None).await
+        self.call::<AcceptInvite>(&token.to_owned(), &()).await
     }
 
     /// Removes a member (or leaves, for our own id).
     pub async fn remove_member(&self, id: PracticeId, user: UserId) -> Result<()> {
-        self.call_text::<()>(Method::DELETE, &format!("/practices/{id}/members/{user}"), None).await.map(|_| ())
+        self.call::<RemoveMember>(&(id, user), &()).await
     }
 
     /// Deletes a practice; `confirm_name` must be its exact name.
     pub async fn delete_practice(&self, id: PracticeId, confirm_name: &str) -> Result<()> {
-        self.call_text(Method::DELETE, &format!("/practices/{id}"), Some(&DeletePracticeRequest { confirm_name: confirm_name.into() }))
-            .await
-            .map(|_| ())
+        self.call::<DeletePractice>(&id, &DeletePracticeRequest { confirm_name: confirm_name.into() }).await
     }
 
     /// Opens our grant of the practice's current key, and checks that the key
@@ -343,7 +347,7 @@ impl Client {
     /// The practice's current key: the MLS epoch key once the practice has an
     /// MLS group, the epoch-0 grant before.
     pub async fn practice_key(&self, id: PracticeId) -> Result<PracticeKey> {
-        let k: MyPracticeKey = self.call::<(), _>(Method::GET, &format!("/practices/{id}/key"), None).await?;
+        let k = self.call::<GetPracticeKey>(&id, &()).await?;
         if k.public_key.epoch == 0 {
             return self.open_grant(id, k);
         }
@@ -363,7 +367,7 @@ impl Client {
     pub async fn complete_pending_grants(&self, id: PracticeId) -> Result<usize> {
         let me = self.identity()?;
         let key = self.practice_key(id).await?;
-        let pending: PendingGrants = self.call::<(), _>(Method::GET, &format!("/practices/{id}/key-grants/pending"), None).await?;
+        let pending = self.call::<ListPendingGrants>(&id, &()).await?;
         let mut n = 0;
         for p in pending.pending {
             if p.epoch != key.epoch() {
@@ -371,7 +375,7 @@ impl Client {
             }
             let sealed = key.grant_to(id, p.user_id, p.hpke_pub.as_slice())?;
             let g = KeyGrant { epoch: key.epoch(), sealed: B64(sealed), granted_by: me.me.id };
-            self.call_text(Method::PUT, &format!("/practices/{id}/key-grants/{}", p.user_id), Some(&g)).await?;
+            self.call::<PutKeyGrant>(&(id, p.user_id), &g).await?;
             n += 1;
         }
         Ok(n)
@@ -399,45 +403,33 @@ impl Client {
 
     /// Practices that can receive referrals.
     pub async fn directory(&self, specialty: Option<&str>, region: Option<&str>) -> Result<Vec<DirectoryEntry>> {
-        let mut q = Vec::new();
-        if let Some(s) = specialty {
-            q.push(format!("specialty={s}"));
-        }
-        if let Some(r) = region {
-            q.push(format!("region={r}"));
-        }
-        let path = if q.is_empty() { "/directory".to_string() } else { format!("/directory?{}", q.join("&")) };
-        Ok(self.call::<(), Directory>(Method::GET, &path, None).await?.practices)
+        let q = DirectoryQuery { specialty: specialty.map(Into::into), region: region.map(Into::into) };
+        Ok(self.call::<GetDirectory>(&(), &q).await?.practices)
     }
 
     /// Asks staff for a new category.
     pub async fn request_category(&self, id: PracticeId, name: &str, note: &str) -> Result<CategoryRequest> {
-        self.call(
-            Method::POST,
-            &format!("/practices/{id}/category-requests"),
-            Some(&CategoryRequestCreate { name: name.into(), note: note.into() }),
-        )
-        .await
+        self.call::<RequestCategory>(&id, &CategoryRequestCreate { name: name.into(), note: note.into() }).await
     }
 
     /// Staff: every practice.
     pub async fn admin_practices(&self) -> Result<Vec<AdminPractice>> {
-        Ok(self.call::<(), AdminPracticeList>(Method::GET, "/admin/practices", None).await?.practices)
+        Ok(self.call::<AdminListPractices>(&(), &()).await?.practices)
     }
 
-    /// Staff: `verify`, `unverify`, `pause` or `unpause`.
-    pub async fn admin_practice_action(&self, id: PracticeId, action: &str) -> Result<()> {
-        self.call_text::<()>(Method::POST, &format!("/admin/practices/{id}/{action}"), None).await.map(|_| ())
+    /// Staff: verify, unverify, pause or unpause a practice.
+    pub async fn admin_practice_action(&self, id: PracticeId, action: PracticeAction) -> Result<()> {
+        self.call::<AdminPracticeAction>(&(id, action), &()).await
     }
 
     /// Staff: add or rename a taxonomy node.
     pub async fn admin_edit_taxonomy(&self, e: &TaxonomyEdit) -> Result<()> {
-        self.call_text(Method::POST, "/admin/taxonomy", Some(e)).await.map(|_| ())
+        self.call::<AdminEditTaxonomy>(&(), e).await
     }
 
     /// Staff: category requests.
     pub async fn admin_category_requests(&self) -> Result<Vec<CategoryRequest>> {
-        Ok(self.call::<(), CategoryRequestList>(Method::GET, "/admin/category-requests", None).await?.requests)
+        Ok(self.call::<AdminListCategoryRequests>(&(), &()).await?.requests)
     }
 
     /// Staff: approve (with a slug) or decline a category request.
@@ -447,12 +439,6 @@ impl Client {
         approve: bool,
         slug: Option<&str>,
     ) -> Result<()> {
-        self.call_text(
-            Method::POST,
-            &format!("/admin/category-requests/{id}/resolve"),
-            Some(&ResolveCategoryRequest { approve, slug: slug.map(Into::into) }),
-        )
-        .await
-        .map(|_| ())
+        self.call::<AdminResolveCategoryRequest>(&id, &ResolveCategoryRequest { approve, slug: slug.map(Into::into) }).await
     }
 }

@@ -11,7 +11,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use handoff_protocol::ws::{AckBody, ClientFrame, Command, Event, IdemKey, ServerFrame, StreamId};
+use handoff_protocol::api::{Endpoint as _, OpenLive};
+use handoff_protocol::ws::{AckBody, ClientFrame, Command, Event, IdemKey, PROTOCOL_VERSION, ServerFrame, StreamId, WsQuery};
 use handoff_protocol::{ErrorBody, UserId};
 
 use crate::{ClientError, Result};
@@ -19,11 +20,11 @@ use crate::{ClientError, Result};
 /// A pushed event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pushed {
-    /// Stream.
+    /// The stream the event came on.
     pub stream: StreamId,
-    /// Seq.
+    /// The event's sequence number in its stream.
     pub seq: u64,
-    /// Event.
+    /// What happened.
     pub event: Event,
 }
 
@@ -46,7 +47,8 @@ pub struct Live {
 impl Live {
     /// Connects to `ws://…/ws?v=1` with a bearer token and waits for `hello`.
     pub async fn connect(http_base: &str, token: &str) -> Result<Self> {
-        let url = format!("{}/ws?v=1", http_base.replacen("http", "ws", 1));
+        let ws = OpenLive::request(&(), &WsQuery { v: Some(PROTOCOL_VERSION) }).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let url = format!("{}{}", http_base.replacen("http", "ws", 1), ws.path);
         let mut req = url.into_client_request().map_err(|e| ClientError::Protocol(e.to_string()))?;
         req.headers_mut().insert(
             "authorization",

@@ -7,9 +7,9 @@ use std::time::Duration;
 use handoff_client_core::{Mls, Transport, Who};
 use handoff_crypto::PracticeKey;
 use handoff_crypto::mls::MlsUser;
+use handoff_protocol::api::Endpoint;
 use handoff_protocol::mls::*;
 use handoff_protocol::{ErrorCode, PracticeId, UserId};
-use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -28,16 +28,12 @@ impl Transport for Client {
         ClientError::Protocol(message)
     }
 
-    async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R> {
-        self.call::<(), R>(Method::GET, path, None).await
-    }
-
-    async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R> {
-        self.call(Method::POST, path, Some(body)).await
-    }
-
-    async fn put<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R> {
-        self.call(Method::PUT, path, Some(body)).await
+    async fn call<E: Endpoint>(&self, path: &E::Path, request: &E::Request) -> Result<E::Response>
+    where
+        E::Request: Serialize,
+        E::Response: DeserializeOwned,
+    {
+        Client::call::<E>(self, path, request).await
     }
 
     async fn pause(&self, ms: u32) {

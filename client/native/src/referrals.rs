@@ -2,12 +2,12 @@
 //! receiving, sign and verify thread messages.
 
 use handoff_crypto::referral::{AttachmentMeta, MessageBody, ReferralContent, ReferralKey};
-use handoff_protocol::v1::{BlobStored, DirectoryEntry, NotificationSettings, ReferralList, UserKeys};
+use handoff_protocol::api::{GetBlob, GetReferral, GetUserKeys, ListReferrals, PutBlob, SetNotifications};
+use handoff_protocol::v1::{DirectoryEntry, NotificationSettings, UserKeys};
 use handoff_protocol::ws::{
     AckBody, Attachment, BlobId, Command, Destination, MessageId, NewReferral, Referral, ReferralId, RejectReason, Routing, ThreadMessage,
 };
 use handoff_protocol::{B64, PracticeId, UserId};
-use reqwest::Method;
 
 use crate::live::Live;
 use crate::{Client, ClientError, Result};
@@ -15,11 +15,11 @@ use crate::{Client, ClientError, Result};
 /// A file to attach.
 #[derive(Clone, Debug)]
 pub struct File {
-    /// Name.
+    /// The file name shown to recipients (sealed before upload).
     pub name: String,
     /// Media type.
     pub media_type: String,
-    /// Bytes.
+    /// The file's plaintext content.
     pub bytes: Vec<u8>,
 }
 
@@ -41,32 +41,30 @@ impl Client {
 
     /// A user's public keys.
     pub async fn user_keys(&self, user: UserId) -> Result<UserKeys> {
-        self.get(&format!("/users/{user}/keys")).await
+        self.call::<GetUserKeys>(&user, &()).await
     }
 
     /// Opts in or out of status emails for a practice.
     pub async fn set_email_on_status(&self, practice: PracticeId, on: bool) -> Result<()> {
-        let _: NotificationSettings = self
-            .send_json(Method::PUT, &format!("/practices/{practice}/notifications"), &NotificationSettings { email_on_status: on })
-            .await?;
+        self.call::<SetNotifications>(&practice, &NotificationSettings { email_on_status: on }).await?;
         Ok(())
     }
 
     /// Referrals a practice sent or received.
     pub async fn referrals(&self, practice: PracticeId) -> Result<Vec<Referral>> {
-        Ok(self.get::<ReferralList>(&format!("/practices/{practice}/referrals")).await?.referrals)
+        Ok(self.call::<ListReferrals>(&practice, &()).await?.referrals)
     }
 
     /// One referral.
     pub async fn referral(&self, id: ReferralId) -> Result<Referral> {
-        self.get(&format!("/referrals/{id}")).await
+        self.call::<GetReferral>(&id, &()).await
     }
 
     /// Encrypts and uploads a file under `R`.
     pub async fn upload(&self, r: &ReferralKey, f: &File) -> Result<Attachment> {
         let blob = BlobId(uuid::Uuid::new_v4());
         let sealed = r.seal_attachment(blob, &f.bytes)?;
-        let _: BlobStored = self.post_bytes(&format!("/blobs/{blob}"), sealed).await?;
+        self.upload_octets::<PutBlob>(&blob, sealed).await?;
         let meta = r.seal_attachment_meta(
             blob,
             &AttachmentMeta { name: f.name.clone(), media_type: f.media_type.clone(), size: f.bytes.len() as u64 },
@@ -147,7 +145,7 @@ impl Client {
     pub async fn download(&self, r: &Referral, a: &Attachment) -> Result<(AttachmentMeta, Vec<u8>)> {
         let k = self.referral_key(r).await?;
         let meta = k.open_attachment_meta(a.blob, a.meta.as_slice())?;
-        let bytes = self.get_bytes(&format!("/blobs/{}", a.blob)).await?;
+        let bytes = self.download_octets::<GetBlob>(&a.blob).await?;
         Ok((meta, k.open_attachment(a.blob, &bytes)?))
     }
 

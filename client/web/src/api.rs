@@ -1,10 +1,11 @@
 //! The HTTP API, as the browser calls it: same origin, session cookie
 //! (HttpOnly, so this code never sees the token), JSON bodies, and the one
-//! error format `{"error","message"}`.
+//! error format `{"error","message"}`. Every call names its endpoint type
+//! from `handoff_protocol::api` ([`call`]); no path is written here.
 
-use gloo_net::http::{Request, RequestBuilder, Response};
+use gloo_net::http::{RequestBuilder, Response};
+use handoff_protocol::api::*;
 use handoff_protocol::v1::*;
-use handoff_protocol::ws::BlobId;
 use handoff_protocol::{CategoryRequestId, ErrorBody, ErrorCode, PracticeId, UserId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -74,71 +75,65 @@ impl From<gloo_net::Error> for ApiError {
 /// Result alias.
 pub type ApiResult<T> = Result<T, ApiError>;
 
-fn url(path: &str) -> String {
-    format!("/api/v1{path}")
-}
-
-async fn finish<R: DeserializeOwned>(resp: Response) -> ApiResult<R> {
+/// A successful answer's body, or the error the server (or the network) gave.
+async fn body_of(resp: Response) -> ApiResult<Vec<u8>> {
     let status = resp.status();
-    let text = resp.text().await?;
     if status >= 400 {
+        let text = resp.text().await?;
         return Err(match serde_json::from_str::<ErrorBody>(&text) {
             Ok(b) => ApiError::from_body(b),
             Err(_) => ApiError::local(format!("The server answered {status}.")),
         });
     }
-    let text = if text.is_empty() { "null" } else { &text };
-    serde_json::from_str(text).map_err(|e| ApiError::local(format!("Unexpected answer from the server: {e}")))
-}
-
-async fn send<R: DeserializeOwned>(rb: RequestBuilder, body: Option<&impl Serialize>) -> ApiResult<R> {
-    let req = match body {
-        Some(b) => rb.json(b)?,
-        None => rb.build()?,
-    };
-    finish(req.send().await?).await
-}
-
-/// `GET` returning JSON.
-pub async fn get<R: DeserializeOwned>(path: &str) -> ApiResult<R> {
-    send(Request::get(&url(path)), None::<&()>).await
-}
-
-/// `POST` with a JSON body.
-pub async fn post<B: Serialize, R: DeserializeOwned>(path: &str, body: &B) -> ApiResult<R> {
-    send(Request::post(&url(path)), Some(body)).await
-}
-
-/// `POST` without a body.
-pub async fn post_empty<R: DeserializeOwned>(path: &str) -> ApiResult<R> {
-    send(Request::post(&url(path)), None::<&()>).await
-}
-
-/// `PUT` with a JSON body.
-pub async fn put<B: Serialize, R: DeserializeOwned>(path: &str, body: &B) -> ApiResult<R> {
-    send(Request::put(&url(path)), Some(body)).await
-}
-
-/// `DELETE`, optionally with a JSON body.
-pub async fn delete<B: Serialize>(path: &str, body: Option<&B>) -> ApiResult<()> {
-    let _: serde_json::Value = send(Request::delete(&url(path)), body).await?;
-    Ok(())
-}
-
-/// Raw bytes (an encrypted blob).
-pub async fn get_bytes(path: &str) -> ApiResult<Vec<u8>> {
-    let resp = Request::get(&url(path)).send().await?;
-    if resp.status() >= 400 {
-        return finish::<()>(resp).await.map(|_| Vec::new());
-    }
     Ok(resp.binary().await?)
 }
 
-/// Uploads an encrypted blob with `XMLHttpRequest`, which (unlike fetch)
-/// reports upload progress. `progress` gets (sent, total) bytes.
-pub async fn upload_blob(id: BlobId, bytes: Vec<u8>, progress: impl Fn(f64, f64) + 'static) -> ApiResult<BlobStored> {
+fn builder(method: Method, path: &str) -> RequestBuilder {
+    let method = match method {
+        Method::Get => gloo_net::http::Method::GET,
+        Method::Post => gloo_net::http::Method::POST,
+        Method::Put => gloo_net::http::Method::PUT,
+        Method::Delete => gloo_net::http::Method::DELETE,
+    };
+    RequestBuilder::new(path).method(method)
+}
+
+/// Calls endpoint `E`: the one way this client reaches the API (blobs aside,
+/// see [`download`] and [`upload`]). The request travels as
+/// [`Endpoint::request`] encodes it.
+pub async fn call<E: Endpoint>(path: &E::Path, request: &E::Request) -> ApiResult<E::Response>
+where
+    E::Request: Serialize,
+    E::Response: DeserializeOwned,
+{
+    let p = E::request(path, request).map_err(|e| ApiError::local(format!("Could not make the request: {e}")))?;
+    let rb = builder(p.method, &p.path);
+    let req = match p.json {
+        Some(json) => rb.header("Content-Type", "application/json").body(json)?,
+        None => rb.build()?,
+    };
+    let body = body_of(req.send().await?).await?;
+    E::response(&body).map_err(|e| ApiError::local(format!("Unexpected answer from the server: {e}")))
+}
+
+/// The raw bytes endpoint `E` answers with (an encrypted blob).
+pub async fn download<E: Endpoint<Request = (), Response = Octets>>(path: &E::Path) -> ApiResult<Vec<u8>> {
+    body_of(builder(E::METHOD, &E::path(path)).build()?.send().await?).await
+}
+
+/// Uploads `bytes` as the raw body of endpoint `E` (an encrypted blob) with
+/// `XMLHttpRequest`, which (unlike fetch) reports upload progress.
+/// `progress` gets (sent, total) bytes.
+pub async fn upload<E: Endpoint<Request = Octets>>(
+    path: &E::Path,
+    bytes: Vec<u8>,
+    progress: impl Fn(f64, f64) + 'static,
+) -> ApiResult<E::Response>
+where
+    E::Response: DeserializeOwned,
+{
     let xhr = web_sys::XmlHttpRequest::new().map_err(|_| ApiError::local("this browser cannot upload files"))?;
-    xhr.open("POST", &url(&format!("/blobs/{id}"))).map_err(|_| ApiError::local("could not start the upload"))?;
+    xhr.open(E::METHOD.as_str(), &E::path(path)).map_err(|_| ApiError::local("could not start the upload"))?;
     xhr.set_request_header("content-type", "application/octet-stream").ok();
     let (tx, rx) = futures_channel::oneshot::channel::<()>();
     let tx = std::rc::Rc::new(std::cell::RefCell::new(Some(tx)));
@@ -170,58 +165,53 @@ pub async fn upload_blob(id: BlobId, bytes: Vec<u8>, progress: impl Fn(f64, f64)
             Err(_) => ApiError::local(format!("The upload failed ({status}).")),
         });
     }
-    serde_json::from_str(&text).map_err(|e| ApiError::local(e.to_string()))
+    E::response(text.as_bytes()).map_err(|e| ApiError::local(e.to_string()))
 }
 
-// Named calls, one per route the client uses.
+// Named calls for the routes several screens use.
 
 /// Who is signed in (by the session cookie).
 pub async fn me() -> ApiResult<Me> {
-    get("/me").await
+    call::<GetMe>(&(), &()).await
 }
 /// Signs out.
 pub async fn logout() -> ApiResult<()> {
-    let _: serde_json::Value = post_empty("/auth/logout").await?;
-    Ok(())
+    call::<Logout>(&(), &()).await
 }
 /// The taxonomy.
 pub async fn taxonomy() -> ApiResult<Taxonomy> {
-    get("/taxonomy").await
+    call::<GetTaxonomy>(&(), &()).await
 }
 /// My practices.
 pub async fn practices() -> ApiResult<Vec<Practice>> {
-    Ok(get::<PracticeList>("/practices").await?.practices)
+    Ok(call::<ListPractices>(&(), &()).await?.practices)
 }
 /// Members and invites.
 pub async fn members(id: PracticeId) -> ApiResult<MemberList> {
-    get(&format!("/practices/{id}/members")).await
+    call::<ListMembers>(&id, &()).await
 }
 /// My grant of a practice's key.
 pub async fn my_key(id: PracticeId) -> ApiResult<MyPracticeKey> {
-    get(&format!("/practices/{id}/key")).await
+    call::<GetPracticeKey>(&id, &()).await
 }
 /// Specialist practices that can receive.
 pub async fn directory(specialty: &str, region: &str) -> ApiResult<Vec<DirectoryEntry>> {
-    Ok(get::<Directory>(&format!("/directory?specialty={}&region={}", enc(specialty), enc(region))).await?.practices)
+    let q = DirectoryQuery { specialty: Some(specialty.into()), region: Some(region.into()) };
+    Ok(call::<GetDirectory>(&(), &q).await?.practices)
 }
 /// A user's public keys.
 pub async fn user_keys(id: UserId) -> ApiResult<UserKeys> {
-    get(&format!("/users/{id}/keys")).await
+    call::<GetUserKeys>(&id, &()).await
 }
 /// Staff: every practice.
 pub async fn admin_practices() -> ApiResult<Vec<AdminPractice>> {
-    Ok(get::<AdminPracticeList>("/admin/practices").await?.practices)
+    Ok(call::<AdminListPractices>(&(), &()).await?.practices)
 }
 /// Staff: category requests.
 pub async fn admin_category_requests() -> ApiResult<Vec<CategoryRequest>> {
-    Ok(get::<CategoryRequestList>("/admin/category-requests").await?.requests)
+    Ok(call::<AdminListCategoryRequests>(&(), &()).await?.requests)
 }
 /// Staff: resolve a category request.
 pub async fn admin_resolve(id: CategoryRequestId, approve: bool, slug: Option<String>) -> ApiResult<()> {
-    let _: serde_json::Value = post(&format!("/admin/category-requests/{id}/resolve"), &ResolveCategoryRequest { approve, slug }).await?;
-    Ok(())
-}
-
-fn enc(s: &str) -> String {
-    js_sys::encode_uri_component(s).into()
+    call::<AdminResolveCategoryRequest>(&id, &ResolveCategoryRequest { approve, slug }).await
 }

@@ -13,6 +13,7 @@ use handoff_crypto::keys::UserSecrets;
 use handoff_crypto::referral::{AttachmentMeta, MessageBody, ReferralContent, ReferralKey};
 use handoff_crypto::{EmergencyKit, PasswordKeys};
 
+use handoff_protocol::api::{CreatePractice, GetBlob, Login, Prelogin, PutBlob, RecoverFinish, RecoverStart, Register};
 use handoff_protocol::v1::*;
 use handoff_protocol::ws::{
     Attachment, BlobId, Destination, MessageId, NewReferral, Referral, ReferralId, Routing, ThreadMessage, WrappedKey,
@@ -56,7 +57,7 @@ fn adopt_check(me: &Me, secrets: &UserSecrets) -> ApiResult<()> {
 }
 
 async fn stretch(email: &str, password: &str) -> ApiResult<PasswordKeys> {
-    let params: KdfParams = api::post("/auth/prelogin", &PreloginRequest { email: email.into() }).await?;
+    let params = api::call::<Prelogin>(&(), &PreloginRequest { email: email.into() }).await?;
     if params.alg != "argon2id" {
         return Err(ApiError::local(format!("The server asked for an unsupported key derivation ({}).", params.alg)));
     }
@@ -68,7 +69,7 @@ impl Session {
     pub async fn register(email: &str, name: &str, password: &str, invite: Option<String>) -> ApiResult<(Session, Vec<String>)> {
         let acct = handoff_client_core::account::new_account(email, name, password, invite)?;
         let (req, secrets, words) = (acct.request, acct.secrets, acct.kit_words);
-        let s: SessionResponse = api::post("/auth/register", &req).await?;
+        let s = api::call::<Register>(&(), &req).await?;
         adopt_check(&s.user, &secrets)?;
         Ok((Self::open(s.user, secrets).await?, words))
     }
@@ -76,8 +77,7 @@ impl Session {
     /// Signs in with email and password.
     pub async fn login(email: &str, password: &str) -> ApiResult<Session> {
         let pw = stretch(email, password).await?;
-        let s: SessionResponse =
-            api::post("/auth/login", &LoginRequest { email: email.into(), auth_key: B64(pw.auth_key.to_vec()) }).await?;
+        let s = api::call::<Login>(&(), &LoginRequest { email: email.into(), auth_key: B64(pw.auth_key.to_vec()) }).await?;
         let secrets = UserSecrets::unwrap(&pw.kek, s.user.keys.wrapped_by_password.as_slice())?;
         adopt_check(&s.user, &secrets)?;
         Self::open(s.user, secrets).await
@@ -97,11 +97,10 @@ impl Session {
     pub async fn recover(email: &str, words: &[String], new_password: &str) -> ApiResult<Session> {
         let kit = EmergencyKit::from_words(words)?;
         let kit_auth = B64(kit.auth_key().to_vec());
-        let start: RecoverStartResponse =
-            api::post("/auth/recover/start", &RecoverStartRequest { email: email.into(), kit_auth: kit_auth.clone() }).await?;
+        let start = api::call::<RecoverStart>(&(), &RecoverStartRequest { email: email.into(), kit_auth: kit_auth.clone() }).await?;
         let secrets = UserSecrets::unwrap(&kit.kek(), start.wrapped_by_kit.as_slice())?;
         let req = handoff_client_core::account::recover_finish(email, kit_auth, new_password, &secrets)?;
-        let s: SessionResponse = api::post("/auth/recover/finish", &req).await?;
+        let s = api::call::<RecoverFinish>(&(), &req).await?;
         adopt_check(&s.user, &secrets)?;
         Self::open(s.user, secrets).await
     }
@@ -168,7 +167,7 @@ impl Session {
         let id = PracticeId(new_uuid()?);
         let spec = handoff_client_core::referral::PracticeSpec { name: name.into(), kind, specialty, region, intake };
         let (req, key) = handoff_client_core::referral::new_practice(self.who(), id, spec)?;
-        let p: Practice = api::post("/practices", &req).await?;
+        let p = api::call::<CreatePractice>(&(), &req).await?;
         self.remember(id, key);
         // Move it onto MLS at once (epoch 1, linked back to epoch 0).
         self.maintain(id).await?;
@@ -262,7 +261,7 @@ impl Session {
     pub async fn download(&self, r: &Referral, a: &Attachment) -> ApiResult<(AttachmentMeta, Vec<u8>)> {
         let k = self.load_referral_key(r).await?;
         let meta = k.open_attachment_meta(a.blob, a.meta.as_slice())?;
-        let bytes = api::get_bytes(&format!("/blobs/{}", a.blob)).await?;
+        let bytes = api::download::<GetBlob>(&a.blob).await?;
         Ok((meta, k.open_attachment(a.blob, &bytes)?))
     }
 
@@ -277,7 +276,7 @@ impl Session {
     ) -> ApiResult<Attachment> {
         let blob = BlobId(new_uuid()?);
         let sealed = r.seal_attachment(blob, bytes)?;
-        api::upload_blob(blob, sealed, progress).await?;
+        api::upload::<PutBlob>(&blob, sealed, progress).await?;
         let meta =
             r.seal_attachment_meta(blob, &AttachmentMeta { name: name.into(), media_type: media_type.into(), size: bytes.len() as u64 })?;
         Ok(Attachment { blob, meta: B64(meta) })

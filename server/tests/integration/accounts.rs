@@ -2,7 +2,8 @@
 
 use handoff_client::ClientError;
 use handoff_protocol::ErrorCode;
-use handoff_protocol::v1::{Intake, PracticeKind, Role};
+use handoff_protocol::api::{Endpoint as _, Login, Prelogin};
+use handoff_protocol::v1::{Intake, PracticeAction, PracticeKind, Role};
 
 use crate::harness::{PASSWORD, Smtp, TestServer, invite_token};
 
@@ -42,7 +43,7 @@ async fn register_practice_verify_invite_join_and_reset() {
     let mut staff = srv.client();
     staff.register("ops@handoff.example", "Ops", PASSWORD, None).await.unwrap();
     srv.grant_staff("ops@handoff.example");
-    staff.admin_practice_action(practice.id, "verify").await.unwrap();
+    staff.admin_practice_action(practice.id, PracticeAction::Verify).await.unwrap();
     let p = admin.practice(practice.id).await.unwrap();
     assert!(p.verified && p.can_receive, "the practice sees its verification");
     let dir = admin.directory(Some("cardiology"), Some("fraser")).await.unwrap();
@@ -175,22 +176,19 @@ async fn session_cookie_is_httponly_and_samesite() {
     let srv = TestServer::start(None);
     let c = srv.client();
     let body = serde_json::json!({"email": "nobody@clinic.example"});
-    let r = c.raw("POST", "/api/v1/auth/prelogin", Some("application/json"), body.to_string().into_bytes()).await.unwrap();
+    let r = c.raw("POST", Prelogin::PATH, Some("application/json"), body.to_string().into_bytes()).await.unwrap();
     assert_eq!(r.status, 200);
     // Register through the raw API to see the Set-Cookie header.
     let mut a = srv.client();
     a.register("cookie@clinic.example", "C", PASSWORD, None).await.unwrap();
     let prelogin: serde_json::Value = serde_json::from_str(
-        &c.raw("POST", "/api/v1/auth/prelogin", Some("application/json"), br#"{"email":"cookie@clinic.example"}"#.to_vec())
-            .await
-            .unwrap()
-            .body,
+        &c.raw("POST", Prelogin::PATH, Some("application/json"), br#"{"email":"cookie@clinic.example"}"#.to_vec()).await.unwrap().body,
     )
     .unwrap();
     let salt = handoff_protocol::B64::decode(prelogin["salt"].as_str().unwrap()).unwrap();
     let keys = handoff_crypto::PasswordKeys::derive(PASSWORD, salt.as_slice()).unwrap();
     let login = serde_json::json!({"email": "cookie@clinic.example", "auth_key": handoff_protocol::B64(keys.auth_key.to_vec())});
-    let r = c.raw("POST", "/api/v1/auth/login", Some("application/json"), login.to_string().into_bytes()).await.unwrap();
+    let r = c.raw("POST", Login::PATH, Some("application/json"), login.to_string().into_bytes()).await.unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     let cookie = r.headers.get("set-cookie").unwrap().to_str().unwrap().to_string();
     assert!(cookie.starts_with("handoff_session="), "{cookie}");
@@ -203,13 +201,13 @@ async fn session_cookie_is_httponly_and_samesite() {
     b.register("s@clinic.example", "S", PASSWORD, None).await.unwrap();
     let c2 = tls.client();
     let pre: serde_json::Value = serde_json::from_str(
-        &c2.raw("POST", "/api/v1/auth/prelogin", Some("application/json"), br#"{"email":"s@clinic.example"}"#.to_vec()).await.unwrap().body,
+        &c2.raw("POST", Prelogin::PATH, Some("application/json"), br#"{"email":"s@clinic.example"}"#.to_vec()).await.unwrap().body,
     )
     .unwrap();
     let salt = handoff_protocol::B64::decode(pre["salt"].as_str().unwrap()).unwrap();
     let keys = handoff_crypto::PasswordKeys::derive(PASSWORD, salt.as_slice()).unwrap();
     let login = serde_json::json!({"email": "s@clinic.example", "auth_key": handoff_protocol::B64(keys.auth_key.to_vec())});
-    let r = c2.raw("POST", "/api/v1/auth/login", Some("application/json"), login.to_string().into_bytes()).await.unwrap();
+    let r = c2.raw("POST", Login::PATH, Some("application/json"), login.to_string().into_bytes()).await.unwrap();
     let cookie = r.headers.get("set-cookie").unwrap().to_str().unwrap().to_string();
     assert!(cookie.contains("Secure"), "{cookie}");
 }

@@ -1,7 +1,8 @@
 //! Bad input gets a documented error and changes nothing; never a panic or a 500.
 
 use handoff_protocol::ErrorCode;
-use handoff_protocol::v1::{MAX_JSON_BODY, PracticeKind, Role};
+use handoff_protocol::api::{Endpoint as _, GetHealth, GetPractice, GetPracticeKey, ListMembers, ListPendingGrants, Login, Prelogin};
+use handoff_protocol::v1::{MAX_JSON_BODY, PracticeAction, PracticeKind, Role};
 
 use crate::harness::{PASSWORD, TestServer};
 
@@ -13,7 +14,7 @@ fn code(r: &handoff_client::RawResponse) -> ErrorCode {
 async fn malformed_oversized_and_mistyped_bodies() {
     let srv = TestServer::start(None);
     let c = srv.client();
-    let post = |body: &'static [u8]| c.raw("POST", "/api/v1/auth/login", Some("application/json"), body.to_vec());
+    let post = |body: &'static [u8]| c.raw("POST", Login::PATH, Some("application/json"), body.to_vec());
 
     let r = post(b"{\"email\": ").await.unwrap();
     assert_eq!((r.status, code(&r)), (400, ErrorCode::MalformedJson));
@@ -33,17 +34,18 @@ async fn malformed_oversized_and_mistyped_bodies() {
     assert_eq!((r.status, code(&r)), (422, ErrorCode::ValidationFailed));
 
     let big = format!("{{\"email\": \"{}\"}}", "a".repeat(MAX_JSON_BODY + 10));
-    let r = c.raw("POST", "/api/v1/auth/prelogin", Some("application/json"), big.into_bytes()).await.unwrap();
+    let r = c.raw("POST", Prelogin::PATH, Some("application/json"), big.into_bytes()).await.unwrap();
     assert_eq!((r.status, code(&r)), (413, ErrorCode::PayloadTooLarge));
 
-    let r = c.raw("POST", "/api/v1/auth/prelogin", Some("text/plain"), br#"{"email":"a@b.example"}"#.to_vec()).await.unwrap();
+    let r = c.raw("POST", Prelogin::PATH, Some("text/plain"), br#"{"email":"a@b.example"}"#.to_vec()).await.unwrap();
     assert_eq!((r.status, code(&r)), (415, ErrorCode::UnsupportedMediaType));
 
+    // path-literal-ok: a route that does not exist.
     let r = c.raw("GET", "/api/v1/no/such/route", None, vec![]).await.unwrap();
     assert_eq!((r.status, code(&r)), (404, ErrorCode::NoRoute));
 
     // The server is still up and answers normally.
-    let r = c.raw("GET", "/healthz", None, vec![]).await.unwrap();
+    let r = c.raw("GET", GetHealth::PATH, None, vec![]).await.unwrap();
     assert_eq!(r.status, 200);
     assert!(r.body.contains("\"ok\""));
 }
@@ -76,7 +78,7 @@ async fn prelogin_does_not_reveal_accounts() {
         let body = serde_json::json!({ "email": email }).to_string().into_bytes();
         let c = &c;
         async move {
-            let r = c.raw("POST", "/api/v1/auth/prelogin", Some("application/json"), body).await.unwrap();
+            let r = c.raw("POST", Prelogin::PATH, Some("application/json"), body).await.unwrap();
             assert_eq!(r.status, 200);
             let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
             (v["salt"].as_str().unwrap().to_string(), v["m_kib"].as_u64().unwrap())
@@ -160,7 +162,7 @@ async fn per_address_limit_applies_across_accounts() {
         .client()
         .raw(
             "POST",
-            "/api/v1/auth/login",
+            Login::PATH,
             Some("application/json"),
             br#"{"email":"x@clinic.example","auth_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#.to_vec(),
         )
@@ -197,12 +199,15 @@ async fn unknown_and_foreign_ids_look_the_same() {
     b.register("b@clinic.example", "B", PASSWORD, None).await.unwrap();
     let unknown = handoff_protocol::PracticeId(uuid::Uuid::from_u128(0x1234));
 
-    for path in ["", "/members", "/key", "/key-grants/pending"] {
-        let foreign = b.raw("GET", &format!("/api/v1/practices/{}{path}", p.id), None, vec![]).await.unwrap();
-        let missing = b.raw("GET", &format!("/api/v1/practices/{unknown}{path}"), None, vec![]).await.unwrap();
+    let paths = |id| [GetPractice::path(&id), ListMembers::path(&id), GetPracticeKey::path(&id), ListPendingGrants::path(&id)];
+    for (foreign, missing) in paths(p.id).into_iter().zip(paths(unknown)) {
+        let path = foreign.replace(&p.id.to_string(), "{id}");
+        let foreign = b.raw("GET", &foreign, None, vec![]).await.unwrap();
+        let missing = b.raw("GET", &missing, None, vec![]).await.unwrap();
         assert_eq!((foreign.status, code(&foreign)), (404, ErrorCode::NotFound), "{path}");
         assert_eq!(foreign.body, missing.body, "foreign and unknown answer identically on {path}");
     }
+    // path-literal-ok: a malformed id.
     let bad = b.raw("GET", "/api/v1/practices/not-a-uuid", None, vec![]).await.unwrap();
     assert_eq!((bad.status, code(&bad)), (404, ErrorCode::NotFound));
     // Writes to a foreign practice are refused the same way, and change nothing.
@@ -216,7 +221,7 @@ async fn unknown_and_foreign_ids_look_the_same() {
     assert_eq!(b.accept_invite("nope").await.unwrap_err().code(), Some(ErrorCode::InviteInvalid));
     // Staff routes for non-staff.
     assert_eq!(b.admin_practices().await.unwrap_err().code(), Some(ErrorCode::Forbidden));
-    assert_eq!(b.admin_practice_action(p.id, "verify").await.unwrap_err().code(), Some(ErrorCode::Forbidden));
+    assert_eq!(b.admin_practice_action(p.id, PracticeAction::Verify).await.unwrap_err().code(), Some(ErrorCode::Forbidden));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,8 @@ use handoff_client::Client;
 use handoff_client::live::Live;
 use handoff_client::referrals::{File, To};
 use handoff_protocol::ErrorCode;
+use handoff_protocol::api::{Endpoint as _, GetMe, PutBlob, WS_PATH};
+use handoff_protocol::v1::PracticeAction;
 use handoff_protocol::v1::{Practice, Role};
 use handoff_protocol::ws::{AckBody, Command, Event, RejectReason, Status, StreamId, Urgency};
 use handoff_testkit::{World, content, moa_account, routing};
@@ -208,8 +210,8 @@ async fn choose_for_me_balances_1000_concurrent_referrals() {
     let srv = TestServer::start(None);
     let w = world(&srv, 9).await;
     // Practice 7 is paused; practice 8 loses its verification.
-    w.staff.admin_practice_action(w.specialists[7].id, "pause").await.unwrap();
-    w.staff.admin_practice_action(w.specialists[8].id, "unverify").await.unwrap();
+    w.staff.admin_practice_action(w.specialists[7].id, PracticeAction::Pause).await.unwrap();
+    w.staff.admin_practice_action(w.specialists[8].id, PracticeAction::Unverify).await.unwrap();
     let from_key = w.moa.practice_key(w.referring.id).await.unwrap();
     // Wrap to all nine, including the two that must receive nothing.
     let keys: Vec<_> = futures_util::future::join_all(w.specialists.iter().map(|p| w.spec.practice_key(p.id))).await;
@@ -267,25 +269,25 @@ async fn named_sends_to_unverified_or_paused_practices_are_refused() {
     let srv = TestServer::start(None);
     let w = world(&srv, 2).await;
     let live = w.moa.live().await.unwrap();
-    w.staff.admin_practice_action(w.specialists[0].id, "pause").await.unwrap();
+    w.staff.admin_practice_action(w.specialists[0].id, PracticeAction::Pause).await.unwrap();
     // The MOA's client built the wrap while the practice was open.
     let (new, _) = {
-        w.staff.admin_practice_action(w.specialists[1].id, "unverify").await.unwrap();
-        w.staff.admin_practice_action(w.specialists[0].id, "unpause").await.unwrap();
+        w.staff.admin_practice_action(w.specialists[1].id, PracticeAction::Unverify).await.unwrap();
+        w.staff.admin_practice_action(w.specialists[0].id, PracticeAction::Unpause).await.unwrap();
         let prepared = w
             .moa
             .prepare_referral(w.referring.id, To::Practice(w.specialists[0].id), routing("arrhythmia"), &content("P"), &[])
             .await
             .unwrap();
-        w.staff.admin_practice_action(w.specialists[0].id, "pause").await.unwrap();
+        w.staff.admin_practice_action(w.specialists[0].id, PracticeAction::Pause).await.unwrap();
         prepared
     };
     let e = live.command(Command::SendReferral { referral: new }).await.unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::NotEligible));
     // Choose-for-me with only ineligible candidates.
-    w.staff.admin_practice_action(w.specialists[0].id, "unpause").await.unwrap();
+    w.staff.admin_practice_action(w.specialists[0].id, PracticeAction::Unpause).await.unwrap();
     let (mut new, _) = w.moa.prepare_referral(w.referring.id, To::ChooseForMe, routing("arrhythmia"), &content("P"), &[]).await.unwrap();
-    w.staff.admin_practice_action(w.specialists[0].id, "pause").await.unwrap();
+    w.staff.admin_practice_action(w.specialists[0].id, PracticeAction::Pause).await.unwrap();
     new.id = handoff_protocol::ws::ReferralId(uuid::Uuid::new_v4());
     let e = live.command(Command::SendReferral { referral: new }).await.unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::NoEligiblePractice));
@@ -465,7 +467,7 @@ async fn bad_frames_get_documented_errors_and_the_socket_survives() {
     let blob = handoff_protocol::ws::BlobId(uuid::Uuid::new_v4());
     let r = w
         .moa
-        .raw("POST", &format!("/api/v1/blobs/{blob}"), Some("application/octet-stream"), vec![0u8; handoff_protocol::ws::MAX_BLOB + 1])
+        .raw("POST", &PutBlob::path(&blob), Some("application/octet-stream"), vec![0u8; handoff_protocol::ws::MAX_BLOB + 1])
         .await
         .unwrap();
     assert_eq!((r.status, r.error().unwrap().error), (413, ErrorCode::PayloadTooLarge));
@@ -535,19 +537,19 @@ async fn upgrades_that_are_not_a_websocket_handshake_to_ws_are_refused_with_json
     };
     let bearer = format!("Authorization: Bearer {token}\r\n");
     // No session: 401, before anything else is looked at.
-    assert_eq!(raw_http(&srv, upgrade("/ws", "Sec-WebSocket-Version: 13\r\n")).await, (401, "unauthenticated".into()));
+    assert_eq!(raw_http(&srv, upgrade(WS_PATH, "Sec-WebSocket-Version: 13\r\n")).await, (401, "unauthenticated".into()));
     // A session cookie is as good as a bearer token; an unknown one is not.
     assert_eq!(
-        raw_http(&srv, upgrade("/ws", "Sec-WebSocket-Version: 13\r\nCookie: other=1; handoff_session=nope\r\n")).await,
+        raw_http(&srv, upgrade(WS_PATH, "Sec-WebSocket-Version: 13\r\nCookie: other=1; handoff_session=nope\r\n")).await,
         (401, "unauthenticated".into())
     );
     // Not version 13 of the protocol: 422 invalid_body.
-    assert_eq!(raw_http(&srv, upgrade("/ws", &format!("Sec-WebSocket-Version: 8\r\n{bearer}"))).await, (422, "invalid_body".into()));
+    assert_eq!(raw_http(&srv, upgrade(WS_PATH, &format!("Sec-WebSocket-Version: 8\r\n{bearer}"))).await, (422, "invalid_body".into()));
     // An upgrade anywhere but /ws: 404, the App's own answer for an unknown route.
-    assert_eq!(raw_http(&srv, upgrade("/api/v1/me", &format!("Sec-WebSocket-Version: 13\r\n{bearer}"))).await, (404, "no_route".into()));
+    assert_eq!(raw_http(&srv, upgrade(GetMe::PATH, &format!("Sec-WebSocket-Version: 13\r\n{bearer}"))).await, (404, "no_route".into()));
     // Unknown query fields: 422, as for any route.
     assert_eq!(
-        raw_http(&srv, upgrade("/ws?v=1&x=2", &format!("Sec-WebSocket-Version: 13\r\n{bearer}"))).await,
+        raw_http(&srv, upgrade(&format!("{WS_PATH}?v=1&x=2"), &format!("Sec-WebSocket-Version: 13\r\n{bearer}"))).await,
         (422, "validation_failed".into())
     );
     // A plain GET /ws (no upgrade headers) reaches the App: 401 without a session, 422 invalid_body with one.

@@ -38,3 +38,4 @@ mod hub;
 mod mls;
 mod practices;
 mod privacy;
+mod routes;

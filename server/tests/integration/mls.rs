@@ -9,6 +9,7 @@ use handoff_client::mls::SyncOutcome;
 use handoff_client::referrals::To;
 use handoff_crypto::mls::{MlsStore, MlsUser, Processed};
 use handoff_crypto::referral::ReferralKey;
+use handoff_protocol::api::{Endpoint as _, SaveMlsState, UploadKeyPackages};
 use handoff_protocol::mls::SubmitCommit;
 use handoff_protocol::v1::{Practice, Role};
 use handoff_protocol::ws::{AckBody, Event, ReferralId, StreamId};
@@ -173,7 +174,7 @@ async fn a_removed_member_with_all_old_keys_and_state_cannot_read_what_comes_aft
 
 async fn raw(c: &Client, kps: Vec<Vec<u8>>) -> handoff_client::RawResponse {
     let body = serde_json::json!({ "key_packages": kps.into_iter().map(B64).collect::<Vec<_>>() }).to_string();
-    c.raw("POST", "/api/v1/mls/key-packages", Some("application/json"), body.into_bytes()).await.unwrap()
+    c.raw("POST", UploadKeyPackages::PATH, Some("application/json"), body.into_bytes()).await.unwrap()
 }
 
 /// A real commit removing `who`, made and then discarded (the tab's state is restored).
@@ -363,7 +364,7 @@ async fn bad_mls_input_is_refused_with_its_error_and_the_group_stays_usable() {
     // A stale state write.
     let stale = bob.raw(
         "PUT",
-        "/api/v1/mls/state",
+        SaveMlsState::PATH,
         Some("application/json"),
         serde_json::json!({"expected_version": 999, "sealed": B64(vec![1; 64])}).to_string().into_bytes(),
     );

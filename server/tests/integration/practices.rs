@@ -1,6 +1,7 @@
 //! Practice membership, deletion, grants, taxonomy and staff.
 
 use handoff_protocol::ErrorCode;
+use handoff_protocol::api::{Endpoint as _, PutKeyGrant};
 use handoff_protocol::v1::{PracticeKind, Role, TaxonomyEdit};
 
 use crate::harness::{PASSWORD, Smtp, TestServer};
@@ -69,24 +70,16 @@ async fn grants_cannot_be_forged_or_overwritten() {
     let body = serde_json::json!({"epoch": 0, "sealed": handoff_protocol::B64(vec![0; 80]), "granted_by": admin_id});
     let mut outsider = srv.client();
     outsider.register("o@clinic.example", "O", PASSWORD, None).await.unwrap();
-    let r = outsider
-        .raw("PUT", &format!("/api/v1/practices/{}/key-grants/{}", p.id, admin_id), Some("application/json"), body.to_string().into_bytes())
-        .await
-        .unwrap();
+    let r =
+        outsider.raw("PUT", &PutKeyGrant::path(&(p.id, admin_id)), Some("application/json"), body.to_string().into_bytes()).await.unwrap();
     assert_eq!(r.status, 404);
     // The admin's own grant cannot be overwritten.
-    let r = admin
-        .raw("PUT", &format!("/api/v1/practices/{}/key-grants/{}", p.id, admin_id), Some("application/json"), body.to_string().into_bytes())
-        .await
-        .unwrap();
+    let r = admin.raw("PUT", &PutKeyGrant::path(&(p.id, admin_id)), Some("application/json"), body.to_string().into_bytes()).await.unwrap();
     assert_eq!(r.error().unwrap().error, ErrorCode::Conflict);
     admin.practice_key(p.id).await.unwrap();
     // Wrong epoch.
     let body = serde_json::json!({"epoch": 3, "sealed": handoff_protocol::B64(vec![0; 80]), "granted_by": admin_id});
-    let r = admin
-        .raw("PUT", &format!("/api/v1/practices/{}/key-grants/{}", p.id, admin_id), Some("application/json"), body.to_string().into_bytes())
-        .await
-        .unwrap();
+    let r = admin.raw("PUT", &PutKeyGrant::path(&(p.id, admin_id)), Some("application/json"), body.to_string().into_bytes()).await.unwrap();
     assert_eq!(r.error().unwrap().error, ErrorCode::Conflict);
 }
 

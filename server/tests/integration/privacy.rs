@@ -4,6 +4,7 @@
 //! (granted or from MLS) or plaintext patient data.
 
 use base64::Engine as _;
+use handoff_protocol::api::{Endpoint as _, Prelogin};
 use handoff_protocol::v1::{PracticeKind, Role};
 
 use handoff_testkit::{World, content, moa_account, routing};
@@ -55,7 +56,7 @@ async fn stored_bytes_hold_no_secrets() {
     for (email, pw) in [("lee@clinic.example", PASSWORD), ("kim@clinic.example", "kim's newer long password")] {
         let salt = srv
             .client()
-            .raw("POST", "/api/v1/auth/prelogin", Some("application/json"), serde_json::json!({"email": email}).to_string().into_bytes())
+            .raw("POST", Prelogin::PATH, Some("application/json"), serde_json::json!({"email": email}).to_string().into_bytes())
             .await
             .unwrap();
         let v: serde_json::Value = serde_json::from_str(&salt.body).unwrap();

@@ -1,7 +1,8 @@
 //! Staff admin: verify and pause practices, edit the taxonomy, resolve
 //! specialists' requests for new categories. Staff see metadata only.
 
-use handoff_protocol::v1::{AdminPractice, CategoryRequest, PracticeKind, Taxonomy, TaxonomyEdit};
+use handoff_protocol::api::{AdminEditTaxonomy, AdminPracticeAction};
+use handoff_protocol::v1::{AdminPractice, CategoryRequest, CategoryRequestStatus, PracticeAction, PracticeKind, TaxonomyEdit};
 use yew::prelude::*;
 
 use crate::Ctx;
@@ -28,12 +29,12 @@ pub fn admin() -> Html {
     if !ctx.session.me.is_staff {
         return html! { <div class="alert error" role="alert">{ "Only Handoff staff can open this page." }</div> };
     }
-    let act = |id: handoff_protocol::PracticeId, action: &'static str| {
+    let act = |id: handoff_protocol::PracticeId, action: PracticeAction| {
         let (reload, error) = (reload.clone(), error.clone());
         Callback::from(move |_| {
             let (reload, error) = (reload.clone(), error.clone());
             spawn(async move {
-                match api::post_empty::<serde_json::Value>(&format!("/admin/practices/{id}/{action}")).await {
+                match api::call::<AdminPracticeAction>(&(id, action), &()).await {
                     Ok(_) => {
                         error.set(None);
                         reload.set(*reload + 1);
@@ -61,10 +62,10 @@ pub fn admin() -> Html {
                                 if p.paused { <span class="tag warn">{ "Paused" }</span> }
                             </td>
                             <td class="row">
-                                if p.verified { <button class="small" onclick={act(p.id, "unverify")}>{ "Unverify" }</button> }
-                                else { <button class="small primary" onclick={act(p.id, "verify")} aria-label={format!("Verify {}", p.name)}>{ "Verify" }</button> }
-                                if p.paused { <button class="small" onclick={act(p.id, "unpause")}>{ "Unpause" }</button> }
-                                else { <button class="small" onclick={act(p.id, "pause")}>{ "Pause" }</button> }
+                                if p.verified { <button class="small" onclick={act(p.id, PracticeAction::Unverify)}>{ "Unverify" }</button> }
+                                else { <button class="small primary" onclick={act(p.id, PracticeAction::Verify)} aria-label={format!("Verify {}", p.name)}>{ "Verify" }</button> }
+                                if p.paused { <button class="small" onclick={act(p.id, PracticeAction::Unpause)}>{ "Unpause" }</button> }
+                                else { <button class="small" onclick={act(p.id, PracticeAction::Pause)}>{ "Pause" }</button> }
                             </td>
                         </tr>
                     }) }
@@ -73,9 +74,9 @@ pub fn admin() -> Html {
         },
     };
     let reqs = match &*requests {
-        Some(Ok(list)) if list.iter().any(|r| r.status == "pending") => html! {
+        Some(Ok(list)) if list.iter().any(|r| r.status == CategoryRequestStatus::Open) => html! {
             <ul class="plain">
-                { for list.iter().filter(|r| r.status == "pending").map(|r| {
+                { for list.iter().filter(|r| r.status == CategoryRequestStatus::Open).map(|r| {
                     let resolve = |approve: bool| {
                         let (id, reload, error, name) = (r.id, reload.clone(), error.clone(), r.name.clone());
                         Callback::from(move |_| {
@@ -154,12 +155,12 @@ fn taxonomy_editor() -> Html {
             };
             let (tax, error, done, name) = (tax.clone(), error.clone(), done.clone(), name.clone());
             spawn(async move {
-                match api::post::<_, serde_json::Value>("/admin/taxonomy", &edit).await {
+                match api::call::<AdminEditTaxonomy>(&(), &edit).await {
                     Ok(_) => {
                         error.set(None);
                         done.set(Some(format!("Added \"{}\".", edit.name)));
                         name.set(String::new());
-                        if let Ok(t) = api::get::<Taxonomy>("/taxonomy").await {
+                        if let Ok(t) = api::taxonomy().await {
                             tax.set(t);
                         }
                     }

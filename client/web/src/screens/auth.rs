@@ -362,7 +362,7 @@ fn invite_landing(p: &InviteProps) -> Html {
     {
         let (info, token) = (info.clone(), p.token.clone());
         use_effect_with(token.clone(), move |_| {
-            spawn(async move { info.set(Some(api::get::<InviteInfo>(&format!("/invites/{token}")).await)) });
+            spawn(async move { info.set(Some(api::call::<handoff_protocol::api::GetInvite>(&token, &()).await)) });
         });
     }
     match &*info {

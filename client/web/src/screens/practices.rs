@@ -233,7 +233,7 @@ pub fn practice_page(p: &PracticeProps) -> Html {
                     Callback::from(move |_| {
                         let (reload, err, ctx) = (reload.clone(), err.clone(), ctx.clone());
                         spawn(async move {
-                            match api::delete::<()>(&format!("/practices/{id}/members/{user}"), None).await {
+                            match api::call::<handoff_protocol::api::RemoveMember>(&(id, user), &()).await {
                                 Ok(()) => {
                                     err.set(None);
                                     // Take them out of the key group at once: a new epoch they cannot read.
@@ -325,7 +325,7 @@ fn invite(p: &InviteFormProps) -> Html {
             let req = InviteRequest { email: email.trim().to_string(), role: if *role == "admin" { Role::Admin } else { Role::Member } };
             let (email, error, sent, done) = (email.clone(), error.clone(), sent.clone(), done.clone());
             spawn(async move {
-                match api::post::<_, PendingInvite>(&format!("/practices/{id}/invites"), &req).await {
+                match api::call::<handoff_protocol::api::InviteMember>(&id, &req).await {
                     Ok(i) => {
                         error.set(None);
                         sent.set(Some(format!("Invite emailed to {}.", i.email)));
@@ -387,7 +387,7 @@ fn delete_practice(p: &DeleteProps) -> Html {
             e.prevent_default();
             let (typed, error, ctx) = ((*typed).clone(), error.clone(), ctx.clone());
             spawn(async move {
-                match api::delete(&format!("/practices/{id}"), Some(&DeletePracticeRequest { confirm_name: typed })).await {
+                match api::call::<handoff_protocol::api::DeletePractice>(&id, &DeletePracticeRequest { confirm_name: typed }).await {
                     Ok(()) => {
                         ctx.refresh.emit(());
                         ctx.nav.emit(Route::Practices);
@@ -427,7 +427,7 @@ pub fn accept_invite(p: &AcceptProps) -> Html {
     {
         let (info, token) = (info.clone(), p.token.clone());
         use_effect_with(token.clone(), move |_| {
-            spawn(async move { info.set(Some(api::get::<InviteInfo>(&format!("/invites/{token}")).await)) });
+            spawn(async move { info.set(Some(api::call::<handoff_protocol::api::GetInvite>(&token, &()).await)) });
         });
     }
     let accept = {
@@ -435,7 +435,7 @@ pub fn accept_invite(p: &AcceptProps) -> Html {
         Callback::from(move |_| {
             let (token, error, ctx) = (token.clone(), error.clone(), ctx.clone());
             spawn(async move {
-                match api::post_empty::<Practice>(&format!("/invites/{token}/accept")).await {
+                match api::call::<handoff_protocol::api::AcceptInvite>(&token, &()).await {
                     Ok(p) => {
                         ctx.refresh.emit(());
                         ctx.nav.emit(Route::Practice(p.id));

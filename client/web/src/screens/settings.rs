@@ -54,11 +54,8 @@ pub fn settings() -> Html {
                     let want = crate::ui::checked(&e);
                     let (prefs, error, saved, name) = (prefs.clone(), error.clone(), saved.clone(), name2.clone());
                     spawn(async move {
-                        match api::put::<_, NotificationSettings>(
-                            &format!("/practices/{id}/notifications"),
-                            &NotificationSettings { email_on_status: want },
-                        )
-                        .await
+                        match api::call::<handoff_protocol::api::SetNotifications>(&id, &NotificationSettings { email_on_status: want })
+                            .await
                         {
                             Ok(s) => {
                                 if let Some(mut v) = (*prefs).clone() {

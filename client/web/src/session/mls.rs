@@ -16,6 +16,7 @@
 
 use handoff_client_core::{SyncOutcome, Transport, Who};
 use handoff_crypto::PracticeKey;
+use handoff_protocol::api::Endpoint;
 use handoff_protocol::{ErrorCode, PracticeId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -41,16 +42,12 @@ impl Transport for Fetch {
         ApiError::local(message)
     }
 
-    async fn get<R: DeserializeOwned>(&self, path: &str) -> ApiResult<R> {
-        api::get(path).await
-    }
-
-    async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> ApiResult<R> {
-        api::post(path, body).await
-    }
-
-    async fn put<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> ApiResult<R> {
-        api::put(path, body).await
+    async fn call<E: Endpoint>(&self, path: &E::Path, request: &E::Request) -> ApiResult<E::Response>
+    where
+        E::Request: Serialize,
+        E::Response: DeserializeOwned,
+    {
+        api::call::<E>(path, request).await
     }
 
     async fn pause(&self, ms: u32) {
