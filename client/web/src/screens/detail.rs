@@ -158,7 +158,14 @@ fn rejection_note(p: &ItemProps) -> Html {
     let r = &p.item.referral;
     let note = p.item.history.iter().rev().find_map(|e| match e {
         Ev::StatusChanged { status: Status::Rejected, note: Some(n), .. } => Some(n.clone()),
-        _ => None,
+        Ev::StatusChanged { .. }
+        | Ev::ReferralSent { .. }
+        | Ev::Opened { .. }
+        | Ev::CategoryChanged { .. }
+        | Ev::UrgencyChanged { .. }
+        | Ev::AttachmentAdded { .. }
+        | Ev::MessagePosted { .. }
+        | Ev::EpochAdvanced { .. } => None,
     });
     let text =
         note.map(|n| ctx.session.open_note(r, &n).unwrap_or_else(|e| format!("(note cannot be decrypted: {e})"))).unwrap_or_default();
@@ -435,7 +442,13 @@ fn thread(p: &ItemProps) -> Html {
         .iter()
         .filter_map(|e| match e {
             Ev::MessagePosted { message, by, at, .. } => Some((*by, *at, message.clone())),
-            _ => None,
+            Ev::ReferralSent { .. }
+            | Ev::Opened { .. }
+            | Ev::StatusChanged { .. }
+            | Ev::CategoryChanged { .. }
+            | Ev::UrgencyChanged { .. }
+            | Ev::AttachmentAdded { .. }
+            | Ev::EpochAdvanced { .. } => None,
         })
         .collect();
     let post = {
@@ -541,9 +554,8 @@ fn history(p: &ItemProps) -> Html {
             }
             Ev::UrgencyChanged { urgency, at, .. } => (*at, format!("Urgency changed to {}", urgency_label(*urgency))),
             Ev::AttachmentAdded { at, .. } => (*at, "Attachment added".into()),
-            Ev::MessagePosted { .. } => return None,
-            #[allow(unreachable_patterns)]
-            _ => return None,
+            // Messages are in the conversation; key changes are practice-level.
+            Ev::MessagePosted { .. } | Ev::EpochAdvanced { .. } => return None,
         };
         Some(html! { <li><span>{ text }</span><small class="muted block">{ when(at) }</small></li> })
     });
