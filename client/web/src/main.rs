@@ -9,6 +9,7 @@
 //! - [`screens`]: one module per screen.
 
 mod api;
+mod forms;
 mod live;
 mod screens;
 mod session;

@@ -10,6 +10,7 @@ use yew::prelude::*;
 
 use crate::Ctx;
 use crate::api::ApiError;
+use crate::forms::attachments::{human_size, read_file};
 use crate::session::Session;
 use crate::state::{Action, Item, status_label, urgency_label};
 use crate::ui::{ErrorBox, bind_area, bind_select, spawn, when};
@@ -407,25 +408,6 @@ fn attachments(p: &ItemProps) -> Html {
             <label class="file-add" for="att-add">{ "Add an attachment (encrypted before upload)" }</label>
             <input id="att-add" type="file" onchange={add} />
         </section>
-    }
-}
-
-/// Reads a file's bytes.
-pub async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, ApiError> {
-    if file.size() > handoff_protocol::ws::MAX_BLOB as f64 - 65536.0 {
-        return Err(ApiError::local(format!("{} is larger than the 8 MB limit for one attachment.", file.name())));
-    }
-    let buf =
-        wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await.map_err(|_| ApiError::local("The file could not be read."))?;
-    Ok(js_sys::Uint8Array::new(&buf).to_vec())
-}
-
-/// A byte count for people.
-pub fn human_size(n: u64) -> String {
-    match n {
-        0..1024 => format!("{n} B"),
-        1024..1_048_576 => format!("{:.0} KB", n as f64 / 1024.0),
-        _ => format!("{:.1} MB", n as f64 / 1_048_576.0),
     }
 }
 
