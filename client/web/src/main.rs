@@ -12,6 +12,8 @@
 //! - [`forms`]: forms that need no session (patient details, attachments).
 //! - [`screens`]: one module per screen.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
 mod api;
 mod boot;
 mod connection;
