@@ -36,9 +36,9 @@ pub enum LiveState {
 /// An event pushed on a stream.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pushed {
-    /// Stream.
+    /// The stream it came on.
     pub stream: StreamId,
-    /// Seq within it.
+    /// Its seq within that stream.
     pub seq: u64,
     /// The event.
     pub event: Event,
@@ -247,12 +247,16 @@ impl Live {
             ServerFrame::Ack { id, body, .. } => {
                 let sub = self.0.borrow_mut().subs.remove(&id);
                 if let Some(stream) = sub {
-                    if let AckBody::Subscribed { head_seq, more, .. } = body {
-                        if more {
-                            self.send_subscribe(stream, head_seq);
-                        } else if let Some(s) = self.0.borrow_mut().streams.get_mut(&stream) {
-                            s.replaying = false;
+                    match body {
+                        AckBody::Subscribed { head_seq, more, .. } => {
+                            if more {
+                                self.send_subscribe(stream, head_seq);
+                            } else if let Some(s) = self.0.borrow_mut().streams.get_mut(&stream) {
+                                s.replaying = false;
+                            }
                         }
+                        // A subscribe is answered with `subscribed` only; anything else changes nothing.
+                        AckBody::Unsubscribed { .. } | AckBody::ReferralSent { .. } | AckBody::Done { .. } => {}
                     }
                     return;
                 }

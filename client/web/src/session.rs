@@ -309,7 +309,11 @@ impl Session {
         for e in targets {
             self.verify_directory_entry(e).await?;
         }
-        let destination = if choose_for_me { Destination::ChooseForMe } else { Destination::Practice { practice: targets[0].id } };
+        // `targets` is not empty (checked above).
+        let destination = match targets.first() {
+            Some(first) if !choose_for_me => Destination::Practice { practice: first.id },
+            Some(_) | None => Destination::ChooseForMe,
+        };
         let new = handoff_client_core::referral::seal_referral(id, &r, from, &mine, targets, destination, routing, content, Vec::new())?;
         Ok((new, r))
     }

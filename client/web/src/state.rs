@@ -28,11 +28,11 @@ pub struct Item {
 /// A message in the corner.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Toast {
-    /// Id, for dismissal.
+    /// Its number within the tab, to dismiss it by.
     pub id: u64,
-    /// Text (never patient data: a number and what happened).
+    /// What it says (never patient data: a number and what happened).
     pub text: String,
-    /// Where a click goes.
+    /// The referral a click on it opens, if any.
     pub referral: Option<ReferralId>,
 }
 
@@ -45,7 +45,7 @@ pub struct Data {
     pub seen: HashMap<ReferralId, usize>,
     /// Toasts, newest last.
     pub toasts: Vec<Toast>,
-    /// The connection.
+    /// The live connection's state, for the header.
     pub live: LiveState,
     next_toast: u64,
     /// Bumped when the session's practices change.
@@ -106,8 +106,8 @@ pub fn author(e: &Event) -> Option<UserId> {
         | Event::UrgencyChanged { by, .. }
         | Event::AttachmentAdded { by, .. }
         | Event::MessagePosted { by, .. } => Some(*by),
-        #[allow(unreachable_patterns)]
-        _ => None,
+        // A key change is the practice's, not a referral's: no one to credit on a referral.
+        Event::EpochAdvanced { .. } => None,
     }
 }
 
@@ -121,8 +121,7 @@ pub fn referral_of(e: &Event) -> Option<ReferralId> {
         | Event::UrgencyChanged { referral, .. }
         | Event::AttachmentAdded { referral, .. }
         | Event::MessagePosted { referral, .. } => *referral,
-        #[allow(unreachable_patterns)]
-        _ => return None,
+        Event::EpochAdvanced { .. } => return None,
     })
 }
 
@@ -192,7 +191,13 @@ impl Data {
                 self.items.insert(id, item);
                 return;
             }
-            _ => {
+            Event::Opened { .. }
+            | Event::StatusChanged { .. }
+            | Event::CategoryChanged { .. }
+            | Event::UrgencyChanged { .. }
+            | Event::AttachmentAdded { .. }
+            | Event::MessagePosted { .. }
+            | Event::EpochAdvanced { .. } => {
                 let Some(item) = self.items.get_mut(&id) else { return };
                 let r = &mut item.referral;
                 match &p.event {
@@ -207,7 +212,8 @@ impl Data {
                     }
                     Event::UrgencyChanged { urgency, .. } => r.routing.urgency = *urgency,
                     Event::AttachmentAdded { attachment, .. } => r.attachments.push(attachment.clone()),
-                    _ => {}
+                    // A message changes only the history; the others are handled above or carry no referral.
+                    Event::MessagePosted { .. } | Event::ReferralSent { .. } | Event::EpochAdvanced { .. } => {}
                 }
                 item.history.push(p.event.clone());
                 item.foreign += usize::from(foreign);
@@ -222,9 +228,7 @@ impl Data {
                 Event::UrgencyChanged { urgency, .. } => format!("{n}: urgency changed to {}", urgency_label(*urgency)),
                 Event::AttachmentAdded { .. } => format!("{n}: new attachment"),
                 Event::MessagePosted { .. } => format!("New message on {n}"),
-                Event::ReferralSent { .. } => return,
-                #[allow(unreachable_patterns)]
-                _ => return,
+                Event::ReferralSent { .. } | Event::EpochAdvanced { .. } => return,
             };
             self.toast(text, Some(id));
         }

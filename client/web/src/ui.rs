@@ -3,6 +3,7 @@
 use handoff_protocol::PracticeId;
 use handoff_protocol::ws::ReferralId;
 use wasm_bindgen::JsCast as _;
+use wasm_bindgen::closure::Closure;
 use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
@@ -89,6 +90,35 @@ pub fn push_history(r: &Route) {
     {
         let _ = h.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&r.path()));
     }
+}
+
+/// The current screen and a callback to go to another: it pushes the
+/// address onto the history and scrolls to the top. The back and forward
+/// buttons change the screen too.
+#[hook]
+pub fn use_navigation() -> (Route, Callback<Route>) {
+    let route = use_state(Route::current);
+    let nav = {
+        let route = route.clone();
+        Callback::from(move |r: Route| {
+            push_history(&r);
+            route.set(r);
+            if let Some(w) = web_sys::window() {
+                w.scroll_to_with_x_and_y(0.0, 0.0);
+            }
+        })
+    };
+    {
+        let route = route.clone();
+        use_effect_with((), move |_| {
+            let cb = Closure::<dyn FnMut(wasm_bindgen::JsValue)>::new(move |_: wasm_bindgen::JsValue| route.set(Route::current()));
+            if let Some(w) = web_sys::window() {
+                w.set_onpopstate(Some(cb.as_ref().unchecked_ref()));
+            }
+            move || drop(cb)
+        });
+    }
+    ((*route).clone(), nav)
 }
 
 /// The value of an `<input>` from its event.

@@ -14,11 +14,11 @@ pub type SignedIn = Callback<(Session, Option<Vec<String>>)>;
 /// Props for [`SignedOut`].
 #[derive(Properties, PartialEq)]
 pub struct SignedOutProps {
-    /// Requested screen.
+    /// The screen asked for (sign in, register, reset or an invite).
     pub route: Route,
-    /// Navigate.
+    /// Goes to another screen.
     pub nav: Callback<Route>,
-    /// On success.
+    /// Called with the new session when signing in succeeds.
     pub signed_in: SignedIn,
 }
 
@@ -108,7 +108,7 @@ fn new_password_problem(password: &str, confirm: &str, reset: bool) -> Option<Ap
 /// Props for forms that sign in.
 #[derive(Properties, PartialEq)]
 pub struct FormProps {
-    /// On success.
+    /// Called with the new session when signing in succeeds.
     pub signed_in: SignedIn,
 }
 
@@ -141,7 +141,7 @@ fn login(p: &FormProps) -> Html {
 /// Props for [`Register`].
 #[derive(Properties, PartialEq)]
 pub struct RegisterProps {
-    /// On success.
+    /// Called with the new session when signing in succeeds.
     pub signed_in: SignedIn,
     /// An invite token to join a practice with.
     pub invite: Option<String>,
@@ -206,7 +206,7 @@ pub struct KitProps {
     pub words: Vec<String>,
     /// The account, printed on the kit.
     pub email: String,
-    /// Continue.
+    /// Called when the user has saved the kit and continues.
     pub done: Callback<()>,
 }
 
@@ -306,7 +306,7 @@ fn recover(p: &FormProps) -> Html {
         })
     };
     let cells = (0..24).map(|i| {
-        let current = words[i].clone();
+        let current = words.get(i).cloned().unwrap_or_default();
         let words = words.clone();
         let oninput = Callback::from(move |e: InputEvent| {
             let mut w = (*words).clone();
@@ -315,8 +315,8 @@ fn recover(p: &FormProps) -> Html {
             let parts: Vec<&str> = v.split_whitespace().collect();
             if parts.len() == 24 {
                 w = parts.iter().map(|s| s.to_string()).collect();
-            } else {
-                w[i] = v;
+            } else if let Some(slot) = w.get_mut(i) {
+                *slot = v;
             }
             words.set(w);
         });
@@ -350,9 +350,9 @@ fn recover(p: &FormProps) -> Html {
 /// Props for [`InviteLanding`].
 #[derive(Properties, PartialEq)]
 pub struct InviteProps {
-    /// The token.
+    /// The invite token from the link.
     pub token: String,
-    /// On success.
+    /// Called with the new session when signing in succeeds.
     pub signed_in: SignedIn,
 }
 
@@ -385,9 +385,9 @@ fn invite_landing(p: &InviteProps) -> Html {
 pub struct UnlockProps {
     /// The account whose session survived.
     pub me: Me,
-    /// On success.
+    /// Called with the new session when signing in succeeds.
     pub signed_in: SignedIn,
-    /// Sign out instead.
+    /// Signs out instead of unlocking.
     pub signout: Callback<()>,
 }
 

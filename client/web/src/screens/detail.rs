@@ -10,6 +10,7 @@ use yew::prelude::*;
 
 use crate::Ctx;
 use crate::api::ApiError;
+use crate::forms::attachments::{human_size, read_file};
 use crate::session::Session;
 use crate::state::{Action, Item, status_label, urgency_label};
 use crate::ui::{ErrorBox, bind_area, bind_select, spawn, when};
@@ -158,7 +159,14 @@ fn rejection_note(p: &ItemProps) -> Html {
     let r = &p.item.referral;
     let note = p.item.history.iter().rev().find_map(|e| match e {
         Ev::StatusChanged { status: Status::Rejected, note: Some(n), .. } => Some(n.clone()),
-        _ => None,
+        Ev::StatusChanged { .. }
+        | Ev::ReferralSent { .. }
+        | Ev::Opened { .. }
+        | Ev::CategoryChanged { .. }
+        | Ev::UrgencyChanged { .. }
+        | Ev::AttachmentAdded { .. }
+        | Ev::MessagePosted { .. }
+        | Ev::EpochAdvanced { .. } => None,
     });
     let text =
         note.map(|n| ctx.session.open_note(r, &n).unwrap_or_else(|e| format!("(note cannot be decrypted: {e})"))).unwrap_or_default();
@@ -403,25 +411,6 @@ fn attachments(p: &ItemProps) -> Html {
     }
 }
 
-/// Reads a file's bytes.
-pub async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, ApiError> {
-    if file.size() > handoff_protocol::ws::MAX_BLOB as f64 - 65536.0 {
-        return Err(ApiError::local(format!("{} is larger than the 8 MB limit for one attachment.", file.name())));
-    }
-    let buf =
-        wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await.map_err(|_| ApiError::local("The file could not be read."))?;
-    Ok(js_sys::Uint8Array::new(&buf).to_vec())
-}
-
-/// A byte count for people.
-pub fn human_size(n: u64) -> String {
-    match n {
-        0..1024 => format!("{n} B"),
-        1024..1_048_576 => format!("{:.0} KB", n as f64 / 1024.0),
-        _ => format!("{:.1} MB", n as f64 / 1_048_576.0),
-    }
-}
-
 #[function_component(Thread)]
 fn thread(p: &ItemProps) -> Html {
     let ctx = use_context::<Ctx>().expect("context");
@@ -435,7 +424,13 @@ fn thread(p: &ItemProps) -> Html {
         .iter()
         .filter_map(|e| match e {
             Ev::MessagePosted { message, by, at, .. } => Some((*by, *at, message.clone())),
-            _ => None,
+            Ev::ReferralSent { .. }
+            | Ev::Opened { .. }
+            | Ev::StatusChanged { .. }
+            | Ev::CategoryChanged { .. }
+            | Ev::UrgencyChanged { .. }
+            | Ev::AttachmentAdded { .. }
+            | Ev::EpochAdvanced { .. } => None,
         })
         .collect();
     let post = {
@@ -541,9 +536,8 @@ fn history(p: &ItemProps) -> Html {
             }
             Ev::UrgencyChanged { urgency, at, .. } => (*at, format!("Urgency changed to {}", urgency_label(*urgency))),
             Ev::AttachmentAdded { at, .. } => (*at, "Attachment added".into()),
-            Ev::MessagePosted { .. } => return None,
-            #[allow(unreachable_patterns)]
-            _ => return None,
+            // Messages are in the conversation; key changes are practice-level.
+            Ev::MessagePosted { .. } | Ev::EpochAdvanced { .. } => return None,
         };
         Some(html! { <li><span>{ text }</span><small class="muted block">{ when(at) }</small></li> })
     });

@@ -16,6 +16,7 @@ pub struct ListProps {
     pub received: bool,
 }
 
+/// The tag classes a status is shown with.
 pub fn status_class(s: Status) -> &'static str {
     match s {
         Status::Sent => "tag wait",
@@ -25,6 +26,7 @@ pub fn status_class(s: Status) -> &'static str {
     }
 }
 
+/// The tag classes an urgency is shown with.
 pub fn urgency_class(u: Urgency) -> &'static str {
     match u {
         Urgency::Urgent => "tag bad",

@@ -20,9 +20,9 @@ fn kind_label(k: PracticeKind) -> &'static str {
 pub fn verification_badge(p: &Practice) -> Html {
     let (class, text) = match (p.kind, p.verified, p.paused) {
         (PracticeKind::Referring, _, _) => ("tag", "Can send referrals"),
-        (_, _, true) => ("tag warn", "Paused: not receiving referrals"),
-        (_, true, false) => ("tag ok", "Verified: receiving referrals"),
-        (_, false, false) => ("tag wait", "Awaiting verification by Handoff staff"),
+        (PracticeKind::Specialist, _, true) => ("tag warn", "Paused: not receiving referrals"),
+        (PracticeKind::Specialist, true, false) => ("tag ok", "Verified: receiving referrals"),
+        (PracticeKind::Specialist, false, false) => ("tag wait", "Awaiting verification by Handoff staff"),
     };
     html! { <span class={class} data-testid="verification">{ text }</span> }
 }
@@ -197,7 +197,7 @@ fn create_practice() -> Html {
 /// Props for [`PracticePage`].
 #[derive(Properties, PartialEq)]
 pub struct PracticeProps {
-    /// Which.
+    /// The practice to show.
     pub id: PracticeId,
 }
 
@@ -306,9 +306,9 @@ pub fn practice_page(p: &PracticeProps) -> Html {
 /// Props for [`Invite`].
 #[derive(Properties, PartialEq)]
 pub struct InviteFormProps {
-    /// Practice.
+    /// The practice the colleague is invited to.
     pub id: PracticeId,
-    /// After sending.
+    /// Called once the invite is sent.
     pub on_sent: Callback<()>,
 }
 

@@ -12,7 +12,7 @@ use crate::ui::Route;
 pub struct ShellProps {
     /// The screen to show.
     pub route: Route,
-    /// Sign out.
+    /// Signs out.
     pub signout: Callback<()>,
 }
 
