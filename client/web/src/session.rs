@@ -13,6 +13,7 @@ use handoff_crypto::keys::UserSecrets;
 use handoff_crypto::referral::{AttachmentMeta, MessageBody, ReferralContent, ReferralKey};
 use handoff_crypto::{EmergencyKit, PasswordKeys};
 
+use handoff_domain::taxonomy::Lookup as _;
 use handoff_protocol::api::{CreatePractice, GetBlob, Login, Prelogin, PutBlob, RecoverFinish, RecoverStart, Register};
 use handoff_protocol::v1::*;
 use handoff_protocol::ws::{
@@ -325,22 +326,16 @@ impl Session {
 
     /// Display name of a specialty slug.
     pub fn specialty_name(&self, slug: &str) -> String {
-        self.taxonomy.specialties.iter().find(|s| s.slug == slug).map(|s| s.name.clone()).unwrap_or_else(|| slug.to_string())
+        self.taxonomy.specialty_name(slug)
     }
 
     /// Display name of a category slug within a specialty.
     pub fn category_name(&self, specialty: &str, slug: &str) -> String {
-        self.taxonomy
-            .specialties
-            .iter()
-            .find(|s| s.slug == specialty)
-            .and_then(|s| s.categories.iter().find(|c| c.slug == slug))
-            .map(|c| c.name.clone())
-            .unwrap_or_else(|| slug.to_string())
+        self.taxonomy.category_name(specialty, slug)
     }
 
     /// Display name of a region slug.
     pub fn region_name(&self, slug: &str) -> String {
-        self.taxonomy.regions.iter().find(|r| r.slug == slug).map(|r| r.name.clone()).unwrap_or_else(|| slug.to_string())
+        self.taxonomy.region_name(slug)
     }
 }

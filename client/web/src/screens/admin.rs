@@ -1,6 +1,7 @@
 //! Staff admin: verify and pause practices, edit the taxonomy, resolve
 //! specialists' requests for new categories. Staff see metadata only.
 
+use handoff_domain::taxonomy::Lookup as _;
 use handoff_protocol::api::{AdminEditTaxonomy, AdminPracticeAction};
 use handoff_protocol::v1::{AdminPractice, CategoryRequest, CategoryRequestStatus, PracticeAction, PracticeKind, TaxonomyEdit};
 use yew::prelude::*;
@@ -131,7 +132,7 @@ fn taxonomy_editor() -> Html {
     let name = use_state(String::new);
     let error = use_state(|| None::<ApiError>);
     let done = use_state(|| None::<String>);
-    let spec = tax.specialties.iter().find(|s| s.slug == *specialty).cloned();
+    let spec = tax.specialty(&specialty).cloned();
     let onsubmit = {
         let (tax, specialty, category, name, error, done) =
             (tax.clone(), specialty.clone(), category.clone(), name.clone(), error.clone(), done.clone());

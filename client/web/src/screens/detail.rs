@@ -2,6 +2,7 @@
 //! status, category and urgency changes, the live thread, and the actions each
 //! side may take.
 
+use handoff_domain::taxonomy::Lookup as _;
 use std::rc::Rc;
 
 use handoff_protocol::UserId;
@@ -264,7 +265,7 @@ fn receiver_actions(p: &RefProps) -> Html {
             );
         })
     };
-    let spec = ctx.session.taxonomy.specialties.iter().find(|s| s.slug == r.routing.specialty).cloned();
+    let spec = ctx.session.taxonomy.specialty(&r.routing.specialty).cloned();
     html! {
         <section class="card actions" aria-labelledby="actions-title">
             <h2 id="actions-title">{ "Actions" }</h2>

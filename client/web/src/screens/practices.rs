@@ -1,6 +1,7 @@
 //! Practices: create one, members (invite, remove), verification status,
 //! delete (typing the name), accepting an invite.
 
+use handoff_domain::taxonomy::Lookup as _;
 use handoff_protocol::PracticeId;
 use handoff_protocol::v1::*;
 use yew::prelude::*;
@@ -76,7 +77,7 @@ fn create_practice() -> Html {
     let error = use_state(|| None::<ApiError>);
     let busy = use_state(|| false);
     let tax = &ctx.session.taxonomy;
-    let spec = tax.specialties.iter().find(|s| s.slug == *specialty).cloned();
+    let spec = tax.specialty(&specialty).cloned();
     let onsubmit = {
         let (name, kind, specialty, region, intake_all, chosen, error, busy, ctx, spec) = (
             name.clone(),

@@ -1,6 +1,7 @@
 //! The review step: everything the referral will carry, at a glance, and
 //! while it is being sent, what is happening and how far the upload is.
 
+use handoff_domain::taxonomy::Lookup as _;
 use std::rc::Rc;
 
 use yew::prelude::*;
@@ -34,14 +35,7 @@ pub fn review_step(p: &ReviewProps) -> Html {
     let ctx = use_context::<Ctx>().expect("context");
     let s = &ctx.session;
     let r = &p.routing;
-    let category = s
-        .taxonomy
-        .specialties
-        .iter()
-        .find(|x| x.slug == r.specialty)
-        .and_then(|x| x.categories.iter().find(|c| c.slug == r.category))
-        .map(|c| c.name.clone())
-        .unwrap_or_default();
+    let category = s.taxonomy.category(&r.specialty, &r.category).map(|c| c.name.clone()).unwrap_or_default();
     let attachments =
         if p.files.is_empty() { "None".to_string() } else { p.files.iter().map(|f| f.name.clone()).collect::<Vec<_>>().join(", ") };
     html! {

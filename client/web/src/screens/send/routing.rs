@@ -2,6 +2,7 @@
 //! the specialty → category → subcategory cascade, the region and the urgency.
 //! It needs the taxonomy only, not a session.
 
+use handoff_domain::taxonomy::Lookup as _;
 use std::rc::Rc;
 
 use handoff_protocol::PracticeId;
@@ -34,8 +35,8 @@ pub struct RoutingProps {
 pub fn routing_step(p: &RoutingProps) -> Html {
     let tax = &p.taxonomy;
     let v = &p.value;
-    let spec = tax.specialties.iter().find(|x| x.slug == v.specialty);
-    let cat = spec.and_then(|x| x.categories.iter().find(|c| c.slug == v.category));
+    let spec = tax.specialty(&v.specialty);
+    let cat = tax.category(&v.specialty, &v.category);
     let edit = |f: fn(String) -> RoutingEdit| p.onedit.reform(move |e: Event| f(select_value(&e)));
     let from = {
         let onedit = p.onedit.clone();

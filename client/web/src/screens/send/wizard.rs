@@ -3,8 +3,9 @@
 
 use std::rc::Rc;
 
+use handoff_domain::eligibility::covers;
 use handoff_protocol::PracticeId;
-use handoff_protocol::v1::DirectoryEntry;
+use handoff_protocol::v1::{DirectoryEntry, Intake};
 use handoff_protocol::ws::{Routing, Urgency};
 use yew::Reducible;
 
@@ -126,11 +127,12 @@ impl RoutingChoice {
         }
     }
 
-    /// Whether a directory entry takes referrals in this category (and subcategory).
-    pub fn accepted_by(&self, e: &DirectoryEntry) -> bool {
-        e.intake.iter().any(|i| {
-            i.category == self.category && (i.subcategory.is_none() || i.subcategory.as_deref() == Some(self.subcategory.as_str()))
-        })
+    /// Whether a directory entry takes referrals in this category (and
+    /// subcategory), by the rule the server routes with
+    /// (`handoff_domain::eligibility::covers`; the directory lists only
+    /// practices that receive referrals in the specialty and region).
+    pub fn accepted_by(&self, intake: &[Intake]) -> bool {
+        covers(intake, &self.category, (!self.subcategory.is_empty()).then_some(self.subcategory.as_str()))
     }
 }
 
@@ -211,7 +213,7 @@ impl Wizard {
     /// The practices in the directory's answer that take this category (and subcategory).
     pub fn candidates(&self) -> Vec<DirectoryEntry> {
         match &self.directory {
-            Lookup::Found(d) => d.iter().filter(|e| self.routing.accepted_by(e)).cloned().collect(),
+            Lookup::Found(d) => d.iter().filter(|e| self.routing.accepted_by(&e.intake)).cloned().collect(),
             Lookup::Pending | Lookup::Failed(_) => Vec::new(),
         }
     }
@@ -302,6 +304,24 @@ impl Reducible for Wizard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn candidates_follow_the_servers_intake_rule() {
+        let choice = |sub: &str| RoutingChoice {
+            specialty: "cardiology".into(),
+            category: "arrhythmia".into(),
+            subcategory: sub.into(),
+            region: "fraser".into(),
+            urgency: Urgency::Routine,
+        };
+        let intake = |c: &str, s: Option<&str>| vec![Intake { category: c.into(), subcategory: s.map(Into::into) }];
+        assert!(choice("").accepted_by(&[]), "an empty intake takes every category, as routing does");
+        assert!(choice("").accepted_by(&intake("arrhythmia", Some("svt"))), "no subcategory chosen");
+        assert!(choice("svt").accepted_by(&intake("arrhythmia", None)));
+        assert!(choice("svt").accepted_by(&intake("arrhythmia", Some("svt"))));
+        assert!(!choice("af").accepted_by(&intake("arrhythmia", Some("svt"))));
+        assert!(!choice("").accepted_by(&intake("heart-failure", None)));
+    }
 
     fn reduce(w: Wizard, a: WizardAction) -> Wizard {
         (*Rc::new(w).reduce(a)).clone()
