@@ -345,11 +345,11 @@ impl World {
 pub struct Machine {
     /// CPU model.
     pub cpu: String,
-    /// Cores.
+    /// CPU cores the machine offers.
     pub cores: usize,
     /// Memory, GiB.
     pub mem_gib: f64,
-    /// Kernel.
+    /// The kernel release (`uname -r`).
     pub kernel: String,
 }
 

@@ -75,7 +75,7 @@ pub struct Step {
 pub struct Run {
     /// `ours`, `baseline` or `node_ws`.
     pub server: String,
-    /// Subscribers.
+    /// How many sockets subscribed to the stream.
     pub subscribers: usize,
     /// Steps run.
     pub steps: Vec<Step>,

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 /// A named series of (x, y) points.
 #[derive(Debug, Clone)]
 pub struct Series {
-    /// Legend.
+    /// The series name shown in the legend.
     pub name: String,
-    /// Points.
+    /// The (x, y) points of the series, in x order.
     pub points: Vec<(f64, f64)>,
 }
 

@@ -21,7 +21,7 @@ use crate::fanout::read_until;
 /// What the storm found.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReconnectResult {
-    /// Clients.
+    /// How many clients reconnected at once.
     pub clients: usize,
     /// Seconds from the drop until the last client's resubscription was acknowledged.
     pub seconds: f64,
