@@ -99,11 +99,6 @@ pub async fn edit_taxonomy(state: web::Data<AppState>, who: Authed, body: web::J
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// A category request's status as the store keeps it (its wire text).
-fn status_of(stored: &str) -> ApiResult<CategoryRequestStatus> {
-    stored.parse().map_err(ApiError::internal)
-}
-
 /// `GET /api/v1/admin/category-requests`
 pub async fn category_requests(state: web::Data<AppState>, who: Authed) -> ApiResult<HttpResponse> {
     staff(&who)?;
@@ -117,7 +112,7 @@ pub async fn category_requests(state: web::Data<AppState>, who: Authed) -> ApiRe
             specialty: r.specialty,
             name: r.name,
             note: r.note,
-            status: status_of(&r.status)?,
+            status: r.status,
             created_at: r.created_at,
         });
     }
@@ -134,7 +129,7 @@ pub async fn resolve_category_request(
     staff(&who)?;
     let r =
         state.store.category_requests().await?.into_iter().find(|r| r.id == *id).ok_or_else(|| ApiError::not_found("category request"))?;
-    if status_of(&r.status)? != CategoryRequestStatus::Open {
+    if r.status != CategoryRequestStatus::Open {
         return Err(ApiError::new(handoff_protocol::ErrorCode::Conflict, "this request is already resolved"));
     }
     if body.approve {
@@ -146,6 +141,6 @@ pub async fn resolve_category_request(
             .await?;
     }
     let status = if body.approve { CategoryRequestStatus::Approved } else { CategoryRequestStatus::Declined };
-    state.store.resolve_category_request(r.id, status.as_str(), now()).await?;
+    state.store.resolve_category_request(r.id, status, now()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

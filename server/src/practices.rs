@@ -424,7 +424,7 @@ pub async fn request_category(
         specialty: specialty.clone(),
         name: name.clone(),
         note: note.clone(),
-        status: CategoryRequestStatus::Open.as_str().into(),
+        status: CategoryRequestStatus::Open,
         created_at: now(),
     };
     state.store.create_category_request(rec.clone()).await?;

@@ -1,4 +1,4 @@
-use handoff_protocol::v1::{Intake, PracticeKind, PracticePublicKey, Role};
+use handoff_protocol::v1::{CategoryRequestStatus, Intake, PracticeKind, PracticePublicKey, Role};
 use handoff_protocol::{CategoryRequestId, PracticeId, UnixMillis, UserId};
 
 /// A stored user. Only public keys, sealed private keys and verifiers.
@@ -147,8 +147,8 @@ pub struct CategoryRequestRecord {
     pub name: String,
     /// The practice's explanation for staff.
     pub note: String,
-    /// `open`, `approved`, `declined`.
-    pub status: String,
+    /// Where the request stands (stored as its wire text: `open`, `approved`, `declined`).
+    pub status: CategoryRequestStatus,
     /// When it was made.
     pub created_at: UnixMillis,
 }

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use handoff_protocol::v1::{Taxonomy, TaxonomyEdit};
+use handoff_protocol::v1::{CategoryRequestStatus, Taxonomy, TaxonomyEdit};
 use handoff_protocol::{CategoryRequestId, UnixMillis};
 
 use crate::{BackendError, CategoryRequestRecord};
@@ -44,5 +44,10 @@ pub trait TaxonomyStore: Send + Sync + 'static {
     /// All category requests, newest first.
     async fn category_requests(&self) -> Result<Vec<CategoryRequestRecord>, TaxonomyError>;
     /// Sets a request's status. [`TaxonomyError::NoSuchRequest`] if absent.
-    async fn resolve_category_request(&self, id: CategoryRequestId, status: &str, now: UnixMillis) -> Result<(), TaxonomyError>;
+    async fn resolve_category_request(
+        &self,
+        id: CategoryRequestId,
+        status: CategoryRequestStatus,
+        now: UnixMillis,
+    ) -> Result<(), TaxonomyError>;
 }

@@ -16,7 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
 
 use handoff_protocol::v1::{
-    Category, Intake, PracticeKind, PracticePublicKey, Region, Role, Specialty, Subcategory, Taxonomy, TaxonomyEdit,
+    Category, CategoryRequestStatus, Intake, PracticeKind, PracticePublicKey, Region, Role, Specialty, Subcategory, Taxonomy, TaxonomyEdit,
 };
 use handoff_protocol::ws::{BlobId, IdemKey, ReferralId, Status, StreamId};
 use handoff_protocol::{B64, CategoryRequestId, PracticeId, UserId};

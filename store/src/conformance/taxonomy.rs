@@ -57,15 +57,15 @@ suite! {
             specialty: "cardiology".into(),
             name: "Cardio-oncology".into(),
             note: "we see many".into(),
-            status: "open".into(),
+            status: CategoryRequestStatus::Open,
             created_at: 10,
         };
         s.create_category_request(r.clone()).await.unwrap();
         assert_eq!(s.category_requests().await.unwrap(), vec![r.clone()]);
-        s.resolve_category_request(r.id, "approved", 20).await.unwrap();
-        assert_eq!(s.category_requests().await.unwrap()[0].status, "approved");
+        s.resolve_category_request(r.id, CategoryRequestStatus::Approved, 20).await.unwrap();
+        assert_eq!(s.category_requests().await.unwrap()[0].status, CategoryRequestStatus::Approved);
         assert!(matches!(
-            s.resolve_category_request(CategoryRequestId::from_bytes(id16(9)), "approved", 20).await,
+            s.resolve_category_request(CategoryRequestId::from_bytes(id16(9)), CategoryRequestStatus::Approved, 20).await,
             Err(TaxonomyError::NoSuchRequest)
         ));
     }

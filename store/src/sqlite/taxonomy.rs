@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use rusqlite::{TransactionBehavior, params};
 
-use handoff_protocol::v1::{Category, Region, Specialty, Subcategory, Taxonomy, TaxonomyEdit};
+use handoff_protocol::v1::{Category, CategoryRequestStatus, Region, Specialty, Subcategory, Taxonomy, TaxonomyEdit};
 use handoff_protocol::{CategoryRequestId, PracticeId, UnixMillis};
 
 use super::{SqliteStore, backend, changed, db, is_unique_violation, uuid_of};
@@ -144,7 +144,7 @@ impl TaxonomyStore for SqliteStore {
         self.run(move |c| {
             c.execute(
                 "INSERT INTO category_requests (id, practice_id, specialty, name, note, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![r.id.as_bytes().as_slice(), r.practice_id.as_bytes().as_slice(), r.specialty, r.name, r.note, r.status, r.created_at],
+                params![r.id.as_bytes().as_slice(), r.practice_id.as_bytes().as_slice(), r.specialty, r.name, r.note, r.status.as_str(), r.created_at],
             )
             .map_err(|e| if is_unique_violation(&e) { TaxonomyError::RequestExists } else { backend(e) })?;
             Ok(())
@@ -167,7 +167,7 @@ impl TaxonomyStore for SqliteStore {
                         specialty: r.get(2)?,
                         name: r.get(3)?,
                         note: r.get(4)?,
-                        status: r.get(5)?,
+                        status: status_of(&r.get::<_, String>(5)?)?,
                         created_at: r.get(6)?,
                     })
                 })
@@ -177,8 +177,13 @@ impl TaxonomyStore for SqliteStore {
         .await
     }
 
-    async fn resolve_category_request(&self, id: CategoryRequestId, status: &str, now: UnixMillis) -> Result<(), TaxonomyError> {
-        let status = status.to_owned();
+    async fn resolve_category_request(
+        &self,
+        id: CategoryRequestId,
+        status: CategoryRequestStatus,
+        now: UnixMillis,
+    ) -> Result<(), TaxonomyError> {
+        let status = status.as_str();
         self.run(move |c| {
             let n = c
                 .execute(
@@ -190,4 +195,9 @@ impl TaxonomyStore for SqliteStore {
         })
         .await
     }
+}
+
+/// A stored category-request status (its wire text); anything else is a decode error.
+fn status_of(s: &str) -> rusqlite::Result<CategoryRequestStatus> {
+    s.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(e)))
 }
