@@ -113,11 +113,18 @@ impl Hub {
     }
 
     /// The one place a [`StreamId`] meets its kind.
-    async fn route(&self, stream: StreamId, how: Reach) -> ApiResult<Option<StreamHandle>> {
-        match stream {
-            StreamId::Practice(id) => self.reach::<PracticeStream>(id, how).await,
-            StreamId::Referral(id) => self.reach::<ReferralStream>(id, how).await,
-        }
+    ///
+    /// Boxed: the future covers every kind's loading and access check, so a
+    /// caller that awaited it inline would carry all of that in its own state.
+    /// The socket task awaits `unsubscribe` at its end, and its future lives as
+    /// long as the socket: inlined, this cost every idle socket about 2.3 KB.
+    fn route(&self, stream: StreamId, how: Reach) -> Pin<Box<dyn Future<Output = ApiResult<Option<StreamHandle>>> + Send + '_>> {
+        Box::pin(async move {
+            match stream {
+                StreamId::Practice(id) => self.reach::<PracticeStream>(id, how).await,
+                StreamId::Referral(id) => self.reach::<ReferralStream>(id, how).await,
+            }
+        })
     }
 
     /// Can `user` see `stream`? Practice streams: members. Referral streams: members of either practice.
