@@ -140,9 +140,9 @@ impl Hub {
 
     /// Drops a subscription (no error if there was none).
     pub async fn unsubscribe(&self, conn_id: u64, stream: StreamId) {
-        if let Ok(Some(actor)) = self.route(stream, Reach::Live).await {
-            let _ = actor.unsubscribe.send(Unsubscribe { conn_id }).await;
-        }
+        // Only the one recipient lives across the send (the socket task awaits this).
+        let Ok(Some(StreamHandle { unsubscribe, .. })) = self.route(stream, Reach::Live).await else { return };
+        let _ = unsubscribe.send(Unsubscribe { conn_id }).await;
     }
 
     /// Cuts a removed member's live subscriptions to the practice's inbox.
