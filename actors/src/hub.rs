@@ -25,7 +25,7 @@ use crate::practice::PracticeStream;
 use crate::referral::ReferralStream;
 use crate::registry::Registry;
 use crate::routing::RoutingActor;
-use crate::stream::{self, StreamHandle, StreamKind};
+use crate::stream::{self, StreamKind, StreamMessage};
 use crate::{ApiError, ApiResult};
 
 /// The hub: what every actor shares, and the routing actor.
@@ -54,6 +54,9 @@ enum Reach {
     /// delivery ([`StreamKind::WAKE_ON_DELIVER`]).
     Deliver,
 }
+
+/// What [`Hub::route`] answers: the stream's actor as a recipient of `M`, if reached.
+type Routed<'a, M> = Pin<Box<dyn Future<Output = ApiResult<Option<Recipient<M>>>> + Send + 'a>>;
 
 fn mailbox_err<E: std::fmt::Display>(e: E) -> ApiError {
     ApiError::new(ErrorCode::Unavailable, format!("the server is busy or restarting ({e}); retry"))
@@ -99,16 +102,16 @@ impl Hub {
         (r.count(|s| matches!(s, StreamId::Practice(_))), r.count(|s| matches!(s, StreamId::Referral(_))))
     }
 
-    async fn reach<K: StreamKind>(&self, id: K::Id, how: Reach) -> ApiResult<Option<StreamHandle>> {
+    async fn reach<K: StreamKind, M: StreamMessage>(&self, id: K::Id, how: Reach) -> ApiResult<Option<Recipient<M>>> {
         let env = &self.env;
         match how {
             Reach::Authorize(user) => K::authorize(env.store.clone(), user, id).await.map(|()| None),
             Reach::Open(user) => {
                 K::authorize(env.store.clone(), user, id).await?;
-                Ok(Some(StreamHandle::of(stream::activate::<K>(env, id).await?)))
+                Ok(Some(M::recipient(stream::activate::<K>(env, id).await?)))
             }
-            Reach::Deliver if K::WAKE_ON_DELIVER => Ok(Some(StreamHandle::of(stream::activate::<K>(env, id).await?))),
-            Reach::Live | Reach::Deliver => Ok(stream::live::<K>(env, id).map(StreamHandle::of)),
+            Reach::Deliver if K::WAKE_ON_DELIVER => Ok(Some(M::recipient(stream::activate::<K>(env, id).await?))),
+            Reach::Live | Reach::Deliver => Ok(stream::live::<K>(env, id).map(M::recipient)),
         }
     }
 
@@ -118,37 +121,38 @@ impl Hub {
     /// caller that awaited it inline would carry all of that in its own state.
     /// The socket task awaits `unsubscribe` at its end, and its future lives as
     /// long as the socket: inlined, this cost every idle socket about 2.3 KB.
-    fn route(&self, stream: StreamId, how: Reach) -> Pin<Box<dyn Future<Output = ApiResult<Option<StreamHandle>>> + Send + '_>> {
+    fn route<M: StreamMessage>(&self, stream: StreamId, how: Reach) -> Routed<'_, M> {
         Box::pin(async move {
             match stream {
-                StreamId::Practice(id) => self.reach::<PracticeStream>(id, how).await,
-                StreamId::Referral(id) => self.reach::<ReferralStream>(id, how).await,
+                StreamId::Practice(id) => self.reach::<PracticeStream, M>(id, how).await,
+                StreamId::Referral(id) => self.reach::<ReferralStream, M>(id, how).await,
             }
         })
     }
 
     /// Can `user` see `stream`? Practice streams: members. Referral streams: members of either practice.
     pub async fn may_see(&self, user: UserId, stream: StreamId) -> ApiResult<()> {
-        self.route(stream, Reach::Authorize(user)).await.map(|_| ())
+        // Authorize reaches no actor, so the message type does not matter.
+        self.route::<Subscribe>(stream, Reach::Authorize(user)).await.map(|_| ())
     }
 
     /// Subscribes a connection: replays events after `after_seq`, then live.
     pub async fn subscribe(&self, conn: Conn, stream: StreamId, after_seq: u64) -> ApiResult<AckBody> {
-        let actor = self.route(stream, Reach::Open(conn.user)).await?.ok_or_else(|| ApiError::not_found("stream"))?;
-        actor.subscribe.send(Subscribe { conn, after_seq }).await.map_err(mailbox_err)?
+        let actor = self.route::<Subscribe>(stream, Reach::Open(conn.user)).await?.ok_or_else(|| ApiError::not_found("stream"))?;
+        actor.send(Subscribe { conn, after_seq }).await.map_err(mailbox_err)?
     }
 
     /// Drops a subscription (no error if there was none).
     pub async fn unsubscribe(&self, conn_id: u64, stream: StreamId) {
-        // Only the one recipient lives across the send (the socket task awaits this).
-        let Ok(Some(StreamHandle { unsubscribe, .. })) = self.route(stream, Reach::Live).await else { return };
-        let _ = unsubscribe.send(Unsubscribe { conn_id }).await;
+        if let Ok(Some(actor)) = self.route::<Unsubscribe>(stream, Reach::Live).await {
+            let _ = actor.send(Unsubscribe { conn_id }).await;
+        }
     }
 
     /// Cuts a removed member's live subscriptions to the practice's inbox.
     pub async fn evict(&self, practice: PracticeId, user: UserId) {
-        if let Ok(Some(actor)) = self.route(StreamId::Practice(practice), Reach::Live).await {
-            let _ = actor.evict.send(Evict { user }).await;
+        if let Ok(Some(actor)) = self.route::<Evict>(StreamId::Practice(practice), Reach::Live).await {
+            let _ = actor.send(Evict { user }).await;
         }
     }
 
@@ -185,8 +189,8 @@ impl Hub {
             }
         }
         for (stream, events) in by_stream {
-            if let Ok(Some(actor)) = self.route(stream, Reach::Deliver).await {
-                let _ = actor.deliver.send(Deliver { events }).await;
+            if let Ok(Some(actor)) = self.route::<Deliver>(stream, Reach::Deliver).await {
+                let _ = actor.send(Deliver { events }).await;
             }
         }
     }

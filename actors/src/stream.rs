@@ -244,22 +244,21 @@ pub(crate) fn live<K: StreamKind>(env: &Env, id: K::Id) -> Option<Addr<StreamAct
     env.registry.live(K::stream(id))
 }
 
-/// What the hub can send to a stream's actor, whatever its kind.
-pub(crate) struct StreamHandle {
-    pub subscribe: Recipient<Subscribe>,
-    pub unsubscribe: Recipient<Unsubscribe>,
-    pub deliver: Recipient<Deliver>,
-    pub evict: Recipient<Evict>,
+/// A message every stream actor handles, whatever its kind; the hub reaches
+/// the actor through the one recipient the message needs.
+pub(crate) trait StreamMessage: Message<Result: Send> + Send + Sized + 'static {
+    /// The recipient of this message at one stream actor.
+    fn recipient<K: StreamKind>(addr: Addr<StreamActor<K>>) -> Recipient<Self>;
 }
 
-impl StreamHandle {
-    /// The handle of one stream actor.
-    pub(crate) fn of<K: StreamKind>(addr: Addr<StreamActor<K>>) -> Self {
-        Self {
-            subscribe: addr.clone().recipient(),
-            unsubscribe: addr.clone().recipient(),
-            deliver: addr.clone().recipient(),
-            evict: addr.recipient(),
+macro_rules! stream_messages {
+    ($($m:ty),*) => {$(
+        impl StreamMessage for $m {
+            fn recipient<K: StreamKind>(addr: Addr<StreamActor<K>>) -> Recipient<Self> {
+                addr.recipient()
+            }
         }
-    }
+    )*};
 }
+
+stream_messages!(Subscribe, Unsubscribe, Deliver, Evict);
