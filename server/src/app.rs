@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::ratelimit::RateLimiter;
 use crate::state::{AppState, random_bytes};
-use crate::{admin, auth, live, mls, practices, referrals};
+use crate::{admin, auth, live, mls, origin, practices, referrals};
 
 /// The taxonomy compiled into the binary, from `migrations/seed/taxonomy.json`.
 pub const TAXONOMY_SEED: &str = include_str!("../../migrations/seed/taxonomy.json");
@@ -409,6 +409,7 @@ fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 pub async fn bind(config: Config) -> Result<Bound, StartError> {
     let bind_addr = config.bind;
     let state = build_state(config).await?;
+    crate::sweep::start(state.store.clone(), state.config.clone());
     let hub = state.hub.clone();
     let configure = app_config(state.clone());
     let lst = listener(bind_addr).map_err(|e| StartError::Bind(bind_addr, e))?;
@@ -419,6 +420,8 @@ pub async fn bind(config: Config) -> Result<Bound, StartError> {
         .listen("handoff", lst, move || {
             let state = state.clone();
             let app = App::new()
+                // Innermost: a cross-site state change is refused before any handler or extractor.
+                .wrap(actix_web::middleware::from_fn(origin::check))
                 .wrap(
                     // A socket's access-log entry would live (and hold its formatted
                     // fields) as long as the socket; live.rs logs sockets itself.

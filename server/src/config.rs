@@ -59,6 +59,15 @@ pub struct Config {
     pub ws_outgoing_buffer: usize,
     /// Seconds a hub actor with no subscribers stays in memory before passivating.
     pub actor_idle_secs: u64,
+    /// Seconds between sweeps that delete expired sessions and invites, old
+    /// idempotency and sent-mail records, and old mail-folder files.
+    pub sweep_every_secs: u64,
+    /// Seconds an idempotency record is kept (a retry after that runs the command again).
+    pub idempotency_retention_secs: u64,
+    /// Seconds the record of a sent email (recipient, subject, times) is kept.
+    pub sent_mail_retention_secs: u64,
+    /// Seconds an `.eml` file is kept in the mail folder (no SMTP): they hold invite links.
+    pub mail_folder_retention_secs: u64,
 }
 
 impl Default for Config {
@@ -83,6 +92,10 @@ impl Default for Config {
             taxonomy_seed: None,
             ws_outgoing_buffer: handoff_actors::conn::OUTGOING_BUFFER,
             actor_idle_secs: 60,
+            sweep_every_secs: 10 * 60,
+            idempotency_retention_secs: 7 * 24 * 3600,
+            sent_mail_retention_secs: 30 * 24 * 3600,
+            mail_folder_retention_secs: 24 * 3600,
         }
     }
 }

@@ -17,10 +17,12 @@ pub mod config;
 pub mod error;
 pub mod live;
 pub mod mls;
+pub mod origin;
 pub mod practices;
 pub mod ratelimit;
 pub mod referrals;
 pub mod state;
+pub mod sweep;
 pub mod validate;
 
 pub use app::{RunningServer, StartError, spawn};

@@ -45,6 +45,7 @@ use handoff_store::Store;
 
 use crate::auth::{self, Authed};
 use crate::error::{ApiError, ApiResult};
+use crate::origin;
 use crate::state::{AppState, now};
 
 /// Commands running at once per socket.
@@ -61,22 +62,11 @@ pub const SESSION_CHECK: Duration = Duration::from_secs(60);
 /// size and grows only for a frame that needs more (up to [`MAX_FRAME`]).
 pub const READ_BUFFER: usize = 4096;
 
-/// A browser's `Origin` must be this server's own (cross-site WebSocket
-/// hijacking defence, on top of SameSite=Strict cookies). Native clients send
-/// no `Origin` and are allowed.
-fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get("origin").and_then(|o| o.to_str().ok()) else {
-        return true;
-    };
-    let Some(host) = headers.get("host").and_then(|h| h.to_str().ok()) else {
-        return false;
-    };
-    origin == format!("http://{host}") || origin == format!("https://{host}")
-}
-
 /// The checks every `GET /ws` passes after authentication: origin, then query and version.
-fn check(headers: &HeaderMap, query: &str) -> ApiResult<()> {
-    if !same_origin(headers) {
+/// The origin rule is [`origin::same_origin`], the one every state-changing
+/// HTTP request passes too.
+fn check(headers: &HeaderMap, public_url: &str, query: &str) -> ApiResult<()> {
+    if !origin::same_origin(headers, public_url) {
         return Err(ApiError::forbidden("WebSocket connections must come from this server's own pages"));
     }
     let q = web::Query::<WsQuery>::from_query(query).map_err(ApiError::invalid_query)?;
@@ -90,8 +80,8 @@ fn check(headers: &HeaderMap, query: &str) -> ApiResult<()> {
 
 /// `GET /ws` that reached the App: it is not an upgrade (the upgrades go to
 /// [`upgrade`]). After the same checks, 422 `invalid_body`.
-pub async fn ws(req: HttpRequest, _who: Authed) -> ApiResult<HttpResponse> {
-    check(req.headers(), req.query_string())?;
+pub async fn ws(state: web::Data<AppState>, req: HttpRequest, _who: Authed) -> ApiResult<HttpResponse> {
+    check(req.headers(), &state.config.public_url(), req.query_string())?;
     Err(ApiError::new(ErrorCode::InvalidBody, "GET /ws must be a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)"))
 }
 
@@ -122,7 +112,7 @@ async fn accept(state: &AppState, req: &Request) -> ApiResult<(Authed, String)> 
         return Err(ApiError::no_route());
     }
     let who = auth::authenticate(state, &auth::token_from(req.headers())?).await?;
-    check(req.headers(), req.uri().query().unwrap_or(""))?;
+    check(req.headers(), &state.config.public_url(), req.uri().query().unwrap_or(""))?;
     let key = handshake_key(req)?;
     Ok((who, key))
 }

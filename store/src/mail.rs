@@ -30,4 +30,7 @@ pub trait MailStore: Send + Sync + 'static {
     async fn mail_sent(&self, id: i64, now: UnixMillis) -> Result<(), MailError>;
     /// Records a failed attempt and when to retry. [`MailError::NotQueued`] if it is not queued.
     async fn mail_failed(&self, id: i64, next_attempt_at: UnixMillis, error: &str) -> Result<(), MailError>;
+    /// Deletes the record (recipient, subject, times) of mail sent before
+    /// `before`; unsent mail stays queued. Returns how many.
+    async fn purge_sent_mail(&self, before: UnixMillis) -> Result<u64, MailError>;
 }

@@ -94,4 +94,8 @@ pub trait PracticeStore: Send + Sync + 'static {
     async fn set_notify_email(&self, practice: PracticeId, user: UserId, on: bool) -> Result<(), PracticeError>;
     /// Emails of the practice's members who opted in to status emails.
     async fn email_recipients(&self, practice: PracticeId) -> Result<Vec<String>, PracticeError>;
+
+    /// Deletes invites that expired before `now` (their links can never be
+    /// used again). Returns how many.
+    async fn purge_invites(&self, now: UnixMillis) -> Result<u64, PracticeError>;
 }

@@ -56,6 +56,9 @@ pub trait ReferralStore: Send + Sync + 'static {
     async fn stream_head(&self, stream: StreamId) -> Result<u64, ReferralError>;
     /// An idempotency record.
     async fn idem(&self, user: UserId, key: IdemKey) -> Result<Option<IdemRecord>, ReferralError>;
+    /// Deletes idempotency records made before `before`: a retry of a command
+    /// older than that runs it again. Returns how many.
+    async fn purge_idempotency(&self, before: UnixMillis) -> Result<u64, ReferralError>;
 
     /// Stores an encrypted blob. [`ReferralError::BlobExists`] if the id exists.
     async fn put_blob(&self, id: BlobId, owner: UserId, bytes: Vec<u8>, now: UnixMillis) -> Result<(), ReferralError>;

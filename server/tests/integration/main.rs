@@ -20,6 +20,9 @@
 //! - `privacy`: scans of every stored byte for secrets and patient data.
 //! - `bad_input`: malformed, oversized or mistyped input, rate limits and
 //!   foreign ids: a documented error, never a panic or a 500.
+//! - `security_<area>`: one attack per test, named after the attack it stops
+//!   (issue 12): `security_csrf` (cross-site requests), `security_purge`
+//!   (nothing outlives its use).
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -39,3 +42,5 @@ mod mls;
 mod practices;
 mod privacy;
 mod routes;
+mod security_csrf;
+mod security_purge;

@@ -19,4 +19,18 @@ suite! {
         assert!(s.due_mail(i64::MAX, 10).await.unwrap().is_empty());
         assert!(matches!(s.mail_sent(id, 220).await, Err(MailError::NotQueued)), "sent exactly once");
     }
+
+    pub async fn sent_mail_is_purged_and_queued_mail_is_not(s: &dyn Store) {
+        let sent =
+            s.enqueue_mail(NewMail { recipient: "a@example.org".into(), subject: "A".into(), body: "x".into(), now: 100 }).await.unwrap();
+        let queued =
+            s.enqueue_mail(NewMail { recipient: "b@example.org".into(), subject: "B".into(), body: "y".into(), now: 100 }).await.unwrap();
+        s.mail_sent(sent, 150).await.unwrap();
+        assert_eq!(s.purge_sent_mail(150).await.unwrap(), 0, "sent at the cut-off: kept");
+        assert_eq!(s.purge_sent_mail(151).await.unwrap(), 1);
+        assert_eq!(s.purge_sent_mail(i64::MAX).await.unwrap(), 0, "unsent mail is never purged");
+        let due = s.due_mail(i64::MAX, 10).await.unwrap();
+        assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), vec![queued]);
+        assert!(matches!(s.mail_sent(sent, 160).await, Err(MailError::NotQueued)), "the purged record is gone");
+    }
 }

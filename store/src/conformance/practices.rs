@@ -150,6 +150,29 @@ suite! {
         assert!(s.invites_of(p.id).await.unwrap().is_empty());
     }
 
+    pub async fn expired_invites_are_purged(s: &dyn Store) {
+        let a = user(1, "a@example.org");
+        s.create_user(a.clone()).await.unwrap();
+        let p = practice(1, a.id, PracticeKind::Referring);
+        s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
+        let inv = |n: u8, expires_at| InviteRecord {
+            token_hash: vec![n; 32],
+            practice_id: p.id,
+            email: format!("{n}@example.org"),
+            role: Role::Member,
+            invited_by: a.id,
+            created_at: 1,
+            expires_at,
+        };
+        s.create_invite(inv(5, 100)).await.unwrap();
+        s.create_invite(inv(6, 200)).await.unwrap();
+        assert_eq!(s.purge_invites(100).await.unwrap(), 0, "an invite expiring at `now` is not yet expired");
+        assert_eq!(s.purge_invites(150).await.unwrap(), 1);
+        assert_eq!(s.invite(&[5; 32]).await.unwrap(), None);
+        assert_eq!(s.invite(&[6; 32]).await.unwrap(), Some(inv(6, 200)));
+        assert_eq!(s.invites_of(p.id).await.unwrap(), vec![inv(6, 200)]);
+    }
+
     pub async fn notify_recipients_are_opted_in_members(s: &dyn Store) {
         let (a, from, _) = two_practices(s).await;
         let b = user(2, "b@example.org");

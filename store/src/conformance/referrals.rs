@@ -55,6 +55,21 @@ suite! {
         assert_eq!(s.referrals_of(to.id, 10).await.unwrap().len(), 1);
     }
 
+    pub async fn old_idempotency_records_are_purged(s: &dyn Store) {
+        let (a, _, _) = two_practices(s).await;
+        let rec = |n: u128| IdemRecord { user: a.id, key: IdemKey(uuid::Uuid::from_u128(n)), command: vec![1], result: "{}".into() };
+        s.commit(Commit { idem: Some(rec(1)), now: 100, ..Default::default() }).await.unwrap();
+        s.commit(Commit { idem: Some(rec(2)), now: 200, ..Default::default() }).await.unwrap();
+        assert_eq!(s.purge_idempotency(100).await.unwrap(), 0, "made at the cut-off: kept");
+        assert_eq!(s.purge_idempotency(150).await.unwrap(), 1);
+        assert_eq!(s.idem(a.id, rec(1).key).await.unwrap(), None);
+        assert_eq!(s.idem(a.id, rec(2).key).await.unwrap(), Some(rec(2)));
+        // The purged key can be used again; the kept one still refuses a replay.
+        s.commit(Commit { idem: Some(rec(1)), now: 300, ..Default::default() }).await.unwrap();
+        let again = s.commit(Commit { idem: Some(rec(2)), now: 300, ..Default::default() }).await;
+        assert!(matches!(again, Err(ReferralError::IdempotencyKeyUsed)), "{again:?}");
+    }
+
     pub async fn commit_is_all_or_nothing(s: &dyn Store) {
         let (a, from, to) = two_practices(s).await;
         let r = referral(1, from.id, to.id, "arrhythmia");

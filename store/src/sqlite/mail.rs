@@ -53,6 +53,13 @@ impl MailStore for SqliteStore {
         .await
     }
 
+    async fn purge_sent_mail(&self, before: UnixMillis) -> Result<u64, MailError> {
+        self.run(move |c| {
+            c.execute("DELETE FROM mail_outbox WHERE sent_at IS NOT NULL AND sent_at < ?1", [before]).map(|n| n as u64).map_err(backend)
+        })
+        .await
+    }
+
     async fn mail_failed(&self, id: i64, next_attempt_at: UnixMillis, error: &str) -> Result<(), MailError> {
         let error = error.chars().take(500).collect::<String>();
         self.run(move |c| {

@@ -290,6 +290,10 @@ impl PracticeStore for SqliteStore {
         .await
     }
 
+    async fn purge_invites(&self, now: UnixMillis) -> Result<u64, PracticeError> {
+        self.run(move |c| c.execute("DELETE FROM invites WHERE expires_at < ?1", [now]).map(|n| n as u64).map_err(backend)).await
+    }
+
     async fn set_notify_email(&self, practice: PracticeId, user: UserId, on: bool) -> Result<(), PracticeError> {
         self.run(move |c| {
             let n = c

@@ -161,6 +161,10 @@ impl ReferralStore for SqliteStore {
         .await
     }
 
+    async fn purge_idempotency(&self, before: UnixMillis) -> Result<u64, ReferralError> {
+        self.run(move |c| c.execute("DELETE FROM idempotency WHERE created_at < ?1", [before]).map(|n| n as u64).map_err(backend)).await
+    }
+
     async fn idem(&self, user: UserId, key: IdemKey) -> Result<Option<IdemRecord>, ReferralError> {
         self.run(move |c| {
             c.query_row(
