@@ -20,6 +20,9 @@
 //! - `privacy`: scans of every stored byte for secrets and patient data.
 //! - `bad_input`: malformed, oversized or mistyped input, rate limits and
 //!   foreign ids: a documented error, never a panic or a 500.
+//! - `security_limits`: attacks on the sign-in and kit-check rate limits
+//!   (parallel guesses, lock-outs by strangers, forged `X-Forwarded-For`,
+//!   IPv6 neighbours, restarts).
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -39,3 +42,4 @@ mod mls;
 mod practices;
 mod privacy;
 mod routes;
+mod security_limits;
