@@ -1,8 +1,8 @@
 //! Issue 12, item 5: the sign-in and kit-check rate limits cannot be
 //! bypassed. Each test is an attack on the limits, named after what it stops:
 //! parallel guesses racing the count, a stranger locking the owner out, forged
-//! `X-Forwarded-For` values, hopping between addresses of one IPv6 /64, and a
-//! restart wiping the counters.
+//! `X-Forwarded-For` values, hopping between addresses of one IPv6 /64, a
+//! restart wiping the counters, and one account guessed from many addresses.
 //!
 //! The test servers trust one proxy hop: the test process plays the proxy
 //! (the TCP peer is always 127.0.0.1) and says who the client is with the
@@ -186,4 +186,25 @@ async fn lockouts_survive_a_restart() {
     assert_eq!(e.code(), Some(ErrorCode::RateLimited), "kit checks still locked after the restart");
     // Another address was never locked.
     assert_eq!(wrong_login(&http, &srv, &email, &["203.0.113.8"]).await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guesser_spread_over_many_addresses_meets_the_account_ceiling() {
+    let srv = TestServer::start_with(None, |c| {
+        c.trusted_proxy_hops = 1;
+        c.auth_failures_per_account = 3;
+        c.auth_failures_per_account_total = 6;
+        c.auth_attempts_per_ip = 1000;
+    });
+    let (email, _) = registered(&srv, "owner").await;
+    let http = reqwest::Client::new();
+    // Two guesses from each of ten addresses: under every per-address limit.
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let addr = format!("203.0.113.{i}");
+        for _ in 0..2 {
+            statuses.push(wrong_login(&http, &srv, &email, &[&addr]).await);
+        }
+    }
+    assert_eq!(not_limited(&statuses, 401), 6, "the account's ceiling of 6 failures from every address holds: {statuses:?}");
 }
