@@ -18,7 +18,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use handoff_protocol::{ErrorBody, ErrorCode};
-use handoff_store::{MailError, MlsError, PracticeError, ReferralError, TaxonomyError, UserError};
+use handoff_store::{LimitError, MailError, MlsError, PracticeError, ReferralError, TaxonomyError, UserError};
 
 /// An error answered to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +177,14 @@ impl From<MailError> for ApiError {
             MailError::NotQueued => ApiError::not_found("mail"),
             other => ApiError::internal(other),
         }
+    }
+}
+
+impl From<LimitError> for ApiError {
+    fn from(e: LimitError) -> Self {
+        // A lock-out key is made by the server, never sent by a client: a bad
+        // one is the server's own fault.
+        ApiError::internal(e)
     }
 }
 

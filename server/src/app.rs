@@ -19,7 +19,7 @@ use handoff_store::sqlite::SqliteStore;
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{Limits, RateLimiter};
 use crate::state::{AppState, random_bytes};
 use crate::{admin, auth, live, mls, origin, practices, referrals};
 
@@ -58,7 +58,7 @@ macro_rules! start_error_from_store {
     )*};
 }
 
-start_error_from_store!(handoff_store::OpenError, handoff_store::TaxonomyError, handoff_store::UserError);
+start_error_from_store!(handoff_store::OpenError, handoff_store::TaxonomyError, handoff_store::UserError, handoff_store::LimitError);
 
 /// Parses and checks a taxonomy seed document.
 pub fn parse_taxonomy(text: &str) -> Result<Taxonomy, StartError> {
@@ -115,14 +115,9 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
             ..Default::default()
         },
     );
-    Ok(AppState {
-        hub,
-        limiter: Arc::new(RateLimiter::new(Duration::from_secs(config.rate_window_secs))),
-        store,
-        config: Arc::new(config),
-        mailer,
-        prelogin_secret: Arc::new(secret),
-    })
+    let limit_secret = store.server_secret("rate_limit_keys", random_bytes(32).map_err(|e| StartError::Other(e.to_string()))?).await?;
+    let limiter = RateLimiter::load(store.clone(), limit_secret, Duration::from_secs(config.rate_window_secs), Limits::of(&config)).await?;
+    Ok(AppState { hub, limiter: Arc::new(limiter), store, config: Arc::new(config), mailer, prelogin_secret: Arc::new(secret) })
 }
 
 fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {

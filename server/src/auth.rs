@@ -11,6 +11,7 @@
 //! Secure over HTTPS) and in the body for non-browser clients.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
@@ -26,6 +27,7 @@ use handoff_protocol::{B64, ErrorCode, UserId};
 use handoff_store::{PasswordChange, SessionRecord, UserRecord};
 
 use crate::error::{ApiError, ApiResult};
+use crate::ratelimit::{self, Check};
 use crate::state::{AppState, ct_eq, now, random_bytes, random_token, sha256};
 use crate::validate;
 
@@ -96,10 +98,14 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Authed> {
     Ok(Authed { user, token_hash: th })
 }
 
-fn client_ip(req: &HttpRequest, state: &AppState) -> String {
-    let info = req.connection_info();
-    let addr = if state.config.trust_forwarded_for { info.realip_remote_addr() } else { info.peer_addr() };
-    addr.unwrap_or("unknown").to_string()
+/// The client's address for the rate limits: the TCP peer, or the entry
+/// `trusted_proxy_hops` places left of it in `X-Forwarded-For`
+/// ([`ratelimit::client_ip`]). Header lines that are not UTF-8 are read
+/// lossily rather than skipped, so a client cannot make a proxy's value vanish.
+fn client_ip(req: &HttpRequest, state: &AppState) -> IpAddr {
+    let forwarded: Vec<String> =
+        req.headers().get_all("x-forwarded-for").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
+    ratelimit::client_ip(req.peer_addr().map(|a| a.ip()), &forwarded, state.config.trusted_proxy_hops)
 }
 
 fn limited(retry_after: u64) -> ApiError {
@@ -191,9 +197,8 @@ pub async fn prelogin(state: web::Data<AppState>, body: web::Json<PreloginReques
 /// `POST /api/v1/auth/register`
 pub async fn register(req: HttpRequest, state: web::Data<AppState>, body: web::Json<RegisterRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    let ip = format!("reg:{}", client_ip(&req, &state));
-    state.limiter.check(&ip, state.config.registrations_per_ip).map_err(limited)?;
-    state.limiter.hit(&ip);
+    let attempt = state.limiter.begin_registration(client_ip(&req, &state)).map_err(limited)?;
+    state.limiter.kept(attempt).await;
 
     let email = validate::email(&body.email)?;
     let display_name = validate::name("display_name", &body.display_name)?;
@@ -235,11 +240,8 @@ pub async fn register(req: HttpRequest, state: web::Data<AppState>, body: web::J
 pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Json<LoginRequest>) -> ApiResult<HttpResponse> {
     let email = validate::email(&body.email)?;
     validate::bytes_exact("auth_key", &body.auth_key, 32)?;
-    let ip_key = format!("ip:{}", client_ip(&req, &state));
-    let acct_key = format!("acct:{email}");
-    state.limiter.check(&ip_key, state.config.auth_attempts_per_ip).map_err(limited)?;
-    state.limiter.check(&acct_key, state.config.auth_failures_per_account).map_err(limited)?;
-    state.limiter.hit(&ip_key);
+    // Counted before the work: attempts in flight hold their slots.
+    let attempt = state.limiter.begin_check(Check::Login, &email, client_ip(&req, &state)).map_err(limited)?;
 
     let user = state.store.user_by_email(&email).await?;
     let ok = match &user {
@@ -252,11 +254,11 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Json
     };
     match (ok, user) {
         (true, Some(u)) => {
-            state.limiter.clear(&acct_key);
+            state.limiter.succeeded(attempt).await;
             start_session(&state, &u, actix_web::http::StatusCode::OK).await
         }
         _ => {
-            state.limiter.hit(&acct_key);
+            state.limiter.kept(attempt).await;
             Err(ApiError::new(ErrorCode::InvalidCredentials, LOST_ACCESS_NOTICE))
         }
     }
@@ -276,16 +278,16 @@ pub async fn me(who: Authed) -> ApiResult<HttpResponse> {
 
 async fn check_kit(req: &HttpRequest, state: &AppState, email: &str, kit_auth: &B64) -> ApiResult<UserRecord> {
     validate::bytes_exact("kit_auth", kit_auth, 32)?;
-    let ip_key = format!("ip:{}", client_ip(req, state));
-    let acct_key = format!("kit:{email}");
-    state.limiter.check(&ip_key, state.config.auth_attempts_per_ip).map_err(limited)?;
-    state.limiter.check(&acct_key, state.config.auth_failures_per_account).map_err(limited)?;
-    state.limiter.hit(&ip_key);
+    // Counted before the store read: attempts in flight hold their slots.
+    let attempt = state.limiter.begin_check(Check::Kit, email, client_ip(req, state)).map_err(limited)?;
     let user = state.store.user_by_email(email).await?;
     match user {
-        Some(u) if ct_eq(&u.kit_verifier, &sha256(&kit_auth.0)) => Ok(u),
+        Some(u) if ct_eq(&u.kit_verifier, &sha256(&kit_auth.0)) => {
+            state.limiter.succeeded(attempt).await;
+            Ok(u)
+        }
         _ => {
-            state.limiter.hit(&acct_key);
+            state.limiter.kept(attempt).await;
             Err(ApiError::new(
                 ErrorCode::InvalidRecoveryKit,
                 "that Emergency Access Kit does not match this account; every word must be in its numbered position",
@@ -327,7 +329,7 @@ pub async fn recover_finish(
             },
         )
         .await?;
-    state.limiter.clear(&format!("acct:{email}"));
+    state.limiter.forget_login_failures(&email, client_ip(&req, &state)).await;
     tracing::info!(user = %u.id, "password reset with the Emergency Access Kit");
     let u = state.store.user_by_id(u.id).await?.ok_or_else(|| ApiError::internal("user vanished during reset"))?;
     start_session(&state, &u, actix_web::http::StatusCode::OK).await

@@ -36,9 +36,12 @@ pub struct Config {
     pub session_ttl_secs: u64,
     /// Invite lifetime, seconds.
     pub invite_ttl_secs: u64,
-    /// Login and recovery attempts per client address per window.
+    /// Sign-in and kit attempts per client address (an IPv6 client by its /64)
+    /// per window, across accounts, whatever their outcome.
     pub auth_attempts_per_ip: u32,
-    /// Failed logins (or kit attempts) per account per window before lock-out.
+    /// Failed sign-ins (or kit checks, counted apart) per account *and client
+    /// address* per window before that address is locked out of the account.
+    /// A lock-out from one address never locks out another.
     pub auth_failures_per_account: u32,
     /// Registrations per client address per window.
     pub registrations_per_ip: u32,
@@ -50,8 +53,6 @@ pub struct Config {
     pub mail_backoff_ms: u64,
     /// Longest mail retry delay, milliseconds.
     pub mail_backoff_max_ms: u64,
-    /// Trust `X-Forwarded-For` for the client address (only behind your own proxy).
-    pub trust_forwarded_for: bool,
     /// Taxonomy seed file; the one compiled in is used when unset.
     pub taxonomy_seed: Option<PathBuf>,
     /// Frames queued per WebSocket before the client counts as a slow consumer
@@ -68,6 +69,17 @@ pub struct Config {
     pub sent_mail_retention_secs: u64,
     /// Seconds an `.eml` file is kept in the mail folder (no SMTP): they hold invite links.
     pub mail_folder_retention_secs: u64,
+    /// How many reverse proxies of your own stand in front of the server. The
+    /// client address is the `X-Forwarded-For` entry this many places left of
+    /// the TCP peer: each trusted proxy appends the address it saw, so values
+    /// a client writes itself are never read. 0 (the default): the TCP peer is
+    /// the client and the header is ignored. Every request must pass through
+    /// all of these proxies. Replaces `trust_forwarded_for`.
+    pub trusted_proxy_hops: u8,
+    /// Failed sign-ins (or kit checks, counted apart) per account per window
+    /// from every address together: a high ceiling against a guesser spread
+    /// over many addresses.
+    pub auth_failures_per_account_total: u32,
 }
 
 impl Default for Config {
@@ -88,7 +100,6 @@ impl Default for Config {
             mail_poll_ms: 2_000,
             mail_backoff_ms: 5_000,
             mail_backoff_max_ms: 15 * 60 * 1000,
-            trust_forwarded_for: false,
             taxonomy_seed: None,
             ws_outgoing_buffer: handoff_actors::conn::OUTGOING_BUFFER,
             actor_idle_secs: 60,
@@ -96,6 +107,8 @@ impl Default for Config {
             idempotency_retention_secs: 7 * 24 * 3600,
             sent_mail_retention_secs: 30 * 24 * 3600,
             mail_folder_retention_secs: 24 * 3600,
+            trusted_proxy_hops: 0,
+            auth_failures_per_account_total: 100,
         }
     }
 }
@@ -113,6 +126,13 @@ pub enum ConfigError {
     /// An environment variable has an invalid value.
     #[error("environment variable {0}: {1}")]
     Env(&'static str, String),
+    /// The file sets `trust_forwarded_for = true`, which trusted the
+    /// client-written first `X-Forwarded-For` value; `trusted_proxy_hops` replaces it.
+    #[error(
+        "{0}: `trust_forwarded_for` was replaced by `trusted_proxy_hops`: set it to the number of reverse proxies in front of \
+         Handoff (1 for one proxy) and remove `trust_forwarded_for`"
+    )]
+    TrustForwardedForReplaced(PathBuf),
 }
 
 impl Config {
@@ -122,7 +142,7 @@ impl Config {
         let mut c = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read(path.clone(), e))?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse(path, e.to_string()))?
+                Self::parse(&text, &path)?
             }
             None => Config::default(),
         };
@@ -147,6 +167,19 @@ impl Config {
         Ok(c)
     }
 
+    /// Parses a configuration file's text (`path` names it in errors). An old
+    /// `trust_forwarded_for = false` is accepted (it is what 0 trusted hops
+    /// means); `true` is refused with [`ConfigError::TrustForwardedForReplaced`],
+    /// since the number of proxies cannot be guessed safely.
+    pub fn parse(text: &str, path: &std::path::Path) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse(path.to_path_buf(), e.to_string()))?;
+        match table.remove("trust_forwarded_for") {
+            None | Some(toml::Value::Boolean(false)) => {}
+            Some(_) => return Err(ConfigError::TrustForwardedForReplaced(path.to_path_buf())),
+        }
+        toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Parse(path.to_path_buf(), e.to_string()))
+    }
+
     /// The public URL without a trailing slash.
     pub fn public_url(&self) -> String {
         match &self.public_url {
@@ -162,5 +195,31 @@ impl Config {
 
     pub(crate) fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.session_ttl_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn trusted_proxy_hops_parse_and_default_to_none() {
+        let p = Path::new("handoff.toml");
+        assert_eq!(Config::parse("", p).unwrap().trusted_proxy_hops, 0);
+        assert_eq!(Config::parse("trusted_proxy_hops = 2", p).unwrap().trusted_proxy_hops, 2);
+        assert!(matches!(Config::parse("trusted_proxy_hops = 300", p), Err(ConfigError::Parse(..))));
+        assert!(matches!(Config::parse("no_such_setting = 1", p), Err(ConfigError::Parse(..))), "unknown fields are still refused");
+    }
+
+    #[test]
+    fn the_old_trust_forwarded_for_is_refused_when_true_and_accepted_when_false() {
+        let p = Path::new("handoff.toml");
+        let err = Config::parse("trust_forwarded_for = true", p).unwrap_err();
+        assert!(matches!(err, ConfigError::TrustForwardedForReplaced(_)), "{err}");
+        assert!(err.to_string().contains("trusted_proxy_hops"), "{err}");
+        let c = Config::parse("trust_forwarded_for = false\nauth_attempts_per_ip = 7", p).unwrap();
+        assert_eq!((c.trusted_proxy_hops, c.auth_attempts_per_ip), (0, 7));
     }
 }

@@ -5,8 +5,8 @@
 //! `handoff-crypto` (CI checks this with `cargo tree`), and it never logs
 //! request paths with ids or tokens in them: access logs show route patterns.
 //!
-//! Limits: rate-limit counters are in memory (a restart resets them); there is
-//! no built-in TLS, so put a TLS proxy in front and set `public_url` to https.
+//! Limits: rate-limit counts below their limit are in memory (lock-outs are
+//! kept in the store and survive a restart); there is no built-in TLS, so put a TLS proxy in front and set `public_url` to https.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 

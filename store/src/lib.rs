@@ -12,6 +12,7 @@
 //! | [`ReferralStore`] | referrals, event streams, idempotency, blobs | [`ReferralError`] |
 //! | [`MlsStore`] | the MLS delivery service | [`MlsError`] |
 //! | [`MailStore`] | the mail outbox | [`MailError`] |
+//! | [`LimitStore`] | rate-limit lock-outs | [`LimitError`] |
 //!
 //! Every error enum keeps the backend's failure as a [`BackendError`] (with the
 //! driver's error as its source); opening a store fails with an [`OpenError`].
@@ -32,6 +33,7 @@
 
 pub mod conformance;
 mod error;
+mod limits;
 mod mail;
 mod mls;
 mod model;
@@ -42,6 +44,7 @@ mod taxonomy;
 mod users;
 
 pub use error::*;
+pub use limits::*;
 pub use mail::*;
 pub use mls::*;
 pub use model::*;
@@ -57,6 +60,6 @@ pub use users::*;
 /// A backend implements the concept traits; this trait then comes with them,
 /// so `Arc<dyn Store>` reaches every method. Code holding a concrete backend
 /// (not `dyn Store`) imports the concept traits it calls.
-pub trait Store: UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore {}
+pub trait Store: UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore {}
 
-impl<T> Store for T where T: UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore {}
+impl<T> Store for T where T: UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore {}

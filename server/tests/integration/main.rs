@@ -22,7 +22,9 @@
 //!   foreign ids: a documented error, never a panic or a 500.
 //! - `security_<area>`: one attack per test, named after the attack it stops
 //!   (issue 12): `security_csrf` (cross-site requests), `security_purge`
-//!   (nothing outlives its use).
+//!   (nothing outlives its use), `security_limits` (the sign-in and kit-check
+//!   rate limits: parallel guesses, lock-outs by strangers, forged
+//!   `X-Forwarded-For`, IPv6 neighbours, restarts).
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -43,4 +45,5 @@ mod practices;
 mod privacy;
 mod routes;
 mod security_csrf;
+mod security_limits;
 mod security_purge;

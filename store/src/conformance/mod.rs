@@ -48,6 +48,7 @@ macro_rules! suite {
     };
 }
 
+mod limits;
 mod mail;
 mod mls;
 mod practices;
@@ -55,6 +56,7 @@ mod referrals;
 mod taxonomy;
 mod users;
 
+pub use limits::*;
 pub use mail::*;
 pub use mls::*;
 pub use practices::*;
@@ -75,6 +77,7 @@ macro_rules! conformance_tests {
         $crate::__conformance_mail!($make);
         $crate::__conformance_referrals!($make);
         $crate::__conformance_mls!($make);
+        $crate::__conformance_limits!($make);
     };
 }
 

@@ -21,6 +21,7 @@ use handoff_protocol::v1::Role;
 
 use crate::{BackendError, OpenError, UserRecord};
 
+mod limits;
 mod mail;
 mod mls;
 mod practices;
@@ -42,6 +43,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../../../migrations/sqlite/0001_init.sql") },
     Migration { version: 2, sql: include_str!("../../../migrations/sqlite/0002_referrals.sql") },
     Migration { version: 3, sql: include_str!("../../../migrations/sqlite/0003_mls.sql") },
+    Migration { version: 5, sql: include_str!("../../../migrations/sqlite/0005_rate_limits.sql") },
 ];
 
 /// The embedded store.
