@@ -20,6 +20,9 @@
 //! - `privacy`: scans of every stored byte for secrets and patient data.
 //! - `bad_input`: malformed, oversized or mistyped input, rate limits and
 //!   foreign ids: a documented error, never a panic or a 500.
+//! - `security_streams`: ending access cuts every live stream it reached
+//!   (removal, practice deletion), and `subscribe` positions past a stream's
+//!   head are refused (issue 12, items 1 and 7).
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -39,3 +42,4 @@ mod mls;
 mod practices;
 mod privacy;
 mod routes;
+mod security_streams;
