@@ -17,7 +17,7 @@ use handoff_protocol::ws::{AckBody, Command, Event, ReferralId, StreamId};
 use handoff_protocol::{ErrorCode, PracticeId};
 use handoff_testkit::{World, content, routing};
 
-use crate::harness::{PASSWORD, TestServer, world};
+use crate::harness::{PASSWORD, TestServer, invite_token, world};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// How long to look for a frame that the barrier shows has already arrived, if it was sent.
@@ -152,6 +152,35 @@ async fn members_of_a_deleted_practice_receive_nothing_more() {
         assert_cut(live, &[rs, StreamId::Practice(p.id)]).await;
         assert_eq!(live.subscribe(rs, 0).await.unwrap_err().code(), Some(ErrorCode::NotFound));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_of_both_practices_removed_from_one_keeps_the_referral_but_not_the_inbox() {
+    let srv = server();
+    let w = world(&srv, 1).await;
+    let p = w.specialists[0].id;
+    let email = "carol@both.example";
+    let carol = join(&srv, &w.spec, p, email).await;
+    w.moa.invite(w.referring.id, email, Role::Member).await.unwrap();
+    let token = invite_token(&srv.wait_for_folder_mail(email, &w.referring.name).await);
+    carol.accept_invite(&token).await.unwrap();
+    let moa_live = w.moa.live().await.unwrap();
+    let rid = send(&w, &moa_live).await;
+    let rs = StreamId::Referral(rid);
+    let mut carol_live = carol.live().await.unwrap();
+    carol_live.subscribe(rs, 0).await.unwrap();
+    carol_live.subscribe(StreamId::Practice(p), 0).await.unwrap();
+    while carol_live.next_event(SETTLE).await.is_some() {}
+
+    // Removed from the receiving practice, she is still a member of the sending one: the one rule says she sees the referral.
+    w.spec.remove_member(p, carol.user_id().unwrap()).await.unwrap();
+    let r = w.moa.referral(rid).await.unwrap();
+    w.moa.post_message(&moa_live, &r, "still yours").await.unwrap();
+    let got = carol_live.next_event(WAIT).await.expect("the referral stream goes on");
+    assert_eq!(got.stream, rs, "{got:?}");
+    assert!(matches!(got.event, Event::MessagePosted { .. }), "{got:?}");
+    // Only the inbox of the practice she left was cut.
+    assert_cut(&mut carol_live, &[StreamId::Practice(p)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
