@@ -1,9 +1,18 @@
 //! The store's half of the access rule: a user's standing on each side of a
 //! referral, looked up once here for the hub, the referral actor and the
 //! server's HTTP routes. The rule itself is `handoff_domain::access`.
+//!
+//! Also the record of when access last ended at each practice
+//! ([`Revocations`]): a stream actor compares it with when it last checked
+//! each subscriber, so a subscriber whose access may have ended is checked
+//! again, by the same rule, before it is sent anything more.
 
-use handoff_domain::access::{Access, Parties, Sender};
-use handoff_protocol::UserId;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
+
+use handoff_domain::access::{Access, Action, Parties, Sender};
+use handoff_protocol::{PracticeId, UserId};
 use handoff_store::{PracticeError, ReferralRecord, Store};
 
 /// The two parties of a stored referral.
@@ -13,10 +22,90 @@ pub fn parties(rec: &ReferralRecord) -> Parties {
 
 /// Where `user` stands on the referral, or `None` if on neither side.
 pub async fn referral_access(store: &dyn Store, user: UserId, rec: &ReferralRecord) -> Result<Option<Access>, PracticeError> {
-    let p = parties(rec);
+    party_access(store, user, parties(rec)).await
+}
+
+/// Where `user` stands between a referral's two parties, or `None` if on neither side.
+pub async fn party_access(store: &dyn Store, user: UserId, p: Parties) -> Result<Option<Access>, PracticeError> {
     let receiver = store.role(p.receiver, user).await?.is_some();
     let sender = match p.sender {
         Sender::Practice(practice) => store.role(practice, user).await?.is_some(),
     };
     Ok(Access::of(sender, receiver))
+}
+
+/// Whether `user` may see (read) a referral between these parties: the rule
+/// both the subscribing side and the cutting side of a referral stream ask.
+pub async fn may_read(store: &dyn Store, user: UserId, p: Parties) -> Result<bool, PracticeError> {
+    Ok(party_access(store, user, p).await?.is_some_and(|a| a.permits(Action::Read).is_ok()))
+}
+
+/// The practices whose membership decides access to a referral between these parties.
+pub fn practices_of(p: Parties) -> Vec<PracticeId> {
+    let mut v = vec![p.receiver];
+    v.extend(p.sender.practice().filter(|s| *s != p.receiver));
+    v
+}
+
+/// When access last ended at each practice, on one process-wide clock.
+///
+/// A subscriber is stamped with [`Revocations::now`], read *before* its access
+/// is checked in the store. A later end of access at practice `p` is recorded
+/// (after the store change that ends it) with a later tick, so a subscriber
+/// whose stamp is older than [`Revocations::latest`] of its stream's practices
+/// may have been checked before that change, and must be checked again before
+/// it is sent anything.
+#[derive(Debug, Default)]
+pub(crate) struct Revocations {
+    clock: AtomicU64,
+    at: DashMap<PracticeId, u64>,
+}
+
+impl Revocations {
+    /// The clock now: a check that starts after reading it sees every end of access recorded up to it.
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.load(Ordering::SeqCst)
+    }
+
+    /// Records that access ended at `practice` (call after the store says so).
+    pub(crate) fn record(&self, practice: PracticeId) {
+        let tick = self.clock.fetch_add(1, Ordering::SeqCst).saturating_add(1);
+        self.at.entry(practice).and_modify(|t| *t = (*t).max(tick)).or_insert(tick);
+    }
+
+    /// The latest end of access at any of `practices` (0: never).
+    pub(crate) fn latest(&self, practices: &[PracticeId]) -> u64 {
+        practices.iter().filter_map(|p| self.at.get(p).map(|t| *t)).max().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn practice(n: u8) -> PracticeId {
+        PracticeId::from_bytes([n; 16])
+    }
+
+    #[test]
+    fn a_check_stamped_before_an_end_of_access_is_stale_and_one_after_is_not() {
+        let r = Revocations::default();
+        let (a, b) = (practice(1), practice(2));
+        let before = r.now();
+        assert_eq!(r.latest(&[a, b]), 0, "never revoked");
+        r.record(a);
+        assert!(r.latest(&[a, b]) > before, "the earlier check is stale");
+        assert_eq!(r.latest(&[b]), 0, "another practice is untouched");
+        let after = r.now();
+        assert!(r.latest(&[a, b]) <= after, "a check stamped after the end of access is current");
+        r.record(b);
+        assert!(r.latest(&[a]) <= after && r.latest(&[a, b]) > after);
+    }
+
+    #[test]
+    fn a_referral_depends_on_both_practices_once() {
+        let (a, b) = (practice(1), practice(2));
+        assert_eq!(practices_of(Parties { sender: Sender::Practice(a), receiver: b }), vec![b, a]);
+        assert_eq!(practices_of(Parties { sender: Sender::Practice(a), receiver: a }), vec![a]);
+    }
 }

@@ -1,6 +1,7 @@
 //! What every hub actor shares: the store, the tunables, the mailer, the
-//! arbiter they run on, the registry of live stream actors, and a way to hand
-//! committed events to the actors that own their streams.
+//! arbiter they run on, the registry of live stream actors, the record of
+//! when access last ended at each practice, and a way to hand committed
+//! events to the actors that own their streams.
 //!
 //! The hub owns the one [`Env`]; actors hold it weakly. Delivering to another
 //! stream's actor may need to start it, which only the hub can (it alone
@@ -16,6 +17,7 @@ use actix::{Addr, ArbiterHandle};
 
 use handoff_store::{Store, StoredEvent};
 
+use crate::access::Revocations;
 use crate::mailer::{Kick, Mailer};
 use crate::registry::Registry;
 
@@ -49,6 +51,8 @@ pub(crate) struct Env {
     pub mailer: Addr<Mailer>,
     pub arbiter: ArbiterHandle,
     pub registry: Registry,
+    /// When access last ended at each practice (see [`Revocations`]).
+    pub revocations: Revocations,
     pub router: Weak<dyn Router>,
 }
 

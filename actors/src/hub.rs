@@ -20,7 +20,7 @@ use crate::conn::Conn;
 pub use crate::env::HubConfig;
 use crate::env::{Env, Router};
 use crate::mailer::Mailer;
-use crate::messages::{Create, Deliver, Evict, Execute, Subscribe, Unsubscribe};
+use crate::messages::{Create, Deliver, EndAccess, Execute, Subscribe, Unsubscribe};
 use crate::practice::PracticeStream;
 use crate::referral::ReferralStream;
 use crate::registry::Registry;
@@ -75,7 +75,15 @@ impl Hub {
         Arc::new_cyclic(|hub: &std::sync::Weak<Hub>| {
             let router: std::sync::Weak<dyn Router> = hub.clone();
             let mailbox = config.mailbox;
-            let env = Arc::new(Env { store, config, mailer, arbiter: arbiter.clone(), registry: Registry::default(), router });
+            let env = Arc::new(Env {
+                store,
+                config,
+                mailer,
+                arbiter: arbiter.clone(),
+                registry: Registry::default(),
+                revocations: Default::default(),
+                router,
+            });
             let weak = Arc::downgrade(&env);
             let routing = RoutingActor::start_in_arbiter(&arbiter, move |ctx| {
                 ctx.set_mailbox_capacity(mailbox);
@@ -149,10 +157,23 @@ impl Hub {
         }
     }
 
-    /// Cuts a removed member's live subscriptions to the practice's inbox.
-    pub async fn evict(&self, practice: PracticeId, user: UserId) {
-        if let Ok(Some(actor)) = self.route::<Evict>(StreamId::Practice(practice), Reach::Live).await {
-            let _ = actor.send(Evict { user }).await;
+    /// Ends access at `practice` for whoever lost it there: a removed member,
+    /// every member of a deleted practice, and any future end of access (a
+    /// member's end date, a locum's last day). Call it after the store change
+    /// that ends the access.
+    ///
+    /// Every live stream whose access depends on the practice (its inbox, and
+    /// every referral it sent or received) checks its subscribers again by
+    /// its one access rule and cuts, with an `access_ended` frame, each who
+    /// may no longer see it; this returns once all of them have. A
+    /// subscription made from now on is checked against the changed store,
+    /// and a delivery re-checks any subscriber last checked before now.
+    pub async fn end_access(&self, practice: PracticeId) {
+        self.env.revocations.record(practice);
+        for stream in self.env.registry.touching(practice) {
+            if let Ok(Some(actor)) = self.route::<EndAccess>(stream, Reach::Live).await {
+                let _ = actor.send(EndAccess).await;
+            }
         }
     }
 

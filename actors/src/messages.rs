@@ -2,7 +2,7 @@
 //! actor: the actors depend on these types, never on each other's modules.
 //!
 //! The stream messages ([`Subscribe`], [`Unsubscribe`], [`Deliver`],
-//! [`Evict`]) are handled by every stream actor (`StreamActor<K>`), whatever
+//! [`EndAccess`]) are handled by every stream actor (`StreamActor<K>`), whatever
 //! its kind; [`Execute`], [`Create`] and [`AppendMls`] are each handled by
 //! one kind of actor.
 
@@ -39,12 +39,13 @@ pub(crate) struct Deliver {
     pub events: Vec<StoredEvent>,
 }
 
-/// Drops every subscription of a user who lost access to the stream.
+/// Access ended at one of the practices the receiving stream's access depends
+/// on (already recorded in `Env::revocations`): the actor checks every
+/// subscriber it last checked before then against the store, by the stream's
+/// access rule, and cuts those who may no longer see it. It answers once done.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct Evict {
-    pub user: UserId,
-}
+pub(crate) struct EndAccess;
 
 /// A state-changing command on one referral, for that referral's actor. The
 /// answer says whether it was a replay of an earlier command with the same

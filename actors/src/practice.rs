@@ -36,8 +36,22 @@ impl StreamKind for PracticeStream {
         std::future::ready(Ok(Self { id }))
     }
 
+    type Scope = PracticeId;
+
+    fn scope(&self) -> PracticeId {
+        self.id
+    }
+
+    fn practices(id: PracticeId) -> Vec<PracticeId> {
+        vec![id]
+    }
+
     /// Members of the practice see its inbox.
+    async fn sees(store: Arc<dyn Store>, user: UserId, id: PracticeId) -> ApiResult<bool> {
+        Ok(store.role(id, user).await?.is_some())
+    }
+
     async fn authorize(store: Arc<dyn Store>, user: UserId, id: PracticeId) -> ApiResult<()> {
-        if store.role(id, user).await?.is_some() { Ok(()) } else { Err(ApiError::not_found("stream")) }
+        if Self::sees(store, user, id).await? { Ok(()) } else { Err(ApiError::not_found("stream")) }
     }
 }

@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use handoff_domain::access::{Action, Forbidden};
+use handoff_domain::access::{Action, Forbidden, Parties};
 use handoff_domain::limits::MAX_ATTACHMENTS;
 use handoff_domain::{routing, status};
 use handoff_protocol::ws::{AckBody, Command, Event, MAX_MESSAGE, Referral, ReferralId, Status, StreamId};
-use handoff_protocol::{ErrorCode, UserId};
+use handoff_protocol::{ErrorCode, PracticeId, UserId};
 use handoff_store::{Commit, IdemRecord, NewMail, ReferralError, ReferralRecord, Store, StoredEvent};
 
 use crate::messages::Execute;
@@ -64,13 +64,27 @@ impl StreamKind for ReferralStream {
         Ok(Self { rec })
     }
 
+    type Scope = Parties;
+
+    fn scope(&self) -> Parties {
+        crate::access::parties(&self.rec)
+    }
+
+    fn practices(parties: Parties) -> Vec<PracticeId> {
+        crate::access::practices_of(parties)
+    }
+
     /// Both sides of a referral see its stream (`handoff_domain::access`).
+    async fn sees(store: Arc<dyn Store>, user: UserId, parties: Parties) -> ApiResult<bool> {
+        Ok(crate::access::may_read(&*store, user, parties).await?)
+    }
+
     async fn authorize(store: Arc<dyn Store>, user: UserId, id: ReferralId) -> ApiResult<()> {
-        let access = match store.referral(id).await? {
-            Some(rec) => crate::access::referral_access(&*store, user, &rec).await?,
-            None => None,
+        let may = match store.referral(id).await? {
+            Some(rec) => Self::sees(store, user, crate::access::parties(&rec)).await?,
+            None => false,
         };
-        access.filter(|a| a.permits(Action::Read).is_ok()).map(|_| ()).ok_or_else(|| ApiError::not_found("stream"))
+        if may { Ok(()) } else { Err(ApiError::not_found("stream")) }
     }
 }
 

@@ -14,6 +14,8 @@
 //! - [`access`]: who may see and act on a referral, and the [`access::Sender`]
 //!   of a referral.
 //! - [`limits`]: the size limits the routing rules enforce.
+//! - [`replay`]: what one `subscribe` replays, and the refusal of a position
+//!   past the stream's head.
 //!
 //! Builds for wasm32: the web client links it.
 
@@ -22,6 +24,7 @@
 pub mod access;
 pub mod eligibility;
 pub mod limits;
+pub mod replay;
 pub mod routing;
 pub mod status;
 pub mod taxonomy;

@@ -82,6 +82,17 @@ pub enum ErrorCode {
     StaleState,
     /// The server is starting or shutting down. 503.
     Unavailable,
+    /// Sent unprompted on the WebSocket (an `error` frame with `id: null`) when
+    /// the server cuts a subscription because the user lost access to the
+    /// stream (removed from a practice, or the practice was deleted). The
+    /// message names the stream; nothing more arrives on it, and subscribing
+    /// again is refused with `not_found`. 403.
+    AccessEnded,
+    /// `subscribe` asked for the events after a seq the stream has not reached
+    /// (`after_seq` past its head, e.g. a position kept from before the server's
+    /// data was restored). Nothing was subscribed; subscribe again from at most
+    /// the head (0 replays the whole stream). 422.
+    SeqAhead,
 }
 
 impl ErrorCode {
@@ -106,6 +117,8 @@ impl ErrorCode {
             InviteInvalid => 410,
             Internal => 500,
             Unavailable => 503,
+            AccessEnded => 403,
+            SeqAhead => 422,
         }
     }
 
@@ -148,6 +161,8 @@ impl ErrorCode {
             WrongRecipient => "wrong_recipient",
             StaleState => "stale_state",
             Unavailable => "unavailable",
+            AccessEnded => "access_ended",
+            SeqAhead => "seq_ahead",
         }
     }
 }

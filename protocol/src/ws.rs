@@ -11,7 +11,12 @@
 //! - Events belong to streams ([`StreamId`]): a practice's inbox or a
 //!   referral's history and thread. Each stream numbers its events 1, 2, 3...
 //!   `subscribe` with `after_seq` replays the missed events from the store, in
-//!   order, then the subscription carries on live.
+//!   order, then the subscription carries on live. An `after_seq` past the
+//!   stream's head is refused (`seq_ahead`).
+//! - When the user loses access to a stream they follow (removed from a
+//!   practice, or the practice deleted), the server cuts the subscription and
+//!   sends an `error` frame with `id: null` and code `access_ended`, whose
+//!   message names the stream; nothing more arrives on it.
 //! - Every state change is persisted before it is acknowledged or pushed.
 //!
 //! Limits: a client frame is at most [`MAX_FRAME`] bytes; larger frames close
@@ -384,11 +389,13 @@ pub enum Event {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Command {
-    /// Replay events after `after_seq`, then stream live ones.
+    /// Replay events after `after_seq`, then stream live ones. Refused with
+    /// `not_found` if the user may not see the stream, and with `seq_ahead` if
+    /// `after_seq` is past the stream's head.
     Subscribe {
         /// The stream.
         stream: StreamId,
-        /// Last seq the client has (0 for everything).
+        /// Last seq the client has (0 for everything; at most the stream's head).
         #[serde(default)]
         after_seq: u64,
     },

@@ -46,6 +46,8 @@ fn every_code_serializes_as_its_as_str() {
         NotMember,
         WrongRecipient,
         StaleState,
+        AccessEnded,
+        SeqAhead,
     ] {
         assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         let back: ErrorCode = serde_json::from_str(&format!("\"{}\"", code.as_str())).unwrap();
@@ -73,6 +75,17 @@ fn mls_error_codes_are_pinned() {
         assert_eq!(code.http_status(), status);
         let body = ErrorBody { error: code, message: "m".into() };
         assert_eq!(serde_json::to_string(&body).unwrap(), format!(r#"{{"error":"{s}","message":"m"}}"#));
+    }
+}
+
+#[test]
+fn stream_error_codes_are_pinned() {
+    use ErrorCode::*;
+    for (code, s, status) in [(AccessEnded, "access_ended", 403), (SeqAhead, "seq_ahead", 422)] {
+        assert_eq!(code.as_str(), s);
+        assert_eq!(code.http_status(), status);
+        let frame = handoff_protocol::ws::ServerFrame::Error { id: None, error: code, message: "m".into() };
+        assert_eq!(serde_json::to_string(&frame).unwrap(), format!(r#"{{"type":"error","id":null,"error":"{s}","message":"m"}}"#));
     }
 }
 

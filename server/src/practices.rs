@@ -158,6 +158,7 @@ pub async fn delete(
         return Err(ApiError::new(ErrorCode::ConfirmationMismatch, "type the practice's name exactly to delete it"));
     }
     state.store.delete_practice(p.id).await?;
+    state.hub.end_access(p.id).await;
     tracing::info!(practice = %p.id, by = %who.user.id, "practice deleted");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -209,7 +210,7 @@ pub async fn remove_member(state: web::Data<AppState>, who: Authed, path: web::P
         return Err(ApiError::forbidden("only a practice admin can remove other members"));
     }
     state.store.remove_member(pid, uid).await?;
-    state.hub.evict(pid, uid).await;
+    state.hub.end_access(pid).await;
     tracing::info!(practice = %pid, member = %uid, by = %who.user.id, "member removed");
     Ok(HttpResponse::NoContent().finish())
 }

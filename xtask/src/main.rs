@@ -274,7 +274,7 @@ fn bench() -> Result<()> {
 }
 
 /// The fuzz targets in `protocol/fuzz` (cargo-fuzz, nightly).
-const FUZZ_TARGETS: &[&str] = &["client_frame", "stored_event", "server_frame", "frame_round_trip"];
+const FUZZ_TARGETS: &[&str] = &["client_frame", "stored_event", "server_frame", "frame_round_trip", "subscribe_replay"];
 
 fn fuzz(root: &Path) -> Result<()> {
     let toolchains = output(Command::new("rustup").args(["toolchain", "list"])).unwrap_or_default();

@@ -24,7 +24,9 @@
 //!   (issue 12): `security_csrf` (cross-site requests), `security_purge`
 //!   (nothing outlives its use), `security_limits` (the sign-in and kit-check
 //!   rate limits: parallel guesses, lock-outs by strangers, forged
-//!   `X-Forwarded-For`, IPv6 neighbours, restarts).
+//!   `X-Forwarded-For`, IPv6 neighbours, restarts), `security_streams`
+//!   (ending access cuts every live stream it reached; `subscribe` positions
+//!   past a stream's head are refused).
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -47,3 +49,4 @@ mod routes;
 mod security_csrf;
 mod security_limits;
 mod security_purge;
+mod security_streams;
