@@ -18,6 +18,8 @@
 //! - `mls`: practice groups over MLS: the delivery service, key packages,
 //!   welcomes, the key-history chain, removal, concurrency, bad MLS input.
 //! - `privacy`: scans of every stored byte for secrets and patient data.
+//! - `security_items`: items added to a referral after a member's removal
+//!   are sealed under item keys the removed member cannot open.
 //! - `bad_input`: malformed, oversized or mistyped input, rate limits and
 //!   foreign ids: a documented error, never a panic or a 500.
 //!
@@ -39,3 +41,4 @@ mod mls;
 mod practices;
 mod privacy;
 mod routes;
+mod security_items;
