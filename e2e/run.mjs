@@ -274,6 +274,11 @@ await test('referral round trip: MOA and specialist in two browsers, live', asyn
   await spec.click('button:has-text("Send message")');
   await waitText(moa, '[data-testid=message-text]', 'Booked for Tuesday 9:30.');
   await waitText(moa, '.toast', 'New message');
+  // A file added after sending is sealed under its own item key, wrapped to
+  // both practices' current keys: the other side lists and names it.
+  await spec.setInputFiles('#att-add', { name: 'holter-summary.pdf', mimeType: 'application/pdf', buffer: attachment });
+  await waitText(spec, '[data-testid=attachments]', 'holter-summary.pdf');
+  await waitText(moa, '[data-testid=attachments]', 'holter-summary.pdf');
   await shot(moa, '12-referral-detail-moa');
 
   // The server crashes and comes back: both tabs show it, reconnect by
@@ -301,6 +306,7 @@ await test('referral round trip: MOA and specialist in two browsers, live', asyn
   await waitText(moa, '[data-testid=message-text]', 'Patient can attend any weekday morning.');
   await waitText(moa, '[data-testid=message-text]', 'Booked for Tuesday 9:30.');
   await waitText(moa, '[data-testid=attachments]', 'ecg-report.pdf');
+  await waitText(moa, '[data-testid=attachments]', 'holter-summary.pdf');
   await moa.click('a.navlink:has-text("Sent")');
   const sentRow = moa.locator('[data-testid=referral-row]', { hasText: patient });
   await sentRow.waitFor({ timeout: T });

@@ -14,6 +14,9 @@
 //! - [`practice`]: the epoch-versioned practice key, its derived HPKE public
 //!   key (signed by the publishing member), grants that seal it to a member,
 //!   and the key-history chain that links each epoch key to the one before.
+//! - [`referral`] and [`item`]: a referral's content under its key `R`, and
+//!   everything added later under a fresh item key wrapped to both practices'
+//!   current epoch keys.
 //! - [`mls`]: the practice's MLS group (mls-rs): identities bound to account
 //!   keys and checked against the directory, commits, welcomes, the exporter
 //!   that yields each epoch's key, and the user's MLS state as one sealed blob.
@@ -23,6 +26,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
+pub mod item;
 pub mod keys;
 pub mod kit;
 pub mod mls;

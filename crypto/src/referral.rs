@@ -6,6 +6,12 @@
 //! that binds it to the referral and its role. `R` is wrapped with HPKE to the
 //! receiving practice's epoch public key and to the sending practice's. Thread
 //! messages are signed by their author with Ed25519.
+//!
+//! What is added to a referral after it was sent (thread messages, the
+//! rejection note, added attachments) is sealed under its own item key
+//! instead ([`crate::item`]), so that a member removed since cannot read it
+//! with the `R` they kept. `R`'s item methods here open items stored before
+//! item keys existed.
 
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -213,30 +219,39 @@ impl ReferralKey {
     /// its index and whether it is the last, so chunks cannot be reordered,
     /// dropped or truncated without detection.
     pub fn seal_attachment(&self, blob: BlobId, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let key = self.attachment_key(blob);
-        let chunks: Vec<&[u8]> = if plaintext.is_empty() { vec![&[][..]] } else { plaintext.chunks(CHUNK).collect() };
-        let n = chunks.len();
-        let mut out = Vec::with_capacity(plaintext.len() + n * (SEALED_CHUNK - CHUNK));
-        for (i, c) in chunks.into_iter().enumerate() {
-            out.extend_from_slice(&seal::seal(&key, &chunk_aad(i, i + 1 == n), c)?);
-        }
-        Ok(out)
+        seal_chunks(&self.attachment_key(blob), plaintext)
     }
 
     /// Decrypts a file sealed by [`seal_attachment`](Self::seal_attachment).
     pub fn open_attachment(&self, blob: BlobId, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let key = self.attachment_key(blob);
-        let chunks: Vec<&[u8]> = sealed.chunks(SEALED_CHUNK).collect();
-        let n = chunks.len();
-        if n == 0 {
-            return Err(CryptoError::Malformed("attachment"));
-        }
-        let mut out = Vec::with_capacity(sealed.len());
-        for (i, c) in chunks.into_iter().enumerate() {
-            out.extend_from_slice(&seal::open(&key, &chunk_aad(i, i + 1 == n), c)?);
-        }
-        Ok(out)
+        open_chunks(&self.attachment_key(blob), sealed)
     }
+}
+
+/// Seals a file in [`CHUNK`]-sized chunks under `key`, each bound to its index
+/// and to whether it is the last.
+pub(crate) fn seal_chunks(key: &[u8; 32], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let chunks: Vec<&[u8]> = if plaintext.is_empty() { vec![&[][..]] } else { plaintext.chunks(CHUNK).collect() };
+    let n = chunks.len();
+    let mut out = Vec::with_capacity(plaintext.len() + n * (SEALED_CHUNK - CHUNK));
+    for (i, c) in chunks.into_iter().enumerate() {
+        out.extend_from_slice(&seal::seal(key, &chunk_aad(i, i + 1 == n), c)?);
+    }
+    Ok(out)
+}
+
+/// Opens a file sealed by [`seal_chunks`].
+pub(crate) fn open_chunks(key: &[u8; 32], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let chunks: Vec<&[u8]> = sealed.chunks(SEALED_CHUNK).collect();
+    let n = chunks.len();
+    if n == 0 {
+        return Err(CryptoError::Malformed("attachment"));
+    }
+    let mut out = Vec::with_capacity(sealed.len());
+    for (i, c) in chunks.into_iter().enumerate() {
+        out.extend_from_slice(&seal::open(key, &chunk_aad(i, i + 1 == n), c)?);
+    }
+    Ok(out)
 }
 
 fn chunk_aad(index: usize, last: bool) -> Vec<u8> {

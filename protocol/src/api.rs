@@ -420,6 +420,9 @@ endpoints! {
     GetMlsPending: Get v1!("/practices/{id}/mls/pending"), PracticeId, () => MlsPending;
     /// `POST /practices/{id}/members/{user}/key-package`: claims one of a member's key packages.
     ClaimKeyPackage: Post v1!("/practices/{id}/members/{user}/key-package"), (PracticeId, UserId), () => ClaimedKeyPackage;
+
+    /// `GET /referrals/{id}/keys`: each party practice's current public key, to wrap an added item's key to.
+    GetReferralKeys: Get v1!("/referrals/{id}/keys"), ReferralId, () => ReferralKeys;
 }
 
 #[cfg(test)]

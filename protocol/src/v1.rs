@@ -678,6 +678,25 @@ pub struct ReferralList {
     pub referrals: Vec<crate::ws::Referral>,
 }
 
+/// One party practice of a referral with its current published key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartyKey {
+    /// The practice (the referral's sender or receiver).
+    pub practice: PracticeId,
+    /// Its current epoch's public key, signed by the member who published it.
+    pub public_key: PracticePublicKey,
+}
+
+/// `GET /referrals/{id}/keys`: the current public key of each of a
+/// referral's practices that still exists, so that a client can wrap the key
+/// of an item it adds (a thread message, a note, an attachment) to every
+/// party's current epoch. Clients verify each key's signature before use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferralKeys {
+    /// The sender's and the receiver's keys (a deleted practice is left out).
+    pub practices: Vec<PartyKey>,
+}
+
 /// `PUT /practices/{id}/notifications`: the caller's email preference for this practice.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

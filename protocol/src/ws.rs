@@ -179,7 +179,9 @@ pub struct WrappedKey {
 pub struct Attachment {
     /// The uploaded ciphertext.
     pub blob: BlobId,
-    /// File name and media type, sealed under `R`.
+    /// File name and media type: sealed under `R` for a file sent with the
+    /// referral; for one added later, under its own item key, whose wraps to
+    /// the practices' epoch keys it carries (see the crypto crate's `item`).
     pub meta: B64,
 }
 
@@ -282,7 +284,8 @@ pub struct Referral {
 pub struct ThreadMessage {
     /// Client-generated id.
     pub id: MessageId,
-    /// Body sealed under `R`.
+    /// Body sealed under its own item key, whose wraps to both practices'
+    /// current epoch keys it carries (older messages: under `R`).
     pub body: B64,
     /// Ed25519 signature by the author over the crypto crate's `message_signing_bytes`.
     pub signature: B64,
@@ -317,7 +320,7 @@ pub enum Event {
         status: Status,
         /// With `rejected`.
         reason: Option<RejectReason>,
-        /// With `rejected`: a note sealed under `R`.
+        /// With `rejected`: a note sealed under its own item key (older notes: under `R`).
         note: Option<B64>,
         /// The user who did it.
         by: UserId,
@@ -425,7 +428,7 @@ pub enum Command {
         referral: ReferralId,
         /// The reason, from the fixed list.
         reason: RejectReason,
-        /// Note sealed under `R`.
+        /// Note sealed under its own item key, wrapped to both practices' current epoch keys.
         note: B64,
     },
     /// Re-file the category (receiving practice).

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use futures_util::StreamExt as _;
 
 use handoff_domain::access::Action;
-use handoff_protocol::v1::{BlobStored, NotificationSettings, ReferralList, UserKeys};
+use handoff_protocol::v1::{BlobStored, NotificationSettings, PartyKey, ReferralKeys, ReferralList, UserKeys};
 use handoff_protocol::ws::{BlobId, MAX_BLOB, Referral, ReferralId};
 use handoff_protocol::{B64, ErrorCode, PracticeId, UserId};
 
@@ -65,6 +65,20 @@ fn parse_referral(body: &str) -> ApiResult<Referral> {
 pub async fn get_referral(state: web::Data<AppState>, who: Authed, id: web::Path<ReferralId>) -> ApiResult<HttpResponse> {
     let rec = may_read_referral(&state, &who, *id).await?;
     Ok(HttpResponse::Ok().json(parse_referral(&rec.body)?))
+}
+
+/// `GET /api/v1/referrals/{id}/keys`: the current public key of each of the
+/// referral's practices that still exists, for anyone who may read it.
+pub async fn party_keys(state: web::Data<AppState>, who: Authed, id: web::Path<ReferralId>) -> ApiResult<HttpResponse> {
+    let rec = may_read_referral(&state, &who, *id).await?;
+    let r = parse_referral(&rec.body)?;
+    let mut practices = Vec::with_capacity(2);
+    for p in [r.from_practice, r.to_practice] {
+        if let Some(p) = state.store.practice(p).await? {
+            practices.push(PartyKey { practice: p.id, public_key: p.public_key });
+        }
+    }
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(ReferralKeys { practices }))
 }
 
 /// `GET /api/v1/practices/{id}/referrals`: sent and received, newest first (500 at most).

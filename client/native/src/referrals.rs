@@ -1,6 +1,7 @@
 //! Referral work as a browser does it: encrypt before sending, decrypt after
 //! receiving, sign and verify thread messages.
 
+use handoff_crypto::item::{Item, OpenKey};
 use handoff_crypto::referral::{AttachmentMeta, MessageBody, ReferralContent, ReferralKey};
 use handoff_protocol::api::{GetBlob, GetReferral, GetUserKeys, ListReferrals, PutBlob, SetNotifications};
 use handoff_protocol::v1::{DirectoryEntry, NotificationSettings, UserKeys};
@@ -121,18 +122,23 @@ impl Client {
         Ok((new, r))
     }
 
+    /// The practice of ours a referral involves (the receiver first).
+    async fn side(&self, r: &Referral) -> Result<PracticeId> {
+        let mine: Vec<PracticeId> = self.practices().await?.into_iter().map(|p| p.id).collect();
+        handoff_client_core::referral::my_side(r, &mine)
+            .ok_or_else(|| ClientError::Protocol("this referral involves none of our practices".into()))
+    }
+
     /// Unwraps a referral's key with whichever of our practices it involves.
     pub async fn referral_key(&self, r: &Referral) -> Result<ReferralKey> {
-        let mine: Vec<PracticeId> = self.practices().await?.into_iter().map(|p| p.id).collect();
-        let wrap = if mine.contains(&r.to_practice) {
-            &r.to_key
-        } else if mine.contains(&r.from_practice) {
-            &r.from_key
-        } else {
-            return Err(ClientError::Protocol("this referral involves none of our practices".into()));
-        };
-        let key = self.practice_key_at(wrap.practice, wrap.epoch).await?;
-        Ok(ReferralKey::unwrap_with(r.id, wrap.practice, &key, wrap.sealed.as_slice())?)
+        let side = self.side(r).await?;
+        handoff_client_core::referral::referral_key(&self.mls, self, self.who()?, r, side).await
+    }
+
+    /// The key `item` of `r` opens with: its own item key, or `R` for older items.
+    pub async fn open_key(&self, r: &Referral, item: Item, sealed: &[u8]) -> Result<OpenKey> {
+        let side = self.side(r).await?;
+        handoff_client_core::referral::open_key(&self.mls, self, self.who()?, r, side, item, sealed).await
     }
 
     /// Decrypts a referral's content.
@@ -141,35 +147,40 @@ impl Client {
         Ok(k.open_content(r.id, r.content.as_slice())?)
     }
 
-    /// Downloads and decrypts an attachment.
+    /// Downloads and decrypts an attachment (sent with the referral, or added later).
     pub async fn download(&self, r: &Referral, a: &Attachment) -> Result<(AttachmentMeta, Vec<u8>)> {
-        let k = self.referral_key(r).await?;
-        let meta = k.open_attachment_meta(a.blob, a.meta.as_slice())?;
+        let k = self.open_key(r, Item::Attachment(a.blob), a.meta.as_slice()).await?;
+        let meta = k.open_attachment_meta(r.id, a.blob, a.meta.as_slice())?;
         let bytes = self.download_octets::<GetBlob>(&a.blob).await?;
-        Ok((meta, k.open_attachment(a.blob, &bytes)?))
+        Ok((meta, k.open_attachment(r.id, a.blob, &bytes)?))
     }
 
-    /// Adds an attachment after sending.
+    /// Adds an attachment after sending, under a fresh item key wrapped to
+    /// both practices' current epoch keys.
     pub async fn add_attachment(&self, live: &Live, r: &Referral, f: &File) -> Result<Attachment> {
-        let k = self.referral_key(r).await?;
-        let a = self.upload(&k, f).await?;
+        let side = self.side(r).await?;
+        let blob = BlobId(uuid::Uuid::new_v4());
+        let meta = AttachmentMeta { name: f.name.clone(), media_type: f.media_type.clone(), size: f.bytes.len() as u64 };
+        let (sealed, a) =
+            handoff_client_core::referral::seal_added_attachment(&self.mls, self, self.who()?, r, side, blob, &meta, &f.bytes).await?;
+        self.upload_octets::<PutBlob>(&blob, sealed).await?;
         live.command(Command::AddAttachment { referral: r.id, attachment: a.clone() }).await?;
         Ok(a)
     }
 
-    /// Rejects with a reason and an encrypted note.
+    /// Rejects with a reason and a note sealed under a fresh item key.
     pub async fn reject(&self, live: &Live, r: &Referral, reason: RejectReason, note: &str) -> Result<AckBody> {
-        let k = self.referral_key(r).await?;
-        live.command(Command::Reject { referral: r.id, reason, note: B64(k.seal_note(r.id, note)?) }).await
+        let side = self.side(r).await?;
+        let note = handoff_client_core::referral::seal_note(&self.mls, self, self.who()?, r, side, note).await?;
+        live.command(Command::Reject { referral: r.id, reason, note }).await
     }
 
-    /// Builds a signed, encrypted thread message.
+    /// Builds a signed thread message sealed under a fresh item key.
     pub async fn seal_message(&self, r: &Referral, text: &str) -> Result<ThreadMessage> {
-        let me = self.identity()?;
-        let k = self.referral_key(r).await?;
+        let side = self.side(r).await?;
         let id = MessageId(uuid::Uuid::new_v4());
-        let (body, sig) = k.seal_message(r.id, id, &me.secrets, &MessageBody { text: text.into(), written_at: handoff_protocol_now() })?;
-        Ok(ThreadMessage { id, body: B64(body), signature: B64(sig.to_vec()) })
+        let body = MessageBody { text: text.into(), written_at: handoff_protocol_now() };
+        handoff_client_core::referral::seal_message(&self.mls, self, self.who()?, r, side, id, &body).await
     }
 
     /// Posts a thread message.
@@ -180,14 +191,14 @@ impl Client {
 
     /// Verifies the author's signature and decrypts a thread message.
     pub async fn open_message(&self, r: &Referral, author: UserId, m: &ThreadMessage) -> Result<MessageBody> {
-        let k = self.referral_key(r).await?;
+        let k = self.open_key(r, Item::Message(m.id), m.body.as_slice()).await?;
         let keys = self.user_keys(author).await?;
         Ok(k.open_message(r.id, m.id, keys.sign_pub.as_slice(), m.body.as_slice(), m.signature.as_slice())?)
     }
 
     /// Decrypts a rejection note.
     pub async fn open_note(&self, r: &Referral, note: &B64) -> Result<String> {
-        Ok(self.referral_key(r).await?.open_note(r.id, note.as_slice())?)
+        Ok(self.open_key(r, Item::Note, note.as_slice()).await?.open_note(r.id, note.as_slice())?)
     }
 }
 

@@ -6,9 +6,12 @@
 
 mod mls;
 
+use mls::Fetch;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use handoff_crypto::item::{Item, OpenKey};
 use handoff_crypto::keys::UserSecrets;
 use handoff_crypto::referral::{AttachmentMeta, MessageBody, ReferralContent, ReferralKey};
 use handoff_crypto::{EmergencyKit, PasswordKeys};
@@ -228,45 +231,70 @@ impl Session {
         Ok(self.referral_key(r)?.open_content(r.id, r.content.as_slice())?)
     }
 
+    fn side(&self, r: &Referral) -> ApiResult<PracticeId> {
+        self.my_side(r).ok_or_else(|| ApiError::local("This referral involves none of your practices."))
+    }
+
+    /// The key `item` of `r` opens with, from the practice keys this tab holds
+    /// ("Decrypting…" until the key of the item's epoch is loaded).
+    fn held_open_key(&self, r: &Referral, item: Item, sealed: &[u8]) -> ApiResult<OpenKey> {
+        handoff_client_core::referral::held_open_key(&self.mls, r, self.side(r)?, item, sealed)?
+            .ok_or_else(|| ApiError::local("Decrypting…"))
+    }
+
+    /// The key `item` of `r` opens with: its own item key (unwrapped with my
+    /// practice's key of the wrap's epoch) or `R` for older items.
+    async fn open_key(&self, r: &Referral, item: Item, sealed: &[u8]) -> ApiResult<OpenKey> {
+        let side = self.side(r)?;
+        if let Ok(k) = self.held_open_key(r, item, sealed) {
+            return Ok(k);
+        }
+        let _one = self.mls_lock.lock().await;
+        handoff_client_core::referral::open_key(&self.mls, &Fetch, self.who(), r, side, item, sealed).await
+    }
+
     /// Decrypts an attachment's name and type.
     pub fn open_attachment_meta(&self, r: &Referral, a: &Attachment) -> ApiResult<AttachmentMeta> {
-        Ok(self.referral_key(r)?.open_attachment_meta(a.blob, a.meta.as_slice())?)
+        Ok(self.held_open_key(r, Item::Attachment(a.blob), a.meta.as_slice())?.open_attachment_meta(r.id, a.blob, a.meta.as_slice())?)
     }
 
     /// Decrypts a rejection note.
     pub fn open_note(&self, r: &Referral, note: &B64) -> ApiResult<String> {
-        Ok(self.referral_key(r)?.open_note(r.id, note.as_slice())?)
+        Ok(self.held_open_key(r, Item::Note, note.as_slice())?.open_note(r.id, note.as_slice())?)
     }
 
-    /// Seals a rejection note.
-    pub fn seal_note(&self, r: &Referral, note: &str) -> ApiResult<B64> {
-        Ok(B64(self.referral_key(r)?.seal_note(r.id, note)?))
+    /// Seals a rejection note under a fresh item key wrapped to both practices' current keys.
+    pub async fn seal_note(&self, r: &Referral, note: &str) -> ApiResult<B64> {
+        let side = self.side(r)?;
+        let _one = self.mls_lock.lock().await;
+        handoff_client_core::referral::seal_note(&self.mls, &Fetch, self.who(), r, side, note).await
     }
 
-    /// Seals and signs a thread message.
-    pub fn seal_message(&self, r: &Referral, text: &str) -> ApiResult<ThreadMessage> {
-        let k = self.referral_key(r)?;
+    /// Seals (under a fresh item key wrapped to both practices' current keys) and signs a thread message.
+    pub async fn seal_message(&self, r: &Referral, text: &str) -> ApiResult<ThreadMessage> {
+        let side = self.side(r)?;
         let id = MessageId(new_uuid()?);
-        let (body, sig) = k.seal_message(r.id, id, &self.secrets, &MessageBody { text: text.into(), written_at: now_ms() })?;
-        Ok(ThreadMessage { id, body: B64(body), signature: B64(sig.to_vec()) })
+        let body = MessageBody { text: text.into(), written_at: now_ms() };
+        let _one = self.mls_lock.lock().await;
+        handoff_client_core::referral::seal_message(&self.mls, &Fetch, self.who(), r, side, id, &body).await
     }
 
     /// Verifies the author's signature and decrypts a thread message.
     pub async fn open_message(&self, r: &Referral, author: UserId, m: &ThreadMessage) -> ApiResult<MessageBody> {
-        let k = self.load_referral_key(r).await?;
+        let k = self.open_key(r, Item::Message(m.id), m.body.as_slice()).await?;
         let keys = self.user_keys(author).await?;
         Ok(k.open_message(r.id, m.id, keys.sign_pub.as_slice(), m.body.as_slice(), m.signature.as_slice())?)
     }
 
-    /// Downloads and decrypts an attachment.
+    /// Downloads and decrypts an attachment (sent with the referral, or added later).
     pub async fn download(&self, r: &Referral, a: &Attachment) -> ApiResult<(AttachmentMeta, Vec<u8>)> {
-        let k = self.load_referral_key(r).await?;
-        let meta = k.open_attachment_meta(a.blob, a.meta.as_slice())?;
+        let k = self.open_key(r, Item::Attachment(a.blob), a.meta.as_slice()).await?;
+        let meta = k.open_attachment_meta(r.id, a.blob, a.meta.as_slice())?;
         let bytes = api::download::<GetBlob>(&a.blob).await?;
-        Ok((meta, k.open_attachment(a.blob, &bytes)?))
+        Ok((meta, k.open_attachment(r.id, a.blob, &bytes)?))
     }
 
-    /// Encrypts and uploads a file under `R`, reporting progress.
+    /// Encrypts and uploads a file of a new referral under its `R`, reporting progress.
     pub async fn upload(
         &self,
         r: &ReferralKey,
@@ -281,6 +309,28 @@ impl Session {
         let meta =
             r.seal_attachment_meta(blob, &AttachmentMeta { name: name.into(), media_type: media_type.into(), size: bytes.len() as u64 })?;
         Ok(Attachment { blob, meta: B64(meta) })
+    }
+
+    /// Encrypts and uploads a file added to a sent referral, under a fresh
+    /// item key wrapped to both practices' current keys, reporting progress.
+    /// Returns the attachment to announce with `add_attachment`.
+    pub async fn upload_added(
+        &self,
+        r: &Referral,
+        name: &str,
+        media_type: &str,
+        bytes: &[u8],
+        progress: impl Fn(f64, f64) + 'static,
+    ) -> ApiResult<Attachment> {
+        let side = self.side(r)?;
+        let blob = BlobId(new_uuid()?);
+        let meta = AttachmentMeta { name: name.into(), media_type: media_type.into(), size: bytes.len() as u64 };
+        let (sealed, a) = {
+            let _one = self.mls_lock.lock().await;
+            handoff_client_core::referral::seal_added_attachment(&self.mls, &Fetch, self.who(), r, side, blob, &meta, bytes).await?
+        };
+        api::upload::<PutBlob>(&blob, sealed, progress).await?;
+        Ok(a)
     }
 
     /// Verifies a directory entry's published key against its signer's key.

@@ -26,7 +26,9 @@
 //!   rate limits: parallel guesses, lock-outs by strangers, forged
 //!   `X-Forwarded-For`, IPv6 neighbours, restarts), `security_streams`
 //!   (ending access cuts every live stream it reached; `subscribe` positions
-//!   past a stream's head are refused).
+//!   past a stream's head are refused), `security_items` (items added to a
+//!   referral after a member's removal are sealed under item keys the removed
+//!   member cannot open).
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -47,6 +49,7 @@ mod practices;
 mod privacy;
 mod routes;
 mod security_csrf;
+mod security_items;
 mod security_limits;
 mod security_purge;
 mod security_streams;

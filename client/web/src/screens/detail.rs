@@ -228,19 +228,24 @@ fn receiver_actions(p: &RefProps) -> Html {
                 error.set(Some(ApiError::local("Add a note for the referring office: what should they do next?")));
                 return;
             }
-            match ctx.session.seal_note(&referral, note.trim()) {
-                Ok(sealed) => {
-                    let rejecting = rejecting.clone();
-                    run(
+            let (ctx, error, busy, referral, rejecting, text) =
+                (ctx.clone(), error.clone(), busy.clone(), referral.clone(), rejecting.clone(), note.trim().to_string());
+            busy.set(true);
+            spawn(async move {
+                match ctx.session.seal_note(&referral, &text).await {
+                    Ok(sealed) => run(
                         &ctx,
                         Command::Reject { referral: id, reason: rr, note: sealed },
                         error.clone(),
                         busy.clone(),
                         Some(Callback::from(move |_| rejecting.set(false))),
-                    )
+                    ),
+                    Err(e) => {
+                        busy.set(false);
+                        error.set(Some(e));
+                    }
                 }
-                Err(e) => error.set(Some(e)),
-            }
+            });
         })
     };
     let save_urgency = {
@@ -381,11 +386,10 @@ fn attachments(p: &ItemProps) -> Html {
                 error.set(None);
                 let res = async {
                     let bytes = read_file(&file).await?;
-                    let k = ctx.session.referral_key(&r)?;
                     let pr = progress.clone();
                     let a = ctx
                         .session
-                        .upload(&k, &file.name(), &file.type_(), &bytes, move |sent, total| {
+                        .upload_added(&r, &file.name(), &file.type_(), &bytes, move |sent, total| {
                             pr.set(Some(if total > 0.0 { sent / total } else { 0.0 }))
                         })
                         .await?;
@@ -441,19 +445,26 @@ fn thread(p: &ItemProps) -> Html {
             if text.trim().is_empty() {
                 return;
             }
-            match ctx.session.seal_message(&r, text.trim()) {
-                Ok(m) => {
-                    let t = text.clone();
-                    run(
-                        &ctx,
-                        Command::PostMessage { referral: r.id, message: m },
-                        error.clone(),
-                        busy.clone(),
-                        Some(Callback::from(move |_| t.set(String::new()))),
-                    );
+            let (ctx, r, text, error, busy) = (ctx.clone(), r.clone(), text.clone(), error.clone(), busy.clone());
+            busy.set(true);
+            spawn(async move {
+                match ctx.session.seal_message(&r, text.trim()).await {
+                    Ok(m) => {
+                        let t = text.clone();
+                        run(
+                            &ctx,
+                            Command::PostMessage { referral: r.id, message: m },
+                            error.clone(),
+                            busy.clone(),
+                            Some(Callback::from(move |_| t.set(String::new()))),
+                        );
+                    }
+                    Err(e) => {
+                        busy.set(false);
+                        error.set(Some(e));
+                    }
                 }
-                Err(e) => error.set(Some(e)),
-            }
+            });
         })
     };
     html! {
