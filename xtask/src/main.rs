@@ -23,6 +23,8 @@ fn main() -> Result<()> {
         Some("test") => test(&root),
         Some("bench") => bench(),
         Some("fuzz") => fuzz(&root),
+        // Prints the actors' module graph (ARCHITECTURE.md keeps a copy) after checking it has no cycle.
+        Some("modgraph") => modgraph::check_acyclic(&root.join("actors/src")),
         Some("build-web") => {
             ensure_wasm_target()?;
             ensure_wasm_bindgen(&root)?;
@@ -34,7 +36,8 @@ fn main() -> Result<()> {
                  cargo xtask test               every check: fmt, clippy, dependency rules, wasm build, tests\n  \
                  cargo xtask bench              benchmarks against the release server; writes BENCHMARKS.md\n  \
                  cargo xtask fuzz               every protocol decoder under libFuzzer, FUZZ_SECONDS each (default 60)\n  \
-                 cargo xtask build-web          build the web client into target/web"
+                 cargo xtask build-web          build the web client into target/web\n  \
+                 cargo xtask modgraph           print the actors' module graph (checked acyclic)"
             );
             bail!("unknown or missing task")
         }
