@@ -123,6 +123,7 @@ impl From<PracticeError> for ApiError {
             PracticeError::GrantTargetMissing => ApiError::not_found("practice or user"),
             PracticeError::InviteExists => exists("invite"),
             PracticeError::InviteUsed => ApiError::not_found("invite"),
+            PracticeError::PracticeIdRetired => exists("practice"),
             other => ApiError::internal(other),
         }
     }

@@ -58,6 +58,12 @@ async fn check_intake(state: &AppState, specialty: &str, region: &str, intake: &
     routing::check_intake(&t, specialty, region, intake).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
+/// The one answer to a creation whose id is taken, whoever holds it and
+/// whether the practice still exists, so it tells nothing about the id.
+fn id_conflict() -> ApiError {
+    ApiError::new(ErrorCode::Conflict, "a practice with this id exists; generate a new id")
+}
+
 /// `POST /api/v1/practices`
 pub async fn create(state: web::Data<AppState>, who: Authed, body: web::Json<CreatePracticeRequest>) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
@@ -121,15 +127,22 @@ pub async fn create(state: web::Data<AppState>, who: Authed, body: web::Json<Cre
             Ok(HttpResponse::Created().json(view(&rec, Role::Admin)))
         }
         Err(PracticeError::PracticeExists) => {
-            // A retry of the same creation is answered with the practice; anything else conflicts.
-            match state.store.practice(b.id).await? {
-                Some(existing) if existing.created_by == who.user.id && existing.name == rec.name && existing.kind == rec.kind => {
-                    let role = state.store.role(b.id, who.user.id).await?.unwrap_or(Role::Member);
+            // A retry of the same creation by its creator, still a member, is
+            // answered with the practice. Anything else (a foreign id, a creator
+            // who was removed since) gets the one conflict answer.
+            let existing = state.store.practice(b.id).await?;
+            let role = state.store.role(b.id, who.user.id).await?;
+            match (existing, role) {
+                (Some(existing), Some(role))
+                    if existing.created_by == who.user.id && existing.name == rec.name && existing.kind == rec.kind =>
+                {
                     Ok(HttpResponse::Ok().json(view(&existing, role)))
                 }
-                _ => Err(ApiError::new(ErrorCode::Conflict, "a practice with this id exists; generate a new id")),
+                _ => Err(id_conflict()),
             }
         }
+        // A deleted practice's id: answered exactly as a foreign one.
+        Err(PracticeError::PracticeIdRetired) => Err(id_conflict()),
         Err(e) => Err(e.into()),
     }
 }

@@ -38,6 +38,11 @@ pub enum PracticeError {
     /// created, or was used already.
     #[error("not found: invite")]
     InviteUsed,
+    /// [`create_practice`](PracticeStore::create_practice) was given the id of a
+    /// deleted practice: a deleted id is tombstoned and never accepted again,
+    /// since the practice's referrals and events outlive it.
+    #[error("retired: practice id")]
+    PracticeIdRetired,
     /// The backend failed; nothing was changed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -47,7 +52,8 @@ pub enum PracticeError {
 #[async_trait]
 pub trait PracticeStore: Send + Sync + 'static {
     /// Creates a practice with its creator as admin and the creator's key grant.
-    /// [`PracticeError::PracticeExists`] if the id exists.
+    /// [`PracticeError::PracticeExists`] if the id exists,
+    /// [`PracticeError::PracticeIdRetired`] if it belonged to a deleted practice.
     async fn create_practice(&self, p: PracticeRecord, creator_grant: GrantRecord) -> Result<(), PracticeError>;
     /// A practice by id.
     async fn practice(&self, id: PracticeId) -> Result<Option<PracticeRecord>, PracticeError>;
@@ -57,7 +63,9 @@ pub trait PracticeStore: Send + Sync + 'static {
     async fn all_practices(&self) -> Result<Vec<(PracticeRecord, u32)>, PracticeError>;
     /// Verified, unpaused specialist practices, optionally filtered.
     async fn directory(&self, specialty: Option<&str>, region: Option<&str>) -> Result<Vec<PracticeRecord>, PracticeError>;
-    /// Deletes a practice and everything that hangs off it. [`PracticeError::NoSuchPractice`] if absent.
+    /// Deletes a practice and everything that hangs off it, and tombstones its id
+    /// in the same transaction so it can never be created again.
+    /// [`PracticeError::NoSuchPractice`] if absent.
     async fn delete_practice(&self, id: PracticeId) -> Result<(), PracticeError>;
     /// Sets the verified flag. [`PracticeError::NoSuchPractice`] if absent.
     async fn set_verified(&self, id: PracticeId, verified: bool) -> Result<(), PracticeError>;

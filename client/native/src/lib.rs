@@ -290,7 +290,20 @@ impl Client {
         region: Option<&str>,
         intake: Vec<Intake>,
     ) -> Result<Practice> {
-        let id = PracticeId(uuid::Uuid::new_v4());
+        self.create_practice_with_id(PracticeId(uuid::Uuid::new_v4()), name, kind, specialty, region, intake).await
+    }
+
+    /// As [`create_practice`](Self::create_practice), with a chosen id (a
+    /// retry of a creation sends the same id again).
+    pub async fn create_practice_with_id(
+        &self,
+        id: PracticeId,
+        name: &str,
+        kind: PracticeKind,
+        specialty: Option<&str>,
+        region: Option<&str>,
+        intake: Vec<Intake>,
+    ) -> Result<Practice> {
         let spec = handoff_client_core::referral::PracticeSpec {
             name: name.into(),
             kind,

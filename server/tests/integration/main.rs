@@ -39,3 +39,4 @@ mod mls;
 mod practices;
 mod privacy;
 mod routes;
+mod security_accounts;

@@ -43,6 +43,24 @@ suite! {
         assert_eq!(s.practice(p.id).await.unwrap().unwrap().name, p.name);
     }
 
+    pub async fn a_deleted_practice_id_is_never_accepted_again(s: &dyn Store) {
+        let a = user(1, "a@example.org");
+        let b = user(2, "b@example.org");
+        s.create_user(a.clone()).await.unwrap();
+        s.create_user(b.clone()).await.unwrap();
+        let p = practice(1, a.id, PracticeKind::Referring);
+        s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
+        s.delete_practice(p.id).await.unwrap();
+        assert_eq!(s.practice(p.id).await.unwrap(), None);
+        // Neither the former creator nor anyone else may take the id again.
+        assert!(matches!(s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await, Err(PracticeError::PracticeIdRetired)));
+        let theirs = practice(1, b.id, PracticeKind::Specialist);
+        assert!(matches!(s.create_practice(theirs, grant(p.id, b.id, b.id, 0)).await, Err(PracticeError::PracticeIdRetired)));
+        assert_eq!(s.practice(p.id).await.unwrap(), None, "a refused creation creates nothing");
+        assert_eq!(s.role(p.id, b.id).await.unwrap(), None);
+        assert!(matches!(s.delete_practice(p.id).await, Err(PracticeError::NoSuchPractice)));
+    }
+
     pub async fn last_admin_cannot_be_removed(s: &dyn Store) {
         let a = user(1, "a@example.org");
         let b = user(2, "b@example.org");

@@ -14,6 +14,13 @@ impl PracticeStore for SqliteStore {
     async fn create_practice(&self, p: PracticeRecord, g: GrantRecord) -> Result<(), PracticeError> {
         self.run(move |c| {
             let tx = c.transaction().map_err(db)?;
+            let retired: Option<i64> = tx
+                .query_row("SELECT 1 FROM practice_tombstones WHERE id = ?1", [p.id.as_bytes().as_slice()], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            if retired.is_some() {
+                return Err(PracticeError::PracticeIdRetired);
+            }
             tx.execute(
                 "INSERT INTO practices (id, name, kind, specialty, region, intake, verified, paused, key_epoch, public_key, created_by, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -106,8 +113,16 @@ impl PracticeStore for SqliteStore {
 
     async fn delete_practice(&self, id: PracticeId) -> Result<(), PracticeError> {
         self.run(move |c| {
-            let n = c.execute("DELETE FROM practices WHERE id = ?1", [id.as_bytes().as_slice()]).map_err(db)?;
-            changed(n, PracticeError::NoSuchPractice)
+            let tx = c.transaction().map_err(db)?;
+            let n = tx.execute("DELETE FROM practices WHERE id = ?1", [id.as_bytes().as_slice()]).map_err(db)?;
+            changed(n, PracticeError::NoSuchPractice)?;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+            tx.execute(
+                "INSERT OR IGNORE INTO practice_tombstones (id, deleted_at) VALUES (?1, ?2)",
+                params![id.as_bytes().as_slice(), now],
+            )
+            .map_err(db)?;
+            tx.commit().map_err(backend)
         })
         .await
     }
