@@ -97,6 +97,11 @@ fn exists(what: &str) -> ApiError {
     ApiError::new(ErrorCode::Conflict, format!("{what} already exists"))
 }
 
+/// The one answer to a confirmation link that confirms nothing: unknown,
+/// used, expired, or for an address another registration confirmed first.
+pub const CONFIRMATION_INVALID: &str =
+    "this confirmation link is unknown, used or expired; register again, or sign in if you already have an account";
+
 impl From<UserError> for ApiError {
     fn from(e: UserError) -> Self {
         match e {
@@ -105,6 +110,8 @@ impl From<UserError> for ApiError {
             }
             UserError::NoSuchUser => ApiError::not_found("user"),
             UserError::SessionExists => exists("session"),
+            UserError::RegistrationExists => exists("registration"),
+            UserError::NoSuchRegistration => ApiError::new(ErrorCode::ConfirmationInvalid, CONFIRMATION_INVALID),
             other => ApiError::internal(other),
         }
     }

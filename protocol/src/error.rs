@@ -82,6 +82,12 @@ pub enum ErrorCode {
     StaleState,
     /// The server is starting or shutting down. 503.
     Unavailable,
+    /// A registration confirmation link is unknown, used, expired, or its
+    /// address was confirmed by another registration first. 410.
+    ConfirmationInvalid,
+    /// The account's email address is not confirmed, so it may not do this
+    /// (send invites). 403.
+    EmailUnconfirmed,
 }
 
 impl ErrorCode {
@@ -106,6 +112,8 @@ impl ErrorCode {
             InviteInvalid => 410,
             Internal => 500,
             Unavailable => 503,
+            ConfirmationInvalid => 410,
+            EmailUnconfirmed => 403,
         }
     }
 
@@ -148,6 +156,8 @@ impl ErrorCode {
             WrongRecipient => "wrong_recipient",
             StaleState => "stale_state",
             Unavailable => "unavailable",
+            ConfirmationInvalid => "confirmation_invalid",
+            EmailUnconfirmed => "email_unconfirmed",
         }
     }
 }

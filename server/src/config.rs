@@ -59,6 +59,12 @@ pub struct Config {
     pub ws_outgoing_buffer: usize,
     /// Seconds a hub actor with no subscribers stays in memory before passivating.
     pub actor_idle_secs: u64,
+    /// How long a registration's emailed confirmation link works, seconds (24 h).
+    pub registration_ttl_secs: u64,
+    /// Invites one user may send per hour, across all their practices.
+    pub invites_per_user_per_hour: u32,
+    /// Invites one practice may send per day, whoever sends them.
+    pub invites_per_practice_per_day: u32,
 }
 
 impl Default for Config {
@@ -83,6 +89,9 @@ impl Default for Config {
             taxonomy_seed: None,
             ws_outgoing_buffer: handoff_actors::conn::OUTGOING_BUFFER,
             actor_idle_secs: 60,
+            registration_ttl_secs: 24 * 3600,
+            invites_per_user_per_hour: 20,
+            invites_per_practice_per_day: 50,
         }
     }
 }

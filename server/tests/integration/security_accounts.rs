@@ -7,13 +7,15 @@
 //!   an address they cannot read mail for.
 //! - Item 9: invites are rate-limited per user and per practice.
 
-use handoff_client::{Client, ClientError};
-use handoff_protocol::PracticeId;
+use handoff_client::{Client, ClientError, RawResponse};
+use handoff_protocol::api::{ConfirmAccount, Endpoint as _, Login, Prelogin, Register};
 use handoff_protocol::v1::{PracticeKind, Role};
 use handoff_protocol::ws::{AckBody, StreamId};
+use handoff_protocol::{ErrorCode, PracticeId};
+use handoff_testkit::mail::{confirmation_token, token_after};
 use handoff_testkit::{Account, content, routing};
 
-use crate::harness::{TestServer, world};
+use crate::harness::{PASSWORD, TestServer, world};
 
 /// The status and the whole error body of a refused call.
 fn refusal<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String) {
@@ -130,4 +132,142 @@ async fn creating_a_foreign_or_tombstoned_id_answers_like_any_conflict() {
     // And the removed creator's retry gave nothing back.
     assert!(a.practice(left.id).await.is_err());
     assert!(a.practices().await.unwrap().iter().all(|p| p.id != left.id && p.id != gone.id));
+}
+
+/// A raw `POST` of a JSON body, for comparing whole answers.
+async fn post(c: &Client, path: &str, body: &impl serde::Serialize) -> RawResponse {
+    c.raw("POST", path, Some("application/json"), serde_json::to_vec(body).expect("json")).await.expect("an answer")
+}
+
+/// An answer as a person's client sees it: status, body, and every header
+/// but the date.
+fn seen(r: &RawResponse) -> (u16, String, Vec<(String, String)>) {
+    let mut headers: Vec<(String, String)> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k.as_str() != "date")
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").to_owned()))
+        .collect();
+    headers.sort();
+    (r.status, r.body.clone(), headers)
+}
+
+/// A registration request as the client builds it.
+fn registration(email: &str, password: &str) -> handoff_protocol::v1::RegisterRequest {
+    handoff_client_core::account::new_account(email, "Someone", password, None).expect("keys").request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registering_a_taken_address_answers_exactly_like_a_free_one() {
+    let srv = TestServer::start(None);
+    let owner = Account::new("owner", "clinic.example", "Owner");
+    owner.register(&srv.url()).await.unwrap();
+    let free = handoff_testkit::unique_email("free", "clinic.example");
+
+    let c = srv.client();
+    let taken_answer = post(&c, Register::PATH, &registration(&owner.email, "an attacker's password")).await;
+    let free_answer = post(&c, Register::PATH, &registration(&free, "a newcomer's password")).await;
+    assert_eq!(seen(&taken_answer), seen(&free_answer), "the API answer does not tell a taken address from a free one");
+    assert_eq!(taken_answer.status, 202);
+    assert!(!taken_answer.body.contains("email_taken"));
+
+    // The owner learns of it by email, with no link that would create anything.
+    let notice = srv.wait_for_folder_mail(&owner.email, "already have an account").await;
+    assert!(!notice.contains("/confirm/"), "{notice}");
+    // The free address gets its confirmation link.
+    let mail = srv.wait_for_folder_mail(&free, "/confirm/").await;
+    assert!(token_after(&mail, "/confirm/").is_some());
+    // The owner's account is untouched: the old password still signs in.
+    srv.client().login(&owner.email, &owner.password).await.unwrap();
+    assert!(srv.client().login(&owner.email, "an attacker's password").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_registration_cannot_sign_in() {
+    let srv = TestServer::start(None);
+    let pending = handoff_testkit::unique_email("pending", "clinic.example");
+    let unknown = handoff_testkit::unique_email("unknown", "clinic.example");
+    let mut c = srv.client();
+    c.register(&pending, "Pending", PASSWORD, None).await.unwrap();
+    assert!(c.awaiting_confirmation());
+    assert!(c.me().await.is_err(), "a pending registration has no session");
+    srv.wait_for_folder_mail(&pending, "/confirm/").await;
+
+    // Sign-in fails exactly as for an address nobody registered.
+    let err = srv.client().login(&pending, PASSWORD).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::InvalidCredentials));
+    let login = |email: &str| handoff_protocol::v1::LoginRequest { email: email.into(), auth_key: handoff_protocol::B64(vec![7; 32]) };
+    assert_eq!(
+        seen(&post(&c, Login::PATH, &login(&pending)).await),
+        seen(&post(&c, Login::PATH, &login(&unknown)).await),
+        "login answers a pending address as an unknown one"
+    );
+    // Prelogin gives a decoy salt, not the pending registration's own.
+    let req = registration(&pending, PASSWORD);
+    let pre = |email: &str| handoff_protocol::v1::PreloginRequest { email: email.into() };
+    let first: serde_json::Value = serde_json::from_str(&post(&c, Prelogin::PATH, &pre(&pending)).await.body).unwrap();
+    let decoy: serde_json::Value = serde_json::from_str(&post(&c, Prelogin::PATH, &pre(&unknown)).await.body).unwrap();
+    assert_eq!(first["alg"], decoy["alg"]);
+    // A second pending registration for the address changes nothing either.
+    srv.client().register(&pending, "Pending", PASSWORD, None).await.unwrap();
+    let again: serde_json::Value = serde_json::from_str(&post(&c, Prelogin::PATH, &pre(&pending)).await.body).unwrap();
+    assert_eq!(first, again, "the decoy is stable and ignores pending registrations");
+    assert_ne!(first["salt"], serde_json::to_value(&req.salt).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_cannot_be_squatted() {
+    let srv = TestServer::start(None);
+    let url = srv.url();
+    let victim = handoff_testkit::unique_email("victim", "clinic.example");
+
+    // A stranger registers the victim's address first. Their confirmation
+    // link goes to the victim's mailbox, which the stranger cannot read.
+    let mut stranger = srv.client();
+    stranger.register(&victim, "Not The Victim", "the stranger's password", None).await.unwrap();
+    let (stranger_token, stranger_mail) = confirmation_token(&url, &victim, &[]).await.unwrap();
+    assert!(stranger.me().await.is_err());
+
+    // The victim registers anyway, and confirms from their own mail.
+    let mut own = srv.client();
+    own.register(&victim, "Victim", PASSWORD, None).await.unwrap();
+    let (own_token, _) = confirmation_token(&url, &victim, &[stranger_mail]).await.unwrap();
+    assert_ne!(own_token, stranger_token);
+    own.confirm(&own_token).await.unwrap();
+    assert_eq!(own.me().await.unwrap().display_name, "Victim");
+    srv.client().login(&victim, PASSWORD).await.unwrap();
+
+    // The stranger's registration can no longer confirm anything.
+    let unknown = post(&srv.client(), ConfirmAccount::PATH, &handoff_protocol::v1::ConfirmRequest { token: "no-such-token".into() }).await;
+    let stale = post(&srv.client(), ConfirmAccount::PATH, &handoff_protocol::v1::ConfirmRequest { token: stranger_token.clone() }).await;
+    assert_eq!(stale.error().map(|e| e.error), Some(ErrorCode::ConfirmationInvalid));
+    assert_eq!(seen(&stale), seen(&unknown), "a superseded link answers as an unknown one");
+    assert!(srv.client().login(&victim, "the stranger's password").await.is_err());
+    assert_eq!(own.me().await.unwrap().display_name, "Victim");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmation_link_works_once_and_expires() {
+    let srv = TestServer::start(None);
+    let url = srv.url();
+    let email = handoff_testkit::unique_email("once", "clinic.example");
+    let mut c = srv.client();
+    c.register(&email, "Once", PASSWORD, None).await.unwrap();
+    let (token, _) = confirmation_token(&url, &email, &[]).await.unwrap();
+    c.confirm(&token).await.unwrap();
+    assert_eq!(c.me().await.unwrap().email, email);
+    let unknown = post(&srv.client(), ConfirmAccount::PATH, &handoff_protocol::v1::ConfirmRequest { token: "x".repeat(43) }).await;
+    let reused = post(&srv.client(), ConfirmAccount::PATH, &handoff_protocol::v1::ConfirmRequest { token }).await;
+    assert_eq!(reused.status, 410);
+    assert_eq!(seen(&reused), seen(&unknown), "a used link answers as an unknown one");
+
+    // On a server whose links expire at once, a link confirms nothing.
+    let quick = TestServer::start_with(None, |c| c.registration_ttl_secs = 0);
+    let email = handoff_testkit::unique_email("late", "clinic.example");
+    let mut late = quick.client();
+    late.register(&email, "Late", PASSWORD, None).await.unwrap();
+    let (token, _) = confirmation_token(&quick.url(), &email, &[]).await.unwrap();
+    let err = late.confirm(&token).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::ConfirmationInvalid));
+    assert!(quick.client().login(&email, PASSWORD).await.is_err(), "an expired link made no account");
 }

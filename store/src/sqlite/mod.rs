@@ -146,7 +146,7 @@ fn role_of(s: &str) -> Role {
 }
 
 const USER_COLS: &str = "u.id, u.email, u.display_name, u.salt, u.auth_verifier, u.kit_verifier, u.sign_pub, u.hpke_pub, \
-     u.wrapped_by_password, u.wrapped_by_kit, u.is_staff, u.created_at";
+     u.wrapped_by_password, u.wrapped_by_kit, u.is_staff, u.created_at, u.email_confirmed_at";
 
 fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
@@ -162,5 +162,6 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
         wrapped_by_kit: r.get(9)?,
         is_staff: r.get(10)?,
         created_at: r.get(11)?,
+        email_confirmed_at: r.get(12)?,
     })
 }

@@ -168,8 +168,8 @@ impl PracticeStore for SqliteStore {
                 .map_err(db)?;
             let rows = st
                 .query_map([practice.as_bytes().as_slice()], |r| {
-                    let role: String = r.get(12)?;
-                    Ok(MemberRecord { user: user_row(r)?, role: role_of(&role), joined_at: r.get(13)?, notify_email: r.get(14)? })
+                    let role: String = r.get(13)?;
+                    Ok(MemberRecord { user: user_row(r)?, role: role_of(&role), joined_at: r.get(14)?, notify_email: r.get(15)? })
                 })
                 .map_err(db)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
