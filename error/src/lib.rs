@@ -102,6 +102,9 @@ fn exists(what: &str) -> ApiError {
 pub const CONFIRMATION_INVALID: &str =
     "this confirmation link is unknown, used or expired; register again, or sign in if you already have an account";
 
+/// What an invite over the per-user or per-practice quota is answered with.
+pub const INVITES_LIMITED: &str = "too many invites sent; wait and try again";
+
 impl From<UserError> for ApiError {
     fn from(e: UserError) -> Self {
         match e {
@@ -131,6 +134,7 @@ impl From<PracticeError> for ApiError {
             PracticeError::InviteExists => exists("invite"),
             PracticeError::InviteUsed => ApiError::not_found("invite"),
             PracticeError::PracticeIdRetired => exists("practice"),
+            PracticeError::InviteQuotaExceeded { .. } => ApiError::new(ErrorCode::RateLimited, INVITES_LIMITED),
             other => ApiError::internal(other),
         }
     }

@@ -10,7 +10,7 @@ use actix_web::{HttpResponse, web};
 use handoff_domain::{eligibility, routing};
 use handoff_protocol::v1::*;
 use handoff_protocol::{B64, CategoryRequestId, ErrorCode, PracticeId, UserId};
-use handoff_store::{CategoryRequestRecord, GrantRecord, InviteRecord, PracticeError, PracticeRecord};
+use handoff_store::{CategoryRequestRecord, GrantRecord, InviteQuota, InviteRecord, PracticeError, PracticeRecord};
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
@@ -228,6 +228,11 @@ pub async fn remove_member(state: web::Data<AppState>, who: Authed, path: web::P
 }
 
 /// `POST /api/v1/practices/{id}/invites`: emails a one-time join link.
+///
+/// Needs a confirmed email address, and is rate-limited: at most
+/// `invites_per_user_per_hour` per inviter (every practice together) and
+/// `invites_per_practice_per_day` per practice (every inviter together);
+/// beyond that `rate_limited` with `Retry-After`.
 pub async fn invite(
     state: web::Data<AppState>,
     who: Authed,
@@ -235,6 +240,11 @@ pub async fn invite(
     body: web::Json<InviteRequest>,
 ) -> ApiResult<HttpResponse> {
     let p = admin_of(&state, *id, &who).await?;
+    // Invite mail carries a name of the inviter's choosing to any address, so
+    // only an account whose own address is confirmed may send it.
+    if who.user.email_confirmed_at.is_none() {
+        return Err(ApiError::new(ErrorCode::EmailUnconfirmed, "confirm your email address before inviting anyone"));
+    }
     let email = validate::email(&body.email)?;
     if let Some(u) = state.store.user_by_email(&email).await?
         && state.store.role(p.id, u.id).await?.is_some()
@@ -244,18 +254,30 @@ pub async fn invite(
     let token = random_token()?;
     let t = now();
     let expires_at = t + (state.config.invite_ttl_secs as i64) * 1000;
-    state
-        .store
-        .create_invite(InviteRecord {
-            token_hash: sha256(token.as_bytes()),
-            practice_id: p.id,
-            email: email.clone(),
-            role: body.role,
-            invited_by: who.user.id,
-            created_at: t,
-            expires_at,
-        })
-        .await?;
+    let invite = InviteRecord {
+        token_hash: sha256(token.as_bytes()),
+        practice_id: p.id,
+        email: email.clone(),
+        role: body.role,
+        invited_by: who.user.id,
+        created_at: t,
+        expires_at,
+    };
+    let quota = InviteQuota {
+        per_user: state.config.invites_per_user_per_hour,
+        user_window_ms: 3_600_000,
+        per_practice: state.config.invites_per_practice_per_day,
+        practice_window_ms: 86_400_000,
+    };
+    match state.store.create_invite_within(invite, quota).await {
+        Ok(()) => {}
+        Err(PracticeError::InviteQuotaExceeded { retry_at }) => {
+            let mut e = ApiError::new(ErrorCode::RateLimited, handoff_error::INVITES_LIMITED);
+            e.retry_after = Some((retry_at.saturating_sub(t) / 1000).max(1) as u64);
+            return Err(e);
+        }
+        Err(e) => return Err(e.into()),
+    }
     let link = format!("{}/invite/{token}", state.config.public_url());
     let days = state.config.invite_ttl_secs / 86_400;
     let body_text = format!(

@@ -8,6 +8,20 @@ use handoff_protocol::{PracticeId, UnixMillis, UserId};
 
 use crate::{BackendError, GrantRecord, InviteRecord, MemberRecord, PracticeRecord};
 
+/// How many invites may be sent: per inviter (across every practice) and per
+/// practice (whoever sends them), each in its own sliding window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InviteQuota {
+    /// Invites one user may send per `user_window_ms`.
+    pub per_user: u32,
+    /// The per-user window, milliseconds.
+    pub user_window_ms: i64,
+    /// Invites one practice may send per `practice_window_ms`.
+    pub per_practice: u32,
+    /// The per-practice window, milliseconds.
+    pub practice_window_ms: i64,
+}
+
 /// Why a [`PracticeStore`] call failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -43,6 +57,13 @@ pub enum PracticeError {
     /// since the practice's referrals and events outlive it.
     #[error("retired: practice id")]
     PracticeIdRetired,
+    /// [`create_invite_within`](PracticeStore::create_invite_within) refused: the
+    /// inviter or the practice has sent its quota of invites in the window.
+    #[error("too many invites; retry at {retry_at}")]
+    InviteQuotaExceeded {
+        /// When the oldest counted invite leaves the window.
+        retry_at: UnixMillis,
+    },
     /// The backend failed; nothing was changed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -86,8 +107,15 @@ pub trait PracticeStore: Send + Sync + 'static {
     async fn put_grant(&self, g: GrantRecord) -> Result<(), PracticeError>;
     /// A member's grant for an epoch.
     async fn grant(&self, practice: PracticeId, user: UserId, epoch: u64) -> Result<Option<GrantRecord>, PracticeError>;
-    /// Creates an invite. [`PracticeError::InviteExists`] if its token hash is stored already.
+    /// Creates an invite, counting it as sent by its inviter and practice.
+    /// [`PracticeError::InviteExists`] if its token hash is stored already.
     async fn create_invite(&self, i: InviteRecord) -> Result<(), PracticeError>;
+    /// As [`create_invite`](PracticeStore::create_invite), within `quota`: the
+    /// count and the insert are one transaction, so concurrent invites cannot
+    /// exceed it. Counted are invites sent (accepted or not) in the windows
+    /// before the invite's `created_at`. [`PracticeError::InviteQuotaExceeded`]
+    /// if the inviter or the practice has used its quota.
+    async fn create_invite_within(&self, i: InviteRecord, quota: InviteQuota) -> Result<(), PracticeError>;
     /// An invite by token hash.
     async fn invite(&self, token_hash: &[u8]) -> Result<Option<InviteRecord>, PracticeError>;
     /// Invites not yet accepted for a practice.

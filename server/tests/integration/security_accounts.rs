@@ -271,3 +271,60 @@ async fn a_confirmation_link_works_once_and_expires() {
     assert_eq!(err.code(), Some(ErrorCode::ConfirmationInvalid));
     assert!(quick.client().login(&email, PASSWORD).await.is_err(), "an expired link made no account");
 }
+
+/// A raw invite, to see the whole answer.
+async fn invite(c: &Client, practice: PracticeId, email: String) -> RawResponse {
+    let body = handoff_protocol::v1::InviteRequest { email, role: Role::Member };
+    post(c, &handoff_protocol::api::InviteMember::path(&practice), &body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_are_rate_limited_per_user_and_per_practice() {
+    let srv = TestServer::start_with(None, |c| {
+        c.invites_per_user_per_hour = 3;
+        c.invites_per_practice_per_day = 5;
+    });
+    let url = srv.url();
+    let a_account = Account::new("a", "clinic.example", "A");
+    let b_account = Account::new("b", "clinic.example", "B");
+    let a = a_account.register(&url).await.unwrap();
+    let b = b_account.register(&url).await.unwrap();
+    let p = a.create_practice("Spam Office", PracticeKind::Referring, None, None, vec![]).await.unwrap();
+    let q = a.create_practice("Other Office", PracticeKind::Referring, None, None, vec![]).await.unwrap();
+    // A second admin for the practice: A's first invite.
+    a.invite(p.id, &b_account.email, Role::Admin).await.unwrap();
+    b.accept_invite(&srv.folder_invite_token(&b_account.email).await).await.unwrap();
+
+    let targets: Vec<String> = (0..8).map(|n| handoff_testkit::unique_email(&format!("target{n}"), "victims.example")).collect();
+    let target = |n: usize| targets[n].clone();
+
+    // A may send 3 an hour, whichever practice they send from.
+    assert_eq!(invite(&a, p.id, target(1)).await.status, 201);
+    assert_eq!(invite(&a, p.id, target(2)).await.status, 201);
+    let over_user = invite(&a, q.id, target(3)).await;
+    assert_eq!(over_user.error().map(|e| e.error), Some(ErrorCode::RateLimited), "{}", over_user.body);
+    let retry: u64 = over_user.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).expect("Retry-After");
+    assert!((1..=3_600).contains(&retry), "the per-user window is an hour: {retry}");
+
+    // The practice may send 5 a day, whoever sends them: B has sent none yet.
+    assert_eq!(invite(&b, p.id, target(4)).await.status, 201);
+    assert_eq!(invite(&b, p.id, target(5)).await.status, 201);
+    let over_practice = invite(&b, p.id, target(6)).await;
+    assert_eq!(over_practice.error().map(|e| e.error), Some(ErrorCode::RateLimited), "{}", over_practice.body);
+    let retry: u64 =
+        over_practice.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).expect("Retry-After");
+    assert!((3_600..=86_400).contains(&retry), "the per-practice window is a day: {retry}");
+    // B may still invite for another practice of theirs.
+    let r = b.create_practice("B's Own", PracticeKind::Referring, None, None, vec![]).await.unwrap();
+    assert_eq!(invite(&b, r.id, target(7)).await.status, 201);
+
+    // A refused invite is neither stored nor mailed.
+    let pending: Vec<String> = a.members(p.id).await.unwrap().pending_invites.into_iter().map(|i| i.email).collect();
+    assert_eq!(pending.len(), 4, "{pending:?}");
+    srv.wait_for_folder_mail(&target(5), "/invite/").await;
+    let mailed = srv.folder_messages();
+    for refused in [target(3), target(6)] {
+        assert!(!pending.contains(&refused));
+        assert!(!mailed.iter().any(|m| m.contains(&refused)));
+    }
+}
