@@ -97,6 +97,14 @@ fn exists(what: &str) -> ApiError {
     ApiError::new(ErrorCode::Conflict, format!("{what} already exists"))
 }
 
+/// The one answer to a confirmation link that confirms nothing: unknown,
+/// used, expired, or for an address another registration confirmed first.
+pub const CONFIRMATION_INVALID: &str =
+    "this confirmation link is unknown, used or expired; register again, or sign in if you already have an account";
+
+/// What an invite over the per-user or per-practice quota is answered with.
+pub const INVITES_LIMITED: &str = "too many invites sent; wait and try again";
+
 impl From<UserError> for ApiError {
     fn from(e: UserError) -> Self {
         match e {
@@ -105,6 +113,8 @@ impl From<UserError> for ApiError {
             }
             UserError::NoSuchUser => ApiError::not_found("user"),
             UserError::SessionExists => exists("session"),
+            UserError::RegistrationExists => exists("registration"),
+            UserError::NoSuchRegistration => ApiError::new(ErrorCode::ConfirmationInvalid, CONFIRMATION_INVALID),
             other => ApiError::internal(other),
         }
     }
@@ -123,6 +133,8 @@ impl From<PracticeError> for ApiError {
             PracticeError::GrantTargetMissing => ApiError::not_found("practice or user"),
             PracticeError::InviteExists => exists("invite"),
             PracticeError::InviteUsed => ApiError::not_found("invite"),
+            PracticeError::PracticeIdRetired => exists("practice"),
+            PracticeError::InviteQuotaExceeded { .. } => ApiError::new(ErrorCode::RateLimited, INVITES_LIMITED),
             other => ApiError::internal(other),
         }
     }

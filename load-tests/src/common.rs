@@ -98,6 +98,9 @@ pub async fn start_ours(bin: &Path, data: Option<PathBuf>, port: Option<u16>) ->
         .spawn()
         .context("starting handoff")?;
     let url = format!("http://127.0.0.1:{port}");
+    // Without SMTP the server writes mail to `<data>/mail`; registration
+    // reads its confirmation link from there.
+    handoff_testkit::deliver_to(&url, data.join("mail"));
     let server =
         Server { child, url: url.clone(), addr: SocketAddr::from(([127, 0, 0, 1], port)), data, _tmp: tmp, bin: bin.to_path_buf() };
     let deadline = Instant::now() + Duration::from_secs(30);

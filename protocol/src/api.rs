@@ -334,8 +334,9 @@ endpoints! {
 
     /// `POST /auth/prelogin`: the salt and parameters to stretch the password with.
     Prelogin: Post v1!("/auth/prelogin"), (), PreloginRequest => KdfParams;
-    /// `POST /auth/register`: creates an account and signs it in.
-    Register: Post v1!("/auth/register"), (), RegisterRequest => SessionResponse;
+    /// `POST /auth/register`: emails a confirmation link (or, with an invite,
+    /// creates the account and signs it in).
+    Register: Post v1!("/auth/register"), (), RegisterRequest => RegisterResponse;
     /// `POST /auth/login`: signs in with the auth key.
     Login: Post v1!("/auth/login"), (), LoginRequest => SessionResponse;
     /// `POST /auth/logout`: ends this session.
@@ -423,6 +424,9 @@ endpoints! {
 
     /// `GET /referrals/{id}/keys`: each party practice's current public key, to wrap an added item's key to.
     GetReferralKeys: Get v1!("/referrals/{id}/keys"), ReferralId, () => ReferralKeys;
+    /// `POST /account/confirm`: confirms a registration from its emailed link,
+    /// creates the account and signs it in.
+    ConfirmAccount: Post v1!("/account/confirm"), (), ConfirmRequest => SessionResponse;
 }
 
 #[cfg(test)]

@@ -93,6 +93,12 @@ pub enum ErrorCode {
     /// data was restored). Nothing was subscribed; subscribe again from at most
     /// the head (0 replays the whole stream). 422.
     SeqAhead,
+    /// A registration confirmation link is unknown, used, expired, or its
+    /// address was confirmed by another registration first. 410.
+    ConfirmationInvalid,
+    /// The account's email address is not confirmed, so it may not do this
+    /// (send invites). 403.
+    EmailUnconfirmed,
 }
 
 impl ErrorCode {
@@ -119,6 +125,8 @@ impl ErrorCode {
             Unavailable => 503,
             AccessEnded => 403,
             SeqAhead => 422,
+            ConfirmationInvalid => 410,
+            EmailUnconfirmed => 403,
         }
     }
 
@@ -163,6 +171,8 @@ impl ErrorCode {
             Unavailable => "unavailable",
             AccessEnded => "access_ended",
             SeqAhead => "seq_ahead",
+            ConfirmationInvalid => "confirmation_invalid",
+            EmailUnconfirmed => "email_unconfirmed",
         }
     }
 }

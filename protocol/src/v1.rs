@@ -87,6 +87,36 @@ pub struct LoginRequest {
     pub auth_key: B64,
 }
 
+/// Answer to `POST /auth/register`.
+///
+/// Without an invite, the answer is the same whether the address is free or
+/// taken (so it reveals no account): a confirmation link was emailed, and the
+/// account exists once the link is confirmed (`POST /account/confirm`). The
+/// owner of a taken address is told by email instead. With an invite token
+/// addressed to the email, the invite mail has already proven the address,
+/// so the account is created and signed in at once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RegisterResponse {
+    /// A confirmation link was emailed to the address.
+    ConfirmationSent {
+        /// What to tell the person ("check your email").
+        message: String,
+        /// Seconds the link stays valid.
+        expires_in_secs: u64,
+    },
+    /// The account exists and is signed in (registration through an invite).
+    SignedIn(SessionResponse),
+}
+
+/// `POST /account/confirm`: the token from the emailed confirmation link.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    /// The token from the link.
+    pub token: String,
+}
+
 /// Answer to register, login and recovery: the session and what the client
 /// needs to unlock its keys.
 #[derive(Clone, Debug, Serialize, Deserialize)]

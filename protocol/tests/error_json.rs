@@ -48,6 +48,8 @@ fn every_code_serializes_as_its_as_str() {
         StaleState,
         AccessEnded,
         SeqAhead,
+        ConfirmationInvalid,
+        EmailUnconfirmed,
     ] {
         assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         let back: ErrorCode = serde_json::from_str(&format!("\"{}\"", code.as_str())).unwrap();

@@ -286,6 +286,8 @@ fn api_routes(t: &mut Table<'_>) {
     );
     t.at(ReadMlsLog, mls::log).at(GetMlsWelcome, mls::welcome).at(GetMlsPending, mls::pending).at(ClaimKeyPackage, mls::claim_key_package);
     t.at(GetReferralKeys, referrals::party_keys);
+    // Registration confirmed by its emailed link.
+    t.at(ConfirmAccount, auth::confirm);
 }
 
 fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {

@@ -24,7 +24,7 @@ use sha2::Sha256;
 
 use handoff_protocol::v1::*;
 use handoff_protocol::{B64, ErrorCode, UserId};
-use handoff_store::{PasswordChange, SessionRecord, UserRecord};
+use handoff_store::{PasswordChange, PendingRegistration, SessionRecord, UserError, UserRecord};
 
 use crate::error::{ApiError, ApiResult};
 use crate::ratelimit::{self, Check};
@@ -150,7 +150,8 @@ fn me_of(u: &UserRecord) -> Me {
     }
 }
 
-async fn start_session(state: &AppState, user: &UserRecord, status: actix_web::http::StatusCode) -> ApiResult<HttpResponse> {
+/// A new session for `user`: its cookie and its answer body.
+async fn new_session(state: &AppState, user: &UserRecord) -> ApiResult<(Cookie<'static>, SessionResponse)> {
     let token = random_token()?;
     let created = now();
     let expires_at = created + state.config.session_ttl().as_millis() as i64;
@@ -165,11 +166,17 @@ async fn start_session(state: &AppState, user: &UserRecord, status: actix_web::h
         .secure(state.config.secure_cookies())
         .max_age(CookieDuration::seconds(state.config.session_ttl_secs as i64))
         .finish();
-    Ok(HttpResponse::build(status).cookie(cookie).insert_header(("Cache-Control", "no-store")).json(SessionResponse {
-        user: me_of(user),
-        token,
-        expires_at,
-    }))
+    Ok((cookie, SessionResponse { user: me_of(user), token, expires_at }))
+}
+
+/// An answer that carries a session: the cookie set, never cached.
+fn session_response(status: actix_web::http::StatusCode, body: impl serde::Serialize, cookie: Cookie<'static>) -> HttpResponse {
+    HttpResponse::build(status).cookie(cookie).insert_header(("Cache-Control", "no-store")).json(body)
+}
+
+async fn start_session(state: &AppState, user: &UserRecord, status: actix_web::http::StatusCode) -> ApiResult<HttpResponse> {
+    let (cookie, body) = new_session(state, user).await?;
+    Ok(session_response(status, body, cookie))
 }
 
 fn check_keys(k: &UserKeyBundle) -> ApiResult<()> {
@@ -194,7 +201,18 @@ pub async fn prelogin(state: web::Data<AppState>, body: web::Json<PreloginReques
     Ok(HttpResponse::Ok().json(kdf_params(salt)))
 }
 
+/// What a registration without an invite is answered with, free or taken.
+pub const CHECK_YOUR_EMAIL: &str = "check your email: we sent a link to confirm your address. Your account exists once you open it.";
+
 /// `POST /api/v1/auth/register`
+///
+/// Without an invite token the answer is the same whether the address is free
+/// or taken, and the same work is done either way (the auth key is hashed):
+/// a free address gets a confirmation link and a pending registration (no
+/// account, so it cannot sign in); the owner of a taken address gets an email
+/// saying someone tried to register with it. With an invite token addressed
+/// to the email, the invite mail has proven the address: the account is
+/// created, confirmed, and signed in at once.
 pub async fn register(req: HttpRequest, state: web::Data<AppState>, body: web::Json<RegisterRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let attempt = state.limiter.begin_registration(client_ip(&req, &state)).map_err(limited)?;
@@ -227,12 +245,68 @@ pub async fn register(req: HttpRequest, state: web::Data<AppState>, body: web::J
         wrapped_by_kit: body.keys.wrapped_by_kit.0,
         is_staff: false,
         created_at: t,
+        email_confirmed_at: None,
     };
+    let Some(inv) = invite else { return register_pending(&state, user).await };
+    // Only the mailbox's owner holds the invite token, so telling them the
+    // address is taken reveals nothing they could not read in their mail.
+    let user = UserRecord { email_confirmed_at: Some(t), ..user };
     state.store.create_user(user.clone()).await?;
-    if let Some(inv) = invite {
-        state.store.accept_invite(&inv.token_hash, user.id, t).await?;
+    state.store.accept_invite(&inv.token_hash, user.id, t).await?;
+    tracing::info!(user = %user.id, "account registered through an invite");
+    let session = new_session(&state, &user).await?;
+    Ok(session_response(actix_web::http::StatusCode::CREATED, RegisterResponse::SignedIn(session.1), session.0))
+}
+
+/// A registration without an invite: a pending registration and a
+/// confirmation link for a free address, a notice for a taken one; the same
+/// answer either way.
+async fn register_pending(state: &AppState, user: UserRecord) -> ApiResult<HttpResponse> {
+    let ttl = state.config.registration_ttl_secs;
+    let url = state.config.public_url();
+    if state.store.user_by_email(&user.email).await?.is_some() {
+        let text = format!(
+            "Someone tried to create a Handoff account with this email address. You already have an account, \
+             so nothing was changed.\n\nIf it was you, sign in at {url}/login. If you forgot your password, \
+             reset it there with your Emergency Access Kit.\n\nIf it was not you, you can ignore this email.\n"
+        );
+        state.send_mail(&user.email, "You already have a Handoff account", text).await?;
+        tracing::info!("registration for a taken address: owner notified");
+    } else {
+        let token = random_token()?;
+        let expires_at = user.created_at + (ttl as i64) * 1000;
+        let email = user.email.clone();
+        state.store.create_pending_registration(PendingRegistration { token_hash: sha256(token.as_bytes()), user, expires_at }).await?;
+        let hours = ttl / 3600;
+        let text = format!(
+            "Someone, hopefully you, asked to create a Handoff account with this email address.\n\n\
+             Open this link to confirm your address and finish creating the account:\n\n{url}/confirm/{token}\n\n\
+             The link works once and expires in {hours} hours. If you did not ask for an account, ignore this email: \
+             without the link no account is created.\n"
+        );
+        state.send_mail(&email, "Confirm your email address for Handoff", text).await?;
+        tracing::info!("registration pending confirmation");
     }
-    tracing::info!(user = %user.id, "account registered");
+    Ok(HttpResponse::Accepted()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(RegisterResponse::ConfirmationSent { message: CHECK_YOUR_EMAIL.into(), expires_in_secs: ttl }))
+}
+
+/// `POST /api/v1/account/confirm`: the emailed link's token creates the
+/// account (the first confirmation of an address wins) and signs it in.
+/// Every token that confirms nothing (unknown, used, expired, or for an
+/// address confirmed since) gets the same `confirmation_invalid` answer.
+pub async fn confirm(state: web::Data<AppState>, body: web::Json<ConfirmRequest>) -> ApiResult<HttpResponse> {
+    if body.token.is_empty() || body.token.len() > 128 {
+        return Err(UserError::NoSuchRegistration.into());
+    }
+    let id = UserId(uuid::Uuid::from_slice(&random_bytes(16)?).map_err(ApiError::internal)?);
+    let user = match state.store.confirm_registration(&sha256(body.token.as_bytes()), id, now()).await {
+        Ok(u) => u,
+        Err(UserError::EmailTaken) => return Err(UserError::NoSuchRegistration.into()),
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(user = %user.id, "account registered and confirmed");
     start_session(&state, &user, actix_web::http::StatusCode::CREATED).await
 }
 

@@ -80,6 +80,12 @@ pub struct Config {
     /// from every address together: a high ceiling against a guesser spread
     /// over many addresses.
     pub auth_failures_per_account_total: u32,
+    /// How long a registration's emailed confirmation link works, seconds (24 h).
+    pub registration_ttl_secs: u64,
+    /// Invites one user may send per hour, across all their practices.
+    pub invites_per_user_per_hour: u32,
+    /// Invites one practice may send per day, whoever sends them.
+    pub invites_per_practice_per_day: u32,
 }
 
 impl Default for Config {
@@ -109,6 +115,9 @@ impl Default for Config {
             mail_folder_retention_secs: 24 * 3600,
             trusted_proxy_hops: 0,
             auth_failures_per_account_total: 100,
+            registration_ttl_secs: 24 * 3600,
+            invites_per_user_per_hour: 20,
+            invites_per_practice_per_day: 50,
         }
     }
 }

@@ -10,7 +10,7 @@ use actix_web::{HttpResponse, web};
 use handoff_domain::{eligibility, routing};
 use handoff_protocol::v1::*;
 use handoff_protocol::{B64, CategoryRequestId, ErrorCode, PracticeId, UserId};
-use handoff_store::{CategoryRequestRecord, GrantRecord, InviteRecord, PracticeError, PracticeRecord};
+use handoff_store::{CategoryRequestRecord, GrantRecord, InviteQuota, InviteRecord, PracticeError, PracticeRecord};
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
@@ -56,6 +56,12 @@ async fn admin_of(state: &AppState, id: PracticeId, who: &Authed) -> ApiResult<P
 async fn check_intake(state: &AppState, specialty: &str, region: &str, intake: &[Intake]) -> ApiResult<()> {
     let t = state.store.taxonomy().await?;
     routing::check_intake(&t, specialty, region, intake).map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+/// The one answer to a creation whose id is taken, whoever holds it and
+/// whether the practice still exists, so it tells nothing about the id.
+fn id_conflict() -> ApiError {
+    ApiError::new(ErrorCode::Conflict, "a practice with this id exists; generate a new id")
 }
 
 /// `POST /api/v1/practices`
@@ -121,15 +127,22 @@ pub async fn create(state: web::Data<AppState>, who: Authed, body: web::Json<Cre
             Ok(HttpResponse::Created().json(view(&rec, Role::Admin)))
         }
         Err(PracticeError::PracticeExists) => {
-            // A retry of the same creation is answered with the practice; anything else conflicts.
-            match state.store.practice(b.id).await? {
-                Some(existing) if existing.created_by == who.user.id && existing.name == rec.name && existing.kind == rec.kind => {
-                    let role = state.store.role(b.id, who.user.id).await?.unwrap_or(Role::Member);
+            // A retry of the same creation by its creator, still a member, is
+            // answered with the practice. Anything else (a foreign id, a creator
+            // who was removed since) gets the one conflict answer.
+            let existing = state.store.practice(b.id).await?;
+            let role = state.store.role(b.id, who.user.id).await?;
+            match (existing, role) {
+                (Some(existing), Some(role))
+                    if existing.created_by == who.user.id && existing.name == rec.name && existing.kind == rec.kind =>
+                {
                     Ok(HttpResponse::Ok().json(view(&existing, role)))
                 }
-                _ => Err(ApiError::new(ErrorCode::Conflict, "a practice with this id exists; generate a new id")),
+                _ => Err(id_conflict()),
             }
         }
+        // A deleted practice's id: answered exactly as a foreign one.
+        Err(PracticeError::PracticeIdRetired) => Err(id_conflict()),
         Err(e) => Err(e.into()),
     }
 }
@@ -216,6 +229,11 @@ pub async fn remove_member(state: web::Data<AppState>, who: Authed, path: web::P
 }
 
 /// `POST /api/v1/practices/{id}/invites`: emails a one-time join link.
+///
+/// Needs a confirmed email address, and is rate-limited: at most
+/// `invites_per_user_per_hour` per inviter (every practice together) and
+/// `invites_per_practice_per_day` per practice (every inviter together);
+/// beyond that `rate_limited` with `Retry-After`.
 pub async fn invite(
     state: web::Data<AppState>,
     who: Authed,
@@ -223,6 +241,11 @@ pub async fn invite(
     body: web::Json<InviteRequest>,
 ) -> ApiResult<HttpResponse> {
     let p = admin_of(&state, *id, &who).await?;
+    // Invite mail carries a name of the inviter's choosing to any address, so
+    // only an account whose own address is confirmed may send it.
+    if who.user.email_confirmed_at.is_none() {
+        return Err(ApiError::new(ErrorCode::EmailUnconfirmed, "confirm your email address before inviting anyone"));
+    }
     let email = validate::email(&body.email)?;
     if let Some(u) = state.store.user_by_email(&email).await?
         && state.store.role(p.id, u.id).await?.is_some()
@@ -232,18 +255,30 @@ pub async fn invite(
     let token = random_token()?;
     let t = now();
     let expires_at = t + (state.config.invite_ttl_secs as i64) * 1000;
-    state
-        .store
-        .create_invite(InviteRecord {
-            token_hash: sha256(token.as_bytes()),
-            practice_id: p.id,
-            email: email.clone(),
-            role: body.role,
-            invited_by: who.user.id,
-            created_at: t,
-            expires_at,
-        })
-        .await?;
+    let invite = InviteRecord {
+        token_hash: sha256(token.as_bytes()),
+        practice_id: p.id,
+        email: email.clone(),
+        role: body.role,
+        invited_by: who.user.id,
+        created_at: t,
+        expires_at,
+    };
+    let quota = InviteQuota {
+        per_user: state.config.invites_per_user_per_hour,
+        user_window_ms: 3_600_000,
+        per_practice: state.config.invites_per_practice_per_day,
+        practice_window_ms: 86_400_000,
+    };
+    match state.store.create_invite_within(invite, quota).await {
+        Ok(()) => {}
+        Err(PracticeError::InviteQuotaExceeded { retry_at }) => {
+            let mut e = ApiError::new(ErrorCode::RateLimited, handoff_error::INVITES_LIMITED);
+            e.retry_after = Some((retry_at.saturating_sub(t) / 1000).max(1) as u64);
+            return Err(e);
+        }
+        Err(e) => return Err(e.into()),
+    }
     let link = format!("{}/invite/{token}", state.config.public_url());
     let days = state.config.invite_ttl_secs / 86_400;
     let body_text = format!(

@@ -4,6 +4,8 @@
 //! README.md documents:
 //!
 //! - sessions past their expiry (they are refused at once anyway; the rows go);
+//! - pending registrations past their expiry (`registration_ttl_secs`: the
+//!   link no longer confirms anything, and the email address goes with them);
 //! - invites past their expiry (their links can never work again);
 //! - idempotency records older than [`Config::idempotency_retention_secs`]
 //!   (a client retries a command within seconds or minutes, never days);
@@ -31,6 +33,8 @@ use crate::state::now;
 pub struct Swept {
     /// Expired sessions.
     pub sessions: u64,
+    /// Expired pending registrations.
+    pub registrations: u64,
     /// Expired invites.
     pub invites: u64,
     /// Idempotency records past their retention.
@@ -92,6 +96,7 @@ pub async fn sweep_once(store: &dyn Store, config: &Config, at: UnixMillis) -> S
         + Duration::from_millis(u64::try_from(at.saturating_sub(secs(config.mail_folder_retention_secs))).unwrap_or(0));
     let swept = Swept {
         sessions: logged("sessions", store.purge_sessions(at).await),
+        registrations: logged("pending registrations", store.purge_pending_registrations(at).await),
         invites: logged("invites", store.purge_invites(at).await),
         idempotency: logged("idempotency", store.purge_idempotency(at.saturating_sub(secs(config.idempotency_retention_secs))).await),
         sent_mail: logged("sent mail", store.purge_sent_mail(at.saturating_sub(secs(config.sent_mail_retention_secs))).await),

@@ -28,6 +28,23 @@ pub struct UserRecord {
     pub is_staff: bool,
     /// When the account was registered.
     pub created_at: UnixMillis,
+    /// When the account's email address was confirmed (by the registration
+    /// link, or by the invite link it registered with). `None`: unconfirmed.
+    pub email_confirmed_at: Option<UnixMillis>,
+}
+
+/// A registration waiting for its emailed confirmation link. It is no account
+/// yet: it cannot sign in, and it holds no address (several may wait for one
+/// address; the first confirmed wins).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingRegistration {
+    /// SHA-256 of the emailed token.
+    pub token_hash: Vec<u8>,
+    /// The account to create on confirmation (its `id` is assigned then;
+    /// `email_confirmed_at` is set to the confirmation time).
+    pub user: UserRecord,
+    /// After this the link no longer confirms anything.
+    pub expires_at: UnixMillis,
 }
 
 /// New password material after a kit reset.

@@ -8,6 +8,20 @@ use handoff_protocol::{PracticeId, UnixMillis, UserId};
 
 use crate::{BackendError, GrantRecord, InviteRecord, MemberRecord, PracticeRecord};
 
+/// How many invites may be sent: per inviter (across every practice) and per
+/// practice (whoever sends them), each in its own sliding window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InviteQuota {
+    /// Invites one user may send per `user_window_ms`.
+    pub per_user: u32,
+    /// The per-user window, milliseconds.
+    pub user_window_ms: i64,
+    /// Invites one practice may send per `practice_window_ms`.
+    pub per_practice: u32,
+    /// The per-practice window, milliseconds.
+    pub practice_window_ms: i64,
+}
+
 /// Why a [`PracticeStore`] call failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -38,6 +52,18 @@ pub enum PracticeError {
     /// created, or was used already.
     #[error("not found: invite")]
     InviteUsed,
+    /// [`create_practice`](PracticeStore::create_practice) was given the id of a
+    /// deleted practice: a deleted id is tombstoned and never accepted again,
+    /// since the practice's referrals and events outlive it.
+    #[error("retired: practice id")]
+    PracticeIdRetired,
+    /// [`create_invite_within`](PracticeStore::create_invite_within) refused: the
+    /// inviter or the practice has sent its quota of invites in the window.
+    #[error("too many invites; retry at {retry_at}")]
+    InviteQuotaExceeded {
+        /// When the oldest counted invite leaves the window.
+        retry_at: UnixMillis,
+    },
     /// The backend failed; nothing was changed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -47,7 +73,8 @@ pub enum PracticeError {
 #[async_trait]
 pub trait PracticeStore: Send + Sync + 'static {
     /// Creates a practice with its creator as admin and the creator's key grant.
-    /// [`PracticeError::PracticeExists`] if the id exists.
+    /// [`PracticeError::PracticeExists`] if the id exists,
+    /// [`PracticeError::PracticeIdRetired`] if it belonged to a deleted practice.
     async fn create_practice(&self, p: PracticeRecord, creator_grant: GrantRecord) -> Result<(), PracticeError>;
     /// A practice by id.
     async fn practice(&self, id: PracticeId) -> Result<Option<PracticeRecord>, PracticeError>;
@@ -57,7 +84,9 @@ pub trait PracticeStore: Send + Sync + 'static {
     async fn all_practices(&self) -> Result<Vec<(PracticeRecord, u32)>, PracticeError>;
     /// Verified, unpaused specialist practices, optionally filtered.
     async fn directory(&self, specialty: Option<&str>, region: Option<&str>) -> Result<Vec<PracticeRecord>, PracticeError>;
-    /// Deletes a practice and everything that hangs off it. [`PracticeError::NoSuchPractice`] if absent.
+    /// Deletes a practice and everything that hangs off it, and tombstones its id
+    /// in the same transaction so it can never be created again.
+    /// [`PracticeError::NoSuchPractice`] if absent.
     async fn delete_practice(&self, id: PracticeId) -> Result<(), PracticeError>;
     /// Sets the verified flag. [`PracticeError::NoSuchPractice`] if absent.
     async fn set_verified(&self, id: PracticeId, verified: bool) -> Result<(), PracticeError>;
@@ -78,8 +107,15 @@ pub trait PracticeStore: Send + Sync + 'static {
     async fn put_grant(&self, g: GrantRecord) -> Result<(), PracticeError>;
     /// A member's grant for an epoch.
     async fn grant(&self, practice: PracticeId, user: UserId, epoch: u64) -> Result<Option<GrantRecord>, PracticeError>;
-    /// Creates an invite. [`PracticeError::InviteExists`] if its token hash is stored already.
+    /// Creates an invite, counting it as sent by its inviter and practice.
+    /// [`PracticeError::InviteExists`] if its token hash is stored already.
     async fn create_invite(&self, i: InviteRecord) -> Result<(), PracticeError>;
+    /// As [`create_invite`](PracticeStore::create_invite), within `quota`: the
+    /// count and the insert are one transaction, so concurrent invites cannot
+    /// exceed it. Counted are invites sent (accepted or not) in the windows
+    /// before the invite's `created_at`. [`PracticeError::InviteQuotaExceeded`]
+    /// if the inviter or the practice has used its quota.
+    async fn create_invite_within(&self, i: InviteRecord, quota: InviteQuota) -> Result<(), PracticeError>;
     /// An invite by token hash.
     async fn invite(&self, token_hash: &[u8]) -> Result<Option<InviteRecord>, PracticeError>;
     /// Invites not yet accepted for a practice.

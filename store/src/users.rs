@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use handoff_protocol::{UnixMillis, UserId};
 
-use crate::{BackendError, PasswordChange, SessionRecord, UserRecord};
+use crate::{BackendError, PasswordChange, PendingRegistration, SessionRecord, UserRecord};
 
 /// Why a [`UserStore`] call failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +20,15 @@ pub enum UserError {
     /// [`create_session`](UserStore::create_session) was given a token hash that is already stored.
     #[error("already exists: session")]
     SessionExists,
+    /// [`create_pending_registration`](UserStore::create_pending_registration) was
+    /// given a token hash that is stored already.
+    #[error("already exists: pending registration")]
+    RegistrationExists,
+    /// [`confirm_registration`](UserStore::confirm_registration) found no
+    /// unexpired pending registration for the token: never made, used,
+    /// expired, or dropped because its address was confirmed first by another.
+    #[error("not found: pending registration")]
+    NoSuchRegistration,
     /// The backend failed; nothing was changed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -53,4 +62,18 @@ pub trait UserStore: Send + Sync + 'static {
     async fn delete_session(&self, token_hash: &[u8]) -> Result<(), UserError>;
     /// Deletes sessions that expired before `now`. Returns how many.
     async fn purge_sessions(&self, now: UnixMillis) -> Result<u64, UserError>;
+
+    /// Stores a registration until its link is confirmed. Pending registrations
+    /// are not accounts: [`user_by_email`](UserStore::user_by_email) does not see
+    /// them. [`UserError::RegistrationExists`] if the token hash is stored already.
+    async fn create_pending_registration(&self, p: PendingRegistration) -> Result<(), UserError>;
+    /// Confirms a pending registration, atomically: creates its account with
+    /// `id`, confirmed at `now`, and drops every pending registration for the
+    /// same address (the first confirmed wins). [`UserError::NoSuchRegistration`]
+    /// if no unexpired registration has this token hash;
+    /// [`UserError::EmailTaken`] if the address has an account already (the
+    /// pending registration is dropped then too).
+    async fn confirm_registration(&self, token_hash: &[u8], id: UserId, now: UnixMillis) -> Result<UserRecord, UserError>;
+    /// Deletes pending registrations that expired before `now`. Returns how many.
+    async fn purge_pending_registrations(&self, now: UnixMillis) -> Result<u64, UserError>;
 }

@@ -2,7 +2,7 @@
 
 use handoff_client::Client;
 
-use crate::{PASSWORD, Result};
+use crate::{PASSWORD, RegisterConfirmed, Result};
 
 /// A fresh email address `<local>-<uuid>@<domain>`, unique across every test
 /// and every run, so fixtures never collide on a shared server.
@@ -51,10 +51,12 @@ impl Account {
         self
     }
 
-    /// Registers the account on the server at `url` and returns its signed-in client.
+    /// Registers the account on the server at `url`, confirms it from the
+    /// emailed link (the server's mailbox must be known:
+    /// [`deliver_to`](crate::deliver_to)), and returns its signed-in client.
     pub async fn register(&self, url: &str) -> Result<Client> {
         let mut client = Client::new(url);
-        client.register(&self.email, &self.display_name, &self.password, None).await?;
+        client.register_confirmed(&self.email, &self.display_name, &self.password).await?;
         Ok(client)
     }
 }

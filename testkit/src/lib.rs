@@ -16,6 +16,9 @@
 //!   through the admin API, or the operator's CLI).
 //! - [`referrals`]: the [`routing`] and patient [`content`] every fixture
 //!   referral uses, and [`ContentBuilder`] to change or size the content.
+//! - [`mail`]: where a server's mail arrives ([`deliver_to`]) and reading it,
+//!   so registration can follow its emailed confirmation link
+//!   ([`RegisterConfirmed`]).
 //! - [`world`]: [`World`], a referring practice and `n` verified specialist
 //!   practices owned by one specialist, with a staff member, built by
 //!   [`WorldBuilder`] from the builders above.
@@ -23,11 +26,13 @@
 //! Fixture calls return [`Result`]: a test unwraps, a benchmark propagates.
 
 pub mod accounts;
+pub mod mail;
 pub mod practices;
 pub mod referrals;
 pub mod world;
 
 pub use accounts::{Account, moa_account, specialist_account, staff_account, unique_email};
+pub use mail::{RegisterConfirmed, deliver_to};
 pub use practices::{ReferringOffice, SpecialistPractice, Verifier, referring_office, verified_specialist};
 pub use referrals::{ContentBuilder, content, referral_content, routing};
 pub use world::{World, WorldBuilder};
@@ -45,6 +50,22 @@ pub enum FixtureError {
     /// The operator's CLI could not be run at all.
     #[error("running the handoff CLI: {0}")]
     Cli(#[from] std::io::Error),
+    /// No message arrived in time.
+    #[error("no mail to {to} containing {needle:?} in {}", dir.display())]
+    NoMail {
+        /// The address it was expected for.
+        to: String,
+        /// What it should contain.
+        needle: String,
+        /// Where it was looked for.
+        dir: std::path::PathBuf,
+    },
+    /// Nobody said where this server's mail arrives ([`mail::deliver_to`]).
+    #[error("no mailbox is known for the server at {url}; call handoff_testkit::deliver_to")]
+    NoMailbox {
+        /// The server's URL.
+        url: String,
+    },
     /// The operator's CLI ran and refused to verify the practice.
     #[error("verify failed: {stderr}")]
     VerifyFailed {

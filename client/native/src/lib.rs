@@ -79,6 +79,8 @@ pub struct Client {
     base: String,
     token: Option<String>,
     identity: Option<Identity>,
+    /// The private keys of a registration waiting for its emailed link.
+    pending: Option<UserSecrets>,
     mls: handoff_client_core::Mls,
 }
 
@@ -108,6 +110,7 @@ impl Client {
             base: base.into().trim_end_matches('/').to_string(),
             token: None,
             identity: None,
+            pending: None,
             mls: Default::default(),
         }
     }
@@ -228,15 +231,42 @@ impl Client {
         Ok(())
     }
 
-    /// Creates an account. Returns the Emergency Access Kit's 24 words, in grid
-    /// order: shown once, never stored anywhere.
+    /// Registers an account. Returns the Emergency Access Kit's 24 words, in
+    /// grid order: shown once, never stored anywhere.
+    ///
+    /// With an invite token the account exists and is signed in at once.
+    /// Without one the server emails a confirmation link (answering the same
+    /// whether the address is free or taken); this client keeps the new keys
+    /// until [`confirm`](Self::confirm) is called with the link's token.
     pub async fn register(&mut self, email: &str, display_name: &str, password: &str, invite_token: Option<&str>) -> Result<Vec<String>> {
         let acct = handoff_client_core::account::new_account(email, display_name, password, invite_token.map(Into::into))?;
         let req = acct.request;
         let (secrets, words) = (acct.secrets, acct.kit_words);
-        let s = self.call::<Register>(&(), &req).await?;
-        self.adopt(s, secrets)?;
+        match self.call::<Register>(&(), &req).await? {
+            RegisterResponse::SignedIn(s) => self.adopt(s, secrets)?,
+            RegisterResponse::ConfirmationSent { .. } => self.pending = Some(secrets),
+        }
         Ok(words)
+    }
+
+    /// Whether this client's registration waits for its emailed link.
+    pub fn awaiting_confirmation(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Confirms a registration with the token from its emailed link: the
+    /// account is created and signed in. If this client made the
+    /// registration it holds the keys and is ready; otherwise only the
+    /// session is kept (sign in with the password to unlock the keys).
+    pub async fn confirm(&mut self, token: &str) -> Result<()> {
+        let s = self.call::<ConfirmAccount>(&(), &ConfirmRequest { token: token.into() }).await?;
+        match self.pending.take() {
+            Some(secrets) => self.adopt(s, secrets),
+            None => {
+                self.token = Some(s.token);
+                Ok(())
+            }
+        }
     }
 
     /// Signs in: fetch the salt, stretch locally, prove the auth key, unwrap the keys.
@@ -290,7 +320,20 @@ impl Client {
         region: Option<&str>,
         intake: Vec<Intake>,
     ) -> Result<Practice> {
-        let id = PracticeId(uuid::Uuid::new_v4());
+        self.create_practice_with_id(PracticeId(uuid::Uuid::new_v4()), name, kind, specialty, region, intake).await
+    }
+
+    /// As [`create_practice`](Self::create_practice), with a chosen id (a
+    /// retry of a creation sends the same id again).
+    pub async fn create_practice_with_id(
+        &self,
+        id: PracticeId,
+        name: &str,
+        kind: PracticeKind,
+        specialty: Option<&str>,
+        region: Option<&str>,
+        intake: Vec<Intake>,
+    ) -> Result<Practice> {
         let spec = handoff_client_core::referral::PracticeSpec {
             name: name.into(),
             kind,

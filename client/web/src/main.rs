@@ -77,8 +77,11 @@ fn app() -> Html {
                 Some(words) => auth.set(Auth::Kit(s, words)),
                 None => {
                     auth.set(Auth::Ready(s));
-                    if matches!(Route::current(), Route::Login | Route::Register | Route::Recover) {
-                        nav.emit(Route::Inbox);
+                    match Route::current() {
+                        Route::Login | Route::Register | Route::Recover => nav.emit(Route::Inbox),
+                        // A new account, just confirmed: its first step is a practice.
+                        Route::Confirm(_) => nav.emit(Route::Practices),
+                        _ => {}
                     }
                 }
             }

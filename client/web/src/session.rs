@@ -17,7 +17,7 @@ use handoff_crypto::referral::{AttachmentMeta, MessageBody, ReferralContent, Ref
 use handoff_crypto::{EmergencyKit, PasswordKeys};
 
 use handoff_domain::taxonomy::Lookup as _;
-use handoff_protocol::api::{CreatePractice, GetBlob, Login, Prelogin, PutBlob, RecoverFinish, RecoverStart, Register};
+use handoff_protocol::api::{ConfirmAccount, CreatePractice, GetBlob, Login, Prelogin, PutBlob, RecoverFinish, RecoverStart, Register};
 use handoff_protocol::v1::*;
 use handoff_protocol::ws::{
     Attachment, BlobId, Destination, MessageId, NewReferral, Referral, ReferralId, Routing, ThreadMessage, WrappedKey,
@@ -68,14 +68,50 @@ async fn stretch(email: &str, password: &str) -> ApiResult<PasswordKeys> {
     Ok(PasswordKeys::derive_with(password, params.salt.as_slice(), params.m_kib, params.t, params.p)?)
 }
 
+/// What a registration led to.
+pub enum Registered {
+    /// Registered through an invite: signed in, with the kit's words.
+    SignedIn(Box<Session>, Vec<String>),
+    /// A confirmation link was emailed; the kit's words are shown now.
+    CheckEmail {
+        /// The kit's 24 words in grid order.
+        words: Vec<String>,
+        /// The server's words for people.
+        message: String,
+    },
+}
+
+impl std::fmt::Debug for Registered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the kit's words.
+        match self {
+            Registered::SignedIn(..) => f.write_str("Registered::SignedIn"),
+            Registered::CheckEmail { .. } => f.write_str("Registered::CheckEmail"),
+        }
+    }
+}
+
 impl Session {
-    /// Creates an account; returns the session and the kit's 24 words.
-    pub async fn register(email: &str, name: &str, password: &str, invite: Option<String>) -> ApiResult<(Session, Vec<String>)> {
+    /// Registers an account. With an invite the account exists at once and
+    /// is signed in; without one the server emails a confirmation link, and
+    /// the account exists once it is opened. Either way the kit's 24 words
+    /// come back, to be shown now.
+    pub async fn register(email: &str, name: &str, password: &str, invite: Option<String>) -> ApiResult<Registered> {
         let acct = handoff_client_core::account::new_account(email, name, password, invite)?;
         let (req, secrets, words) = (acct.request, acct.secrets, acct.kit_words);
-        let s = api::call::<Register>(&(), &req).await?;
-        adopt_check(&s.user, &secrets)?;
-        Ok((Self::open(s.user, secrets).await?, words))
+        match api::call::<Register>(&(), &req).await? {
+            RegisterResponse::SignedIn(s) => {
+                adopt_check(&s.user, &secrets)?;
+                Ok(Registered::SignedIn(Box::new(Self::open(s.user, secrets).await?), words))
+            }
+            RegisterResponse::ConfirmationSent { message, .. } => Ok(Registered::CheckEmail { words, message }),
+        }
+    }
+
+    /// Confirms a registration from its emailed link. The account exists and
+    /// is signed in afterwards; its keys still need the password ([`Session::login`]).
+    pub async fn confirm(token: &str) -> ApiResult<Me> {
+        Ok(api::call::<ConfirmAccount>(&(), &ConfirmRequest { token: token.into() }).await?.user)
     }
 
     /// Signs in with email and password.

@@ -20,6 +20,8 @@ pub enum Route {
     Recover,
     /// `/invite/<token>`
     Invite(String),
+    /// `/confirm/<token>`: the link that confirms a registration's email address.
+    Confirm(String),
     /// `/inbox`: received referrals.
     Inbox,
     /// `/sent`
@@ -48,6 +50,7 @@ impl Route {
             ["register"] => Route::Register,
             ["recover"] => Route::Recover,
             ["invite", t] => Route::Invite((*t).to_string()),
+            ["confirm", t] => Route::Confirm((*t).to_string()),
             ["sent"] => Route::Sent,
             ["send"] => Route::Send,
             ["referrals", id] => uuid(id).map(|u| Route::Referral(ReferralId(u))).unwrap_or(Route::Inbox),
@@ -66,6 +69,7 @@ impl Route {
             Route::Register => "/register".into(),
             Route::Recover => "/recover".into(),
             Route::Invite(t) => format!("/invite/{t}"),
+            Route::Confirm(t) => format!("/confirm/{t}"),
             Route::Inbox => "/inbox".into(),
             Route::Sent => "/sent".into(),
             Route::Send => "/send".into(),
@@ -202,6 +206,7 @@ mod tests {
             Route::Register,
             Route::Recover,
             Route::Invite("tok_123".into()),
+            Route::Confirm("tok_456".into()),
             Route::Inbox,
             Route::Sent,
             Route::Send,

@@ -5,6 +5,8 @@ use handoff_protocol::ErrorCode;
 use handoff_protocol::api::{Endpoint as _, Login, Prelogin};
 use handoff_protocol::v1::{Intake, PracticeAction, PracticeKind, Role};
 
+use handoff_testkit::RegisterConfirmed as _;
+
 use crate::harness::{PASSWORD, Smtp, TestServer, invite_token};
 
 /// The issue's "done when" sequence, end to end.
@@ -15,7 +17,7 @@ async fn register_practice_verify_invite_join_and_reset() {
 
     // 1. Register and receive the kit grid.
     let mut admin = srv.client();
-    let kit = admin.register("dr.lee@clinic.example", "Dr. Lee", PASSWORD, None).await.unwrap();
+    let kit = admin.register_confirmed("dr.lee@clinic.example", "Dr. Lee", PASSWORD).await.unwrap();
     assert_eq!(kit.len(), 24, "a 24-word grid");
     assert!(kit.iter().all(|w| !w.is_empty()));
 
@@ -41,7 +43,7 @@ async fn register_practice_verify_invite_join_and_reset() {
 
     // 4. Staff verify it, through the admin API.
     let mut staff = srv.client();
-    staff.register("ops@handoff.example", "Ops", PASSWORD, None).await.unwrap();
+    staff.register_confirmed("ops@handoff.example", "Ops", PASSWORD).await.unwrap();
     srv.grant_staff("ops@handoff.example");
     staff.admin_practice_action(practice.id, PracticeAction::Verify).await.unwrap();
     let p = admin.practice(practice.id).await.unwrap();
@@ -105,7 +107,7 @@ async fn register_practice_verify_invite_join_and_reset() {
 async fn cli_verifies_and_pauses_practices() {
     let srv = TestServer::start(None);
     let mut a = srv.client();
-    a.register("a@clinic.example", "A", PASSWORD, None).await.unwrap();
+    a.register_confirmed("a@clinic.example", "A", PASSWORD).await.unwrap();
     let p = a.create_practice("Island Derm", PracticeKind::Specialist, Some("dermatology"), Some("island"), vec![]).await.unwrap();
     let out = srv.admin_cli(&["verify-practice", &p.id.to_string()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -128,7 +130,7 @@ async fn cli_verifies_and_pauses_practices() {
 async fn data_survives_a_restart() {
     let mut srv = TestServer::start(None);
     let mut a = srv.client();
-    a.register("a@clinic.example", "A", PASSWORD, None).await.unwrap();
+    a.register_confirmed("a@clinic.example", "A", PASSWORD).await.unwrap();
     let p = a.create_practice("North Family Practice", PracticeKind::Referring, None, Some("northern"), vec![]).await.unwrap();
     let key = a.practice_key(p.id).await.unwrap();
     srv.restart();
@@ -141,7 +143,7 @@ async fn data_survives_a_restart() {
 async fn without_smtp_mail_goes_to_the_data_folder() {
     let srv = TestServer::start_with(None, |c| c.smtp_url = None);
     let mut a = srv.client();
-    a.register("a@clinic.example", "A", PASSWORD, None).await.unwrap();
+    a.register_confirmed("a@clinic.example", "A", PASSWORD).await.unwrap();
     let p = a.create_practice("Folder Clinic", PracticeKind::Referring, None, None, vec![]).await.unwrap();
     a.invite(p.id, "b@clinic.example", Role::Member).await.unwrap();
     let dir = srv.data_dir().join("mail");
@@ -163,7 +165,7 @@ async fn without_smtp_mail_goes_to_the_data_folder() {
 async fn logout_ends_the_session() {
     let srv = TestServer::start(None);
     let mut a = srv.client();
-    a.register("a@clinic.example", "A", PASSWORD, None).await.unwrap();
+    a.register_confirmed("a@clinic.example", "A", PASSWORD).await.unwrap();
     let token = a.token().unwrap().to_string();
     a.logout().await.unwrap();
     let mut b = srv.client();
@@ -180,7 +182,7 @@ async fn session_cookie_is_httponly_and_samesite() {
     assert_eq!(r.status, 200);
     // Register through the raw API to see the Set-Cookie header.
     let mut a = srv.client();
-    a.register("cookie@clinic.example", "C", PASSWORD, None).await.unwrap();
+    a.register_confirmed("cookie@clinic.example", "C", PASSWORD).await.unwrap();
     let prelogin: serde_json::Value = serde_json::from_str(
         &c.raw("POST", Prelogin::PATH, Some("application/json"), br#"{"email":"cookie@clinic.example"}"#.to_vec()).await.unwrap().body,
     )
@@ -198,7 +200,7 @@ async fn session_cookie_is_httponly_and_samesite() {
     // Over HTTPS (per public_url) the cookie is Secure.
     let tls = TestServer::start_with(None, |c| c.public_url = Some("https://handoff.example".into()));
     let mut b = tls.client();
-    b.register("s@clinic.example", "S", PASSWORD, None).await.unwrap();
+    b.register_confirmed("s@clinic.example", "S", PASSWORD).await.unwrap();
     let c2 = tls.client();
     let pre: serde_json::Value = serde_json::from_str(
         &c2.raw("POST", Prelogin::PATH, Some("application/json"), br#"{"email":"s@clinic.example"}"#.to_vec()).await.unwrap().body,

@@ -4,6 +4,8 @@ use handoff_protocol::ErrorCode;
 use handoff_protocol::api::{Endpoint as _, GetHealth, GetPractice, GetPracticeKey, ListMembers, ListPendingGrants, Login, Prelogin};
 use handoff_protocol::v1::{MAX_JSON_BODY, PracticeAction, PracticeKind, Role};
 
+use handoff_testkit::RegisterConfirmed as _;
+
 use crate::harness::{PASSWORD, TestServer};
 
 fn code(r: &handoff_client::RawResponse) -> ErrorCode {
@@ -54,9 +56,14 @@ async fn malformed_oversized_and_mistyped_bodies() {
 async fn duplicate_registration_wrong_password_and_unknown_account() {
     let srv = TestServer::start(None);
     let mut a = srv.client();
-    a.register("a@clinic.example", "A", PASSWORD, None).await.unwrap();
-    let err = srv.client().register("A@Clinic.example", "A again", PASSWORD, None).await.unwrap_err();
-    assert_eq!(err.code(), Some(ErrorCode::EmailTaken), "emails compare case-insensitively");
+    a.register_confirmed("a@clinic.example", "A", PASSWORD).await.unwrap();
+    // A taken address is not told in the API (security_accounts has the full
+    // check); its owner is told by email, and emails compare case-insensitively.
+    let mut again = srv.client();
+    again.register("A@Clinic.example", "A again", PASSWORD, None).await.unwrap();
+    assert!(again.awaiting_confirmation());
+    let notice = srv.wait_for_folder_mail("a@clinic.example", "already have an account").await;
+    assert!(!notice.contains("/confirm/"), "a taken address gets no confirmation link");
     let err = srv.client().login("a@clinic.example", "wrong password!").await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::InvalidCredentials));
     // The API says plainly that there is no email reset.
@@ -72,7 +79,7 @@ async fn duplicate_registration_wrong_password_and_unknown_account() {
 async fn prelogin_does_not_reveal_accounts() {
     let srv = TestServer::start(None);
     let mut a = srv.client();
-    a.register("a@clinic.example", "A", PASSWORD, None).await.unwrap();
+    a.register_confirmed("a@clinic.example", "A", PASSWORD).await.unwrap();
     let c = srv.client();
     let salt = |email: &str| {
         let body = serde_json::json!({ "email": email }).to_string().into_bytes();
@@ -97,7 +104,7 @@ async fn prelogin_does_not_reveal_accounts() {
 async fn wrong_kit_word_or_position_is_refused() {
     let srv = TestServer::start(None);
     let mut a = srv.client();
-    let kit = a.register("a@clinic.example", "A", PASSWORD, None).await.unwrap();
+    let kit = a.register_confirmed("a@clinic.example", "A", PASSWORD).await.unwrap();
 
     // A word that is not a kit word: caught locally, names the position.
     let mut bad = kit.clone();
@@ -107,7 +114,7 @@ async fn wrong_kit_word_or_position_is_refused() {
 
     // Another account's valid kit: passes the checksum, refused by the server.
     let mut b = srv.client();
-    let other_kit = b.register("b@clinic.example", "B", PASSWORD, None).await.unwrap();
+    let other_kit = b.register_confirmed("b@clinic.example", "B", PASSWORD).await.unwrap();
     let err = srv.client().recover("a@clinic.example", &other_kit, "new password here").await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::InvalidRecoveryKit));
 
@@ -122,7 +129,7 @@ async fn logins_and_kit_attempts_are_rate_limited() {
         c.auth_attempts_per_ip = 1000;
     });
     let mut a = srv.client();
-    let kit = a.register("a@clinic.example", "A", PASSWORD, None).await.unwrap();
+    let kit = a.register_confirmed("a@clinic.example", "A", PASSWORD).await.unwrap();
     for _ in 0..3 {
         let e = srv.client().login("a@clinic.example", "wrong password!").await.unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::InvalidCredentials));
@@ -132,12 +139,12 @@ async fn logins_and_kit_attempts_are_rate_limited() {
     assert_eq!(e.code(), Some(ErrorCode::RateLimited));
     // Another account is unaffected.
     let mut b = srv.client();
-    b.register("b@clinic.example", "B", PASSWORD, None).await.unwrap();
+    b.register_confirmed("b@clinic.example", "B", PASSWORD).await.unwrap();
     srv.client().login("b@clinic.example", PASSWORD).await.unwrap();
 
     // Kit guessing has its own lock.
     let mut c = srv.client();
-    let c_kit = c.register("c@clinic.example", "C", PASSWORD, None).await.unwrap();
+    let c_kit = c.register_confirmed("c@clinic.example", "C", PASSWORD).await.unwrap();
     for _ in 0..3 {
         let e = srv.client().recover("c@clinic.example", &kit, "new password here").await.unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::InvalidRecoveryKit));
@@ -176,7 +183,7 @@ async fn per_address_limit_applies_across_accounts() {
 async fn expired_and_missing_sessions() {
     let srv = TestServer::start_with(None, |c| c.session_ttl_secs = 1);
     let mut a = srv.client();
-    a.register("a@clinic.example", "A", PASSWORD, None).await.unwrap();
+    a.register_confirmed("a@clinic.example", "A", PASSWORD).await.unwrap();
     a.me().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(a.me().await.unwrap_err().code(), Some(ErrorCode::SessionExpired));
@@ -193,10 +200,10 @@ async fn expired_and_missing_sessions() {
 async fn unknown_and_foreign_ids_look_the_same() {
     let srv = TestServer::start(None);
     let mut a = srv.client();
-    a.register("a@clinic.example", "A", PASSWORD, None).await.unwrap();
+    a.register_confirmed("a@clinic.example", "A", PASSWORD).await.unwrap();
     let p = a.create_practice("A Clinic", PracticeKind::Referring, None, None, vec![]).await.unwrap();
     let mut b = srv.client();
-    b.register("b@clinic.example", "B", PASSWORD, None).await.unwrap();
+    b.register_confirmed("b@clinic.example", "B", PASSWORD).await.unwrap();
     let unknown = handoff_protocol::PracticeId(uuid::Uuid::from_u128(0x1234));
 
     let paths = |id| [GetPractice::path(&id), ListMembers::path(&id), GetPracticeKey::path(&id), ListPendingGrants::path(&id)];
@@ -228,7 +235,7 @@ async fn unknown_and_foreign_ids_look_the_same() {
 async fn practice_creation_is_validated() {
     let srv = TestServer::start(None);
     let mut a = srv.client();
-    a.register("a@clinic.example", "A", PASSWORD, None).await.unwrap();
+    a.register_confirmed("a@clinic.example", "A", PASSWORD).await.unwrap();
     let e = a.create_practice("X", PracticeKind::Specialist, Some("astrology"), Some("fraser"), vec![]).await.unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::ValidationFailed));
     let e = a.create_practice("X", PracticeKind::Specialist, Some("cardiology"), Some("atlantis"), vec![]).await.unwrap_err();

@@ -19,6 +19,8 @@ pub struct TestServer {
     pub server: Option<RunningServer>,
     pub config: Config,
     pub data: tempfile::TempDir,
+    /// Where this server's mail arrives (the SMTP server's Maildir, or the mail folder).
+    pub mail_dir: PathBuf,
 }
 
 impl TestServer {
@@ -41,7 +43,13 @@ impl TestServer {
         };
         adjust(&mut config);
         let server = handoff_server::spawn(config.clone()).expect("server starts");
-        Self { server: Some(server), config, data }
+        let mail_dir = match smtp {
+            Some(s) => s.dir.path().join("new"),
+            None => data.path().join("mail"),
+        };
+        let s = Self { server: Some(server), config, data, mail_dir };
+        handoff_testkit::deliver_to(&s.url(), &s.mail_dir);
+        s
     }
 
     /// Stops and starts the server again on the same data directory.
@@ -52,6 +60,7 @@ impl TestServer {
         let mut config = self.config.clone();
         config.bind = "127.0.0.1:0".parse().unwrap();
         self.server = Some(handoff_server::spawn(config).expect("server restarts"));
+        handoff_testkit::deliver_to(&self.url(), &self.mail_dir);
     }
 
     pub fn url(&self) -> String {
@@ -252,6 +261,7 @@ impl ProcessServer {
     pub async fn start() -> Self {
         let mut s = Self { port: free_port(), data: tempfile::tempdir().expect("tempdir"), child: None };
         s.boot().await;
+        handoff_testkit::deliver_to(&s.url(), s.data.path().join("mail"));
         s
     }
 

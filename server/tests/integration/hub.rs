@@ -12,6 +12,8 @@ use handoff_protocol::v1::{Practice, Role};
 use handoff_protocol::ws::{AckBody, Command, Event, RejectReason, Status, StreamId, Urgency};
 use handoff_testkit::{World, content, moa_account, routing};
 
+use handoff_testkit::RegisterConfirmed as _;
+
 use crate::harness::{PASSWORD, Smtp, TestServer, world, world_at, world_with};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -296,19 +298,24 @@ async fn named_sends_to_unverified_or_paused_practices_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_emails_survive_an_smtp_outage_and_arrive_once() {
-    // The SMTP port is reserved but nothing listens yet.
+    // The SMTP port is reserved.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let srv = TestServer::start_with(None, |c| {
         c.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
         c.mail_backoff_ms = 200;
         c.mail_backoff_max_ms = 400;
     });
+    // Registering takes a confirmation mail, so SMTP is up while the accounts
+    // are made; the outage starts after.
+    let setup = Smtp::start_on(port, tempfile::tempdir().unwrap());
+    handoff_testkit::deliver_to(&srv.url(), setup.dir.path().join("new"));
     let w = world_with(&srv, World::builder().moa(moa_account().email("moa@family.example")).specialists(1)).await;
     let to = w.specialists[0].id;
     w.moa.set_email_on_status(w.referring.id, true).await.unwrap();
     // A second member of the referring practice who did not opt in.
     let mut other = srv.client();
-    other.register("quiet@family.example", "Quiet", PASSWORD, None).await.unwrap();
+    other.register_confirmed("quiet@family.example", "Quiet", PASSWORD).await.unwrap();
+    drop(setup);
     w.moa.invite(w.referring.id, "quiet@family.example", Role::Member).await.unwrap();
     let moa_live = w.moa.live().await.unwrap();
     let spec_live = w.spec.live().await.unwrap();
@@ -441,7 +448,7 @@ async fn bad_frames_get_documented_errors_and_the_socket_survives() {
 
     // Commands on a referral of someone else.
     let mut stranger = srv.client();
-    stranger.register("stranger@else.example", "S", PASSWORD, None).await.unwrap();
+    stranger.register_confirmed("stranger@else.example", "S", PASSWORD).await.unwrap();
     let slive = stranger.live().await.unwrap();
     let e = slive.command(Command::Accept { referral: new.id }).await.unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::NotFound));
@@ -483,7 +490,7 @@ async fn the_socket_needs_a_session_and_a_known_version() {
         other => panic!("expected 401, got {other:?}"),
     }
     let mut a = srv.client();
-    a.register("v@clinic.example", "V", PASSWORD, None).await.unwrap();
+    a.register_confirmed("v@clinic.example", "V", PASSWORD).await.unwrap();
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut req = format!("{url}?v=99").into_client_request().unwrap();
     req.headers_mut().insert("authorization", format!("Bearer {}", a.token().unwrap()).parse().unwrap());
@@ -527,7 +534,7 @@ async fn raw_http(srv: &TestServer, request: String) -> (u16, String) {
 async fn upgrades_that_are_not_a_websocket_handshake_to_ws_are_refused_with_json_errors() {
     let srv = TestServer::start(None);
     let mut a = srv.client();
-    a.register("u@clinic.example", "U", PASSWORD, None).await.unwrap();
+    a.register_confirmed("u@clinic.example", "U", PASSWORD).await.unwrap();
     let token = a.token().unwrap();
     let upgrade = |path: &str, extra: &str| {
         format!(

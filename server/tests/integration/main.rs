@@ -28,7 +28,9 @@
 //!   (ending access cuts every live stream it reached; `subscribe` positions
 //!   past a stream's head are refused), `security_items` (items added to a
 //!   referral after a member's removal are sealed under item keys the removed
-//!   member cannot open).
+//!   member cannot open), `security_accounts` (deleted practice ids are never
+//!   reused; registration reveals no account and cannot be squatted; invite
+//!   limits).
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -48,6 +50,7 @@ mod mls;
 mod practices;
 mod privacy;
 mod routes;
+mod security_accounts;
 mod security_csrf;
 mod security_items;
 mod security_limits;

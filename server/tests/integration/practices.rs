@@ -4,6 +4,8 @@ use handoff_protocol::ErrorCode;
 use handoff_protocol::api::{Endpoint as _, PutKeyGrant};
 use handoff_protocol::v1::{PracticeKind, Role, TaxonomyEdit};
 
+use handoff_testkit::RegisterConfirmed as _;
+
 use crate::harness::{PASSWORD, Smtp, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -11,12 +13,12 @@ async fn members_roles_removal_and_permanent_deletion() {
     let smtp = Smtp::start();
     let srv = TestServer::start(Some(&smtp));
     let mut admin = srv.client();
-    admin.register("admin@clinic.example", "Admin", PASSWORD, None).await.unwrap();
+    admin.register_confirmed("admin@clinic.example", "Admin", PASSWORD).await.unwrap();
     let p = admin.create_practice("Valley Family Practice", PracticeKind::Referring, None, Some("interior"), vec![]).await.unwrap();
 
     // An existing account accepts an invite after signing in.
     let mut bob = srv.client();
-    bob.register("bob@clinic.example", "Bob", PASSWORD, None).await.unwrap();
+    bob.register_confirmed("bob@clinic.example", "Bob", PASSWORD).await.unwrap();
     admin.invite(p.id, "bob@clinic.example", Role::Member).await.unwrap();
     let members = admin.members(p.id).await.unwrap();
     assert_eq!(members.pending_invites.len(), 1);
@@ -25,7 +27,7 @@ async fn members_roles_removal_and_permanent_deletion() {
 
     // Someone else cannot use Bob's invite.
     let mut eve = srv.client();
-    eve.register("eve@elsewhere.example", "Eve", PASSWORD, None).await.unwrap();
+    eve.register_confirmed("eve@elsewhere.example", "Eve", PASSWORD).await.unwrap();
     assert_eq!(eve.accept_invite(&token).await.unwrap_err().code(), Some(ErrorCode::InviteWrongAccount));
     assert_eq!(
         srv.client().register("eve2@elsewhere.example", "Eve", PASSWORD, Some(&token)).await.unwrap_err().code(),
@@ -63,13 +65,13 @@ async fn members_roles_removal_and_permanent_deletion() {
 async fn grants_cannot_be_forged_or_overwritten() {
     let srv = TestServer::start(None);
     let mut admin = srv.client();
-    admin.register("admin@clinic.example", "Admin", PASSWORD, None).await.unwrap();
+    admin.register_confirmed("admin@clinic.example", "Admin", PASSWORD).await.unwrap();
     let p = admin.create_practice("Grant Clinic", PracticeKind::Referring, None, None, vec![]).await.unwrap();
     let admin_id = admin.user_id().unwrap();
     // Only members who hold the key may grant; a grant claims its granter honestly.
     let body = serde_json::json!({"epoch": 0, "sealed": handoff_protocol::B64(vec![0; 80]), "granted_by": admin_id});
     let mut outsider = srv.client();
-    outsider.register("o@clinic.example", "O", PASSWORD, None).await.unwrap();
+    outsider.register_confirmed("o@clinic.example", "O", PASSWORD).await.unwrap();
     let r =
         outsider.raw("PUT", &PutKeyGrant::path(&(p.id, admin_id)), Some("application/json"), body.to_string().into_bytes()).await.unwrap();
     assert_eq!(r.status, 404);
@@ -87,7 +89,7 @@ async fn grants_cannot_be_forged_or_overwritten() {
 async fn a_user_belongs_to_several_practices() {
     let srv = TestServer::start(None);
     let mut a = srv.client();
-    a.register("a@clinic.example", "A", PASSWORD, None).await.unwrap();
+    a.register_confirmed("a@clinic.example", "A", PASSWORD).await.unwrap();
     let p1 = a.create_practice("Morning Clinic", PracticeKind::Referring, None, None, vec![]).await.unwrap();
     let p2 =
         a.create_practice("Evening Neuro", PracticeKind::Specialist, Some("neurology"), Some("vancouver-coastal"), vec![]).await.unwrap();
@@ -100,7 +102,7 @@ async fn a_user_belongs_to_several_practices() {
 async fn taxonomy_is_seeded_realistic_and_staff_editable() {
     let srv = TestServer::start(None);
     let mut staff = srv.client();
-    staff.register("ops@handoff.example", "Ops", PASSWORD, None).await.unwrap();
+    staff.register_confirmed("ops@handoff.example", "Ops", PASSWORD).await.unwrap();
     srv.grant_staff("ops@handoff.example");
     let t = staff.taxonomy().await.unwrap();
     assert!(t.specialties.len() >= 10, "at least 10 specialties");
@@ -132,7 +134,7 @@ async fn taxonomy_is_seeded_realistic_and_staff_editable() {
 
     // A specialist requests a category; staff see it and approve it.
     let mut spec = srv.client();
-    spec.register("spec@clinic.example", "Spec", PASSWORD, None).await.unwrap();
+    spec.register_confirmed("spec@clinic.example", "Spec", PASSWORD).await.unwrap();
     let p = spec.create_practice("Sleep Lab", PracticeKind::Specialist, Some("respirology"), Some("island"), vec![]).await.unwrap();
     let req = spec.request_category(p.id, "Sleep apnea titration", "many referrals for CPAP titration").await.unwrap();
     assert_eq!(spec.admin_category_requests().await.unwrap_err().code(), Some(ErrorCode::Forbidden));
@@ -157,7 +159,7 @@ async fn expired_invites_are_refused() {
     let smtp = Smtp::start();
     let srv = TestServer::start_with(Some(&smtp), |c| c.invite_ttl_secs = 1);
     let mut admin = srv.client();
-    admin.register("admin@clinic.example", "Admin", PASSWORD, None).await.unwrap();
+    admin.register_confirmed("admin@clinic.example", "Admin", PASSWORD).await.unwrap();
     let p = admin.create_practice("Short Invite Clinic", PracticeKind::Referring, None, None, vec![]).await.unwrap();
     admin.invite(p.id, "late@clinic.example", Role::Member).await.unwrap();
     let token = smtp.invite_token("late@clinic.example").await;
@@ -166,7 +168,7 @@ async fn expired_invites_are_refused() {
     let err = late.register("late@clinic.example", "Late", PASSWORD, Some(&token)).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::InviteInvalid));
     // Nothing was created: the email is still free.
-    late.register("late@clinic.example", "Late", PASSWORD, None).await.unwrap();
+    late.register_confirmed("late@clinic.example", "Late", PASSWORD).await.unwrap();
     assert_eq!(late.accept_invite(&token).await.unwrap_err().code(), Some(ErrorCode::InviteInvalid));
     assert!(late.practices().await.unwrap().is_empty());
 }

@@ -9,6 +9,8 @@ use handoff_protocol::v1::{PracticeKind, Role};
 
 use handoff_testkit::{World, content, moa_account, routing};
 
+use handoff_testkit::RegisterConfirmed as _;
+
 use crate::harness::{PASSWORD, TestServer, all_bytes, contains, world_with};
 
 fn encodings(secret: &[u8]) -> Vec<Vec<u8>> {
@@ -23,7 +25,7 @@ async fn stored_bytes_hold_no_secrets() {
     // No SMTP: the mail folder under the data directory is scanned too.
     let srv = TestServer::start_with(None, |c| c.smtp_url = None);
     let mut a = srv.client();
-    let kit_a = a.register("lee@clinic.example", "Dr. Lee", PASSWORD, None).await.unwrap();
+    let kit_a = a.register_confirmed("lee@clinic.example", "Dr. Lee", PASSWORD).await.unwrap();
     let p = a.create_practice("Privacy Cardiology", PracticeKind::Specialist, Some("cardiology"), Some("fraser"), vec![]).await.unwrap();
     a.invite(p.id, "kim@clinic.example", Role::Member).await.unwrap();
     // Wait for the invite .eml, and take the token from it.

@@ -12,6 +12,7 @@
 use handoff_protocol::api::{Endpoint as _, Login, RecoverStart};
 use handoff_protocol::v1::{LoginRequest, RecoverStartRequest};
 use handoff_protocol::{B64, ErrorCode};
+use handoff_testkit::mail::RegisterConfirmed as _;
 
 use crate::harness::{PASSWORD, TestServer};
 
@@ -63,7 +64,7 @@ fn not_limited(statuses: &[u16], expected: u16) -> usize {
 
 async fn registered(srv: &TestServer, tag: &str) -> (String, Vec<String>) {
     let email = unique_email(tag);
-    let kit = srv.client().register(&email, "Owner", PASSWORD, None).await.expect("register");
+    let kit = srv.client().register_confirmed(&email, "Owner", PASSWORD).await.expect("register");
     (email, kit)
 }
 

@@ -10,7 +10,8 @@ use handoff_server::sweep::{Swept, sweep_once};
 use handoff_store::conformance::{grant, practice, user};
 use handoff_store::sqlite::SqliteStore;
 use handoff_store::{
-    Commit, IdemRecord, InviteRecord, MailStore as _, NewMail, PracticeStore as _, ReferralStore as _, SessionRecord, UserStore as _,
+    Commit, IdemRecord, InviteRecord, MailStore as _, NewMail, PendingRegistration, PracticeStore as _, ReferralStore as _, SessionRecord,
+    UserStore as _,
 };
 use handoff_testkit::{moa_account, referring_office};
 use sha2::Digest as _;
@@ -33,10 +34,10 @@ fn eml_files(srv: &TestServer) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_sessions_invites_and_invite_mail_files_do_not_stay_on_disk() {
     let srv = TestServer::start_with(None, |c| {
-        c.session_ttl_secs = 3;
-        c.invite_ttl_secs = 3;
+        c.session_ttl_secs = 4;
+        c.invite_ttl_secs = 4;
         c.sweep_every_secs = 1;
-        c.mail_folder_retention_secs = 2;
+        c.mail_folder_retention_secs = 4;
     });
     let admin = moa_account().register(&srv.url()).await.unwrap();
     let session = sha256(admin.token().unwrap().as_bytes());
@@ -93,6 +94,13 @@ async fn one_sweep_deletes_exactly_what_is_past_its_retention() {
     };
     store.create_invite(invite(3, now - 1)).await.unwrap();
     store.create_invite(invite(4, now + 1)).await.unwrap();
+    let pending = |n: u8, expires_at| {
+        let mut u = user(n, &format!("pending{n}@example.org"));
+        u.email_confirmed_at = None;
+        PendingRegistration { token_hash: vec![n; 32], user: u, expires_at }
+    };
+    store.create_pending_registration(pending(7, now - 1)).await.unwrap();
+    store.create_pending_registration(pending(8, now + 1)).await.unwrap();
     let idem = |n: u128| IdemRecord { user: a.id, key: IdemKey(uuid::Uuid::from_u128(n)), command: vec![1], result: "{}".into() };
     store.commit(Commit { idem: Some(idem(5)), now: now - 100_001, ..Default::default() }).await.unwrap();
     store.commit(Commit { idem: Some(idem(6)), now: now - 99_000, ..Default::default() }).await.unwrap();
@@ -105,14 +113,16 @@ async fn one_sweep_deletes_exactly_what_is_past_its_retention() {
     store.enqueue_mail(NewMail { recipient: "z@example.org".into(), subject: "s".into(), body: "b".into(), now: 0 }).await.unwrap();
 
     let swept = sweep_once(&store, &config, now).await;
-    assert_eq!(swept, Swept { sessions: 1, invites: 1, idempotency: 1, sent_mail: 1, mail_files: 0 });
+    assert_eq!(swept, Swept { sessions: 1, registrations: 1, invites: 1, idempotency: 1, sent_mail: 1, mail_files: 0 });
     assert!(store.session(&[1; 32]).await.unwrap().is_none());
     assert!(store.session(&[2; 32]).await.unwrap().is_some());
     assert!(store.invite(&[3; 32]).await.unwrap().is_none());
     assert!(store.invite(&[4; 32]).await.unwrap().is_some());
     assert!(store.idem(a.id, idem(5).key).await.unwrap().is_none());
     assert!(store.idem(a.id, idem(6).key).await.unwrap().is_some());
+    assert!(store.confirm_registration(&[7; 32], handoff_protocol::UserId::from_bytes([7; 16]), now).await.is_err(), "purged");
     assert_eq!(store.due_mail(i64::MAX, 10).await.unwrap().len(), 1, "unsent mail stays queued");
     // A second pass at the same time finds nothing more.
     assert_eq!(sweep_once(&store, &config, now).await, Swept::default());
+    assert!(store.confirm_registration(&[8; 32], handoff_protocol::UserId::from_bytes([8; 16]), now).await.is_ok(), "kept");
 }

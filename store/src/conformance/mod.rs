@@ -102,6 +102,7 @@ pub fn user(n: u8, email: &str) -> UserRecord {
         wrapped_by_kit: vec![4, 5, 6, n],
         is_staff: false,
         created_at: 1_000 + i64::from(n),
+        email_confirmed_at: Some(1_000 + i64::from(n)),
     }
 }
 

@@ -43,6 +43,59 @@ suite! {
         assert_eq!(s.practice(p.id).await.unwrap().unwrap().name, p.name);
     }
 
+    pub async fn a_deleted_practice_id_is_never_accepted_again(s: &dyn Store) {
+        let a = user(1, "a@example.org");
+        let b = user(2, "b@example.org");
+        s.create_user(a.clone()).await.unwrap();
+        s.create_user(b.clone()).await.unwrap();
+        let p = practice(1, a.id, PracticeKind::Referring);
+        s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
+        s.delete_practice(p.id).await.unwrap();
+        assert_eq!(s.practice(p.id).await.unwrap(), None);
+        // Neither the former creator nor anyone else may take the id again.
+        assert!(matches!(s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await, Err(PracticeError::PracticeIdRetired)));
+        let theirs = practice(1, b.id, PracticeKind::Specialist);
+        assert!(matches!(s.create_practice(theirs, grant(p.id, b.id, b.id, 0)).await, Err(PracticeError::PracticeIdRetired)));
+        assert_eq!(s.practice(p.id).await.unwrap(), None, "a refused creation creates nothing");
+        assert_eq!(s.role(p.id, b.id).await.unwrap(), None);
+        assert!(matches!(s.delete_practice(p.id).await, Err(PracticeError::NoSuchPractice)));
+    }
+
+    pub async fn invites_are_counted_per_user_and_per_practice(s: &dyn Store) {
+        let a = user(1, "a@example.org");
+        let b = user(2, "b@example.org");
+        s.create_user(a.clone()).await.unwrap();
+        s.create_user(b.clone()).await.unwrap();
+        let p = practice(1, a.id, PracticeKind::Referring);
+        let q = practice(2, a.id, PracticeKind::Referring);
+        s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
+        s.create_practice(q.clone(), grant(q.id, a.id, a.id, 0)).await.unwrap();
+        let quota = InviteQuota { per_user: 2, user_window_ms: 1_000, per_practice: 3, practice_window_ms: 10_000 };
+        let inv = |n: u8, practice: PracticeId, by: UserId, at: handoff_protocol::UnixMillis| InviteRecord {
+            token_hash: vec![n; 32],
+            practice_id: practice,
+            email: format!("x{n}@example.org"),
+            role: Role::Member,
+            invited_by: by,
+            created_at: at,
+            expires_at: at + 100_000,
+        };
+        s.create_invite_within(inv(1, p.id, a.id, 100), quota).await.unwrap();
+        s.create_invite_within(inv(2, p.id, a.id, 200), quota).await.unwrap();
+        // The inviter's quota covers every practice; the refusal says when the oldest leaves the window.
+        let r = s.create_invite_within(inv(3, q.id, a.id, 300), quota).await;
+        assert!(matches!(r, Err(PracticeError::InviteQuotaExceeded { retry_at: 1_100 })), "{r:?}");
+        assert_eq!(s.invite(&[3; 32]).await.unwrap(), None, "a refused invite is not stored");
+        // Another inviter of the same practice meets the practice's quota.
+        s.create_invite_within(inv(4, p.id, b.id, 400), quota).await.unwrap();
+        let r = s.create_invite_within(inv(5, p.id, b.id, 500), quota).await;
+        assert!(matches!(r, Err(PracticeError::InviteQuotaExceeded { retry_at: 10_100 })), "{r:?}");
+        // Windows slide: later, both may invite again; accepted invites still counted.
+        s.accept_invite(&[1; 32], b.id, 600).await.unwrap();
+        s.create_invite_within(inv(6, q.id, a.id, 1_300), quota).await.unwrap();
+        s.create_invite_within(inv(7, p.id, b.id, 10_300), quota).await.unwrap();
+    }
+
     pub async fn last_admin_cannot_be_removed(s: &dyn Store) {
         let a = user(1, "a@example.org");
         let b = user(2, "b@example.org");

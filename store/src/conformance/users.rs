@@ -67,4 +67,49 @@ suite! {
         s.delete_session(&live.token_hash).await.unwrap();
         assert_eq!(s.session(&live.token_hash).await.unwrap(), None);
     }
+
+    pub async fn a_pending_registration_is_no_account_until_confirmed(s: &dyn Store) {
+        let mut u = user(1, "a@example.org");
+        u.email_confirmed_at = None;
+        let p = PendingRegistration { token_hash: vec![1; 32], user: u.clone(), expires_at: 10_000 };
+        s.create_pending_registration(p.clone()).await.unwrap();
+        assert!(matches!(s.create_pending_registration(p.clone()).await, Err(UserError::RegistrationExists)));
+        assert_eq!(s.user_by_email("a@example.org").await.unwrap(), None, "pending is not an account");
+        // An unknown or expired token confirms nothing.
+        assert!(matches!(s.confirm_registration(&[9; 32], u.id, 5_000).await, Err(UserError::NoSuchRegistration)));
+        assert!(matches!(s.confirm_registration(&[1; 32], u.id, 10_000).await, Err(UserError::NoSuchRegistration)));
+        let id = UserId::from_bytes(id16(50));
+        let made = s.confirm_registration(&[1; 32], id, 5_000).await.unwrap();
+        assert_eq!((made.id, made.email.as_str(), made.email_confirmed_at, made.created_at), (id, "a@example.org", Some(5_000), 5_000));
+        assert_eq!(s.user_by_email("a@example.org").await.unwrap(), Some(made));
+        // A link works once.
+        assert!(matches!(s.confirm_registration(&[1; 32], id, 5_001).await, Err(UserError::NoSuchRegistration)));
+    }
+
+    pub async fn the_first_confirmed_registration_of_an_address_wins(s: &dyn Store) {
+        let mut first = user(1, "a@example.org");
+        first.email_confirmed_at = None;
+        let mut second = user(2, "a@example.org");
+        second.email_confirmed_at = None;
+        s.create_pending_registration(PendingRegistration { token_hash: vec![1; 32], user: first, expires_at: 10_000 }).await.unwrap();
+        s.create_pending_registration(PendingRegistration { token_hash: vec![2; 32], user: second.clone(), expires_at: 10_000 }).await.unwrap();
+        // The second is confirmed first: it wins, and the first can no longer confirm.
+        let made = s.confirm_registration(&[2; 32], UserId::from_bytes(id16(60)), 5_000).await.unwrap();
+        assert_eq!(made.sign_pub, second.sign_pub);
+        assert!(matches!(s.confirm_registration(&[1; 32], UserId::from_bytes(id16(61)), 5_001).await, Err(UserError::NoSuchRegistration)));
+        // A pending registration for an address taken since cannot create a second account.
+        let mut late = user(3, "a@example.org");
+        late.email_confirmed_at = None;
+        s.create_pending_registration(PendingRegistration { token_hash: vec![3; 32], user: late, expires_at: 10_000 }).await.unwrap();
+        assert!(matches!(s.confirm_registration(&[3; 32], UserId::from_bytes(id16(62)), 5_002).await, Err(UserError::EmailTaken)));
+        assert!(matches!(s.confirm_registration(&[3; 32], UserId::from_bytes(id16(62)), 5_003).await, Err(UserError::NoSuchRegistration)));
+    }
+
+    pub async fn expired_pending_registrations_are_purged(s: &dyn Store) {
+        let u = user(1, "a@example.org");
+        s.create_pending_registration(PendingRegistration { token_hash: vec![1; 32], user: u.clone(), expires_at: 100 }).await.unwrap();
+        s.create_pending_registration(PendingRegistration { token_hash: vec![2; 32], user: u, expires_at: 1_000 }).await.unwrap();
+        assert_eq!(s.purge_pending_registrations(500).await.unwrap(), 1);
+        assert!(s.confirm_registration(&[2; 32], UserId::from_bytes(id16(70)), 600).await.is_ok());
+    }
 }

@@ -43,6 +43,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../../../migrations/sqlite/0001_init.sql") },
     Migration { version: 2, sql: include_str!("../../../migrations/sqlite/0002_referrals.sql") },
     Migration { version: 3, sql: include_str!("../../../migrations/sqlite/0003_mls.sql") },
+    Migration { version: 4, sql: include_str!("../../../migrations/sqlite/0004_accounts.sql") },
     Migration { version: 5, sql: include_str!("../../../migrations/sqlite/0005_rate_limits.sql") },
 ];
 
@@ -147,7 +148,7 @@ fn role_of(s: &str) -> Role {
 }
 
 const USER_COLS: &str = "u.id, u.email, u.display_name, u.salt, u.auth_verifier, u.kit_verifier, u.sign_pub, u.hpke_pub, \
-     u.wrapped_by_password, u.wrapped_by_kit, u.is_staff, u.created_at";
+     u.wrapped_by_password, u.wrapped_by_kit, u.is_staff, u.created_at, u.email_confirmed_at";
 
 fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
@@ -163,5 +164,6 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
         wrapped_by_kit: r.get(9)?,
         is_staff: r.get(10)?,
         created_at: r.get(11)?,
+        email_confirmed_at: r.get(12)?,
     })
 }

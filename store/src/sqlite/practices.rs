@@ -7,13 +7,20 @@ use handoff_protocol::v1::{Intake, PracticeKind, PracticePublicKey, Role};
 use handoff_protocol::{PracticeId, UnixMillis, UserId};
 
 use super::{SqliteStore, USER_COLS, backend, changed, db, is_unique_violation, json_err, role_of, role_str, user_row, uuid_of};
-use crate::{GrantRecord, InviteRecord, MemberRecord, PracticeError, PracticeRecord, PracticeStore};
+use crate::{GrantRecord, InviteQuota, InviteRecord, MemberRecord, PracticeError, PracticeRecord, PracticeStore};
 
 #[async_trait]
 impl PracticeStore for SqliteStore {
     async fn create_practice(&self, p: PracticeRecord, g: GrantRecord) -> Result<(), PracticeError> {
         self.run(move |c| {
             let tx = c.transaction().map_err(db)?;
+            let retired: Option<i64> = tx
+                .query_row("SELECT 1 FROM practice_tombstones WHERE id = ?1", [p.id.as_bytes().as_slice()], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            if retired.is_some() {
+                return Err(PracticeError::PracticeIdRetired);
+            }
             tx.execute(
                 "INSERT INTO practices (id, name, kind, specialty, region, intake, verified, paused, key_epoch, public_key, created_by, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -106,8 +113,16 @@ impl PracticeStore for SqliteStore {
 
     async fn delete_practice(&self, id: PracticeId) -> Result<(), PracticeError> {
         self.run(move |c| {
-            let n = c.execute("DELETE FROM practices WHERE id = ?1", [id.as_bytes().as_slice()]).map_err(db)?;
-            changed(n, PracticeError::NoSuchPractice)
+            let tx = c.transaction().map_err(db)?;
+            let n = tx.execute("DELETE FROM practices WHERE id = ?1", [id.as_bytes().as_slice()]).map_err(db)?;
+            changed(n, PracticeError::NoSuchPractice)?;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+            tx.execute(
+                "INSERT OR IGNORE INTO practice_tombstones (id, deleted_at) VALUES (?1, ?2)",
+                params![id.as_bytes().as_slice(), now],
+            )
+            .map_err(db)?;
+            tx.commit().map_err(backend)
         })
         .await
     }
@@ -153,8 +168,8 @@ impl PracticeStore for SqliteStore {
                 .map_err(db)?;
             let rows = st
                 .query_map([practice.as_bytes().as_slice()], |r| {
-                    let role: String = r.get(12)?;
-                    Ok(MemberRecord { user: user_row(r)?, role: role_of(&role), joined_at: r.get(13)?, notify_email: r.get(14)? })
+                    let role: String = r.get(13)?;
+                    Ok(MemberRecord { user: user_row(r)?, role: role_of(&role), joined_at: r.get(14)?, notify_email: r.get(15)? })
                 })
                 .map_err(db)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
@@ -219,21 +234,41 @@ impl PracticeStore for SqliteStore {
 
     async fn create_invite(&self, i: InviteRecord) -> Result<(), PracticeError> {
         self.run(move |c| {
-            c.execute(
-                "INSERT INTO invites (token_hash, practice_id, email, role, invited_by, created_at, expires_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    i.token_hash,
-                    i.practice_id.as_bytes().as_slice(),
-                    i.email,
-                    role_str(i.role),
-                    i.invited_by.as_bytes().as_slice(),
-                    i.created_at,
-                    i.expires_at
-                ],
-            )
-            .map_err(|e| if is_unique_violation(&e) { PracticeError::InviteExists } else { backend(e) })?;
-            Ok(())
+            let tx = c.transaction().map_err(db)?;
+            insert_invite(&tx, &i)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn create_invite_within(&self, i: InviteRecord, quota: InviteQuota) -> Result<(), PracticeError> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+            let now = i.created_at;
+            // (count, oldest) of the invites counted in a window.
+            let window = |sql: &str, key: &[u8], since: UnixMillis| -> Result<(u32, Option<UnixMillis>), PracticeError> {
+                tx.query_row(sql, params![key, since], |r| Ok((r.get(0)?, r.get(1)?))).map_err(backend)
+            };
+            let user_since = now.saturating_sub(quota.user_window_ms);
+            let (by_user, oldest_user) = window(
+                "SELECT count(*), min(created_at) FROM invites_sent WHERE invited_by = ?1 AND created_at > ?2",
+                i.invited_by.as_bytes().as_slice(),
+                user_since,
+            )?;
+            if by_user >= quota.per_user {
+                return Err(PracticeError::InviteQuotaExceeded { retry_at: oldest_user.unwrap_or(now) + quota.user_window_ms });
+            }
+            let practice_since = now.saturating_sub(quota.practice_window_ms);
+            let (by_practice, oldest_practice) = window(
+                "SELECT count(*), min(created_at) FROM invites_sent WHERE practice_id = ?1 AND created_at > ?2",
+                i.practice_id.as_bytes().as_slice(),
+                practice_since,
+            )?;
+            if by_practice >= quota.per_practice {
+                return Err(PracticeError::InviteQuotaExceeded { retry_at: oldest_practice.unwrap_or(now) + quota.practice_window_ms });
+            }
+            insert_invite(&tx, &i)?;
+            tx.commit().map_err(backend)
         })
         .await
     }
@@ -389,5 +424,29 @@ fn insert_grant(c: &Connection, g: &GrantRecord) -> Result<(), PracticeError> {
         }
         _ => backend(e),
     })?;
+    Ok(())
+}
+
+/// Inserts an invite and counts it as sent, in the caller's transaction.
+fn insert_invite(tx: &rusqlite::Transaction<'_>, i: &InviteRecord) -> Result<(), PracticeError> {
+    tx.execute(
+        "INSERT INTO invites (token_hash, practice_id, email, role, invited_by, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            i.token_hash,
+            i.practice_id.as_bytes().as_slice(),
+            i.email,
+            role_str(i.role),
+            i.invited_by.as_bytes().as_slice(),
+            i.created_at,
+            i.expires_at
+        ],
+    )
+    .map_err(|e| if is_unique_violation(&e) { PracticeError::InviteExists } else { backend(e) })?;
+    tx.execute(
+        "INSERT INTO invites_sent (practice_id, invited_by, created_at) VALUES (?1, ?2, ?3)",
+        params![i.practice_id.as_bytes().as_slice(), i.invited_by.as_bytes().as_slice(), i.created_at],
+    )
+    .map_err(db)?;
     Ok(())
 }

@@ -6,7 +6,33 @@ use rusqlite::{OptionalExtension, params};
 use handoff_protocol::{UnixMillis, UserId};
 
 use super::{SqliteStore, USER_COLS, backend, changed, db, is_unique_violation, user_row, uuid_of};
-use crate::{PasswordChange, SessionRecord, UserError, UserRecord, UserStore};
+use crate::{PasswordChange, PendingRegistration, SessionRecord, UserError, UserRecord, UserStore};
+
+/// Inserts an account row; [`UserError::EmailTaken`] if the address has one.
+fn insert_user(c: &rusqlite::Connection, u: &UserRecord) -> Result<(), UserError> {
+    c.execute(
+        "INSERT INTO users (id, email, display_name, salt, auth_verifier, kit_verifier, sign_pub, hpke_pub, \
+         wrapped_by_password, wrapped_by_kit, is_staff, created_at, updated_at, email_confirmed_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
+        params![
+            u.id.as_bytes().as_slice(),
+            u.email,
+            u.display_name,
+            u.salt,
+            u.auth_verifier,
+            u.kit_verifier,
+            u.sign_pub,
+            u.hpke_pub,
+            u.wrapped_by_password,
+            u.wrapped_by_kit,
+            u.is_staff,
+            u.created_at,
+            u.email_confirmed_at
+        ],
+    )
+    .map_err(|e| if is_unique_violation(&e) { UserError::EmailTaken } else { backend(e) })?;
+    Ok(())
+}
 
 #[async_trait]
 impl UserStore for SqliteStore {
@@ -24,30 +50,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn create_user(&self, u: UserRecord) -> Result<(), UserError> {
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO users (id, email, display_name, salt, auth_verifier, kit_verifier, sign_pub, hpke_pub, \
-                 wrapped_by_password, wrapped_by_kit, is_staff, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
-                params![
-                    u.id.as_bytes().as_slice(),
-                    u.email,
-                    u.display_name,
-                    u.salt,
-                    u.auth_verifier,
-                    u.kit_verifier,
-                    u.sign_pub,
-                    u.hpke_pub,
-                    u.wrapped_by_password,
-                    u.wrapped_by_kit,
-                    u.is_staff,
-                    u.created_at
-                ],
-            )
-            .map_err(|e| if is_unique_violation(&e) { UserError::EmailTaken } else { backend(e) })?;
-            Ok(())
-        })
-        .await
+        self.run(move |c| insert_user(c, &u)).await
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, UserError> {
@@ -128,5 +131,78 @@ impl UserStore for SqliteStore {
 
     async fn purge_sessions(&self, now: UnixMillis) -> Result<u64, UserError> {
         self.run(move |c| c.execute("DELETE FROM sessions WHERE expires_at < ?1", [now]).map(|n| n as u64).map_err(backend)).await
+    }
+
+    async fn create_pending_registration(&self, p: PendingRegistration) -> Result<(), UserError> {
+        self.run(move |c| {
+            let u = &p.user;
+            c.execute(
+                "INSERT INTO pending_registrations (token_hash, email, display_name, salt, auth_verifier, kit_verifier, \
+                 sign_pub, hpke_pub, wrapped_by_password, wrapped_by_kit, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    p.token_hash,
+                    u.email,
+                    u.display_name,
+                    u.salt,
+                    u.auth_verifier,
+                    u.kit_verifier,
+                    u.sign_pub,
+                    u.hpke_pub,
+                    u.wrapped_by_password,
+                    u.wrapped_by_kit,
+                    u.created_at,
+                    p.expires_at
+                ],
+            )
+            .map_err(|e| if is_unique_violation(&e) { UserError::RegistrationExists } else { backend(e) })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn confirm_registration(&self, token_hash: &[u8], id: UserId, now: UnixMillis) -> Result<UserRecord, UserError> {
+        let th = token_hash.to_vec();
+        self.run(move |c| {
+            let tx = c.transaction().map_err(db)?;
+            let pending = tx
+                .query_row(
+                    "SELECT email, display_name, salt, auth_verifier, kit_verifier, sign_pub, hpke_pub, wrapped_by_password, \
+                     wrapped_by_kit FROM pending_registrations WHERE token_hash = ?1 AND expires_at > ?2",
+                    params![th, now],
+                    |r| {
+                        Ok(UserRecord {
+                            id,
+                            email: r.get(0)?,
+                            display_name: r.get(1)?,
+                            salt: r.get(2)?,
+                            auth_verifier: r.get(3)?,
+                            kit_verifier: r.get(4)?,
+                            sign_pub: r.get(5)?,
+                            hpke_pub: r.get(6)?,
+                            wrapped_by_password: r.get(7)?,
+                            wrapped_by_kit: r.get(8)?,
+                            is_staff: false,
+                            created_at: now,
+                            email_confirmed_at: Some(now),
+                        })
+                    },
+                )
+                .optional()
+                .map_err(db)?;
+            let Some(user) = pending else { return Err(UserError::NoSuchRegistration) };
+            // Whatever happens next, no pending registration for this address
+            // stays usable: the first confirmation wins.
+            tx.execute("DELETE FROM pending_registrations WHERE email = ?1", [&user.email]).map_err(db)?;
+            let created = insert_user(&tx, &user);
+            tx.commit().map_err(db)?;
+            created.map(|()| user)
+        })
+        .await
+    }
+
+    async fn purge_pending_registrations(&self, now: UnixMillis) -> Result<u64, UserError> {
+        self.run(move |c| c.execute("DELETE FROM pending_registrations WHERE expires_at < ?1", [now]).map(|n| n as u64).map_err(backend))
+            .await
     }
 }

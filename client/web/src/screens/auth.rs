@@ -5,7 +5,7 @@ use wasm_bindgen::JsCast as _;
 use yew::prelude::*;
 
 use crate::api::{self, ApiError, ApiResult};
-use crate::session::Session;
+use crate::session::{Registered, Session};
 use crate::ui::{ErrorBox, Route, bind, spawn};
 
 /// Called with the new session (and the kit words for a new account).
@@ -42,6 +42,11 @@ pub fn signed_out(p: &SignedOutProps) -> Html {
             "Reset your password with your Emergency Access Kit",
             html! { <Recover signed_in={p.signed_in.clone()} /> },
             html! { <p class="switch"><a href="/login" onclick={go(Route::Login)}>{ "Back to sign in" }</a></p> },
+        ),
+        Route::Confirm(t) => (
+            "Confirm your email address",
+            html! { <Confirm token={t.clone()} signed_in={p.signed_in.clone()} /> },
+            html! { <p class="switch"><a href="/register" onclick={go(Route::Register)}>{ "Register again" }</a></p> },
         ),
         Route::Invite(t) => (
             "You have been invited to Handoff",
@@ -110,11 +115,14 @@ fn new_password_problem(password: &str, confirm: &str, reset: bool) -> Option<Ap
 pub struct FormProps {
     /// Called with the new session when signing in succeeds.
     pub signed_in: SignedIn,
+    /// Prefilled email.
+    #[prop_or_default]
+    pub email: Option<String>,
 }
 
 #[function_component(Login)]
 fn login(p: &FormProps) -> Html {
-    let email = use_state(String::new);
+    let email = use_state(|| p.email.clone().unwrap_or_default());
     let password = use_state(String::new);
     let error = use_state(|| None::<ApiError>);
     let busy = use_state(|| false);
@@ -150,6 +158,15 @@ pub struct RegisterProps {
     pub email: Option<String>,
 }
 
+/// A registration waiting for its emailed link: the kit is shown first, then "check your email".
+#[derive(Clone, PartialEq)]
+struct Pending {
+    email: String,
+    words: Vec<String>,
+    message: String,
+    kit_saved: bool,
+}
+
 /// Account creation.
 #[function_component(Register)]
 pub fn register(p: &RegisterProps) -> Html {
@@ -159,6 +176,7 @@ pub fn register(p: &RegisterProps) -> Html {
     let confirm = use_state(String::new);
     let error = use_state(|| None::<ApiError>);
     let busy = use_state(|| false);
+    let pending = use_state(|| None::<Pending>);
     let onsubmit = {
         let (name, email, password, confirm, error, busy, done, invite) = (
             name.clone(),
@@ -170,6 +188,7 @@ pub fn register(p: &RegisterProps) -> Html {
             p.signed_in.clone(),
             p.invite.clone(),
         );
+        let pending = pending.clone();
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             if let Some(problem) = new_password_problem(&password, &confirm, false) {
@@ -177,11 +196,39 @@ pub fn register(p: &RegisterProps) -> Html {
                 return;
             }
             let (name, email, password, invite) = ((*name).clone(), (*email).clone(), (*password).clone(), invite.clone());
-            sign_in(&busy, &error, &done, async move {
-                Session::register(email.trim(), name.trim(), &password, invite).await.map(|(s, words)| (s, Some(words)))
+            let (busy, error, done, pending) = (busy.clone(), error.clone(), done.clone(), pending.clone());
+            busy.set(true);
+            error.set(None);
+            spawn(async move {
+                match Session::register(email.trim(), name.trim(), &password, invite).await {
+                    Ok(Registered::SignedIn(s, words)) => done.emit((*s, Some(words))),
+                    Ok(Registered::CheckEmail { words, message }) => {
+                        pending.set(Some(Pending { email: email.trim().to_owned(), words, message, kit_saved: false }))
+                    }
+                    Err(e) => {
+                        error.set(Some(e));
+                        busy.set(false);
+                    }
+                }
             });
         })
     };
+    if let Some(pe) = &*pending {
+        if !pe.kit_saved {
+            let done = {
+                let (pending, pe) = (pending.clone(), pe.clone());
+                Callback::from(move |_| pending.set(Some(Pending { kit_saved: true, ..pe.clone() })))
+            };
+            return html! { <KitScreen words={pe.words.clone()} email={pe.email.clone()} {done} /> };
+        }
+        return html! {
+            <div role="status" class="check-email">
+                <h2>{ "Check your email" }</h2>
+                <p>{ format!("We sent a link to {}. Open it to confirm your address and finish creating your account.", pe.email) }</p>
+                <p class="help">{ pe.message.clone() }</p>
+            </div>
+        };
+    }
     html! {
         <form {onsubmit} aria-busy={busy.to_string()}>
             <ErrorBox error={(*error).clone()} />
@@ -375,6 +422,38 @@ fn invite_landing(p: &InviteProps) -> Html {
             <>
                 <p>{ format!("{} invited you to join {}. Create your account to accept.", i.invited_by, i.practice_name) }</p>
                 <Register signed_in={p.signed_in.clone()} invite={Some(p.token.clone())} email={Some(i.email.clone())} />
+            </>
+        },
+    }
+}
+
+/// Props for [`Confirm`].
+#[derive(Properties, PartialEq)]
+pub struct ConfirmProps {
+    /// The token from the emailed link.
+    pub token: String,
+    /// Called with the new session once the user signs in.
+    pub signed_in: SignedIn,
+}
+
+/// The page an emailed confirmation link opens: it confirms the address
+/// (creating the account), then asks for the password to unlock the keys.
+#[function_component(Confirm)]
+fn confirm(p: &ConfirmProps) -> Html {
+    let result = use_state(|| None::<Result<Me, ApiError>>);
+    {
+        let (result, token) = (result.clone(), p.token.clone());
+        use_effect_with(token.clone(), move |_| {
+            spawn(async move { result.set(Some(Session::confirm(&token).await)) });
+        });
+    }
+    match &*result {
+        None => html! { <p aria-busy="true">{ "Confirming your email address…" }</p> },
+        Some(Err(e)) => html! { <ErrorBox error={Some(e.clone())} /> },
+        Some(Ok(me)) => html! {
+            <>
+                <p role="status">{ format!("Your address {} is confirmed and your account is ready. Sign in with your password to unlock your keys.", me.email) }</p>
+                <Login signed_in={p.signed_in.clone()} email={Some(me.email.clone())} />
             </>
         },
     }

@@ -57,7 +57,9 @@ pub fn shell(p: &ShellProps) -> Html {
         }
     };
     let screen = match &p.route {
-        Route::Inbox | Route::Login | Route::Register | Route::Recover => html! { <super::lists::Referrals received=true /> },
+        Route::Inbox | Route::Login | Route::Register | Route::Recover | Route::Confirm(_) => {
+            html! { <super::lists::Referrals received=true /> }
+        }
         Route::Sent => html! { <super::lists::Referrals received=false /> },
         Route::Send => html! { <super::send::SendReferral /> },
         Route::Referral(id) => html! { <super::detail::Detail id={*id} key={id.to_string()} /> },
