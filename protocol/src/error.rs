@@ -82,6 +82,11 @@ pub enum ErrorCode {
     StaleState,
     /// The server is starting or shutting down. 503.
     Unavailable,
+    /// The account holds as much as it may (attachment bytes, or unclaimed MLS
+    /// key packages); nothing was stored. Free some first. 507.
+    QuotaExceeded,
+    /// The user has as many WebSockets open as they may; close one first. 429.
+    TooManySockets,
 }
 
 impl ErrorCode {
@@ -106,6 +111,8 @@ impl ErrorCode {
             InviteInvalid => 410,
             Internal => 500,
             Unavailable => 503,
+            QuotaExceeded => 507,
+            TooManySockets => 429,
         }
     }
 
@@ -148,6 +155,8 @@ impl ErrorCode {
             WrongRecipient => "wrong_recipient",
             StaleState => "stale_state",
             Unavailable => "unavailable",
+            QuotaExceeded => "quota_exceeded",
+            TooManySockets => "too_many_sockets",
         }
     }
 }

@@ -122,6 +122,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         config: Arc::new(config),
         mailer,
         prelogin_secret: Arc::new(secret),
+        sockets: Arc::default(),
     })
 }
 

@@ -20,6 +20,9 @@
 //! - `privacy`: scans of every stored byte for secrets and patient data.
 //! - `bad_input`: malformed, oversized or mistyped input, rate limits and
 //!   foreign ids: a documented error, never a panic or a 500.
+//! - `security_resources`: the bound on each account's resources (blob
+//!   quota and sweep, streamed uploads, sockets per user, the outgoing queue
+//!   in bytes, key packages, MLS message sizes, what an MLS sync reads).
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -39,3 +42,4 @@ mod mls;
 mod practices;
 mod privacy;
 mod routes;
+mod security_resources;
