@@ -190,6 +190,13 @@ pub async fn put_state(state: web::Data<AppState>, who: Authed, body: web::Json<
 pub async fn log(state: web::Data<AppState>, who: Authed, id: web::Path<PracticeId>, q: web::Query<LogQuery>) -> ApiResult<HttpResponse> {
     let (p, _) = membership(&state, *id, &who).await?;
     let epoch = state.store.mls_epoch(p.id).await?;
+    if q.after > 0 && q.after >= epoch {
+        // A client reads the log after the epoch its group is at, so a reader
+        // caught up with the log has joined: its welcome is served and kept no
+        // longer. (A joiner paging through a long log reads after epochs below
+        // the head, never at it, so its welcome stays until it has joined.)
+        state.store.forget_welcome(p.id, who.user.id, q.after).await?;
+    }
     let entries = state.store.mls_log(p.id, q.after, MAX_LOG_PAGE).await?.into_iter().map(entry_view).collect();
     Ok(HttpResponse::Ok().json(MlsLog { epoch, entries }))
 }

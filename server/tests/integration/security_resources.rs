@@ -11,7 +11,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
 use handoff_client::Client;
-use handoff_protocol::api::{CountKeyPackages, Endpoint as _, GetBlob, LoadMlsState, PutBlob, SaveMlsState, SubmitMlsCommit};
+use handoff_protocol::api::{
+    CountKeyPackages, Endpoint as _, GetBlob, GetMlsWelcome, LoadMlsState, PutBlob, SaveMlsState, SubmitMlsCommit,
+};
 use handoff_protocol::mls::{PutMlsState, SubmitCommit};
 use handoff_protocol::v1::{BlobStored, PracticePublicKey, Role};
 use handoff_protocol::ws::{AckBody, BlobId, StreamId};
@@ -350,11 +352,14 @@ async fn mls_sync_reads_only_what_it_needs() {
     assert_eq!(w.spec.mls_reconcile(p).await.unwrap(), Some(2));
     assert!(bob.mls_sync(p).await.is_ok(), "bob joins (a joiner may read the whole log once)");
     // Two more epochs go by: two more members are added.
+    let mut later = Vec::new();
     for name in ["carol", "dave"] {
         let c = join_via(&srv, &w.spec, p, &srv.url(), name).await;
         c.mls_publish_key_packages(1).await.unwrap();
         w.spec.mls_reconcile(p).await.unwrap().unwrap();
+        later.push(c.user_id().unwrap());
     }
+    let (carol, dave) = (later[0], later[1]);
     reads.lock().unwrap().clear();
     assert!(matches!(bob.mls_sync(p).await.unwrap(), handoff_client::mls::SyncOutcome::Member(4)));
     bob.practice_key_at(p, 3).await.unwrap();
@@ -362,6 +367,17 @@ async fn mls_sync_reads_only_what_it_needs() {
     assert!(!seen.is_empty(), "the proxy saw the log reads");
     assert!(seen.iter().all(|after| *after >= 2), "a member at epoch 2 reads the log only after its epoch, not from 0: {seen:?}");
     assert_eq!(bob.practice_key(p).await.unwrap(), w.spec.practice_key(p).await.unwrap());
+
+    // Bob has joined and caught up: his welcome is neither served nor kept any more.
+    assert!(matches!(bob.mls_sync(p).await.unwrap(), handoff_client::mls::SyncOutcome::Member(4)));
+    let e = bob.call::<GetMlsWelcome>(&p, &()).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::NotFound), "{e}");
+    let store = store_of(&srv);
+    let log = handoff_store::MlsStore::mls_log(&store, p, 1, 10).await.unwrap();
+    assert_eq!(log.iter().map(|e| (e.epoch, e.welcome.is_some())).collect::<Vec<_>>(), vec![(2, false), (3, true), (4, true)]);
+    // Carol and Dave have not joined yet: theirs stay.
+    assert_eq!(handoff_store::MlsStore::mls_welcome(&store, p, carol).await.unwrap().map(|w| w.0), Some(3));
+    assert_eq!(handoff_store::MlsStore::mls_welcome(&store, p, dave).await.unwrap().map(|w| w.0), Some(4));
 }
 
 /// Invites `name` to `p` and registers them through the invite, their client talking to `url`.
