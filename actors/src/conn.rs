@@ -12,7 +12,7 @@
 //! so a frame fanned out to N sockets is serialized once and never copied.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Notify;
@@ -24,6 +24,11 @@ pub type Frame = bytestring::ByteString;
 
 /// Default outgoing frames buffered per connection before it counts as a slow consumer.
 pub const OUTGOING_BUFFER: usize = 1024;
+
+/// Default bytes of frames buffered per connection before it counts as a slow
+/// consumer (8 MiB): with frames of up to 256 KiB, the frame bound alone would
+/// let one stalled socket hold 256 MiB.
+pub const OUTGOING_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 
 /// Queue capacity kept after a burst drains (more is given back to the allocator).
 const KEEP_CAPACITY: usize = 8;
@@ -38,6 +43,11 @@ struct Shared {
     ready: Notify,
     /// At most this many frames wait.
     limit: usize,
+    /// At most this many bytes of frames wait (a frame larger than this on
+    /// its own is still queued into an empty queue, so it can be delivered).
+    byte_limit: usize,
+    /// Bytes of the frames in `queue`; changed only with the queue locked.
+    bytes: AtomicUsize,
     /// The socket task is gone: pushes are refused.
     closed: AtomicBool,
     /// Close code requested by an actor (0: none).
@@ -74,12 +84,20 @@ pub enum Pushed {
 
 impl Conn {
     /// A new connection buffering at most `buffer` frames, and the socket task's end of its queue.
+    /// It holds at most [`OUTGOING_BUFFER_BYTES`] bytes.
     pub fn new(user: UserId, buffer: usize) -> (Self, Outgoing) {
-        let shared = Arc::new(Shared { limit: buffer.max(1), ..Shared::default() });
+        Self::bounded(user, buffer, OUTGOING_BUFFER_BYTES)
+    }
+
+    /// A new connection buffering at most `frames` frames and `bytes` bytes of
+    /// them, and the socket task's end of its queue.
+    pub fn bounded(user: UserId, frames: usize, bytes: usize) -> (Self, Outgoing) {
+        let shared = Arc::new(Shared { limit: frames.max(1), byte_limit: bytes.max(1), ..Shared::default() });
         (Self { id: NEXT.fetch_add(1, Ordering::Relaxed), user, shared: shared.clone() }, Outgoing { shared })
     }
 
-    /// Queues a frame without waiting. A full queue kills the connection.
+    /// Queues a frame without waiting. A full queue (in frames or in bytes)
+    /// kills the connection.
     pub fn push(&self, frame: Frame) -> Pushed {
         let s = &self.shared;
         if s.closed.load(Ordering::Acquire) || s.kill_code.load(Ordering::Acquire) != 0 {
@@ -87,11 +105,13 @@ impl Conn {
         }
         {
             let mut q = s.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            if q.len() >= s.limit {
+            let bytes = s.bytes.load(Ordering::Relaxed);
+            if q.len() >= s.limit || (!q.is_empty() && bytes.saturating_add(frame.len()) > s.byte_limit) {
                 drop(q);
                 self.kill(handoff_protocol::ws::close::SLOW_CONSUMER);
                 return Pushed::Gone;
             }
+            s.bytes.store(bytes.saturating_add(frame.len()), Ordering::Relaxed);
             q.push_back(frame);
         }
         s.ready.notify_one();
@@ -127,6 +147,12 @@ impl Conn {
     pub fn queued(&self) -> usize {
         self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
+
+    /// Bytes of the frames waiting to be written.
+    pub fn queued_bytes(&self) -> usize {
+        let _q = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        self.shared.bytes.load(Ordering::Relaxed)
+    }
 }
 
 impl Outgoing {
@@ -146,6 +172,10 @@ impl Outgoing {
     pub fn try_recv(&self) -> Option<Frame> {
         let mut q = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
         let f = q.pop_front();
+        if let Some(f) = &f {
+            let left = self.shared.bytes.load(Ordering::Relaxed).saturating_sub(f.len());
+            self.shared.bytes.store(left, Ordering::Relaxed);
+        }
         if q.is_empty() && q.capacity() > KEEP_CAPACITY {
             q.shrink_to(KEEP_CAPACITY);
         }
@@ -156,7 +186,9 @@ impl Outgoing {
 impl Drop for Outgoing {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::Release);
-        self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        let mut q = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        q.clear();
+        self.shared.bytes.store(0, Ordering::Relaxed);
     }
 }
 
@@ -195,6 +227,27 @@ mod tests {
         assert_eq!(out.try_recv().as_deref(), Some("1"));
         assert_eq!(c.push("4".into()), Pushed::Gone);
         assert_eq!(c.queued(), 1);
+    }
+
+    #[test]
+    fn a_queue_full_in_bytes_kills_the_connection_with_slow_consumer() {
+        let (c, out) = Conn::bounded(UserId::from_bytes([7; 16]), 1024, 10);
+        assert_eq!(c.push("12345".into()), Pushed::Ok);
+        assert_eq!(c.push("6789".into()), Pushed::Ok);
+        assert_eq!(c.queued_bytes(), 9);
+        assert_eq!(c.push("ab".into()), Pushed::Gone, "9 + 2 bytes is over the 10-byte bound");
+        assert_eq!(c.kill_requested(), Some(handoff_protocol::ws::close::SLOW_CONSUMER));
+        assert_eq!(out.try_recv().as_deref(), Some("12345"));
+        assert_eq!(c.queued_bytes(), 4);
+    }
+
+    #[test]
+    fn one_frame_larger_than_the_byte_bound_still_goes_to_an_empty_queue() {
+        let (c, out) = Conn::bounded(UserId::from_bytes([7; 16]), 1024, 4);
+        assert_eq!(c.push("123456".into()), Pushed::Ok);
+        assert_eq!(out.try_recv().as_deref(), Some("123456"));
+        assert_eq!(c.queued_bytes(), 0);
+        assert_eq!(c.kill_requested(), None);
     }
 
     #[test]

@@ -160,6 +160,10 @@ impl From<ReferralError> for ApiError {
             ReferralError::NoSuchReferral => ApiError::not_found("referral"),
             ReferralError::BlobUnavailable => ApiError::not_found("blob"),
             ReferralError::BlobExists => ApiError::new(ErrorCode::Conflict, "a blob with this id exists; generate a new id"),
+            ReferralError::QuotaExceeded => {
+                ApiError::new(ErrorCode::QuotaExceeded, "your attachments use all the storage your account may hold; nothing was stored")
+            }
+            ReferralError::NoSuchUpload => ApiError::not_found("upload"),
             other => ApiError::internal(other),
         }
     }
@@ -220,6 +224,8 @@ mod tests {
             (TaxonomyError::NoSuchCategory.into(), ErrorCode::NotFound),
             (ReferralError::BlobExists.into(), ErrorCode::Conflict),
             (ReferralError::BlobUnavailable.into(), ErrorCode::NotFound),
+            (ReferralError::QuotaExceeded.into(), ErrorCode::QuotaExceeded),
+            (ReferralError::NoSuchUpload.into(), ErrorCode::NotFound),
             (MlsError::KeyPackageReused.into(), ErrorCode::KeyPackageUsed),
             (MlsError::StaleState.into(), ErrorCode::StaleState),
             (MailError::NotQueued.into(), ErrorCode::NotFound),

@@ -89,9 +89,15 @@ pub async fn start_ours(bin: &Path, data: Option<PathBuf>, port: Option<u16>) ->
             (Some(t), p)
         }
     };
+    // The benches open thousands of sockets as one user: lift the per-user
+    // socket cap (16 by default), which would refuse them.
+    std::fs::create_dir_all(&data)?;
+    let config = data.join("bench-config.toml");
+    std::fs::write(&config, "ws_sockets_per_user = 1000000\n")?;
     let child = Proc::new(bin)
         .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--data"])
         .arg(&data)
+        .env("HANDOFF_CONFIG", &config)
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -11,7 +11,7 @@
 //! before any clock starts, as a browser does it before pressing Send.
 //!
 //! Options (environment):
-//! - `BENCH_ONLY=push,fanout,idle,reconnect,crash,slow` (or `--only fanout`):
+//! - `BENCH_ONLY=push,fanout,idle,reconnect,crash,slow,slow_many` (or `--only fanout`):
 //!   run only these; results go to `target/bench/partial.json` and the report
 //!   is left alone.
 //! - `BENCH_QUICK=1`: smaller counts, for development.
@@ -27,6 +27,7 @@ mod push;
 mod reconnect;
 mod report;
 mod slow;
+mod slow_many;
 
 use std::path::PathBuf;
 
@@ -56,6 +57,8 @@ pub struct Results {
     pub crash: Option<crash::CrashResult>,
     /// Slow consumer.
     pub slow: Option<slow::SlowResult>,
+    /// Many slow consumers, large events: RSS against the byte bound.
+    pub slow_many: Option<slow_many::SlowManyResult>,
     /// Open-file limit in force.
     pub nofile: u64,
     /// Idle connections asked for (before the open-file limit capped it).
@@ -119,6 +122,10 @@ async fn main() -> Result<()> {
     if wants("slow") {
         eprintln!("\n== slow consumer");
         res.slow = Some(slow::run(&bin, if quick { 2500 } else { 3000 }, 16 * 1024, 300.0).await?);
+    }
+    if wants("slow_many") {
+        eprintln!("\n== many slow consumers (byte bound)");
+        res.slow_many = Some(slow_many::run(&bin, if quick { 16 } else { 64 }, if quick { 300 } else { 500 }, 24_000, 250.0).await?);
     }
     if wants("reconnect") {
         eprintln!("\n== reconnect storm");
@@ -267,6 +274,14 @@ fn results_json(res: &Results) -> serde_json::Value {
         m.insert("slow_consumer.bound_bytes".into(), json!(s.bound_bytes));
         m.insert("slow_consumer.outcome".into(), json!(s.stalled_outcome));
         m.insert("slow_consumer.detail".into(), json!(s));
+    }
+    if let Some(s) = &res.slow_many {
+        m.insert("slow_many.stalled_sockets".into(), json!(s.stalled_sockets));
+        m.insert("slow_many.rss_growth_bytes".into(), json!(s.rss_peak.saturating_sub(s.rss_before)));
+        m.insert("slow_many.bound_bytes".into(), json!(s.bound_bytes));
+        m.insert("slow_many.within_bound".into(), json!(s.within_bound));
+        m.insert("slow_many.closed_slow".into(), json!(s.closed_slow));
+        m.insert("slow_many.detail".into(), json!(s));
     }
     serde_json::Value::Object(m)
 }

@@ -51,7 +51,7 @@ pub struct SlowResult {
 }
 
 /// A new referral and `messages` sealed thread messages for it.
-async fn thread(w: &World, moa: &Live, messages: usize, text_bytes: usize) -> Result<(ReferralId, Vec<ThreadMessage>)> {
+pub(crate) async fn thread(w: &World, moa: &Live, messages: usize, text_bytes: usize) -> Result<(ReferralId, Vec<ThreadMessage>)> {
     let r = w.prepare(1, 500).await?.remove(0);
     let referral = match moa.command(Command::SendReferral { referral: r }).await? {
         AckBody::ReferralSent { referral, .. } => referral,
@@ -71,7 +71,12 @@ async fn thread(w: &World, moa: &Live, messages: usize, text_bytes: usize) -> Re
 }
 
 /// A socket that reads every `message_posted` frame until it has `messages` of them (or 120 s pass).
-fn healthy_reader(mut healthy: Ws, messages: usize, got: Arc<AtomicUsize>, frame_len: Arc<AtomicUsize>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn healthy_reader(
+    mut healthy: Ws,
+    messages: usize,
+    got: Arc<AtomicUsize>,
+    frame_len: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         while got.load(Ordering::Relaxed) < messages
@@ -88,7 +93,7 @@ fn healthy_reader(mut healthy: Ws, messages: usize, got: Arc<AtomicUsize>, frame
 }
 
 /// Posts at `rate` over the `lives`, sampling the server's RSS; waits until `got` reaches the count.
-async fn post_all(
+pub(crate) async fn post_all(
     server: &Server,
     lives: &[Arc<Live>],
     referral: ReferralId,

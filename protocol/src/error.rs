@@ -99,6 +99,11 @@ pub enum ErrorCode {
     /// The account's email address is not confirmed, so it may not do this
     /// (send invites). 403.
     EmailUnconfirmed,
+    /// The account holds as much as it may (attachment bytes, or unclaimed MLS
+    /// key packages); nothing was stored. Free some first. 507.
+    QuotaExceeded,
+    /// The user has as many WebSockets open as they may; close one first. 429.
+    TooManySockets,
 }
 
 impl ErrorCode {
@@ -127,6 +132,8 @@ impl ErrorCode {
             SeqAhead => 422,
             ConfirmationInvalid => 410,
             EmailUnconfirmed => 403,
+            QuotaExceeded => 507,
+            TooManySockets => 429,
         }
     }
 
@@ -173,6 +180,8 @@ impl ErrorCode {
             SeqAhead => "seq_ahead",
             ConfirmationInvalid => "confirmation_invalid",
             EmailUnconfirmed => "email_unconfirmed",
+            QuotaExceeded => "quota_exceeded",
+            TooManySockets => "too_many_sockets",
         }
     }
 }

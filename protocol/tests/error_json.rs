@@ -50,6 +50,8 @@ fn every_code_serializes_as_its_as_str() {
         SeqAhead,
         ConfirmationInvalid,
         EmailUnconfirmed,
+        QuotaExceeded,
+        TooManySockets,
     ] {
         assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         let back: ErrorCode = serde_json::from_str(&format!("\"{}\"", code.as_str())).unwrap();
@@ -59,6 +61,8 @@ fn every_code_serializes_as_its_as_str() {
     assert_eq!(NotFound.http_status(), 404);
     assert_eq!(RateLimited.http_status(), 429);
     assert_eq!(SessionExpired.http_status(), 401);
+    assert_eq!(QuotaExceeded.http_status(), 507);
+    assert_eq!(TooManySockets.http_status(), 429);
 }
 
 #[test]

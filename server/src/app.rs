@@ -117,7 +117,15 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     );
     let limit_secret = store.server_secret("rate_limit_keys", random_bytes(32).map_err(|e| StartError::Other(e.to_string()))?).await?;
     let limiter = RateLimiter::load(store.clone(), limit_secret, Duration::from_secs(config.rate_window_secs), Limits::of(&config)).await?;
-    Ok(AppState { hub, limiter: Arc::new(limiter), store, config: Arc::new(config), mailer, prelogin_secret: Arc::new(secret) })
+    Ok(AppState {
+        hub,
+        limiter: Arc::new(limiter),
+        store,
+        config: Arc::new(config),
+        mailer,
+        prelogin_secret: Arc::new(secret),
+        sockets: Arc::default(),
+    })
 }
 
 fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {

@@ -86,6 +86,20 @@ pub struct Config {
     pub invites_per_user_per_hour: u32,
     /// Invites one practice may send per day, whoever sends them.
     pub invites_per_practice_per_day: u32,
+    /// Bytes of frames queued per WebSocket before the client counts as a slow
+    /// consumer and is disconnected (close code 4008), on top of the frame bound.
+    pub ws_outgoing_bytes: usize,
+    /// Open WebSockets per user; one more upgrade is refused with `too_many_sockets` (429).
+    pub ws_sockets_per_user: usize,
+    /// Bytes of attachment blobs one account may hold (attached or not);
+    /// an upload past it is refused with `quota_exceeded` (507).
+    pub blob_quota_bytes: u64,
+    /// Seconds an uploaded blob may stay unattached to any referral before the
+    /// sweep ([`crate::referrals::purge_unattached_blobs`]) removes it.
+    pub blob_unattached_secs: u64,
+    /// Unclaimed MLS key packages one user may have published; publishing past
+    /// it is refused with `quota_exceeded` (507).
+    pub key_packages_per_user: u32,
 }
 
 impl Default for Config {
@@ -118,6 +132,11 @@ impl Default for Config {
             registration_ttl_secs: 24 * 3600,
             invites_per_user_per_hour: 20,
             invites_per_practice_per_day: 50,
+            ws_outgoing_bytes: handoff_actors::conn::OUTGOING_BUFFER_BYTES,
+            ws_sockets_per_user: 16,
+            blob_quota_bytes: 512 * 1024 * 1024,
+            blob_unattached_secs: 24 * 3600,
+            key_packages_per_user: 200,
         }
     }
 }

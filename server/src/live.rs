@@ -19,9 +19,9 @@
 //! [`PONG_TIMEOUT`] is closed as dead; an expired session is closed with 4001.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use actix_codec::Framed;
@@ -40,7 +40,7 @@ use handoff_actors::conn::{Conn, Frame, Outgoing};
 use handoff_actors::hub::Hub;
 use handoff_protocol::api::WS_PATH;
 use handoff_protocol::ws::{AckBody, Command, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, StreamId, WsQuery, close};
-use handoff_protocol::{ErrorBody, ErrorCode};
+use handoff_protocol::{ErrorBody, ErrorCode, UserId};
 use handoff_store::Store;
 
 use crate::auth::{self, Authed};
@@ -61,6 +61,50 @@ pub const SESSION_CHECK: Duration = Duration::from_secs(60);
 /// Bytes read from a socket per system call. The read buffer starts at this
 /// size and grows only for a frame that needs more (up to [`MAX_FRAME`]).
 pub const READ_BUFFER: usize = 4096;
+
+/// How many WebSockets each user has open, so that no user opens more than
+/// `ws_sockets_per_user` (each costs a task, buffers and an outgoing queue).
+#[derive(Debug, Default)]
+pub struct Sockets {
+    open: Mutex<HashMap<UserId, usize>>,
+}
+
+/// One open socket's place in [`Sockets`]; dropping it frees the place.
+#[derive(Debug)]
+pub struct SocketSlot {
+    sockets: Arc<Sockets>,
+    user: UserId,
+}
+
+impl Sockets {
+    /// A place for one more socket of `user`, or `None` if they have `cap` open.
+    pub fn take(self: &Arc<Self>, user: UserId, cap: usize) -> Option<SocketSlot> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(user).or_insert(0);
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(SocketSlot { sockets: self.clone(), user })
+    }
+
+    /// Sockets `user` has open.
+    pub fn open(&self, user: UserId) -> usize {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner).get(&user).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut open = self.sockets.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.user);
+            }
+        }
+    }
+}
 
 /// The checks every `GET /ws` passes after authentication: origin, then query and version.
 /// The origin rule is [`origin::same_origin`], the one every state-changing
@@ -107,14 +151,18 @@ fn handshake_key(req: &Request) -> ApiResult<String> {
     }
 }
 
-async fn accept(state: &AppState, req: &Request) -> ApiResult<(Authed, String)> {
+async fn accept(state: &AppState, req: &Request) -> ApiResult<(Authed, String, SocketSlot)> {
     if req.path() != WS_PATH {
         return Err(ApiError::no_route());
     }
     let who = auth::authenticate(state, &auth::token_from(req.headers())?).await?;
     check(req.headers(), &state.config.public_url(), req.uri().query().unwrap_or(""))?;
     let key = handshake_key(req)?;
-    Ok((who, key))
+    let cap = state.config.ws_sockets_per_user;
+    let slot = state.sockets.take(who.user.id, cap).ok_or_else(|| {
+        ApiError::new(ErrorCode::TooManySockets, format!("you have {cap} live connections open, the most one account may; close one first"))
+    })?;
+    Ok((who, key, slot))
 }
 
 /// Writes a refusal as the usual JSON error and closes the connection.
@@ -155,24 +203,29 @@ fn ws_config() -> WebSocketConfig {
 /// boxed future, freed when it is done, and the user's record is dropped once
 /// its id is known.
 pub async fn upgrade(state: AppState, req: Request, framed: Framed<TcpStream, h1::Codec>) -> Result<(), actix_web::Error> {
-    let Some((conn, out, token_hash, ws)) = Box::pin(handshake(&state, req, framed)).await else {
+    let Some((conn, out, token_hash, ws, slot)) = Box::pin(handshake(&state, req, framed)).await else {
         return Ok(());
     };
     let (hub, store) = (state.hub.clone(), state.store.clone());
     drop(state);
     run(hub, store, token_hash, conn, out, ws).await;
+    drop(slot);
     Ok(())
 }
 
 /// Accepts or refuses the upgrade; on success, the socket's queue and stream.
-async fn handshake(state: &AppState, req: Request, framed: Framed<TcpStream, h1::Codec>) -> Option<(Conn, Outgoing, Vec<u8>, Ws)> {
+async fn handshake(
+    state: &AppState,
+    req: Request,
+    framed: Framed<TcpStream, h1::Codec>,
+) -> Option<(Conn, Outgoing, Vec<u8>, Ws, SocketSlot)> {
     let parts = framed.into_parts();
     let mut io = parts.io;
     // Whatever the client sent after the request head (nothing, from a client
     // that waits for 101 as it must). The HTTP/1 buffers go now.
     let early = parts.read_buf.to_vec();
     drop((parts.read_buf, parts.write_buf));
-    let (Authed { user, token_hash }, key) = match accept(state, &req).await {
+    let (Authed { user, token_hash }, key, slot) = match accept(state, &req).await {
         Ok(ok) => ok,
         Err(e) => {
             refuse(&mut io, e).await;
@@ -188,8 +241,8 @@ async fn handshake(state: &AppState, req: Request, framed: Framed<TcpStream, h1:
         return None;
     }
     let ws = WebSocketStream::from_partially_read(io, early, Role::Server, Some(ws_config())).await;
-    let (conn, out) = Conn::new(user.id, state.config.ws_outgoing_buffer);
-    Some((conn, out, token_hash, ws))
+    let (conn, out) = Conn::bounded(user.id, state.config.ws_outgoing_buffer, state.config.ws_outgoing_bytes);
+    Some((conn, out, token_hash, ws, slot))
 }
 
 fn json(frame: &ServerFrame) -> Frame {

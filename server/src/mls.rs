@@ -29,9 +29,26 @@ use crate::validate;
 
 /// Body limit for MLS routes: a commit adding many members, its welcome (with
 /// the ratchet tree) and a user's whole sealed state outgrow the API's 64 KiB.
-pub const MAX_MLS_BODY: usize = 8 * 1024 * 1024;
+/// It fits [`MAX_COMMIT`] plus [`MAX_WELCOME`], or [`MAX_SEALED_STATE`], in base64 JSON.
+pub const MAX_MLS_BODY: usize = 2 * 1024 * 1024;
+/// The largest MLS commit accepted (512 KiB). Sized from a 200-member
+/// practice (load-tests/MLS.md): the commit adding all 199 others at once, the
+/// largest a practice makes, is 58,480 bytes (a remove with its update path,
+/// 16,982), so this leaves about 9 times that.
+pub const MAX_COMMIT: usize = 512 * 1024;
+/// The largest welcome accepted (512 KiB): the welcome for 199 members at once
+/// carries the ratchet tree and one group secret per newcomer, 61,524 bytes at
+/// 200 members (load-tests/MLS.md).
+pub const MAX_WELCOME: usize = 512 * 1024;
+/// The largest sealed MLS state accepted per user (1 MiB): one member's state
+/// in a 200-member group is 75,000 bytes (load-tests/MLS.md), so this holds a
+/// dozen such practices.
+pub const MAX_SEALED_STATE: usize = 1024 * 1024;
 /// Key packages per publish call.
 pub const MAX_KEY_PACKAGES_PER_CALL: usize = 100;
+/// Serialises key-package publishing, so the per-user cap is counted and
+/// enforced atomically (publishing is rare: a client tops up on sign-in).
+static PUBLISHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Log entries per read.
 pub const MAX_LOG_PAGE: u32 = 500;
 
@@ -113,6 +130,16 @@ pub async fn publish_key_packages(state: web::Data<AppState>, who: Authed, body:
         }
         rows.push((sha256(kp.as_slice()), kp.0));
     }
+    // Count and publish under one lock, so concurrent publishes cannot pass the cap together.
+    let _one_at_a_time = PUBLISHING.lock().await;
+    let cap = state.config.key_packages_per_user;
+    let unclaimed = state.store.key_package_count(who.user.id).await?;
+    if u64::from(unclaimed) + rows.len() as u64 > u64::from(cap) {
+        return Err(ApiError::new(
+            ErrorCode::QuotaExceeded,
+            format!("you have {unclaimed} unclaimed key packages and may hold at most {cap}; publish more once some are used"),
+        ));
+    }
     let available = state.store.publish_key_packages(who.user.id, rows, now()).await?;
     Ok(HttpResponse::Created().json(KeyPackageCount { available }))
 }
@@ -153,7 +180,10 @@ pub async fn get_state(state: web::Data<AppState>, who: Authed) -> ApiResult<Htt
 /// `PUT /api/v1/mls/state`: compare-and-swap on `expected_version`.
 pub async fn put_state(state: web::Data<AppState>, who: Authed, body: web::Json<PutMlsState>) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    validate::bytes_range("sealed", &b.sealed, 40, MAX_MLS_BODY / 2)?;
+    if b.sealed.0.len() > MAX_SEALED_STATE {
+        return Err(too_large("sealed", MAX_SEALED_STATE));
+    }
+    validate::bytes_range("sealed", &b.sealed, 40, MAX_SEALED_STATE)?;
     let version = state.store.put_mls_state(who.user.id, b.expected_version, b.sealed.0, now()).await?;
     Ok(HttpResponse::Ok().json(MlsState { version, sealed: None }))
 }
@@ -162,6 +192,13 @@ pub async fn put_state(state: web::Data<AppState>, who: Authed, body: web::Json<
 pub async fn log(state: web::Data<AppState>, who: Authed, id: web::Path<PracticeId>, q: web::Query<LogQuery>) -> ApiResult<HttpResponse> {
     let (p, _) = membership(&state, *id, &who).await?;
     let epoch = state.store.mls_epoch(p.id).await?;
+    if q.after > 0 && q.after >= epoch {
+        // A client reads the log after the epoch its group is at, so a reader
+        // caught up with the log has joined: its welcome is served and kept no
+        // longer. (A joiner paging through a long log reads after epochs below
+        // the head, never at it, so its welcome stays until it has joined.)
+        state.store.forget_welcome(p.id, who.user.id, q.after).await?;
+    }
     let entries = state.store.mls_log(p.id, q.after, MAX_LOG_PAGE).await?.into_iter().map(entry_view).collect();
     Ok(HttpResponse::Ok().json(MlsLog { epoch, entries }))
 }
@@ -206,6 +243,12 @@ pub async fn submit(
 ) -> ApiResult<HttpResponse> {
     let (p, _) = membership(&state, *id, &who).await?;
     let b = body.into_inner();
+    if b.commit.as_ref().is_some_and(|c| c.0.len() > MAX_COMMIT) {
+        return Err(too_large("commit", MAX_COMMIT));
+    }
+    if b.welcome.as_ref().is_some_and(|w| w.0.len() > MAX_WELCOME) {
+        return Err(too_large("welcome", MAX_WELCOME));
+    }
     let pk = &b.public_key;
     if pk.epoch != b.epoch || pk.signer != who.user.id {
         return Err(ApiError::invalid("public_key: its epoch must be the entry's and you must sign it"));
@@ -289,6 +332,11 @@ pub async fn submit(
         Err(MlsError::StaleEpoch) => Err(stale(state.store.mls_epoch(p.id).await?)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `payload_too_large` for an MLS message over its documented limit.
+fn too_large(what: &str, limit: usize) -> ApiError {
+    ApiError::new(ErrorCode::PayloadTooLarge, format!("{what}: at most {limit} bytes"))
 }
 
 fn stale(current: u64) -> ApiError {

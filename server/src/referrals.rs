@@ -15,22 +15,71 @@ use crate::error::{ApiError, ApiResult};
 use crate::practices::membership;
 use crate::state::{AppState, now};
 
+/// Bytes of an upload the server holds in memory before writing them to the
+/// store as one chunk (in its own short store call).
+pub const BLOB_CHUNK: usize = 256 * 1024;
+
 /// `POST /api/v1/blobs/{id}`: stores an encrypted attachment (raw bytes, at most 8 MiB).
-pub async fn put_blob(state: web::Data<AppState>, who: Authed, id: web::Path<BlobId>, mut body: web::Payload) -> ApiResult<HttpResponse> {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::new(ErrorCode::MalformedJson, format!("could not read the body: {e}")))?;
-        if bytes.len() + chunk.len() > MAX_BLOB {
+///
+/// The body is written to the store as it arrives, [`BLOB_CHUNK`] bytes per
+/// store call, so an upload holds neither the store nor more than one chunk
+/// of memory while its client sends. Every chunk counts towards the
+/// uploader's quota (`blob_quota_bytes`) at once: past it, `quota_exceeded`
+/// (507) and nothing of the upload is kept. The blob can be read and attached
+/// only once the whole body has arrived.
+pub async fn put_blob(state: web::Data<AppState>, who: Authed, id: web::Path<BlobId>, body: web::Payload) -> ApiResult<HttpResponse> {
+    let (id, owner) = (*id, who.user.id);
+    state.store.begin_blob(id, owner, now()).await?;
+    match stream_blob(&state, id, owner, body).await {
+        Ok(size) => Ok(HttpResponse::Created().json(BlobStored { id, size })),
+        Err(e) => {
+            // The upload failed midway: forget what arrived of it.
+            if let Err(cleanup) = state.store.discard_upload(id, owner).await {
+                tracing::warn!(error = %cleanup, "could not discard a failed upload; the sweep will");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Writes the body chunk by chunk to the upload begun for `id`; its size.
+async fn stream_blob(state: &AppState, id: BlobId, owner: UserId, mut body: web::Payload) -> ApiResult<u64> {
+    let quota = state.config.blob_quota_bytes;
+    let mut chunk = Vec::new();
+    let mut size = 0usize;
+    while let Some(part) = body.next().await {
+        let part = part.map_err(|e| ApiError::new(ErrorCode::MalformedJson, format!("could not read the body: {e}")))?;
+        size += part.len();
+        if size > MAX_BLOB {
             return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("an attachment is at most {MAX_BLOB} bytes")));
         }
-        bytes.extend_from_slice(&chunk);
+        chunk.extend_from_slice(&part);
+        while chunk.len() >= BLOB_CHUNK {
+            let rest = chunk.split_off(BLOB_CHUNK);
+            state.store.append_blob_chunk(id, owner, std::mem::replace(&mut chunk, rest), quota).await?;
+        }
     }
-    if bytes.is_empty() {
+    if size == 0 {
         return Err(ApiError::invalid("an attachment blob cannot be empty"));
     }
-    let size = bytes.len() as u64;
-    state.store.put_blob(*id, who.user.id, bytes, now()).await?;
-    Ok(HttpResponse::Created().json(BlobStored { id: *id, size }))
+    if !chunk.is_empty() {
+        state.store.append_blob_chunk(id, owner, chunk, quota).await?;
+    }
+    Ok(state.store.finish_blob(id, owner).await?)
+}
+
+/// The sweep of unattached blobs: removes every blob (and abandoned upload)
+/// that no referral took within `retention` (config `blob_unattached_secs`,
+/// a day by default) before `now`; returns how many. The server's periodic
+/// sweep calls it, e.g.
+/// `purge_unattached_blobs(&*state.store, Duration::from_secs(state.config.blob_unattached_secs), now())`.
+pub async fn purge_unattached_blobs(
+    store: &dyn handoff_store::Store,
+    retention: std::time::Duration,
+    now: handoff_protocol::UnixMillis,
+) -> Result<u64, handoff_store::ReferralError> {
+    let retention = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    store.purge_unattached_blobs(now.saturating_sub(retention)).await
 }
 
 async fn may_read_referral(state: &AppState, who: &Authed, r: ReferralId) -> ApiResult<handoff_store::ReferralRecord> {
@@ -53,8 +102,23 @@ pub async fn get_blob(state: web::Data<AppState>, who: Authed, id: web::Path<Blo
     if !allowed {
         return Err(ApiError::not_found("blob"));
     }
-    let bytes = state.store.blob_bytes(*id).await?.ok_or_else(|| ApiError::not_found("blob"))?;
-    Ok(HttpResponse::Ok().content_type("application/octet-stream").insert_header(("Cache-Control", "private, no-store")).body(bytes))
+    // Chunk by chunk, each its own store call, so a download holds the store no longer than an upload does.
+    let store = state.store.clone();
+    let (id, size) = (*id, meta.size);
+    let chunks = futures_util::stream::try_unfold(0u32, move |i| {
+        let store = store.clone();
+        async move {
+            match store.blob_chunk(id, i).await {
+                Ok(Some(bytes)) => Ok(Some((web::Bytes::from(bytes), i + 1))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(ApiError::from(e)),
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header(("Cache-Control", "private, no-store"))
+        .body(actix_web::body::SizedStream::new(size, chunks)))
 }
 
 fn parse_referral(body: &str) -> ApiResult<Referral> {

@@ -28,6 +28,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Key for deriving decoy salts for unknown emails.
     pub prelogin_secret: Arc<Vec<u8>>,
+    /// Open WebSockets per user, capped at `ws_sockets_per_user`.
+    pub sockets: Arc<crate::live::Sockets>,
 }
 
 impl std::fmt::Debug for AppState {

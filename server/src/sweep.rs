@@ -11,6 +11,8 @@
 //!   (a client retries a command within seconds or minutes, never days);
 //! - the record of sent mail (recipient, subject, times; the body is cleared
 //!   when it is sent) older than [`Config::sent_mail_retention_secs`];
+//! - attachment blobs (and abandoned uploads) that no referral took within
+//!   [`Config::blob_unattached_secs`] (they count towards the owner's quota);
 //! - in folder-mail mode (no SMTP), `.eml` files in `<data>/mail/` older
 //!   than [`Config::mail_folder_retention_secs`]: they hold invite links,
 //!   which are credentials.
@@ -41,6 +43,8 @@ pub struct Swept {
     pub idempotency: u64,
     /// Sent-mail records past their retention.
     pub sent_mail: u64,
+    /// Unattached blobs and abandoned uploads past their retention.
+    pub blobs: u64,
     /// `.eml` files in the mail folder past their retention.
     pub mail_files: u64,
 }
@@ -100,6 +104,10 @@ pub async fn sweep_once(store: &dyn Store, config: &Config, at: UnixMillis) -> S
         invites: logged("invites", store.purge_invites(at).await),
         idempotency: logged("idempotency", store.purge_idempotency(at.saturating_sub(secs(config.idempotency_retention_secs))).await),
         sent_mail: logged("sent mail", store.purge_sent_mail(at.saturating_sub(secs(config.sent_mail_retention_secs))).await),
+        blobs: logged(
+            "unattached blobs",
+            crate::referrals::purge_unattached_blobs(store, Duration::from_secs(config.blob_unattached_secs), at).await,
+        ),
         mail_files: match mail_folder(config) {
             Some(dir) => logged("mail folder", purge_mail_files(&dir, file_cutoff)),
             None => 0,

@@ -65,6 +65,11 @@ pub trait MlsStore: Send + Sync + 'static {
     async fn mls_welcome(&self, practice: PracticeId, user: UserId) -> Result<Option<(u64, Vec<u8>)>, MlsError>;
     /// Users in the practice's MLS group as the accepted entries declared it.
     async fn mls_roster(&self, practice: PracticeId) -> Result<Vec<UserId>, MlsError>;
+    /// Forgets the welcome addressed to `user` in `practice` if it was made at
+    /// or before `epoch` (the user's group is past it, so they have joined),
+    /// and drops the welcome's bytes from the log once nobody awaits them.
+    /// Returns whether a welcome was forgotten.
+    async fn forget_welcome(&self, practice: PracticeId, user: UserId, epoch: u64) -> Result<bool, MlsError>;
 }
 
 /// One accepted entry of a practice's MLS log.

@@ -25,9 +25,18 @@ pub enum ReferralError {
     /// A [`Commit`] attaches a blob that does not exist or is attached to another referral.
     #[error("not found: blob")]
     BlobUnavailable,
-    /// [`put_blob`](ReferralStore::put_blob) was given an id that exists.
+    /// [`put_blob`](ReferralStore::put_blob) or
+    /// [`begin_blob`](ReferralStore::begin_blob) was given an id that exists.
     #[error("already exists: blob")]
     BlobExists,
+    /// A chunk would take the owner's blobs (finished or still arriving) past
+    /// their quota; the chunk was not stored.
+    #[error("the owner's blob quota is used up")]
+    QuotaExceeded,
+    /// A chunk or the end of an upload names no upload in progress of that
+    /// owner (unknown id, another owner's blob, or a finished blob).
+    #[error("not found: upload")]
+    NoSuchUpload,
     /// The backend failed; nothing was changed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -66,6 +75,29 @@ pub trait ReferralStore: Send + Sync + 'static {
     async fn blob_meta(&self, id: BlobId) -> Result<Option<BlobRecord>, ReferralError>;
     /// A blob's bytes.
     async fn blob_bytes(&self, id: BlobId) -> Result<Option<Vec<u8>>, ReferralError>;
+
+    /// Starts a streamed upload: an empty, unfinished blob of `owner`, which
+    /// [`blob_meta`](ReferralStore::blob_meta) does not show and no commit can
+    /// attach until [`finish_blob`](ReferralStore::finish_blob).
+    /// [`ReferralError::BlobExists`] if the id exists.
+    async fn begin_blob(&self, id: BlobId, owner: UserId, now: UnixMillis) -> Result<(), ReferralError>;
+    /// Appends the next chunk to `owner`'s upload in progress, in its own short
+    /// transaction, and returns the upload's size so far. The chunk counts
+    /// towards the owner's quota at once: [`ReferralError::QuotaExceeded`] if
+    /// the owner's blobs would then hold more than `quota` bytes.
+    async fn append_blob_chunk(&self, id: BlobId, owner: UserId, bytes: Vec<u8>, quota: u64) -> Result<u64, ReferralError>;
+    /// Ends `owner`'s upload in progress and returns its size; from now on it
+    /// reads and attaches as any blob. [`ReferralError::NoSuchUpload`] if there is none.
+    async fn finish_blob(&self, id: BlobId, owner: UserId) -> Result<u64, ReferralError>;
+    /// Removes `owner`'s unfinished upload (an upload that failed midway), if there is one.
+    async fn discard_upload(&self, id: BlobId, owner: UserId) -> Result<(), ReferralError>;
+    /// Chunk `index` (from 0) of a finished blob; `None` past its last chunk.
+    async fn blob_chunk(&self, id: BlobId, index: u32) -> Result<Option<Vec<u8>>, ReferralError>;
+    /// Bytes of every blob `owner` holds, finished or still arriving.
+    async fn blob_usage(&self, owner: UserId) -> Result<u64, ReferralError>;
+    /// Removes every blob (and upload in progress) attached to no referral and
+    /// created before `older_than`; returns how many.
+    async fn purge_unattached_blobs(&self, older_than: UnixMillis) -> Result<u64, ReferralError>;
 }
 
 /// A stored referral: plaintext routing metadata plus the protocol JSON.

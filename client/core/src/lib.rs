@@ -260,8 +260,9 @@ impl Mls {
     }
 
     /// Fills the directory with the signing keys of the practice's members and
-    /// of group members who left (still leaves until removed).
-    async fn fill_directory<T: Transport>(&self, t: &T, practice: PracticeId) -> Result<(), T::Error> {
+    /// of group members who left (still leaves until removed), reading the log
+    /// only after epoch `after` (a member needs only the entries it processes).
+    async fn fill_directory<T: Transport>(&self, t: &T, practice: PracticeId, after: u64) -> Result<(), T::Error> {
         let members = t.call::<ListMembers>(&practice, &()).await?;
         let dir = self.ctx().directory.clone();
         for m in members.members {
@@ -270,7 +271,7 @@ impl Mls {
         let mut others = self.pending(t, practice).await?.remove;
         // Leaves of past epochs may belong to people who have since left: a
         // welcome's tree or an old commit can name them.
-        for e in self.log(t, practice, 0).await?.entries {
+        for e in self.log(t, practice, after).await?.entries {
             others.push(e.committer);
             others.extend(e.added);
             others.extend(e.removed);
@@ -355,7 +356,7 @@ impl Mls {
                     Err(e) if is::<T>(&e, ErrorCode::NotFound) => return Ok(SyncOutcome::Waiting),
                     Err(e) => return Err(e),
                 };
-                self.fill_directory(t, practice).await?;
+                self.fill_directory(t, practice, 0).await?;
                 let joined = user.join(practice, w.welcome.as_slice())?;
                 if let Some(entry) = log.entries.iter().find(|e| e.epoch == joined)
                     && let Err(e) = self.check_published_key::<T>(practice, &user, entry)
@@ -367,7 +368,7 @@ impl Mls {
                 continue;
             };
             if log.entries.iter().any(|e| e.commit.is_some()) {
-                self.fill_directory(t, practice).await?;
+                self.fill_directory(t, practice, epoch).await?;
             }
             let mut reload = false;
             let start = epoch;
@@ -500,8 +501,8 @@ impl Mls {
         if let Some(k) = self.cached_key(practice, epoch) {
             return Ok(k);
         }
-        let log = self.log(t, practice, 0).await?;
-        if log.epoch == 0 {
+        // A group member knows the practice has a group; only others need the log's head.
+        if self.user(who).epoch(practice)?.is_none() && self.log(t, practice, 0).await?.epoch == 0 {
             let k = self.grant_key(t, who, practice).await?;
             self.remember(practice, k.clone());
             return Ok(k);
@@ -510,7 +511,8 @@ impl Mls {
             SyncOutcome::Member(_) => {}
             other => return Err(T::protocol(format!("no key: not a group member ({other:?})"))),
         }
-        let log = self.log(t, practice, 0).await?;
+        // The entries from `epoch` on: the walk down the key-history chain needs no older ones.
+        let log = self.log(t, practice, epoch.saturating_sub(1)).await?;
         let mut k = self.user(who).epoch_key(practice)?;
         if epoch > k.epoch() {
             return Err(T::protocol(format!("epoch {epoch} is newer than the group's {}", k.epoch())));

@@ -42,6 +42,7 @@ impl ApiError {
                 "No verified specialist practice accepts this category in this region right now. Choose another region or category.".to_string()
             }
             ErrorCode::StaleKey => "A practice's key changed while you were sending. Please send again.".to_string(),
+            ErrorCode::QuotaExceeded => format!("Your account is full. {}", b.message),
             ErrorCode::Internal | ErrorCode::Unavailable => "The server could not do this just now. Nothing was changed; please try again.".to_string(),
             _ => b.message.clone(),
         };

@@ -48,6 +48,8 @@ fn main() -> anyhow::Result<()> {
     let kps: Vec<Vec<u8>> = members[1..].iter().map(|u| u.key_package()).collect::<Result<_, _>>()?;
     let pc = admin.commit(p, &kps, &[])?;
     admin.apply_pending(p)?;
+    // The largest messages a practice makes: everyone added in one commit (the server's MLS size limits are sized from these).
+    let (build_commit_bytes, build_welcome_bytes) = (pc.commit.len(), pc.welcome.as_ref().map_or(0, Vec::len));
     for u in &members[1..] {
         u.join(p, pc.welcome.as_deref().ok_or_else(|| anyhow::anyhow!("no welcome"))?)?;
     }
@@ -104,6 +106,8 @@ fn main() -> anyhow::Result<()> {
             "rounds": rounds,
             "cipher_suite": "CURVE25519_CHACHA",
             "build_group_ms": build_ms,
+            "build_group_commit_bytes": build_commit_bytes,
+            "build_group_welcome_bytes": build_welcome_bytes,
             "add_one": {
                 "commit_us": median(add_commit),
                 "process_us_per_member": median(add_process),
@@ -117,6 +121,7 @@ fn main() -> anyhow::Result<()> {
                 "commit_bytes": rm_bytes,
             },
             "member_state_bytes": state_bytes,
+            "admin_state_bytes": admin.store().to_bytes()?.len(),
         })
     );
     Ok(())

@@ -30,7 +30,9 @@
 //!   referral after a member's removal are sealed under item keys the removed
 //!   member cannot open), `security_accounts` (deleted practice ids are never
 //!   reused; registration reveals no account and cannot be squatted; invite
-//!   limits).
+//!   limits), `security_resources` (the bound on each account's resources:
+//!   blob quota and sweep, streamed uploads, sockets per user, the outgoing
+//!   queue in bytes, key packages, MLS message sizes, what an MLS sync reads).
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -55,4 +57,5 @@ mod security_csrf;
 mod security_items;
 mod security_limits;
 mod security_purge;
+mod security_resources;
 mod security_streams;

@@ -111,9 +111,16 @@ async fn one_sweep_deletes_exactly_what_is_past_its_retention() {
         store.enqueue_mail(NewMail { recipient: "y@example.org".into(), subject: "s".into(), body: "b".into(), now: 0 }).await.unwrap();
     store.mail_sent(recent, now - 999_000).await.unwrap();
     store.enqueue_mail(NewMail { recipient: "z@example.org".into(), subject: "s".into(), body: "b".into(), now: 0 }).await.unwrap();
+    // An upload nobody attached a day and more ago, and one from just now.
+    let blob = |n: u128| handoff_protocol::ws::BlobId(uuid::Uuid::from_u128(n));
+    for (n, at) in [(10, now - 86_400_001), (11, now - 1_000)] {
+        store.begin_blob(blob(n), a.id, at).await.unwrap();
+        store.append_blob_chunk(blob(n), a.id, vec![n as u8; 100], u64::MAX).await.unwrap();
+        store.finish_blob(blob(n), a.id).await.unwrap();
+    }
 
     let swept = sweep_once(&store, &config, now).await;
-    assert_eq!(swept, Swept { sessions: 1, registrations: 1, invites: 1, idempotency: 1, sent_mail: 1, mail_files: 0 });
+    assert_eq!(swept, Swept { sessions: 1, registrations: 1, invites: 1, idempotency: 1, sent_mail: 1, blobs: 1, mail_files: 0 });
     assert!(store.session(&[1; 32]).await.unwrap().is_none());
     assert!(store.session(&[2; 32]).await.unwrap().is_some());
     assert!(store.invite(&[3; 32]).await.unwrap().is_none());
@@ -122,6 +129,8 @@ async fn one_sweep_deletes_exactly_what_is_past_its_retention() {
     assert!(store.idem(a.id, idem(6).key).await.unwrap().is_some());
     assert!(store.confirm_registration(&[7; 32], handoff_protocol::UserId::from_bytes([7; 16]), now).await.is_err(), "purged");
     assert_eq!(store.due_mail(i64::MAX, 10).await.unwrap().len(), 1, "unsent mail stays queued");
+    assert!(store.blob_meta(blob(10)).await.unwrap().is_none(), "the old unattached blob is gone");
+    assert!(store.blob_meta(blob(11)).await.unwrap().is_some(), "a fresh upload stays");
     // A second pass at the same time finds nothing more.
     assert_eq!(sweep_once(&store, &config, now).await, Swept::default());
     assert!(store.confirm_registration(&[8; 32], handoff_protocol::UserId::from_bytes([8; 16]), now).await.is_ok(), "kept");

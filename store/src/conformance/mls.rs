@@ -93,6 +93,29 @@ suite! {
         assert_eq!(s.stream_head(StreamId::Practice(p.id)).await.unwrap(), 3);
     }
 
+    pub async fn a_welcome_is_forgotten_once_its_member_is_past_it(s: &dyn Store) {
+        let (a, b, c) = (user(1, "a@example.org"), user(2, "b@example.org"), user(3, "c@example.org"));
+        for u in [&a, &b, &c] {
+            s.create_user(u.clone()).await.unwrap();
+        }
+        let p = practice(1, a.id, PracticeKind::Specialist);
+        s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
+        s.mls_append(mls_entry(p.id, 1, a.id, vec![], vec![]), "{}".into()).await.unwrap();
+        s.mls_append(mls_entry(p.id, 2, a.id, vec![b.id, c.id], vec![]), "{}".into()).await.unwrap();
+        // Not past it yet: kept.
+        assert!(!s.forget_welcome(p.id, b.id, 1).await.unwrap());
+        assert!(s.mls_welcome(p.id, b.id).await.unwrap().is_some());
+        // B is past it: B's is forgotten, but C still awaits the same welcome, so its bytes stay.
+        assert!(s.forget_welcome(p.id, b.id, 2).await.unwrap());
+        assert_eq!(s.mls_welcome(p.id, b.id).await.unwrap(), None);
+        assert_eq!(s.mls_welcome(p.id, c.id).await.unwrap(), Some((2, vec![0xEE; 64])));
+        assert!(s.mls_log(p.id, 1, 1).await.unwrap()[0].welcome.is_some());
+        // Once C is past it too, the log no longer keeps it.
+        assert!(s.forget_welcome(p.id, c.id, 5).await.unwrap());
+        assert_eq!(s.mls_log(p.id, 1, 1).await.unwrap()[0].welcome, None);
+        assert!(!s.forget_welcome(p.id, c.id, 5).await.unwrap());
+    }
+
     pub async fn mls_log_goes_with_the_practice(s: &dyn Store) {
         let a = user(1, "a@example.org");
         s.create_user(a.clone()).await.unwrap();

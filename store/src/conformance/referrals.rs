@@ -141,6 +141,67 @@ suite! {
         assert_eq!(s.blob_meta(BlobId(uuid::Uuid::from_u128(78))).await.unwrap(), None);
     }
 
+    pub async fn an_upload_arrives_in_chunks_and_shows_only_when_finished(s: &dyn Store) {
+        let (a, from, to) = two_practices(s).await;
+        let blob = BlobId(uuid::Uuid::from_u128(90));
+        s.begin_blob(blob, a.id, 1).await.unwrap();
+        assert!(matches!(s.begin_blob(blob, a.id, 1).await, Err(ReferralError::BlobExists)));
+        assert_eq!(s.append_blob_chunk(blob, a.id, vec![1, 2], 100).await.unwrap(), 2);
+        assert_eq!(s.append_blob_chunk(blob, a.id, vec![3], 100).await.unwrap(), 3);
+        assert_eq!(s.blob_usage(a.id).await.unwrap(), 3, "an upload in progress counts at once");
+        assert_eq!(s.blob_meta(blob).await.unwrap(), None, "not a blob until finished");
+        assert_eq!(s.blob_chunk(blob, 0).await.unwrap(), None);
+        let r = referral(1, from.id, to.id, "x");
+        let early = s.commit(Commit { insert: Some(r.clone()), attach: vec![(blob, r.id)], now: 1, ..Default::default() }).await;
+        assert!(matches!(early, Err(ReferralError::BlobUnavailable)), "an unfinished upload cannot be attached");
+        let stranger = user(9, "stranger@example.org");
+        s.create_user(stranger.clone()).await.unwrap();
+        assert!(matches!(s.append_blob_chunk(blob, stranger.id, vec![9], 100).await, Err(ReferralError::NoSuchUpload)));
+        assert!(matches!(s.finish_blob(blob, stranger.id).await, Err(ReferralError::NoSuchUpload)));
+        assert_eq!(s.finish_blob(blob, a.id).await.unwrap(), 3);
+        assert!(matches!(s.append_blob_chunk(blob, a.id, vec![4], 100).await, Err(ReferralError::NoSuchUpload)), "finished");
+        assert_eq!(s.blob_meta(blob).await.unwrap().unwrap().size, 3);
+        assert_eq!(s.blob_chunk(blob, 0).await.unwrap(), Some(vec![1, 2]));
+        assert_eq!(s.blob_chunk(blob, 1).await.unwrap(), Some(vec![3]));
+        assert_eq!(s.blob_chunk(blob, 2).await.unwrap(), None);
+        assert_eq!(s.blob_bytes(blob).await.unwrap(), Some(vec![1, 2, 3]));
+        s.commit(Commit { insert: Some(r.clone()), attach: vec![(blob, r.id)], now: 1, ..Default::default() }).await.unwrap();
+    }
+
+    pub async fn a_chunk_past_the_quota_is_refused_and_discarding_frees_it(s: &dyn Store) {
+        let (a, _, _) = two_practices(s).await;
+        let (one, two) = (BlobId(uuid::Uuid::from_u128(91)), BlobId(uuid::Uuid::from_u128(92)));
+        s.put_blob(one, a.id, vec![0; 6], 1).await.unwrap();
+        s.begin_blob(two, a.id, 1).await.unwrap();
+        assert_eq!(s.append_blob_chunk(two, a.id, vec![0; 4], 10).await.unwrap(), 4);
+        assert!(matches!(s.append_blob_chunk(two, a.id, vec![0], 10).await, Err(ReferralError::QuotaExceeded)));
+        assert_eq!(s.blob_usage(a.id).await.unwrap(), 10, "the refused chunk was not stored");
+        s.discard_upload(two, a.id).await.unwrap();
+        assert_eq!(s.blob_usage(a.id).await.unwrap(), 6);
+        s.discard_upload(one, a.id).await.unwrap();
+        assert_eq!(s.blob_usage(a.id).await.unwrap(), 6, "a finished blob is not discarded");
+    }
+
+    pub async fn purging_removes_only_old_unattached_blobs(s: &dyn Store) {
+        let (a, from, to) = two_practices(s).await;
+        let (old, attached, fresh, half) =
+            (BlobId(uuid::Uuid::from_u128(93)), BlobId(uuid::Uuid::from_u128(94)), BlobId(uuid::Uuid::from_u128(95)), BlobId(uuid::Uuid::from_u128(96)));
+        s.put_blob(old, a.id, vec![1; 5], 100).await.unwrap();
+        s.put_blob(attached, a.id, vec![2; 5], 100).await.unwrap();
+        s.put_blob(fresh, a.id, vec![3; 5], 300).await.unwrap();
+        s.begin_blob(half, a.id, 100).await.unwrap();
+        s.append_blob_chunk(half, a.id, vec![4; 5], 1000).await.unwrap();
+        let r = referral(1, from.id, to.id, "x");
+        s.commit(Commit { insert: Some(r.clone()), attach: vec![(attached, r.id)], now: 1, ..Default::default() }).await.unwrap();
+        assert_eq!(s.purge_unattached_blobs(200).await.unwrap(), 2, "the old one and the abandoned upload");
+        assert_eq!(s.blob_meta(old).await.unwrap(), None);
+        assert_eq!(s.blob_bytes(old).await.unwrap(), None);
+        assert_eq!(s.blob_meta(attached).await.unwrap().unwrap().referral, Some(r.id));
+        assert_eq!(s.blob_bytes(fresh).await.unwrap(), Some(vec![3; 5]));
+        assert_eq!(s.blob_usage(a.id).await.unwrap(), 10);
+        assert_eq!(s.purge_unattached_blobs(200).await.unwrap(), 0);
+    }
+
     pub async fn deleting_one_side_keeps_the_other_sides_referrals(s: &dyn Store) {
         let (_, from, to) = two_practices(s).await;
         let r = referral(1, from.id, to.id, "arrhythmia");

@@ -248,4 +248,31 @@ impl MlsStore for SqliteStore {
         })
         .await
     }
+
+    async fn forget_welcome(&self, practice: PracticeId, user: UserId, epoch: u64) -> Result<bool, MlsError> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+            let p = practice.as_bytes().as_slice();
+            let made: Option<i64> = tx
+                .query_row(
+                    "DELETE FROM mls_welcomes WHERE practice_id = ?1 AND user_id = ?2 AND epoch <= ?3 RETURNING epoch",
+                    params![p, user.as_bytes().as_slice(), i64::try_from(epoch).unwrap_or(i64::MAX)],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            if let Some(made) = made {
+                // Nobody else awaits this welcome: its bytes go.
+                tx.execute(
+                    "UPDATE mls_log SET welcome = NULL WHERE practice_id = ?1 AND epoch = ?2 \
+                     AND NOT EXISTS (SELECT 1 FROM mls_welcomes WHERE practice_id = ?1 AND epoch = ?2)",
+                    params![p, made],
+                )
+                .map_err(db)?;
+            }
+            tx.commit().map_err(db)?;
+            Ok(made.is_some())
+        })
+        .await
+    }
 }

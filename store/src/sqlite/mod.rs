@@ -45,6 +45,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, sql: include_str!("../../../migrations/sqlite/0003_mls.sql") },
     Migration { version: 4, sql: include_str!("../../../migrations/sqlite/0004_accounts.sql") },
     Migration { version: 5, sql: include_str!("../../../migrations/sqlite/0005_rate_limits.sql") },
+    Migration { version: 6, sql: include_str!("../../../migrations/sqlite/0006_blob_chunks.sql") },
 ];
 
 /// The embedded store.

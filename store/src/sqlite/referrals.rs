@@ -63,7 +63,7 @@ impl ReferralStore for SqliteStore {
             for (blob, referral) in &cm.attach {
                 let n = tx
                     .execute(
-                        "UPDATE blobs SET referral = ?2 WHERE id = ?1 AND (referral IS NULL OR referral = ?2)",
+                        "UPDATE blobs SET referral = ?2 WHERE id = ?1 AND complete = 1 AND (referral IS NULL OR referral = ?2)",
                         [blob.as_bytes().as_slice(), referral.as_bytes().as_slice()],
                     )
                     .map_err(db)?;
@@ -180,11 +180,11 @@ impl ReferralStore for SqliteStore {
 
     async fn put_blob(&self, id: BlobId, owner: UserId, bytes: Vec<u8>, now: UnixMillis) -> Result<(), ReferralError> {
         self.run(move |c| {
-            c.execute(
-                "INSERT INTO blobs (id, owner, referral, bytes, created_at) VALUES (?1, ?2, NULL, ?3, ?4)",
-                params![id.as_bytes().as_slice(), owner.as_bytes().as_slice(), bytes, now],
-            )
-            .map_err(|e| if is_unique_violation(&e) { ReferralError::BlobExists } else { backend(e) })?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+            insert_blob(&tx, id, owner, bytes.len() as i64, true, now)?;
+            tx.execute("INSERT INTO blob_chunks (blob, idx, bytes) VALUES (?1, 0, ?2)", params![id.as_bytes().as_slice(), bytes])
+                .map_err(db)?;
+            tx.commit().map_err(db)?;
             Ok(())
         })
         .await
@@ -192,7 +192,7 @@ impl ReferralStore for SqliteStore {
 
     async fn blob_meta(&self, id: BlobId) -> Result<Option<BlobRecord>, ReferralError> {
         self.run(move |c| {
-            c.query_row("SELECT owner, referral, length(bytes) FROM blobs WHERE id = ?1", [id.as_bytes().as_slice()], |r| {
+            c.query_row("SELECT owner, referral, size FROM blobs WHERE id = ?1 AND complete = 1", [id.as_bytes().as_slice()], |r| {
                 let referral: Option<Vec<u8>> = r.get(1)?;
                 Ok(BlobRecord {
                     id,
@@ -209,10 +209,132 @@ impl ReferralStore for SqliteStore {
 
     async fn blob_bytes(&self, id: BlobId) -> Result<Option<Vec<u8>>, ReferralError> {
         self.run(move |c| {
-            c.query_row("SELECT bytes FROM blobs WHERE id = ?1", [id.as_bytes().as_slice()], |r| r.get(0)).optional().map_err(backend)
+            let key = id.as_bytes().as_slice();
+            let complete: Option<i64> =
+                c.query_row("SELECT 1 FROM blobs WHERE id = ?1 AND complete = 1", [key], |r| r.get(0)).optional().map_err(db)?;
+            if complete.is_none() {
+                return Ok(None);
+            }
+            let mut q = c.prepare_cached("SELECT bytes FROM blob_chunks WHERE blob = ?1 ORDER BY idx").map_err(db)?;
+            let mut out = Vec::new();
+            for chunk in q.query_map([key], |r| r.get::<_, Vec<u8>>(0)).map_err(db)? {
+                out.extend_from_slice(&chunk.map_err(db)?);
+            }
+            Ok(Some(out))
         })
         .await
     }
+
+    async fn begin_blob(&self, id: BlobId, owner: UserId, now: UnixMillis) -> Result<(), ReferralError> {
+        self.run(move |c| insert_blob(c, id, owner, 0, false, now)).await
+    }
+
+    async fn append_blob_chunk(&self, id: BlobId, owner: UserId, bytes: Vec<u8>, quota: u64) -> Result<u64, ReferralError> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+            let key = id.as_bytes().as_slice();
+            let size: i64 = tx
+                .query_row(
+                    "SELECT size FROM blobs WHERE id = ?1 AND owner = ?2 AND complete = 0",
+                    [key, owner.as_bytes().as_slice()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?
+                .ok_or(ReferralError::NoSuchUpload)?;
+            let used: i64 = tx
+                .query_row("SELECT coalesce(sum(size), 0) FROM blobs WHERE owner = ?1", [owner.as_bytes().as_slice()], |r| r.get(0))
+                .map_err(db)?;
+            let len = bytes.len() as u64;
+            if (used as u64).saturating_add(len) > quota {
+                return Err(ReferralError::QuotaExceeded);
+            }
+            let next: i64 = tx.query_row("SELECT count(*) FROM blob_chunks WHERE blob = ?1", [key], |r| r.get(0)).map_err(db)?;
+            tx.execute("INSERT INTO blob_chunks (blob, idx, bytes) VALUES (?1, ?2, ?3)", params![key, next, bytes]).map_err(db)?;
+            let size = size + len as i64;
+            tx.execute("UPDATE blobs SET size = ?2 WHERE id = ?1", params![key, size]).map_err(db)?;
+            tx.commit().map_err(db)?;
+            Ok(size as u64)
+        })
+        .await
+    }
+
+    async fn finish_blob(&self, id: BlobId, owner: UserId) -> Result<u64, ReferralError> {
+        self.run(move |c| {
+            let key = id.as_bytes().as_slice();
+            let size: i64 = c
+                .query_row(
+                    "UPDATE blobs SET complete = 1 WHERE id = ?1 AND owner = ?2 AND complete = 0 RETURNING size",
+                    [key, owner.as_bytes().as_slice()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?
+                .ok_or(ReferralError::NoSuchUpload)?;
+            Ok(size as u64)
+        })
+        .await
+    }
+
+    async fn discard_upload(&self, id: BlobId, owner: UserId) -> Result<(), ReferralError> {
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM blobs WHERE id = ?1 AND owner = ?2 AND complete = 0",
+                [id.as_bytes().as_slice(), owner.as_bytes().as_slice()],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn blob_chunk(&self, id: BlobId, index: u32) -> Result<Option<Vec<u8>>, ReferralError> {
+        self.run(move |c| {
+            c.query_row(
+                "SELECT k.bytes FROM blob_chunks k JOIN blobs b ON b.id = k.blob WHERE k.blob = ?1 AND k.idx = ?2 AND b.complete = 1",
+                params![id.as_bytes().as_slice(), index],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn blob_usage(&self, owner: UserId) -> Result<u64, ReferralError> {
+        self.run(move |c| {
+            c.query_row("SELECT coalesce(sum(size), 0) FROM blobs WHERE owner = ?1", [owner.as_bytes().as_slice()], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn purge_unattached_blobs(&self, older_than: UnixMillis) -> Result<u64, ReferralError> {
+        self.run(move |c| {
+            // Chunks go with their blob (ON DELETE CASCADE).
+            let n = c.execute("DELETE FROM blobs WHERE referral IS NULL AND created_at < ?1", [older_than]).map_err(db)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
+
+/// Inserts a blob's metadata row ([`ReferralError::BlobExists`] if the id exists).
+fn insert_blob(
+    c: &rusqlite::Connection,
+    id: BlobId,
+    owner: UserId,
+    size: i64,
+    complete: bool,
+    now: UnixMillis,
+) -> Result<(), ReferralError> {
+    c.execute(
+        "INSERT INTO blobs (id, owner, referral, size, complete, created_at) VALUES (?1, ?2, NULL, ?3, ?4, ?5)",
+        params![id.as_bytes().as_slice(), owner.as_bytes().as_slice(), size, complete, now],
+    )
+    .map_err(|e| if is_unique_violation(&e) { ReferralError::BlobExists } else { backend(e) })?;
+    Ok(())
 }
 
 const REFERRAL_COLS: &str =
