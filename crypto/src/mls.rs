@@ -20,6 +20,15 @@
 //!   under a key derived from the user's private keys ([`seal_state`]) so the
 //!   server can keep it for all of the user's browsers without reading it.
 //!
+//! - **Public handshakes.** Commits are sent as MLS `PublicMessage`s (this
+//!   crate builds mls-rs without its `private_message` feature, so mls-rs
+//!   cannot encrypt them), so the server can verify each one as an MLS
+//!   external observer; the group info a new group starts with carries the
+//!   ratchet tree for the same reason ([`MlsUser::group_info`]).
+//! - **Declared effect.** [`MlsUser::process`] refuses a commit whose real
+//!   committer, adds and removes are not what its log entry declares
+//!   ([`Declared`]), whatever the server accepted.
+//!
 //! Every operation loads the group from the store, acts, and writes it back,
 //! so a caller never holds an MLS object across calls.
 
@@ -28,13 +37,14 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use mls_rs::client_builder::MlsConfig;
 use mls_rs::error::{IntoAnyError, MlsError};
+use mls_rs::group::proposal::Proposal;
 use mls_rs::group::{CommitEffect, ReceivedMessage};
 use mls_rs::identity::basic::BasicCredential;
 use mls_rs::identity::{CredentialType, SigningIdentity};
 use mls_rs::mls_rs_codec::{MlsDecode, MlsEncode};
 use mls_rs::storage_provider::KeyPackageData;
 use mls_rs::time::MlsTime;
-use mls_rs::{CipherSuite, Client, ExtensionList, GroupStateStorage, IdentityProvider, KeyPackageStorage, MlsMessage};
+use mls_rs::{CipherSuite, Client, ExtensionList, GroupStateStorage, IdentityProvider, KeyPackageStorage, MlsMessage, WireFormat};
 use mls_rs_core::group::{EpochRecord, GroupState};
 use mls_rs_core::identity::MemberValidationContext;
 use mls_rs_crypto_rustcrypto::RustCryptoProvider;
@@ -409,6 +419,60 @@ pub struct PendingCommit {
     pub removed: Vec<UserId>,
 }
 
+impl PendingCommit {
+    /// What the log entry for this commit declares, when `committer` made it.
+    pub fn declared(&self, committer: UserId) -> Declared<'_> {
+        Declared { committer, added: &self.added, removed: &self.removed }
+    }
+}
+
+/// What a log entry says its commit does: [`MlsUser::process`] refuses a
+/// commit that does anything else.
+#[derive(Clone, Copy, Debug)]
+pub struct Declared<'a> {
+    /// The member the entry names as committer.
+    pub committer: UserId,
+    /// The users it says the commit adds.
+    pub added: &'a [UserId],
+    /// The users it says the commit removes.
+    pub removed: &'a [UserId],
+}
+
+fn sorted(v: &[UserId]) -> Vec<UserId> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+/// Compares what a commit really does (its committer and applied proposals,
+/// resolved against the roster before it) with what its entry declares.
+fn check_declared(
+    before: &HashMap<u32, UserId>,
+    committer: u32,
+    proposals: &[mls_rs::mls_rules::ProposalInfo<Proposal>],
+    declared: &Declared<'_>,
+) -> Result<(), CryptoError> {
+    let undeclared = |m: &str| CryptoError::Undeclared(m.to_string());
+    if before.get(&committer) != Some(&declared.committer) {
+        return Err(undeclared("it was signed by another member than the entry's committer"));
+    }
+    let (mut added, mut removed) = (Vec::new(), Vec::new());
+    for p in proposals {
+        match &p.proposal {
+            Proposal::Add(a) => added.push(identity_user(a.signing_identity()).ok_or_else(|| undeclared("it adds a non-user"))?),
+            Proposal::Remove(r) => removed.push(*before.get(&r.to_remove()).ok_or_else(|| undeclared("it removes an unknown leaf"))?),
+            _ => return Err(undeclared("it carries a proposal other than adding and removing members")),
+        }
+    }
+    if sorted(&added) != sorted(declared.added) {
+        return Err(undeclared("its real adds are not the declared ones"));
+    }
+    if sorted(&removed) != sorted(declared.removed) {
+        return Err(undeclared("its real removes are not the declared ones"));
+    }
+    Ok(())
+}
+
 /// What processing a commit did for us.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Processed {
@@ -564,22 +628,42 @@ impl MlsUser {
         g.write_to_storage().map_err(mls_err)
     }
 
-    /// Processes another member's commit from the DS log.
-    pub fn process(&self, practice: PracticeId, commit: &[u8]) -> Result<Processed, CryptoError> {
+    /// The group's `GroupInfo` message for our current epoch, with the
+    /// ratchet tree in its extension: what the server starts observing a
+    /// group from (the new group's, or a group it did not observe before).
+    /// Public: it holds no secret.
+    pub fn group_info(&self, practice: PracticeId) -> Result<Vec<u8>, CryptoError> {
+        let g = self.client().load_group(practice.as_bytes()).map_err(mls_err)?;
+        g.group_info_message(true).map_err(mls_err)?.to_bytes().map_err(mls_err)
+    }
+
+    /// Processes another member's commit from the DS log, if it does exactly
+    /// what its entry `declared` says ([`CryptoError::Undeclared`] otherwise,
+    /// and the state is left as it was): signed by the entry's committer, and
+    /// adding and removing exactly the declared users, nothing else.
+    pub fn process(&self, practice: PracticeId, commit: &[u8], declared: &Declared<'_>) -> Result<Processed, CryptoError> {
         let msg = MlsMessage::from_bytes(commit).map_err(|_| CryptoError::Malformed("MLS commit"))?;
+        if msg.wire_format() != WireFormat::PublicMessage {
+            return Err(CryptoError::Malformed("MLS commit (not a PublicMessage)"));
+        }
         let client = self.client();
         let mut g = client.load_group(practice.as_bytes()).map_err(mls_err)?;
         g.clear_pending_commit();
+        let before: HashMap<u32, UserId> =
+            g.roster().members_iter().filter_map(|m| identity_user(&m.signing_identity).map(|u| (m.index, u))).collect();
         match g.process_incoming_message(msg).map_err(mls_err)? {
             ReceivedMessage::Commit(d) => match d.effect {
-                CommitEffect::Removed { .. } => {
+                CommitEffect::Removed { new_epoch, .. } => {
+                    check_declared(&before, d.committer, &new_epoch.applied_proposals, declared)?;
                     self.store.forget_group(practice);
                     Ok(Processed::Removed)
                 }
-                _ => {
+                CommitEffect::NewEpoch(new_epoch) => {
+                    check_declared(&before, d.committer, &new_epoch.applied_proposals, declared)?;
                     g.write_to_storage().map_err(mls_err)?;
                     Ok(Processed::Advanced(handoff_epoch(g.current_epoch())))
                 }
+                CommitEffect::ReInit(_) => Err(CryptoError::Undeclared("it re-initialises the group".into())),
             },
             _ => Err(CryptoError::Malformed("MLS commit")),
         }

@@ -82,6 +82,15 @@ pub enum ErrorCode {
     StaleState,
     /// The server is starting or shutting down. 503.
     Unavailable,
+    /// A well-formed MLS commit that the delivery service refuses: its
+    /// signature does not verify against the group's public tree, it carries a
+    /// proposal other than adds and removes, or its real adds, removes or
+    /// committer differ from what the log entry declares. 422.
+    InvalidCommit,
+    /// The server does not observe this practice's MLS group yet (it predates
+    /// the server's checks): send the commit again with `group_info`, the group
+    /// info of the epoch the commit was made in. 409.
+    GroupInfoRequired,
 }
 
 impl ErrorCode {
@@ -106,6 +115,8 @@ impl ErrorCode {
             InviteInvalid => 410,
             Internal => 500,
             Unavailable => 503,
+            InvalidCommit => 422,
+            GroupInfoRequired => 409,
         }
     }
 
@@ -148,6 +159,8 @@ impl ErrorCode {
             WrongRecipient => "wrong_recipient",
             StaleState => "stale_state",
             Unavailable => "unavailable",
+            InvalidCommit => "invalid_commit",
+            GroupInfoRequired => "group_info_required",
         }
     }
 }

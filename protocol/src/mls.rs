@@ -1,8 +1,10 @@
 //! The MLS delivery service API (`/api/v1`): key packages, each practice's
 //! MLS log, welcomes and the per-user sealed MLS state.
 //!
-//! The server treats MLS messages as opaque bytes apart from the framing it
-//! checks (wire format, group id, epoch). Epochs here are Handoff epochs:
+//! The server is an MLS *external observer*: it keeps each group's public
+//! state (ratchet tree and group context, never a secret), verifies every
+//! commit against it (signature, proposals, the adds and removes the entry
+//! declares) and holds no key that opens anything. Epochs here are Handoff epochs:
 //! epoch 0 is a practice's original granted key; MLS epoch `m` is Handoff
 //! epoch `m + 1`. Log entry `e` is what produced epoch `e`: entry 1 is the
 //! group's creation (no commit), entry `e >= 2` carries the commit made in
@@ -68,9 +70,18 @@ pub struct PutMlsState {
 pub struct SubmitCommit {
     /// The new Handoff epoch.
     pub epoch: u64,
-    /// The MLS commit (absent only for epoch 1, the group's creation).
+    /// The MLS commit, sent as a `PublicMessage` so the server can verify it
+    /// (absent only for epoch 1, the group's creation).
     #[serde(default)]
     pub commit: Option<B64>,
+    /// A `GroupInfo` message carrying the ratchet tree (its extension), from
+    /// which the server starts observing the group. Required for epoch 1 (the
+    /// new group's own); with a commit, accepted only when the server does not
+    /// observe the group yet (a group created before it did: the group info of
+    /// the epoch the commit was made in; refused with `group_info_required`
+    /// until given, ignored otherwise).
+    #[serde(default)]
+    pub group_info: Option<B64>,
     /// The welcome for `added` (required when `added` is not empty).
     #[serde(default)]
     pub welcome: Option<B64>,

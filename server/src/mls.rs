@@ -1,13 +1,20 @@
 //! The MLS delivery service over HTTP: key packages, each practice's MLS log,
 //! welcomes and the per-user sealed MLS state.
 //!
-//! The server never decrypts MLS. It parses only the public framing of the
-//! messages it routes (with mls-rs's codec; the server links no MLS crypto
-//! provider and never `handoff-crypto`): a key package's credential must name
-//! the uploader and carry their account key; a commit must be a handshake
-//! message of this practice's group at the epoch it claims; a welcome must be
-//! a welcome. Everything else about a commit (who it adds and removes) is
-//! checked by every member's client when it processes the commit.
+//! The server never decrypts MLS and holds no group secret; it is an MLS
+//! external observer ([`crate::observer`]). A key package's credential must
+//! name the uploader and carry their account key; a welcome must be a
+//! welcome. A group's creation carries its group info, from which the server
+//! starts following the group's public state; every commit must be a
+//! `PublicMessage` of this practice's group at the epoch it claims, and the
+//! server processes it against that state: the committer's signature, the
+//! proposals (adds and removes only), every new leaf against its user's account
+//! key, and the commit's real adds, removes and committer against the entry's
+//! declared `added`, `removed` and the caller. The declared lists must follow
+//! the practice's membership (adds are members, removals are people who left).
+//! What no observer can check (the path secrets, the membership and
+//! confirmation tags) every member's client checks when it processes the
+//! commit, and compares the commit's effect with the entry again.
 //!
 //! Access: every practice-scoped route answers `not_found` to non-members, as
 //! the rest of the API does, so a removed member loses the log, welcomes and
@@ -23,6 +30,7 @@ use handoff_store::{MlsEntryRecord, MlsError};
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
+use crate::observer::{self, Keys, ObserveError};
 use crate::practices::membership;
 use crate::state::{AppState, now, sha256};
 use crate::validate;
@@ -76,6 +84,40 @@ fn check_commit(bytes: &[u8], practice: PracticeId, mls_epoch: u64) -> ApiResult
         ));
     }
     Ok(())
+}
+
+fn observe_error(e: ObserveError) -> ApiError {
+    match e {
+        ObserveError::Malformed(_) => ApiError::new(ErrorCode::MalformedMls, e.to_string()),
+        _ => ApiError::new(ErrorCode::InvalidCommit, e.to_string()),
+    }
+}
+
+/// Runs an observer step on the blocking pool (it verifies signatures and hashes the tree).
+async fn observe<T: Send + 'static>(f: impl FnOnce() -> Result<T, ObserveError> + Send + 'static) -> ApiResult<T> {
+    web::block(f).await.map_err(ApiError::internal)?.map_err(observe_error)
+}
+
+/// The account keys the observer accepts leaves for: the practice's members,
+/// and group members who have left it (their leaves are still in the tree
+/// until a commit removes them). Whom a commit may add is checked separately.
+async fn leaf_keys(state: &AppState, practice: PracticeId, roster: &[UserId]) -> ApiResult<Keys> {
+    let mut keys: Vec<(UserId, Vec<u8>)> = state.store.members(practice).await?.into_iter().map(|m| (m.user.id, m.user.sign_pub)).collect();
+    for u in roster {
+        if !keys.iter().any(|(k, _)| k == u)
+            && let Some(user) = state.store.user_by_id(*u).await?
+        {
+            keys.push((user.id, user.sign_pub));
+        }
+    }
+    Ok(Keys::new(keys))
+}
+
+fn same_users(a: &[UserId], b: &[UserId]) -> bool {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort();
+    b.sort();
+    a == b
 }
 
 fn check_welcome(bytes: &[u8]) -> ApiResult<()> {
@@ -218,6 +260,7 @@ pub async fn submit(
         return Err(stale(current));
     }
     let roster = state.store.mls_roster(p.id).await?;
+    let public_state;
     if b.epoch == 1 {
         // Creating the group (also how a pre-MLS practice moves onto MLS):
         // only a holder of the epoch-0 key can link epoch 1 back to it.
@@ -227,6 +270,15 @@ pub async fn submit(
         if state.store.grant(p.id, who.user.id, 0).await?.is_none() {
             return Err(ApiError::forbidden("only a holder of the practice's epoch-0 key can create its MLS group"));
         }
+        // The new group's public state: its creator alone, at MLS epoch 0.
+        let info = b.group_info.as_ref().ok_or_else(|| ApiError::invalid("group_info: required to create the group"))?.0.clone();
+        let keys = leaf_keys(&state, p.id, &[]).await?;
+        let pid = p.id;
+        let started = observe(move || observer::start(&info, pid, 0, keys)).await?;
+        if started.roster != [who.user.id] {
+            return Err(ApiError::new(ErrorCode::InvalidCommit, "a new group must have its creator as its only member"));
+        }
+        public_state = started.snapshot;
     } else {
         if !roster.contains(&who.user.id) {
             return Err(ApiError::new(ErrorCode::NotMember, "you are not in this practice's MLS group yet; wait for a member to add you"));
@@ -268,6 +320,41 @@ pub async fn submit(
             (None, true) => {}
             _ => return Err(ApiError::invalid("welcome: required exactly when the commit adds members")),
         }
+        // Observe the commit: it must verify against the group's public state
+        // and do exactly what the entry declares.
+        let keys = leaf_keys(&state, p.id, &roster).await?;
+        let before = match state.store.mls_public_state(p.id).await? {
+            Some((epoch, snapshot)) if epoch == current => snapshot,
+            Some(_) => return Err(stale(state.store.mls_epoch(p.id).await?)),
+            None => {
+                // A group created before the server observed groups: start from the
+                // group info of the commit's epoch, which must hold exactly the roster.
+                let info = b.group_info.as_ref().ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::GroupInfoRequired,
+                        "the server does not observe this group yet: send the commit again with the group info of its epoch",
+                    )
+                })?;
+                let (info, pid, keys, mls_epoch) = (info.0.clone(), p.id, keys.clone(), b.epoch - 2);
+                let started = observe(move || observer::start(&info, pid, mls_epoch, keys)).await?;
+                if !same_users(&started.roster, &roster) {
+                    return Err(ApiError::new(ErrorCode::InvalidCommit, "the group info's members are not the group's"));
+                }
+                started.snapshot
+            }
+        };
+        let c = commit.0.clone();
+        let applied = observe(move || observer::apply(&before, &c, keys)).await?;
+        if applied.committer != who.user.id {
+            return Err(ApiError::new(ErrorCode::InvalidCommit, "the commit is signed by another member than you"));
+        }
+        if !same_users(&applied.added, &b.added) || !same_users(&applied.removed, &b.removed) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidCommit,
+                "the commit's real adds and removes are not the entry's declared added and removed",
+            ));
+        }
+        public_state = applied.snapshot;
     }
     let entry = MlsEntryRecord {
         practice_id: p.id,
@@ -281,7 +368,7 @@ pub async fn submit(
         history: b.history.0,
         created_at: now(),
     };
-    match handoff_actors::mls::append(&state.hub, entry.clone()).await {
+    match handoff_actors::mls::append(&state.hub, entry.clone(), public_state).await {
         Ok(_) => {
             tracing::info!(practice = %p.id, epoch = entry.epoch, by = %who.user.id, "MLS epoch accepted");
             Ok(HttpResponse::Created().json(entry_view(entry)))

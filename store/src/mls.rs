@@ -55,8 +55,15 @@ pub trait MlsStore: Send + Sync + 'static {
     /// Appends an entry if its epoch is the practice's current epoch + 1
     /// ([`MlsError::StaleEpoch`] otherwise), in one transaction with: the
     /// welcomes of the added users, the roster update, the practice's current
-    /// key epoch and public key, and `event` appended to the practice's stream.
-    async fn mls_append(&self, e: MlsEntryRecord, event: String) -> Result<StoredEvent, MlsError>;
+    /// key epoch and public key, the group's public state after the entry
+    /// (`public_state`, which replaces the one [`mls_public_state`](MlsStore::mls_public_state)
+    /// gives, at the entry's epoch), and `event` appended to the practice's stream.
+    async fn mls_append(&self, e: MlsEntryRecord, public_state: Vec<u8>, event: String) -> Result<StoredEvent, MlsError>;
+    /// The public state of the practice's MLS group as the server observes it
+    /// (an MLS external observer's snapshot: no secret) and the Handoff epoch
+    /// it is at; `None` for a group the server has not observed (none yet, or
+    /// one created before the server observed groups).
+    async fn mls_public_state(&self, practice: PracticeId) -> Result<Option<(u64, Vec<u8>)>, MlsError>;
     /// The practice's current MLS epoch (0 before its group exists).
     async fn mls_epoch(&self, practice: PracticeId) -> Result<u64, MlsError>;
     /// Entries with epoch > `after`, oldest first.

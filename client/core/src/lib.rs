@@ -22,7 +22,11 @@
 //! Every leaf is checked against the server's user directory (user id →
 //! account signing key) before the group accepts it, and every epoch's
 //! published public key against the group's own key and its committer's
-//! signature.
+//! signature. Every commit must do exactly what its log entry declares
+//! (committer, adds, removes: checked by `handoff_crypto::mls::MlsUser::process`),
+//! and what it declares must follow the practice's roster ([`follows_roster`]):
+//! a member cannot silently cut a colleague out of the key group, nor add
+//! someone hidden, even past a server that let it through.
 //!
 //! One engine call at a time per client: two interleaved syncs would process
 //! the same commit twice. The web client serialises its calls with an async
@@ -38,7 +42,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use handoff_crypto::keys::UserSecrets;
-use handoff_crypto::mls::{Directory, MlsStore, MlsUser, Processed, key_package_owner, open_state, seal_state};
+use handoff_crypto::mls::{Declared, Directory, MlsStore, MlsUser, Processed, key_package_owner, open_state, seal_state};
 use handoff_crypto::practice::verify_practice_public_key;
 use handoff_crypto::{CryptoError, PracticeKey};
 use handoff_protocol::api::{
@@ -112,6 +116,27 @@ fn key32<T: Transport>(b: &B64) -> Result<[u8; 32], T::Error> {
 
 fn is<T: Transport>(e: &T::Error, code: ErrorCode) -> bool {
     T::code(e) == Some(code)
+}
+
+/// Whether a log entry's declared adds and removes follow the practice's
+/// membership, as `members` (the practice's current members) and the entries
+/// after it (`later`) show it: everyone it adds is a member of the practice
+/// (or was removed by a later entry, having left since), and everyone it
+/// removes has left the practice (or was added again by a later entry). The
+/// practice's membership leads; a commit that cuts out a current colleague or
+/// adds an outsider is refused. Returns why not, if not.
+pub fn follows_roster(entry: &MlsLogEntry, later: &[MlsLogEntry], members: &[UserId]) -> Result<(), String> {
+    for u in &entry.added {
+        if !members.contains(u) && !later.iter().any(|l| l.epoch > entry.epoch && l.removed.contains(u)) {
+            return Err(format!("epoch {} adds {u}, who is not a member of the practice", entry.epoch));
+        }
+    }
+    for u in &entry.removed {
+        if members.contains(u) && !later.iter().any(|l| l.epoch > entry.epoch && l.added.contains(u)) {
+            return Err(format!("epoch {} removes {u}, who is still a member of the practice", entry.epoch));
+        }
+    }
+    Ok(())
 }
 
 impl Mls {
@@ -260,12 +285,15 @@ impl Mls {
     }
 
     /// Fills the directory with the signing keys of the practice's members and
-    /// of group members who left (still leaves until removed).
-    async fn fill_directory<T: Transport>(&self, t: &T, practice: PracticeId) -> Result<(), T::Error> {
+    /// of group members who left (still leaves until removed). Returns the
+    /// practice's members.
+    async fn fill_directory<T: Transport>(&self, t: &T, practice: PracticeId) -> Result<Vec<UserId>, T::Error> {
         let members = t.call::<ListMembers>(&practice, &()).await?;
         let dir = self.ctx().directory.clone();
+        let mut ids = Vec::with_capacity(members.members.len());
         for m in members.members {
             dir.insert(m.user_id, key32::<T>(&m.sign_pub)?);
+            ids.push(m.user_id);
         }
         let mut others = self.pending(t, practice).await?.remove;
         // Leaves of past epochs may belong to people who have since left: a
@@ -280,7 +308,7 @@ impl Mls {
                 dir.insert(u, self.sign_pub(t, u).await?);
             }
         }
-        Ok(())
+        Ok(ids)
     }
 
     fn signed_public_key(practice: PracticeId, who: Who<'_>, k: &PracticeKey) -> PracticePublicKey {
@@ -329,6 +357,8 @@ impl Mls {
                     let entry = SubmitCommit {
                         epoch: 1,
                         commit: None,
+                        // The server observes the group from its creation on.
+                        group_info: Some(B64(user.group_info(practice)?)),
                         welcome: None,
                         added: vec![],
                         removed: vec![],
@@ -366,9 +396,7 @@ impl Mls {
                 self.save_or_reload(t, who).await?;
                 continue;
             };
-            if log.entries.iter().any(|e| e.commit.is_some()) {
-                self.fill_directory(t, practice).await?;
-            }
+            let members = if log.entries.iter().any(|e| e.commit.is_some()) { self.fill_directory(t, practice).await? } else { vec![] };
             let mut reload = false;
             let start = epoch;
             for entry in log.entries.iter().filter(|e| e.epoch > start) {
@@ -378,8 +406,10 @@ impl Mls {
                     break;
                 }
                 let commit = entry.commit.as_ref().ok_or_else(|| T::protocol("log entry without a commit".into()))?;
+                follows_roster(entry, &log.entries, &members).map_err(T::protocol)?;
                 let before = MlsStore::from_bytes(&user.store().to_bytes()?)?;
-                match user.process(practice, commit.as_slice())? {
+                let declared = Declared { committer: entry.committer, added: &entry.added, removed: &entry.removed };
+                match user.process(practice, commit.as_slice(), &declared)? {
                     Processed::Advanced(e) => {
                         if let Err(err) = self.check_published_key::<T>(practice, &user, entry) {
                             // Stay before the bad epoch: do not adopt a group state whose key was misreported.
@@ -466,19 +496,28 @@ impl Mls {
         }
         let before = MlsStore::from_bytes(&user.store().to_bytes()?)?;
         let prev = user.epoch_key(practice)?;
+        // The group info of the epoch the commit is made in, in case the server
+        // does not observe the group yet (one created before it did).
+        let info = user.group_info(practice)?;
         let pc = user.commit(practice, key_packages, remove)?;
         let epoch = user.apply_pending(practice)?;
         let k = user.epoch_key(practice)?;
-        let entry = SubmitCommit {
+        let mut entry = SubmitCommit {
             epoch,
             commit: Some(B64(pc.commit)),
+            group_info: None,
             welcome: pc.welcome.map(B64),
             added: pc.added,
             removed: pc.removed,
             public_key: Self::signed_public_key(practice, who, &k),
             history: B64(k.history_link(practice, &prev)?),
         };
-        match self.submit(t, practice, &entry).await {
+        let mut submitted = self.submit(t, practice, &entry).await;
+        if matches!(&submitted, Err(e) if is::<T>(e, ErrorCode::GroupInfoRequired)) {
+            entry.group_info = Some(B64(info));
+            submitted = self.submit(t, practice, &entry).await;
+        }
+        match submitted {
             Ok(_) => {
                 self.remember(practice, prev);
                 self.remember(practice, k);
@@ -532,5 +571,52 @@ impl Mls {
                 .ok_or_else(|| T::protocol(format!("no log entry for epoch {}", k.epoch())))?;
             k = k.open_history_link(practice, entry.history.as_slice())?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(n: u8) -> UserId {
+        UserId::from_bytes([n; 16])
+    }
+
+    fn entry(epoch: u64, added: Vec<UserId>, removed: Vec<UserId>) -> MlsLogEntry {
+        MlsLogEntry {
+            epoch,
+            committer: u(1),
+            commit: Some(B64(vec![1])),
+            added,
+            removed,
+            public_key: PracticePublicKey { epoch, hpke_pub: B64(vec![0; 32]), signer: u(1), signature: B64(vec![0; 64]) },
+            history: B64(vec![0; 72]),
+            at: 0,
+        }
+    }
+
+    #[test]
+    fn a_commit_removing_a_current_colleague_or_adding_an_outsider_does_not_follow_the_roster() {
+        let members = [u(1), u(2), u(3)];
+        // Removing Carol (3), who is still in the practice.
+        assert!(follows_roster(&entry(3, vec![], vec![u(3)]), &[], &members).is_err());
+        // Adding Eve (5), who is not.
+        assert!(follows_roster(&entry(3, vec![u(5)], vec![]), &[], &members).is_err());
+        // Adding a member and removing someone who left.
+        assert!(follows_roster(&entry(3, vec![u(2)], vec![u(4)]), &[], &members).is_ok());
+    }
+
+    #[test]
+    fn later_entries_explain_membership_that_changed_since() {
+        let members = [u(1), u(2)];
+        // Dave (4) was added at epoch 3 and has left since: epoch 5 removed him.
+        let later = [entry(5, vec![], vec![u(4)])];
+        assert!(follows_roster(&entry(3, vec![u(4)], vec![]), &later, &members).is_ok());
+        // Bob (2) was removed at epoch 3 and rejoined: epoch 5 added him again.
+        let later = [entry(5, vec![u(2)], vec![])];
+        assert!(follows_roster(&entry(3, vec![], vec![u(2)]), &later, &members).is_ok());
+        // An earlier entry explains nothing.
+        let earlier = [entry(2, vec![], vec![u(4)])];
+        assert!(follows_roster(&entry(3, vec![u(4)], vec![]), &earlier, &members).is_err());
     }
 }

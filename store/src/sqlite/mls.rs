@@ -108,7 +108,7 @@ impl MlsStore for SqliteStore {
         .await
     }
 
-    async fn mls_append(&self, e: MlsEntryRecord, event: String) -> Result<StoredEvent, MlsError> {
+    async fn mls_append(&self, e: MlsEntryRecord, public_state: Vec<u8>, event: String) -> Result<StoredEvent, MlsError> {
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             let p = e.practice_id.as_bytes().as_slice();
@@ -166,6 +166,12 @@ impl MlsStore for SqliteStore {
                 )
                 .map_err(db)?;
             changed(n, MlsError::NoSuchPractice)?;
+            tx.execute(
+                "INSERT INTO mls_public_state (practice_id, epoch, snapshot) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (practice_id) DO UPDATE SET epoch = excluded.epoch, snapshot = excluded.snapshot",
+                params![p, e.epoch as i64, public_state],
+            )
+            .map_err(db)?;
             let stream = StreamId::Practice(e.practice_id);
             let key = stream.to_string();
             let seq: i64 =
@@ -245,6 +251,17 @@ impl MlsStore for SqliteStore {
             let mut st = c.prepare("SELECT user_id FROM mls_roster WHERE practice_id = ?1 ORDER BY user_id").map_err(db)?;
             let rows = st.query_map([practice.as_bytes().as_slice()], |r| Ok(UserId(uuid_of(r.get(0)?)?))).map_err(db)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn mls_public_state(&self, practice: PracticeId) -> Result<Option<(u64, Vec<u8>)>, MlsError> {
+        self.run(move |c| {
+            c.query_row("SELECT epoch, snapshot FROM mls_public_state WHERE practice_id = ?1", [practice.as_bytes().as_slice()], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })
+            .optional()
+            .map_err(backend)
         })
         .await
     }

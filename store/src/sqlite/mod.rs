@@ -42,6 +42,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../../../migrations/sqlite/0001_init.sql") },
     Migration { version: 2, sql: include_str!("../../../migrations/sqlite/0002_referrals.sql") },
     Migration { version: 3, sql: include_str!("../../../migrations/sqlite/0003_mls.sql") },
+    Migration { version: 7, sql: include_str!("../../../migrations/sqlite/0007_mls_observer.sql") },
 ];
 
 /// The embedded store.
