@@ -50,6 +50,7 @@ use mls_rs_core::identity::MemberValidationContext;
 use mls_rs_crypto_rustcrypto::RustCryptoProvider;
 use zeroize::{Zeroize, Zeroizing};
 
+use handoff_protocol::mls::mls_group_id;
 use handoff_protocol::{PracticeId, UserId};
 
 use crate::keys::UserSecrets;
@@ -69,7 +70,7 @@ fn mls_err(e: MlsError) -> CryptoError {
     CryptoError::Mls(e.to_string())
 }
 
-/// Handoff epoch of an MLS epoch.
+/// Handoff epoch of an MLS epoch of a practice's first group (generation 0).
 pub fn handoff_epoch(mls_epoch: u64) -> u64 {
     mls_epoch + 1
 }
@@ -175,6 +176,9 @@ struct GroupEntry {
 struct StoreInner {
     groups: BTreeMap<Vec<u8>, GroupEntry>,
     key_packages: BTreeMap<Vec<u8>, Zeroizing<Vec<u8>>>,
+    /// Practice id → (generation, base) of the practice's current group, for
+    /// practices re-initialised at least once (absent: generation 0, base 1).
+    generations: BTreeMap<Vec<u8>, (u32, u64)>,
 }
 
 /// One user's whole MLS state (groups and key-package secrets), in memory,
@@ -194,7 +198,9 @@ impl std::fmt::Debug for MlsStore {
 pub struct StoreUnavailable;
 impl IntoAnyError for StoreUnavailable {}
 
-const STATE_MAGIC: &[u8] = b"HMLS1";
+const STATE_MAGIC: &[u8] = b"HMLS2";
+/// The format before group generations (read, never written).
+const STATE_MAGIC_V1: &[u8] = b"HMLS1";
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as u32).to_be_bytes());
@@ -253,15 +259,23 @@ impl MlsStore {
             put_bytes(&mut out, id);
             put_bytes(&mut out, d);
         }
+        out.extend_from_slice(&(s.generations.len() as u32).to_be_bytes());
+        for (id, (generation, base)) in &s.generations {
+            put_bytes(&mut out, id);
+            out.extend_from_slice(&generation.to_be_bytes());
+            out.extend_from_slice(&base.to_be_bytes());
+        }
         Ok(out)
     }
 
     /// Reads bytes made by [`to_bytes`](Self::to_bytes).
     pub fn from_bytes(b: &[u8]) -> Result<Self, CryptoError> {
         let mut r = Reader(b);
-        if r.take(STATE_MAGIC.len())? != STATE_MAGIC {
-            return Err(CryptoError::Malformed("MLS state"));
-        }
+        let v2 = match r.take(STATE_MAGIC.len())? {
+            m if m == STATE_MAGIC => true,
+            m if m == STATE_MAGIC_V1 => false,
+            _ => return Err(CryptoError::Malformed("MLS state")),
+        };
         let mut inner = StoreInner::default();
         for _ in 0..r.u32()? {
             let id = r.bytes()?;
@@ -276,6 +290,13 @@ impl MlsStore {
         for _ in 0..r.u32()? {
             let id = r.bytes()?;
             inner.key_packages.insert(id, Zeroizing::new(r.bytes()?));
+        }
+        if v2 {
+            for _ in 0..r.u32()? {
+                let id = r.bytes()?;
+                let generation = r.u32()?;
+                inner.generations.insert(id, (generation, r.u64()?));
+            }
         }
         if !r.0.is_empty() {
             return Err(CryptoError::Malformed("MLS state"));
@@ -299,15 +320,35 @@ impl MlsStore {
         self.lock().map(|s| s.key_packages.len()).unwrap_or(0)
     }
 
+    /// The generation of `practice`'s current group and its base: the Handoff
+    /// epoch of the group's MLS epoch 0 (generation 0 and base 1 for a practice
+    /// never re-initialised).
+    pub fn generation(&self, practice: PracticeId) -> (u32, u64) {
+        self.lock().ok().and_then(|s| s.generations.get(practice.as_bytes().as_slice()).copied()).unwrap_or((0, 1))
+    }
+
+    fn set_generation(&self, practice: PracticeId, generation: u32, base: u64) {
+        if let Ok(mut s) = self.lock() {
+            s.generations.insert(practice.as_bytes().to_vec(), (generation, base));
+        }
+    }
+
+    /// The MLS group id of `practice`'s current group.
+    fn group_id(&self, practice: PracticeId) -> Vec<u8> {
+        mls_group_id(practice, self.generation(practice).0)
+    }
+
     /// Whether a group for `practice` is present.
     pub fn has_group(&self, practice: PracticeId) -> bool {
-        self.lock().map(|s| s.groups.contains_key(practice.as_bytes().as_slice())).unwrap_or(false)
+        let id = self.group_id(practice);
+        self.lock().map(|s| s.groups.contains_key(&id)).unwrap_or(false)
     }
 
     /// Drops a group (after removal from the practice).
     pub fn forget_group(&self, practice: PracticeId) {
+        let id = self.group_id(practice);
         if let Ok(mut s) = self.lock() {
-            s.groups.remove(practice.as_bytes().as_slice());
+            s.groups.remove(&id);
         }
     }
 }
@@ -515,6 +556,15 @@ impl MlsUser {
             .build()
     }
 
+    fn group_id(&self, practice: PracticeId) -> Vec<u8> {
+        self.store.group_id(practice)
+    }
+
+    /// The Handoff epoch of MLS epoch `mls_epoch` of `practice`'s current group.
+    fn handoff_epoch(&self, practice: PracticeId, mls_epoch: u64) -> u64 {
+        self.store.generation(practice).1 + mls_epoch
+    }
+
     /// A fresh key package (its secret stays in the state). Publish it; the
     /// server hands each out at most once.
     pub fn key_package(&self) -> Result<Vec<u8>, CryptoError> {
@@ -524,31 +574,53 @@ impl MlsUser {
 
     /// Creates the practice's group with us as its only member (MLS epoch 0, Handoff epoch 1).
     pub fn create_group(&self, practice: PracticeId) -> Result<u64, CryptoError> {
+        self.create_generation(practice, 0, 1)
+    }
+
+    /// Creates the practice's group of `generation` (a re-initialisation's new
+    /// group for `generation > 0`) with us as its only member; its MLS epoch 0
+    /// is Handoff epoch `base`. It becomes the practice's current group.
+    pub fn create_generation(&self, practice: PracticeId, generation: u32, base: u64) -> Result<u64, CryptoError> {
         let mut g = self
             .client()
-            .create_group_with_id(practice.as_bytes().to_vec(), ExtensionList::default(), ExtensionList::default(), None)
+            .create_group_with_id(mls_group_id(practice, generation), ExtensionList::default(), ExtensionList::default(), None)
             .map_err(mls_err)?;
         g.write_to_storage().map_err(mls_err)?;
-        Ok(handoff_epoch(g.current_epoch()))
+        self.store.set_generation(practice, generation, base);
+        Ok(base + g.current_epoch())
     }
 
     /// Joins from a welcome addressed to us. Refuses a welcome for another
     /// group, or one we cannot open (not made for our key packages).
     pub fn join(&self, practice: PracticeId, welcome: &[u8]) -> Result<u64, CryptoError> {
+        self.join_generation(practice, welcome, 0, 1)
+    }
+
+    /// Joins the practice's group of `generation` (whose MLS epoch 0 is Handoff
+    /// epoch `base`) from a welcome addressed to us; it becomes the practice's
+    /// current group. Refuses a welcome for another group or generation.
+    pub fn join_generation(&self, practice: PracticeId, welcome: &[u8], generation: u32, base: u64) -> Result<u64, CryptoError> {
         let msg = MlsMessage::from_bytes(welcome).map_err(|_| CryptoError::Malformed("MLS welcome"))?;
         let client = self.client();
         let (mut g, _) = client.join_group(None, &msg, None).map_err(mls_err)?;
-        if g.group_id() != practice.as_bytes().as_slice() {
-            return Err(CryptoError::Mls("the welcome is for another practice".into()));
+        if g.group_id() != mls_group_id(practice, generation).as_slice() {
+            return Err(CryptoError::Mls("the welcome is for another practice or group generation".into()));
         }
         g.write_to_storage().map_err(mls_err)?;
-        Ok(handoff_epoch(g.current_epoch()))
+        self.store.set_generation(practice, generation, base);
+        Ok(base + g.current_epoch())
+    }
+
+    /// The generation of the practice's current group in our state and its
+    /// base (see [`MlsStore::generation`]).
+    pub fn generation(&self, practice: PracticeId) -> (u32, u64) {
+        self.store.generation(practice)
     }
 
     /// Our current Handoff epoch in the practice's group, if we have the group.
     pub fn epoch(&self, practice: PracticeId) -> Result<Option<u64>, CryptoError> {
-        match self.client().load_group(practice.as_bytes()) {
-            Ok(g) => Ok(Some(handoff_epoch(g.current_epoch()))),
+        match self.client().load_group(&self.group_id(practice)) {
+            Ok(g) => Ok(Some(self.handoff_epoch(practice, g.current_epoch()))),
             Err(MlsError::GroupNotFound) => Ok(None),
             Err(e) => Err(mls_err(e)),
         }
@@ -556,14 +628,14 @@ impl MlsUser {
 
     /// The group's members (user ids) in our current view.
     pub fn members(&self, practice: PracticeId) -> Result<Vec<UserId>, CryptoError> {
-        let g = self.client().load_group(practice.as_bytes()).map_err(mls_err)?;
+        let g = self.client().load_group(&self.group_id(practice)).map_err(mls_err)?;
         Ok(g.roster().members_iter().filter_map(|m| identity_user(&m.signing_identity)).collect())
     }
 
     /// The practice key of our current epoch.
     pub fn epoch_key(&self, practice: PracticeId) -> Result<PracticeKey, CryptoError> {
-        let g = self.client().load_group(practice.as_bytes()).map_err(mls_err)?;
-        let e = handoff_epoch(g.current_epoch());
+        let g = self.client().load_group(&self.group_id(practice)).map_err(mls_err)?;
+        let e = self.handoff_epoch(practice, g.current_epoch());
         let secret = g.export_secret(EXPORTER_LABEL, &e.to_be_bytes(), 32).map_err(mls_err)?;
         let raw: [u8; 32] = secret.as_bytes().try_into().map_err(|_| CryptoError::Malformed("exported secret"))?;
         Ok(PracticeKey::from_raw(raw, e))
@@ -576,7 +648,7 @@ impl MlsUser {
     /// it with [`discard_pending`](Self::discard_pending).
     pub fn commit(&self, practice: PracticeId, key_packages: &[Vec<u8>], remove: &[UserId]) -> Result<PendingCommit, CryptoError> {
         let client = self.client();
-        let mut g = client.load_group(practice.as_bytes()).map_err(mls_err)?;
+        let mut g = client.load_group(&self.group_id(practice)).map_err(mls_err)?;
         g.clear_pending_commit();
         let mut removed = Vec::new();
         let mut indexes = Vec::new();
@@ -615,15 +687,15 @@ impl MlsUser {
 
     /// Applies our pending commit (the DS accepted it). Returns the new Handoff epoch.
     pub fn apply_pending(&self, practice: PracticeId) -> Result<u64, CryptoError> {
-        let mut g = self.client().load_group(practice.as_bytes()).map_err(mls_err)?;
+        let mut g = self.client().load_group(&self.group_id(practice)).map_err(mls_err)?;
         g.apply_pending_commit().map_err(mls_err)?;
         g.write_to_storage().map_err(mls_err)?;
-        Ok(handoff_epoch(g.current_epoch()))
+        Ok(self.handoff_epoch(practice, g.current_epoch()))
     }
 
     /// Drops our pending commit (the DS refused it).
     pub fn discard_pending(&self, practice: PracticeId) -> Result<(), CryptoError> {
-        let mut g = self.client().load_group(practice.as_bytes()).map_err(mls_err)?;
+        let mut g = self.client().load_group(&self.group_id(practice)).map_err(mls_err)?;
         g.clear_pending_commit();
         g.write_to_storage().map_err(mls_err)
     }
@@ -633,7 +705,7 @@ impl MlsUser {
     /// group from (the new group's, or a group it did not observe before).
     /// Public: it holds no secret.
     pub fn group_info(&self, practice: PracticeId) -> Result<Vec<u8>, CryptoError> {
-        let g = self.client().load_group(practice.as_bytes()).map_err(mls_err)?;
+        let g = self.client().load_group(&self.group_id(practice)).map_err(mls_err)?;
         g.group_info_message(true).map_err(mls_err)?.to_bytes().map_err(mls_err)
     }
 
@@ -647,7 +719,7 @@ impl MlsUser {
             return Err(CryptoError::Malformed("MLS commit (not a PublicMessage)"));
         }
         let client = self.client();
-        let mut g = client.load_group(practice.as_bytes()).map_err(mls_err)?;
+        let mut g = client.load_group(&self.group_id(practice)).map_err(mls_err)?;
         g.clear_pending_commit();
         let before: HashMap<u32, UserId> =
             g.roster().members_iter().filter_map(|m| identity_user(&m.signing_identity).map(|u| (m.index, u))).collect();
@@ -661,7 +733,7 @@ impl MlsUser {
                 CommitEffect::NewEpoch(new_epoch) => {
                     check_declared(&before, d.committer, &new_epoch.applied_proposals, declared)?;
                     g.write_to_storage().map_err(mls_err)?;
-                    Ok(Processed::Advanced(handoff_epoch(g.current_epoch())))
+                    Ok(Processed::Advanced(self.handoff_epoch(practice, g.current_epoch())))
                 }
                 CommitEffect::ReInit(_) => Err(CryptoError::Undeclared("it re-initialises the group".into())),
             },

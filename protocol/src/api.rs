@@ -33,6 +33,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::mls::{ClaimedKeyPackage, KeyPackageCount, LogQuery, MlsLog, MlsLogEntry, MlsPending, MlsState, MlsWelcome, SubmitCommit};
+use crate::mls::{ReportEpoch, UnreadableReferrals};
 use crate::v1::*;
 use crate::ws::{BlobId, Referral, ReferralId, WsQuery};
 use crate::{CategoryRequestId, PracticeId, UserId};
@@ -420,6 +421,10 @@ endpoints! {
     GetMlsPending: Get v1!("/practices/{id}/mls/pending"), PracticeId, () => MlsPending;
     /// `POST /practices/{id}/members/{user}/key-package`: claims one of a member's key packages.
     ClaimKeyPackage: Post v1!("/practices/{id}/members/{user}/key-package"), (PracticeId, UserId), () => ClaimedKeyPackage;
+    /// `POST /practices/{id}/mls/reports`: the caller's client cannot process an epoch of the practice's group.
+    ReportMlsEpoch: Post v1!("/practices/{id}/mls/reports"), PracticeId, ReportEpoch => ();
+    /// `GET /practices/{id}/mls/unreadable`: referrals this practice sent whose receiver's key was revoked since.
+    ListUnreadableReferrals: Get v1!("/practices/{id}/mls/unreadable"), PracticeId, () => UnreadableReferrals;
 }
 
 #[cfg(test)]

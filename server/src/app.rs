@@ -290,6 +290,7 @@ fn api_routes(t: &mut Table<'_>) {
             .route(web::method(http_method(SubmitMlsCommit::METHOD)).to(mls::submit)),
     );
     t.at(ReadMlsLog, mls::log).at(GetMlsWelcome, mls::welcome).at(GetMlsPending, mls::pending).at(ClaimKeyPackage, mls::claim_key_package);
+    t.at(ReportMlsEpoch, mls::report).at(ListUnreadableReferrals, mls::unreadable);
 }
 
 fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {

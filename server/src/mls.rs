@@ -25,6 +25,7 @@ use mls_rs::group::ContentType;
 use mls_rs::{MlsMessage, MlsMessageDescription};
 
 use handoff_protocol::mls::*;
+use handoff_protocol::v1::Role;
 use handoff_protocol::{B64, ErrorCode, PracticeId, UserId};
 use handoff_store::{MlsEntryRecord, MlsError};
 
@@ -61,8 +62,8 @@ fn key_package_identity(bytes: &[u8]) -> ApiResult<(UserId, Vec<u8>)> {
     Ok((UserId::from_bytes(raw), id.signature_key.as_bytes().to_vec()))
 }
 
-/// A handshake (commit) message of `practice`'s group made in MLS epoch `mls_epoch`.
-fn check_commit(bytes: &[u8], practice: PracticeId, mls_epoch: u64) -> ApiResult<()> {
+/// A handshake (commit) message of the MLS group `group_id` made in MLS epoch `mls_epoch`.
+fn check_commit(bytes: &[u8], group_id: &[u8], mls_epoch: u64) -> ApiResult<()> {
     let m = parse(bytes, "commit")?;
     let (group, epoch, commit) = match m.description() {
         MlsMessageDescription::PublicProtocolMessage { group_id, epoch_id, content_type, .. } => {
@@ -74,7 +75,7 @@ fn check_commit(bytes: &[u8], practice: PracticeId, mls_epoch: u64) -> ApiResult
         }
         _ => return Err(malformed("commit")),
     };
-    if !commit || group != practice.as_bytes().as_slice() {
+    if !commit || group != group_id {
         return Err(malformed("commit"));
     }
     if epoch != mls_epoch {
@@ -137,6 +138,9 @@ fn entry_view(e: MlsEntryRecord) -> MlsLogEntry {
         public_key: e.public_key,
         history: B64(e.history),
         at: e.created_at,
+        generation: e.generation,
+        links_to: e.links_to,
+        revoked: e.revoked,
     }
 }
 
@@ -236,7 +240,8 @@ pub async fn pending(state: web::Data<AppState>, who: Authed, id: web::Path<Prac
         }
     }
     let remove = roster.into_iter().filter(|u| !members.iter().any(|m| m.user.id == *u)).collect();
-    Ok(HttpResponse::Ok().json(MlsPending { epoch, add, remove }))
+    let reported = state.store.mls_reported(p.id).await?;
+    Ok(HttpResponse::Ok().json(MlsPending { epoch, add, remove, reported }))
 }
 
 /// `POST /api/v1/practices/{id}/mls/commits`: the delivery service's one door.
@@ -246,7 +251,7 @@ pub async fn submit(
     id: web::Path<PracticeId>,
     body: web::Json<SubmitCommit>,
 ) -> ApiResult<HttpResponse> {
-    let (p, _) = membership(&state, *id, &who).await?;
+    let (p, role) = membership(&state, *id, &who).await?;
     let b = body.into_inner();
     let pk = &b.public_key;
     if pk.epoch != b.epoch || pk.signer != who.user.id {
@@ -260,8 +265,34 @@ pub async fn submit(
         return Err(stale(current));
     }
     let roster = state.store.mls_roster(p.id).await?;
+    // The generation of the group the log is at (0 before and for the first group).
+    let last = if current == 0 { None } else { state.store.mls_log(p.id, current - 1, 1).await?.pop() };
+    let mut generation = last.as_ref().map_or(0, |e| e.generation);
+    let mut links_to = b.epoch - 1;
     let public_state;
-    if b.epoch == 1 {
+    if let Some(to) = b.reinit {
+        // Re-initialising: a new MLS group for the practice, started by an
+        // admin's client, whose history link skips the epochs it revokes.
+        if role != Role::Admin {
+            return Err(ApiError::forbidden("only a practice admin can re-initialise its key group"));
+        }
+        if current == 0 || to >= current {
+            return Err(ApiError::invalid("reinit: the epoch to link back to must be one before the current epoch"));
+        }
+        if b.commit.is_some() || b.welcome.is_some() || !b.added.is_empty() || !b.removed.is_empty() {
+            return Err(ApiError::invalid("a re-initialisation starts a new group: no commit, welcome, added or removed"));
+        }
+        generation += 1;
+        links_to = to;
+        let info = b.group_info.as_ref().ok_or_else(|| ApiError::invalid("group_info: required to re-initialise the group"))?.0.clone();
+        let keys = leaf_keys(&state, p.id, &[]).await?;
+        let group_id = mls_group_id(p.id, generation);
+        let started = observe(move || observer::start(&info, &group_id, 0, keys)).await?;
+        if started.roster != [who.user.id] {
+            return Err(ApiError::new(ErrorCode::InvalidCommit, "a new group must have its creator as its only member"));
+        }
+        public_state = started.snapshot;
+    } else if b.epoch == 1 {
         // Creating the group (also how a pre-MLS practice moves onto MLS):
         // only a holder of the epoch-0 key can link epoch 1 back to it.
         if b.commit.is_some() || b.welcome.is_some() || !b.added.is_empty() || !b.removed.is_empty() {
@@ -273,8 +304,8 @@ pub async fn submit(
         // The new group's public state: its creator alone, at MLS epoch 0.
         let info = b.group_info.as_ref().ok_or_else(|| ApiError::invalid("group_info: required to create the group"))?.0.clone();
         let keys = leaf_keys(&state, p.id, &[]).await?;
-        let pid = p.id;
-        let started = observe(move || observer::start(&info, pid, 0, keys)).await?;
+        let group_id = mls_group_id(p.id, 0);
+        let started = observe(move || observer::start(&info, &group_id, 0, keys)).await?;
         if started.roster != [who.user.id] {
             return Err(ApiError::new(ErrorCode::InvalidCommit, "a new group must have its creator as its only member"));
         }
@@ -284,7 +315,15 @@ pub async fn submit(
             return Err(ApiError::new(ErrorCode::NotMember, "you are not in this practice's MLS group yet; wait for a member to add you"));
         }
         let commit = b.commit.as_ref().ok_or_else(|| ApiError::invalid("commit: required after epoch 1"))?;
-        check_commit(commit.as_slice(), p.id, b.epoch - 2)?;
+        let observed = state.store.mls_public_state(p.id).await?;
+        // The group and MLS epoch the commit must be made in: the observed
+        // state's, or (for a first-generation group the server did not observe)
+        // Handoff epoch - 2 of the practice's first group.
+        let (group_id, mls_epoch) = match &observed {
+            Some((_, snapshot)) => observer::context_of(snapshot).map_err(observe_error)?,
+            None => (mls_group_id(p.id, 0), b.epoch - 2),
+        };
+        check_commit(commit.as_slice(), &group_id, mls_epoch)?;
         if b.added.is_empty() && b.removed.is_empty() {
             return Err(ApiError::invalid("a commit must add or remove someone"));
         }
@@ -323,9 +362,10 @@ pub async fn submit(
         // Observe the commit: it must verify against the group's public state
         // and do exactly what the entry declares.
         let keys = leaf_keys(&state, p.id, &roster).await?;
-        let before = match state.store.mls_public_state(p.id).await? {
+        let before = match observed {
             Some((epoch, snapshot)) if epoch == current => snapshot,
             Some(_) => return Err(stale(state.store.mls_epoch(p.id).await?)),
+            None if generation > 0 => return Err(ApiError::internal("a re-initialised group without its public state")),
             None => {
                 // A group created before the server observed groups: start from the
                 // group info of the commit's epoch, which must hold exactly the roster.
@@ -335,8 +375,8 @@ pub async fn submit(
                         "the server does not observe this group yet: send the commit again with the group info of its epoch",
                     )
                 })?;
-                let (info, pid, keys, mls_epoch) = (info.0.clone(), p.id, keys.clone(), b.epoch - 2);
-                let started = observe(move || observer::start(&info, pid, mls_epoch, keys)).await?;
+                let (info, keys) = (info.0.clone(), keys.clone());
+                let started = observe(move || observer::start(&info, &group_id, mls_epoch, keys)).await?;
                 if !same_users(&started.roster, &roster) {
                     return Err(ApiError::new(ErrorCode::InvalidCommit, "the group info's members are not the group's"));
                 }
@@ -367,6 +407,9 @@ pub async fn submit(
         public_key: b.public_key,
         history: b.history.0,
         created_at: now(),
+        generation,
+        links_to,
+        revoked: false,
     };
     match handoff_actors::mls::append(&state.hub, entry.clone(), public_state).await {
         Ok(_) => {
@@ -376,6 +419,34 @@ pub async fn submit(
         Err(MlsError::StaleEpoch) => Err(stale(state.store.mls_epoch(p.id).await?)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `POST /api/v1/practices/{id}/mls/reports`: a member's client cannot process an epoch.
+pub async fn report(
+    state: web::Data<AppState>,
+    who: Authed,
+    id: web::Path<PracticeId>,
+    body: web::Json<ReportEpoch>,
+) -> ApiResult<HttpResponse> {
+    let (p, _) = membership(&state, *id, &who).await?;
+    let epoch = body.into_inner().epoch;
+    state.store.mls_report(p.id, epoch, who.user.id, now()).await?;
+    tracing::warn!(practice = %p.id, epoch, by = %who.user.id, "MLS epoch reported unprocessable");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/v1/practices/{id}/mls/unreadable`: referrals the practice sent
+/// whose receiver's key was revoked by a re-initialisation: to send again.
+pub async fn unreadable(state: web::Data<AppState>, who: Authed, id: web::Path<PracticeId>) -> ApiResult<HttpResponse> {
+    let (p, _) = membership(&state, *id, &who).await?;
+    let referrals = state
+        .store
+        .mls_unreadable(p.id, MAX_LOG_PAGE)
+        .await?
+        .into_iter()
+        .map(|u| UnreadableReferral { referral: u.referral, to_practice: u.to_practice, epoch: u.epoch })
+        .collect();
+    Ok(HttpResponse::Ok().json(UnreadableReferrals { referrals }))
 }
 
 fn stale(current: u64) -> ApiError {

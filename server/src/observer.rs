@@ -36,7 +36,7 @@ use mls_rs::{CipherSuite, ExtensionList, IdentityProvider, MlsMessage, WireForma
 use mls_rs_core::identity::MemberValidationContext;
 use mls_rs_crypto_rustcrypto::RustCryptoProvider;
 
-use handoff_protocol::{PracticeId, UserId};
+use handoff_protocol::UserId;
 
 /// The cipher suite every Handoff group uses (the clients' `handoff_crypto::mls::CIPHER_SUITE`).
 pub const CIPHER_SUITE: CipherSuite = CipherSuite::CURVE25519_CHACHA;
@@ -170,18 +170,18 @@ fn members<'a>(m: impl Iterator<Item = mls_rs::group::Member> + 'a) -> Result<Ve
     m.map(|m| user_of(&m.signing_identity).map(|u| (m.index, u)).ok_or(ObserveError::NotAUser)).collect()
 }
 
-/// Starts observing `practice`'s group from a `GroupInfo` message carrying
+/// Starts observing the group `group_id` from a `GroupInfo` message carrying
 /// the ratchet tree, at MLS epoch `mls_epoch`. mls-rs verifies the group
 /// info's signature against its signer's leaf, the tree hash, and every leaf
 /// (each against `keys`).
-pub fn start(group_info: &[u8], practice: PracticeId, mls_epoch: u64, keys: Keys) -> Result<Started, ObserveError> {
+pub fn start(group_info: &[u8], group_id: &[u8], mls_epoch: u64, keys: Keys) -> Result<Started, ObserveError> {
     let msg = MlsMessage::from_bytes(group_info).map_err(|_| ObserveError::Malformed("group info"))?;
     if msg.as_group_info().is_none() {
         return Err(ObserveError::Malformed("group info"));
     }
     let group = observer!(keys).observe_group(msg, None, None).map_err(invalid("group info"))?;
     let ctx = group.group_context();
-    if ctx.group_id != practice.as_bytes().as_slice() {
+    if ctx.group_id != group_id {
         return Err(ObserveError::WrongGroup("the group info is for another group".into()));
     }
     if ctx.cipher_suite != CIPHER_SUITE {
@@ -193,6 +193,12 @@ pub fn start(group_info: &[u8], practice: PracticeId, mls_epoch: u64, keys: Keys
     let roster = members(group.roster().members_iter())?.into_iter().map(|(_, u)| u).collect();
     let snapshot = group.snapshot().to_bytes().map_err(invalid("group info"))?;
     Ok(Started { roster, snapshot })
+}
+
+/// The MLS group id and epoch an observed state is at.
+pub fn context_of(snapshot: &[u8]) -> Result<(Vec<u8>, u64), ObserveError> {
+    let s = ExternalSnapshot::from_bytes(snapshot).map_err(invalid("group state"))?;
+    Ok((s.context().group_id.clone(), s.context().epoch))
 }
 
 /// Processes `commit` against the observed state `snapshot` (which must be at

@@ -46,8 +46,8 @@ use handoff_crypto::mls::{Declared, Directory, MlsStore, MlsUser, Processed, key
 use handoff_crypto::practice::verify_practice_public_key;
 use handoff_crypto::{CryptoError, PracticeKey};
 use handoff_protocol::api::{
-    ClaimKeyPackage, Endpoint, GetMlsPending, GetMlsWelcome, GetPracticeKey, GetUserKeys, ListMembers, LoadMlsState, ReadMlsLog,
-    SaveMlsState, SubmitMlsCommit, UploadKeyPackages,
+    ClaimKeyPackage, Endpoint, GetMlsPending, GetMlsWelcome, GetPracticeKey, GetUserKeys, ListMembers, ListUnreadableReferrals,
+    LoadMlsState, ReadMlsLog, ReportMlsEpoch, SaveMlsState, SubmitMlsCommit, UploadKeyPackages,
 };
 use handoff_protocol::mls::*;
 use handoff_protocol::v1::PracticePublicKey;
@@ -342,7 +342,11 @@ impl Mls {
             let user = self.user(who);
             let local = user.epoch(practice)?;
             let log = self.log(t, practice, local.unwrap_or(0)).await?;
-            let Some(mut epoch) = local else {
+            // A re-initialisation started a newer group than ours: join that one.
+            let (local_generation, _) = user.generation(practice);
+            let newest = log.entries.iter().map(|e| e.generation).max().unwrap_or(local_generation).max(local_generation);
+            let moved_on = local.is_some() && newest > local_generation;
+            let Some(mut epoch) = local.filter(|_| !moved_on) else {
                 if log.epoch == 0 {
                     // No group yet: create it, linking epoch 1 back to the epoch-0 key.
                     let k0 = match self.grant_key(t, who, practice).await {
@@ -357,6 +361,7 @@ impl Mls {
                     let entry = SubmitCommit {
                         epoch: 1,
                         commit: None,
+                        reinit: None,
                         // The server observes the group from its creation on.
                         group_info: Some(B64(user.group_info(practice)?)),
                         welcome: None,
@@ -380,13 +385,23 @@ impl Mls {
                     continue;
                 }
                 // The group exists: join from the welcome addressed to us, if any.
+                // Its first entry gives the group's generation and base epoch.
+                let start = log.entries.iter().find(|e| e.generation == newest);
+                let base = start.map_or(1, |e| e.epoch);
+                if moved_on && start.is_some_and(|e| e.committer == who.id) {
+                    // Another tab of ours re-initialised the group: its saved state has it.
+                    if !self.load_state(t, who).await? {
+                        t.pause(50).await;
+                    }
+                    continue;
+                }
                 let w = match t.call::<GetMlsWelcome>(&practice, &()).await {
                     Ok(w) => w,
                     Err(e) if is::<T>(&e, ErrorCode::NotFound) => return Ok(SyncOutcome::Waiting),
                     Err(e) => return Err(e),
                 };
                 self.fill_directory(t, practice).await?;
-                let joined = user.join(practice, w.welcome.as_slice())?;
+                let joined = user.join_generation(practice, w.welcome.as_slice(), newest, base)?;
                 if let Some(entry) = log.entries.iter().find(|e| e.epoch == joined)
                     && let Err(e) = self.check_published_key::<T>(practice, &user, entry)
                 {
@@ -409,11 +424,20 @@ impl Mls {
                 follows_roster(entry, &log.entries, &members).map_err(T::protocol)?;
                 let before = MlsStore::from_bytes(&user.store().to_bytes()?)?;
                 let declared = Declared { committer: entry.committer, added: &entry.added, removed: &entry.removed };
-                match user.process(practice, commit.as_slice(), &declared)? {
+                let processed = match user.process(practice, commit.as_slice(), &declared) {
+                    Ok(p) => p,
+                    Err(err) => {
+                        // We cannot follow the group past this entry: say so, so an admin re-initialises it.
+                        self.report(t, practice, entry.epoch).await;
+                        return Err(err.into());
+                    }
+                };
+                match processed {
                     Processed::Advanced(e) => {
                         if let Err(err) = self.check_published_key::<T>(practice, &user, entry) {
                             // Stay before the bad epoch: do not adopt a group state whose key was misreported.
                             user.store().replace_with(&before)?;
+                            self.report(t, practice, entry.epoch).await;
                             return Err(err);
                         }
                         epoch = e;
@@ -506,6 +530,7 @@ impl Mls {
             epoch,
             commit: Some(B64(pc.commit)),
             group_info: None,
+            reinit: None,
             welcome: pc.welcome.map(B64),
             added: pc.added,
             removed: pc.removed,
@@ -550,10 +575,20 @@ impl Mls {
             other => return Err(T::protocol(format!("no key: not a group member ({other:?})"))),
         }
         let log = self.log(t, practice, 0).await?;
-        let mut k = self.user(who).epoch_key(practice)?;
+        if log.entries.iter().any(|e| e.epoch == epoch && e.revoked) {
+            return Err(T::protocol(format!("epoch {epoch} was revoked: the group never agreed on its key; ask for it to be sent again")));
+        }
+        let k = self.user(who).epoch_key(practice)?;
         if epoch > k.epoch() {
             return Err(T::protocol(format!("epoch {epoch} is newer than the group's {}", k.epoch())));
         }
+        self.walk_back::<T>(practice, &log, k, epoch)
+    }
+
+    /// Walks the key-history chain from `k` back to `epoch` (each key checked
+    /// against the public key the log published for its epoch), remembering
+    /// every key on the way.
+    fn walk_back<T: Transport>(&self, practice: PracticeId, log: &MlsLog, mut k: PracticeKey, epoch: u64) -> Result<PracticeKey, T::Error> {
         loop {
             if let Some(entry) = log.entries.iter().find(|e| e.epoch == k.epoch())
                 && entry.public_key.hpke_pub.as_slice() != k.hpke_public().as_slice()
@@ -569,8 +604,77 @@ impl Mls {
                 .iter()
                 .find(|e| e.epoch == k.epoch())
                 .ok_or_else(|| T::protocol(format!("no log entry for epoch {}", k.epoch())))?;
-            k = k.open_history_link(practice, entry.history.as_slice())?;
+            if entry.links_to < epoch {
+                return Err(T::protocol(format!("epoch {epoch} is not on the key-history chain (it was revoked)")));
+            }
+            k = k.open_history_link_to(practice, entry.history.as_slice(), entry.links_to)?;
         }
+    }
+
+    /// Tells the server our client cannot process `epoch`'s entry. Best
+    /// effort: the failure that made us report is what the caller returns.
+    async fn report<T: Transport>(&self, t: &T, practice: PracticeId, epoch: u64) {
+        let _ = t.call::<ReportMlsEpoch>(&practice, &ReportEpoch { epoch }).await;
+    }
+
+    /// Referrals `practice` sent whose receiver's key was revoked since (by a
+    /// re-initialisation of the receiver's key group): its members send them again.
+    pub async fn unreadable<T: Transport>(&self, t: &T, practice: PracticeId) -> Result<Vec<UnreadableReferral>, T::Error> {
+        Ok(t.call::<ListUnreadableReferrals>(&practice, &()).await?.referrals)
+    }
+
+    /// Re-initialises the practice's key group after a member reported an
+    /// epoch they cannot process (admins only; the server checks). A new MLS
+    /// group (the next generation) with us as its only member becomes the
+    /// practice's group at the next Handoff epoch; its history link seals the
+    /// key of the last good epoch (the one before the lowest reported), so
+    /// every earlier key stays reachable, and the server revokes every epoch
+    /// after it. Then every practice member is added back by commit
+    /// ([`reconcile`](Self::reconcile)); those without key packages yet join
+    /// when their client publishes some and a member reconciles again.
+    /// Returns the new epoch.
+    pub async fn reinitialise<T: Transport>(&self, t: &T, who: Who<'_>, practice: PracticeId) -> Result<u64, T::Error> {
+        let pending = self.pending(t, practice).await?;
+        let bad = pending.reported.ok_or_else(|| T::protocol("no member reported an epoch they cannot process".into()))?;
+        let good = bad.checked_sub(1).ok_or_else(|| T::protocol("epoch 0 cannot be reported".into()))?;
+        // Follow the group as far as we can; the reported epoch may stop us.
+        let _ = self.sync(t, who, practice).await;
+        let log = self.log(t, practice, 0).await?;
+        let user = self.user(who);
+        let k_good = match self.cached_key(practice, good) {
+            Some(k) => k,
+            None => {
+                let k = user.epoch_key(practice)?;
+                if k.epoch() < good {
+                    return Err(T::protocol(format!("this client does not hold epoch {good}'s key; sync first")));
+                }
+                self.walk_back::<T>(practice, &log, k, good)?
+            }
+        };
+        let generation = log.entries.last().map_or(0, |e| e.generation) + 1;
+        let epoch = log.epoch + 1;
+        let before = MlsStore::from_bytes(&user.store().to_bytes()?)?;
+        user.create_generation(practice, generation, epoch)?;
+        let k = user.epoch_key(practice)?;
+        let entry = SubmitCommit {
+            epoch,
+            commit: None,
+            group_info: Some(B64(user.group_info(practice)?)),
+            welcome: None,
+            reinit: Some(good),
+            added: vec![],
+            removed: vec![],
+            public_key: Self::signed_public_key(practice, who, &k),
+            history: B64(k.history_link_from(practice, &k_good)?),
+        };
+        if let Err(e) = self.submit(t, practice, &entry).await {
+            user.store().replace_with(&before)?;
+            return Err(e);
+        }
+        self.remember(practice, k_good);
+        self.remember(practice, k);
+        self.save_or_reload(t, who).await?;
+        Ok(self.reconcile(t, who, practice).await?.unwrap_or(epoch))
     }
 }
 
@@ -592,6 +696,9 @@ mod tests {
             public_key: PracticePublicKey { epoch, hpke_pub: B64(vec![0; 32]), signer: u(1), signature: B64(vec![0; 64]) },
             history: B64(vec![0; 72]),
             at: 0,
+            generation: 0,
+            links_to: epoch - 1,
+            revoked: false,
         }
     }
 

@@ -44,6 +44,7 @@ async fn forged_entry(
         epoch,
         commit: Some(B64(commit)),
         group_info: None,
+        reinit: None,
         welcome: pc.welcome.map(B64),
         added,
         removed,
@@ -160,6 +161,7 @@ async fn a_group_created_without_a_valid_group_info_is_refused() {
         epoch: 1,
         commit: None,
         group_info: group_info.map(B64),
+        reinit: None,
         welcome: None,
         added: vec![],
         removed: vec![],
@@ -231,4 +233,77 @@ async fn a_group_the_server_did_not_observe_is_taken_up_from_the_committers_grou
     assert_eq!(n, 3);
     assert_eq!(member(carol.mls_sync(p).await.unwrap()), 3);
     assert_eq!(member(w.spec.mls_sync(p).await.unwrap()), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unprocessable_commit_is_recovered_by_reinitialising_the_group() {
+    let srv = server();
+    let w = world(&srv, 1).await;
+    let practice = w.specialists[0].clone();
+    let p = practice.id;
+    let spec = &w.spec;
+    spec.mls_sync(p).await.unwrap();
+    let bob = join(&srv, spec, p, "bob@cardio.example").await;
+    let mallory = join(&srv, spec, p, "mallory@cardio.example").await;
+    bob.mls_publish_key_packages(1).await.unwrap();
+    mallory.mls_publish_key_packages(1).await.unwrap();
+    assert_eq!(spec.mls_reconcile(p).await.unwrap(), Some(2));
+    bob.mls_sync(p).await.unwrap();
+    mallory.mls_sync(p).await.unwrap();
+    let before = send(&w, &practice, "Before Attack").await;
+    let carol = join(&srv, spec, p, "carol@cardio.example").await;
+    carol.mls_publish_key_packages(1).await.unwrap();
+
+    // Mallory's commit verifies for an observer, but its membership tag, keyed
+    // by a group secret, is garbage: no server can tell, and no member can process it.
+    let kp = mallory.mls_claim_key_package(p, carol.user_id().unwrap()).await.unwrap();
+    let bad = forged_entry(&mallory, p, &[kp], &[], vec![carol.user_id().unwrap()], vec![], |c| {
+        let n = c.len();
+        c[n - 1] ^= 0xFF;
+    })
+    .await;
+    mallory.mls_submit(p, &bad).await.unwrap();
+    // A referral sent now is wrapped to the epoch-3 key Mallory published.
+    let wedged = send(&w, &practice, "Wrapped To Bad").await;
+    assert_eq!(spec.referral(wedged).await.unwrap().to_key.epoch, 3);
+    // The honest members cannot follow, and their clients report it.
+    assert!(bob.mls_sync(p).await.is_err());
+    assert!(spec.mls_sync(p).await.is_err());
+    assert_eq!(spec.mls_pending(p).await.unwrap().reported, Some(3));
+
+    // The admin removes Mallory from the practice and re-initialises the group:
+    // a new group at epoch 4 linked back to epoch 2, then everyone added back.
+    spec.remove_member(p, mallory.user_id().unwrap()).await.unwrap();
+    let kept_keys = mallory.held_practice_keys();
+    bob.mls_publish_key_packages(1).await.unwrap();
+    carol.mls_publish_key_packages(1).await.unwrap();
+    assert_eq!(spec.mls_reinitialise(p).await.unwrap(), 5);
+    let log = spec.mls_log(p, 0).await.unwrap();
+    let reinit = log.entries.iter().find(|e| e.epoch == 4).unwrap();
+    assert_eq!((reinit.generation, reinit.links_to, reinit.commit.is_none()), (1, 2, true));
+    assert!(log.entries.iter().find(|e| e.epoch == 3).unwrap().revoked);
+    assert_eq!(spec.mls_pending(p).await.unwrap().reported, None);
+    for c in [&bob, &carol] {
+        assert_eq!(member(c.mls_sync(p).await.unwrap()), 5);
+    }
+    // The server hands out the new epoch's key, not the bad one.
+    assert_eq!(spec.practice(p).await.unwrap().public_key.epoch, 5);
+    // The referral wrapped to the revoked epoch is listed to its sender for resending.
+    let unreadable = w.moa.mls_unreadable(w.referring.id).await.unwrap();
+    assert_eq!(unreadable.iter().map(|u| (u.referral, u.to_practice, u.epoch)).collect::<Vec<_>>(), vec![(wedged, p, 3)]);
+
+    // A new referral: every honest member reads it, and what came before the attack.
+    let after = send(&w, &practice, "After Recovery").await;
+    assert_eq!(spec.referral(after).await.unwrap().to_key.epoch, 5);
+    for c in [spec, &bob, &carol] {
+        assert_eq!(name_of(c, after).await, "After Recovery");
+        assert_eq!(name_of(c, before).await, "Before Attack");
+    }
+    // Mallory is refused by the server, and no key she ever held opens the new wrap.
+    assert_eq!(mallory.referral(after).await.unwrap_err().code(), Some(ErrorCode::NotFound));
+    let wrap = spec.referral(after).await.unwrap().to_key.sealed;
+    assert!(!kept_keys.is_empty());
+    for k in &kept_keys {
+        assert!(handoff_crypto::referral::ReferralKey::unwrap_with(after, p, k, wrap.as_slice()).is_err(), "epoch {}", k.epoch());
+    }
 }

@@ -14,6 +14,9 @@ fn mls_entry(p: PracticeId, epoch: u64, committer: UserId, added: Vec<UserId>, r
         public_key: PracticePublicKey { epoch, hpke_pub: B64(vec![epoch as u8; 32]), signer: committer, signature: B64(vec![1; 64]) },
         history: vec![7; 72],
         created_at: 10 + epoch as i64,
+        generation: 0,
+        links_to: epoch - 1,
+        revoked: false,
     }
 }
 
@@ -132,5 +135,48 @@ suite! {
         assert!(s.mls_log(p.id, 0, 10).await.unwrap().is_empty());
         assert!(s.mls_roster(p.id).await.unwrap().is_empty());
         assert_eq!(s.mls_epoch(p.id).await.unwrap(), 0);
+    }
+
+    pub async fn mls_reinitialisation_revokes_the_skipped_epochs_and_restarts_the_roster(s: &dyn Store) {
+        let (a, b, c) = (user(1, "a@example.org"), user(2, "b@example.org"), user(3, "c@example.org"));
+        for u in [&a, &b, &c] {
+            s.create_user(u.clone()).await.unwrap();
+        }
+        let p = practice(1, a.id, PracticeKind::Specialist);
+        s.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
+        s.mls_append(mls_entry(p.id, 1, a.id, vec![], vec![]), state_of(1), "{}".into()).await.unwrap();
+        s.mls_append(mls_entry(p.id, 2, a.id, vec![b.id, c.id], vec![]), state_of(2), "{}".into()).await.unwrap();
+        s.mls_append(mls_entry(p.id, 3, c.id, vec![], vec![]), state_of(3), "{}".into()).await.unwrap();
+        // Nothing reported yet; a report names an entry of the log.
+        assert_eq!(s.mls_reported(p.id).await.unwrap(), None);
+        assert!(matches!(s.mls_report(p.id, 9, b.id, 20).await, Err(MlsError::NoSuchEntry)));
+        s.mls_report(p.id, 3, b.id, 20).await.unwrap();
+        s.mls_report(p.id, 3, b.id, 21).await.unwrap();
+        assert_eq!(s.mls_reported(p.id).await.unwrap(), Some(3));
+        // The admin re-initialises: generation 1 at epoch 4, linking back to epoch 2.
+        let reinit = MlsEntryRecord { generation: 1, links_to: 2, commit: None, ..mls_entry(p.id, 4, a.id, vec![], vec![]) };
+        s.mls_append(reinit, state_of(4), "{}".into()).await.unwrap();
+        assert_eq!(s.mls_roster(p.id).await.unwrap(), vec![a.id]);
+        assert_eq!(s.mls_welcome(p.id, b.id).await.unwrap(), None);
+        let log = s.mls_log(p.id, 0, 10).await.unwrap();
+        assert_eq!(log.iter().map(|e| (e.epoch, e.revoked)).collect::<Vec<_>>(), vec![(1, false), (2, false), (3, true), (4, false)]);
+        assert_eq!((log[3].generation, log[3].links_to), (1, 2));
+        assert_eq!((log[1].generation, log[1].links_to), (0, 1));
+        // The report was of the old generation: recovered from.
+        assert_eq!(s.mls_reported(p.id).await.unwrap(), None);
+        let pr = s.practice(p.id).await.unwrap().unwrap();
+        assert_eq!(pr.key_epoch, 4);
+        // The new generation goes on as usual.
+        s.mls_append(MlsEntryRecord { generation: 1, ..mls_entry(p.id, 5, a.id, vec![b.id], vec![]) }, state_of(5), "{}".into())
+            .await
+            .unwrap();
+        let mut roster = s.mls_roster(p.id).await.unwrap();
+        roster.sort();
+        let mut want = vec![a.id, b.id];
+        want.sort();
+        assert_eq!(roster, want);
+        assert_eq!(s.mls_welcome(p.id, b.id).await.unwrap(), Some((5, vec![0xEE; 64])));
+        // Nothing was sent to the practice, so nothing is unreadable.
+        assert!(s.mls_unreadable(p.id, 10).await.unwrap().is_empty());
     }
 }
