@@ -76,4 +76,6 @@ pub(crate) struct Create {
 #[rtype(result = "Result<StoredEvent, MlsError>")]
 pub(crate) struct AppendMls {
     pub entry: MlsEntryRecord,
+    /// The group's public state after the entry (the server's observer snapshot).
+    pub public_state: Vec<u8>,
 }

@@ -6,7 +6,8 @@
 //! across server processes sharing one store); the log entry, the practice's
 //! new public key and an `epoch_advanced` event on the practice stream commit
 //! together, and only then is the event pushed to the practice's subscribers.
-//! The actor never reads MLS content: commits are opaque bytes to it.
+//! The actor never reads MLS content: commits and the group's public state
+//! (checked by the server's observer before they get here) are opaque bytes to it.
 
 use std::sync::Arc;
 
@@ -26,13 +27,13 @@ impl Handler<AppendMls> for PracticeActor {
     fn handle(&mut self, msg: AppendMls, ctx: &mut Self::Context) -> Self::Result {
         let store = self.store();
         let me = ctx.address();
-        let e = msg.entry;
+        let (e, public_state) = (msg.entry, msg.public_state);
         let event = Event::EpochAdvanced { practice: e.practice_id, epoch: e.epoch, committer: e.committer, at: e.created_at };
         AtomicResponse::new(Box::pin(
             async move {
                 let store = store.ok_or_else(|| BackendError::new("shutting down"))?;
                 let body = serde_json::to_string(&event).map_err(BackendError::new)?;
-                store.mls_append(e, body).await
+                store.mls_append(e, public_state, body).await
             }
             .into_actor(self)
             .map(move |res, _, _| {
@@ -46,9 +47,10 @@ impl Handler<AppendMls> for PracticeActor {
     }
 }
 
-/// Submits one MLS log entry through the practice's actor. [`MlsError::StaleEpoch`]
-/// when another member's commit for that epoch was accepted first.
-pub async fn append(hub: &Arc<Hub>, entry: MlsEntryRecord) -> Result<StoredEvent, MlsError> {
+/// Submits one MLS log entry, with the group's public state after it, through
+/// the practice's actor. [`MlsError::StaleEpoch`] when another member's commit
+/// for that epoch was accepted first.
+pub async fn append(hub: &Arc<Hub>, entry: MlsEntryRecord, public_state: Vec<u8>) -> Result<StoredEvent, MlsError> {
     let actor = stream::activate::<PracticeStream>(hub.env(), entry.practice_id).await.map_err(|e| BackendError::new(e.to_string()))?;
-    actor.send(AppendMls { entry }).await.map_err(|e| BackendError::new(e.to_string()))?
+    actor.send(AppendMls { entry, public_state }).await.map_err(|e| BackendError::new(e.to_string()))?
 }

@@ -75,6 +75,11 @@ pub enum CryptoError {
     /// All words are valid, but not in the order the kit printed them.
     #[error("the kit words are not in their grid positions (checksum mismatch)")]
     KitChecksum,
+    /// An MLS commit does not do what its log entry declares (another
+    /// committer, hidden adds or removes, or a proposal other than adding and
+    /// removing members): the client refuses it.
+    #[error("the commit does not do what its log entry declares: {0}")]
+    Undeclared(String),
 }
 
 /// Fills an array from the OS random source (the browser's `crypto.getRandomValues` on wasm).

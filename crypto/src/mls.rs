@@ -20,6 +20,15 @@
 //!   under a key derived from the user's private keys ([`seal_state`]) so the
 //!   server can keep it for all of the user's browsers without reading it.
 //!
+//! - **Public handshakes.** Commits are sent as MLS `PublicMessage`s (this
+//!   crate builds mls-rs without its `private_message` feature, so mls-rs
+//!   cannot encrypt them), so the server can verify each one as an MLS
+//!   external observer; the group info a new group starts with carries the
+//!   ratchet tree for the same reason ([`MlsUser::group_info`]).
+//! - **Declared effect.** [`MlsUser::process`] refuses a commit whose real
+//!   committer, adds and removes are not what its log entry declares
+//!   ([`Declared`]), whatever the server accepted.
+//!
 //! Every operation loads the group from the store, acts, and writes it back,
 //! so a caller never holds an MLS object across calls.
 
@@ -28,18 +37,20 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use mls_rs::client_builder::MlsConfig;
 use mls_rs::error::{IntoAnyError, MlsError};
+use mls_rs::group::proposal::Proposal;
 use mls_rs::group::{CommitEffect, ReceivedMessage};
 use mls_rs::identity::basic::BasicCredential;
 use mls_rs::identity::{CredentialType, SigningIdentity};
 use mls_rs::mls_rs_codec::{MlsDecode, MlsEncode};
 use mls_rs::storage_provider::KeyPackageData;
 use mls_rs::time::MlsTime;
-use mls_rs::{CipherSuite, Client, ExtensionList, GroupStateStorage, IdentityProvider, KeyPackageStorage, MlsMessage};
+use mls_rs::{CipherSuite, Client, ExtensionList, GroupStateStorage, IdentityProvider, KeyPackageStorage, MlsMessage, WireFormat};
 use mls_rs_core::group::{EpochRecord, GroupState};
 use mls_rs_core::identity::MemberValidationContext;
 use mls_rs_crypto_rustcrypto::RustCryptoProvider;
 use zeroize::{Zeroize, Zeroizing};
 
+use handoff_protocol::mls::mls_group_id;
 use handoff_protocol::{PracticeId, UserId};
 
 use crate::keys::UserSecrets;
@@ -59,7 +70,7 @@ fn mls_err(e: MlsError) -> CryptoError {
     CryptoError::Mls(e.to_string())
 }
 
-/// Handoff epoch of an MLS epoch.
+/// Handoff epoch of an MLS epoch of a practice's first group (generation 0).
 pub fn handoff_epoch(mls_epoch: u64) -> u64 {
     mls_epoch + 1
 }
@@ -165,6 +176,9 @@ struct GroupEntry {
 struct StoreInner {
     groups: BTreeMap<Vec<u8>, GroupEntry>,
     key_packages: BTreeMap<Vec<u8>, Zeroizing<Vec<u8>>>,
+    /// Practice id → (generation, base) of the practice's current group, for
+    /// practices re-initialised at least once (absent: generation 0, base 1).
+    generations: BTreeMap<Vec<u8>, (u32, u64)>,
 }
 
 /// One user's whole MLS state (groups and key-package secrets), in memory,
@@ -184,7 +198,9 @@ impl std::fmt::Debug for MlsStore {
 pub struct StoreUnavailable;
 impl IntoAnyError for StoreUnavailable {}
 
-const STATE_MAGIC: &[u8] = b"HMLS1";
+const STATE_MAGIC: &[u8] = b"HMLS2";
+/// The format before group generations (read, never written).
+const STATE_MAGIC_V1: &[u8] = b"HMLS1";
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as u32).to_be_bytes());
@@ -243,15 +259,23 @@ impl MlsStore {
             put_bytes(&mut out, id);
             put_bytes(&mut out, d);
         }
+        out.extend_from_slice(&(s.generations.len() as u32).to_be_bytes());
+        for (id, (generation, base)) in &s.generations {
+            put_bytes(&mut out, id);
+            out.extend_from_slice(&generation.to_be_bytes());
+            out.extend_from_slice(&base.to_be_bytes());
+        }
         Ok(out)
     }
 
     /// Reads bytes made by [`to_bytes`](Self::to_bytes).
     pub fn from_bytes(b: &[u8]) -> Result<Self, CryptoError> {
         let mut r = Reader(b);
-        if r.take(STATE_MAGIC.len())? != STATE_MAGIC {
-            return Err(CryptoError::Malformed("MLS state"));
-        }
+        let v2 = match r.take(STATE_MAGIC.len())? {
+            m if m == STATE_MAGIC => true,
+            m if m == STATE_MAGIC_V1 => false,
+            _ => return Err(CryptoError::Malformed("MLS state")),
+        };
         let mut inner = StoreInner::default();
         for _ in 0..r.u32()? {
             let id = r.bytes()?;
@@ -266,6 +290,13 @@ impl MlsStore {
         for _ in 0..r.u32()? {
             let id = r.bytes()?;
             inner.key_packages.insert(id, Zeroizing::new(r.bytes()?));
+        }
+        if v2 {
+            for _ in 0..r.u32()? {
+                let id = r.bytes()?;
+                let generation = r.u32()?;
+                inner.generations.insert(id, (generation, r.u64()?));
+            }
         }
         if !r.0.is_empty() {
             return Err(CryptoError::Malformed("MLS state"));
@@ -289,15 +320,35 @@ impl MlsStore {
         self.lock().map(|s| s.key_packages.len()).unwrap_or(0)
     }
 
+    /// The generation of `practice`'s current group and its base: the Handoff
+    /// epoch of the group's MLS epoch 0 (generation 0 and base 1 for a practice
+    /// never re-initialised).
+    pub fn generation(&self, practice: PracticeId) -> (u32, u64) {
+        self.lock().ok().and_then(|s| s.generations.get(practice.as_bytes().as_slice()).copied()).unwrap_or((0, 1))
+    }
+
+    fn set_generation(&self, practice: PracticeId, generation: u32, base: u64) {
+        if let Ok(mut s) = self.lock() {
+            s.generations.insert(practice.as_bytes().to_vec(), (generation, base));
+        }
+    }
+
+    /// The MLS group id of `practice`'s current group.
+    fn group_id(&self, practice: PracticeId) -> Vec<u8> {
+        mls_group_id(practice, self.generation(practice).0)
+    }
+
     /// Whether a group for `practice` is present.
     pub fn has_group(&self, practice: PracticeId) -> bool {
-        self.lock().map(|s| s.groups.contains_key(practice.as_bytes().as_slice())).unwrap_or(false)
+        let id = self.group_id(practice);
+        self.lock().map(|s| s.groups.contains_key(&id)).unwrap_or(false)
     }
 
     /// Drops a group (after removal from the practice).
     pub fn forget_group(&self, practice: PracticeId) {
+        let id = self.group_id(practice);
         if let Ok(mut s) = self.lock() {
-            s.groups.remove(practice.as_bytes().as_slice());
+            s.groups.remove(&id);
         }
     }
 }
@@ -409,6 +460,60 @@ pub struct PendingCommit {
     pub removed: Vec<UserId>,
 }
 
+impl PendingCommit {
+    /// What the log entry for this commit declares, when `committer` made it.
+    pub fn declared(&self, committer: UserId) -> Declared<'_> {
+        Declared { committer, added: &self.added, removed: &self.removed }
+    }
+}
+
+/// What a log entry says its commit does: [`MlsUser::process`] refuses a
+/// commit that does anything else.
+#[derive(Clone, Copy, Debug)]
+pub struct Declared<'a> {
+    /// The member the entry names as committer.
+    pub committer: UserId,
+    /// The users it says the commit adds.
+    pub added: &'a [UserId],
+    /// The users it says the commit removes.
+    pub removed: &'a [UserId],
+}
+
+fn sorted(v: &[UserId]) -> Vec<UserId> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+/// Compares what a commit really does (its committer and applied proposals,
+/// resolved against the roster before it) with what its entry declares.
+fn check_declared(
+    before: &HashMap<u32, UserId>,
+    committer: u32,
+    proposals: &[mls_rs::mls_rules::ProposalInfo<Proposal>],
+    declared: &Declared<'_>,
+) -> Result<(), CryptoError> {
+    let undeclared = |m: &str| CryptoError::Undeclared(m.to_string());
+    if before.get(&committer) != Some(&declared.committer) {
+        return Err(undeclared("it was signed by another member than the entry's committer"));
+    }
+    let (mut added, mut removed) = (Vec::new(), Vec::new());
+    for p in proposals {
+        match &p.proposal {
+            Proposal::Add(a) => added.push(identity_user(a.signing_identity()).ok_or_else(|| undeclared("it adds a non-user"))?),
+            Proposal::Remove(r) => removed.push(*before.get(&r.to_remove()).ok_or_else(|| undeclared("it removes an unknown leaf"))?),
+            _ => return Err(undeclared("it carries a proposal other than adding and removing members")),
+        }
+    }
+    if sorted(&added) != sorted(declared.added) {
+        return Err(undeclared("its real adds are not the declared ones"));
+    }
+    if sorted(&removed) != sorted(declared.removed) {
+        return Err(undeclared("its real removes are not the declared ones"));
+    }
+    Ok(())
+}
+
 /// What processing a commit did for us.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Processed {
@@ -451,6 +556,15 @@ impl MlsUser {
             .build()
     }
 
+    fn group_id(&self, practice: PracticeId) -> Vec<u8> {
+        self.store.group_id(practice)
+    }
+
+    /// The Handoff epoch of MLS epoch `mls_epoch` of `practice`'s current group.
+    fn handoff_epoch(&self, practice: PracticeId, mls_epoch: u64) -> u64 {
+        self.store.generation(practice).1 + mls_epoch
+    }
+
     /// A fresh key package (its secret stays in the state). Publish it; the
     /// server hands each out at most once.
     pub fn key_package(&self) -> Result<Vec<u8>, CryptoError> {
@@ -460,31 +574,53 @@ impl MlsUser {
 
     /// Creates the practice's group with us as its only member (MLS epoch 0, Handoff epoch 1).
     pub fn create_group(&self, practice: PracticeId) -> Result<u64, CryptoError> {
+        self.create_generation(practice, 0, 1)
+    }
+
+    /// Creates the practice's group of `generation` (a re-initialisation's new
+    /// group for `generation > 0`) with us as its only member; its MLS epoch 0
+    /// is Handoff epoch `base`. It becomes the practice's current group.
+    pub fn create_generation(&self, practice: PracticeId, generation: u32, base: u64) -> Result<u64, CryptoError> {
         let mut g = self
             .client()
-            .create_group_with_id(practice.as_bytes().to_vec(), ExtensionList::default(), ExtensionList::default(), None)
+            .create_group_with_id(mls_group_id(practice, generation), ExtensionList::default(), ExtensionList::default(), None)
             .map_err(mls_err)?;
         g.write_to_storage().map_err(mls_err)?;
-        Ok(handoff_epoch(g.current_epoch()))
+        self.store.set_generation(practice, generation, base);
+        Ok(base + g.current_epoch())
     }
 
     /// Joins from a welcome addressed to us. Refuses a welcome for another
     /// group, or one we cannot open (not made for our key packages).
     pub fn join(&self, practice: PracticeId, welcome: &[u8]) -> Result<u64, CryptoError> {
+        self.join_generation(practice, welcome, 0, 1)
+    }
+
+    /// Joins the practice's group of `generation` (whose MLS epoch 0 is Handoff
+    /// epoch `base`) from a welcome addressed to us; it becomes the practice's
+    /// current group. Refuses a welcome for another group or generation.
+    pub fn join_generation(&self, practice: PracticeId, welcome: &[u8], generation: u32, base: u64) -> Result<u64, CryptoError> {
         let msg = MlsMessage::from_bytes(welcome).map_err(|_| CryptoError::Malformed("MLS welcome"))?;
         let client = self.client();
         let (mut g, _) = client.join_group(None, &msg, None).map_err(mls_err)?;
-        if g.group_id() != practice.as_bytes().as_slice() {
-            return Err(CryptoError::Mls("the welcome is for another practice".into()));
+        if g.group_id() != mls_group_id(practice, generation).as_slice() {
+            return Err(CryptoError::Mls("the welcome is for another practice or group generation".into()));
         }
         g.write_to_storage().map_err(mls_err)?;
-        Ok(handoff_epoch(g.current_epoch()))
+        self.store.set_generation(practice, generation, base);
+        Ok(base + g.current_epoch())
+    }
+
+    /// The generation of the practice's current group in our state and its
+    /// base (see [`MlsStore::generation`]).
+    pub fn generation(&self, practice: PracticeId) -> (u32, u64) {
+        self.store.generation(practice)
     }
 
     /// Our current Handoff epoch in the practice's group, if we have the group.
     pub fn epoch(&self, practice: PracticeId) -> Result<Option<u64>, CryptoError> {
-        match self.client().load_group(practice.as_bytes()) {
-            Ok(g) => Ok(Some(handoff_epoch(g.current_epoch()))),
+        match self.client().load_group(&self.group_id(practice)) {
+            Ok(g) => Ok(Some(self.handoff_epoch(practice, g.current_epoch()))),
             Err(MlsError::GroupNotFound) => Ok(None),
             Err(e) => Err(mls_err(e)),
         }
@@ -492,14 +628,14 @@ impl MlsUser {
 
     /// The group's members (user ids) in our current view.
     pub fn members(&self, practice: PracticeId) -> Result<Vec<UserId>, CryptoError> {
-        let g = self.client().load_group(practice.as_bytes()).map_err(mls_err)?;
+        let g = self.client().load_group(&self.group_id(practice)).map_err(mls_err)?;
         Ok(g.roster().members_iter().filter_map(|m| identity_user(&m.signing_identity)).collect())
     }
 
     /// The practice key of our current epoch.
     pub fn epoch_key(&self, practice: PracticeId) -> Result<PracticeKey, CryptoError> {
-        let g = self.client().load_group(practice.as_bytes()).map_err(mls_err)?;
-        let e = handoff_epoch(g.current_epoch());
+        let g = self.client().load_group(&self.group_id(practice)).map_err(mls_err)?;
+        let e = self.handoff_epoch(practice, g.current_epoch());
         let secret = g.export_secret(EXPORTER_LABEL, &e.to_be_bytes(), 32).map_err(mls_err)?;
         let raw: [u8; 32] = secret.as_bytes().try_into().map_err(|_| CryptoError::Malformed("exported secret"))?;
         Ok(PracticeKey::from_raw(raw, e))
@@ -512,7 +648,7 @@ impl MlsUser {
     /// it with [`discard_pending`](Self::discard_pending).
     pub fn commit(&self, practice: PracticeId, key_packages: &[Vec<u8>], remove: &[UserId]) -> Result<PendingCommit, CryptoError> {
         let client = self.client();
-        let mut g = client.load_group(practice.as_bytes()).map_err(mls_err)?;
+        let mut g = client.load_group(&self.group_id(practice)).map_err(mls_err)?;
         g.clear_pending_commit();
         let mut removed = Vec::new();
         let mut indexes = Vec::new();
@@ -551,35 +687,55 @@ impl MlsUser {
 
     /// Applies our pending commit (the DS accepted it). Returns the new Handoff epoch.
     pub fn apply_pending(&self, practice: PracticeId) -> Result<u64, CryptoError> {
-        let mut g = self.client().load_group(practice.as_bytes()).map_err(mls_err)?;
+        let mut g = self.client().load_group(&self.group_id(practice)).map_err(mls_err)?;
         g.apply_pending_commit().map_err(mls_err)?;
         g.write_to_storage().map_err(mls_err)?;
-        Ok(handoff_epoch(g.current_epoch()))
+        Ok(self.handoff_epoch(practice, g.current_epoch()))
     }
 
     /// Drops our pending commit (the DS refused it).
     pub fn discard_pending(&self, practice: PracticeId) -> Result<(), CryptoError> {
-        let mut g = self.client().load_group(practice.as_bytes()).map_err(mls_err)?;
+        let mut g = self.client().load_group(&self.group_id(practice)).map_err(mls_err)?;
         g.clear_pending_commit();
         g.write_to_storage().map_err(mls_err)
     }
 
-    /// Processes another member's commit from the DS log.
-    pub fn process(&self, practice: PracticeId, commit: &[u8]) -> Result<Processed, CryptoError> {
+    /// The group's `GroupInfo` message for our current epoch, with the
+    /// ratchet tree in its extension: what the server starts observing a
+    /// group from (the new group's, or a group it did not observe before).
+    /// Public: it holds no secret.
+    pub fn group_info(&self, practice: PracticeId) -> Result<Vec<u8>, CryptoError> {
+        let g = self.client().load_group(&self.group_id(practice)).map_err(mls_err)?;
+        g.group_info_message(true).map_err(mls_err)?.to_bytes().map_err(mls_err)
+    }
+
+    /// Processes another member's commit from the DS log, if it does exactly
+    /// what its entry `declared` says ([`CryptoError::Undeclared`] otherwise,
+    /// and the state is left as it was): signed by the entry's committer, and
+    /// adding and removing exactly the declared users, nothing else.
+    pub fn process(&self, practice: PracticeId, commit: &[u8], declared: &Declared<'_>) -> Result<Processed, CryptoError> {
         let msg = MlsMessage::from_bytes(commit).map_err(|_| CryptoError::Malformed("MLS commit"))?;
+        if msg.wire_format() != WireFormat::PublicMessage {
+            return Err(CryptoError::Malformed("MLS commit (not a PublicMessage)"));
+        }
         let client = self.client();
-        let mut g = client.load_group(practice.as_bytes()).map_err(mls_err)?;
+        let mut g = client.load_group(&self.group_id(practice)).map_err(mls_err)?;
         g.clear_pending_commit();
+        let before: HashMap<u32, UserId> =
+            g.roster().members_iter().filter_map(|m| identity_user(&m.signing_identity).map(|u| (m.index, u))).collect();
         match g.process_incoming_message(msg).map_err(mls_err)? {
             ReceivedMessage::Commit(d) => match d.effect {
-                CommitEffect::Removed { .. } => {
+                CommitEffect::Removed { new_epoch, .. } => {
+                    check_declared(&before, d.committer, &new_epoch.applied_proposals, declared)?;
                     self.store.forget_group(practice);
                     Ok(Processed::Removed)
                 }
-                _ => {
+                CommitEffect::NewEpoch(new_epoch) => {
+                    check_declared(&before, d.committer, &new_epoch.applied_proposals, declared)?;
                     g.write_to_storage().map_err(mls_err)?;
-                    Ok(Processed::Advanced(handoff_epoch(g.current_epoch())))
+                    Ok(Processed::Advanced(self.handoff_epoch(practice, g.current_epoch())))
                 }
+                CommitEffect::ReInit(_) => Err(CryptoError::Undeclared("it re-initialises the group".into())),
             },
             _ => Err(CryptoError::Malformed("MLS commit")),
         }

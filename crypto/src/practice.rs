@@ -43,11 +43,13 @@ fn grant_info(practice: PracticeId, epoch: u64, recipient: UserId) -> Vec<u8> {
     m
 }
 
-fn history_aad(practice: PracticeId, epoch: u64) -> Vec<u8> {
+/// Associated data of a history link from `epoch` back to epoch `to`
+/// (`epoch - 1`, or an earlier one for a re-initialisation's link).
+fn history_aad(practice: PracticeId, epoch: u64, to: u64) -> Vec<u8> {
     let mut m = b"handoff key history v1".to_vec();
     m.extend_from_slice(practice.as_bytes());
     m.extend_from_slice(&epoch.to_be_bytes());
-    m.extend_from_slice(&(epoch - 1).to_be_bytes());
+    m.extend_from_slice(&to.to_be_bytes());
     m
 }
 
@@ -68,7 +70,30 @@ impl PracticeKey {
         if self.epoch == 0 || prev.epoch + 1 != self.epoch {
             return Err(CryptoError::Malformed("history link epochs"));
         }
-        crate::seal::seal(&self.key, &history_aad(practice, self.epoch), &prev.key)
+        crate::seal::seal(&self.key, &history_aad(practice, self.epoch, prev.epoch), &prev.key)
+    }
+
+    /// Seals an earlier epoch's key under this one, skipping the epochs in
+    /// between: a re-initialisation's link back to the last good epoch (the
+    /// skipped, revoked epochs' keys are never reachable from here).
+    pub fn history_link_from(&self, practice: PracticeId, earlier: &PracticeKey) -> Result<Vec<u8>, CryptoError> {
+        if earlier.epoch >= self.epoch {
+            return Err(CryptoError::Malformed("history link epochs"));
+        }
+        crate::seal::seal(&self.key, &history_aad(practice, self.epoch, earlier.epoch), &earlier.key)
+    }
+
+    /// Opens a history link of this epoch that seals epoch `to`'s key (made
+    /// by [`history_link`](Self::history_link) when `to` is the epoch before,
+    /// by [`history_link_from`](Self::history_link_from) otherwise).
+    pub fn open_history_link_to(&self, practice: PracticeId, link: &[u8], to: u64) -> Result<PracticeKey, CryptoError> {
+        if to >= self.epoch {
+            return Err(CryptoError::Malformed("history link epochs"));
+        }
+        let mut k = crate::seal::open(&self.key, &history_aad(practice, self.epoch, to), link)?;
+        let key: Result<[u8; 32], _> = k.as_slice().try_into();
+        k.zeroize();
+        Ok(Self { key: key.map_err(|_| CryptoError::Malformed("practice key"))?, epoch: to })
     }
 
     /// Opens this epoch's history link, giving the key of the epoch before.
@@ -76,7 +101,7 @@ impl PracticeKey {
         if self.epoch == 0 {
             return Err(CryptoError::Malformed("history link epochs"));
         }
-        let mut k = crate::seal::open(&self.key, &history_aad(practice, self.epoch), link)?;
+        let mut k = crate::seal::open(&self.key, &history_aad(practice, self.epoch, self.epoch - 1), link)?;
         let key: Result<[u8; 32], _> = k.as_slice().try_into();
         k.zeroize();
         Ok(Self { key: key.map_err(|_| CryptoError::Malformed("practice key"))?, epoch: self.epoch - 1 })

@@ -23,6 +23,7 @@ fn two_hundred_members_add_one_and_remove_one() {
     let users: Vec<MlsUser> = (0..201).map(|n| user(n, &dir)).collect();
     let (members, newcomer) = users.split_at(200);
     let admin = &members[0];
+    let admin_id = UserId::from_bytes([0; 16]);
     admin.create_group(P).unwrap();
     // Build the group in batches of 50, as members' clients would over time.
     for batch in members[1..].chunks(50) {
@@ -31,7 +32,7 @@ fn two_hundred_members_add_one_and_remove_one() {
         admin.apply_pending(P).unwrap();
         let already: Vec<&MlsUser> = members[1..].iter().filter(|u| u.epoch(P).unwrap().is_some()).collect();
         for u in already {
-            assert!(matches!(u.process(P, &pc.commit).unwrap(), Processed::Advanced(_)));
+            assert!(matches!(u.process(P, &pc.commit, &pc.declared(admin_id)).unwrap(), Processed::Advanced(_)));
         }
         for u in batch {
             u.join(P, pc.welcome.as_ref().unwrap()).unwrap();
@@ -47,7 +48,7 @@ fn two_hundred_members_add_one_and_remove_one() {
     let commit_add = t.elapsed();
     let t = Instant::now();
     for u in &members[1..] {
-        assert_eq!(u.process(P, &add.commit).unwrap(), Processed::Advanced(e));
+        assert_eq!(u.process(P, &add.commit, &add.declared(admin_id)).unwrap(), Processed::Advanced(e));
     }
     let process_add = t.elapsed() / 199;
     let t = Instant::now();
@@ -65,7 +66,7 @@ fn two_hundred_members_add_one_and_remove_one() {
     let t = Instant::now();
     let mut n = 0u32;
     for u in members[1..].iter().chain(newcomer) {
-        let r = u.process(P, &rm.commit).unwrap();
+        let r = u.process(P, &rm.commit, &rm.declared(admin_id)).unwrap();
         if std::ptr::eq(u, gone) {
             assert_eq!(r, Processed::Removed);
         } else {

@@ -182,6 +182,7 @@ impl From<MlsError> for ApiError {
             ),
             MlsError::StaleEpoch => exists("stale_epoch"),
             MlsError::NoSuchPractice => ApiError::not_found("practice"),
+            MlsError::NoSuchEntry => ApiError::not_found("MLS log entry"),
             other => ApiError::internal(other),
         }
     }

@@ -33,6 +33,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::mls::{ClaimedKeyPackage, KeyPackageCount, LogQuery, MlsLog, MlsLogEntry, MlsPending, MlsState, MlsWelcome, SubmitCommit};
+use crate::mls::{ReportEpoch, UnreadableReferrals};
 use crate::v1::*;
 use crate::ws::{BlobId, Referral, ReferralId, WsQuery};
 use crate::{CategoryRequestId, PracticeId, UserId};
@@ -427,6 +428,10 @@ endpoints! {
     /// `POST /account/confirm`: confirms a registration from its emailed link,
     /// creates the account and signs it in.
     ConfirmAccount: Post v1!("/account/confirm"), (), ConfirmRequest => SessionResponse;
+    /// `POST /practices/{id}/mls/reports`: the caller's client cannot process an epoch of the practice's group.
+    ReportMlsEpoch: Post v1!("/practices/{id}/mls/reports"), PracticeId, ReportEpoch => ();
+    /// `GET /practices/{id}/mls/unreadable`: referrals this practice sent whose receiver's key was revoked since.
+    ListUnreadableReferrals: Get v1!("/practices/{id}/mls/unreadable"), PracticeId, () => UnreadableReferrals;
 }
 
 #[cfg(test)]

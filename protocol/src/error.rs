@@ -104,6 +104,15 @@ pub enum ErrorCode {
     QuotaExceeded,
     /// The user has as many WebSockets open as they may; close one first. 429.
     TooManySockets,
+    /// A well-formed MLS commit that the delivery service refuses: its
+    /// signature does not verify against the group's public tree, it carries a
+    /// proposal other than adds and removes, or its real adds, removes or
+    /// committer differ from what the log entry declares. 422.
+    InvalidCommit,
+    /// The server does not observe this practice's MLS group yet (it predates
+    /// the server's checks): send the commit again with `group_info`, the group
+    /// info of the epoch the commit was made in. 409.
+    GroupInfoRequired,
 }
 
 impl ErrorCode {
@@ -134,6 +143,8 @@ impl ErrorCode {
             EmailUnconfirmed => 403,
             QuotaExceeded => 507,
             TooManySockets => 429,
+            InvalidCommit => 422,
+            GroupInfoRequired => 409,
         }
     }
 
@@ -182,6 +193,8 @@ impl ErrorCode {
             EmailUnconfirmed => "email_unconfirmed",
             QuotaExceeded => "quota_exceeded",
             TooManySockets => "too_many_sockets",
+            InvalidCommit => "invalid_commit",
+            GroupInfoRequired => "group_info_required",
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The MLS delivery service API (`/api/v1`): key packages, each practice's
 //! MLS log, welcomes and the per-user sealed MLS state.
 //!
-//! The server treats MLS messages as opaque bytes apart from the framing it
-//! checks (wire format, group id, epoch). Epochs here are Handoff epochs:
+//! The server is an MLS *external observer*: it keeps each group's public
+//! state (ratchet tree and group context, never a secret), verifies every
+//! commit against it (signature, proposals, the adds and removes the entry
+//! declares) and holds no key that opens anything. Epochs here are Handoff epochs:
 //! epoch 0 is a practice's original granted key; MLS epoch `m` is Handoff
 //! epoch `m + 1`. Log entry `e` is what produced epoch `e`: entry 1 is the
 //! group's creation (no commit), entry `e >= 2` carries the commit made in
@@ -11,7 +13,18 @@
 use serde::{Deserialize, Serialize};
 
 use crate::v1::PracticePublicKey;
-use crate::{B64, UnixMillis, UserId};
+use crate::{B64, PracticeId, UnixMillis, UserId};
+
+/// The MLS group id of a practice's group of `generation`: the practice id
+/// for the first group (0), then the practice id followed by the generation
+/// as 4 big-endian bytes for each group a re-initialisation starts.
+pub fn mls_group_id(practice: PracticeId, generation: u32) -> Vec<u8> {
+    let mut id = practice.as_bytes().to_vec();
+    if generation > 0 {
+        id.extend_from_slice(&generation.to_be_bytes());
+    }
+    id
+}
 
 /// `POST /api/v1/mls/key-packages`: publish fresh key packages (at most 100 per call).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,12 +81,27 @@ pub struct PutMlsState {
 pub struct SubmitCommit {
     /// The new Handoff epoch.
     pub epoch: u64,
-    /// The MLS commit (absent only for epoch 1, the group's creation).
+    /// The MLS commit, sent as a `PublicMessage` so the server can verify it
+    /// (absent only for epoch 1, the group's creation).
     #[serde(default)]
     pub commit: Option<B64>,
+    /// A `GroupInfo` message carrying the ratchet tree (its extension), from
+    /// which the server starts observing the group. Required for epoch 1 (the
+    /// new group's own); with a commit, accepted only when the server does not
+    /// observe the group yet (a group created before it did: the group info of
+    /// the epoch the commit was made in; refused with `group_info_required`
+    /// until given, ignored otherwise).
+    #[serde(default)]
+    pub group_info: Option<B64>,
     /// The welcome for `added` (required when `added` is not empty).
     #[serde(default)]
     pub welcome: Option<B64>,
+    /// A re-initialisation (admins only): the entry starts a new MLS group for
+    /// the practice (the next generation; no commit, its `group_info` with the
+    /// caller as its only member), and `history` seals the key of this earlier
+    /// epoch, the last good one. Every epoch after it is revoked.
+    #[serde(default)]
+    pub reinit: Option<u64>,
     /// Users the commit adds (each must be a member of the practice).
     #[serde(default)]
     pub added: Vec<UserId>,
@@ -101,10 +129,51 @@ pub struct MlsLogEntry {
     pub removed: Vec<UserId>,
     /// The epoch's signed public key.
     pub public_key: PracticePublicKey,
-    /// Key-history link to the previous epoch.
+    /// Key-history link to the previous epoch (to `links_to`).
     pub history: B64,
     /// When the server accepted the entry.
     pub at: UnixMillis,
+    /// The MLS group generation (0 for the practice's first group; each
+    /// re-initialisation starts the next, whose MLS group id is the practice
+    /// id followed by the generation as 4 big-endian bytes).
+    #[serde(default)]
+    pub generation: u32,
+    /// The epoch whose key `history` seals (`epoch - 1` but for a re-initialisation).
+    #[serde(default)]
+    pub links_to: u64,
+    /// Revoked by a later re-initialisation: the group never agreed on this
+    /// epoch's key, so nothing may be wrapped to it.
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+/// `POST /api/v1/practices/{id}/mls/reports`: the caller's client cannot
+/// process this epoch's entry (it does not decrypt, or its published key is
+/// not the group's). An admin's client re-initialises the group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportEpoch {
+    /// The epoch whose entry cannot be processed.
+    pub epoch: u64,
+}
+
+/// A referral to send again: its receiver's key was revoked after it was wrapped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableReferral {
+    /// The referral.
+    pub referral: crate::ws::ReferralId,
+    /// The receiving practice.
+    pub to_practice: PracticeId,
+    /// The revoked epoch it was wrapped to.
+    pub epoch: u64,
+}
+
+/// `GET /api/v1/practices/{id}/mls/unreadable`: referrals the practice sent
+/// that no honest member of the receiving practice can open (at most 500).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableReferrals {
+    /// Oldest first.
+    pub referrals: Vec<UnreadableReferral>,
 }
 
 /// The query of `GET /api/v1/practices/{id}/mls`.
@@ -156,4 +225,9 @@ pub struct MlsPending {
     pub add: Vec<MlsPendingMember>,
     /// Group members who left the practice or were removed.
     pub remove: Vec<UserId>,
+    /// The lowest epoch of the current group that a member reported they
+    /// cannot process: an admin's client re-initialises the group from the
+    /// epoch before it.
+    #[serde(default)]
+    pub reported: Option<u64>,
 }

@@ -52,6 +52,8 @@ fn every_code_serializes_as_its_as_str() {
         EmailUnconfirmed,
         QuotaExceeded,
         TooManySockets,
+        InvalidCommit,
+        GroupInfoRequired,
     ] {
         assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         let back: ErrorCode = serde_json::from_str(&format!("\"{}\"", code.as_str())).unwrap();
@@ -75,6 +77,8 @@ fn mls_error_codes_are_pinned() {
         (NotMember, "not_member", 403),
         (WrongRecipient, "wrong_recipient", 422),
         (StaleState, "stale_state", 409),
+        (InvalidCommit, "invalid_commit", 422),
+        (GroupInfoRequired, "group_info_required", 409),
     ];
     for (code, s, status) in pinned {
         assert_eq!(code.as_str(), s);

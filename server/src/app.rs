@@ -296,6 +296,7 @@ fn api_routes(t: &mut Table<'_>) {
     t.at(GetReferralKeys, referrals::party_keys);
     // Registration confirmed by its emailed link.
     t.at(ConfirmAccount, auth::confirm);
+    t.at(ReportMlsEpoch, mls::report).at(ListUnreadableReferrals, mls::unreadable);
 }
 
 fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {

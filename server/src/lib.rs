@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod live;
 pub mod mls;
+pub mod observer;
 pub mod origin;
 pub mod practices;
 pub mod ratelimit;

@@ -1,13 +1,20 @@
 //! The MLS delivery service over HTTP: key packages, each practice's MLS log,
 //! welcomes and the per-user sealed MLS state.
 //!
-//! The server never decrypts MLS. It parses only the public framing of the
-//! messages it routes (with mls-rs's codec; the server links no MLS crypto
-//! provider and never `handoff-crypto`): a key package's credential must name
-//! the uploader and carry their account key; a commit must be a handshake
-//! message of this practice's group at the epoch it claims; a welcome must be
-//! a welcome. Everything else about a commit (who it adds and removes) is
-//! checked by every member's client when it processes the commit.
+//! The server never decrypts MLS and holds no group secret; it is an MLS
+//! external observer ([`crate::observer`]). A key package's credential must
+//! name the uploader and carry their account key; a welcome must be a
+//! welcome. A group's creation carries its group info, from which the server
+//! starts following the group's public state; every commit must be a
+//! `PublicMessage` of this practice's group at the epoch it claims, and the
+//! server processes it against that state: the committer's signature, the
+//! proposals (adds and removes only), every new leaf against its user's account
+//! key, and the commit's real adds, removes and committer against the entry's
+//! declared `added`, `removed` and the caller. The declared lists must follow
+//! the practice's membership (adds are members, removals are people who left).
+//! What no observer can check (the path secrets, the membership and
+//! confirmation tags) every member's client checks when it processes the
+//! commit, and compares the commit's effect with the entry again.
 //!
 //! Access: every practice-scoped route answers `not_found` to non-members, as
 //! the rest of the API does, so a removed member loses the log, welcomes and
@@ -18,11 +25,13 @@ use mls_rs::group::ContentType;
 use mls_rs::{MlsMessage, MlsMessageDescription};
 
 use handoff_protocol::mls::*;
+use handoff_protocol::v1::Role;
 use handoff_protocol::{B64, ErrorCode, PracticeId, UserId};
 use handoff_store::{MlsEntryRecord, MlsError};
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
+use crate::observer::{self, Keys, ObserveError};
 use crate::practices::membership;
 use crate::state::{AppState, now, sha256};
 use crate::validate;
@@ -40,6 +49,9 @@ pub const MAX_COMMIT: usize = 512 * 1024;
 /// carries the ratchet tree and one group secret per newcomer, 61,524 bytes at
 /// 200 members (load-tests/MLS.md).
 pub const MAX_WELCOME: usize = 512 * 1024;
+/// The largest group info accepted (512 KiB): like a welcome it carries the
+/// ratchet tree, which dominates both.
+pub const MAX_GROUP_INFO: usize = 512 * 1024;
 /// The largest sealed MLS state accepted per user (1 MiB): one member's state
 /// in a 200-member group is 75,000 bytes (load-tests/MLS.md), so this holds a
 /// dozen such practices.
@@ -70,8 +82,8 @@ fn key_package_identity(bytes: &[u8]) -> ApiResult<(UserId, Vec<u8>)> {
     Ok((UserId::from_bytes(raw), id.signature_key.as_bytes().to_vec()))
 }
 
-/// A handshake (commit) message of `practice`'s group made in MLS epoch `mls_epoch`.
-fn check_commit(bytes: &[u8], practice: PracticeId, mls_epoch: u64) -> ApiResult<()> {
+/// A handshake (commit) message of the MLS group `group_id` made in MLS epoch `mls_epoch`.
+fn check_commit(bytes: &[u8], group_id: &[u8], mls_epoch: u64) -> ApiResult<()> {
     let m = parse(bytes, "commit")?;
     let (group, epoch, commit) = match m.description() {
         MlsMessageDescription::PublicProtocolMessage { group_id, epoch_id, content_type, .. } => {
@@ -83,7 +95,7 @@ fn check_commit(bytes: &[u8], practice: PracticeId, mls_epoch: u64) -> ApiResult
         }
         _ => return Err(malformed("commit")),
     };
-    if !commit || group != practice.as_bytes().as_slice() {
+    if !commit || group != group_id {
         return Err(malformed("commit"));
     }
     if epoch != mls_epoch {
@@ -93,6 +105,40 @@ fn check_commit(bytes: &[u8], practice: PracticeId, mls_epoch: u64) -> ApiResult
         ));
     }
     Ok(())
+}
+
+fn observe_error(e: ObserveError) -> ApiError {
+    match e {
+        ObserveError::Malformed(_) => ApiError::new(ErrorCode::MalformedMls, e.to_string()),
+        _ => ApiError::new(ErrorCode::InvalidCommit, e.to_string()),
+    }
+}
+
+/// Runs an observer step on the blocking pool (it verifies signatures and hashes the tree).
+async fn observe<T: Send + 'static>(f: impl FnOnce() -> Result<T, ObserveError> + Send + 'static) -> ApiResult<T> {
+    web::block(f).await.map_err(ApiError::internal)?.map_err(observe_error)
+}
+
+/// The account keys the observer accepts leaves for: the practice's members,
+/// and group members who have left it (their leaves are still in the tree
+/// until a commit removes them). Whom a commit may add is checked separately.
+async fn leaf_keys(state: &AppState, practice: PracticeId, roster: &[UserId]) -> ApiResult<Keys> {
+    let mut keys: Vec<(UserId, Vec<u8>)> = state.store.members(practice).await?.into_iter().map(|m| (m.user.id, m.user.sign_pub)).collect();
+    for u in roster {
+        if !keys.iter().any(|(k, _)| k == u)
+            && let Some(user) = state.store.user_by_id(*u).await?
+        {
+            keys.push((user.id, user.sign_pub));
+        }
+    }
+    Ok(Keys::new(keys))
+}
+
+fn same_users(a: &[UserId], b: &[UserId]) -> bool {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort();
+    b.sort();
+    a == b
 }
 
 fn check_welcome(bytes: &[u8]) -> ApiResult<()> {
@@ -112,6 +158,9 @@ fn entry_view(e: MlsEntryRecord) -> MlsLogEntry {
         public_key: e.public_key,
         history: B64(e.history),
         at: e.created_at,
+        generation: e.generation,
+        links_to: e.links_to,
+        revoked: e.revoked,
     }
 }
 
@@ -231,7 +280,8 @@ pub async fn pending(state: web::Data<AppState>, who: Authed, id: web::Path<Prac
         }
     }
     let remove = roster.into_iter().filter(|u| !members.iter().any(|m| m.user.id == *u)).collect();
-    Ok(HttpResponse::Ok().json(MlsPending { epoch, add, remove }))
+    let reported = state.store.mls_reported(p.id).await?;
+    Ok(HttpResponse::Ok().json(MlsPending { epoch, add, remove, reported }))
 }
 
 /// `POST /api/v1/practices/{id}/mls/commits`: the delivery service's one door.
@@ -241,13 +291,16 @@ pub async fn submit(
     id: web::Path<PracticeId>,
     body: web::Json<SubmitCommit>,
 ) -> ApiResult<HttpResponse> {
-    let (p, _) = membership(&state, *id, &who).await?;
+    let (p, role) = membership(&state, *id, &who).await?;
     let b = body.into_inner();
     if b.commit.as_ref().is_some_and(|c| c.0.len() > MAX_COMMIT) {
         return Err(too_large("commit", MAX_COMMIT));
     }
     if b.welcome.as_ref().is_some_and(|w| w.0.len() > MAX_WELCOME) {
         return Err(too_large("welcome", MAX_WELCOME));
+    }
+    if b.group_info.as_ref().is_some_and(|g| g.0.len() > MAX_GROUP_INFO) {
+        return Err(too_large("group_info", MAX_GROUP_INFO));
     }
     let pk = &b.public_key;
     if pk.epoch != b.epoch || pk.signer != who.user.id {
@@ -261,7 +314,34 @@ pub async fn submit(
         return Err(stale(current));
     }
     let roster = state.store.mls_roster(p.id).await?;
-    if b.epoch == 1 {
+    // The generation of the group the log is at (0 before and for the first group).
+    let last = if current == 0 { None } else { state.store.mls_log(p.id, current - 1, 1).await?.pop() };
+    let mut generation = last.as_ref().map_or(0, |e| e.generation);
+    let mut links_to = b.epoch - 1;
+    let public_state;
+    if let Some(to) = b.reinit {
+        // Re-initialising: a new MLS group for the practice, started by an
+        // admin's client, whose history link skips the epochs it revokes.
+        if role != Role::Admin {
+            return Err(ApiError::forbidden("only a practice admin can re-initialise its key group"));
+        }
+        if current == 0 || to >= current {
+            return Err(ApiError::invalid("reinit: the epoch to link back to must be one before the current epoch"));
+        }
+        if b.commit.is_some() || b.welcome.is_some() || !b.added.is_empty() || !b.removed.is_empty() {
+            return Err(ApiError::invalid("a re-initialisation starts a new group: no commit, welcome, added or removed"));
+        }
+        generation += 1;
+        links_to = to;
+        let info = b.group_info.as_ref().ok_or_else(|| ApiError::invalid("group_info: required to re-initialise the group"))?.0.clone();
+        let keys = leaf_keys(&state, p.id, &[]).await?;
+        let group_id = mls_group_id(p.id, generation);
+        let started = observe(move || observer::start(&info, &group_id, 0, keys)).await?;
+        if started.roster != [who.user.id] {
+            return Err(ApiError::new(ErrorCode::InvalidCommit, "a new group must have its creator as its only member"));
+        }
+        public_state = started.snapshot;
+    } else if b.epoch == 1 {
         // Creating the group (also how a pre-MLS practice moves onto MLS):
         // only a holder of the epoch-0 key can link epoch 1 back to it.
         if b.commit.is_some() || b.welcome.is_some() || !b.added.is_empty() || !b.removed.is_empty() {
@@ -270,12 +350,29 @@ pub async fn submit(
         if state.store.grant(p.id, who.user.id, 0).await?.is_none() {
             return Err(ApiError::forbidden("only a holder of the practice's epoch-0 key can create its MLS group"));
         }
+        // The new group's public state: its creator alone, at MLS epoch 0.
+        let info = b.group_info.as_ref().ok_or_else(|| ApiError::invalid("group_info: required to create the group"))?.0.clone();
+        let keys = leaf_keys(&state, p.id, &[]).await?;
+        let group_id = mls_group_id(p.id, 0);
+        let started = observe(move || observer::start(&info, &group_id, 0, keys)).await?;
+        if started.roster != [who.user.id] {
+            return Err(ApiError::new(ErrorCode::InvalidCommit, "a new group must have its creator as its only member"));
+        }
+        public_state = started.snapshot;
     } else {
         if !roster.contains(&who.user.id) {
             return Err(ApiError::new(ErrorCode::NotMember, "you are not in this practice's MLS group yet; wait for a member to add you"));
         }
         let commit = b.commit.as_ref().ok_or_else(|| ApiError::invalid("commit: required after epoch 1"))?;
-        check_commit(commit.as_slice(), p.id, b.epoch - 2)?;
+        let observed = state.store.mls_public_state(p.id).await?;
+        // The group and MLS epoch the commit must be made in: the observed
+        // state's, or (for a first-generation group the server did not observe)
+        // Handoff epoch - 2 of the practice's first group.
+        let (group_id, mls_epoch) = match &observed {
+            Some((_, snapshot)) => observer::context_of(snapshot).map_err(observe_error)?,
+            None => (mls_group_id(p.id, 0), b.epoch - 2),
+        };
+        check_commit(commit.as_slice(), &group_id, mls_epoch)?;
         if b.added.is_empty() && b.removed.is_empty() {
             return Err(ApiError::invalid("a commit must add or remove someone"));
         }
@@ -311,6 +408,42 @@ pub async fn submit(
             (None, true) => {}
             _ => return Err(ApiError::invalid("welcome: required exactly when the commit adds members")),
         }
+        // Observe the commit: it must verify against the group's public state
+        // and do exactly what the entry declares.
+        let keys = leaf_keys(&state, p.id, &roster).await?;
+        let before = match observed {
+            Some((epoch, snapshot)) if epoch == current => snapshot,
+            Some(_) => return Err(stale(state.store.mls_epoch(p.id).await?)),
+            None if generation > 0 => return Err(ApiError::internal("a re-initialised group without its public state")),
+            None => {
+                // A group created before the server observed groups: start from the
+                // group info of the commit's epoch, which must hold exactly the roster.
+                let info = b.group_info.as_ref().ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::GroupInfoRequired,
+                        "the server does not observe this group yet: send the commit again with the group info of its epoch",
+                    )
+                })?;
+                let (info, keys) = (info.0.clone(), keys.clone());
+                let started = observe(move || observer::start(&info, &group_id, mls_epoch, keys)).await?;
+                if !same_users(&started.roster, &roster) {
+                    return Err(ApiError::new(ErrorCode::InvalidCommit, "the group info's members are not the group's"));
+                }
+                started.snapshot
+            }
+        };
+        let c = commit.0.clone();
+        let applied = observe(move || observer::apply(&before, &c, keys)).await?;
+        if applied.committer != who.user.id {
+            return Err(ApiError::new(ErrorCode::InvalidCommit, "the commit is signed by another member than you"));
+        }
+        if !same_users(&applied.added, &b.added) || !same_users(&applied.removed, &b.removed) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidCommit,
+                "the commit's real adds and removes are not the entry's declared added and removed",
+            ));
+        }
+        public_state = applied.snapshot;
     }
     let entry = MlsEntryRecord {
         practice_id: p.id,
@@ -323,8 +456,11 @@ pub async fn submit(
         public_key: b.public_key,
         history: b.history.0,
         created_at: now(),
+        generation,
+        links_to,
+        revoked: false,
     };
-    match handoff_actors::mls::append(&state.hub, entry.clone()).await {
+    match handoff_actors::mls::append(&state.hub, entry.clone(), public_state).await {
         Ok(_) => {
             tracing::info!(practice = %p.id, epoch = entry.epoch, by = %who.user.id, "MLS epoch accepted");
             Ok(HttpResponse::Created().json(entry_view(entry)))
@@ -337,6 +473,34 @@ pub async fn submit(
 /// `payload_too_large` for an MLS message over its documented limit.
 fn too_large(what: &str, limit: usize) -> ApiError {
     ApiError::new(ErrorCode::PayloadTooLarge, format!("{what}: at most {limit} bytes"))
+}
+
+/// `POST /api/v1/practices/{id}/mls/reports`: a member's client cannot process an epoch.
+pub async fn report(
+    state: web::Data<AppState>,
+    who: Authed,
+    id: web::Path<PracticeId>,
+    body: web::Json<ReportEpoch>,
+) -> ApiResult<HttpResponse> {
+    let (p, _) = membership(&state, *id, &who).await?;
+    let epoch = body.into_inner().epoch;
+    state.store.mls_report(p.id, epoch, who.user.id, now()).await?;
+    tracing::warn!(practice = %p.id, epoch, by = %who.user.id, "MLS epoch reported unprocessable");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/v1/practices/{id}/mls/unreadable`: referrals the practice sent
+/// whose receiver's key was revoked by a re-initialisation: to send again.
+pub async fn unreadable(state: web::Data<AppState>, who: Authed, id: web::Path<PracticeId>) -> ApiResult<HttpResponse> {
+    let (p, _) = membership(&state, *id, &who).await?;
+    let referrals = state
+        .store
+        .mls_unreadable(p.id, MAX_LOG_PAGE)
+        .await?
+        .into_iter()
+        .map(|u| UnreadableReferral { referral: u.referral, to_practice: u.to_practice, epoch: u.epoch })
+        .collect();
+    Ok(HttpResponse::Ok().json(UnreadableReferrals { referrals }))
 }
 
 fn stale(current: u64) -> ApiError {

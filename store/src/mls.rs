@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use handoff_protocol::v1::PracticePublicKey;
+use handoff_protocol::ws::ReferralId;
 use handoff_protocol::{PracticeId, UnixMillis, UserId};
 
 use crate::{BackendError, StoredEvent};
@@ -30,6 +31,9 @@ pub enum MlsError {
     /// [`mls_append`](MlsStore::mls_append) named a practice that does not exist.
     #[error("not found: practice")]
     NoSuchPractice,
+    /// [`mls_report`](MlsStore::mls_report) named an epoch the practice's log does not have.
+    #[error("not found: mls_entry")]
+    NoSuchEntry,
     /// The backend failed; nothing was changed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -55,8 +59,18 @@ pub trait MlsStore: Send + Sync + 'static {
     /// Appends an entry if its epoch is the practice's current epoch + 1
     /// ([`MlsError::StaleEpoch`] otherwise), in one transaction with: the
     /// welcomes of the added users, the roster update, the practice's current
-    /// key epoch and public key, and `event` appended to the practice's stream.
-    async fn mls_append(&self, e: MlsEntryRecord, event: String) -> Result<StoredEvent, MlsError>;
+    /// key epoch and public key, the group's public state after the entry
+    /// (`public_state`, which replaces the one [`mls_public_state`](MlsStore::mls_public_state)
+    /// gives, at the entry's epoch), and `event` appended to the practice's stream.
+    /// An entry of a later `generation` than the log's (a re-initialisation)
+    /// also revokes every epoch after its `links_to`, leaves only its committer
+    /// in the roster and drops every welcome.
+    async fn mls_append(&self, e: MlsEntryRecord, public_state: Vec<u8>, event: String) -> Result<StoredEvent, MlsError>;
+    /// The public state of the practice's MLS group as the server observes it
+    /// (an MLS external observer's snapshot: no secret) and the Handoff epoch
+    /// it is at; `None` for a group the server has not observed (none yet, or
+    /// one created before the server observed groups).
+    async fn mls_public_state(&self, practice: PracticeId) -> Result<Option<(u64, Vec<u8>)>, MlsError>;
     /// The practice's current MLS epoch (0 before its group exists).
     async fn mls_epoch(&self, practice: PracticeId) -> Result<u64, MlsError>;
     /// Entries with epoch > `after`, oldest first.
@@ -70,6 +84,15 @@ pub trait MlsStore: Send + Sync + 'static {
     /// and drops the welcome's bytes from the log once nobody awaits them.
     /// Returns whether a welcome was forgotten.
     async fn forget_welcome(&self, practice: PracticeId, user: UserId, epoch: u64) -> Result<bool, MlsError>;
+    /// Records that `user` could not process the practice's entry `epoch`
+    /// (idempotent). [`MlsError::NoSuchEntry`] if the log has no such entry.
+    async fn mls_report(&self, practice: PracticeId, epoch: u64, user: UserId, now: UnixMillis) -> Result<(), MlsError>;
+    /// The lowest epoch of the current group generation that a member reported
+    /// as unprocessable, if any (what an admin's re-initialisation recovers from).
+    async fn mls_reported(&self, practice: PracticeId) -> Result<Option<u64>, MlsError>;
+    /// Referrals sent by `from` whose receiving practice's key was wrapped to
+    /// an epoch revoked since, oldest first (at most `limit`).
+    async fn mls_unreadable(&self, from: PracticeId, limit: u32) -> Result<Vec<UnreadableReferral>, MlsError>;
 }
 
 /// One accepted entry of a practice's MLS log.
@@ -95,4 +118,26 @@ pub struct MlsEntryRecord {
     pub history: Vec<u8>,
     /// When the entry was accepted.
     pub created_at: UnixMillis,
+    /// The MLS group generation the entry belongs to (0 for the practice's
+    /// first group; each re-initialisation starts the next one).
+    pub generation: u32,
+    /// The epoch whose key `history` seals: `epoch - 1`, except for a
+    /// re-initialisation, whose link skips the epochs it revokes.
+    pub links_to: u64,
+    /// Whether a later re-initialisation revoked this epoch (its key is not
+    /// the group's any more; what was wrapped to it must be sent again).
+    /// Ignored by [`mls_append`](MlsStore::mls_append).
+    pub revoked: bool,
+}
+
+/// A referral wrapped to a revoked epoch of its receiving practice, which its
+/// sender must send again ([`MlsStore::mls_unreadable`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnreadableReferral {
+    /// The referral.
+    pub referral: ReferralId,
+    /// The receiving practice.
+    pub to_practice: PracticeId,
+    /// The revoked epoch its key was wrapped to.
+    pub epoch: u64,
 }

@@ -17,10 +17,14 @@ async fn fresh() -> (SqliteStore, tempfile::TempDir) {
 
 handoff_store::conformance_tests!(fresh);
 
-/// The newest schema version this build knows (migration numbers are
-/// assigned ahead, so the list may have gaps until every branch is merged).
-fn newest() -> u32 {
-    MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
+/// A store at version N applies only the migrations above N, in list order:
+/// a list out of order would skip some on an existing store, or set the
+/// version backwards on a fresh one.
+#[test]
+fn migrations_are_listed_in_increasing_version_order() {
+    let versions: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+    assert_eq!(versions.first(), Some(&1));
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod modgraph;
+mod observer;
 mod paths;
 
 fn main() -> Result<()> {
@@ -310,7 +311,11 @@ const WASM_CRATES: &[&str] = &["handoff-protocol", "handoff-domain", "handoff-cr
 
 /// Crates the wire protocol must never pull in (ARCHITECTURE.md, "Architecture invariants").
 const PROTOCOL_FORBIDDEN: &[&str] = &["tokio", "actix", "actix-rt", "actix-web", "scylla", "mls-rs", "rusqlite"];
-/// Crates that must never link the client-side crypto crate.
+/// Crates that must never link the client-side crypto crate. The server does
+/// link an MLS crypto provider (mls-rs-crypto-rustcrypto), only to verify
+/// public handshake messages as an MLS external observer;
+/// [`observer::no_group_secrets`] checks that these crates use none of
+/// mls-rs's secret-holding APIs (a member's `Client`, `Group<…>`, ...).
 const NO_CRYPTO: &[&str] = &["handoff-server", "handoff-store", "handoff-actors"];
 
 fn dependency_rules() -> Result<()> {
@@ -398,6 +403,7 @@ fn test(root: &Path) -> Result<()> {
     modgraph::check_acyclic(&root.join("actors/src"))?;
     typed_store_errors(root)?;
     paths::path_literals(root)?;
+    observer::no_group_secrets(root)?;
     step("clippy (native)", cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
     let wasm = |verb: &str| {
         let mut c = cargo();

@@ -22,7 +22,11 @@
 //! Every leaf is checked against the server's user directory (user id →
 //! account signing key) before the group accepts it, and every epoch's
 //! published public key against the group's own key and its committer's
-//! signature.
+//! signature. Every commit must do exactly what its log entry declares
+//! (committer, adds, removes: checked by `handoff_crypto::mls::MlsUser::process`),
+//! and what it declares must follow the practice's roster ([`follows_roster`]):
+//! a member cannot silently cut a colleague out of the key group, nor add
+//! someone hidden, even past a server that let it through.
 //!
 //! One engine call at a time per client: two interleaved syncs would process
 //! the same commit twice. The web client serialises its calls with an async
@@ -38,12 +42,12 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use handoff_crypto::keys::UserSecrets;
-use handoff_crypto::mls::{Directory, MlsStore, MlsUser, Processed, key_package_owner, open_state, seal_state};
+use handoff_crypto::mls::{Declared, Directory, MlsStore, MlsUser, Processed, key_package_owner, open_state, seal_state};
 use handoff_crypto::practice::verify_practice_public_key;
 use handoff_crypto::{CryptoError, PracticeKey};
 use handoff_protocol::api::{
-    ClaimKeyPackage, Endpoint, GetMlsPending, GetMlsWelcome, GetPracticeKey, GetUserKeys, ListMembers, LoadMlsState, ReadMlsLog,
-    SaveMlsState, SubmitMlsCommit, UploadKeyPackages,
+    ClaimKeyPackage, Endpoint, GetMlsPending, GetMlsWelcome, GetPracticeKey, GetUserKeys, ListMembers, ListUnreadableReferrals,
+    LoadMlsState, ReadMlsLog, ReportMlsEpoch, SaveMlsState, SubmitMlsCommit, UploadKeyPackages,
 };
 use handoff_protocol::mls::*;
 use handoff_protocol::v1::PracticePublicKey;
@@ -112,6 +116,27 @@ fn key32<T: Transport>(b: &B64) -> Result<[u8; 32], T::Error> {
 
 fn is<T: Transport>(e: &T::Error, code: ErrorCode) -> bool {
     T::code(e) == Some(code)
+}
+
+/// Whether a log entry's declared adds and removes follow the practice's
+/// membership, as `members` (the practice's current members) and the entries
+/// after it (`later`) show it: everyone it adds is a member of the practice
+/// (or was removed by a later entry, having left since), and everyone it
+/// removes has left the practice (or was added again by a later entry). The
+/// practice's membership leads; a commit that cuts out a current colleague or
+/// adds an outsider is refused. Returns why not, if not.
+pub fn follows_roster(entry: &MlsLogEntry, later: &[MlsLogEntry], members: &[UserId]) -> Result<(), String> {
+    for u in &entry.added {
+        if !members.contains(u) && !later.iter().any(|l| l.epoch > entry.epoch && l.removed.contains(u)) {
+            return Err(format!("epoch {} adds {u}, who is not a member of the practice", entry.epoch));
+        }
+    }
+    for u in &entry.removed {
+        if members.contains(u) && !later.iter().any(|l| l.epoch > entry.epoch && l.added.contains(u)) {
+            return Err(format!("epoch {} removes {u}, who is still a member of the practice", entry.epoch));
+        }
+    }
+    Ok(())
 }
 
 impl Mls {
@@ -262,11 +287,14 @@ impl Mls {
     /// Fills the directory with the signing keys of the practice's members and
     /// of group members who left (still leaves until removed), reading the log
     /// only after epoch `after` (a member needs only the entries it processes).
-    async fn fill_directory<T: Transport>(&self, t: &T, practice: PracticeId, after: u64) -> Result<(), T::Error> {
+    /// Returns the practice's members.
+    async fn fill_directory<T: Transport>(&self, t: &T, practice: PracticeId, after: u64) -> Result<Vec<UserId>, T::Error> {
         let members = t.call::<ListMembers>(&practice, &()).await?;
         let dir = self.ctx().directory.clone();
+        let mut ids = Vec::with_capacity(members.members.len());
         for m in members.members {
             dir.insert(m.user_id, key32::<T>(&m.sign_pub)?);
+            ids.push(m.user_id);
         }
         let mut others = self.pending(t, practice).await?.remove;
         // Leaves of past epochs may belong to people who have since left: a
@@ -281,7 +309,7 @@ impl Mls {
                 dir.insert(u, self.sign_pub(t, u).await?);
             }
         }
-        Ok(())
+        Ok(ids)
     }
 
     fn signed_public_key(practice: PracticeId, who: Who<'_>, k: &PracticeKey) -> PracticePublicKey {
@@ -315,7 +343,11 @@ impl Mls {
             let user = self.user(who);
             let local = user.epoch(practice)?;
             let log = self.log(t, practice, local.unwrap_or(0)).await?;
-            let Some(mut epoch) = local else {
+            // A re-initialisation started a newer group than ours: join that one.
+            let (local_generation, _) = user.generation(practice);
+            let newest = log.entries.iter().map(|e| e.generation).max().unwrap_or(local_generation).max(local_generation);
+            let moved_on = local.is_some() && newest > local_generation;
+            let Some(mut epoch) = local.filter(|_| !moved_on) else {
                 if log.epoch == 0 {
                     // No group yet: create it, linking epoch 1 back to the epoch-0 key.
                     let k0 = match self.grant_key(t, who, practice).await {
@@ -330,6 +362,9 @@ impl Mls {
                     let entry = SubmitCommit {
                         epoch: 1,
                         commit: None,
+                        reinit: None,
+                        // The server observes the group from its creation on.
+                        group_info: Some(B64(user.group_info(practice)?)),
                         welcome: None,
                         added: vec![],
                         removed: vec![],
@@ -351,13 +386,23 @@ impl Mls {
                     continue;
                 }
                 // The group exists: join from the welcome addressed to us, if any.
+                // Its first entry gives the group's generation and base epoch.
+                let start = log.entries.iter().find(|e| e.generation == newest);
+                let base = start.map_or(1, |e| e.epoch);
+                if moved_on && start.is_some_and(|e| e.committer == who.id) {
+                    // Another tab of ours re-initialised the group: its saved state has it.
+                    if !self.load_state(t, who).await? {
+                        t.pause(50).await;
+                    }
+                    continue;
+                }
                 let w = match t.call::<GetMlsWelcome>(&practice, &()).await {
                     Ok(w) => w,
                     Err(e) if is::<T>(&e, ErrorCode::NotFound) => return Ok(SyncOutcome::Waiting),
                     Err(e) => return Err(e),
                 };
                 self.fill_directory(t, practice, 0).await?;
-                let joined = user.join(practice, w.welcome.as_slice())?;
+                let joined = user.join_generation(practice, w.welcome.as_slice(), newest, base)?;
                 if let Some(entry) = log.entries.iter().find(|e| e.epoch == joined)
                     && let Err(e) = self.check_published_key::<T>(practice, &user, entry)
                 {
@@ -367,9 +412,8 @@ impl Mls {
                 self.save_or_reload(t, who).await?;
                 continue;
             };
-            if log.entries.iter().any(|e| e.commit.is_some()) {
-                self.fill_directory(t, practice, epoch).await?;
-            }
+            let members =
+                if log.entries.iter().any(|e| e.commit.is_some()) { self.fill_directory(t, practice, epoch).await? } else { vec![] };
             let mut reload = false;
             let start = epoch;
             for entry in log.entries.iter().filter(|e| e.epoch > start) {
@@ -379,12 +423,23 @@ impl Mls {
                     break;
                 }
                 let commit = entry.commit.as_ref().ok_or_else(|| T::protocol("log entry without a commit".into()))?;
+                follows_roster(entry, &log.entries, &members).map_err(T::protocol)?;
                 let before = MlsStore::from_bytes(&user.store().to_bytes()?)?;
-                match user.process(practice, commit.as_slice())? {
+                let declared = Declared { committer: entry.committer, added: &entry.added, removed: &entry.removed };
+                let processed = match user.process(practice, commit.as_slice(), &declared) {
+                    Ok(p) => p,
+                    Err(err) => {
+                        // We cannot follow the group past this entry: say so, so an admin re-initialises it.
+                        self.report(t, practice, entry.epoch).await;
+                        return Err(err.into());
+                    }
+                };
+                match processed {
                     Processed::Advanced(e) => {
                         if let Err(err) = self.check_published_key::<T>(practice, &user, entry) {
                             // Stay before the bad epoch: do not adopt a group state whose key was misreported.
                             user.store().replace_with(&before)?;
+                            self.report(t, practice, entry.epoch).await;
                             return Err(err);
                         }
                         epoch = e;
@@ -467,19 +522,29 @@ impl Mls {
         }
         let before = MlsStore::from_bytes(&user.store().to_bytes()?)?;
         let prev = user.epoch_key(practice)?;
+        // The group info of the epoch the commit is made in, in case the server
+        // does not observe the group yet (one created before it did).
+        let info = user.group_info(practice)?;
         let pc = user.commit(practice, key_packages, remove)?;
         let epoch = user.apply_pending(practice)?;
         let k = user.epoch_key(practice)?;
-        let entry = SubmitCommit {
+        let mut entry = SubmitCommit {
             epoch,
             commit: Some(B64(pc.commit)),
+            group_info: None,
+            reinit: None,
             welcome: pc.welcome.map(B64),
             added: pc.added,
             removed: pc.removed,
             public_key: Self::signed_public_key(practice, who, &k),
             history: B64(k.history_link(practice, &prev)?),
         };
-        match self.submit(t, practice, &entry).await {
+        let mut submitted = self.submit(t, practice, &entry).await;
+        if matches!(&submitted, Err(e) if is::<T>(e, ErrorCode::GroupInfoRequired)) {
+            entry.group_info = Some(B64(info));
+            submitted = self.submit(t, practice, &entry).await;
+        }
+        match submitted {
             Ok(_) => {
                 self.remember(practice, prev);
                 self.remember(practice, k);
@@ -513,10 +578,20 @@ impl Mls {
         }
         // The entries from `epoch` on: the walk down the key-history chain needs no older ones.
         let log = self.log(t, practice, epoch.saturating_sub(1)).await?;
-        let mut k = self.user(who).epoch_key(practice)?;
+        if log.entries.iter().any(|e| e.epoch == epoch && e.revoked) {
+            return Err(T::protocol(format!("epoch {epoch} was revoked: the group never agreed on its key; ask for it to be sent again")));
+        }
+        let k = self.user(who).epoch_key(practice)?;
         if epoch > k.epoch() {
             return Err(T::protocol(format!("epoch {epoch} is newer than the group's {}", k.epoch())));
         }
+        self.walk_back::<T>(practice, &log, k, epoch)
+    }
+
+    /// Walks the key-history chain from `k` back to `epoch` (each key checked
+    /// against the public key the log published for its epoch), remembering
+    /// every key on the way.
+    fn walk_back<T: Transport>(&self, practice: PracticeId, log: &MlsLog, mut k: PracticeKey, epoch: u64) -> Result<PracticeKey, T::Error> {
         loop {
             if let Some(entry) = log.entries.iter().find(|e| e.epoch == k.epoch())
                 && entry.public_key.hpke_pub.as_slice() != k.hpke_public().as_slice()
@@ -532,7 +607,126 @@ impl Mls {
                 .iter()
                 .find(|e| e.epoch == k.epoch())
                 .ok_or_else(|| T::protocol(format!("no log entry for epoch {}", k.epoch())))?;
-            k = k.open_history_link(practice, entry.history.as_slice())?;
+            if entry.links_to < epoch {
+                return Err(T::protocol(format!("epoch {epoch} is not on the key-history chain (it was revoked)")));
+            }
+            k = k.open_history_link_to(practice, entry.history.as_slice(), entry.links_to)?;
         }
+    }
+
+    /// Tells the server our client cannot process `epoch`'s entry. Best
+    /// effort: the failure that made us report is what the caller returns.
+    async fn report<T: Transport>(&self, t: &T, practice: PracticeId, epoch: u64) {
+        let _ = t.call::<ReportMlsEpoch>(&practice, &ReportEpoch { epoch }).await;
+    }
+
+    /// Referrals `practice` sent whose receiver's key was revoked since (by a
+    /// re-initialisation of the receiver's key group): its members send them again.
+    pub async fn unreadable<T: Transport>(&self, t: &T, practice: PracticeId) -> Result<Vec<UnreadableReferral>, T::Error> {
+        Ok(t.call::<ListUnreadableReferrals>(&practice, &()).await?.referrals)
+    }
+
+    /// Re-initialises the practice's key group after a member reported an
+    /// epoch they cannot process (admins only; the server checks). A new MLS
+    /// group (the next generation) with us as its only member becomes the
+    /// practice's group at the next Handoff epoch; its history link seals the
+    /// key of the last good epoch (the one before the lowest reported), so
+    /// every earlier key stays reachable, and the server revokes every epoch
+    /// after it. Then every practice member is added back by commit
+    /// ([`reconcile`](Self::reconcile)); those without key packages yet join
+    /// when their client publishes some and a member reconciles again.
+    /// Returns the new epoch.
+    pub async fn reinitialise<T: Transport>(&self, t: &T, who: Who<'_>, practice: PracticeId) -> Result<u64, T::Error> {
+        let pending = self.pending(t, practice).await?;
+        let bad = pending.reported.ok_or_else(|| T::protocol("no member reported an epoch they cannot process".into()))?;
+        let good = bad.checked_sub(1).ok_or_else(|| T::protocol("epoch 0 cannot be reported".into()))?;
+        // Follow the group as far as we can; the reported epoch may stop us.
+        let _ = self.sync(t, who, practice).await;
+        let log = self.log(t, practice, 0).await?;
+        let user = self.user(who);
+        let k_good = match self.cached_key(practice, good) {
+            Some(k) => k,
+            None => {
+                let k = user.epoch_key(practice)?;
+                if k.epoch() < good {
+                    return Err(T::protocol(format!("this client does not hold epoch {good}'s key; sync first")));
+                }
+                self.walk_back::<T>(practice, &log, k, good)?
+            }
+        };
+        let generation = log.entries.last().map_or(0, |e| e.generation) + 1;
+        let epoch = log.epoch + 1;
+        let before = MlsStore::from_bytes(&user.store().to_bytes()?)?;
+        user.create_generation(practice, generation, epoch)?;
+        let k = user.epoch_key(practice)?;
+        let entry = SubmitCommit {
+            epoch,
+            commit: None,
+            group_info: Some(B64(user.group_info(practice)?)),
+            welcome: None,
+            reinit: Some(good),
+            added: vec![],
+            removed: vec![],
+            public_key: Self::signed_public_key(practice, who, &k),
+            history: B64(k.history_link_from(practice, &k_good)?),
+        };
+        if let Err(e) = self.submit(t, practice, &entry).await {
+            user.store().replace_with(&before)?;
+            return Err(e);
+        }
+        self.remember(practice, k_good);
+        self.remember(practice, k);
+        self.save_or_reload(t, who).await?;
+        Ok(self.reconcile(t, who, practice).await?.unwrap_or(epoch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(n: u8) -> UserId {
+        UserId::from_bytes([n; 16])
+    }
+
+    fn entry(epoch: u64, added: Vec<UserId>, removed: Vec<UserId>) -> MlsLogEntry {
+        MlsLogEntry {
+            epoch,
+            committer: u(1),
+            commit: Some(B64(vec![1])),
+            added,
+            removed,
+            public_key: PracticePublicKey { epoch, hpke_pub: B64(vec![0; 32]), signer: u(1), signature: B64(vec![0; 64]) },
+            history: B64(vec![0; 72]),
+            at: 0,
+            generation: 0,
+            links_to: epoch - 1,
+            revoked: false,
+        }
+    }
+
+    #[test]
+    fn a_commit_removing_a_current_colleague_or_adding_an_outsider_does_not_follow_the_roster() {
+        let members = [u(1), u(2), u(3)];
+        // Removing Carol (3), who is still in the practice.
+        assert!(follows_roster(&entry(3, vec![], vec![u(3)]), &[], &members).is_err());
+        // Adding Eve (5), who is not.
+        assert!(follows_roster(&entry(3, vec![u(5)], vec![]), &[], &members).is_err());
+        // Adding a member and removing someone who left.
+        assert!(follows_roster(&entry(3, vec![u(2)], vec![u(4)]), &[], &members).is_ok());
+    }
+
+    #[test]
+    fn later_entries_explain_membership_that_changed_since() {
+        let members = [u(1), u(2)];
+        // Dave (4) was added at epoch 3 and has left since: epoch 5 removed him.
+        let later = [entry(5, vec![], vec![u(4)])];
+        assert!(follows_roster(&entry(3, vec![u(4)], vec![]), &later, &members).is_ok());
+        // Bob (2) was removed at epoch 3 and rejoined: epoch 5 added him again.
+        let later = [entry(5, vec![u(2)], vec![])];
+        assert!(follows_roster(&entry(3, vec![], vec![u(2)]), &later, &members).is_ok());
+        // An earlier entry explains nothing.
+        let earlier = [entry(2, vec![], vec![u(4)])];
+        assert!(follows_roster(&entry(3, vec![u(4)], vec![]), &earlier, &members).is_err());
     }
 }

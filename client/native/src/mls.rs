@@ -111,6 +111,17 @@ impl Client {
         self.engine().commit(self, self.who()?, practice, key_packages, remove).await
     }
 
+    /// Re-initialises the practice's key group after a member reported an
+    /// epoch they cannot process (admins), and adds every member back.
+    pub async fn mls_reinitialise(&self, practice: PracticeId) -> Result<u64> {
+        self.engine().reinitialise(self, self.who()?, practice).await
+    }
+
+    /// Referrals `practice` sent whose receiver's key was revoked since: to send again.
+    pub async fn mls_unreadable(&self, practice: PracticeId) -> Result<Vec<UnreadableReferral>> {
+        self.engine().unreadable(self, practice).await
+    }
+
     /// The practice key of `epoch` (grant, group, or down the key-history chain).
     pub async fn practice_key_at(&self, practice: PracticeId, epoch: u64) -> Result<PracticeKey> {
         self.engine().key_at(self, self.who()?, practice, epoch).await

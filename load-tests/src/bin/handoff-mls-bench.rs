@@ -42,6 +42,11 @@ fn main() -> anyhow::Result<()> {
     let dir = Directory::default();
     let members: Vec<MlsUser> = (0..size as u32).map(|n| user(n, &dir)).collect::<anyhow::Result<_>>()?;
     let admin = &members[0];
+    let admin_id = {
+        let mut id = [0u8; 16];
+        id[..4].copy_from_slice(&0u32.to_be_bytes());
+        UserId::from_bytes(id)
+    };
     let observer = &members[1];
     admin.create_group(p)?;
     let t = Instant::now();
@@ -65,13 +70,13 @@ fn main() -> anyhow::Result<()> {
         admin.apply_pending(p)?;
         add_commit.push(t.elapsed().as_micros());
         add_bytes = add.commit.len();
-        let welcome = add.welcome.ok_or_else(|| anyhow::anyhow!("no welcome"))?;
+        let welcome = add.welcome.clone().ok_or_else(|| anyhow::anyhow!("no welcome"))?;
         welcome_bytes = welcome.len();
         let t = Instant::now();
-        let Processed::Advanced(_) = observer.process(p, &add.commit)? else { anyhow::bail!("observer removed") };
+        let Processed::Advanced(_) = observer.process(p, &add.commit, &add.declared(admin_id))? else { anyhow::bail!("observer removed") };
         add_process.push(t.elapsed().as_micros());
         for u in &members[2..] {
-            u.process(p, &add.commit)?;
+            u.process(p, &add.commit, &add.declared(admin_id))?;
         }
         let t = Instant::now();
         newcomer.join(p, &welcome)?;
@@ -85,12 +90,12 @@ fn main() -> anyhow::Result<()> {
         rm_commit.push(t.elapsed().as_micros());
         rm_bytes = rm.commit.len();
         let t = Instant::now();
-        let Processed::Advanced(_) = observer.process(p, &rm.commit)? else { anyhow::bail!("observer removed") };
+        let Processed::Advanced(_) = observer.process(p, &rm.commit, &rm.declared(admin_id))? else { anyhow::bail!("observer removed") };
         rm_process.push(t.elapsed().as_micros());
         for u in &members[2..] {
-            u.process(p, &rm.commit)?;
+            u.process(p, &rm.commit, &rm.declared(admin_id))?;
         }
-        if newcomer.process(p, &rm.commit)? != Processed::Removed {
+        if newcomer.process(p, &rm.commit, &rm.declared(admin_id))? != Processed::Removed {
             anyhow::bail!("the removed member was not removed");
         }
         let k = admin.epoch_key(p)?;

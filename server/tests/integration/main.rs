@@ -17,6 +17,9 @@
 //!   the upgrade, crash recovery, actor passivation.
 //! - `mls`: practice groups over MLS: the delivery service, key packages,
 //!   welcomes, the key-history chain, removal, concurrency, bad MLS input.
+//! - `security_mls`: attacks on a practice's key group by one of its members
+//!   (garbage and hidden-effect commits, a forged group creation), refused by
+//!   the server as an MLS external observer.
 //! - `privacy`: scans of every stored byte for secrets and patient data.
 //! - `bad_input`: malformed, oversized or mistyped input, rate limits and
 //!   foreign ids: a documented error, never a panic or a 500.
@@ -56,6 +59,7 @@ mod security_accounts;
 mod security_csrf;
 mod security_items;
 mod security_limits;
+mod security_mls;
 mod security_purge;
 mod security_resources;
 mod security_streams;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use handoff_client::Client;
 use handoff_client::mls::SyncOutcome;
 use handoff_client::referrals::To;
-use handoff_crypto::mls::{MlsStore, MlsUser, Processed};
+use handoff_crypto::mls::{Declared, MlsStore, MlsUser, Processed};
 use handoff_crypto::referral::ReferralKey;
 use handoff_protocol::api::{Endpoint as _, SaveMlsState, UploadKeyPackages};
 use handoff_protocol::mls::SubmitCommit;
@@ -22,7 +22,7 @@ use crate::harness::{PASSWORD, TestServer, world};
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Invites `email` to `p` and registers them through the invite (mail goes to the data folder).
-async fn join(srv: &TestServer, admin: &Client, p: PracticeId, email: &str) -> Client {
+pub(crate) async fn join(srv: &TestServer, admin: &Client, p: PracticeId, email: &str) -> Client {
     admin.invite(p, email, Role::Member).await.unwrap();
     let token = srv.folder_invite_token(email).await;
     let mut c = srv.client();
@@ -30,23 +30,23 @@ async fn join(srv: &TestServer, admin: &Client, p: PracticeId, email: &str) -> C
     c
 }
 
-fn server() -> TestServer {
+pub(crate) fn server() -> TestServer {
     TestServer::start_with(None, |c| c.smtp_url = None)
 }
 
-async fn send(w: &World, to: &Practice, name: &str) -> ReferralId {
+pub(crate) async fn send(w: &World, to: &Practice, name: &str) -> ReferralId {
     let live = w.moa.live().await.unwrap();
     let ack = w.moa.send_referral(&live, w.referring.id, To::Practice(to.id), routing("arrhythmia"), &content(name), &[]).await.unwrap();
     let AckBody::ReferralSent { referral, .. } = ack else { panic!("{ack:?}") };
     referral
 }
 
-async fn name_of(c: &Client, r: ReferralId) -> String {
+pub(crate) async fn name_of(c: &Client, r: ReferralId) -> String {
     let r = c.referral(r).await.unwrap();
     c.open_referral(&r).await.unwrap().patient.name
 }
 
-fn member(o: SyncOutcome) -> u64 {
+pub(crate) fn member(o: SyncOutcome) -> u64 {
     match o {
         SyncOutcome::Member(e) => e,
         other => panic!("not a member: {other:?}"),
@@ -159,13 +159,14 @@ async fn a_removed_member_with_all_old_keys_and_state_cannot_read_what_comes_aft
     // Her restored state, fed the removal commit, only learns she is out.
     let log = bob.mls_log(p.id, 2).await.unwrap();
     let removal = log.entries[0].commit.clone().unwrap();
+    let declared = Declared { committer: log.entries[0].committer, added: &log.entries[0].added, removed: &log.entries[0].removed };
     let carol_secrets = &carol.identity().unwrap().secrets;
     let restored = MlsUser::new(carol.user_id().unwrap(), carol_secrets, MlsStore::from_bytes(&kept_state).unwrap(), Default::default());
     let dir = restored.directory().clone();
     for m in bob.members(p.id).await.unwrap().members {
         dir.insert(m.user_id, m.sign_pub.as_slice().try_into().unwrap());
     }
-    assert_eq!(restored.process(p.id, removal.as_slice()).unwrap(), Processed::Removed);
+    assert_eq!(restored.process(p.id, removal.as_slice(), &declared).unwrap(), Processed::Removed);
     assert!(restored.epoch_key(p.id).is_err());
     // Without R she cannot open the thread message either: it is sealed under the referral's key.
     let thread = bob.referral(after).await.unwrap();
@@ -186,7 +187,7 @@ async fn user_commit_removing(c: &Client, p: PracticeId, who: handoff_protocol::
     pc.commit
 }
 
-async fn assert_rejected<T: std::fmt::Debug>(r: handoff_client::Result<T>, code: ErrorCode) {
+pub(crate) async fn assert_rejected<T: std::fmt::Debug>(r: handoff_client::Result<T>, code: ErrorCode) {
     let e = r.unwrap_err();
     assert_eq!(e.code(), Some(code), "{e}");
 }
@@ -293,6 +294,8 @@ async fn bad_mls_input_is_refused_with_its_error_and_the_group_stays_usable() {
     let valid = |epoch: u64, commit: Option<B64>| SubmitCommit {
         epoch,
         commit,
+        group_info: None,
+        reinit: None,
         welcome: None,
         added: vec![],
         removed: vec![bob.user_id().unwrap()],
@@ -351,6 +354,8 @@ async fn bad_mls_input_is_refused_with_its_error_and_the_group_stays_usable() {
     let wrong = SubmitCommit {
         epoch: 3,
         commit: Some(B64(pc.commit)),
+        group_info: None,
+        reinit: None,
         welcome: pc.welcome.map(B64),
         added: vec![outsider],
         removed: vec![],
@@ -410,6 +415,8 @@ async fn members_refuse_an_epoch_whose_published_key_is_not_the_groups() {
     let entry = SubmitCommit {
         epoch,
         commit: Some(B64(pc.commit)),
+        group_info: None,
+        reinit: None,
         welcome: pc.welcome.map(B64),
         added: pc.added,
         removed: vec![],

@@ -303,6 +303,8 @@ async fn oversized_mls_messages_are_refused() {
         epoch: 2,
         commit: Some(B64(vec![0; commit])),
         welcome: (welcome > 0).then(|| B64(vec![0; welcome])),
+        group_info: None,
+        reinit: None,
         added: vec![],
         removed: vec![me],
         public_key: pk.clone(),
@@ -314,6 +316,10 @@ async fn oversized_mls_messages_are_refused() {
     assert_eq!(e.code(), Some(ErrorCode::PayloadTooLarge), "{e}");
     let e = w.spec.call::<SubmitMlsCommit>(&p, &entry(100, handoff_server::mls::MAX_WELCOME + 1)).await.unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::PayloadTooLarge), "{e}");
+    let mut with_info = entry(100, 0);
+    with_info.group_info = Some(B64(vec![0; handoff_server::mls::MAX_GROUP_INFO + 1]));
+    let e = w.spec.call::<SubmitMlsCommit>(&p, &with_info).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::PayloadTooLarge), "a group info has its limit too: {e}");
     // A body past the MLS routes' limit is refused before it is parsed.
     let e = w.spec.call::<SubmitMlsCommit>(&p, &entry(2 * MIB, 0)).await.unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::PayloadTooLarge), "{e}");

@@ -4,11 +4,11 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use handoff_protocol::v1::PracticePublicKey;
-use handoff_protocol::ws::StreamId;
+use handoff_protocol::ws::{ReferralId, StreamId};
 use handoff_protocol::{PracticeId, UnixMillis, UserId};
 
 use super::{SqliteStore, backend, changed, db, is_unique_violation, uuid_of};
-use crate::{MlsEntryRecord, MlsError, MlsStore, StoredEvent};
+use crate::{MlsEntryRecord, MlsError, MlsStore, StoredEvent, UnreadableReferral};
 
 #[async_trait]
 impl MlsStore for SqliteStore {
@@ -108,7 +108,7 @@ impl MlsStore for SqliteStore {
         .await
     }
 
-    async fn mls_append(&self, e: MlsEntryRecord, event: String) -> Result<StoredEvent, MlsError> {
+    async fn mls_append(&self, e: MlsEntryRecord, public_state: Vec<u8>, event: String) -> Result<StoredEvent, MlsError> {
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             let p = e.practice_id.as_bytes().as_slice();
@@ -118,9 +118,20 @@ impl MlsStore for SqliteStore {
                 return Err(MlsError::StaleEpoch);
             }
             let ids = |v: &[UserId]| serde_json::to_string(v).map_err(db);
+            let generation: i64 =
+                tx.query_row("SELECT coalesce(max(generation), 0) FROM mls_log WHERE practice_id = ?1", [p], |r| r.get(0)).map_err(db)?;
+            let reinit = e.epoch > 1 && i64::from(e.generation) > generation;
+            if reinit {
+                // A new MLS group for the practice: the epochs it skips are revoked,
+                // and its membership starts again from its creator.
+                tx.execute("UPDATE mls_log SET revoked = 1 WHERE practice_id = ?1 AND epoch > ?2", params![p, e.links_to as i64])
+                    .map_err(db)?;
+                tx.execute("DELETE FROM mls_roster WHERE practice_id = ?1", [p]).map_err(db)?;
+                tx.execute("DELETE FROM mls_welcomes WHERE practice_id = ?1", [p]).map_err(db)?;
+            }
             tx.execute(
-                "INSERT INTO mls_log (practice_id, epoch, committer, commit_msg, welcome, added, removed, public_key, history, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO mls_log (practice_id, epoch, committer, commit_msg, welcome, added, removed, public_key, history, created_at, \
+                 generation, links_to) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     p,
                     e.epoch as i64,
@@ -131,11 +142,13 @@ impl MlsStore for SqliteStore {
                     ids(&e.removed)?,
                     serde_json::to_string(&e.public_key).map_err(db)?,
                     e.history,
-                    e.created_at
+                    e.created_at,
+                    e.generation,
+                    e.links_to as i64
                 ],
             )
             .map_err(|x| if is_unique_violation(&x) { MlsError::StaleEpoch } else { backend(x) })?;
-            if e.epoch == 1 {
+            if e.epoch == 1 || reinit {
                 tx.execute(
                     "INSERT OR IGNORE INTO mls_roster (practice_id, user_id) VALUES (?1, ?2)",
                     [p, e.committer.as_bytes().as_slice()],
@@ -166,6 +179,12 @@ impl MlsStore for SqliteStore {
                 )
                 .map_err(db)?;
             changed(n, MlsError::NoSuchPractice)?;
+            tx.execute(
+                "INSERT INTO mls_public_state (practice_id, epoch, snapshot) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (practice_id) DO UPDATE SET epoch = excluded.epoch, snapshot = excluded.snapshot",
+                params![p, e.epoch as i64, public_state],
+            )
+            .map_err(db)?;
             let stream = StreamId::Practice(e.practice_id);
             let key = stream.to_string();
             let seq: i64 =
@@ -196,7 +215,8 @@ impl MlsStore for SqliteStore {
         self.run(move |c| {
             let mut st = c
                 .prepare(
-                    "SELECT practice_id, epoch, committer, commit_msg, welcome, added, removed, public_key, history, created_at \
+                    "SELECT practice_id, epoch, committer, commit_msg, welcome, added, removed, public_key, history, created_at, \
+                     generation, coalesce(links_to, epoch - 1), revoked \
                      FROM mls_log WHERE practice_id = ?1 AND epoch > ?2 ORDER BY epoch LIMIT ?3",
                 )
                 .map_err(db)?;
@@ -218,6 +238,9 @@ impl MlsStore for SqliteStore {
                             .map_err(|e| rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(e)))?,
                         history: r.get(8)?,
                         created_at: r.get(9)?,
+                        generation: r.get(10)?,
+                        links_to: r.get::<_, i64>(11)? as u64,
+                        revoked: r.get::<_, i64>(12)? != 0,
                     })
                 })
                 .map_err(db)?;
@@ -272,6 +295,75 @@ impl MlsStore for SqliteStore {
             }
             tx.commit().map_err(db)?;
             Ok(made.is_some())
+        })
+        .await
+    }
+
+    async fn mls_public_state(&self, practice: PracticeId) -> Result<Option<(u64, Vec<u8>)>, MlsError> {
+        self.run(move |c| {
+            c.query_row("SELECT epoch, snapshot FROM mls_public_state WHERE practice_id = ?1", [practice.as_bytes().as_slice()], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn mls_report(&self, practice: PracticeId, epoch: u64, user: UserId, now: UnixMillis) -> Result<(), MlsError> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+            let p = practice.as_bytes().as_slice();
+            let n: i64 = tx
+                .query_row("SELECT count(*) FROM mls_log WHERE practice_id = ?1 AND epoch = ?2", params![p, epoch as i64], |r| r.get(0))
+                .map_err(db)?;
+            changed(n as usize, MlsError::NoSuchEntry)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO mls_reports (practice_id, epoch, user_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![p, epoch as i64, user.as_bytes().as_slice(), now],
+            )
+            .map_err(db)?;
+            tx.commit().map_err(db)?;
+            Ok::<(), MlsError>(())
+        })
+        .await
+    }
+
+    async fn mls_reported(&self, practice: PracticeId) -> Result<Option<u64>, MlsError> {
+        self.run(move |c| {
+            // Reports of the current generation only: an earlier one was recovered from.
+            c.query_row(
+                "SELECT min(r.epoch) FROM mls_reports r WHERE r.practice_id = ?1 AND r.epoch > \
+                 (SELECT coalesce(min(epoch), 0) FROM mls_log WHERE practice_id = ?1 \
+                  AND generation = (SELECT coalesce(max(generation), 0) FROM mls_log WHERE practice_id = ?1))",
+                [practice.as_bytes().as_slice()],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .map(|e| e.map(|e| e as u64))
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn mls_unreadable(&self, from: PracticeId, limit: u32) -> Result<Vec<UnreadableReferral>, MlsError> {
+        self.run(move |c| {
+            let mut st = c
+                .prepare(
+                    "SELECT r.id, r.to_practice, l.epoch FROM referrals r \
+                     JOIN mls_log l ON l.practice_id = r.to_practice AND l.epoch = json_extract(r.body, '$.to_key.epoch') \
+                     WHERE r.from_practice = ?1 AND l.revoked = 1 ORDER BY r.created_at LIMIT ?2",
+                )
+                .map_err(db)?;
+            let rows = st
+                .query_map(params![from.as_bytes().as_slice(), limit as i64], |r| {
+                    Ok(UnreadableReferral {
+                        referral: ReferralId(uuid_of(r.get(0)?)?),
+                        to_practice: PracticeId(uuid_of(r.get(1)?)?),
+                        epoch: r.get::<_, i64>(2)? as u64,
+                    })
+                })
+                .map_err(db)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
         })
         .await
     }

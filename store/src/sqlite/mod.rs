@@ -46,6 +46,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, sql: include_str!("../../../migrations/sqlite/0004_accounts.sql") },
     Migration { version: 5, sql: include_str!("../../../migrations/sqlite/0005_rate_limits.sql") },
     Migration { version: 6, sql: include_str!("../../../migrations/sqlite/0006_blob_chunks.sql") },
+    Migration { version: 7, sql: include_str!("../../../migrations/sqlite/0007_mls_observer.sql") },
 ];
 
 /// The embedded store.
