@@ -139,14 +139,14 @@ async function finishKit(page) {
   const who = registering.get(page);
   registering.delete(page);
   if (who) {
-    // Without an invite the account exists once the emailed link is opened:
-    // "check your email", then the link, then the password to unlock the keys.
+    // Without an invite the account exists once the emailed link is opened
+    // and the registration's password typed there: "check your email", then
+    // the link, then the password (it confirms and unlocks the keys at once).
     await page.waitForSelector('.check-email:has-text("Check your email")', { timeout: T });
     await page.goto(await mailedLink(server.data, who.email, 'confirm'));
-    await page.waitForSelector('[role=status]:has-text("is confirmed")', { timeout: T });
-    assert.equal(await page.inputValue('#login-email'), who.email, 'the confirmed address is filled in');
-    await page.fill('#login-password', who.password);
-    await page.click('button:has-text("Sign in")');
+    await page.waitForSelector('h1:has-text("Confirm your email address")', { timeout: T });
+    await page.fill('#confirm-password', who.password);
+    await page.click('button:has-text("Confirm and sign in")');
   }
   await page.waitForSelector('h1:has-text("Practices")', { timeout: T });
 }

@@ -428,6 +428,9 @@ endpoints! {
     /// `POST /account/confirm`: confirms a registration from its emailed link,
     /// creates the account and signs it in.
     ConfirmAccount: Post v1!("/account/confirm"), (), ConfirmRequest => SessionResponse;
+    /// `POST /account/confirm/params`: the salt and parameters to stretch the
+    /// registration's password with, for the link's token.
+    ConfirmParams: Post v1!("/account/confirm/params"), (), ConfirmParamsRequest => KdfParams;
     /// `POST /practices/{id}/mls/reports`: the caller's client cannot process an epoch of the practice's group.
     ReportMlsEpoch: Post v1!("/practices/{id}/mls/reports"), PracticeId, ReportEpoch => ();
     /// `GET /practices/{id}/mls/unreadable`: referrals this practice sent whose receiver's key was revoked since.

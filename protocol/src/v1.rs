@@ -109,10 +109,24 @@ pub enum RegisterResponse {
     SignedIn(SessionResponse),
 }
 
-/// `POST /account/confirm`: the token from the emailed confirmation link.
+/// `POST /account/confirm`: the token from the emailed confirmation link, and
+/// proof of the password the registration was made with (so a link opened by
+/// the address's owner cannot confirm a registration a stranger made with it).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmRequest {
+    /// The token from the link.
+    pub token: String,
+    /// The auth key stretched from the registration's password with the
+    /// parameters [`ConfirmParamsRequest`] returns (32 bytes).
+    pub auth_key: B64,
+}
+
+/// `POST /account/confirm/params`: the key-derivation parameters (the salt
+/// chosen at registration) of the registration a link's token names.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmParamsRequest {
     /// The token from the link.
     pub token: String,
 }

@@ -295,7 +295,7 @@ fn api_routes(t: &mut Table<'_>) {
     t.at(ReadMlsLog, mls::log).at(GetMlsWelcome, mls::welcome).at(GetMlsPending, mls::pending).at(ClaimKeyPackage, mls::claim_key_package);
     t.at(GetReferralKeys, referrals::party_keys);
     // Registration confirmed by its emailed link.
-    t.at(ConfirmAccount, auth::confirm);
+    t.at(ConfirmAccount, auth::confirm).at(ConfirmParams, auth::confirm_params);
     t.at(ReportMlsEpoch, mls::report).at(ListUnreadableReferrals, mls::unreadable);
 }
 

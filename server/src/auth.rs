@@ -297,8 +297,18 @@ async fn register_pending(state: &AppState, user: UserRecord) -> ApiResult<HttpR
 /// Every token that confirms nothing (unknown, used, expired, or for an
 /// address confirmed since) gets the same `confirmation_invalid` answer.
 pub async fn confirm(state: web::Data<AppState>, body: web::Json<ConfirmRequest>) -> ApiResult<HttpResponse> {
-    if body.token.is_empty() || body.token.len() > 128 {
-        return Err(UserError::NoSuchRegistration.into());
+    validate::bytes_exact("auth_key", &body.auth_key, 32)?;
+    // The link alone is not enough: whoever opens it must also know the
+    // password the registration was made with. Otherwise an owner who opens a
+    // link a stranger's registration sent them would confirm the stranger's
+    // account (the stranger's keys and password) under their own address.
+    let proof = pending_proof(&state, &body.token).await?;
+    if !verify_auth_key(proof.auth_verifier, body.auth_key.0.clone()).await? {
+        return Err(ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "that is not the password this registration was made with. If you did not ask for a Handoff account, ignore the link: \
+             without its password nothing is created",
+        ));
     }
     let id = UserId(uuid::Uuid::from_slice(&random_bytes(16)?).map_err(ApiError::internal)?);
     let user = match state.store.confirm_registration(&sha256(body.token.as_bytes()), id, now()).await {
@@ -308,6 +318,22 @@ pub async fn confirm(state: web::Data<AppState>, body: web::Json<ConfirmRequest>
     };
     tracing::info!(user = %user.id, "account registered and confirmed");
     start_session(&state, &user, actix_web::http::StatusCode::CREATED).await
+}
+
+/// The proof of the unexpired pending registration a link's token names.
+async fn pending_proof(state: &AppState, token: &str) -> ApiResult<handoff_store::PendingProof> {
+    if token.is_empty() || token.len() > 128 {
+        return Err(UserError::NoSuchRegistration.into());
+    }
+    state.store.pending_proof(&sha256(token.as_bytes()), now()).await?.ok_or_else(|| UserError::NoSuchRegistration.into())
+}
+
+/// `POST /api/v1/account/confirm/params`: the salt (and stretching
+/// parameters) of the registration a link's token names, so the page the
+/// link opens can prove the registration's password.
+pub async fn confirm_params(state: web::Data<AppState>, body: web::Json<ConfirmParamsRequest>) -> ApiResult<HttpResponse> {
+    let proof = pending_proof(&state, &body.token).await?;
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(kdf_params(proof.salt)))
 }
 
 /// `POST /api/v1/auth/login`

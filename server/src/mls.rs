@@ -365,6 +365,12 @@ pub async fn submit(
         }
         let commit = b.commit.as_ref().ok_or_else(|| ApiError::invalid("commit: required after epoch 1"))?;
         let observed = state.store.mls_public_state(p.id).await?;
+        // Another member's commit may have landed since `current` was read: a
+        // stale commit is `stale_epoch` (retry after syncing), never judged
+        // against the newer group state it was not made in.
+        if observed.as_ref().is_some_and(|(epoch, _)| *epoch != current) {
+            return Err(stale(state.store.mls_epoch(p.id).await?));
+        }
         // The group and MLS epoch the commit must be made in: the observed
         // state's, or (for a first-generation group the server did not observe)
         // Handoff epoch - 2 of the practice's first group.

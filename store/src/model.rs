@@ -47,6 +47,16 @@ pub struct PendingRegistration {
     pub expires_at: UnixMillis,
 }
 
+/// What proves a pending registration: the salt its password was stretched
+/// with and the verifier of the auth key it gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingProof {
+    /// The salt chosen at registration.
+    pub salt: Vec<u8>,
+    /// Argon2id of the auth key, as a PHC string.
+    pub auth_verifier: String,
+}
+
 /// New password material after a kit reset.
 #[derive(Clone, Debug)]
 pub struct PasswordChange {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use handoff_protocol::{UnixMillis, UserId};
 
-use crate::{BackendError, PasswordChange, PendingRegistration, SessionRecord, UserRecord};
+use crate::{BackendError, PasswordChange, PendingProof, PendingRegistration, SessionRecord, UserRecord};
 
 /// Why a [`UserStore`] call failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +67,9 @@ pub trait UserStore: Send + Sync + 'static {
     /// are not accounts: [`user_by_email`](UserStore::user_by_email) does not see
     /// them. [`UserError::RegistrationExists`] if the token hash is stored already.
     async fn create_pending_registration(&self, p: PendingRegistration) -> Result<(), UserError>;
+    /// What proves an unexpired pending registration at `now`: its salt and
+    /// auth verifier, so that only whoever chose its password confirms it.
+    async fn pending_proof(&self, token_hash: &[u8], now: UnixMillis) -> Result<Option<PendingProof>, UserError>;
     /// Confirms a pending registration, atomically: creates its account with
     /// `id`, confirmed at `now`, and drops every pending registration for the
     /// same address (the first confirmed wins). [`UserError::NoSuchRegistration`]

@@ -79,8 +79,8 @@ pub struct Client {
     base: String,
     token: Option<String>,
     identity: Option<Identity>,
-    /// The private keys of a registration waiting for its emailed link.
-    pending: Option<UserSecrets>,
+    /// The private keys and auth key of a registration waiting for its emailed link.
+    pending: Option<(UserSecrets, B64)>,
     mls: handoff_client_core::Mls,
 }
 
@@ -241,10 +241,10 @@ impl Client {
     pub async fn register(&mut self, email: &str, display_name: &str, password: &str, invite_token: Option<&str>) -> Result<Vec<String>> {
         let acct = handoff_client_core::account::new_account(email, display_name, password, invite_token.map(Into::into))?;
         let req = acct.request;
-        let (secrets, words) = (acct.secrets, acct.kit_words);
+        let (secrets, words, auth_key) = (acct.secrets, acct.kit_words, req.auth_key.clone());
         match self.call::<Register>(&(), &req).await? {
             RegisterResponse::SignedIn(s) => self.adopt(s, secrets)?,
-            RegisterResponse::ConfirmationSent { .. } => self.pending = Some(secrets),
+            RegisterResponse::ConfirmationSent { .. } => self.pending = Some((secrets, auth_key)),
         }
         Ok(words)
     }
@@ -254,19 +254,36 @@ impl Client {
         self.pending.is_some()
     }
 
-    /// Confirms a registration with the token from its emailed link: the
-    /// account is created and signed in. If this client made the
-    /// registration it holds the keys and is ready; otherwise only the
-    /// session is kept (sign in with the password to unlock the keys).
+    /// Confirms this client's registration with the token from its emailed
+    /// link, proving the registration's password with the auth key it made
+    /// then: the account is created and signed in, with its keys.
     pub async fn confirm(&mut self, token: &str) -> Result<()> {
-        let s = self.call::<ConfirmAccount>(&(), &ConfirmRequest { token: token.into() }).await?;
-        match self.pending.take() {
-            Some(secrets) => self.adopt(s, secrets),
-            None => {
-                self.token = Some(s.token);
-                Ok(())
+        let (secrets, auth_key) = self
+            .pending
+            .take()
+            .ok_or_else(|| ClientError::Protocol("this client made no registration; use confirm_with_password".into()))?;
+        match self.call::<ConfirmAccount>(&(), &ConfirmRequest { token: token.into(), auth_key: auth_key.clone() }).await {
+            Ok(s) => self.adopt(s, secrets),
+            Err(e) => {
+                self.pending = Some((secrets, auth_key));
+                Err(e)
             }
         }
+    }
+
+    /// Confirms a registration from its emailed link on a client that did not
+    /// make it (another device, or the link opened later), with the password
+    /// the registration was made with: the account is created and signed in,
+    /// and its keys are unwrapped with that password.
+    pub async fn confirm_with_password(&mut self, token: &str, password: &str) -> Result<()> {
+        let params = self.call::<ConfirmParams>(&(), &ConfirmParamsRequest { token: token.into() }).await?;
+        if params.alg != "argon2id" {
+            return Err(ClientError::Protocol(format!("unsupported KDF {}", params.alg)));
+        }
+        let pw = PasswordKeys::derive_with(password, params.salt.as_slice(), params.m_kib, params.t, params.p)?;
+        let s = self.call::<ConfirmAccount>(&(), &ConfirmRequest { token: token.into(), auth_key: B64(pw.auth_key.to_vec()) }).await?;
+        let secrets = UserSecrets::unwrap(&pw.kek, s.user.keys.wrapped_by_password.as_slice())?;
+        self.adopt(s, secrets)
     }
 
     /// Signs in: fetch the salt, stretch locally, prove the auth key, unwrap the keys.

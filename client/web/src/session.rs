@@ -17,7 +17,9 @@ use handoff_crypto::referral::{AttachmentMeta, MessageBody, ReferralContent, Ref
 use handoff_crypto::{EmergencyKit, PasswordKeys};
 
 use handoff_domain::taxonomy::Lookup as _;
-use handoff_protocol::api::{ConfirmAccount, CreatePractice, GetBlob, Login, Prelogin, PutBlob, RecoverFinish, RecoverStart, Register};
+use handoff_protocol::api::{
+    ConfirmAccount, ConfirmParams, CreatePractice, GetBlob, Login, Prelogin, PutBlob, RecoverFinish, RecoverStart, Register,
+};
 use handoff_protocol::v1::*;
 use handoff_protocol::ws::{
     Attachment, BlobId, Destination, MessageId, NewReferral, Referral, ReferralId, Routing, ThreadMessage, WrappedKey,
@@ -108,10 +110,20 @@ impl Session {
         }
     }
 
-    /// Confirms a registration from its emailed link. The account exists and
-    /// is signed in afterwards; its keys still need the password ([`Session::login`]).
-    pub async fn confirm(token: &str) -> ApiResult<Me> {
-        Ok(api::call::<ConfirmAccount>(&(), &ConfirmRequest { token: token.into() }).await?.user)
+    /// Confirms a registration from its emailed link with the password it
+    /// was made with (the link alone confirms nothing: an owner who opens a
+    /// link a stranger's registration sent them must not confirm it). The
+    /// account exists and is signed in afterwards, its keys unlocked.
+    pub async fn confirm(token: &str, password: &str) -> ApiResult<Session> {
+        let params = api::call::<ConfirmParams>(&(), &ConfirmParamsRequest { token: token.into() }).await?;
+        if params.alg != "argon2id" {
+            return Err(ApiError::local(format!("The server asked for an unsupported key derivation ({}).", params.alg)));
+        }
+        let pw = PasswordKeys::derive_with(password, params.salt.as_slice(), params.m_kib, params.t, params.p)?;
+        let s = api::call::<ConfirmAccount>(&(), &ConfirmRequest { token: token.into(), auth_key: B64(pw.auth_key.to_vec()) }).await?;
+        let secrets = UserSecrets::unwrap(&pw.kek, s.user.keys.wrapped_by_password.as_slice())?;
+        adopt_check(&s.user, &secrets)?;
+        Self::open(s.user, secrets).await
     }
 
     /// Signs in with email and password.

@@ -238,12 +238,46 @@ async fn an_address_cannot_be_squatted() {
     srv.client().login(&victim, PASSWORD).await.unwrap();
 
     // The stranger's registration can no longer confirm anything.
-    let unknown = post(&srv.client(), ConfirmAccount::PATH, &handoff_protocol::v1::ConfirmRequest { token: "no-such-token".into() }).await;
-    let stale = post(&srv.client(), ConfirmAccount::PATH, &handoff_protocol::v1::ConfirmRequest { token: stranger_token.clone() }).await;
+    let unknown = post(&srv.client(), ConfirmAccount::PATH, &confirm_request("no-such-token")).await;
+    let stale = post(&srv.client(), ConfirmAccount::PATH, &confirm_request(&stranger_token)).await;
     assert_eq!(stale.error().map(|e| e.error), Some(ErrorCode::ConfirmationInvalid));
     assert_eq!(seen(&stale), seen(&unknown), "a superseded link answers as an unknown one");
     assert!(srv.client().login(&victim, "the stranger's password").await.is_err());
     assert_eq!(own.me().await.unwrap().display_name, "Victim");
+}
+
+/// A confirmation with `token` and an auth key that proves no password.
+fn confirm_request(token: &str) -> handoff_protocol::v1::ConfirmRequest {
+    handoff_protocol::v1::ConfirmRequest { token: token.into(), auth_key: handoff_protocol::B64(vec![7; 32]) }
+}
+
+/// The squatter's second try: the link their registration sent lands in the
+/// owner's mailbox, and the owner opens it anyway. Without the registration's
+/// password it confirms nothing, so the stranger never gets the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_opening_a_strangers_link_does_not_confirm_the_strangers_registration() {
+    let srv = TestServer::start(None);
+    let url = srv.url();
+    let victim = handoff_testkit::unique_email("victim", "clinic.example");
+    let mut stranger = srv.client();
+    stranger.register(&victim, "Not The Victim", "the stranger's password", None).await.unwrap();
+    let (token, _) = confirmation_token(&url, &victim, &[]).await.unwrap();
+
+    // The owner opens the link on their own device and types their own password.
+    let err = srv.client().confirm_with_password(&token, PASSWORD).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::InvalidCredentials), "{err}");
+    // A bare token (the link alone) with any other proof is refused too.
+    let bare = post(&srv.client(), ConfirmAccount::PATH, &confirm_request(&token)).await;
+    assert_eq!(bare.error().map(|e| e.error), Some(ErrorCode::InvalidCredentials), "{}", bare.body);
+    // Nothing was created: the stranger's password signs nobody in.
+    assert!(srv.client().login(&victim, "the stranger's password").await.is_err());
+    assert!(stranger.me().await.is_err());
+
+    // The registration's own password does confirm it, from any device: a
+    // person who registered on one computer can open the link on another.
+    let mut elsewhere = srv.client();
+    elsewhere.confirm_with_password(&token, "the stranger's password").await.unwrap();
+    assert_eq!(elsewhere.me().await.unwrap().display_name, "Not The Victim");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,8 +290,8 @@ async fn a_confirmation_link_works_once_and_expires() {
     let (token, _) = confirmation_token(&url, &email, &[]).await.unwrap();
     c.confirm(&token).await.unwrap();
     assert_eq!(c.me().await.unwrap().email, email);
-    let unknown = post(&srv.client(), ConfirmAccount::PATH, &handoff_protocol::v1::ConfirmRequest { token: "x".repeat(43) }).await;
-    let reused = post(&srv.client(), ConfirmAccount::PATH, &handoff_protocol::v1::ConfirmRequest { token }).await;
+    let unknown = post(&srv.client(), ConfirmAccount::PATH, &confirm_request(&"x".repeat(43))).await;
+    let reused = post(&srv.client(), ConfirmAccount::PATH, &confirm_request(&token)).await;
     assert_eq!(reused.status, 410);
     assert_eq!(seen(&reused), seen(&unknown), "a used link answers as an unknown one");
 

@@ -75,6 +75,11 @@ suite! {
         s.create_pending_registration(p.clone()).await.unwrap();
         assert!(matches!(s.create_pending_registration(p.clone()).await, Err(UserError::RegistrationExists)));
         assert_eq!(s.user_by_email("a@example.org").await.unwrap(), None, "pending is not an account");
+        // Its proof is there while it lives, and only for its token.
+        let proof = PendingProof { salt: u.salt.clone(), auth_verifier: u.auth_verifier.clone() };
+        assert_eq!(s.pending_proof(&[1; 32], 5_000).await.unwrap(), Some(proof));
+        assert_eq!(s.pending_proof(&[9; 32], 5_000).await.unwrap(), None);
+        assert_eq!(s.pending_proof(&[1; 32], 10_000).await.unwrap(), None, "expired");
         // An unknown or expired token confirms nothing.
         assert!(matches!(s.confirm_registration(&[9; 32], u.id, 5_000).await, Err(UserError::NoSuchRegistration)));
         assert!(matches!(s.confirm_registration(&[1; 32], u.id, 10_000).await, Err(UserError::NoSuchRegistration)));
@@ -84,6 +89,7 @@ suite! {
         assert_eq!(s.user_by_email("a@example.org").await.unwrap(), Some(made));
         // A link works once.
         assert!(matches!(s.confirm_registration(&[1; 32], id, 5_001).await, Err(UserError::NoSuchRegistration)));
+        assert_eq!(s.pending_proof(&[1; 32], 5_001).await.unwrap(), None, "a confirmed registration proves nothing more");
     }
 
     pub async fn the_first_confirmed_registration_of_an_address_wins(s: &dyn Store) {

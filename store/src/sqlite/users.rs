@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use handoff_protocol::{UnixMillis, UserId};
 
 use super::{SqliteStore, USER_COLS, backend, changed, db, is_unique_violation, user_row, uuid_of};
-use crate::{PasswordChange, PendingRegistration, SessionRecord, UserError, UserRecord, UserStore};
+use crate::{PasswordChange, PendingProof, PendingRegistration, SessionRecord, UserError, UserRecord, UserStore};
 
 /// Inserts an account row; [`UserError::EmailTaken`] if the address has one.
 fn insert_user(c: &rusqlite::Connection, u: &UserRecord) -> Result<(), UserError> {
@@ -157,6 +157,20 @@ impl UserStore for SqliteStore {
             )
             .map_err(|e| if is_unique_violation(&e) { UserError::RegistrationExists } else { backend(e) })?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn pending_proof(&self, token_hash: &[u8], now: UnixMillis) -> Result<Option<PendingProof>, UserError> {
+        let th = token_hash.to_vec();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT salt, auth_verifier FROM pending_registrations WHERE token_hash = ?1 AND expires_at > ?2",
+                params![th, now],
+                |r| Ok(PendingProof { salt: r.get(0)?, auth_verifier: r.get(1)? }),
+            )
+            .optional()
+            .map_err(backend)
         })
         .await
     }

@@ -436,26 +436,35 @@ pub struct ConfirmProps {
     pub signed_in: SignedIn,
 }
 
-/// The page an emailed confirmation link opens: it confirms the address
-/// (creating the account), then asks for the password to unlock the keys.
+/// The page an emailed confirmation link opens: the password the
+/// registration was made with confirms the address (creating the account)
+/// and unlocks the keys in one step. The link alone confirms nothing, so an
+/// owner who opens a link that a stranger's registration sent them creates
+/// no account for the stranger.
 #[function_component(Confirm)]
 fn confirm(p: &ConfirmProps) -> Html {
-    let result = use_state(|| None::<Result<Me, ApiError>>);
-    {
-        let (result, token) = (result.clone(), p.token.clone());
-        use_effect_with(token.clone(), move |_| {
-            spawn(async move { result.set(Some(Session::confirm(&token).await)) });
-        });
-    }
-    match &*result {
-        None => html! { <p aria-busy="true">{ "Confirming your email address…" }</p> },
-        Some(Err(e)) => html! { <ErrorBox error={Some(e.clone())} /> },
-        Some(Ok(me)) => html! {
-            <>
-                <p role="status">{ format!("Your address {} is confirmed and your account is ready. Sign in with your password to unlock your keys.", me.email) }</p>
-                <Login signed_in={p.signed_in.clone()} email={Some(me.email.clone())} />
-            </>
-        },
+    let password = use_state(String::new);
+    let error = use_state(|| None::<ApiError>);
+    let busy = use_state(|| false);
+    let onsubmit = {
+        let (token, password, error, busy, done) = (p.token.clone(), password.clone(), error.clone(), busy.clone(), p.signed_in.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let (token, password) = (token.clone(), (*password).clone());
+            sign_in(&busy, &error, &done, async move { Session::confirm(&token, &password).await.map(|s| (s, None)) });
+        })
+    };
+    html! {
+        <>
+            <p>{ "Enter the password you chose when you registered. It confirms your address, creates your account and unlocks your keys." }</p>
+            <p>{ "If you did not ask for a Handoff account, close this page: without that password nothing is created." }</p>
+            <form {onsubmit} aria-busy={busy.to_string()}>
+                <ErrorBox error={(*error).clone()} />
+                <label for="confirm-password">{ "Password" }</label>
+                <input id="confirm-password" type="password" autocomplete="current-password" required=true value={(*password).clone()} oninput={bind(&password)} />
+                <button class="primary" type="submit" disabled={*busy}>{ if *busy { "Confirming…" } else { "Confirm and sign in" } }</button>
+            </form>
+        </>
     }
 }
 
