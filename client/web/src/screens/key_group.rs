@@ -5,6 +5,8 @@
 //! re-initialising, the resend list) lives in `handoff-client-core`; this
 //! module only shows it.
 
+use std::collections::{BTreeSet, HashMap};
+
 use handoff_protocol::PracticeId;
 use handoff_protocol::mls::UnreadableReferral;
 use handoff_protocol::ws::ReferralId;
@@ -81,6 +83,34 @@ pub fn key_group(p: &KeyGroupProps) -> Html {
     let busy = use_state(|| false);
     let error = use_state(|| None::<ApiError>);
     let done = use_state(|| None::<u64>);
+    // The receiving practices' names, from the directory (the sender is not a member of them).
+    let names = use_state(HashMap::<PracticeId, String>::new);
+    {
+        let wanted: BTreeSet<(String, String)> = match &p.health {
+            Some(Ok(h)) => h
+                .unreadable
+                .iter()
+                .filter_map(|u| ctx.data.items.get(&u.referral))
+                .map(|i| (i.referral.routing.specialty.clone(), i.referral.routing.region.clone()))
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        let names = names.clone();
+        use_effect_with(wanted, move |wanted| {
+            let wanted = wanted.clone();
+            spawn(async move {
+                let mut found = HashMap::new();
+                for (specialty, region) in &wanted {
+                    if let Ok(d) = crate::api::directory(specialty, region).await {
+                        found.extend(d.into_iter().map(|e| (e.id, e.name)));
+                    }
+                }
+                if !found.is_empty() {
+                    names.set(found);
+                }
+            });
+        });
+    }
     let health = match &p.health {
         None => return html! {},
         Some(Err(e)) => return html! { <ErrorBox error={Some(e.clone())} /> },
@@ -121,7 +151,7 @@ pub fn key_group(p: &KeyGroupProps) -> Html {
     let rows = resend_rows(
         &health.unreadable,
         |r| ctx.data.items.get(&r).map(|i| i.referral.number.clone()),
-        |to| ctx.session.practice(to).map(|p| p.name),
+        |to| names.get(&to).cloned().or_else(|| ctx.session.practice(to).map(|p| p.name)),
     );
     let resend = (!rows.is_empty()).then(|| {
         let items = rows.into_iter().map(|row| {
