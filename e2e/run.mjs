@@ -495,6 +495,38 @@ await test("invite a colleague by email; a member's browser shares the key with 
   assert.ok(added.body.entries.some((e) => e.added.includes(ninaId)), 'an MLS commit added her');
   await shot(nina, '18-colleague-inbox-tablet');
 
+  // Her device reports the current epoch as unprocessable (as client core does when it cannot
+  // process a commit): both see the warning, only the admin the button, which re-initialises.
+  const reported = added.body.epoch;
+  const report = await nina.evaluate(async ([id, epoch]) => {
+    const r = await fetch(`/api/v1/practices/${id}/mls/reports`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ epoch }),
+    });
+    return r.status;
+  }, [practiceId, reported]);
+  assert.equal(report, 204, 'a member reports an epoch');
+  await nina.click('a.navlink:has-text("Practices")');
+  await nina.click('a:has-text("Lakeside Cardiology")');
+  await waitText(nina, '[data-testid=key-group-reported]', `(epoch ${reported})`);
+  await waitText(nina, '[data-testid=key-group-reported]', 'Ask a practice admin');
+  assert.equal(await nina.locator('button:has-text("Re-initialise key group")').count(), 0, 'a member has no re-initialise button');
+  await spec.reload();
+  await unlock(spec, specUser.password);
+  await waitText(spec, '[data-testid=key-group-reported]', `(epoch ${reported})`);
+  await shot(spec, '19-key-group-reported');
+  await spec.click('button:has-text("Re-initialise key group")');
+  await waitText(spec, '[role=status]', 'The key group was re-initialised');
+  await spec.locator('[data-testid=key-group-reported]').waitFor({ state: 'detached', timeout: T });
+  const reinit = (await mlsLog(spec)).body.entries;
+  const generation = reinit.find((e) => e.epoch === reported).generation;
+  const fresh = reinit.find((e) => e.generation > generation);
+  assert.ok(fresh && fresh.commit === null && fresh.links_to === reported - 1, 'a new key group links back to the last good epoch');
+  assert.ok(reinit.find((e) => e.epoch === reported).revoked, 'the reported epoch is revoked');
+  await spec.waitForFunction(async ([id, who, g]) => {
+    const r = await fetch(`/api/v1/practices/${id}/mls`);
+    return r.ok && (await r.json()).entries.some((e) => e.generation > g && e.added.includes(who));
+  }, [practiceId, ninaId, generation], { timeout: T });
+
   // The admin removes her; her practice list is empty afterwards.
   await ninaRow.locator('button:has-text("Remove")').click();
   await spec.locator('tr', { hasText: 'nina@lakeside.example' }).waitFor({ state: 'detached', timeout: T });

@@ -7,6 +7,7 @@
 mod mls;
 
 use mls::Fetch;
+pub use mls::KeyGroupHealth;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -1,13 +1,15 @@
 //! Practices: create one, members (invite, remove), verification status,
-//! delete (typing the name), accepting an invite.
+//! key-group health ([`KeyGroup`]), delete (typing the name), accepting an invite.
 
 use handoff_domain::taxonomy::Lookup as _;
 use handoff_protocol::PracticeId;
 use handoff_protocol::v1::*;
 use yew::prelude::*;
 
+use super::key_group::KeyGroup;
 use crate::Ctx;
 use crate::api::{self, ApiError};
+use crate::session::KeyGroupHealth;
 use crate::ui::{ErrorBox, Route, bind, bind_select, spawn, when};
 
 fn kind_label(k: PracticeKind) -> &'static str {
@@ -207,15 +209,18 @@ pub struct PracticeProps {
 pub fn practice_page(p: &PracticeProps) -> Html {
     let ctx = use_context::<Ctx>().expect("context");
     let members = use_state(|| None::<Result<MemberList, ApiError>>);
+    let health = use_state(|| None::<Result<KeyGroupHealth, ApiError>>);
     let reload = use_state(|| 0u32);
     let action_error = use_state(|| None::<ApiError>);
     {
-        let (members, id, s) = (members.clone(), p.id, ctx.session.clone());
+        let (members, health, id, s) = (members.clone(), health.clone(), p.id, ctx.session.clone());
         use_effect_with((id, *reload), move |_| {
             spawn(async move {
-                // Add anyone who joined to the key group (and catch up), then list.
+                // Add anyone who joined to the key group (and catch up, reporting
+                // an epoch this device cannot process), then list.
                 let _ = s.maintain(id).await;
                 members.set(Some(api::members(id).await));
+                health.set(Some(s.key_group_health(id).await));
             });
         });
     }
@@ -293,6 +298,7 @@ pub fn practice_page(p: &PracticeProps) -> Html {
             if practice.kind == PracticeKind::Specialist && !practice.verified {
                 <p class="help">{ "Handoff staff check every specialist practice before it can receive referrals. You will get an email when it is verified." }</p>
             }
+            <KeyGroup practice={p.id} {admin} health={(*health).clone()} on_changed={{ let r = reload.clone(); Callback::from(move |_| r.set(*r + 1)) }} />
             <section class="card" aria-labelledby="members-title">
                 <h2 id="members-title">{ "Members" }</h2>
                 <ErrorBox error={(*action_error).clone()} />

@@ -11,12 +11,19 @@
 //! - [`Session::key_at`] gives any epoch's key: the current one from the MLS
 //!   exporter, older ones by walking the key-history chain.
 //!
+//! - [`Session::key_group_health`] and [`Session::reinitialise`] surface the
+//!   recovery of a wedged group: a member's client reports an epoch it cannot
+//!   process (the engine does so in its sync), an admin re-initialises the
+//!   group, and the practices that sent referrals wrapped to a revoked epoch
+//!   see them listed to send again.
+//!
 //! One MLS operation runs at a time per tab (an async lock): two interleaved
 //! syncs would process the same commit twice.
 
 use handoff_client_core::{SyncOutcome, Transport, Who};
 use handoff_crypto::PracticeKey;
 use handoff_protocol::api::Endpoint;
+use handoff_protocol::mls::UnreadableReferral;
 use handoff_protocol::{ErrorCode, PracticeId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -96,4 +103,30 @@ impl Session {
             SyncOutcome::Waiting | SyncOutcome::Removed => Ok(false),
         }
     }
+
+    /// The practice's key-group health: the lowest epoch of its current group
+    /// a member reported they cannot process (if any), and the referrals it
+    /// sent that the receiving practice can no longer read (to send again).
+    pub async fn key_group_health(&self, practice: PracticeId) -> ApiResult<KeyGroupHealth> {
+        let reported = self.mls.pending(&Fetch, practice).await?.reported;
+        let unreadable = self.mls.unreadable(&Fetch, practice).await?;
+        Ok(KeyGroupHealth { reported, unreadable })
+    }
+
+    /// Re-initialises the practice's key group after a member reported an
+    /// epoch they cannot process (admins only; the server checks), then adds
+    /// every member back. Returns the new epoch.
+    pub async fn reinitialise(&self, practice: PracticeId) -> ApiResult<u64> {
+        let _one = self.mls_lock.lock().await;
+        self.mls.reinitialise(&Fetch, self.who(), practice).await
+    }
+}
+
+/// What [`Session::key_group_health`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyGroupHealth {
+    /// The lowest epoch of the current group a member's device could not process.
+    pub reported: Option<u64>,
+    /// Referrals this practice sent that the receiver cannot read, oldest first.
+    pub unreadable: Vec<UnreadableReferral>,
 }
