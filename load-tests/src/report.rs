@@ -486,6 +486,35 @@ pub fn markdown(res: &Results) -> String {
         );
     }
 
+    if let Some(s) = &res.slow_many {
+        let others = s.other_outcomes.iter().map(|(what, n)| format!("{n} × {what}")).collect::<Vec<_>>().join(", ");
+        let _ = write!(
+            md,
+            "## Reliability: many slow consumers with large events\n\n\
+             {} sockets of one user subscribe to a referral thread and never read; one more keeps up. The MOA posts {} messages \
+             ({}-byte event frames), {:.1} MiB offered to each stalled socket. **Documented bound:** each socket's outgoing queue \
+             holds at most `ws_outgoing_bytes` (8 MiB) as well as 1024 frames, then the socket is closed with 4008, so the server \
+             grows by at most sockets × 8 MiB over its RSS before the load.\n\n\
+             | stalled sockets | server RSS before MiB | peak MiB | after MiB | bound MiB | within | closed with 4008 | other endings | healthy socket got |\n\
+             |---|---|---|---|---|---|---|---|---|\n\
+             | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} of {} |\n\n",
+            s.stalled_sockets,
+            s.messages,
+            s.frame_bytes,
+            s.offered_per_socket as f64 / MIB,
+            s.stalled_sockets,
+            s.rss_before as f64 / MIB,
+            s.rss_peak as f64 / MIB,
+            s.rss_after as f64 / MIB,
+            s.bound_bytes as f64 / MIB,
+            if s.within_bound { "yes" } else { "**no**" },
+            s.closed_slow,
+            if others.is_empty() { "none".to_string() } else { others },
+            s.healthy_received,
+            s.messages,
+        );
+    }
+
     md.push_str(
         "## Reproduce\n\n```sh\ncargo xtask bench                      # everything: ~10–15 min on 2 cores\n\
          BENCH_ONLY=fanout cargo xtask bench    # one scenario (push, fanout, idle, reconnect, crash, slow); writes target/bench/partial.json\n\
