@@ -95,6 +95,15 @@ pub struct RawResponse {
     pub body: String,
 }
 
+/// Stretches `password` with the server's parameters (login, or the
+/// registration a confirmation link names), refusing any KDF but Argon2id.
+fn stretch(params: &KdfParams, password: &str) -> Result<PasswordKeys> {
+    if params.alg != "argon2id" {
+        return Err(ClientError::Protocol(format!("unsupported KDF {}", params.alg)));
+    }
+    Ok(PasswordKeys::derive_with(password, params.salt.as_slice(), params.m_kib, params.t, params.p)?)
+}
+
 impl RawResponse {
     /// The body as an error body, if it is one.
     pub fn error(&self) -> Option<ErrorBody> {
@@ -277,10 +286,7 @@ impl Client {
     /// and its keys are unwrapped with that password.
     pub async fn confirm_with_password(&mut self, token: &str, password: &str) -> Result<()> {
         let params = self.call::<ConfirmParams>(&(), &ConfirmParamsRequest { token: token.into() }).await?;
-        if params.alg != "argon2id" {
-            return Err(ClientError::Protocol(format!("unsupported KDF {}", params.alg)));
-        }
-        let pw = PasswordKeys::derive_with(password, params.salt.as_slice(), params.m_kib, params.t, params.p)?;
+        let pw = stretch(&params, password)?;
         let s = self.call::<ConfirmAccount>(&(), &ConfirmRequest { token: token.into(), auth_key: B64(pw.auth_key.to_vec()) }).await?;
         let secrets = UserSecrets::unwrap(&pw.kek, s.user.keys.wrapped_by_password.as_slice())?;
         self.adopt(s, secrets)
@@ -289,10 +295,7 @@ impl Client {
     /// Signs in: fetch the salt, stretch locally, prove the auth key, unwrap the keys.
     pub async fn login(&mut self, email: &str, password: &str) -> Result<()> {
         let params = self.call::<Prelogin>(&(), &PreloginRequest { email: email.into() }).await?;
-        if params.alg != "argon2id" {
-            return Err(ClientError::Protocol(format!("unsupported KDF {}", params.alg)));
-        }
-        let pw = PasswordKeys::derive_with(password, params.salt.as_slice(), params.m_kib, params.t, params.p)?;
+        let pw = stretch(&params, password)?;
         let s = self.call::<Login>(&(), &LoginRequest { email: email.into(), auth_key: B64(pw.auth_key.to_vec()) }).await?;
         let secrets = UserSecrets::unwrap(&pw.kek, s.user.keys.wrapped_by_password.as_slice())?;
         self.adopt(s, secrets)

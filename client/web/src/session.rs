@@ -64,7 +64,11 @@ fn adopt_check(me: &Me, secrets: &UserSecrets) -> ApiResult<()> {
 }
 
 async fn stretch(email: &str, password: &str) -> ApiResult<PasswordKeys> {
-    let params = api::call::<Prelogin>(&(), &PreloginRequest { email: email.into() }).await?;
+    derive(&api::call::<Prelogin>(&(), &PreloginRequest { email: email.into() }).await?, password)
+}
+
+/// Stretches `password` with the server's parameters, refusing any KDF but Argon2id.
+fn derive(params: &KdfParams, password: &str) -> ApiResult<PasswordKeys> {
     if params.alg != "argon2id" {
         return Err(ApiError::local(format!("The server asked for an unsupported key derivation ({}).", params.alg)));
     }
@@ -116,11 +120,7 @@ impl Session {
     /// link a stranger's registration sent them must not confirm it). The
     /// account exists and is signed in afterwards, its keys unlocked.
     pub async fn confirm(token: &str, password: &str) -> ApiResult<Session> {
-        let params = api::call::<ConfirmParams>(&(), &ConfirmParamsRequest { token: token.into() }).await?;
-        if params.alg != "argon2id" {
-            return Err(ApiError::local(format!("The server asked for an unsupported key derivation ({}).", params.alg)));
-        }
-        let pw = PasswordKeys::derive_with(password, params.salt.as_slice(), params.m_kib, params.t, params.p)?;
+        let pw = derive(&api::call::<ConfirmParams>(&(), &ConfirmParamsRequest { token: token.into() }).await?, password)?;
         let s = api::call::<ConfirmAccount>(&(), &ConfirmRequest { token: token.into(), auth_key: B64(pw.auth_key.to_vec()) }).await?;
         let secrets = UserSecrets::unwrap(&pw.kek, s.user.keys.wrapped_by_password.as_slice())?;
         adopt_check(&s.user, &secrets)?;
