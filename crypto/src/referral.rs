@@ -53,6 +53,43 @@ pub struct ReferralContent {
     pub reason: String,
     /// Clinical details.
     pub clinical_details: String,
+    /// Who sent a free referral (no account): read by the receiving practice
+    /// only, since the server sees nothing of the sender but their email.
+    /// `None` for a practice's referral, whose sender is its member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_sender: Option<FreeSender>,
+}
+
+/// Who is sending a free referral.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SenderRole {
+    /// A medical office assistant or administrator, for a referring provider.
+    #[default]
+    Moa,
+    /// The referring provider themselves.
+    Provider,
+}
+
+/// The free sender's details, sealed inside the referral's content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FreeSender {
+    /// MOA/admin or the provider.
+    pub role: SenderRole,
+    /// The sender's name.
+    pub name: String,
+    /// The verified email address updates go to.
+    pub email: String,
+    /// The referring provider's name (the sender's, for a provider).
+    pub provider_name: String,
+    /// The referring provider's MSP number (digits).
+    pub provider_msp: String,
+    /// The clinic's name; may be empty.
+    pub clinic_name: String,
+    /// The clinic's phone number.
+    pub clinic_phone: String,
+    /// The clinic's address.
+    pub clinic_address: String,
 }
 
 /// An attachment's name and type, sealed beside its blob.

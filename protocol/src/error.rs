@@ -113,6 +113,24 @@ pub enum ErrorCode {
     /// the server's checks): send the commit again with `group_info`, the group
     /// info of the epoch the commit was made in. 409.
     GroupInfoRequired,
+    /// A free referral's emailed code is not the one sent; the message says how
+    /// many tries are left. 422.
+    CodeWrong,
+    /// The free referral's code has expired or was already used, or the draft
+    /// is unknown: ask for a new code. 410.
+    CodeExpired,
+    /// The code has had all its tries (5); even the right code is refused now.
+    /// Ask for a new code. 429.
+    CodeTriesExhausted,
+    /// A free referral route was called without a verified draft (no token, an
+    /// unknown one, or one past its two hours): check the email address again. 401.
+    DraftUnverified,
+    /// This draft has already sent its one referral (with another idempotency
+    /// key); start a new free referral for another patient. 409.
+    DraftUsed,
+    /// Staff have blocked this email address or client address from sending
+    /// free referrals. 403.
+    SenderBlocked,
 }
 
 impl ErrorCode {
@@ -145,6 +163,12 @@ impl ErrorCode {
             TooManySockets => 429,
             InvalidCommit => 422,
             GroupInfoRequired => 409,
+            CodeWrong => 422,
+            CodeExpired => 410,
+            CodeTriesExhausted => 429,
+            DraftUnverified => 401,
+            DraftUsed => 409,
+            SenderBlocked => 403,
         }
     }
 
@@ -195,6 +219,12 @@ impl ErrorCode {
             TooManySockets => "too_many_sockets",
             InvalidCommit => "invalid_commit",
             GroupInfoRequired => "group_info_required",
+            CodeWrong => "code_wrong",
+            CodeExpired => "code_expired",
+            CodeTriesExhausted => "code_tries_exhausted",
+            DraftUnverified => "draft_unverified",
+            DraftUsed => "draft_used",
+            SenderBlocked => "sender_blocked",
         }
     }
 }

@@ -71,3 +71,7 @@ id_type!(
     /// A thread message.
     MessageId
 );
+id_type!(
+    /// A free referral draft, from its first emailed code to its one send.
+    DraftId
+);

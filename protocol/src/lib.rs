@@ -23,6 +23,7 @@
 pub mod api;
 mod bytes;
 mod error;
+pub mod free;
 mod ids;
 pub mod mls;
 pub mod v1;

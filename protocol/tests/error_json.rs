@@ -54,6 +54,12 @@ fn every_code_serializes_as_its_as_str() {
         TooManySockets,
         InvalidCommit,
         GroupInfoRequired,
+        CodeWrong,
+        CodeExpired,
+        CodeTriesExhausted,
+        DraftUnverified,
+        DraftUsed,
+        SenderBlocked,
     ] {
         assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         let back: ErrorCode = serde_json::from_str(&format!("\"{}\"", code.as_str())).unwrap();
@@ -135,5 +141,21 @@ fn client_frames_decode_with_documented_errors() {
     for name in handoff_protocol::ws::COMMANDS {
         let e = parse_client_frame(&format!(r#"{{"id":1,"cmd":{{"type":"{name}"}}}}"#));
         assert!(e.is_ok() || e.unwrap_err().1 == ErrorCode::InvalidBody, "{name}");
+    }
+}
+
+#[test]
+fn free_referral_error_codes_are_pinned() {
+    use ErrorCode::*;
+    for (code, s, status) in [
+        (CodeWrong, "code_wrong", 422),
+        (CodeExpired, "code_expired", 410),
+        (CodeTriesExhausted, "code_tries_exhausted", 429),
+        (DraftUnverified, "draft_unverified", 401),
+        (DraftUsed, "draft_used", 409),
+        (SenderBlocked, "sender_blocked", 403),
+    ] {
+        assert_eq!(code.as_str(), s);
+        assert_eq!(code.http_status(), status);
     }
 }

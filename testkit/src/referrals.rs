@@ -38,6 +38,7 @@ pub fn referral_content(name: &str) -> ContentBuilder {
             },
             reason: "Intermittent palpitations with presyncope".into(),
             clinical_details: "Holter showed runs of SVT; metoprolol 25 mg bid; TSH normal".into(),
+            free_sender: None,
         },
     }
 }
@@ -97,6 +98,7 @@ mod tests {
             patient: Demographics { name: "Bench Patient 3".into(), date_of_birth: "1970-01-01".into(), ..Default::default() },
             reason: "benchmark".into(),
             clinical_details: "x".repeat(500),
+            free_sender: None,
         };
         assert_eq!(c, want);
         assert_eq!(content("Ada").patient.health_number, "9876 543 210");

@@ -103,6 +103,7 @@ impl PatientDetails {
             },
             reason: self.reason.trim().into(),
             clinical_details: self.clinical_details.trim().into(),
+            free_sender: None,
         }
     }
 }
