@@ -19,7 +19,8 @@ use handoff_crypto::{EmergencyKit, PasswordKeys};
 
 use handoff_domain::taxonomy::Lookup as _;
 use handoff_protocol::api::{
-    ConfirmAccount, ConfirmParams, CreatePractice, GetBlob, Login, Prelogin, PutBlob, RecoverFinish, RecoverStart, Register,
+    ConfirmAccount, ConfirmParams, CreatePractice, Endpoint, GetBlob, Login, Octets, Prelogin, PutBlob, RecoverFinish, RecoverStart,
+    Register,
 };
 use handoff_protocol::v1::*;
 use handoff_protocol::ws::{
@@ -37,6 +38,29 @@ pub fn new_uuid() -> ApiResult<uuid::Uuid> {
 /// Milliseconds since the epoch, from the browser clock.
 pub fn now_ms() -> i64 {
     js_sys::Date::now() as i64
+}
+
+/// Encrypts a file of a new referral under its `R` and uploads it as the
+/// raw body of endpoint `E` (the signed-in [`PutBlob`], or a free sender's
+/// upload), reporting (sent, total) bytes. Returns the attachment to send
+/// with the referral.
+pub async fn upload_sealed<E>(
+    r: &ReferralKey,
+    name: &str,
+    media_type: &str,
+    bytes: &[u8],
+    progress: impl Fn(f64, f64) + 'static,
+) -> ApiResult<Attachment>
+where
+    E: Endpoint<Path = BlobId, Request = Octets>,
+    E::Response: serde::de::DeserializeOwned,
+{
+    let blob = BlobId(new_uuid()?);
+    let sealed = r.seal_attachment(blob, bytes)?;
+    api::upload::<E>(&blob, sealed, progress).await?;
+    let meta =
+        r.seal_attachment_meta(blob, &AttachmentMeta { name: name.into(), media_type: media_type.into(), size: bytes.len() as u64 })?;
+    Ok(Attachment { blob, meta: B64(meta) })
 }
 
 /// An unlocked session.
@@ -341,23 +365,6 @@ impl Session {
         let meta = k.open_attachment_meta(r.id, a.blob, a.meta.as_slice())?;
         let bytes = api::download::<GetBlob>(&a.blob).await?;
         Ok((meta, k.open_attachment(r.id, a.blob, &bytes)?))
-    }
-
-    /// Encrypts and uploads a file of a new referral under its `R`, reporting progress.
-    pub async fn upload(
-        &self,
-        r: &ReferralKey,
-        name: &str,
-        media_type: &str,
-        bytes: &[u8],
-        progress: impl Fn(f64, f64) + 'static,
-    ) -> ApiResult<Attachment> {
-        let blob = BlobId(new_uuid()?);
-        let sealed = r.seal_attachment(blob, bytes)?;
-        api::upload::<PutBlob>(&blob, sealed, progress).await?;
-        let meta =
-            r.seal_attachment_meta(blob, &AttachmentMeta { name: name.into(), media_type: media_type.into(), size: bytes.len() as u64 })?;
-        Ok(Attachment { blob, meta: B64(meta) })
     }
 
     /// Encrypts and uploads a file added to a sent referral, under a fresh

@@ -3,44 +3,45 @@
 //! attachments with upload progress, and a review step. Everything about the
 //! patient is encrypted here before it is sent.
 //!
-//! [`SendReferral`] holds the wizard's state ([`wizard::Wizard`], a reducer)
-//! and puts one step on screen: [`routing::RoutingStep`],
-//! [`recipient::RecipientStep`], the patient form and attachment picker of
-//! [`crate::forms`], and [`review::ReviewStep`]; [`submit::send`] sends it.
+//! [`ReferralWizard`] is the one form every sender uses: it holds the
+//! wizard's state ([`wizard::Wizard`], a reducer) and puts one step on
+//! screen: [`routing::RoutingStep`], [`recipient::RecipientStep`], the
+//! patient form and attachment picker of [`crate::forms`], and
+//! [`review::ReviewStep`]; [`submit::send`] sends it. What differs between
+//! senders (a signed-in member, or a free sender without an account) is a
+//! [`sender::SenderContext`]. [`SendReferral`] is the signed-in screen.
 
 mod recipient;
 mod review;
 mod routing;
+pub mod sender;
 mod submit;
 mod wizard;
 
 use std::rc::Rc;
 
+use handoff_protocol::PracticeId;
 use handoff_protocol::v1::PracticeKind;
 use yew::prelude::*;
 
 use self::recipient::RecipientStep;
 use self::review::ReviewStep;
 use self::routing::RoutingStep;
+use self::sender::{SenderContext, Sent};
 use self::wizard::{Lookup, Recipient, Step, Wizard, WizardAction};
 use crate::Ctx;
-use crate::api::{self, ApiError};
+use crate::api::ApiError;
 use crate::forms::attachments::AttachmentPicker;
 use crate::forms::patient::PatientForm;
 use crate::ui::{ErrorBox, Route, spawn};
 
-/// The send-referral wizard.
+/// The send-referral screen of a signed-in member: [`ReferralWizard`] with
+/// the member's [`SenderContext`], opening the referral once it is sent.
 #[function_component(SendReferral)]
 pub fn send_referral() -> Html {
     let ctx = use_context::<Ctx>().expect("context");
     let s = &ctx.session;
     let mine: Vec<_> = s.practices().into_iter().filter(|p| s.has_key(p.id)).collect();
-    let wizard = {
-        let from = mine.iter().find(|p| p.kind == PracticeKind::Referring).or(mine.first()).map(|p| p.id);
-        use_reducer(move || Wizard::new(from))
-    };
-    let taxonomy = use_memo(Rc::as_ptr(s) as usize, |_| s.taxonomy.clone());
-
     if mine.is_empty() {
         return html! {
             <>
@@ -50,12 +51,57 @@ pub fn send_referral() -> Html {
             </>
         };
     }
+    let from = mine.iter().find(|p| p.kind == PracticeKind::Referring).or(mine.first()).map(|p| p.id);
+    let onsent = {
+        let nav = ctx.nav.clone();
+        Callback::from(move |sent: Sent| nav.emit(Route::Referral(sent.receipt.referral())))
+    };
+    html! {
+        <>
+            <h1>{ "New referral" }</h1>
+            <ReferralWizard sender={SenderContext::Member(ctx.clone())} {from} {onsent} />
+        </>
+    }
+}
 
+/// Props for [`ReferralWizard`].
+#[derive(Properties, PartialEq)]
+pub struct ReferralWizardProps {
+    /// Who sends, and through what.
+    pub sender: SenderContext,
+    /// The practice to send from at first (a member's), if any.
+    #[prop_or_default]
+    pub from: Option<PracticeId>,
+    /// Called once the referral is sent.
+    pub onsent: Callback<Sent>,
+    /// Called by "Back" on the first step; without it the first step has no "Back".
+    #[prop_or_default]
+    pub onback: Option<Callback<()>>,
+    /// Facts about the sender for the review (`<dt>`/`<dd>` pairs).
+    #[prop_or_default]
+    pub children: Html,
+}
+
+/// The referral form every sender uses: the routing cascade, the recipient
+/// (a named specialist or "Choose for me"), the patient, the attachments and
+/// the review, then the send through [`SenderContext`]. It holds the state
+/// ([`wizard::Wizard`], a reducer) and puts one step on screen.
+#[function_component(ReferralWizard)]
+pub fn referral_wizard(p: &ReferralWizardProps) -> Html {
+    let wizard = {
+        let from = p.from;
+        use_reducer(move || Wizard::new(from))
+    };
+    let taxonomy = {
+        let sender = p.sender.clone();
+        use_memo((), move |_| sender.taxonomy())
+    };
+    let taxonomy: Rc<_> = (*taxonomy).clone();
     let step = wizard.step;
     let candidates = Rc::new(wizard.candidates());
     let dispatch = wizard.dispatcher();
     let next = {
-        let wizard = wizard.clone();
+        let (wizard, sender) = (wizard.clone(), p.sender.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             if let Some(p) = wizard.problem() {
@@ -64,10 +110,11 @@ pub fn send_referral() -> Html {
             }
             wizard.dispatch(WizardAction::Error(None));
             if wizard.step == Step::Routing {
-                let (d, sp, rg) = (wizard.dispatcher(), wizard.routing.specialty.clone(), wizard.routing.region.clone());
+                let (d, sp, rg, sender) =
+                    (wizard.dispatcher(), wizard.routing.specialty.clone(), wizard.routing.region.clone(), sender.clone());
                 d.dispatch(WizardAction::Directory(Lookup::Pending));
                 spawn(async move {
-                    let found = api::directory(&sp, &rg).await;
+                    let found = sender.directory(&sp, &rg).await;
                     d.dispatch(WizardAction::Directory(match found {
                         Ok(list) => Lookup::Found(Rc::new(list)),
                         Err(e) => Lookup::Failed(e),
@@ -79,11 +126,11 @@ pub fn send_referral() -> Html {
     };
     let body = match step {
         Step::Routing => {
-            let practices = mine.iter().map(|p| (p.id, p.name.clone())).collect::<Vec<_>>();
+            let practices = p.sender.practices();
             html! { <RoutingStep taxonomy={taxonomy.clone()} {practices} from={wizard.from} value={wizard.routing.clone()} onedit={dispatch.to_callback().reform(WizardAction::Routing)} /> }
         }
         Step::Specialist => html! {
-            <RecipientStep directory={wizard.directory.clone()} candidates={candidates.clone()} value={wizard.recipient} onchoose={dispatch.to_callback().reform(WizardAction::Recipient)} />
+            <RecipientStep taxonomy={taxonomy.clone()} directory={wizard.directory.clone()} candidates={candidates.clone()} value={wizard.recipient} onchoose={dispatch.to_callback().reform(WizardAction::Recipient)} />
         },
         Step::Patient => {
             html! { <PatientForm value={wizard.patient.clone()} onedit={dispatch.to_callback().reform(WizardAction::Patient)} /> }
@@ -102,28 +149,30 @@ pub fn send_referral() -> Html {
                 Recipient::Practice(id) => candidates.iter().find(|e| e.id == id).map(|e| e.name.clone()).unwrap_or_default(),
             };
             html! {
-                <ReviewStep routing={wizard.routing.clone()} {to} patient={wizard.patient.clone()} files={wizard.files.clone()} busy={wizard.busy.clone()} progress={wizard.progress} />
+                <ReviewStep taxonomy={taxonomy.clone()} routing={wizard.routing.clone()} {to} patient={wizard.patient.clone()} files={wizard.files.clone()} busy={wizard.busy.clone()} progress={wizard.progress}>
+                    { p.children.clone() }
+                </ReviewStep>
             }
         }
     };
-    let back = match step.back() {
-        Some(prev) => {
+    let back = match (step.back(), &p.onback) {
+        (Some(prev), _) => {
             html! { <button type="button" onclick={dispatch.to_callback().reform(move |_: MouseEvent| WizardAction::Go(prev))}>{ "Back" }</button> }
         }
-        None => html! {},
+        (None, Some(onback)) => html! { <button type="button" onclick={onback.reform(|_: MouseEvent| ())}>{ "Back" }</button> },
+        (None, None) => html! {},
     };
     let actions = if step == Step::Review {
         let send = {
-            let (ctx, wizard) = (ctx.clone(), wizard.clone());
-            Callback::from(move |_: MouseEvent| submit::send(&ctx, &wizard, wizard.dispatcher()))
+            let (sender, wizard, onsent) = (p.sender.clone(), wizard.clone(), p.onsent.clone());
+            Callback::from(move |_: MouseEvent| submit::send(&sender, &wizard, wizard.dispatcher(), onsent.clone()))
         };
-        html! { <div class="row end">{ back }<button class="primary" type="button" onclick={send} disabled={wizard.busy.is_some()}>{ "Send referral" }</button></div> }
+        html! { <div class="row end">{ back }<button class="primary" id="send-referral" type="button" onclick={send} disabled={wizard.busy.is_some()}>{ p.sender.send_label() }</button></div> }
     } else {
         html! { <div class="row end">{ back }<button class="primary" type="submit">{ "Continue" }</button></div> }
     };
     html! {
         <>
-            <h1>{ "New referral" }</h1>
             <Stepper {step} />
             <form class="card wizard" onsubmit={next}>
                 <h2>{ step.title() }</h2>

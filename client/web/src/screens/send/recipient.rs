@@ -3,16 +3,18 @@
 
 use std::rc::Rc;
 
-use handoff_protocol::v1::DirectoryEntry;
+use handoff_domain::taxonomy::Lookup as _;
+use handoff_protocol::v1::{DirectoryEntry, Taxonomy};
 use yew::prelude::*;
 
 use super::wizard::{Lookup, Recipient};
-use crate::Ctx;
 use crate::ui::ErrorBox;
 
 /// Props for [`RecipientStep`].
 #[derive(Properties)]
 pub struct RecipientProps {
+    /// The taxonomy, for the regions' names.
+    pub taxonomy: Rc<Taxonomy>,
     /// The directory's answer.
     pub directory: Lookup,
     /// The practices in it that take this referral.
@@ -25,14 +27,17 @@ pub struct RecipientProps {
 
 impl PartialEq for RecipientProps {
     fn eq(&self, o: &Self) -> bool {
-        self.directory == o.directory && Rc::ptr_eq(&self.candidates, &o.candidates) && self.value == o.value && self.onchoose == o.onchoose
+        Rc::ptr_eq(&self.taxonomy, &o.taxonomy)
+            && self.directory == o.directory
+            && Rc::ptr_eq(&self.candidates, &o.candidates)
+            && self.value == o.value
+            && self.onchoose == o.onchoose
     }
 }
 
 /// The second step of the send wizard.
 #[function_component(RecipientStep)]
 pub fn recipient_step(p: &RecipientProps) -> Html {
-    let ctx = use_context::<Ctx>().expect("context");
     match &p.directory {
         Lookup::Pending => html! { <p aria-busy="true">{ "Finding specialists…" }</p> },
         Lookup::Failed(e) => html! { <ErrorBox error={Some(e.clone())} /> },
@@ -51,7 +56,7 @@ pub fn recipient_step(p: &RecipientProps) -> Html {
                     { for p.candidates.iter().map(|e| html! {
                         <label class="choice">
                             <input type="radio" name="target" checked={p.value == Recipient::Practice(e.id)} onchange={set(Recipient::Practice(e.id))} />
-                            <span><strong>{ e.name.clone() }</strong><small class="block muted">{ ctx.session.region_name(&e.region) }</small></span>
+                            <span><strong>{ e.name.clone() }</strong><small class="block muted">{ p.taxonomy.region_name(&e.region) }</small></span>
                         </label>
                     }) }
                 </fieldset>

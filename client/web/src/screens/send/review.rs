@@ -4,10 +4,10 @@
 use handoff_domain::taxonomy::Lookup as _;
 use std::rc::Rc;
 
+use handoff_protocol::v1::Taxonomy;
 use yew::prelude::*;
 
 use super::wizard::RoutingChoice;
-use crate::Ctx;
 use crate::forms::attachments::PickedFile;
 use crate::forms::patient::PatientDetails;
 use crate::state::urgency_label;
@@ -15,6 +15,8 @@ use crate::state::urgency_label;
 /// Props for [`ReviewStep`].
 #[derive(Properties, PartialEq)]
 pub struct ReviewProps {
+    /// The taxonomy, for the names of the routing's slugs.
+    pub taxonomy: Rc<Taxonomy>,
     /// The routing.
     pub routing: RoutingChoice,
     /// Who receives it, in words.
@@ -27,15 +29,17 @@ pub struct ReviewProps {
     pub busy: Option<String>,
     /// While uploading a file: the fraction sent.
     pub progress: Option<f64>,
+    /// More facts about who sends it (`<dt>`/`<dd>` pairs), shown after the rest.
+    #[prop_or_default]
+    pub children: Html,
 }
 
 /// The last step of the send wizard.
 #[function_component(ReviewStep)]
 pub fn review_step(p: &ReviewProps) -> Html {
-    let ctx = use_context::<Ctx>().expect("context");
-    let s = &ctx.session;
+    let s = &*p.taxonomy;
     let r = &p.routing;
-    let category = s.taxonomy.category(&r.specialty, &r.category).map(|c| c.name.clone()).unwrap_or_default();
+    let category = s.category(&r.specialty, &r.category).map(|c| c.name.clone()).unwrap_or_default();
     let attachments =
         if p.files.is_empty() { "None".to_string() } else { p.files.iter().map(|f| f.name.clone()).collect::<Vec<_>>().join(", ") };
     html! {
@@ -49,6 +53,7 @@ pub fn review_step(p: &ReviewProps) -> Html {
                 <dt>{ "Patient" }</dt><dd>{ format!("{} · born {} · {}", p.patient.name, p.patient.date_of_birth, p.patient.health_number) }</dd>
                 <dt>{ "Reason" }</dt><dd class="prewrap">{ p.patient.reason.clone() }</dd>
                 <dt>{ "Attachments" }</dt><dd>{ attachments }</dd>
+                { p.children.clone() }
             </dl>
             <SendProgress busy={p.busy.clone()} progress={p.progress} />
         </>
