@@ -14,6 +14,7 @@
 //! - [`access`]: who may see and act on a referral, and the [`access::Sender`]
 //!   of a referral.
 //! - [`limits`]: the size limits the routing rules enforce.
+//! - [`sender`]: the free sender's MSP practitioner number check.
 //! - [`replay`]: what one `subscribe` replays, and the refusal of a position
 //!   past the stream's head.
 //!
@@ -26,5 +27,6 @@ pub mod eligibility;
 pub mod limits;
 pub mod replay;
 pub mod routing;
+pub mod sender;
 pub mod status;
 pub mod taxonomy;
