@@ -31,6 +31,7 @@ fn view(p: &PracticeRecord, role: Role) -> Practice {
         my_role: role,
         public_key: p.public_key.clone(),
         created_at: p.created_at,
+        accepts_free_referrals: p.accepts_free,
     }
 }
 
@@ -46,7 +47,7 @@ pub async fn membership(state: &AppState, id: PracticeId, who: &Authed) -> ApiRe
     Ok((p, role))
 }
 
-async fn admin_of(state: &AppState, id: PracticeId, who: &Authed) -> ApiResult<PracticeRecord> {
+pub(crate) async fn admin_of(state: &AppState, id: PracticeId, who: &Authed) -> ApiResult<PracticeRecord> {
     match membership(state, id, who).await? {
         (p, Role::Admin) => Ok(p),
         _ => Err(ApiError::forbidden("only a practice admin can do this")),
@@ -112,6 +113,7 @@ pub async fn create(state: web::Data<AppState>, who: Authed, body: web::Json<Cre
         public_key: b.public_key.clone(),
         created_by: who.user.id,
         created_at: t,
+        accepts_free: true,
     };
     let grant = GrantRecord {
         practice_id: b.id,
