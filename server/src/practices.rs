@@ -428,19 +428,20 @@ pub async fn put_grant(
 /// `GET /api/v1/directory`: practices that can receive referrals now.
 pub async fn directory(state: web::Data<AppState>, _who: Authed, q: web::Query<DirectoryQuery>) -> ApiResult<HttpResponse> {
     let ps = state.store.directory(q.specialty.as_deref(), q.region.as_deref()).await?;
-    let practices = ps
-        .into_iter()
-        .filter(can_receive)
-        .map(|p| DirectoryEntry {
-            id: p.id,
-            name: p.name,
-            specialty: p.specialty.unwrap_or_default(),
-            region: p.region.unwrap_or_default(),
-            intake: p.intake,
-            public_key: p.public_key,
-        })
-        .collect();
+    let practices = ps.into_iter().filter(can_receive).map(directory_entry).collect();
     Ok(HttpResponse::Ok().json(Directory { practices }))
+}
+
+/// A practice as the directories list it.
+pub(crate) fn directory_entry(p: PracticeRecord) -> DirectoryEntry {
+    DirectoryEntry {
+        id: p.id,
+        name: p.name,
+        specialty: p.specialty.unwrap_or_default(),
+        region: p.region.unwrap_or_default(),
+        intake: p.intake,
+        public_key: p.public_key,
+    }
 }
 
 /// `POST /api/v1/practices/{id}/category-requests`: a specialist asks staff for a new category.
