@@ -43,6 +43,19 @@ impl ApiError {
             }
             ErrorCode::StaleKey => "A practice's key changed while you were sending. Please send again.".to_string(),
             ErrorCode::QuotaExceeded => format!("Your account is full. {}", b.message),
+            ErrorCode::CodeExpired => "This code has expired or was already used. Press \"Send a new code\" and use the newest email.".to_string(),
+            ErrorCode::CodeTriesExhausted => {
+                "This code has had all its tries, so even the right code is refused now. Press \"Send a new code\" and use the newest email.".to_string()
+            }
+            ErrorCode::SenderBlocked => {
+                "Handoff does not accept free referrals from this email address or network. If you think this is a mistake, contact Handoff support.".to_string()
+            }
+            ErrorCode::DraftUnverified => {
+                "Your email check has ended (it lasts two hours). Go back to the first step and check your email address again.".to_string()
+            }
+            ErrorCode::DraftUsed => {
+                "This email check has already sent its one referral. To refer another patient, start a new free referral.".to_string()
+            }
             ErrorCode::Internal | ErrorCode::Unavailable => "The server could not do this just now. Nothing was changed; please try again.".to_string(),
             _ => b.message.clone(),
         };

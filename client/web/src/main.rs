@@ -10,6 +10,7 @@
 //! - [`state`]: the referrals, history, unread marks and toasts (a reducer).
 //! - [`signed_in`]: the signed-in tab: its data, connection and [`Ctx`].
 //! - [`forms`]: forms that need no session (patient details, attachments).
+//! - [`pdf`]: a referral as a PDF, built here from the plaintext.
 //! - [`screens`]: one module per screen.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
@@ -19,6 +20,7 @@ mod boot;
 mod connection;
 mod forms;
 mod live;
+mod pdf;
 mod screens;
 mod session;
 mod signed_in;
@@ -101,6 +103,10 @@ fn app() -> Html {
         })
     };
 
+    // A referral without an account needs no sign-in, whatever the tab's state.
+    if route == Route::Free {
+        return html! { <screens::free::FreeReferral /> };
+    }
     match &*auth {
         Auth::Checking => html! { <div class="boot" aria-busy="true"><p>{ "Loading Handoff…" }</p></div> },
         Auth::SignedOut => html! { <screens::auth::SignedOut {route} {nav} {signed_in} /> },

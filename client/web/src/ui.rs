@@ -38,6 +38,8 @@ pub enum Route {
     Admin,
     /// `/settings`
     Settings,
+    /// `/free`: a referral sent without an account (no sign-in).
+    Free,
 }
 
 impl Route {
@@ -58,6 +60,7 @@ impl Route {
             ["practices", id] => uuid(id).map(|u| Route::Practice(PracticeId(u))).unwrap_or(Route::Practices),
             ["admin"] => Route::Admin,
             ["settings"] => Route::Settings,
+            ["free"] => Route::Free,
             _ => Route::Inbox,
         }
     }
@@ -78,6 +81,7 @@ impl Route {
             Route::Practice(id) => format!("/practices/{id}"),
             Route::Admin => "/admin".into(),
             Route::Settings => "/settings".into(),
+            Route::Free => "/free".into(),
         }
     }
 
@@ -215,6 +219,7 @@ mod tests {
             Route::Practice(PracticeId::from_bytes([2; 16])),
             Route::Admin,
             Route::Settings,
+            Route::Free,
         ];
         for r in routes {
             assert_eq!(Route::parse(&r.path()), r, "{}", r.path());

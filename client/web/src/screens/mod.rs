@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod detail;
+pub mod free;
 pub mod key_group;
 pub mod lists;
 pub mod practices;

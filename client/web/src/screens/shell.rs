@@ -57,7 +57,7 @@ pub fn shell(p: &ShellProps) -> Html {
         }
     };
     let screen = match &p.route {
-        Route::Inbox | Route::Login | Route::Register | Route::Recover | Route::Confirm(_) => {
+        Route::Inbox | Route::Login | Route::Register | Route::Recover | Route::Confirm(_) | Route::Free => {
             html! { <super::lists::Referrals received=true /> }
         }
         Route::Sent => html! { <super::lists::Referrals received=false /> },
