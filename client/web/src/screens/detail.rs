@@ -5,6 +5,7 @@
 use handoff_domain::taxonomy::Lookup as _;
 use std::rc::Rc;
 
+use handoff_crypto::referral::{FreeSender, SenderRole};
 use handoff_protocol::UserId;
 use handoff_protocol::ws::{Command, Event as Ev, Referral, ReferralId, RejectReason, Status, ThreadMessage, Urgency};
 use yew::prelude::*;
@@ -12,6 +13,7 @@ use yew::prelude::*;
 use crate::Ctx;
 use crate::api::ApiError;
 use crate::forms::attachments::{human_size, read_file};
+use crate::pdf::{ReferralFacts, download_referral_pdf};
 use crate::session::Session;
 use crate::state::{Action, Item, status_label, urgency_label};
 use crate::ui::{ErrorBox, bind_area, bind_select, spawn, when};
@@ -69,6 +71,7 @@ pub fn detail(p: &DetailProps) -> Html {
     }
     // The specialist practice's name, from the directory (the referrer is not a member).
     let names = use_state(std::collections::HashMap::<handoff_protocol::PracticeId, String>::new);
+    let pdf_error = use_state(|| None::<ApiError>);
     {
         let names = names.clone();
         let key = item.as_ref().map(|i| (i.referral.to_practice, i.referral.routing.specialty.clone(), i.referral.routing.region.clone()));
@@ -93,6 +96,7 @@ pub fn detail(p: &DetailProps) -> Html {
     let s = &ctx.session;
     let content = match &item.content {
         Ok(c) => html! {
+            <>
             <section class="card" aria-labelledby="patient-title">
                 <h2 id="patient-title">{ "Patient" }</h2>
                 <dl class="facts" data-testid="patient">
@@ -108,6 +112,8 @@ pub fn detail(p: &DetailProps) -> Html {
                 <h3>{ "Clinical details" }</h3>
                 <p class="prewrap">{ c.clinical_details.clone() }</p>
             </section>
+            if let Some(f) = &c.free_sender { <FreeSenderCard sender={f.clone()} /> }
+            </>
         },
         Err(e) => html! { <div class="alert error" role="alert">{ format!("This referral cannot be decrypted here: {e}") }</div> },
     };
@@ -120,14 +126,43 @@ pub fn detail(p: &DetailProps) -> Html {
         Some(p) => s.practice(p).map(|p| p.name).unwrap_or_else(|| "Referring office".into()),
         None => "Free referral (sender without an account)".into(),
     };
+    let download_pdf = {
+        let (item, s, to_name, pdf_error) = (item.clone(), s.clone(), to_name.clone(), pdf_error.clone());
+        let from_name = (!item.referral.is_free()).then(|| from_name.clone());
+        Callback::from(move |_: MouseEvent| {
+            let Ok(content) = item.content.clone() else { return };
+            let r = &item.referral;
+            let attachments = r
+                .attachments
+                .iter()
+                .map(|a| {
+                    s.open_attachment_meta(r, a).map(|m| m.name).unwrap_or_else(|_| "(an attachment this tab cannot decrypt yet)".into())
+                })
+                .collect();
+            let facts = ReferralFacts {
+                number: r.number.clone(),
+                sent_at: r.created_at,
+                status: r.status,
+                to_practice: to_name.clone(),
+                from_practice: from_name.clone(),
+                routing: r.routing.clone(),
+                content,
+                attachments,
+            };
+            pdf_error.set(download_referral_pdf(&s.taxonomy, &facts).err());
+        })
+    };
     html! {
         <>
+            <ErrorBox error={(*pdf_error).clone()} />
             <div class="title-row">
                 <div>
                     <p class="muted mono" data-testid="referral-number">{ r.number.clone() }</p>
                     <h1>{ item.content.as_ref().map(|c| c.patient.name.clone()).unwrap_or_else(|_| "Referral".into()) }</h1>
                 </div>
                 <div class="tags">
+                    if r.is_free() { <span class="tag big free-tag" data-testid="free-referral">{ "Free referral" }</span> }
+                    <button id="download-pdf" class="small" type="button" onclick={download_pdf} disabled={item.content.is_err()}>{ "Download PDF" }</button>
                     <span class={classes!(super::lists::status_class(r.status), "big")} data-testid="detail-status">{ status_label(r.status) }</span>
                     <span class={classes!(super::lists::urgency_class(r.routing.urgency), "big")} data-testid="detail-urgency">{ urgency_label(r.routing.urgency) }</span>
                 </div>
@@ -141,7 +176,14 @@ pub fn detail(p: &DetailProps) -> Html {
                 <div class="main-col">
                     { content }
                     <Attachments item={item.clone()} />
-                    <Thread item={item.clone()} />
+                    if r.is_free() {
+                        <section class="card" aria-labelledby="thread-title">
+                            <h2 id="thread-title">{ "Conversation" }</h2>
+                            <p class="muted" data-testid="free-no-thread">{ "A free referral's sender has no Handoff account, so there is no conversation and no later attachment. Accepting or declining it emails them the referral number and the outcome (the reason for a decline, never the note). To reach them, use the clinic details above." }</p>
+                        </section>
+                    } else {
+                        <Thread item={item.clone()} />
+                    }
                 </div>
                 <aside class="side-col">
                     if receiver { <ReceiverActions referral={r.clone()} /> } else { <ReferrerActions referral={r.clone()} /> }
@@ -149,6 +191,35 @@ pub fn detail(p: &DetailProps) -> Html {
                 </aside>
             </div>
         </>
+    }
+}
+
+/// Props for [`FreeSenderCard`].
+#[derive(Properties, PartialEq)]
+struct FreeSenderProps {
+    sender: FreeSender,
+}
+
+/// Who sent a free referral, from its sealed content: only this practice reads it.
+#[function_component(FreeSenderCard)]
+fn free_sender_card(p: &FreeSenderProps) -> Html {
+    let f = &p.sender;
+    let role = match f.role {
+        SenderRole::Moa => "MOA or administrator",
+        SenderRole::Provider => "The referring provider",
+    };
+    html! {
+        <section class="card" aria-labelledby="free-sender-title">
+            <h2 id="free-sender-title">{ "Sent by (free referral, no account)" }</h2>
+            <dl class="facts" data-testid="free-sender">
+                <dt>{ "Sender" }</dt><dd data-testid="free-sender-name">{ format!("{} · {role}", f.name) }</dd>
+                <dt>{ "Email" }</dt><dd data-testid="free-sender-email">{ f.email.clone() }</dd>
+                <dt>{ "Referring provider" }</dt><dd data-testid="free-sender-provider">{ format!("{} · MSP {}", f.provider_name, f.provider_msp) }</dd>
+                <dt>{ "Clinic" }</dt><dd data-testid="free-sender-clinic">{ if f.clinic_name.is_empty() { "(no name given)".to_string() } else { f.clinic_name.clone() } }</dd>
+                <dt>{ "Clinic phone" }</dt><dd>{ f.clinic_phone.clone() }</dd>
+                <dt>{ "Clinic address" }</dt><dd>{ f.clinic_address.clone() }</dd>
+            </dl>
+        </section>
     }
 }
 
@@ -289,7 +360,7 @@ fn receiver_actions(p: &RefProps) -> Html {
                         <select id="rej-reason" onchange={bind_select(&reason)}>
                             { for REASONS.iter().map(|x| html! { <option value={wire(*x)} selected={*reason == wire(*x)}>{ reason_label(*x) }</option> }) }
                         </select>
-                        <label for="rej-note">{ "Note to the referring office (encrypted)" }</label>
+                        <label for="rej-note">{ if r.is_free() { "Note (encrypted, kept with the referral; the sender's email carries only the reason)" } else { "Note to the referring office (encrypted)" } }</label>
                         <textarea id="rej-note" rows="3" value={(*note).clone()} oninput={bind_area(&note)} />
                         <button class="danger" type="submit" disabled={*busy}>{ "Decline referral" }</button>
                     </form>
@@ -413,8 +484,10 @@ fn attachments(p: &ItemProps) -> Html {
             if r.attachments.is_empty() { <p class="muted">{ "No attachments." }</p> }
             <ul class="files" data-testid="attachments">{ for rows }</ul>
             if let Some(f) = *progress { <progress max="1" value={f.to_string()} aria-label="Upload progress" /> }
-            <label class="file-add" for="att-add">{ "Add an attachment (encrypted before upload)" }</label>
-            <input id="att-add" type="file" onchange={add} />
+            if !r.is_free() {
+                <label class="file-add" for="att-add">{ "Add an attachment (encrypted before upload)" }</label>
+                <input id="att-add" type="file" onchange={add} />
+            }
         </section>
     }
 }

@@ -95,7 +95,7 @@ pub fn referrals(p: &ListProps) -> Html {
             html! {
                 <tr key={r.id.to_string()} class={classes!(unread.then_some("unread"))} data-testid="referral-row">
                     <td>if unread { <span class="dot" aria-label="Unread" title="Unread" /> }</td>
-                    <td><a href={Route::Referral(r.id).path()} {onclick}>{ patient }</a></td>
+                    <td><a href={Route::Referral(r.id).path()} {onclick}>{ patient }</a>if r.is_free() { <small class="block"><span class="tag free-tag" data-testid="free-referral">{ "Free referral" }</span></small> }</td>
                     <td class="mono">{ r.number.clone() }</td>
                     <td>{ s.category_name(&r.routing.specialty, &r.routing.category) }<small class="muted block">{ s.specialty_name(&r.routing.specialty) }</small></td>
                     <td><span class={urgency_class(r.routing.urgency)}>{ urgency_label(r.routing.urgency) }</span></td>
