@@ -1,8 +1,11 @@
 //! Practices: create one, members (invite, remove), verification status,
-//! key-group health ([`KeyGroup`]), delete (typing the name), accepting an invite.
+//! whether a specialist practice receives free referrals, key-group health
+//! ([`KeyGroup`]), delete (typing the name), accepting an invite.
 
 use handoff_domain::taxonomy::Lookup as _;
 use handoff_protocol::PracticeId;
+use handoff_protocol::api::SetFreeIntake;
+use handoff_protocol::free::FreeIntake;
 use handoff_protocol::v1::*;
 use yew::prelude::*;
 
@@ -298,6 +301,7 @@ pub fn practice_page(p: &PracticeProps) -> Html {
             if practice.kind == PracticeKind::Specialist && !practice.verified {
                 <p class="help">{ "Handoff staff check every specialist practice before it can receive referrals. You will get an email when it is verified." }</p>
             }
+            if practice.kind == PracticeKind::Specialist { <FreeIntakeToggle practice={practice.clone()} {admin} /> }
             <KeyGroup practice={p.id} {admin} health={(*health).clone()} on_changed={{ let r = reload.clone(); Callback::from(move |_| r.set(*r + 1)) }} />
             <section class="card" aria-labelledby="members-title">
                 <h2 id="members-title">{ "Members" }</h2>
@@ -307,6 +311,69 @@ pub fn practice_page(p: &PracticeProps) -> Html {
             </section>
             if admin { <DeletePractice practice={practice.clone()} /> }
         </>
+    }
+}
+
+/// Props for [`FreeIntakeToggle`].
+#[derive(Properties)]
+pub struct FreeIntakeProps {
+    /// The (specialist) practice.
+    pub practice: Practice,
+    /// Whether the signed-in user is one of its admins (only they may change it).
+    pub admin: bool,
+}
+
+impl PartialEq for FreeIntakeProps {
+    fn eq(&self, o: &Self) -> bool {
+        self.practice.id == o.practice.id
+            && self.practice.accepts_free_referrals == o.practice.accepts_free_referrals
+            && self.admin == o.admin
+    }
+}
+
+/// Whether the practice receives free referrals (from senders without an
+/// account): admins switch it, everyone sees it.
+#[function_component(FreeIntakeToggle)]
+fn free_intake_toggle(p: &FreeIntakeProps) -> Html {
+    let ctx = use_context::<Ctx>().expect("context");
+    let accepts = use_state(|| p.practice.accepts_free_referrals);
+    let error = use_state(|| None::<ApiError>);
+    let busy = use_state(|| false);
+    let onchange = {
+        let (accepts, error, busy, id, refresh) = (accepts.clone(), error.clone(), busy.clone(), p.practice.id, ctx.refresh.clone());
+        Callback::from(move |e: Event| {
+            let want = crate::ui::checked(&e);
+            let (accepts, error, busy, refresh) = (accepts.clone(), error.clone(), busy.clone(), refresh.clone());
+            busy.set(true);
+            error.set(None);
+            spawn(async move {
+                match api::call::<SetFreeIntake>(&id, &FreeIntake { accepts: want }).await {
+                    Ok(answer) => {
+                        accepts.set(answer.accepts);
+                        refresh.emit(());
+                    }
+                    Err(e) => error.set(Some(e)),
+                }
+                busy.set(false);
+            });
+        })
+    };
+    html! {
+        <section class="card" aria-labelledby="free-intake-title">
+            <h2 id="free-intake-title">{ "Free referrals" }</h2>
+            <p class="help">{ "Free referrals come from offices without a Handoff account. They have no conversation and no later attachments; accepting or declining one emails the sender the number and the outcome (never the note)." }</p>
+            <ErrorBox error={(*error).clone()} />
+            if p.admin {
+                <div class="confirm">
+                    <label for="free-intake">
+                        <input id="free-intake" type="checkbox" checked={*accepts} disabled={*busy} {onchange} />
+                        { " Receive free referrals" }
+                    </label>
+                </div>
+            } else {
+                <p data-testid="free-intake-state">{ if *accepts { "This practice receives free referrals. An admin can change this." } else { "This practice does not receive free referrals. An admin can change this." } }</p>
+            }
+        </section>
     }
 }
 
