@@ -20,6 +20,8 @@ fn poppler(tool: &str, args: &[&str], pdf: &Path) -> String {
         Err(e) => panic!("running {tool}: {e}"),
     };
     assert!(out.status.success(), "{tool} failed: {}", String::from_utf8_lossy(&out.stderr));
+    // poppler reports a malformed file ("Syntax Error: ...") on stderr, even when it copes.
+    assert!(out.stderr.is_empty(), "{tool} complained: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("poppler writes UTF-8")
 }
 
@@ -33,6 +35,7 @@ fn pdfinfo(pdf: &Path) -> String {
         Err(e) => panic!("running pdfinfo: {e}"),
     };
     assert!(out.status.success(), "pdfinfo failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "pdfinfo complained: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("pdfinfo writes UTF-8")
 }
 
