@@ -2,8 +2,9 @@
 //!
 //! Everything a fresh machine needs is installed from here, never by hand:
 //! the wasm32 target, wasm-bindgen-cli at Cargo.lock's version, Debian's
-//! python3-aiosmtpd (the real SMTP server the mail tests start) and chromium
-//! (the browser tests), and npm's playwright-core and binaryen (wasm-opt) in
+//! python3-aiosmtpd (the real SMTP server the mail tests start), chromium
+//! (the browser tests) and poppler-utils (`pdftotext`/`pdfinfo`/`pdftoppm`,
+//! which read back the referral PDFs), and npm's playwright-core and binaryen (wasm-opt) in
 //! `e2e/`.
 
 use std::path::{Path, PathBuf};
@@ -118,6 +119,8 @@ fn ensure_apt(module_check: &str, package: &str) -> Result<()> {
 
 /// Debian's chromium, for the browser tests.
 const CHROMIUM: &str = "/usr/bin/chromium";
+/// Debian's poppler-utils' `pdftotext`: the PDF tests (`client/pdf`, e2e) read the PDFs back with it.
+const PDFTOTEXT: &str = "/usr/bin/pdftotext";
 
 fn apt_install(present: bool, package: &str) -> Result<()> {
     if present {
@@ -218,6 +221,7 @@ fn gzip_len(bytes: &[u8]) -> Result<u64> {
 fn browser_tests(root: &Path) -> Result<(u64, u64)> {
     use std::io::{BufRead, BufReader};
     apt_install(Path::new(CHROMIUM).exists(), "chromium")?;
+    apt_install(Path::new(PDFTOTEXT).exists(), "poppler-utils")?;
     ensure_wasm_bindgen(root)?;
     build_web(root)?;
     step("build the server (debug)", cargo().args(["build", "-p", "handoff-server"]))?;
@@ -313,7 +317,7 @@ fn fuzz(root: &Path) -> Result<()> {
 }
 
 /// Crates that must build for wasm32-unknown-unknown (they run in the browser).
-const WASM_CRATES: &[&str] = &["handoff-protocol", "handoff-domain", "handoff-crypto", "handoff-client-core", "handoff-web"];
+const WASM_CRATES: &[&str] = &["handoff-protocol", "handoff-domain", "handoff-crypto", "handoff-client-core", "handoff-pdf", "handoff-web"];
 
 /// Crates the wire protocol must never pull in (ARCHITECTURE.md, "Architecture invariants").
 const PROTOCOL_FORBIDDEN: &[&str] = &["tokio", "actix", "actix-rt", "actix-web", "scylla", "mls-rs", "rusqlite"];
@@ -404,6 +408,7 @@ fn test(root: &Path) -> Result<()> {
     ensure_wasm_target()?;
     ensure_apt("import aiosmtpd", "python3-aiosmtpd")?;
     apt_install(Path::new(CHROMIUM).exists(), "chromium")?;
+    apt_install(Path::new(PDFTOTEXT).exists(), "poppler-utils")?;
     step("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
     dependency_rules()?;
     modgraph::check_acyclic(&root.join("actors/src"))?;
@@ -419,8 +424,8 @@ fn test(root: &Path) -> Result<()> {
         }
         c
     };
-    step("clippy (wasm32: protocol, crypto, web client)", wasm("clippy").args(["--", "-D", "warnings"]))?;
-    step("build for wasm32 (protocol, crypto, web client)", &mut wasm("build"))?;
+    step("clippy (wasm32: protocol, crypto, pdf, web client)", wasm("clippy").args(["--", "-D", "warnings"]))?;
+    step("build for wasm32 (protocol, crypto, pdf, web client)", &mut wasm("build"))?;
     step(
         "rustdoc -D warnings",
         cargo()
@@ -441,6 +446,8 @@ fn test(root: &Path) -> Result<()> {
                 "handoff-client-core",
                 "-p",
                 "handoff-client",
+                "-p",
+                "handoff-pdf",
             ])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
