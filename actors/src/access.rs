@@ -17,7 +17,11 @@ use handoff_store::{PracticeError, ReferralRecord, Store};
 
 /// The two parties of a stored referral.
 pub fn parties(rec: &ReferralRecord) -> Parties {
-    Parties { sender: Sender::Practice(rec.from_practice), receiver: rec.to_practice }
+    let sender = match rec.from_practice {
+        Some(p) => Sender::Practice(p),
+        None => Sender::Free,
+    };
+    Parties { sender, receiver: rec.to_practice }
 }
 
 /// Where `user` stands on the referral, or `None` if on neither side.
@@ -30,8 +34,9 @@ pub async fn party_access(store: &dyn Store, user: UserId, p: Parties) -> Result
     let receiver = store.role(p.receiver, user).await?.is_some();
     let sender = match p.sender {
         Sender::Practice(practice) => store.role(practice, user).await?.is_some(),
+        Sender::Free => false,
     };
-    Ok(Access::of(sender, receiver))
+    Ok(Access::of(p.sender, sender, receiver))
 }
 
 /// Whether `user` may see (read) a referral between these parties: the rule

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use handoff_protocol::ws::{AckBody, Command, IdemKey, StreamId};
+use handoff_protocol::free::DraftId;
+use handoff_protocol::ws::{AckBody, Command, IdemKey, NewReferral, StreamId};
 use handoff_protocol::{ErrorCode, PracticeId, UserId};
 use handoff_store::{Store, StoredEvent};
 
@@ -20,7 +21,7 @@ use crate::conn::Conn;
 pub use crate::env::HubConfig;
 use crate::env::{Env, Router};
 use crate::mailer::Mailer;
-use crate::messages::{Create, Deliver, EndAccess, Execute, Subscribe, Unsubscribe};
+use crate::messages::{Create, Creator, Deliver, EndAccess, Execute, Subscribe, Unsubscribe};
 use crate::practice::PracticeStream;
 use crate::referral::ReferralStream;
 use crate::registry::Registry;
@@ -184,9 +185,7 @@ impl Hub {
             return Ok((true, done));
         }
         match cmd {
-            Command::SendReferral { referral } => {
-                self.routing.send(Create { user, idem, hash, referral: Box::new(referral) }).await.map_err(mailbox_err)?
-            }
+            Command::SendReferral { referral } => self.create(Creator::Member(user), idem, hash, referral).await,
             Command::Subscribe { .. } | Command::Unsubscribe { .. } => {
                 Err(ApiError::new(ErrorCode::InvalidBody, "subscribe is not a state change"))
             }
@@ -196,6 +195,21 @@ impl Hub {
                 addr.send(Execute { user, idem, hash, cmd: other }).await.map_err(mailbox_err)?
             }
         }
+    }
+
+    /// Sends a free referral for a verified draft: the same routing, checks
+    /// and commit as a member's, with the draft as the idempotency owner.
+    pub async fn send_free(&self, draft: DraftId, email: String, idem: IdemKey, referral: NewReferral) -> ApiResult<(bool, AckBody)> {
+        let creator = Creator::Free { draft, email };
+        let hash = crate::command_hash(&Command::SendReferral { referral: referral.clone() });
+        if let Some(done) = crate::replayed(&*self.env.store, creator.owner(), idem, &hash).await? {
+            return Ok((true, done));
+        }
+        self.create(creator, idem, hash, referral).await
+    }
+
+    async fn create(&self, creator: Creator, idem: IdemKey, hash: Vec<u8>, referral: NewReferral) -> ApiResult<(bool, AckBody)> {
+        self.routing.send(Create { creator, idem, hash, referral: Box::new(referral) }).await.map_err(mailbox_err)?
     }
 
     /// Delivers persisted events to the actors that own their streams, one

@@ -49,4 +49,5 @@ mod stream;
 pub use clock::now_millis;
 pub use handoff_error::{ApiError, ApiResult};
 pub use idem::{command_hash, replayed};
+pub use messages::Creator;
 pub use routing::referral_number;

@@ -9,6 +9,7 @@
 use actix::Message;
 
 use handoff_protocol::UserId;
+use handoff_protocol::free::DraftId;
 use handoff_protocol::ws::{AckBody, Command, IdemKey, NewReferral};
 use handoff_store::{MlsEntryRecord, MlsError, StoredEvent};
 
@@ -59,12 +60,44 @@ pub(crate) struct Execute {
     pub cmd: Command,
 }
 
+/// Who is creating a referral.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Creator {
+    /// A signed-in member, for one of their practices.
+    Member(UserId),
+    /// A free sender, through their verified draft.
+    Free {
+        /// The verified draft.
+        draft: DraftId,
+        /// Its verified email address, kept for the accept and decline emails.
+        email: String,
+    },
+}
+
+impl Creator {
+    /// The id the creator's blobs and idempotency records are kept under: the
+    /// user's, or the draft's (both random UUIDs, in the same columns).
+    pub fn owner(&self) -> UserId {
+        match self {
+            Creator::Member(user) => *user,
+            Creator::Free { draft, .. } => UserId::from_bytes(*draft.as_bytes()),
+        }
+    }
+
+    /// Whether this creator may send to `p` at all (besides eligibility).
+    pub(crate) fn may_send_to(&self, _p: &handoff_store::PracticeRecord) -> bool {
+        match self {
+            Creator::Member(_) | Creator::Free { .. } => true,
+        }
+    }
+}
+
 /// A new referral, for the routing actor, which decides and commits each one
 /// before the next.
 #[derive(Message)]
 #[rtype(result = "ApiResult<(bool, AckBody)>")]
 pub(crate) struct Create {
-    pub user: UserId,
+    pub creator: Creator,
     pub idem: IdemKey,
     pub hash: Vec<u8>,
     pub referral: Box<NewReferral>,

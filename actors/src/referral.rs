@@ -15,7 +15,7 @@ use actix::prelude::*;
 use handoff_domain::access::{Action, Forbidden, Parties};
 use handoff_domain::limits::MAX_ATTACHMENTS;
 use handoff_domain::{routing, status};
-use handoff_protocol::ws::{AckBody, Command, Event, MAX_MESSAGE, Referral, ReferralId, Status, StreamId};
+use handoff_protocol::ws::{AckBody, Command, Event, MAX_MESSAGE, Referral, ReferralId, RejectReason, Status, StreamId};
 use handoff_protocol::{ErrorCode, PracticeId, UserId};
 use handoff_store::{Commit, IdemRecord, NewMail, ReferralError, ReferralRecord, Store, StoredEvent};
 
@@ -96,6 +96,80 @@ pub(crate) enum Outcome {
     Duplicate(AckBody),
 }
 
+/// The streams an event about a referral goes to: the referral's own, the
+/// sending practice's inbox (a free referral has none) and the receiver's.
+pub(crate) fn referral_streams(id: ReferralId, from: Option<PracticeId>, to: PracticeId) -> impl Iterator<Item = StreamId> {
+    std::iter::once(StreamId::Referral(id)).chain(from.map(StreamId::Practice)).chain(std::iter::once(StreamId::Practice(to)))
+}
+
+/// Who is emailed when the receiver accepts or declines a referral.
+enum Recipients {
+    /// The referring practice's members who opted in to emails.
+    Members(Vec<String>),
+    /// A free sender's verified address.
+    FreeSender(String),
+}
+
+/// The referral's status-email recipients, from its stored sender.
+async fn recipients(store: &dyn Store, rec: &ReferralRecord) -> ApiResult<Recipients> {
+    Ok(match (rec.from_practice, &rec.free_email) {
+        (Some(p), _) => Recipients::Members(store.email_recipients(p).await?),
+        (None, Some(email)) => Recipients::FreeSender(email.clone()),
+        (None, None) => Recipients::Members(vec![]),
+    })
+}
+
+/// The human words for a decline reason, in the free sender's email.
+fn reason_words(r: RejectReason) -> &'static str {
+    match r {
+        RejectReason::WrongCategory => "wrong category (the specialist does not see this category)",
+        RejectReason::WrongSpecialty => "wrong specialty",
+        RejectReason::AnotherSpecialist => "send to another specialist",
+        RejectReason::Other => "other",
+    }
+}
+
+/// The emails a status change sends: the number, the new status and, to a
+/// free sender, the decline reason. Never the patient, and never the
+/// specialist's note, which is sealed where only the two practices can open it.
+fn status_mail(r: &Referral, to: Recipients, public_url: &str, at: i64) -> Vec<NewMail> {
+    let subject = format!("Referral {} was {}", r.number, status::name(r.status));
+    match to {
+        Recipients::Members(addrs) => addrs
+            .into_iter()
+            .map(|recipient| NewMail {
+                recipient,
+                subject: subject.clone(),
+                body: format!(
+                    "Referral {} is now {}.\n\nSign in to Handoff to see the details: {public_url}/referrals/{}\n\n\
+                     This email carries no patient information.\n",
+                    r.number,
+                    status::name(r.status),
+                    r.id
+                ),
+                now: at,
+            })
+            .collect(),
+        Recipients::FreeSender(recipient) => {
+            let reason = r.reject_reason.map(|why| format!("Reason: {}.\n\n", reason_words(why))).unwrap_or_default();
+            vec![NewMail {
+                recipient,
+                subject,
+                body: format!(
+                    "The free referral {} that you sent through Handoff was {}.\n\n{reason}\
+                     Any note from the specialist is encrypted for the practices on the referral, so it cannot be emailed.\n\n\
+                     You will receive no other updates about this referral. With an account you can follow referrals in Handoff, \
+                     see category and urgency changes, add attachments and message the specialist: {public_url}/register\n\n\
+                     This email carries no patient information.\n",
+                    r.number,
+                    status::name(r.status),
+                ),
+                now: at,
+            }]
+        }
+    }
+}
+
 /// What a command changes, decided before anything is written.
 struct Change {
     referral: Referral,
@@ -118,27 +192,13 @@ async fn decide(
     let may = |action| access.permits(action).map_err(|Forbidden(why)| ApiError::new(ErrorCode::Forbidden, why));
     let at = now_millis();
     let mut change = Change { referral: r.clone(), first_opened_at: opened, event: None, attach: None, mail: vec![] };
-    let status_change =
-        |r: &mut Referral, to: Status, reason, note, mail: &mut Vec<NewMail>, recipients: Vec<String>| -> ApiResult<Event> {
-            status::transition(r.status, to).map_err(|e| ApiError::new(ErrorCode::InvalidTransition, e.to_string()))?;
-            r.status = to;
-            r.reject_reason = reason;
-            for to_addr in recipients {
-                mail.push(NewMail {
-                    recipient: to_addr,
-                    subject: format!("Referral {} was {}", r.number, status::name(to)),
-                    body: format!(
-                        "Referral {} is now {}.\n\nSign in to Handoff to see the details: {public_url}/referrals/{}\n\n\
-                     This email carries no patient information.\n",
-                        r.number,
-                        status::name(to),
-                        r.id
-                    ),
-                    now: at,
-                });
-            }
-            Ok(Event::StatusChanged { referral: r.id, number: r.number.clone(), status: to, reason, note, by: user, at })
-        };
+    let status_change = |r: &mut Referral, to: Status, reason, note, mail: &mut Vec<NewMail>, recipients: Recipients| -> ApiResult<Event> {
+        status::transition(r.status, to).map_err(|e| ApiError::new(ErrorCode::InvalidTransition, e.to_string()))?;
+        r.status = to;
+        r.reject_reason = reason;
+        mail.extend(status_mail(r, recipients, public_url, at));
+        Ok(Event::StatusChanged { referral: r.id, number: r.number.clone(), status: to, reason, note, by: user, at })
+    };
     match cmd {
         Command::MarkOpened { .. } => {
             may(Action::MarkOpened)?;
@@ -150,7 +210,7 @@ async fn decide(
         }
         Command::Accept { .. } => {
             may(Action::Accept)?;
-            let recipients = store.email_recipients(r.from_practice).await?;
+            let recipients = recipients(store, rec).await?;
             change.event = Some(status_change(&mut r, Status::Accepted, None, None, &mut change.mail, recipients)?);
         }
         Command::Reject { reason, note, .. } => {
@@ -158,12 +218,12 @@ async fn decide(
             if note.0.len() > MAX_MESSAGE {
                 return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("the note is over {MAX_MESSAGE} bytes")));
             }
-            let recipients = store.email_recipients(r.from_practice).await?;
+            let recipients = recipients(store, rec).await?;
             change.event = Some(status_change(&mut r, Status::Rejected, Some(reason), Some(note), &mut change.mail, recipients)?);
         }
         Command::Cancel { .. } => {
             may(Action::Cancel)?;
-            change.event = Some(status_change(&mut r, Status::Cancelled, None, None, &mut change.mail, vec![])?);
+            change.event = Some(status_change(&mut r, Status::Cancelled, None, None, &mut change.mail, Recipients::Members(vec![]))?);
         }
         Command::ChangeCategory { category, subcategory, .. } => {
             may(Action::ChangeCategory)?;
@@ -245,11 +305,7 @@ impl Handler<Execute> for ReferralActor {
             let has_mail = !change.mail.is_empty();
             let commit = Commit {
                 update: Some(updated.clone()),
-                events: vec![
-                    (StreamId::Referral(id), body.clone()),
-                    (StreamId::Practice(rec.from_practice), body.clone()),
-                    (StreamId::Practice(rec.to_practice), body),
-                ],
+                events: referral_streams(id, rec.from_practice, rec.to_practice).map(|s| (s, body.clone())).collect(),
                 attach: change.attach.map(|b| vec![(b, id)]).unwrap_or_default(),
                 idem: Some(IdemRecord {
                     user: msg.user,

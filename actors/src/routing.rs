@@ -19,13 +19,13 @@ use handoff_domain::eligibility::{self, Receiver};
 use handoff_domain::limits::{MAX_ATTACHMENTS, MAX_CANDIDATES};
 use handoff_domain::routing;
 use handoff_protocol::ws::{
-    AckBody, Destination, Event, IdemKey, MAX_CONTENT, NewReferral, Referral, Routing, Status, StreamId, WrappedKey,
+    AckBody, Destination, Event, IdemKey, MAX_CONTENT, NewReferral, NewSender, Referral, Routing, SentFrom, Status, WrappedKey,
 };
 use handoff_protocol::{ErrorCode, PracticeId, UserId};
 use handoff_store::{Commit, IdemRecord, PracticeRecord, ReferralError, ReferralRecord, Store};
 
 use crate::env::Env;
-use crate::messages::Create;
+use crate::messages::{Create, Creator};
 use crate::{ApiError, ApiResult, now_millis};
 
 pub(crate) struct RoutingActor {
@@ -90,12 +90,13 @@ async fn check_routing(store: &dyn Store, r: &Routing) -> ApiResult<()> {
 }
 
 /// Picks the receiver; returns it with the wrap made for it.
-async fn choose(store: &dyn Store, n: &NewReferral) -> ApiResult<(PracticeRecord, WrappedKey)> {
+async fn choose(store: &dyn Store, n: &NewReferral, creator: &Creator) -> ApiResult<(PracticeRecord, WrappedKey)> {
+    let takes = |p: &PracticeRecord| eligible(p, &n.routing) && creator.may_send_to(p);
     let stale =
         || ApiError::new(ErrorCode::StaleKey, "a practice key has changed since you fetched the directory; fetch it again and retry");
     match &n.destination {
         Destination::Practice { practice } => {
-            let p = store.practice(*practice).await?.filter(|p| eligible(p, &n.routing)).ok_or_else(|| {
+            let p = store.practice(*practice).await?.filter(|p| takes(p)).ok_or_else(|| {
                 ApiError::new(ErrorCode::NotEligible, "that practice cannot receive referrals in this category and region now")
             })?;
             let w = n.to_keys.iter().find(|w| w.practice == p.id).ok_or_else(|| invalid("to_keys: no wrap for the chosen practice"))?;
@@ -108,7 +109,7 @@ async fn choose(store: &dyn Store, n: &NewReferral) -> ApiResult<(PracticeRecord
             let mut candidates: Vec<(PracticeRecord, WrappedKey)> = Vec::new();
             for w in &n.to_keys {
                 if let Some(p) = store.practice(w.practice).await?
-                    && eligible(&p, &n.routing)
+                    && takes(&p)
                 {
                     if w.epoch != p.key_epoch {
                         return Err(stale());
@@ -138,52 +139,78 @@ enum Created {
     Duplicate(AckBody),
 }
 
-async fn create(store: &dyn Store, user: UserId, idem: IdemKey, hash: Vec<u8>, n: NewReferral) -> ApiResult<Created> {
-    if store.role(n.from_practice, user).await?.is_none() {
-        return Err(ApiError::not_found("practice"));
+/// The sending side of a new referral, checked: the practice and its wrap of
+/// `R`, or nobody (a free sender).
+struct From {
+    practice: Option<(PracticeRecord, UserId, WrappedKey)>,
+    free_email: Option<String>,
+}
+
+/// Checks that the creator may send as the referral's declared sender.
+async fn sender(store: &dyn Store, creator: &Creator, n: &NewReferral) -> ApiResult<From> {
+    match (creator, &n.from) {
+        (Creator::Member(user), NewSender::Practice { practice, key }) => {
+            if store.role(*practice, *user).await?.is_none() {
+                return Err(ApiError::not_found("practice"));
+            }
+            check_wrap(key)?;
+            let from = store.practice(*practice).await?.ok_or_else(|| ApiError::not_found("practice"))?;
+            if key.practice != from.id {
+                return Err(invalid("from.key: must be wrapped to the sending practice"));
+            }
+            if key.epoch != from.key_epoch {
+                return Err(ApiError::new(ErrorCode::StaleKey, "your practice's key has changed; reload and retry"));
+            }
+            Ok(From { practice: Some((from, *user, key.clone())), free_email: None })
+        }
+        (Creator::Free { email, .. }, NewSender::Free) => Ok(From { practice: None, free_email: Some(email.clone()) }),
+        (Creator::Member(_), NewSender::Free) => {
+            Err(invalid("from: a member sends for a practice; a free referral is sent without an account (POST /free/referrals)"))
+        }
+        (Creator::Free { .. }, NewSender::Practice { .. }) => Err(invalid("from: a free referral has no sending practice")),
     }
+}
+
+async fn create(store: &dyn Store, creator: Creator, idem: IdemKey, hash: Vec<u8>, n: NewReferral) -> ApiResult<Created> {
+    let owner = creator.owner();
     if n.content.0.len() > MAX_CONTENT {
         return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("referral content is over {MAX_CONTENT} bytes")));
     }
     if n.attachments.len() > MAX_ATTACHMENTS || n.to_keys.len() > MAX_CANDIDATES || n.to_keys.is_empty() {
         return Err(invalid(format!("at most {MAX_ATTACHMENTS} attachments and 1 to {MAX_CANDIDATES} receiver wraps")));
     }
-    check_wrap(&n.from_key)?;
+    let from = sender(store, &creator, &n).await?;
     for w in &n.to_keys {
         check_wrap(w)?;
     }
     check_routing(store, &n.routing).await?;
-    let from = store.practice(n.from_practice).await?.ok_or_else(|| ApiError::not_found("practice"))?;
-    if n.from_key.practice != from.id {
-        return Err(invalid("from_key: must be wrapped to the sending practice"));
-    }
-    if n.from_key.epoch != from.key_epoch {
-        return Err(ApiError::new(ErrorCode::StaleKey, "your practice's key has changed; reload and retry"));
-    }
     for a in &n.attachments {
         match store.blob_meta(a.blob).await? {
-            Some(b) if b.owner == user && b.referral.is_none() => {}
+            Some(b) if b.owner == owner && b.referral.is_none() => {}
             _ => return Err(ApiError::not_found("blob")),
         }
     }
-    let (to, to_key) = choose(store, &n).await?;
-    if to.id == from.id {
+    let (to, to_key) = choose(store, &n, &creator).await?;
+    let from_practice = from.practice.as_ref().map(|(p, _, _)| p.id);
+    if from_practice == Some(to.id) {
         return Err(invalid("a practice cannot refer to itself"));
     }
+    let sent_from = match from.practice {
+        Some((p, user, key)) => SentFrom::Practice { practice: p.id, user, key },
+        None => SentFrom::Free,
+    };
     let now = now_millis();
     for _ in 0..3 {
         let number = referral_number();
         let referral = Referral {
             id: n.id,
             number: number.clone(),
-            from_practice: from.id,
+            from: sent_from.clone(),
             to_practice: to.id,
-            sent_by: user,
             routing: n.routing.clone(),
             status: Status::Sent,
             reject_reason: None,
             content: n.content.clone(),
-            from_key: n.from_key.clone(),
             to_key: to_key.clone(),
             attachments: n.attachments.clone(),
             created_at: now,
@@ -196,7 +223,8 @@ async fn create(store: &dyn Store, user: UserId, idem: IdemKey, hash: Vec<u8>, n
             insert: Some(ReferralRecord {
                 id: n.id,
                 number,
-                from_practice: from.id,
+                from_practice,
+                free_email: from.free_email.clone(),
                 to_practice: to.id,
                 routed_category: n.routing.category.clone(),
                 routed_sub: n.routing.subcategory.clone(),
@@ -205,20 +233,21 @@ async fn create(store: &dyn Store, user: UserId, idem: IdemKey, hash: Vec<u8>, n
                 created_at: now,
                 first_opened_at: None,
             }),
-            events: vec![
-                (StreamId::Referral(n.id), event.clone()),
-                (StreamId::Practice(from.id), event.clone()),
-                (StreamId::Practice(to.id), event),
-            ],
+            events: crate::referral::referral_streams(n.id, from_practice, to.id).map(|s| (s, event.clone())).collect(),
             attach: n.attachments.iter().map(|a| (a.blob, n.id)).collect(),
-            idem: Some(IdemRecord { user, key: idem, command: hash.clone(), result: serde_json::to_string(&ack).unwrap_or_default() }),
+            idem: Some(IdemRecord {
+                user: owner,
+                key: idem,
+                command: hash.clone(),
+                result: serde_json::to_string(&ack).unwrap_or_default(),
+            }),
             now,
             ..Default::default()
         };
         match store.commit(commit).await {
             Ok(events) => return Ok(Created::New(ack, events)),
             Err(ReferralError::IdempotencyKeyUsed) => {
-                return Ok(Created::Duplicate(crate::replayed(store, user, idem, &hash).await?.unwrap_or(ack)));
+                return Ok(Created::Duplicate(crate::replayed(store, owner, idem, &hash).await?.unwrap_or(ack)));
             }
             Err(ReferralError::ReferralExists) => {
                 if store.referral(n.id).await?.is_some() {
@@ -241,7 +270,7 @@ impl Handler<Create> for RoutingActor {
             return AtomicResponse::new(Box::pin(fut::ready(Err(ApiError::new(ErrorCode::Unavailable, "shutting down")))));
         };
         let work = async move {
-            match create(&*env.store, msg.user, msg.idem, msg.hash, *msg.referral).await? {
+            match create(&*env.store, msg.creator, msg.idem, msg.hash, *msg.referral).await? {
                 Created::New(ack, events) => {
                     // Delivered after the commit, outside the routing critical path.
                     env.deliver(events);

@@ -13,14 +13,17 @@
 
 use handoff_protocol::PracticeId;
 
-/// Who sent a referral. Today every sender is a practice, acting through its
-/// members; a new kind of sender is a new variant, and every `match` on this
-/// type (deliberately exhaustive: no `#[non_exhaustive]`, no wildcard arms)
-/// then fails to compile until it says what that sender may do.
+/// Who sent a referral. A new kind of sender is a new variant, and every
+/// `match` on this type (deliberately exhaustive: no `#[non_exhaustive]`, no
+/// wildcard arms) then fails to compile until it says what that sender may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sender {
     /// A practice, through any of its members.
     Practice(PracticeId),
+    /// A free sender without an account. Nobody stands on its side once the
+    /// referral is sent, so the referral has no thread and takes no later
+    /// attachment: there is no one to read them.
+    Free,
 }
 
 impl Sender {
@@ -28,6 +31,16 @@ impl Sender {
     pub fn practice(&self) -> Option<PracticeId> {
         match self {
             Sender::Practice(p) => Some(*p),
+            Sender::Free => None,
+        }
+    }
+
+    /// Whether someone on the sending side can read what is added after
+    /// sending (thread messages, later attachments).
+    pub fn has_members(&self) -> bool {
+        match self {
+            Sender::Practice(_) => true,
+            Sender::Free => false,
         }
     }
 }
@@ -49,6 +62,9 @@ pub struct Access {
     pub sender: bool,
     /// The user is a member of the receiving practice.
     pub receiver: bool,
+    /// The referral has a thread (its sender has members to read it): false
+    /// for a free referral.
+    pub thread: bool,
 }
 
 /// Something a user may ask to do with a referral.
@@ -82,14 +98,20 @@ pub struct Forbidden(pub &'static str);
 impl Access {
     /// A user's access from their standing on each side; `None` (no access,
     /// and no sign that the referral exists) when on neither.
-    pub fn of(on_sender_side: bool, on_receiver_side: bool) -> Option<Self> {
-        (on_sender_side || on_receiver_side).then_some(Self { sender: on_sender_side, receiver: on_receiver_side })
+    pub fn of(sender: Sender, on_sender_side: bool, on_receiver_side: bool) -> Option<Self> {
+        (on_sender_side || on_receiver_side).then_some(Self {
+            sender: on_sender_side,
+            receiver: on_receiver_side,
+            thread: sender.has_members(),
+        })
     }
 
     /// `Ok` if the user's side may take `action`.
     pub fn permits(&self, action: Action) -> Result<(), Forbidden> {
         let (allowed, refusal) = match action {
-            Action::Read | Action::AddAttachment | Action::PostMessage => (true, ""),
+            Action::Read => (true, ""),
+            Action::AddAttachment => (self.thread, "a free referral takes no attachment after it is sent: its sender has no account"),
+            Action::PostMessage => (self.thread, "a free referral has no thread: its sender has no account"),
             Action::MarkOpened => (self.receiver, "only the receiving practice marks a referral opened"),
             Action::Accept => (self.receiver, "only the receiving practice can accept"),
             Action::Reject => (self.receiver, "only the receiving practice can reject"),
@@ -110,15 +132,17 @@ mod tests {
 
     #[test]
     fn a_user_on_neither_side_has_no_access() {
-        assert_eq!(Access::of(false, false), None);
-        assert_eq!(Access::of(true, false), Some(Access { sender: true, receiver: false }));
-        assert_eq!(Access::of(false, true), Some(Access { sender: false, receiver: true }));
-        assert_eq!(Access::of(true, true), Some(Access { sender: true, receiver: true }));
+        let p = Sender::Practice(PracticeId(uuid::Uuid::new_v4()));
+        assert_eq!(Access::of(p, false, false), None);
+        assert_eq!(Access::of(p, true, false), Some(Access { sender: true, receiver: false, thread: true }));
+        assert_eq!(Access::of(p, false, true), Some(Access { sender: false, receiver: true, thread: true }));
+        assert_eq!(Access::of(p, true, true), Some(Access { sender: true, receiver: true, thread: true }));
+        assert_eq!(Access::of(Sender::Free, false, false), None);
     }
 
     #[test]
     fn the_receiving_side_works_the_referral() {
-        let r = Access { sender: false, receiver: true };
+        let r = Access { sender: false, receiver: true, thread: true };
         for a in RECEIVER_ONLY.iter().chain(&BOTH) {
             assert_eq!(r.permits(*a), Ok(()), "{a:?}");
         }
@@ -127,7 +151,7 @@ mod tests {
 
     #[test]
     fn the_sending_side_reads_talks_and_cancels() {
-        let s = Access { sender: true, receiver: false };
+        let s = Access { sender: true, receiver: false, thread: true };
         for a in BOTH.iter().chain(&[Action::Cancel]) {
             assert_eq!(s.permits(*a), Ok(()), "{a:?}");
         }
@@ -139,10 +163,23 @@ mod tests {
 
     #[test]
     fn a_user_on_both_sides_may_do_everything() {
-        let both = Access { sender: true, receiver: true };
+        let both = Access { sender: true, receiver: true, thread: true };
         for a in RECEIVER_ONLY.iter().chain(&BOTH).chain(&[Action::Cancel]) {
             assert_eq!(both.permits(*a), Ok(()), "{a:?}");
         }
+    }
+
+    #[test]
+    fn a_free_referral_is_worked_by_its_receiver_but_has_no_thread_and_no_later_attachment() {
+        let r = Access::of(Sender::Free, false, true).unwrap();
+        assert!(!r.thread);
+        for a in RECEIVER_ONLY.iter().chain(&[Action::Read]) {
+            assert_eq!(r.permits(*a), Ok(()), "{a:?}");
+        }
+        assert!(r.permits(Action::PostMessage).unwrap_err().0.contains("no thread"));
+        assert!(r.permits(Action::AddAttachment).unwrap_err().0.contains("no attachment"));
+        assert!(r.permits(Action::Cancel).is_err());
+        assert_eq!(Sender::Free.practice(), None);
     }
 
     #[test]

@@ -219,6 +219,76 @@ pub enum Destination {
     ChooseForMe,
 }
 
+/// Who is sending a new referral.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum NewSender {
+    /// A member, for their practice (the WebSocket's `create_referral`).
+    Practice {
+        /// The sending practice.
+        practice: PracticeId,
+        /// `R` wrapped to the sending practice's current epoch key.
+        key: WrappedKey,
+    },
+    /// A sender without an account (`POST /free/referrals`): nobody on the
+    /// sending side can open the referral once it is sent.
+    Free,
+}
+
+/// Who sent a referral, as both parties see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum SentFrom {
+    /// A member of a practice, for the practice.
+    Practice {
+        /// The referring practice.
+        practice: PracticeId,
+        /// The member who sent it.
+        user: UserId,
+        /// `R` wrapped to the referring practice.
+        key: WrappedKey,
+    },
+    /// A free sender without an account: who they are is sealed in the
+    /// content (`free_sender`), for the receiver only; the server holds their
+    /// email address, to send the accept and decline emails. No thread, no
+    /// later attachment.
+    Free,
+}
+
+impl Referral {
+    /// The referring practice, unless the sender had no account.
+    pub fn from_practice(&self) -> Option<PracticeId> {
+        match &self.from {
+            SentFrom::Practice { practice, .. } => Some(*practice),
+            SentFrom::Free => None,
+        }
+    }
+
+    /// The member who sent it, unless the sender had no account.
+    pub fn sent_by(&self) -> Option<UserId> {
+        match &self.from {
+            SentFrom::Practice { user, .. } => Some(*user),
+            SentFrom::Free => None,
+        }
+    }
+
+    /// `R` wrapped to `practice`, if it is one of the two parties.
+    pub fn key_for(&self, practice: PracticeId) -> Option<&WrappedKey> {
+        match &self.from {
+            _ if self.to_key.practice == practice => Some(&self.to_key),
+            SentFrom::Practice { key, .. } if key.practice == practice => Some(key),
+            SentFrom::Practice { .. } | SentFrom::Free => None,
+        }
+    }
+
+    /// Whether it is a free referral (no account on the sending side).
+    pub fn is_free(&self) -> bool {
+        matches!(self.from, SentFrom::Free)
+    }
+}
+
 /// A new referral, as the sending client builds it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -226,16 +296,14 @@ pub enum Destination {
 pub struct NewReferral {
     /// Client-generated id.
     pub id: ReferralId,
-    /// The sending practice.
-    pub from_practice: PracticeId,
+    /// Who sends it: a practice (over the WebSocket) or a free sender (`POST /free/referrals`).
+    pub from: NewSender,
     /// Where it goes.
     pub destination: Destination,
     /// Routing metadata.
     pub routing: Routing,
     /// Demographics, reason and clinical details sealed under `R`.
     pub content: B64,
-    /// `R` wrapped to the sending practice.
-    pub from_key: WrappedKey,
     /// `R` wrapped to the receiver (or to each candidate for choose-for-me).
     pub to_keys: Vec<WrappedKey>,
     /// Attachments uploaded beforehand.
@@ -251,12 +319,10 @@ pub struct Referral {
     pub id: ReferralId,
     /// Human-readable number, e.g. `HR-7K3F-9Q2M`.
     pub number: String,
-    /// The referring practice that sent it.
-    pub from_practice: PracticeId,
+    /// Who sent it.
+    pub from: SentFrom,
     /// The specialist practice that received it.
     pub to_practice: PracticeId,
-    /// The user who sent it.
-    pub sent_by: UserId,
     /// Routing metadata (current category and urgency).
     pub routing: Routing,
     /// Where it is in its lifecycle.
@@ -265,8 +331,6 @@ pub struct Referral {
     pub reject_reason: Option<RejectReason>,
     /// Sealed content.
     pub content: B64,
-    /// `R` for the sender.
-    pub from_key: WrappedKey,
     /// `R` for the receiver.
     pub to_key: WrappedKey,
     /// Files attached to it, each an encrypted blob.

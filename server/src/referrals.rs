@@ -144,7 +144,7 @@ pub async fn party_keys(state: web::Data<AppState>, who: Authed, id: web::Path<R
     let rec = may_read_referral(&state, &who, *id).await?;
     let r = parse_referral(&rec.body)?;
     let mut practices = Vec::with_capacity(2);
-    for p in [r.from_practice, r.to_practice] {
+    for p in r.from_practice().into_iter().chain([r.to_practice]) {
         if let Some(p) = state.store.practice(p).await? {
             practices.push(PartyKey { practice: p.id, public_key: p.public_key });
         }

@@ -107,8 +107,11 @@ pub struct ReferralRecord {
     pub id: ReferralId,
     /// The human-readable referral number (`HR-...`), unique.
     pub number: String,
-    /// Sender practice.
-    pub from_practice: PracticeId,
+    /// Sender practice; `None` for a free referral.
+    pub from_practice: Option<PracticeId>,
+    /// A free referral's sender address (for the accept and decline emails);
+    /// `None` for a practice's referral. Exactly one of the two is set.
+    pub free_email: Option<String>,
     /// Receiver practice.
     pub to_practice: PracticeId,
     /// Category at routing time, for balancing.

@@ -89,3 +89,60 @@ async fn blobs_stored_whole_before_chunking_survive_the_migration() {
     assert_eq!(s.blob_meta(blob).await.unwrap().unwrap().size, 300);
     assert_eq!(s.blob_usage(owner).await.unwrap(), 300);
 }
+
+/// Referrals and `referral_sent` events stored before free referrals name
+/// their sender in `from_practice`/`sent_by`/`from_key`; the migration moves
+/// them into the tagged `from`, so they still parse as protocol JSON and keep
+/// every value.
+#[tokio::test]
+async fn referrals_sent_before_free_referrals_keep_their_sender_through_the_migration() {
+    use handoff_protocol::ws::{Event, Referral, SentFrom, StreamId};
+    use handoff_store::ReferralStore as _;
+    let dir = tempfile::tempdir().unwrap();
+    let before: Vec<Migration> = MIGRATIONS.iter().copied().filter(|m| m.version < 9).collect();
+    SqliteStore::open_with_migrations(dir.path(), &before).unwrap();
+    let (id, from, to, user) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2), uuid::Uuid::from_u128(3), uuid::Uuid::from_u128(4));
+    let old = serde_json::json!({
+        "id": id, "number": "HR-AAAA-BBBB", "from_practice": from, "to_practice": to, "sent_by": user,
+        "routing": {"specialty": "cardiology", "category": "arrhythmia", "subcategory": null, "region": "fraser", "urgency": "routine"},
+        "status": "sent", "reject_reason": null, "content": "AQID",
+        "from_key": {"practice": from, "epoch": 3, "sealed": "BAUG"},
+        "to_key": {"practice": to, "epoch": 1, "sealed": "BwgJ"},
+        "attachments": [], "created_at": 5, "first_opened_at": null
+    });
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("handoff.db")).unwrap();
+        conn.execute(
+            "INSERT INTO referrals (id, number, from_practice, to_practice, routed_category, routed_sub, status, body, created_at) \
+             VALUES (?1, 'HR-AAAA-BBBB', ?2, ?3, 'arrhythmia', NULL, 'sent', ?4, 5)",
+            rusqlite::params![id.as_bytes().as_slice(), from.as_bytes().as_slice(), to.as_bytes().as_slice(), old.to_string()],
+        )
+        .unwrap();
+        let event = serde_json::json!({"type": "referral_sent", "referral": old});
+        conn.execute(
+            "INSERT INTO events (stream, seq, body, created_at) VALUES (?1, 1, ?2, 5)",
+            rusqlite::params![format!("referral:{id}"), event.to_string()],
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(dir.path()).unwrap();
+    let rec = s.referral(handoff_protocol::ws::ReferralId(id)).await.unwrap().unwrap();
+    assert_eq!(rec.from_practice, Some(handoff_protocol::PracticeId(from)));
+    assert_eq!(rec.free_email, None);
+    let r: Referral = serde_json::from_str(&rec.body).unwrap();
+    let want_key = handoff_protocol::ws::WrappedKey {
+        practice: handoff_protocol::PracticeId(from),
+        epoch: 3,
+        sealed: handoff_protocol::B64(vec![4, 5, 6]),
+    };
+    assert_eq!(
+        r.from,
+        SentFrom::Practice { practice: handoff_protocol::PracticeId(from), user: handoff_protocol::UserId(user), key: want_key }
+    );
+    assert_eq!(r.to_key.sealed.as_slice(), &[7, 8, 9]);
+    let events = s.events_after(StreamId::Referral(handoff_protocol::ws::ReferralId(id)), 0, 10).await.unwrap();
+    match serde_json::from_str::<Event>(&events[0].body).unwrap() {
+        Event::ReferralSent { referral } => assert_eq!(*referral, r),
+        other => panic!("{other:?}"),
+    }
+}

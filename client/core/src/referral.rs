@@ -11,7 +11,7 @@ use handoff_crypto::{CryptoError, PracticeKey, ReferralContent};
 use handoff_protocol::api::{GetPracticeKey, GetReferralKeys, GetUserKeys};
 use handoff_protocol::v1::{CreatePracticeRequest, DirectoryEntry, Intake, KeyGrant, PracticeKind, PracticePublicKey};
 use handoff_protocol::ws::{
-    Attachment, BlobId, Destination, MessageId, NewReferral, Referral, ReferralId, Routing, ThreadMessage, WrappedKey,
+    Attachment, BlobId, Destination, MessageId, NewReferral, NewSender, Referral, ReferralId, Routing, ThreadMessage, WrappedKey,
 };
 use handoff_protocol::{B64, PracticeId};
 
@@ -56,25 +56,27 @@ pub fn new_practice(who: Who<'_>, id: PracticeId, spec: PracticeSpec) -> Result<
 }
 
 /// Seals a new referral: content under `r`, and `r` wrapped to the sending
-/// practice's current key and to each target's published key. The caller
+/// practice's current key (`from`; `None` for a free sender, who keeps no
+/// wrap) and to each target's published key. The caller
 /// has verified every target's key signature (see
 /// [`crate::account::verify_directory_entry`]).
 #[allow(clippy::too_many_arguments)] // each is one part of the referral; a struct would only rename them
 pub fn seal_referral(
     id: ReferralId,
     r: &ReferralKey,
-    from: PracticeId,
-    from_key: &PracticeKey,
+    from: Option<(PracticeId, &PracticeKey)>,
     targets: &[DirectoryEntry],
     destination: Destination,
     routing: Routing,
     content: &ReferralContent,
     attachments: Vec<Attachment>,
 ) -> Result<NewReferral, CryptoError> {
-    let from_wrap = WrappedKey {
-        practice: from,
-        epoch: from_key.epoch(),
-        sealed: B64(r.wrap_to(id, from, from_key.epoch(), &from_key.hpke_public())?),
+    let from = match from {
+        Some((practice, key)) => NewSender::Practice {
+            practice,
+            key: WrappedKey { practice, epoch: key.epoch(), sealed: B64(r.wrap_to(id, practice, key.epoch(), &key.hpke_public())?) },
+        },
+        None => NewSender::Free,
     };
     let to_keys = targets
         .iter()
@@ -86,27 +88,18 @@ pub fn seal_referral(
             })
         })
         .collect::<Result<Vec<_>, CryptoError>>()?;
-    Ok(NewReferral {
-        id,
-        from_practice: from,
-        destination,
-        routing,
-        content: B64(r.seal_content(id, content)?),
-        from_key: from_wrap,
-        to_keys,
-        attachments,
-    })
+    Ok(NewReferral { id, from, destination, routing, content: B64(r.seal_content(id, content)?), to_keys, attachments })
 }
 
 /// The practice a client acts for on `r`, among its practices `mine`
 /// (the receiver first, as a practice could be both).
 pub fn my_side(r: &Referral, mine: &[PracticeId]) -> Option<PracticeId> {
-    [r.to_practice, r.from_practice].into_iter().find(|p| mine.contains(p))
+    std::iter::once(r.to_practice).chain(r.from_practice()).find(|p| mine.contains(p))
 }
 
 /// The wrap of `R` made for `side` when the referral was sent.
 fn r_wrap(r: &Referral, side: PracticeId) -> Option<&WrappedKey> {
-    [&r.to_key, &r.from_key].into_iter().find(|w| w.practice == side)
+    r.key_for(side)
 }
 
 /// The referral's key `R`, unwrapped with `side`'s key of the epoch it was wrapped to.
@@ -136,7 +129,7 @@ pub async fn item_recipients<T: Transport>(
 ) -> Result<Vec<Recipient>, T::Error> {
     let mut to = vec![Recipient::of(side, &current_key(mls, t, who, side).await?)];
     let published = t.call::<GetReferralKeys>(&r.id, &()).await?;
-    for party in [r.from_practice, r.to_practice] {
+    for party in r.from_practice().into_iter().chain([r.to_practice]) {
         if party == side || to.iter().any(|x| x.practice == party) {
             continue;
         }

@@ -118,7 +118,16 @@ impl Client {
             To::Practice(practice) => Destination::Practice { practice },
             To::ChooseForMe => Destination::ChooseForMe,
         };
-        let new = handoff_client_core::referral::seal_referral(id, &r, from, &mine, &targets, destination, routing, content, attachments)?;
+        let new = handoff_client_core::referral::seal_referral(
+            id,
+            &r,
+            Some((from, &mine)),
+            &targets,
+            destination,
+            routing,
+            content,
+            attachments,
+        )?;
         Ok((new, r))
     }
 

@@ -240,19 +240,13 @@ impl Session {
 
     /// The practice of mine a referral involves (receiver first).
     pub fn my_side(&self, r: &Referral) -> Option<PracticeId> {
-        let mine = |p: PracticeId| self.practices.borrow().iter().any(|x| x.id == p);
-        if mine(r.to_practice) {
-            Some(r.to_practice)
-        } else if mine(r.from_practice) {
-            Some(r.from_practice)
-        } else {
-            None
-        }
+        let mine: Vec<PracticeId> = self.practices.borrow().iter().map(|x| x.id).collect();
+        handoff_client_core::referral::my_side(r, &mine)
     }
 
     fn my_wrap<'r>(&self, r: &'r Referral) -> ApiResult<&'r WrappedKey> {
         let side = self.my_side(r).ok_or_else(|| ApiError::local("This referral involves none of your practices."))?;
-        Ok(if side == r.to_practice { &r.to_key } else { &r.from_key })
+        r.key_for(side).ok_or_else(|| ApiError::local("This referral involves none of your practices."))
     }
 
     /// Unwraps a referral's key `R` with a practice key this tab holds.
@@ -414,7 +408,8 @@ impl Session {
             Some(first) if !choose_for_me => Destination::Practice { practice: first.id },
             Some(_) | None => Destination::ChooseForMe,
         };
-        let new = handoff_client_core::referral::seal_referral(id, &r, from, &mine, targets, destination, routing, content, Vec::new())?;
+        let new =
+            handoff_client_core::referral::seal_referral(id, &r, Some((from, &mine)), targets, destination, routing, content, Vec::new())?;
         Ok((new, r))
     }
 

@@ -99,7 +99,7 @@ fn storage() -> Option<web_sys::Storage> {
 /// Who did an event.
 pub fn author(e: &Event) -> Option<UserId> {
     match e {
-        Event::ReferralSent { referral } => Some(referral.sent_by),
+        Event::ReferralSent { referral } => referral.sent_by(),
         Event::Opened { by, .. }
         | Event::StatusChanged { by, .. }
         | Event::CategoryChanged { by, .. }
@@ -274,7 +274,7 @@ impl Reducible for Data {
 
 #[cfg(test)]
 mod tests {
-    use handoff_protocol::ws::{Routing, Status, StreamId, WrappedKey};
+    use handoff_protocol::ws::{Routing, SentFrom, Status, StreamId, WrappedKey};
     use handoff_protocol::{B64, PracticeId};
 
     use super::*;
@@ -284,9 +284,8 @@ mod tests {
         Referral {
             id: ReferralId::from_bytes([id; 16]),
             number: format!("HR-AAAA-000{id}"),
-            from_practice: PracticeId::from_bytes([1; 16]),
+            from: SentFrom::Practice { practice: PracticeId::from_bytes([1; 16]), user: by, key: wrap(1) },
             to_practice: PracticeId::from_bytes([2; 16]),
-            sent_by: by,
             routing: Routing {
                 specialty: "cardiology".into(),
                 category: "arrhythmia".into(),
@@ -297,7 +296,6 @@ mod tests {
             status: Status::Sent,
             reject_reason: None,
             content: B64(vec![2]),
-            from_key: wrap(1),
             to_key: wrap(2),
             attachments: vec![],
             created_at: 1,

@@ -231,11 +231,10 @@ async fn choose_for_me_balances_1000_concurrent_referrals() {
         };
         let new = handoff_protocol::ws::NewReferral {
             id,
-            from_practice: w.referring.id,
+            from: handoff_protocol::ws::NewSender::Practice { practice: w.referring.id, key: wrap(w.referring.id, &from_key) },
             destination: handoff_protocol::ws::Destination::ChooseForMe,
             routing: routing("arrhythmia"),
             content: handoff_protocol::B64(r.seal_content(id, &content(&format!("Patient {i}"))).unwrap()),
-            from_key: wrap(w.referring.id, &from_key),
             to_keys: w.specialists.iter().zip(&keys).map(|(p, k)| wrap(p.id, k)).collect(),
             attachments: vec![],
         };

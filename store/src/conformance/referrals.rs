@@ -6,7 +6,8 @@ pub fn referral(n: u8, from: PracticeId, to: PracticeId, category: &str) -> Refe
     ReferralRecord {
         id: ReferralId(uuid::Uuid::from_bytes(id16(200 - n))),
         number: format!("HR-TEST-{n:04}"),
-        from_practice: from,
+        from_practice: Some(from),
+        free_email: None,
         to_practice: to,
         routed_category: category.into(),
         routed_sub: None,
@@ -212,5 +213,17 @@ suite! {
         assert_eq!(s.referral(r.id).await.unwrap(), Some(r.clone()), "the referring practice keeps its history");
         assert_eq!(s.referrals_of(from.id, 10).await.unwrap().len(), 1);
         assert_eq!(s.events_after(StreamId::Practice(from.id), 0, 10).await.unwrap().len(), 1);
+    }
+
+    pub async fn a_free_referral_has_no_sending_practice_and_keeps_its_senders_address(s: &dyn Store) {
+        let (_, from, to) = two_practices(s).await;
+        let mut free = referral(1, from.id, to.id, "arrhythmia");
+        free.from_practice = None;
+        free.free_email = Some("moa@clinic.example".into());
+        s.commit(Commit { insert: Some(free.clone()), now: 1, ..Default::default() }).await.unwrap();
+        assert_eq!(s.referral(free.id).await.unwrap(), Some(free.clone()));
+        assert_eq!(s.referrals_of(to.id, 10).await.unwrap(), vec![free.clone()], "the receiver lists it");
+        assert!(s.referrals_of(from.id, 10).await.unwrap().is_empty(), "no practice sent it");
+        assert_eq!(s.routing_counts(&[to.id], "arrhythmia", None).await.unwrap(), vec![(to.id, 1)], "it counts for balancing");
     }
 }

@@ -49,6 +49,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, sql: include_str!("../../../migrations/sqlite/0006_blob_chunks.sql") },
     Migration { version: 7, sql: include_str!("../../../migrations/sqlite/0007_mls_observer.sql") },
     Migration { version: 8, sql: include_str!("../../../migrations/sqlite/0008_free_referrals.sql") },
+    Migration { version: 9, sql: include_str!("../../../migrations/sqlite/0009_free_senders.sql") },
 ];
 
 /// The embedded store.

@@ -35,18 +35,19 @@ impl ReferralStore for SqliteStore {
             if let Some(r) = &cm.insert {
                 tx.execute(
                     "INSERT INTO referrals (id, number, from_practice, to_practice, routed_category, routed_sub, status, body, \
-                     created_at, first_opened_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     created_at, first_opened_at, free_email) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     params![
                         r.id.as_bytes().as_slice(),
                         r.number,
-                        r.from_practice.as_bytes().as_slice(),
+                        r.from_practice.as_ref().map(|p| p.as_bytes().as_slice()),
                         r.to_practice.as_bytes().as_slice(),
                         r.routed_category,
                         r.routed_sub,
                         status_text(r.status),
                         r.body,
                         r.created_at,
-                        r.first_opened_at
+                        r.first_opened_at,
+                        r.free_email
                     ],
                 )
                 .map_err(|e| if is_unique_violation(&e) { ReferralError::ReferralExists } else { backend(e) })?;
@@ -338,13 +339,13 @@ fn insert_blob(
 }
 
 const REFERRAL_COLS: &str =
-    "id, number, from_practice, to_practice, routed_category, routed_sub, body, status, created_at, first_opened_at";
+    "id, number, from_practice, to_practice, routed_category, routed_sub, body, status, created_at, first_opened_at, free_email";
 
 fn referral_row(r: &Row<'_>) -> rusqlite::Result<ReferralRecord> {
     Ok(ReferralRecord {
         id: ReferralId(uuid_of(r.get(0)?)?),
         number: r.get(1)?,
-        from_practice: PracticeId(uuid_of(r.get(2)?)?),
+        from_practice: r.get::<_, Option<Vec<u8>>>(2)?.map(uuid_of).transpose()?.map(PracticeId),
         to_practice: PracticeId(uuid_of(r.get(3)?)?),
         routed_category: r.get(4)?,
         routed_sub: r.get(5)?,
@@ -352,6 +353,7 @@ fn referral_row(r: &Row<'_>) -> rusqlite::Result<ReferralRecord> {
         status: status_of(&r.get::<_, String>(7)?)?,
         created_at: r.get(8)?,
         first_opened_at: r.get(9)?,
+        free_email: r.get(10)?,
     })
 }
 

@@ -116,7 +116,10 @@ pub fn detail(p: &DetailProps) -> Html {
         .map(|p| p.name)
         .or_else(|| (*names).get(&r.to_practice).cloned())
         .unwrap_or_else(|| "Specialist practice".into());
-    let from_name = s.practice(r.from_practice).map(|p| p.name).unwrap_or_else(|| "Referring office".into());
+    let from_name = match r.from_practice() {
+        Some(p) => s.practice(p).map(|p| p.name).unwrap_or_else(|| "Referring office".into()),
+        None => "Free referral (sender without an account)".into(),
+    };
     html! {
         <>
             <div class="title-row">

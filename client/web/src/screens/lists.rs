@@ -50,7 +50,9 @@ pub fn referrals(p: &ListProps) -> Html {
         .data
         .items
         .values()
-        .filter(|i| mine.contains(if p.received { &i.referral.to_practice } else { &i.referral.from_practice }))
+        .filter(|i| {
+            if p.received { mine.contains(&i.referral.to_practice) } else { i.referral.from_practice().is_some_and(|f| mine.contains(&f)) }
+        })
         .collect();
     let categories: std::collections::BTreeSet<(String, String)> = rows
         .iter()

@@ -33,7 +33,7 @@ pub fn shell(p: &ShellProps) -> Html {
         .data
         .items
         .values()
-        .filter(|i| practices.iter().any(|p| p.id == i.referral.from_practice) && ctx.data.unread(i.referral.id))
+        .filter(|i| practices.iter().any(|p| Some(p.id) == i.referral.from_practice()) && ctx.data.unread(i.referral.id))
         .count();
     let (pill_class, pill_text) = match ctx.data.live {
         LiveState::Live => ("pill live", "Live".to_string()),
