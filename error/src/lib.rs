@@ -18,7 +18,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use handoff_protocol::{ErrorBody, ErrorCode};
-use handoff_store::{LimitError, MailError, MlsError, PracticeError, ReferralError, TaxonomyError, UserError};
+use handoff_store::{FreeError, LimitError, MailError, MlsError, PracticeError, ReferralError, TaxonomyError, UserError};
 
 /// An error answered to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +205,31 @@ impl From<LimitError> for ApiError {
     }
 }
 
+impl From<FreeError> for ApiError {
+    fn from(e: FreeError) -> Self {
+        match e {
+            FreeError::DraftExists => exists("draft"),
+            FreeError::NoSuchDraft => ApiError::not_found("draft"),
+            FreeError::ResendsExhausted => {
+                ApiError::new(ErrorCode::RateLimited, "this draft has had all the codes it may; start again with your email address")
+            }
+            FreeError::AlreadyVerified => {
+                ApiError::new(ErrorCode::Conflict, "this email address is verified already; no new code is needed")
+            }
+            FreeError::DraftSent => {
+                ApiError::new(ErrorCode::DraftUsed, "this draft has sent its one referral; start a new one for another")
+            }
+            FreeError::TooManyBlobs => {
+                ApiError::new(ErrorCode::QuotaExceeded, "a referral holds at most 50 attachments; nothing was stored")
+            }
+            FreeError::BlobExists => ApiError::new(ErrorCode::Conflict, "a blob with this id exists; generate a new id"),
+            FreeError::NoSuchBlock => ApiError::not_found("block"),
+            FreeError::NoSuchPractice => ApiError::not_found("practice"),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 /// The result of a handler, a command or an actor's work.
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -230,6 +255,9 @@ mod tests {
             (MlsError::KeyPackageReused.into(), ErrorCode::KeyPackageUsed),
             (MlsError::StaleState.into(), ErrorCode::StaleState),
             (MailError::NotQueued.into(), ErrorCode::NotFound),
+            (FreeError::DraftSent.into(), ErrorCode::DraftUsed),
+            (FreeError::NoSuchDraft.into(), ErrorCode::NotFound),
+            (FreeError::TooManyBlobs.into(), ErrorCode::QuotaExceeded),
         ];
         for (e, code) in cases {
             assert_eq!(e.code, code, "{e}");

@@ -32,6 +32,9 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::free::{
+    Block, BlockList, CodeSent, DraftId, DraftVerified, FreeIntake, FreeSend, FreeSent, LiftBlock, NewBlock, StartDraft, VerifyCode,
+};
 use crate::mls::{ClaimedKeyPackage, KeyPackageCount, LogQuery, MlsLog, MlsLogEntry, MlsPending, MlsState, MlsWelcome, SubmitCommit};
 use crate::mls::{ReportEpoch, UnreadableReferrals};
 use crate::v1::*;
@@ -230,6 +233,7 @@ impl Segment for CategoryRequestId {}
 impl Segment for ReferralId {}
 impl Segment for BlobId {}
 impl Segment for PracticeAction {}
+impl Segment for DraftId {}
 /// An invite token.
 impl Segment for String {}
 
@@ -435,6 +439,27 @@ endpoints! {
     ReportMlsEpoch: Post v1!("/practices/{id}/mls/reports"), PracticeId, ReportEpoch => ();
     /// `GET /practices/{id}/mls/unreadable`: referrals this practice sent whose receiver's key was revoked since.
     ListUnreadableReferrals: Get v1!("/practices/{id}/mls/unreadable"), PracticeId, () => UnreadableReferrals;
+
+    /// `POST /free/drafts`: emails a code to the sender's address (no session).
+    StartFreeDraft: Post v1!("/free/drafts"), (), StartDraft => CodeSent;
+    /// `POST /free/drafts/{id}/resend`: a new code for the same draft (the old one stops working).
+    ResendFreeCode: Post v1!("/free/drafts/{id}/resend"), DraftId, () => CodeSent;
+    /// `POST /free/drafts/{id}/verify`: the code; sets the draft cookie.
+    VerifyFreeCode: Post v1!("/free/drafts/{id}/verify"), DraftId, VerifyCode => DraftVerified;
+    /// `GET /free/directory?specialty=&region=`: practices that take free referrals now (verified draft).
+    GetFreeDirectory: Get v1!("/free/directory"), (), DirectoryQuery => Directory;
+    /// `POST /free/blobs/{id}`: an encrypted attachment owned by the verified draft.
+    PutFreeBlob: Post v1!("/free/blobs/{id}"), BlobId, Octets => BlobStored;
+    /// `POST /free/referrals`: sends the draft's one referral.
+    SendFreeReferral: Post v1!("/free/referrals"), (), FreeSend => FreeSent;
+    /// `PUT /practices/{id}/free-referrals`: an admin opts the practice in or out.
+    SetFreeIntake: Put v1!("/practices/{id}/free-referrals"), PracticeId, FreeIntake => FreeIntake;
+    /// `GET /admin/free-blocks`: staff list blocked senders.
+    AdminListBlocks: Get v1!("/admin/free-blocks"), (), () => BlockList;
+    /// `POST /admin/free-blocks`: staff block an email address or client address.
+    AdminBlock: Post v1!("/admin/free-blocks"), (), NewBlock => Block;
+    /// `DELETE /admin/free-blocks`: staff lift a block.
+    AdminLiftBlock: Delete v1!("/admin/free-blocks"), (), LiftBlock => ();
 }
 
 #[cfg(test)]

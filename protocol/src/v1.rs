@@ -305,6 +305,9 @@ pub struct Practice {
     pub public_key: PracticePublicKey,
     /// When it was created.
     pub created_at: UnixMillis,
+    /// Whether it receives free referrals (from senders without an account);
+    /// its admins set it with `PUT /practices/{id}/free-referrals`.
+    pub accepts_free_referrals: bool,
 }
 
 /// `GET /practices`.

@@ -1,18 +1,20 @@
-//! Platform staff: verification, pausing, taxonomy. Staff see metadata only;
+//! Platform staff: verification, pausing, taxonomy, blocks of free referral senders. Staff see metadata only;
 //! there is no route by which staff reach content or keys.
 
 use actix_web::{HttpResponse, web};
 
+use handoff_protocol::UnixMillis;
+use handoff_protocol::free::{Block, BlockKind, BlockList, LiftBlock, NewBlock};
 use handoff_protocol::v1::*;
 use handoff_protocol::{CategoryRequestId, PracticeId};
-use handoff_store::{PracticeError, PracticeRecord, Store};
+use handoff_store::{BlockRecord, PracticeError, PracticeRecord, Store};
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, now};
-use crate::validate;
+use crate::{free, validate};
 
-fn staff(who: &Authed) -> ApiResult<()> {
+pub(crate) fn staff(who: &Authed) -> ApiResult<()> {
     if who.user.is_staff { Ok(()) } else { Err(ApiError::forbidden("platform staff only")) }
 }
 
@@ -142,5 +144,46 @@ pub async fn resolve_category_request(
     }
     let status = if body.approve { CategoryRequestStatus::Approved } else { CategoryRequestStatus::Declined };
     state.store.resolve_category_request(r.id, status, now()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn block_view(b: BlockRecord) -> Block {
+    Block { kind: b.kind, value: b.value, reason: b.reason, created_at: b.created_at }
+}
+
+/// Blocks a sender; the admin API and the `handoff admin free-block` CLI share it.
+pub async fn free_block(store: &dyn Store, kind: BlockKind, value: &str, reason: &str, at: UnixMillis) -> ApiResult<BlockRecord> {
+    let b =
+        BlockRecord { kind, value: free::normalise_block(kind, value)?, reason: validate::text("reason", reason, 500)?, created_at: at };
+    store.put_block(b.clone()).await?;
+    tracing::info!(?kind, "free referral sender blocked");
+    Ok(b)
+}
+
+/// Lifts a block; the admin API and the CLI share it. `not_found` if there is none.
+pub async fn free_lift(store: &dyn Store, kind: BlockKind, value: &str) -> ApiResult<()> {
+    store.lift_block(kind, free::normalise_block(kind, value)?).await?;
+    tracing::info!(?kind, "free referral block lifted");
+    Ok(())
+}
+
+/// `GET /api/v1/admin/free-blocks`: staff list blocked senders, newest first.
+pub async fn free_blocks(state: web::Data<AppState>, who: Authed) -> ApiResult<HttpResponse> {
+    staff(&who)?;
+    let blocks = state.store.blocks().await?.into_iter().map(block_view).collect();
+    Ok(HttpResponse::Ok().json(BlockList { blocks }))
+}
+
+/// `POST /api/v1/admin/free-blocks`: staff block an email address or client address.
+pub async fn add_free_block(state: web::Data<AppState>, who: Authed, body: web::Json<NewBlock>) -> ApiResult<HttpResponse> {
+    staff(&who)?;
+    let b = free_block(&*state.store, body.kind, &body.value, &body.reason, now()).await?;
+    Ok(HttpResponse::Ok().json(block_view(b)))
+}
+
+/// `DELETE /api/v1/admin/free-blocks`: staff lift a block.
+pub async fn lift_free_block(state: web::Data<AppState>, who: Authed, body: web::Json<LiftBlock>) -> ApiResult<HttpResponse> {
+    staff(&who)?;
+    free_lift(&*state.store, body.kind, &body.value).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::ratelimit::{Limits, RateLimiter};
 use crate::state::{AppState, random_bytes};
-use crate::{admin, auth, live, mls, origin, practices, referrals};
+use crate::{admin, auth, free, live, mls, origin, practices, referrals};
 
 /// The taxonomy compiled into the binary, from `migrations/seed/taxonomy.json`.
 pub const TAXONOMY_SEED: &str = include_str!("../../migrations/seed/taxonomy.json");
@@ -117,6 +117,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     );
     let limit_secret = store.server_secret("rate_limit_keys", random_bytes(32).map_err(|e| StartError::Other(e.to_string()))?).await?;
     let limiter = RateLimiter::load(store.clone(), limit_secret, Duration::from_secs(config.rate_window_secs), Limits::of(&config)).await?;
+    let free_secret = store.server_secret("free_code_keys", random_bytes(32).map_err(|e| StartError::Other(e.to_string()))?).await?;
     Ok(AppState {
         hub,
         limiter: Arc::new(limiter),
@@ -125,6 +126,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         mailer,
         prelogin_secret: Arc::new(secret),
         sockets: Arc::default(),
+        free_secret: Arc::new(free_secret),
     })
 }
 
@@ -297,6 +299,17 @@ fn api_routes(t: &mut Table<'_>) {
     // Registration confirmed by its emailed link.
     t.at(ConfirmAccount, auth::confirm).at(ConfirmParams, auth::confirm_params);
     t.at(ReportMlsEpoch, mls::report).at(ListUnreadableReferrals, mls::unreadable);
+    // Free referrals: drafts verified by an emailed code, no session.
+    t.at(StartFreeDraft, free::start)
+        .at(ResendFreeCode, free::resend)
+        .at(VerifyFreeCode, free::verify)
+        .at(GetFreeDirectory, free::directory)
+        .at(PutFreeBlob, free::put_blob)
+        .at(SendFreeReferral, free::send)
+        .at(SetFreeIntake, free::set_intake)
+        .at(AdminListBlocks, admin::free_blocks)
+        .at(AdminBlock, admin::add_free_block)
+        .at(AdminLiftBlock, admin::lift_free_block);
 }
 
 fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {

@@ -102,13 +102,13 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Authed> {
 /// `trusted_proxy_hops` places left of it in `X-Forwarded-For`
 /// ([`ratelimit::client_ip`]). Header lines that are not UTF-8 are read
 /// lossily rather than skipped, so a client cannot make a proxy's value vanish.
-fn client_ip(req: &HttpRequest, state: &AppState) -> IpAddr {
+pub(crate) fn client_ip(req: &HttpRequest, state: &AppState) -> IpAddr {
     let forwarded: Vec<String> =
         req.headers().get_all("x-forwarded-for").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
     ratelimit::client_ip(req.peer_addr().map(|a| a.ip()), &forwarded, state.config.trusted_proxy_hops)
 }
 
-fn limited(retry_after: u64) -> ApiError {
+pub(crate) fn limited(retry_after: u64) -> ApiError {
     let mut e = ApiError::new(ErrorCode::RateLimited, "too many attempts; wait and try again");
     e.retry_after = Some(retry_after);
     e

@@ -100,6 +100,20 @@ pub struct Config {
     /// Unclaimed MLS key packages one user may have published; publishing past
     /// it is refused with `quota_exceeded` (507).
     pub key_packages_per_user: u32,
+    /// Free referral codes (first codes and resends) emailed per client address
+    /// (an IPv6 client by its /64) per hour; past it, `rate_limited` (429).
+    pub free_codes_per_address_per_hour: u32,
+    /// Free referral codes emailed per email address per hour.
+    pub free_codes_per_email_per_hour: u32,
+    /// Free referrals sent per client address per day.
+    pub free_referrals_per_address_per_day: u32,
+    /// Free referrals sent per email address per day.
+    pub free_referrals_per_email_per_day: u32,
+    /// How long an emailed free referral code works, seconds (10 minutes).
+    pub free_code_ttl_secs: u64,
+    /// How long a free referral draft works, seconds (2 hours), counted from
+    /// its start and again from its verification; the sweep deletes it after.
+    pub free_draft_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -137,6 +151,12 @@ impl Default for Config {
             blob_quota_bytes: 512 * 1024 * 1024,
             blob_unattached_secs: 24 * 3600,
             key_packages_per_user: 200,
+            free_codes_per_address_per_hour: 10,
+            free_codes_per_email_per_hour: 5,
+            free_referrals_per_address_per_day: 20,
+            free_referrals_per_email_per_day: 10,
+            free_code_ttl_secs: handoff_protocol::free::CODE_TTL_SECS,
+            free_draft_ttl_secs: handoff_protocol::free::DRAFT_TTL_SECS,
         }
     }
 }

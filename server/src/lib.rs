@@ -15,6 +15,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod free;
 pub mod live;
 pub mod mls;
 pub mod observer;

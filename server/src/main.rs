@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use handoff_protocol::PracticeId;
+use handoff_protocol::free::BlockKind;
 use handoff_protocol::v1::PracticeAction;
 use handoff_server::config::Config;
 use handoff_store::Store;
@@ -65,6 +66,52 @@ enum AdminTask {
     RevokeStaff { email: String },
     /// List every practice with its status.
     ListPractices,
+    /// Block senders of free referrals (by email or client address), lift blocks, list them.
+    FreeBlock {
+        #[command(subcommand)]
+        action: FreeBlockAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum FreeBlockAction {
+    /// Block an email address or a client address from sending free referrals.
+    Add {
+        #[command(flatten)]
+        target: BlockTarget,
+        /// Why, for the staff who read the list later.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Lift a block.
+    Lift {
+        #[command(flatten)]
+        target: BlockTarget,
+    },
+    /// List every block, newest first.
+    List,
+}
+
+/// Exactly one of `--email` and `--address`.
+#[derive(clap::Args, Debug)]
+#[group(required = true, multiple = false)]
+struct BlockTarget {
+    /// An email address (compared case-insensitively).
+    #[arg(long)]
+    email: Option<String>,
+    /// A client address: an IPv4 address, or any address of an IPv6 /64.
+    #[arg(long)]
+    address: Option<String>,
+}
+
+impl BlockTarget {
+    fn kind_value(self) -> (BlockKind, String) {
+        match (self.email, self.address) {
+            (Some(e), _) => (BlockKind::Email, e),
+            (None, Some(a)) => (BlockKind::Address, a),
+            (None, None) => (BlockKind::Email, String::new()),
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -130,6 +177,7 @@ fn admin(config: Config, task: AdminTask) -> anyhow::Result<()> {
                 eprintln!("{email} is no longer platform staff");
                 return Ok(());
             }
+            AdminTask::FreeBlock { action } => return free_block(&*store, action).await,
             AdminTask::ListPractices => {
                 for (p, members) in store.all_practices().await? {
                     println!(
@@ -149,4 +197,26 @@ fn admin(config: Config, task: AdminTask) -> anyhow::Result<()> {
         eprintln!("{} ({id}): {act:?} done", p.name);
         Ok(())
     })
+}
+
+async fn free_block(store: &dyn Store, action: FreeBlockAction) -> anyhow::Result<()> {
+    use handoff_server::admin::{free_block, free_lift};
+    match action {
+        FreeBlockAction::Add { target, reason } => {
+            let (kind, value) = target.kind_value();
+            let b = free_block(store, kind, &value, &reason, handoff_server::state::now()).await.context("blocking")?;
+            eprintln!("blocked {:?} {}", b.kind, b.value);
+        }
+        FreeBlockAction::Lift { target } => {
+            let (kind, value) = target.kind_value();
+            free_lift(store, kind, &value).await.context("lifting the block")?;
+            eprintln!("lifted the block of {kind:?} {value}");
+        }
+        FreeBlockAction::List => {
+            for b in store.blocks().await? {
+                println!("{:?}\t{}\t{}\t{}", b.kind, b.value, b.created_at, b.reason);
+            }
+        }
+    }
+    Ok(())
 }

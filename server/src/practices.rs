@@ -31,6 +31,7 @@ fn view(p: &PracticeRecord, role: Role) -> Practice {
         my_role: role,
         public_key: p.public_key.clone(),
         created_at: p.created_at,
+        accepts_free_referrals: p.accepts_free,
     }
 }
 
@@ -46,7 +47,7 @@ pub async fn membership(state: &AppState, id: PracticeId, who: &Authed) -> ApiRe
     Ok((p, role))
 }
 
-async fn admin_of(state: &AppState, id: PracticeId, who: &Authed) -> ApiResult<PracticeRecord> {
+pub(crate) async fn admin_of(state: &AppState, id: PracticeId, who: &Authed) -> ApiResult<PracticeRecord> {
     match membership(state, id, who).await? {
         (p, Role::Admin) => Ok(p),
         _ => Err(ApiError::forbidden("only a practice admin can do this")),
@@ -112,6 +113,7 @@ pub async fn create(state: web::Data<AppState>, who: Authed, body: web::Json<Cre
         public_key: b.public_key.clone(),
         created_by: who.user.id,
         created_at: t,
+        accepts_free: true,
     };
     let grant = GrantRecord {
         practice_id: b.id,
@@ -426,19 +428,20 @@ pub async fn put_grant(
 /// `GET /api/v1/directory`: practices that can receive referrals now.
 pub async fn directory(state: web::Data<AppState>, _who: Authed, q: web::Query<DirectoryQuery>) -> ApiResult<HttpResponse> {
     let ps = state.store.directory(q.specialty.as_deref(), q.region.as_deref()).await?;
-    let practices = ps
-        .into_iter()
-        .filter(can_receive)
-        .map(|p| DirectoryEntry {
-            id: p.id,
-            name: p.name,
-            specialty: p.specialty.unwrap_or_default(),
-            region: p.region.unwrap_or_default(),
-            intake: p.intake,
-            public_key: p.public_key,
-        })
-        .collect();
+    let practices = ps.into_iter().filter(can_receive).map(directory_entry).collect();
     Ok(HttpResponse::Ok().json(Directory { practices }))
+}
+
+/// A practice as the directories list it.
+pub(crate) fn directory_entry(p: PracticeRecord) -> DirectoryEntry {
+    DirectoryEntry {
+        id: p.id,
+        name: p.name,
+        specialty: p.specialty.unwrap_or_default(),
+        region: p.region.unwrap_or_default(),
+        intake: p.intake,
+        public_key: p.public_key,
+    }
 }
 
 /// `POST /api/v1/practices/{id}/category-requests`: a specialist asks staff for a new category.

@@ -63,6 +63,14 @@ pub enum Scope {
     KitAccount = 5,
     /// Registrations from one address.
     Registration = 6,
+    /// Free referral codes emailed for requests from one address (per hour).
+    FreeCodeAddress = 7,
+    /// Free referral codes emailed to one email address (per hour).
+    FreeCodeEmail = 8,
+    /// Free referrals sent from one address (per day).
+    FreeSendAddress = 9,
+    /// Free referrals sent by one email address (per day).
+    FreeSendEmail = 10,
 }
 
 /// A counter's key: 16 bytes of an HMAC over its scope, account and address.
@@ -352,6 +360,14 @@ pub struct Limits {
     pub per_account: u32,
     /// Registrations per address per window.
     pub registrations_per_address: u32,
+    /// Free referral codes per address per hour.
+    pub free_codes_per_address: u32,
+    /// Free referral codes per email address per hour.
+    pub free_codes_per_email: u32,
+    /// Free referrals per address per day.
+    pub free_sends_per_address: u32,
+    /// Free referrals per email address per day.
+    pub free_sends_per_email: u32,
 }
 
 impl Limits {
@@ -362,6 +378,10 @@ impl Limits {
             per_account_at_address: config.auth_failures_per_account,
             per_account: config.auth_failures_per_account_total,
             registrations_per_address: config.registrations_per_ip,
+            free_codes_per_address: config.free_codes_per_address_per_hour,
+            free_codes_per_email: config.free_codes_per_email_per_hour,
+            free_sends_per_address: config.free_referrals_per_address_per_day,
+            free_sends_per_email: config.free_referrals_per_email_per_day,
         }
     }
 }
@@ -375,10 +395,27 @@ pub enum Check {
     Kit,
 }
 
+/// The window of the free referral code limits.
+pub const FREE_CODE_WINDOW: Duration = Duration::from_secs(3600);
+/// The window of the free referral send limits.
+pub const FREE_SEND_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// Which free referral limits an attempt is counted against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreeLimit {
+    /// An emailed code (a draft's first, or a resend): per hour.
+    Code,
+    /// A sent free referral: per day.
+    Send,
+}
+
 /// The server's limiter: [`Counters`] keyed by HMAC, with lock-outs written
-/// through to the store.
+/// through to the store. The free referral limits are counters of the same
+/// kind with windows of their own (an hour for codes, a day for sends).
 pub struct RateLimiter {
     counters: Counters,
+    free_codes: Counters,
+    free_sends: Counters,
     limits: Limits,
     secret: Vec<u8>,
     store: Arc<dyn Store>,
@@ -399,16 +436,22 @@ impl RateLimiter {
         let stored = store.lockouts(t).await?;
         let mono = Instant::now();
         let counters = Counters::new(window, MAX_KEYS, mono);
+        let free_codes = Counters::new(FREE_CODE_WINDOW, MAX_KEYS, mono);
+        let free_sends = Counters::new(FREE_SEND_WINDOW, MAX_KEYS, mono);
         for l in &stored {
             if let Some(key) = LimitKey::from_stored(&l.key) {
                 let left = Duration::from_millis(u64::try_from(l.until.saturating_sub(t)).unwrap_or(0));
-                counters.restore(key, l.count, left, mono);
+                // A key's scope is inside its HMAC, so it is restored where it
+                // was counted; in the other counters nobody ever asks for it.
+                for c in [&counters, &free_codes, &free_sends] {
+                    c.restore(key, l.count, left, mono);
+                }
             }
         }
         if !stored.is_empty() {
             tracing::info!(lockouts = stored.len(), "rate-limit lock-outs restored");
         }
-        Ok(Self { counters, limits, secret, store })
+        Ok(Self { counters, free_codes, free_sends, limits, secret, store })
     }
 
     /// The key of `scope` for `account` (empty when none) at `addr` (none when the scope has no address).
@@ -457,6 +500,32 @@ impl RateLimiter {
             on_success: OnSuccess::Keep,
         };
         self.counters.begin(vec![slot], Instant::now())
+    }
+
+    /// Counts a free referral code emailed to `email` (normalised) or a free
+    /// referral sent by it, from `addr`, before the work: one slot in the
+    /// address's and one in the email's counter. The attempt counts whatever
+    /// its outcome: it is settled at once. Fails with the seconds to wait.
+    pub async fn count_free(&self, limit: FreeLimit, email: &str, addr: IpAddr) -> Result<(), u64> {
+        let l = self.limits;
+        let (counters, (at_address, per_address), (of_email, per_email)) = match limit {
+            FreeLimit::Code => {
+                (&self.free_codes, (Scope::FreeCodeAddress, l.free_codes_per_address), (Scope::FreeCodeEmail, l.free_codes_per_email))
+            }
+            FreeLimit::Send => {
+                (&self.free_sends, (Scope::FreeSendAddress, l.free_sends_per_address), (Scope::FreeSendEmail, l.free_sends_per_email))
+            }
+        };
+        let now = Instant::now();
+        let attempt = counters.begin(
+            vec![
+                Slot { key: self.key(at_address, "", Some(addr)), limit: per_address, on_success: OnSuccess::Keep },
+                Slot { key: self.key(of_email, email, None), limit: per_email, on_success: OnSuccess::Keep },
+            ],
+            now,
+        )?;
+        self.write(counters.kept(attempt, now)).await;
+        Ok(())
     }
 
     /// Settles a successful attempt (see [`Counters::succeeded`]).

@@ -30,7 +30,15 @@ pub const BLOB_CHUNK: usize = 256 * 1024;
 pub async fn put_blob(state: web::Data<AppState>, who: Authed, id: web::Path<BlobId>, body: web::Payload) -> ApiResult<HttpResponse> {
     let (id, owner) = (*id, who.user.id);
     state.store.begin_blob(id, owner, now()).await?;
-    match stream_blob(&state, id, owner, body).await {
+    upload_begun(&state, id, owner, state.config.blob_quota_bytes, body).await
+}
+
+/// Streams the body into the upload begun for `id` by `owner` (an account,
+/// or a free referral's draft: `free.rs`), within `quota` bytes of all the
+/// owner's blobs, and answers `201` with the blob; an upload that fails
+/// midway is discarded.
+pub(crate) async fn upload_begun(state: &AppState, id: BlobId, owner: UserId, quota: u64, body: web::Payload) -> ApiResult<HttpResponse> {
+    match stream_blob(state, id, owner, quota, body).await {
         Ok(size) => Ok(HttpResponse::Created().json(BlobStored { id, size })),
         Err(e) => {
             // The upload failed midway: forget what arrived of it.
@@ -43,8 +51,7 @@ pub async fn put_blob(state: web::Data<AppState>, who: Authed, id: web::Path<Blo
 }
 
 /// Writes the body chunk by chunk to the upload begun for `id`; its size.
-async fn stream_blob(state: &AppState, id: BlobId, owner: UserId, mut body: web::Payload) -> ApiResult<u64> {
-    let quota = state.config.blob_quota_bytes;
+async fn stream_blob(state: &AppState, id: BlobId, owner: UserId, quota: u64, mut body: web::Payload) -> ApiResult<u64> {
     let mut chunk = Vec::new();
     let mut size = 0usize;
     while let Some(part) = body.next().await {

@@ -30,6 +30,8 @@ pub struct AppState {
     pub prelogin_secret: Arc<Vec<u8>>,
     /// Open WebSockets per user, capped at `ws_sockets_per_user`.
     pub sockets: Arc<crate::live::Sockets>,
+    /// Key of the free referral codes' keyed hash (`free.rs`).
+    pub free_secret: Arc<Vec<u8>>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -13,6 +13,8 @@
 //!   when it is sent) older than [`Config::sent_mail_retention_secs`];
 //! - attachment blobs (and abandoned uploads) that no referral took within
 //!   [`Config::blob_unattached_secs`] (they count towards the owner's quota);
+//! - free referral drafts past their time (`free_draft_ttl_secs` from their
+//!   start, or from their verification): their email address and token go;
 //! - in folder-mail mode (no SMTP), `.eml` files in `<data>/mail/` older
 //!   than [`Config::mail_folder_retention_secs`]: they hold invite links,
 //!   which are credentials.
@@ -47,6 +49,8 @@ pub struct Swept {
     pub blobs: u64,
     /// `.eml` files in the mail folder past their retention.
     pub mail_files: u64,
+    /// Free referral drafts past their time.
+    pub drafts: u64,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -112,6 +116,7 @@ pub async fn sweep_once(store: &dyn Store, config: &Config, at: UnixMillis) -> S
             Some(dir) => logged("mail folder", purge_mail_files(&dir, file_cutoff)),
             None => 0,
         },
+        drafts: logged("free referral drafts", store.purge_drafts(at).await),
     };
     if swept != Swept::default() {
         tracing::info!(?swept, "sweep");

@@ -4,9 +4,9 @@
 //!
 //! Each concept trait has its own error enum next to it ([`UserError`],
 //! [`PracticeError`], [`TaxonomyError`], [`ReferralError`], [`MlsError`],
-//! [`MailError`], [`LimitError`]), so a caller matches typed variants, never string tags.
+//! [`MailError`], [`LimitError`], [`FreeError`]), so a caller matches typed variants, never string tags.
 
-use crate::{LimitError, MailError, MlsError, PracticeError, ReferralError, TaxonomyError, UserError};
+use crate::{FreeError, LimitError, MailError, MlsError, PracticeError, ReferralError, TaxonomyError, UserError};
 
 /// The backend failed: I/O, corruption, a driver error, or a value on disk
 /// that does not decode. The driver's error is kept as the [`source`](std::error::Error::source).
@@ -81,4 +81,7 @@ pub enum StoreError {
     /// A rate-limit lock-out call failed.
     #[error(transparent)]
     Limit(#[from] LimitError),
+    /// A free referral draft, block or opt-out call failed.
+    #[error(transparent)]
+    Free(#[from] FreeError),
 }

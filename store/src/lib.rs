@@ -13,6 +13,7 @@
 //! | [`MlsStore`] | the MLS delivery service | [`MlsError`] |
 //! | [`MailStore`] | the mail outbox | [`MailError`] |
 //! | [`LimitStore`] | rate-limit lock-outs | [`LimitError`] |
+//! | [`FreeStore`] | free referral drafts, sender blocks, practices' opt-out | [`FreeError`] |
 //!
 //! Every error enum keeps the backend's failure as a [`BackendError`] (with the
 //! driver's error as its source); opening a store fails with an [`OpenError`].
@@ -33,6 +34,7 @@
 
 pub mod conformance;
 mod error;
+mod free;
 mod limits;
 mod mail;
 mod mls;
@@ -44,6 +46,7 @@ mod taxonomy;
 mod users;
 
 pub use error::*;
+pub use free::*;
 pub use limits::*;
 pub use mail::*;
 pub use mls::*;
@@ -60,6 +63,6 @@ pub use users::*;
 /// A backend implements the concept traits; this trait then comes with them,
 /// so `Arc<dyn Store>` reaches every method. Code holding a concrete backend
 /// (not `dyn Store`) imports the concept traits it calls.
-pub trait Store: UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore {}
+pub trait Store: UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore + FreeStore {}
 
-impl<T> Store for T where T: UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore {}
+impl<T> Store for T where T: UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore + FreeStore {}

@@ -110,6 +110,9 @@ pub struct PracticeRecord {
     pub created_by: UserId,
     /// When it was created.
     pub created_at: UnixMillis,
+    /// Whether it receives free referrals (senders without an account); its
+    /// admins opt out. Choose-for-me skips a practice that opted out.
+    pub accepts_free: bool,
 }
 
 /// A member joined with their user record.

@@ -19,6 +19,9 @@
 //! - [`mail`]: where a server's mail arrives ([`deliver_to`]) and reading it,
 //!   so registration can follow its emailed confirmation link
 //!   ([`RegisterConfirmed`]).
+//! - [`free`]: [`FreeSender`], a free referral's sender without an account:
+//!   asks for the emailed code, reads it from the mail, verifies, and calls
+//!   the free routes with the verified draft's token.
 //! - [`world`]: [`World`], a referring practice and `n` verified specialist
 //!   practices owned by one specialist, with a staff member, built by
 //!   [`WorldBuilder`] from the builders above.
@@ -26,12 +29,14 @@
 //! Fixture calls return [`Result`]: a test unwraps, a benchmark propagates.
 
 pub mod accounts;
+pub mod free;
 pub mod mail;
 pub mod practices;
 pub mod referrals;
 pub mod world;
 
 pub use accounts::{Account, moa_account, specialist_account, staff_account, unique_email};
+pub use free::FreeSender;
 pub use mail::{RegisterConfirmed, deliver_to};
 pub use practices::{ReferringOffice, SpecialistPractice, Verifier, referring_office, verified_specialist};
 pub use referrals::{ContentBuilder, content, referral_content, routing};

@@ -36,6 +36,9 @@
 //!   limits), `security_resources` (the bound on each account's resources:
 //!   blob quota and sweep, streamed uploads, sockets per user, the outgoing
 //!   queue in bytes, key packages, MLS message sizes, what an MLS sync reads).
+//! - `free`: free referrals without an account (issue 13): the emailed code
+//!   and its tries, the verified draft, blocks, limits, opt-out, draft-owned
+//!   uploads, and every bad input of those routes.
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -49,6 +52,7 @@
 
 mod accounts;
 mod bad_input;
+mod free;
 mod harness;
 mod hub;
 mod mls;

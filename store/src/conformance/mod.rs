@@ -48,6 +48,7 @@ macro_rules! suite {
     };
 }
 
+mod free;
 mod limits;
 mod mail;
 mod mls;
@@ -56,6 +57,7 @@ mod referrals;
 mod taxonomy;
 mod users;
 
+pub use free::*;
 pub use limits::*;
 pub use mail::*;
 pub use mls::*;
@@ -78,6 +80,7 @@ macro_rules! conformance_tests {
         $crate::__conformance_referrals!($make);
         $crate::__conformance_mls!($make);
         $crate::__conformance_limits!($make);
+        $crate::__conformance_free!($make);
     };
 }
 
@@ -120,6 +123,7 @@ pub fn practice(n: u8, creator: UserId, kind: PracticeKind) -> PracticeRecord {
         public_key: PracticePublicKey { epoch: 0, hpke_pub: B64(vec![n; 32]), signer: creator, signature: B64(vec![n; 64]) },
         created_by: creator,
         created_at: 2_000 + i64::from(n),
+        accepts_free: true,
     }
 }
 

@@ -21,6 +21,7 @@ use handoff_protocol::v1::Role;
 
 use crate::{BackendError, OpenError, UserRecord};
 
+mod free;
 mod limits;
 mod mail;
 mod mls;
@@ -47,6 +48,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, sql: include_str!("../../../migrations/sqlite/0005_rate_limits.sql") },
     Migration { version: 6, sql: include_str!("../../../migrations/sqlite/0006_blob_chunks.sql") },
     Migration { version: 7, sql: include_str!("../../../migrations/sqlite/0007_mls_observer.sql") },
+    Migration { version: 8, sql: include_str!("../../../migrations/sqlite/0008_free_referrals.sql") },
     Migration { version: 9, sql: include_str!("../../../migrations/sqlite/0009_free_senders.sql") },
 ];
 

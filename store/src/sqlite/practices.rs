@@ -22,8 +22,8 @@ impl PracticeStore for SqliteStore {
                 return Err(PracticeError::PracticeIdRetired);
             }
             tx.execute(
-                "INSERT INTO practices (id, name, kind, specialty, region, intake, verified, paused, key_epoch, public_key, created_by, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT INTO practices (id, name, kind, specialty, region, intake, verified, paused, key_epoch, public_key, created_by, created_at, \
+                 accepts_free) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     p.id.as_bytes().as_slice(),
                     p.name,
@@ -39,7 +39,8 @@ impl PracticeStore for SqliteStore {
                     p.key_epoch as i64,
                     serde_json::to_string(&p.public_key).map_err(db)?,
                     p.created_by.as_bytes().as_slice(),
-                    p.created_at
+                    p.created_at,
+                    p.accepts_free
                 ],
             )
             .map_err(|e| if is_unique_violation(&e) { PracticeError::PracticeExists } else { backend(e) })?;
@@ -73,7 +74,7 @@ impl PracticeStore for SqliteStore {
                 .map_err(db)?;
             let rows = st
                 .query_map([user.as_bytes().as_slice()], |r| {
-                    let role: String = r.get(12)?;
+                    let role: String = r.get(13)?;
                     Ok((practice_row(r)?, role_of(&role)))
                 })
                 .map_err(db)?;
@@ -90,7 +91,7 @@ impl PracticeStore for SqliteStore {
                      FROM practices p ORDER BY p.created_at, p.id"
                 ))
                 .map_err(db)?;
-            let rows = st.query_map([], |r| Ok((practice_row(r)?, r.get::<_, u32>(12)?))).map_err(db)?;
+            let rows = st.query_map([], |r| Ok((practice_row(r)?, r.get::<_, u32>(13)?))).map_err(db)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
         })
         .await
@@ -357,8 +358,8 @@ impl PracticeStore for SqliteStore {
     }
 }
 
-const PRACTICE_COLS: &str =
-    "p.id, p.name, p.kind, p.specialty, p.region, p.intake, p.verified, p.paused, p.key_epoch, p.public_key, p.created_by, p.created_at";
+const PRACTICE_COLS: &str = "p.id, p.name, p.kind, p.specialty, p.region, p.intake, p.verified, p.paused, p.key_epoch, p.public_key, p.created_by, p.created_at, \
+     p.accepts_free";
 
 fn practice_row(r: &Row<'_>) -> rusqlite::Result<PracticeRecord> {
     let kind: String = r.get(2)?;
@@ -377,6 +378,7 @@ fn practice_row(r: &Row<'_>) -> rusqlite::Result<PracticeRecord> {
         public_key: serde_json::from_str::<PracticePublicKey>(&pk).map_err(json_err)?,
         created_by: UserId(uuid_of(r.get(10)?)?),
         created_at: r.get(11)?,
+        accepts_free: r.get(12)?,
     })
 }
 
