@@ -10,7 +10,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import assert from 'node:assert/strict';
 
 const BIN = process.env.HANDOFF_BIN;
@@ -45,13 +45,37 @@ function freePort() {
   });
 }
 
+// A real SMTP server (Debian's aiosmtpd) delivering into a Maildir: every
+// mail the server sends in these tests goes through it.
+async function startSmtp() {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'handoff-e2e-mail-'));
+  for (const sub of ['tmp', 'new', 'cur']) mkdirSync(join(dir, sub), { recursive: true });
+  const child = spawn('/usr/bin/python3', ['-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${port}`, '-c', 'aiosmtpd.handlers.Mailbox', dir], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const up = await new Promise((resolve) => {
+      const s = connect(port, '127.0.0.1', () => s.end(() => resolve(true)));
+      s.on('error', () => resolve(false));
+    });
+    if (up) break;
+    if (child.exitCode !== null) throw new Error(`aiosmtpd exited with ${child.exitCode} (install python3-aiosmtpd)`);
+    if (Date.now() > deadline) throw new Error('aiosmtpd did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url: `smtp://127.0.0.1:${port}`, dir, stop: () => child.kill('SIGTERM') };
+}
+
 async function startServer() {
   const port = await freePort();
   const data = mkdtempSync(join(tmpdir(), 'handoff-e2e-'));
   const url = `http://127.0.0.1:${port}`;
+  const smtp = await startSmtp();
   const launch = async () => {
     const child = spawn(BIN, ['serve', '--bind', `127.0.0.1:${port}`, '--data', data, '--static-dir', WEB, '--public-url', url], {
-      env: { ...process.env, RUST_LOG: 'warn' },
+      env: { ...process.env, RUST_LOG: 'warn', HANDOFF_SMTP_URL: smtp.url },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     const deadline = Date.now() + 60_000;
@@ -70,6 +94,7 @@ async function startServer() {
   return {
     url,
     data,
+    mail: smtp.dir,
     admin: (...args) => execFileSync(BIN, ['admin', '--data', data, ...args], { stdio: ['ignore', 'pipe', 'inherit'] }).toString(),
     // SIGKILL: no graceful goodbye to the sockets; the store must carry everything.
     crash: async () => {
@@ -81,6 +106,8 @@ async function startServer() {
     },
     stop: () => {
       child.kill('SIGTERM');
+      smtp.stop();
+      rmSync(smtp.dir, { recursive: true, force: true });
       rmSync(data, { recursive: true, force: true });
     },
   };
@@ -90,20 +117,20 @@ async function shot(page, name) {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 
-// Every mail in the server's mail folder (no SMTP configured), unfolded.
-function folderMail(data) {
-  const mailDir = join(data, 'mail');
-  return (existsSync(mailDir) ? readdirSync(mailDir).sort() : []).map((f) =>
-    readFileSync(join(mailDir, f), 'utf8').replace(/=\r?\n/g, '').replace(/=3D/g, '='),
+// Every mail the SMTP server has received (its Maildir), unfolded.
+function folderMail(maildir) {
+  const dir = join(maildir, 'new');
+  return (existsSync(dir) ? readdirSync(dir).sort() : []).map((f) =>
+    readFileSync(join(dir, f), 'utf8').replace(/=\r?\n/g, '').replace(/=3D/g, '='),
   );
 }
 
 // Waits for the mail to `email` holding a link to `/<kind>/<token>` and returns the link.
-async function mailedLink(data, email, kind) {
+async function mailedLink(maildir, email, kind) {
   const deadline = Date.now() + T;
   const re = new RegExp(`https?://[^\\s"<>]+/${kind}/[A-Za-z0-9_-]+`);
   for (;;) {
-    for (const raw of folderMail(data)) {
+    for (const raw of folderMail(maildir)) {
       if (!raw.includes(`To: ${email}`)) continue;
       const m = raw.match(re);
       if (m) return m[0];
@@ -143,7 +170,7 @@ async function finishKit(page) {
     // and the registration's password typed there: "check your email", then
     // the link, then the password (it confirms and unlocks the keys at once).
     await page.waitForSelector('.check-email:has-text("Check your email")', { timeout: T });
-    await page.goto(await mailedLink(server.data, who.email, 'confirm'));
+    await page.goto(await mailedLink(server.mail, who.email, 'confirm'));
     await page.waitForSelector('h1:has-text("Confirm your email address")', { timeout: T });
     await page.fill('#confirm-password', who.password);
     await page.click('button:has-text("Confirm and sign in")');
@@ -454,13 +481,11 @@ await test("invite a colleague by email; a member's browser shares the key with 
   await waitText(spec, '[role=status]', 'Invite emailed to nina@lakeside.example');
   await waitText(spec, 'ul.plain', 'nina@lakeside.example');
 
-  // The invite arrives as an email (the mail folder, no SMTP configured): one link, no patient data.
-  const mailDir = join(server.data, 'mail');
+  // The invite arrives as an email (through the SMTP server): one link, no patient data.
   let link = null;
   const deadline = Date.now() + T;
   while (!link && Date.now() < deadline) {
-    for (const f of existsSync(mailDir) ? readdirSync(mailDir) : []) {
-      const raw = readFileSync(join(mailDir, f), 'utf8').replace(/=\r?\n/g, '').replace(/=3D/g, '=');
+    for (const raw of folderMail(server.mail)) {
       if (!raw.includes('nina@lakeside.example')) continue;
       assert.ok(!raw.includes(patient), 'no patient data in the invite');
       const m = raw.match(/https?:\/\/[^\s"<>]+\/invite\/[A-Za-z0-9_-]+/);

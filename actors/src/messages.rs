@@ -85,9 +85,11 @@ impl Creator {
     }
 
     /// Whether this creator may send to `p` at all (besides eligibility).
-    pub(crate) fn may_send_to(&self, _p: &handoff_store::PracticeRecord) -> bool {
+    pub(crate) fn may_send_to(&self, p: &handoff_store::PracticeRecord) -> bool {
         match self {
-            Creator::Member(_) | Creator::Free { .. } => true,
+            Creator::Member(_) => true,
+            // A practice that opted out of free referrals receives none.
+            Creator::Free { .. } => p.accepts_free,
         }
     }
 }

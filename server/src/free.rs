@@ -24,6 +24,8 @@
 //! - **Attachments** are owned by the draft (the blob's owner is the draft
 //!   id's bytes), at most [`MAX_BLOB`] each and [`MAX_ATTACHMENTS`] per draft;
 //!   the unattached-blob sweep removes those of a draft never sent.
+//! - **One send** per draft ([`send`]): idempotent on its key, claimed in
+//!   the store before the hub creates the referral (`Creator::Free`).
 //! - These routes have no session; the same-origin rule (`origin.rs`) covers
 //!   them as every state-changing request.
 
@@ -40,7 +42,7 @@ use handoff_domain::limits::MAX_ATTACHMENTS;
 use handoff_protocol::api::{API_PREFIX, Endpoint, StartFreeDraft};
 use handoff_protocol::free::*;
 use handoff_protocol::v1::{Directory, DirectoryQuery};
-use handoff_protocol::ws::{BlobId, MAX_BLOB, ReferralId};
+use handoff_protocol::ws::{AckBody, BlobId, IdemKey, MAX_BLOB, NewSender, ReferralId};
 use handoff_protocol::{ErrorCode, PracticeId, UserId};
 use handoff_store::{CodeCheck, DraftRecord, DraftSend, FreeError, NewDraft, Verification};
 
@@ -330,11 +332,60 @@ pub async fn put_blob(
     crate::referrals::upload_begun(&state, *id, draft.blob_owner(), DRAFT_BLOB_BYTES, body).await
 }
 
-/// `POST /api/v1/free/referrals`: the draft's one referral. It needs the
-/// referral-sender shape (`NewSender::Free`), which is not merged yet:
-/// until then it answers `unavailable` and changes nothing.
-pub async fn send(_state: web::Data<AppState>, _draft: VerifiedDraft) -> ApiResult<HttpResponse> {
-    Err(ApiError::new(ErrorCode::Unavailable, "free referrals cannot be sent by this server yet"))
+/// `POST /api/v1/free/referrals`: the draft's one referral.
+///
+/// A replay with the key of the draft's send answers the same [`FreeSent`]
+/// and sends nothing; any other key is `draft_used`. Then, before the work:
+/// the sender is [`NewSender::Free`], the per-address and per-email send
+/// limits, the blocks. The draft claims its one send in the store before the
+/// hub creates the referral (so concurrent sends with different keys cannot
+/// both make one), and gives the claim back if the creation is refused.
+pub async fn send(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    draft: VerifiedDraft,
+    body: web::Json<FreeSend>,
+) -> ApiResult<HttpResponse> {
+    let FreeSend { idem, referral } = body.into_inner();
+    if let Some(done) = &draft.send {
+        return replay(done, idem);
+    }
+    if !matches!(referral.from, NewSender::Free) {
+        return Err(ApiError::invalid("from: a free referral is sent with `\"from\": {\"kind\": \"free\"}`; it has no sending practice"));
+    }
+    let addr = client_ip(&req, &state);
+    state.limiter.count_free(FreeLimit::Send, &draft.email, addr).await.map_err(limited)?;
+    refuse_blocked(&state, &draft.email, addr).await?;
+    state.store.claim_send(draft.id, idem).await?;
+    let ack = match state.hub.send_free(draft.id, draft.email.clone(), idem, referral).await {
+        Ok((_, ack)) => ack,
+        Err(e) => {
+            if let Err(release) = state.store.release_send(draft.id, idem).await {
+                tracing::warn!(error = %release, "could not give back a failed free send's claim");
+            }
+            return Err(e);
+        }
+    };
+    let AckBody::ReferralSent { referral, number, to_practice } = ack else {
+        return Err(ApiError::internal("a free send was not answered with the referral sent"));
+    };
+    let to_practice_name = state.store.practice(to_practice).await?.map(|p| p.name).unwrap_or_default();
+    let sent_at = state.store.referral(referral).await?.map(|r| r.created_at).unwrap_or_else(now);
+    let sent = FreeSent { referral, number, to_practice, to_practice_name, sent_at };
+    let answer = serde_json::to_string(&sent).map_err(ApiError::internal)?;
+    state.store.record_send(draft.id, DraftSend { idem, referral, answer }).await?;
+    tracing::info!(draft = %draft.id, referral = %referral, "free referral sent");
+    Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(sent))
+}
+
+/// The answer to a send from a draft that sent already: the same answer for
+/// its key, `draft_used` for any other.
+fn replay(done: &DraftSend, idem: IdemKey) -> ApiResult<HttpResponse> {
+    if done.idem != idem {
+        return Err(FreeError::DraftSent.into());
+    }
+    let sent: FreeSent = serde_json::from_str(&done.answer).map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(sent))
 }
 
 /// `PUT /api/v1/practices/{id}/free-referrals`: an admin opts the practice in or out.

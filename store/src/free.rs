@@ -123,8 +123,8 @@ pub enum FreeError {
     /// [`replace_code`](FreeStore::replace_code): the draft is verified already.
     #[error("the draft is verified already")]
     AlreadyVerified,
-    /// [`record_send`](FreeStore::record_send): the draft was sent already, with
-    /// another key, or is not verified.
+    /// [`claim_send`](FreeStore::claim_send) or [`record_send`](FreeStore::record_send):
+    /// the draft was sent (or is being sent) with another key, or is not verified.
     #[error("the draft was sent already")]
     DraftSent,
     /// [`begin_draft_blob`](FreeStore::begin_draft_blob): the draft holds its
@@ -173,8 +173,20 @@ pub trait FreeStore: Send + Sync + 'static {
     ) -> Result<CodeCheck, FreeError>;
     /// The verified draft whose token hashes to `token_hash` (expired or not).
     async fn verified_draft(&self, token_hash: Vec<u8>) -> Result<Option<DraftRecord>, FreeError>;
-    /// Records the draft's one send. [`FreeError::DraftSent`] if it was sent
-    /// already (whatever the key) or is not verified; [`FreeError::NoSuchDraft`] if absent.
+    /// Claims the draft's one send for the key `idem`, before the referral is
+    /// made: in one transaction, succeeds if no send was claimed or this key
+    /// claimed it, so concurrent sends with different keys cannot both go
+    /// ahead. [`FreeError::DraftSent`] if another key claimed it or the draft
+    /// is not verified; [`FreeError::NoSuchDraft`] if absent.
+    async fn claim_send(&self, id: DraftId, idem: IdemKey) -> Result<(), FreeError>;
+    /// Gives back a claim whose send failed (no referral was made), so the
+    /// draft can send again; a claim by another key, or one already recorded,
+    /// stays.
+    async fn release_send(&self, id: DraftId, idem: IdemKey) -> Result<(), FreeError>;
+    /// Records the claimed send's referral and answer (again with the same
+    /// referral is no error). [`FreeError::DraftSent`] if the send was not
+    /// claimed with this key or recorded another referral;
+    /// [`FreeError::NoSuchDraft`] if absent.
     async fn record_send(&self, id: DraftId, send: DraftSend) -> Result<(), FreeError>;
     /// Starts a streamed upload owned by the draft (the blob's owner is the
     /// draft id's bytes), as [`ReferralStore::begin_blob`](crate::ReferralStore::begin_blob)

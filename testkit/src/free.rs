@@ -4,12 +4,20 @@
 //! [`FreeSender::verified`] does what a person does on the public page: asks
 //! for a code, reads it from the mail (the server's mailbox must be known,
 //! [`deliver_to`](crate::deliver_to)), types it in, and keeps the token, which
-//! every later call sends as `Authorization: Draft <token>`.
+//! every later call sends as `Authorization: Draft <token>`. [`FreeSender::prepare`]
+//! seals a referral as the public page does (no sending practice), and
+//! [`FreeSender::send`] sends it.
 
+use handoff_client::referrals::{File, To};
 use handoff_client::{ClientError, RawResponse};
-use handoff_protocol::ErrorBody;
-use handoff_protocol::api::{Endpoint, Method, Octets, ResendFreeCode, StartFreeDraft, VerifyFreeCode};
-use handoff_protocol::free::{CodeSent, DraftId, DraftVerified, StartDraft, VerifyCode, draft_authorization};
+use handoff_crypto::referral::{AttachmentMeta, ReferralContent, ReferralKey};
+use handoff_protocol::api::{
+    Endpoint, GetFreeDirectory, Method, Octets, PutFreeBlob, ResendFreeCode, SendFreeReferral, StartFreeDraft, VerifyFreeCode,
+};
+use handoff_protocol::free::{CodeSent, DraftId, DraftVerified, FreeSend, FreeSent, StartDraft, VerifyCode, draft_authorization};
+use handoff_protocol::v1::{DirectoryEntry, DirectoryQuery};
+use handoff_protocol::ws::{Attachment, BlobId, Destination, IdemKey, NewReferral, ReferralId, Routing};
+use handoff_protocol::{B64, ErrorBody};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -130,6 +138,45 @@ impl FreeSender {
         let rb = self.request(E::METHOD.as_str(), &path)?.header(reqwest::header::CONTENT_TYPE, "application/octet-stream").body(bytes);
         let body = answer(&path, rb.send().await?).await?;
         E::response(&body).map_err(|e| ClientError::Protocol(format!("{path}: {e}")))
+    }
+
+    /// Encrypts a free referral as the public page does: `R` made here, the
+    /// content sealed under it, `R` wrapped to the named practice (or every
+    /// practice the free directory lists for the routing, for choose-for-me)
+    /// and to no sending practice; the files encrypted under `R` and uploaded
+    /// against the draft.
+    pub async fn prepare(
+        &self,
+        to: To,
+        routing: Routing,
+        content: &ReferralContent,
+        files: &[File],
+    ) -> handoff_client::Result<NewReferral> {
+        let id = ReferralId(uuid::Uuid::new_v4());
+        let r = ReferralKey::generate()?;
+        let q = DirectoryQuery { specialty: Some(routing.specialty.clone()), region: Some(routing.region.clone()) };
+        let dir = self.call::<GetFreeDirectory>(&(), &q).await?.practices;
+        let targets: Vec<DirectoryEntry> = match to {
+            To::Practice(p) => dir.into_iter().filter(|e| e.id == p).collect(),
+            To::ChooseForMe => dir,
+        };
+        let mut attachments = Vec::new();
+        for f in files {
+            let blob = BlobId(uuid::Uuid::new_v4());
+            self.upload::<PutFreeBlob>(&blob, r.seal_attachment(blob, &f.bytes)?).await?;
+            let meta = AttachmentMeta { name: f.name.clone(), media_type: f.media_type.clone(), size: f.bytes.len() as u64 };
+            attachments.push(Attachment { blob, meta: B64(r.seal_attachment_meta(blob, &meta)?) });
+        }
+        let destination = match to {
+            To::Practice(practice) => Destination::Practice { practice },
+            To::ChooseForMe => Destination::ChooseForMe,
+        };
+        Ok(handoff_client_core::referral::seal_referral(id, &r, None, &targets, destination, routing, content, attachments)?)
+    }
+
+    /// Sends the draft's referral with the idempotency key `idem`.
+    pub async fn send(&self, idem: IdemKey, referral: NewReferral) -> handoff_client::Result<FreeSent> {
+        self.call::<SendFreeReferral>(&(), &FreeSend { idem, referral }).await
     }
 
     /// Sends arbitrary bytes with the draft's token, for tests of malformed input.

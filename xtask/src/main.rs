@@ -27,6 +27,11 @@ fn main() -> Result<()> {
         Some("fuzz") => fuzz(&root),
         // Prints the actors' module graph (ARCHITECTURE.md keeps a copy) after checking it has no cycle.
         Some("modgraph") => modgraph::check_acyclic(&root.join("actors/src")),
+        // The browser tests alone (after `cargo xtask test` has installed what they need).
+        Some("e2e") => match browser_tests(&root)? {
+            (_, 0) => Ok(()),
+            (_, failed) => bail!("{failed} browser tests failed"),
+        },
         Some("build-web") => {
             ensure_wasm_target()?;
             ensure_wasm_bindgen(&root)?;
@@ -39,6 +44,7 @@ fn main() -> Result<()> {
                  cargo xtask bench              benchmarks against the release server; writes BENCHMARKS.md\n  \
                  cargo xtask fuzz               every protocol decoder under libFuzzer, FUZZ_SECONDS each (default 60)\n  \
                  cargo xtask build-web          build the web client into target/web\n  \
+                 cargo xtask e2e                the browser tests alone\n  \
                  cargo xtask modgraph           print the actors' module graph (checked acyclic)"
             );
             bail!("unknown or missing task")

@@ -1,10 +1,10 @@
-//! Lays a [`Document`] out on US Letter pages, then turns the pages into
-//! printpdf operations.
+//! Lays a [`Document`] out on US Letter pages, then writes each page's
+//! content stream.
 //!
 //! All lengths are in PDF points (1/72 inch), measured from the page's
 //! bottom-left corner as PDF does.
 
-use printpdf::{BuiltinFont, Color, Greyscale, Line, LinePoint, Op, PdfFontHandle, Point, Pt, TextItem};
+use pdf_writer::{Content, Name, Str};
 
 use crate::text::{self, Font};
 use crate::{Document, MAX_PAGES, PdfError};
@@ -91,8 +91,13 @@ fn line_height(size: f32) -> f32 {
     size * LEADING
 }
 
-/// Lays `doc` out and returns each page's operations, footers included.
-pub(crate) fn pages(doc: &Document) -> Result<Vec<Vec<Op>>, PdfError> {
+/// The resource names of the two fonts in every page's resources.
+pub(crate) const REGULAR: Name<'static> = Name(b"F1");
+/// See [`REGULAR`].
+pub(crate) const BOLD: Name<'static> = Name(b"F2");
+
+/// Lays `doc` out and returns each page's content stream, footers included.
+pub(crate) fn pages(doc: &Document) -> Result<Vec<Vec<u8>>, PdfError> {
     let mut c = Cursor::new();
     for line in text::wrap(&text::clean(&doc.title), Font::Bold, TITLE_SIZE, CONTENT_WIDTH) {
         c.room_for(line_height(TITLE_SIZE))?;
@@ -119,7 +124,7 @@ pub(crate) fn pages(doc: &Document) -> Result<Vec<Vec<Op>>, PdfError> {
     }
     let total = c.pages.len();
     let number = text::clean(&doc.number);
-    Ok(c.pages.into_iter().enumerate().map(|(i, items)| to_ops(items, &footer(&number, i + 1, total))).collect())
+    Ok(c.pages.into_iter().enumerate().map(|(i, items)| content(items, &footer(&number, i + 1, total))).collect())
 }
 
 /// A label in the left column and its value wrapped in the right one; a row
@@ -183,39 +188,25 @@ fn footer(number: &str, page: usize, total: usize) -> Vec<Item> {
     items
 }
 
-fn handle(font: Font) -> PdfFontHandle {
-    PdfFontHandle::Builtin(match font {
-        Font::Regular => BuiltinFont::Helvetica,
-        Font::Bold => BuiltinFont::HelveticaBold,
-    })
-}
-
-fn grey(level: f32) -> Color {
-    Color::Greyscale(Greyscale::new(level, None))
-}
-
-fn to_ops(items: Vec<Item>, footer: &[Item]) -> Vec<Op> {
-    let mut ops = vec![Op::SetOutlineColor { col: grey(0.6) }, Op::SetOutlineThickness { pt: Pt(0.6) }];
+/// One page's content stream: its items, then its footer.
+fn content(items: Vec<Item>, footer: &[Item]) -> Vec<u8> {
+    let mut c = Content::new();
+    c.set_stroke_gray(0.6).set_line_width(0.6);
     for item in items.into_iter().chain(footer.iter().cloned()) {
         match item {
-            Item::Text { x, y, font, size, grey: is_grey, text } => ops.extend([
-                Op::StartTextSection,
-                Op::SetFillColor { col: grey(if is_grey { 0.35 } else { 0.0 }) },
-                Op::SetFont { font: handle(font), size: Pt(size) },
-                Op::SetTextCursor { pos: Point { x: Pt(x), y: Pt(y) } },
-                Op::ShowText { items: vec![TextItem::Text(text)] },
-                Op::EndTextSection,
-            ]),
-            Item::Rule { y } => ops.push(Op::DrawLine {
-                line: Line {
-                    points: [MARGIN, PAGE_WIDTH - MARGIN]
-                        .into_iter()
-                        .map(|x| LinePoint { p: Point { x: Pt(x), y: Pt(y) }, bezier: false })
-                        .collect(),
-                    is_closed: false,
-                },
-            }),
+            Item::Text { x, y, font, size, grey, text } => {
+                let bytes: Vec<u8> = text.chars().filter_map(text::win_ansi_byte).collect();
+                c.begin_text()
+                    .set_fill_gray(if grey { 0.35 } else { 0.0 })
+                    .set_font(if font == Font::Bold { BOLD } else { REGULAR }, size)
+                    .next_line(x, y)
+                    .show(Str(&bytes))
+                    .end_text();
+            }
+            Item::Rule { y } => {
+                c.move_to(MARGIN, y).line_to(PAGE_WIDTH - MARGIN, y).stroke();
+            }
         }
     }
-    ops
+    c.finish().into_vec()
 }

@@ -14,6 +14,9 @@
 //! search, select and extract it. Those fonts' WinAnsi encoding covers the
 //! Latin-1 letters and common punctuation; every other character is printed
 //! as `?` (see [`render`]).
+//!
+//! The PDF objects are written with `pdf-writer`; the layout (wrapping,
+//! pagination, footers) and the fonts' metrics are this crate's own.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
@@ -22,7 +25,7 @@ mod metrics;
 mod referral;
 mod text;
 
-use printpdf::{PdfDocument, PdfPage, PdfParseErrorSeverity, PdfSaveOptions, Pt, Rect};
+use pdf_writer::{Finish, Name, Pdf, Rect, Ref, TextStr};
 
 pub use referral::{ReferralPdf, referral_document};
 
@@ -62,9 +65,6 @@ pub enum PdfError {
         /// The limit, [`MAX_PAGES`].
         max: usize,
     },
-    /// The PDF writer reported an error.
-    #[error("the PDF could not be written: {0}")]
-    Write(String),
 }
 
 /// Renders `doc` as a PDF file on US Letter pages.
@@ -75,21 +75,37 @@ pub enum PdfError {
 /// €) are printed as `?`; tabs print as spaces and other control characters
 /// are left out.
 pub fn render(doc: &Document) -> Result<Vec<u8>, PdfError> {
-    let pages = layout::pages(doc)?
-        .into_iter()
-        .map(|ops| {
-            let letter = Rect::from_wh(Pt(layout::PAGE_WIDTH), Pt(layout::PAGE_HEIGHT));
-            PdfPage { media_box: letter.clone(), trim_box: letter.clone(), crop_box: letter, ops }
+    let contents = layout::pages(doc)?;
+    // Objects: 1 catalog, 2 page tree, 3 and 4 the fonts, 5 the document
+    // information, then each page and its content stream.
+    let catalog = Ref::new(1);
+    let tree = Ref::new(2);
+    let regular = Ref::new(3);
+    let bold = Ref::new(4);
+    let info = Ref::new(5);
+    let page_refs: Vec<(Ref, Ref)> = (0..contents.len())
+        .map(|i| {
+            let at = i32::try_from(6 + 2 * i).unwrap_or(i32::MAX);
+            (Ref::new(at), Ref::new(at.saturating_add(1)))
         })
         .collect();
-    let mut pdf = PdfDocument::new(&text::clean(&doc.title).replace('\n', " "));
-    pdf.metadata.info.creator = "Handoff".to_owned();
-    let mut warnings = Vec::new();
-    let bytes = pdf.with_pages(pages).save(&PdfSaveOptions::default(), &mut warnings);
-    if let Some(error) = warnings.into_iter().find(|w| w.severity == PdfParseErrorSeverity::Error) {
-        return Err(PdfError::Write(error.msg));
+    let mut pdf = Pdf::new();
+    pdf.catalog(catalog).pages(tree);
+    pdf.pages(tree).kids(page_refs.iter().map(|(page, _)| *page)).count(i32::try_from(page_refs.len()).unwrap_or(i32::MAX));
+    // The standard fonts: every reader has them, so nothing is embedded.
+    pdf.type1_font(regular).base_font(Name(b"Helvetica")).encoding_predefined(Name(b"WinAnsiEncoding"));
+    pdf.type1_font(bold).base_font(Name(b"Helvetica-Bold")).encoding_predefined(Name(b"WinAnsiEncoding"));
+    let title = text::clean(&doc.title).replace('\n', " ");
+    pdf.document_info(info).title(TextStr(&title)).creator(TextStr("Handoff"));
+    let letter = Rect::new(0.0, 0.0, layout::PAGE_WIDTH, layout::PAGE_HEIGHT);
+    for ((page_ref, content_ref), content) in page_refs.iter().zip(&contents) {
+        let mut page = pdf.page(*page_ref);
+        page.parent(tree).media_box(letter).contents(*content_ref);
+        page.resources().fonts().pair(layout::REGULAR, regular).pair(layout::BOLD, bold);
+        page.finish();
+        pdf.stream(*content_ref, content);
     }
-    Ok(bytes)
+    Ok(pdf.finish())
 }
 
 #[cfg(test)]

@@ -189,13 +189,12 @@ async fn routes_that_need_a_verified_draft_refuse_without_one() {
     let srv = TestServer::start(None);
     let (mut sender, _) = started(&srv).await;
     let blob = BlobId::from_bytes([1; 16]);
-    // Unverified (no token), then a forged token, then a session token.
+    // Unverified (no token), then a forged token, then a session token (the
+    // send: `a_free_send_needs_a_verified_draft_and_no_sending_practice`).
     for token in [None, Some("forged".to_string())] {
         sender.token = token;
         assert_eq!(code(sender.call::<GetFreeDirectory>(&(), &all_practices()).await), Some(ErrorCode::DraftUnverified));
         assert_eq!(code(sender.upload::<PutFreeBlob>(&blob, vec![1; 10]).await), Some(ErrorCode::DraftUnverified));
-        let r = sender.raw("POST", SendFreeReferral::PATH, Some("application/json"), b"{}".to_vec()).await.unwrap();
-        assert_eq!((r.status, raw_code(&r)), (401, ErrorCode::DraftUnverified));
     }
     let member = moa_account().register(&srv.url()).await.unwrap();
     let r = member.raw("GET", GetFreeDirectory::PATH, None, vec![]).await.unwrap();
@@ -500,4 +499,208 @@ async fn a_cross_site_free_request_is_refused_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 403, "a cross-site upload with the draft cookie");
+}
+
+/// Free sender details, as the public page seals them into the content.
+fn free_content(patient: &str, email: &str) -> handoff_crypto::referral::ReferralContent {
+    let mut c = handoff_testkit::content(patient);
+    c.free_sender = Some(handoff_crypto::referral::FreeSender {
+        role: handoff_crypto::referral::SenderRole::Moa,
+        name: "Pat Quillfeather".into(),
+        email: email.into(),
+        provider_name: "Dr. Orla Brightwater".into(),
+        provider_msp: "90417".into(),
+        clinic_name: "Seaside Walk-in".into(),
+        clinic_phone: "604-555-0142".into(),
+        clinic_address: "77 Harbourfront Way, Gibsons BC".into(),
+    });
+    c
+}
+
+fn idem() -> handoff_protocol::ws::IdemKey {
+    handoff_protocol::ws::IdemKey(uuid::Uuid::new_v4())
+}
+
+/// A free referral to practices the sender names from the account holders'
+/// directory (which lists opted-out practices too), sealed as the page seals one.
+fn sealed_to(
+    targets: &[handoff_protocol::v1::DirectoryEntry],
+    destination: handoff_protocol::ws::Destination,
+    from: Option<(handoff_protocol::PracticeId, &handoff_crypto::PracticeKey)>,
+) -> handoff_protocol::ws::NewReferral {
+    let id = handoff_protocol::ws::ReferralId(uuid::Uuid::new_v4());
+    let r = handoff_crypto::referral::ReferralKey::generate().unwrap();
+    let content = free_content("Wren Ashdown", "x@free-clinic.example");
+    handoff_client_core::referral::seal_referral(
+        id,
+        &r,
+        from,
+        targets,
+        destination,
+        handoff_testkit::routing("arrhythmia"),
+        &content,
+        vec![],
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_referral_is_sent_once_and_a_replay_answers_the_same() {
+    use handoff_client::referrals::{File, To};
+    let srv = TestServer::start(None);
+    let w = world(&srv, 1).await;
+    let to = &w.specialists[0];
+    let email = sender_email();
+    let sender = FreeSender::verified(&srv.url(), &email).await.unwrap();
+    let file = File { name: "holter-summary.pdf".into(), media_type: "application/pdf".into(), bytes: vec![7; 100 * 1024] };
+    let referral = sender
+        .prepare(To::Practice(to.id), handoff_testkit::routing("arrhythmia"), &free_content("Wren Ashdown", &email), &[file])
+        .await
+        .unwrap();
+    let key = idem();
+    let sent = sender.send(key, referral.clone()).await.unwrap();
+    assert_eq!((sent.referral, sent.to_practice, sent.to_practice_name.as_str()), (referral.id, to.id, to.name.as_str()));
+    assert!(sent.number.starts_with("HR-"), "{}", sent.number);
+
+    // The specialist receives it as a free referral and reads the sender's details.
+    let r = w.spec.referral(sent.referral).await.unwrap();
+    assert_eq!((r.from.clone(), r.number.clone(), r.created_at), (handoff_protocol::ws::SentFrom::Free, sent.number.clone(), sent.sent_at));
+    let opened = w.spec.open_referral(&r).await.unwrap();
+    assert_eq!(opened.patient.name, "Wren Ashdown");
+    assert_eq!(opened.free_sender.as_ref().map(|f| f.provider_msp.as_str()), Some("90417"));
+    let (_, bytes) = w.spec.download(&r, &r.attachments[0]).await.unwrap();
+    assert_eq!(bytes.len(), 100 * 1024);
+
+    // A replay with the same key answers the same and sends nothing more.
+    assert_eq!(sender.send(key, referral.clone()).await.unwrap(), sent);
+    // Any other send from the draft is refused.
+    let late = File { name: "late.pdf".into(), media_type: "application/pdf".into(), bytes: vec![8; 10] };
+    let other = sender.prepare(To::Practice(to.id), handoff_testkit::routing("arrhythmia"), &free_content("Other", &email), &[late]).await;
+    assert_eq!(code(other), Some(ErrorCode::DraftUsed), "no upload after the send");
+    let again =
+        sealed_to(&w.moa.directory(None, None).await.unwrap(), handoff_protocol::ws::Destination::Practice { practice: to.id }, None);
+    assert_eq!(code(sender.send(idem(), again).await), Some(ErrorCode::DraftUsed));
+    assert_eq!(w.spec.referrals(to.id).await.unwrap().len(), 1, "one referral");
+
+    // The server keeps the sender's email (for the status emails) and nothing readable about the patient or the sender.
+    for (path, bytes) in all_bytes(srv.data_dir()) {
+        for secret in ["Wren Ashdown", "Pat Quillfeather", "90417", "Seaside Walk-in", "604-555-0142", "Harbourfront"] {
+            assert!(!contains(&bytes, secret.as_bytes()), "{secret} is in {}", path.display());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_free_sends_with_different_keys_make_one_referral() {
+    let srv = TestServer::start(None);
+    let w = world(&srv, 1).await;
+    let to = w.specialists[0].id;
+    let sender = FreeSender::verified(&srv.url(), &sender_email()).await.unwrap();
+    let dir = w.moa.directory(None, None).await.unwrap();
+    let referrals: Vec<_> = (0..6).map(|_| sealed_to(&dir, handoff_protocol::ws::Destination::Practice { practice: to }, None)).collect();
+    let sends = referrals.into_iter().map(|r| sender.send(idem(), r));
+    let outcomes = futures_util::future::join_all(sends).await;
+    let ok = outcomes.iter().filter(|o| o.is_ok()).count();
+    let used = outcomes.iter().filter(|o| o.as_ref().err().and_then(|e| e.code()) == Some(ErrorCode::DraftUsed)).count();
+    assert_eq!((ok, used), (1, 5));
+    assert_eq!(w.spec.referrals(to).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_send_needs_a_verified_draft_and_no_sending_practice() {
+    let srv = TestServer::start(None);
+    let w = world(&srv, 1).await;
+    let to = w.specialists[0].id;
+    let dir = w.moa.directory(None, None).await.unwrap();
+    let (mut unverified, right) = started(&srv).await;
+    let r = sealed_to(&dir, handoff_protocol::ws::Destination::Practice { practice: to }, None);
+    assert_eq!(code(unverified.send(idem(), r.clone()).await), Some(ErrorCode::DraftUnverified));
+    unverified.token = Some("forged".into());
+    assert_eq!(code(unverified.send(idem(), r.clone()).await), Some(ErrorCode::DraftUnverified));
+    unverified.token = None;
+    unverified.verify(&right).await.unwrap();
+    // A referral from a practice is refused on the free route, and the draft can still send.
+    let key = w.moa.practice_key(w.referring.id).await.unwrap();
+    let from_practice = sealed_to(&dir, handoff_protocol::ws::Destination::Practice { practice: to }, Some((w.referring.id, &key)));
+    assert_eq!(code(unverified.send(idem(), from_practice).await), Some(ErrorCode::ValidationFailed));
+    unverified.send(idem(), r).await.expect("the refused send took nothing");
+    assert!(w.spec.referrals(to).await.unwrap().iter().all(|r| r.from == handoff_protocol::ws::SentFrom::Free));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opted_out_practice_refuses_a_named_free_referral_and_choose_for_me_skips_it() {
+    let srv = TestServer::start(None);
+    let w = world(&srv, 2).await;
+    let (out, stays) = (w.specialists[0].id, w.specialists[1].id);
+    w.spec.call::<SetFreeIntake>(&out, &FreeIntake { accepts: false }).await.unwrap();
+    let dir = w.moa.directory(None, None).await.unwrap();
+    assert_eq!(dir.len(), 2, "account holders' directory lists both");
+    let sender = FreeSender::verified(&srv.url(), &sender_email()).await.unwrap();
+    let named = sealed_to(&dir, handoff_protocol::ws::Destination::Practice { practice: out }, None);
+    assert_eq!(code(sender.send(idem(), named).await), Some(ErrorCode::NotEligible));
+    // The refusal gave the draft's send back: choose-for-me, wrapped to both, goes to the one that takes free referrals.
+    let sent = sender.send(idem(), sealed_to(&dir, handoff_protocol::ws::Destination::ChooseForMe, None)).await.unwrap();
+    assert_eq!(sent.to_practice, stays);
+    for _ in 0..3 {
+        let s = FreeSender::verified(&srv.url(), &sender_email()).await.unwrap();
+        let sent = s.send(idem(), sealed_to(&dir, handoff_protocol::ws::Destination::ChooseForMe, None)).await.unwrap();
+        assert_eq!(sent.to_practice, stays, "choose-for-me never picks the opted-out practice");
+    }
+    assert!(w.spec.referrals(out).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_sends_are_rate_limited_per_email_and_per_address() {
+    let srv = TestServer::start_with(None, |c| {
+        c.free_referrals_per_email_per_day = 1;
+        c.free_referrals_per_address_per_day = 2;
+    });
+    let w = world(&srv, 1).await;
+    let dir = w.moa.directory(None, None).await.unwrap();
+    let to = handoff_protocol::ws::Destination::Practice { practice: w.specialists[0].id };
+    let (a, b, c) = (sender_email(), sender_email(), sender_email());
+    FreeSender::verified(&srv.url(), &a).await.unwrap().send(idem(), sealed_to(&dir, to.clone(), None)).await.unwrap();
+    let a2 = FreeSender::verified(&srv.url(), &a).await.unwrap();
+    assert_eq!(
+        code(a2.send(idem(), sealed_to(&dir, to.clone(), None)).await),
+        Some(ErrorCode::RateLimited),
+        "a second referral by one email"
+    );
+    FreeSender::verified(&srv.url(), &b).await.unwrap().send(idem(), sealed_to(&dir, to.clone(), None)).await.unwrap();
+    let c1 = FreeSender::verified(&srv.url(), &c).await.unwrap();
+    assert_eq!(code(c1.send(idem(), sealed_to(&dir, to, None)).await), Some(ErrorCode::RateLimited), "a third from one address");
+    assert_eq!(w.spec.referrals(w.specialists[0].id).await.unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_blocked_after_verifying_cannot_send() {
+    let srv = TestServer::start(None);
+    let w = world(&srv, 1).await;
+    let email = sender_email();
+    let sender = FreeSender::verified(&srv.url(), &email).await.unwrap();
+    w.staff.call::<AdminBlock>(&(), &NewBlock { kind: BlockKind::Email, value: email, reason: "abuse".into() }).await.unwrap();
+    let dir = w.moa.directory(None, None).await.unwrap();
+    let r = sealed_to(&dir, handoff_protocol::ws::Destination::Practice { practice: w.specialists[0].id }, None);
+    assert_eq!(code(sender.send(idem(), r).await), Some(ErrorCode::SenderBlocked));
+    assert!(w.spec.referrals(w.specialists[0].id).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_mistyped_and_unknown_fields_on_the_free_send() {
+    let srv = TestServer::start(None);
+    let sender = FreeSender::verified(&srv.url(), &sender_email()).await.unwrap();
+    let send = |body: &str| sender.raw("POST", SendFreeReferral::PATH, Some("application/json"), body.as_bytes().to_vec());
+    let r = send("{not json").await.unwrap();
+    assert_eq!((r.status, raw_code(&r)), (400, ErrorCode::MalformedJson));
+    let idem = uuid::Uuid::new_v4();
+    for body in [
+        r#"{"idem": 5, "referral": {}}"#.to_string(),
+        format!(r#"{{"idem": "{idem}"}}"#),
+        format!(r#"{{"idem": "{idem}", "referral": {{}}, "x": 1}}"#),
+    ] {
+        let r = send(&body).await.unwrap();
+        assert_eq!((r.status, raw_code(&r)), (422, ErrorCode::InvalidBody), "{body}");
+    }
+    let store = SqliteStore::open(srv.data_dir()).unwrap();
+    assert!(store.draft(sender.draft).await.unwrap().unwrap().sent.is_none(), "nothing was sent");
 }

@@ -99,12 +99,30 @@ suite! {
 
     pub async fn a_draft_is_sent_once(s: &dyn Store) {
         s.create_draft(new_draft(1)).await.unwrap();
-        assert!(matches!(s.record_send(draft_id(1), send(1)).await, Err(FreeError::DraftSent)), "not verified");
+        assert!(matches!(s.claim_send(draft_id(1), send(1).idem).await, Err(FreeError::DraftSent)), "not verified");
         s.try_code(draft_id(1), vec![1; 32], 5, verification(1), 2_000).await.unwrap();
+        s.claim_send(draft_id(1), send(1).idem).await.unwrap();
+        s.claim_send(draft_id(1), send(1).idem).await.expect("the same key claims again (a retry)");
+        assert!(matches!(s.claim_send(draft_id(1), send(2).idem).await, Err(FreeError::DraftSent)), "another key");
+        assert!(matches!(s.record_send(draft_id(1), send(2)).await, Err(FreeError::DraftSent)), "not claimed by that key");
+        assert_eq!(s.verified_draft(vec![101; 32]).await.unwrap().unwrap().sent, None, "claimed, not yet sent");
         s.record_send(draft_id(1), send(1)).await.unwrap();
-        assert!(matches!(s.record_send(draft_id(1), send(2)).await, Err(FreeError::DraftSent)));
-        assert_eq!(s.verified_draft(vec![101; 32]).await.unwrap().unwrap().sent, Some(send(1)));
+        s.record_send(draft_id(1), send(1)).await.expect("recording the same send again");
+        s.release_send(draft_id(1), send(1).idem).await.unwrap();
+        assert_eq!(s.verified_draft(vec![101; 32]).await.unwrap().unwrap().sent, Some(send(1)), "a recorded send is not released");
+        assert!(matches!(s.claim_send(draft_id(1), send(2).idem).await, Err(FreeError::DraftSent)));
         assert!(matches!(s.record_send(draft_id(9), send(1)).await, Err(FreeError::NoSuchDraft)));
+        assert!(matches!(s.claim_send(draft_id(9), send(1).idem).await, Err(FreeError::NoSuchDraft)));
+    }
+
+    pub async fn a_failed_send_gives_its_claim_back(s: &dyn Store) {
+        s.create_draft(new_draft(1)).await.unwrap();
+        s.try_code(draft_id(1), vec![1; 32], 5, verification(1), 2_000).await.unwrap();
+        s.claim_send(draft_id(1), send(1).idem).await.unwrap();
+        s.release_send(draft_id(1), send(2).idem).await.unwrap();
+        assert!(matches!(s.claim_send(draft_id(1), send(2).idem).await, Err(FreeError::DraftSent)), "another key's release frees nothing");
+        s.release_send(draft_id(1), send(1).idem).await.unwrap();
+        s.claim_send(draft_id(1), send(2).idem).await.expect("released: a new send may go");
     }
 
     pub async fn draft_blobs_are_counted_in_the_same_transaction(s: &dyn Store) {

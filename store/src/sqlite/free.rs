@@ -152,6 +152,41 @@ impl FreeStore for SqliteStore {
         .await
     }
 
+    async fn claim_send(&self, id: DraftId, idem: IdemKey) -> Result<(), FreeError> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+            let key = id.as_bytes().as_slice();
+            let (verified, claimed): (Option<i64>, Option<Vec<u8>>) = tx
+                .query_row("SELECT verified_at, sent_idem FROM free_drafts WHERE id = ?1", [key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(db)?
+                .ok_or(FreeError::NoSuchDraft)?;
+            match (verified, claimed) {
+                (None, _) => Err(FreeError::DraftSent),
+                (Some(_), Some(k)) if k.as_slice() == idem.as_bytes().as_slice() => Ok(()),
+                (Some(_), Some(_)) => Err(FreeError::DraftSent),
+                (Some(_), None) => {
+                    tx.execute("UPDATE free_drafts SET sent_idem = ?2 WHERE id = ?1", params![key, idem.as_bytes().as_slice()])
+                        .map_err(db)?;
+                    tx.commit().map_err(backend)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn release_send(&self, id: DraftId, idem: IdemKey) -> Result<(), FreeError> {
+        self.run(move |c| {
+            c.execute(
+                "UPDATE free_drafts SET sent_idem = NULL WHERE id = ?1 AND sent_idem = ?2 AND sent_referral IS NULL",
+                params![id.as_bytes().as_slice(), idem.as_bytes().as_slice()],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn record_send(&self, id: DraftId, send: DraftSend) -> Result<(), FreeError> {
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
@@ -161,11 +196,12 @@ impl FreeStore for SqliteStore {
             if exists.is_none() {
                 return Err(FreeError::NoSuchDraft);
             }
+            let referral = send.referral.as_bytes().as_slice();
             let n = tx
                 .execute(
-                    "UPDATE free_drafts SET sent_idem = ?2, sent_referral = ?3, sent_answer = ?4 \
-                     WHERE id = ?1 AND sent_referral IS NULL AND verified_at IS NOT NULL",
-                    params![key, send.idem.as_bytes().as_slice(), send.referral.as_bytes().as_slice(), send.answer],
+                    "UPDATE free_drafts SET sent_referral = ?3, sent_answer = coalesce(sent_answer, ?4) \
+                     WHERE id = ?1 AND sent_idem = ?2 AND (sent_referral IS NULL OR sent_referral = ?3)",
+                    params![key, send.idem.as_bytes().as_slice(), referral, send.answer],
                 )
                 .map_err(db)?;
             changed(n, FreeError::DraftSent)?;
