@@ -140,6 +140,20 @@ async function mailedLink(maildir, email, kind) {
   }
 }
 
+// Waits for the mail to `email` with a free referral's code and returns the code (the newest).
+async function mailedCode(maildir, email) {
+  const deadline = Date.now() + T;
+  for (;;) {
+    const codes = folderMail(maildir)
+      .filter((raw) => raw.includes(`To: ${email}`))
+      .map((raw) => raw.match(/Your Handoff code is (\d{6})/))
+      .filter(Boolean);
+    if (codes.length) return codes[codes.length - 1][1];
+    if (Date.now() > deadline) throw new Error(`no code mailed to ${email}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 // Registrations in flight, by page: finishing the kit then confirms the address.
 const registering = new Map();
 
@@ -314,7 +328,7 @@ await test('referral round trip: MOA and specialist in two browsers, live', asyn
   await specRow.locator('a').click();
   await waitText(spec, '[data-testid=patient-name]', patient);
   await waitText(spec, '[data-testid=attachments]', 'ecg-report.pdf');
-  const [download] = await Promise.all([spec.waitForEvent('download', { timeout: T }), spec.click('button:has-text("Download")')]);
+  const [download] = await Promise.all([spec.waitForEvent('download', { timeout: T }), spec.click('[data-testid=attachments] button:has-text("Download")')]);
   const got = readFileSync(await download.path());
   assert.ok(got.equals(attachment), 'the downloaded attachment decrypts to the bytes the MOA attached');
   await spec.selectOption('#act-urgency', 'urgent');
@@ -570,6 +584,139 @@ await test("invite a colleague by email; a member's browser shares the key with 
   await nina.click('a.navlink:has-text("Practices")');
   await nina.waitForSelector('text=You do not belong to a practice yet', { timeout: T });
   await Promise.all([specCtx.close(), ninaCtx.close()]);
+});
+
+await test('free referral without an account: an MOA sends one, keeps the PDF, the specialist declines it, one email', async () => {
+  assert.ok(referralPath, 'needs the first test (a verified cardiology practice in Fraser)');
+  const freePatient = 'Hugo Marchetti';
+  const senderEmail = 'jo@oakclinic.example';
+  const specCtx = await browser.newContext({ viewport });
+  const spec = await specCtx.newPage();
+  await spec.goto(`${url}/login`);
+  await spec.fill('#login-email', specUser.email);
+  await spec.fill('#login-password', specUser.password);
+  await spec.click('button[type=submit]');
+  await spec.waitForSelector('[data-testid=live-status]:has-text("Live")', { timeout: T });
+  // A specialist practice receives free referrals unless an admin switches it off.
+  await spec.click('a.navlink:has-text("Practices")');
+  await spec.click('a:has-text("Lakeside Cardiology")');
+  await spec.waitForSelector('#free-intake', { timeout: T });
+  assert.equal(await spec.isChecked('#free-intake'), true, 'free referrals are received by default');
+  await spec.click('a.navlink:has-text("Received")');
+  await spec.waitForSelector('h1:has-text("Received referrals")');
+
+  // No account: from the sign-in screen's link.
+  const senderCtx = await browser.newContext({ viewport, acceptDownloads: true });
+  const sender = await senderCtx.newPage();
+  sender.on('pageerror', (e) => console.log(`  page error: ${e.message}`));
+  await sender.goto(`${url}/login`);
+  await sender.click('#free-link');
+  await sender.waitForSelector('#free-step-you', { timeout: T });
+  await sender.selectOption('#free-role', 'moa');
+  await sender.fill('#free-name', 'Jo Baker');
+  await sender.fill('#free-email', senderEmail);
+  await shot(sender, '20-free-you');
+  await sender.click('#free-you-continue');
+  await sender.waitForSelector('#free-code', { timeout: T });
+  const code = await mailedCode(server.mail, senderEmail);
+  // A wrong code costs a try and says so.
+  const wrong = code.split('').map((d) => String((Number(d) + 1) % 10)).join('');
+  await sender.fill('#free-code', wrong);
+  await sender.click('#free-verify');
+  await waitText(sender, '[data-testid=free-tries-left]', 'Tries left on this code: 4');
+  await sender.waitForSelector('[role=alert]', { timeout: T });
+  await shot(sender, '21-free-email-check');
+  await sender.fill('#free-code', code);
+  await sender.click('#free-verify');
+  await sender.waitForSelector('#free-step-clinic', { timeout: T });
+  // The provider's MSP number is checked for length.
+  await sender.fill('#free-provider-name', 'Dr. Amir Haddad');
+  await sender.fill('#free-provider-msp', '1234');
+  await sender.fill('#free-clinic-name', 'Oak Street Clinic');
+  await sender.fill('#free-clinic-phone', '604-555-0199');
+  await sender.fill('#free-clinic-address', '88 Oak Street, Langley BC');
+  await sender.click('#free-clinic-continue');
+  await waitText(sender, '[role=alert]', '5 digits');
+  await sender.fill('#free-provider-msp', '12345');
+  await shot(sender, '22-free-provider-clinic');
+  await sender.click('#free-clinic-continue');
+
+  // The same referral form account holders use.
+  await sender.waitForSelector('#s-specialty', { timeout: T });
+  await sender.selectOption('#s-specialty', 'cardiology');
+  await sender.selectOption('#s-category', 'arrhythmia');
+  await sender.selectOption('#s-region', 'fraser');
+  await shot(sender, '23-free-referral-routing');
+  await sender.click('form.wizard button:has-text("Continue")');
+  await sender.waitForSelector('text=Choose for me', { timeout: T });
+  assert.equal(await sender.isChecked('input[name=target] >> nth=0'), true, 'choose for me is the default');
+  await sender.click('form.wizard button:has-text("Continue")');
+  await sender.fill('#pt-name', freePatient);
+  await sender.fill('#pt-dob', '1961-07-02');
+  await sender.selectOption('#pt-sex', 'Male');
+  await sender.fill('#pt-hn', '9123456789');
+  await sender.fill('#pt-reason', 'New left bundle branch block on routine ECG.');
+  await sender.fill('#pt-details', 'Asymptomatic. No prior cardiac history.');
+  await shot(sender, '24-free-referral-patient');
+  await sender.click('form.wizard button:has-text("Continue")');
+  const freeAttachment = Buffer.from('%PDF-1.4\n% an ECG for the free referral test\n' + 'y'.repeat(100_000));
+  await sender.setInputFiles('#s-files', { name: 'ecg-lbbb.pdf', mimeType: 'application/pdf', buffer: freeAttachment });
+  await sender.waitForSelector('.files li:has-text("ecg-lbbb.pdf")', { timeout: T });
+  await sender.click('form.wizard button:has-text("Continue")');
+  await sender.waitForSelector('[data-testid=review]', { timeout: T });
+  await waitText(sender, '[data-testid=review-sender]', 'Jo Baker');
+  await shot(sender, '25-free-review');
+  await sender.click('button:has-text("Confirm & send")');
+  await sender.waitForSelector('[data-testid=free-number]', { timeout: T });
+  const number = (await sender.textContent('[data-testid=free-number]')).trim();
+  assert.match(number, /^HR-[A-Z0-9]{4}-[A-Z0-9]{4}$/);
+  await waitText(sender, '[data-testid=free-to]', 'Lakeside Cardiology');
+  await shot(sender, '26-free-download');
+  const [pdf] = await Promise.all([sender.waitForEvent('download', { timeout: T }), sender.click('#download-pdf')]);
+  assert.equal(pdf.suggestedFilename(), `referral-${number}.pdf`);
+  const pdfPath = join(mkdtempSync(join(tmpdir(), 'handoff-pdf-')), `referral-${number}.pdf`);
+  await pdf.saveAs(pdfPath);
+  const pdfText = execFileSync('pdftotext', ['-layout', pdfPath, '-']).toString();
+  for (const want of [freePatient, number, 'Lakeside Cardiology', 'Dr. Amir Haddad', 'ecg-lbbb.pdf']) {
+    assert.ok(pdfText.includes(want), `the PDF's text holds ${want}`);
+  }
+  execFileSync('pdftoppm', ['-png', '-r', '80', '-f', '1', '-l', '1', '-singlefile', pdfPath, join(SHOTS, '27-free-pdf-page-1')]);
+  await waitText(sender, '[data-testid=free-downloaded]', 'Downloaded');
+
+  // The specialist's tab shows it live, marked, decrypted, sender included; no thread, no added files.
+  const row = spec.locator('[data-testid=referral-row]', { hasText: freePatient });
+  await row.waitFor({ timeout: T });
+  assert.equal(await row.locator('[data-testid=free-referral]').count(), 1, 'the inbox marks it Free referral');
+  await shot(spec, '28-free-received-inbox');
+  await row.locator('a').click();
+  await waitText(spec, '[data-testid=patient-name]', freePatient);
+  await waitText(spec, '[data-testid=free-referral]', 'Free referral');
+  await waitText(spec, '[data-testid=free-sender-name]', 'Jo Baker');
+  await waitText(spec, '[data-testid=free-sender-provider]', 'Dr. Amir Haddad');
+  await waitText(spec, '[data-testid=free-sender-clinic]', 'Oak Street Clinic');
+  await waitText(spec, '[data-testid=attachments]', 'ecg-lbbb.pdf');
+  assert.equal(await spec.locator('#msg-text').count(), 0, 'no thread for a free referral');
+  assert.equal(await spec.locator('#att-add').count(), 0, 'no later attachment for a free referral');
+  await shot(spec, '29-free-detail-specialist');
+  const note = 'Please refer to electrophysiology directly.';
+  await spec.click('button:has-text("Decline…")');
+  await spec.selectOption('#rej-reason', 'wrong_category');
+  await spec.fill('#rej-note', note);
+  await spec.click('button:has-text("Decline referral")');
+  await waitText(spec, '[data-testid=detail-status]', 'Declined');
+
+  // Exactly one status email, with the number and the reason, and nothing about the patient.
+  const statusMails = () => folderMail(server.mail).filter((raw) => raw.includes(`To: ${senderEmail}`) && raw.includes(number));
+  const deadline = Date.now() + T;
+  while (statusMails().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  await new Promise((r) => setTimeout(r, 1000));
+  const mails = statusMails();
+  assert.equal(mails.length, 1, 'one status email');
+  assert.match(mails[0], /wrong category|do not see this category/i, 'the email gives the reason');
+  for (const secret of [freePatient, '9123456789', '1961-07-02', 'left bundle', note]) {
+    assert.ok(!mails[0].includes(secret), `the email carries no ${secret}`);
+  }
+  await Promise.all([specCtx.close(), senderCtx.close()]);
 });
 
 await browser.close();
