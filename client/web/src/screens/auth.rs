@@ -60,7 +60,7 @@ pub fn signed_out(p: &SignedOutProps) -> Html {
                 <>
                     <p class="switch"><a href="/recover" onclick={go(Route::Recover)}>{ "Forgot your password? Reset it with your Emergency Access Kit" }</a></p>
                     <p class="switch">{ "New to Handoff? " }<a href="/register" onclick={go(Route::Register)}>{ "Create an account" }</a></p>
-                    <p class="switch"><a href="/free" id="free-link" onclick={go(Route::Free)}>{ "Send a referral without an account" }</a></p>
+                    <p class="switch"><a href={Route::Free.path()} id="free-link" onclick={go(Route::Free)}>{ "Send a referral without an account" }</a></p>
                 </>
             },
         ),
