@@ -391,7 +391,7 @@ impl Session {
     }
 
     /// Builds and encrypts a new referral (files are uploaded by the caller
-    /// with [`Session::upload`] under the returned key).
+    /// with [`upload_sealed`] under the returned key).
     pub async fn prepare_referral(
         &self,
         from: PracticeId,
