@@ -650,6 +650,7 @@ await test('free referral without an account: an MOA sends one, keeps the PDF, t
   await sender.click('form.wizard button:has-text("Continue")');
   await sender.waitForSelector('text=Choose for me', { timeout: T });
   assert.equal(await sender.isChecked('input[name=target] >> nth=0'), true, 'choose for me is the default');
+  await shot(sender, '24-free-referral-specialist');
   await sender.click('form.wizard button:has-text("Continue")');
   await sender.fill('#pt-name', freePatient);
   await sender.fill('#pt-dob', '1961-07-02');
@@ -657,21 +658,22 @@ await test('free referral without an account: an MOA sends one, keeps the PDF, t
   await sender.fill('#pt-hn', '9123456789');
   await sender.fill('#pt-reason', 'New left bundle branch block on routine ECG.');
   await sender.fill('#pt-details', 'Asymptomatic. No prior cardiac history.');
-  await shot(sender, '24-free-referral-patient');
+  await shot(sender, '25-free-referral-patient');
   await sender.click('form.wizard button:has-text("Continue")');
   const freeAttachment = Buffer.from('%PDF-1.4\n% an ECG for the free referral test\n' + 'y'.repeat(100_000));
   await sender.setInputFiles('#s-files', { name: 'ecg-lbbb.pdf', mimeType: 'application/pdf', buffer: freeAttachment });
   await sender.waitForSelector('.files li:has-text("ecg-lbbb.pdf")', { timeout: T });
+  await shot(sender, '26-free-referral-attachments');
   await sender.click('form.wizard button:has-text("Continue")');
   await sender.waitForSelector('[data-testid=review]', { timeout: T });
   await waitText(sender, '[data-testid=review-sender]', 'Jo Baker');
-  await shot(sender, '25-free-review');
+  await shot(sender, '27-free-review');
   await sender.click('button:has-text("Confirm & send")');
   await sender.waitForSelector('[data-testid=free-number]', { timeout: T });
   const number = (await sender.textContent('[data-testid=free-number]')).trim();
   assert.match(number, /^HR-[A-Z0-9]{4}-[A-Z0-9]{4}$/);
   await waitText(sender, '[data-testid=free-to]', 'Lakeside Cardiology');
-  await shot(sender, '26-free-download');
+  await shot(sender, '28-free-download');
   const [pdf] = await Promise.all([sender.waitForEvent('download', { timeout: T }), sender.click('#download-pdf')]);
   assert.equal(pdf.suggestedFilename(), `referral-${number}.pdf`);
   const pdfPath = join(mkdtempSync(join(tmpdir(), 'handoff-pdf-')), `referral-${number}.pdf`);
@@ -680,14 +682,14 @@ await test('free referral without an account: an MOA sends one, keeps the PDF, t
   for (const want of [freePatient, number, 'Lakeside Cardiology', 'Dr. Amir Haddad', 'ecg-lbbb.pdf']) {
     assert.ok(pdfText.includes(want), `the PDF's text holds ${want}`);
   }
-  execFileSync('pdftoppm', ['-png', '-r', '80', '-f', '1', '-l', '1', '-singlefile', pdfPath, join(SHOTS, '27-free-pdf-page-1')]);
+  execFileSync('pdftoppm', ['-png', '-r', '80', '-f', '1', '-l', '1', '-singlefile', pdfPath, join(SHOTS, '29-free-pdf-page-1')]);
   await waitText(sender, '[data-testid=free-downloaded]', 'Downloaded');
 
   // The specialist's tab shows it live, marked, decrypted, sender included; no thread, no added files.
   const row = spec.locator('[data-testid=referral-row]', { hasText: freePatient });
   await row.waitFor({ timeout: T });
   assert.equal(await row.locator('[data-testid=free-referral]').count(), 1, 'the inbox marks it Free referral');
-  await shot(spec, '28-free-received-inbox');
+  await shot(spec, '30-free-received-inbox');
   await row.locator('a').click();
   await waitText(spec, '[data-testid=patient-name]', freePatient);
   await waitText(spec, '[data-testid=free-referral]', 'Free referral');
@@ -697,7 +699,7 @@ await test('free referral without an account: an MOA sends one, keeps the PDF, t
   await waitText(spec, '[data-testid=attachments]', 'ecg-lbbb.pdf');
   assert.equal(await spec.locator('#msg-text').count(), 0, 'no thread for a free referral');
   assert.equal(await spec.locator('#att-add').count(), 0, 'no later attachment for a free referral');
-  await shot(spec, '29-free-detail-specialist');
+  await shot(spec, '31-free-detail-specialist');
   const note = 'Please refer to electrophysiology directly.';
   await spec.click('button:has-text("Decline…")');
   await spec.selectOption('#rej-reason', 'wrong_category');
