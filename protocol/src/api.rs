@@ -460,6 +460,10 @@ endpoints! {
     AdminBlock: Post v1!("/admin/free-blocks"), (), NewBlock => Block;
     /// `DELETE /admin/free-blocks`: staff lift a block.
     AdminLiftBlock: Delete v1!("/admin/free-blocks"), (), LiftBlock => ();
+    /// `GET /free/users/{id}/keys`: the account keys of a user who signed a
+    /// practice key in the free directory, so a free sender checks each
+    /// directory entry's signature as account holders do (verified draft).
+    GetFreeSignerKeys: Get v1!("/free/users/{id}/keys"), UserId, () => UserKeys;
 }
 
 #[cfg(test)]

@@ -309,7 +309,8 @@ fn api_routes(t: &mut Table<'_>) {
         .at(SetFreeIntake, free::set_intake)
         .at(AdminListBlocks, admin::free_blocks)
         .at(AdminBlock, admin::add_free_block)
-        .at(AdminLiftBlock, admin::lift_free_block);
+        .at(AdminLiftBlock, admin::lift_free_block)
+        .at(GetFreeSignerKeys, free::signer_keys);
 }
 
 fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {

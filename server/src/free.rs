@@ -313,6 +313,19 @@ pub async fn directory(state: web::Data<AppState>, _draft: VerifiedDraft, q: web
     Ok(HttpResponse::Ok().json(Directory { practices }))
 }
 
+/// `GET /api/v1/free/users/{id}/keys`: the account keys of the signer of a
+/// practice key the free directory lists, for the free sender's check of
+/// that signature; any other user is `not_found` (a draft does not browse
+/// the user directory).
+pub async fn signer_keys(state: web::Data<AppState>, _draft: VerifiedDraft, id: web::Path<UserId>) -> ApiResult<HttpResponse> {
+    let signs_a_listed_key =
+        state.store.directory(None, None).await?.iter().any(|p| can_receive(p) && p.accepts_free && p.public_key.signer == *id);
+    if !signs_a_listed_key {
+        return Err(ApiError::not_found("user"));
+    }
+    crate::referrals::user_keys_of(&state, *id).await
+}
+
 /// The bytes one draft's attachments may hold together.
 pub const DRAFT_BLOB_BYTES: u64 = (MAX_ATTACHMENTS as u64) * (MAX_BLOB as u64);
 

@@ -173,7 +173,12 @@ pub async fn set_notifications(
 
 /// `GET /api/v1/users/{id}/keys`: public keys, to verify signatures and seal grants.
 pub async fn user_keys(state: web::Data<AppState>, _who: Authed, id: web::Path<UserId>) -> ApiResult<HttpResponse> {
-    let u = state.store.user_by_id(*id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    user_keys_of(&state, *id).await
+}
+
+/// A user's public keys, as `GET /users/{id}/keys` answers them.
+pub(crate) async fn user_keys_of(state: &AppState, id: UserId) -> ApiResult<HttpResponse> {
+    let u = state.store.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     Ok(HttpResponse::Ok().json(UserKeys {
         user_id: u.id,
         display_name: u.display_name,

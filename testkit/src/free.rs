@@ -12,7 +12,8 @@ use handoff_client::referrals::{File, To};
 use handoff_client::{ClientError, RawResponse};
 use handoff_crypto::referral::{AttachmentMeta, ReferralContent, ReferralKey};
 use handoff_protocol::api::{
-    Endpoint, GetFreeDirectory, Method, Octets, PutFreeBlob, ResendFreeCode, SendFreeReferral, StartFreeDraft, VerifyFreeCode,
+    Endpoint, GetFreeDirectory, GetFreeSignerKeys, Method, Octets, PutFreeBlob, ResendFreeCode, SendFreeReferral, StartFreeDraft,
+    VerifyFreeCode,
 };
 use handoff_protocol::free::{CodeSent, DraftId, DraftVerified, FreeSend, FreeSent, StartDraft, VerifyCode, draft_authorization};
 use handoff_protocol::v1::{DirectoryEntry, DirectoryQuery};
@@ -160,6 +161,11 @@ impl FreeSender {
             To::Practice(p) => dir.into_iter().filter(|e| e.id == p).collect(),
             To::ChooseForMe => dir,
         };
+        // Each practice key is checked against its signer's account key before `R` is wrapped to it.
+        for e in &targets {
+            let signer = self.call::<GetFreeSignerKeys>(&e.public_key.signer, &()).await?;
+            handoff_client_core::account::verify_directory_entry(e, signer.sign_pub.as_slice())?;
+        }
         let mut attachments = Vec::new();
         for f in files {
             let blob = BlobId(uuid::Uuid::new_v4());

@@ -704,3 +704,154 @@ async fn malformed_mistyped_and_unknown_fields_on_the_free_send() {
     let store = SqliteStore::open(srv.data_dir()).unwrap();
     assert!(store.draft(sender.draft).await.unwrap().unwrap().sent.is_none(), "nothing was sent");
 }
+
+/// The receiving practice works a free referral like any other (it arrives
+/// live on its inbox, marked free), but it has no thread and takes no later
+/// attachment; declining emails the free sender exactly once, through SMTP,
+/// with the number and the reason's words and nothing about the patient, the
+/// sender or the note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_free_referral_emails_its_sender_once_with_the_number_and_reason_and_no_patient_data() {
+    use handoff_client::referrals::To;
+    use handoff_protocol::ws::{Command, Event, RejectReason, SentFrom, StreamId};
+    let smtp = Smtp::start();
+    let srv = TestServer::start(Some(&smtp));
+    let w = world(&srv, 2).await;
+    let email = sender_email();
+    let sender = FreeSender::verified(&srv.url(), &email).await.unwrap();
+    let mut live = w.spec.live().await.unwrap();
+    for p in &w.specialists {
+        live.subscribe(StreamId::Practice(p.id), 0).await.unwrap();
+    }
+    let referral =
+        sender.prepare(To::ChooseForMe, handoff_testkit::routing("arrhythmia"), &free_content("Wren Ashdown", &email), &[]).await.unwrap();
+    let sent = sender.send(idem(), referral).await.unwrap();
+    let pushed = live
+        .wait_for(StreamId::Practice(sent.to_practice), Duration::from_secs(10), |e| matches!(e, Event::ReferralSent { .. }))
+        .await
+        .expect("the referral arrives live on the receiving inbox");
+    let Event::ReferralSent { referral: r } = pushed.event else { unreachable!() };
+    assert_eq!((r.from.clone(), r.number.clone()), (SentFrom::Free, sent.number.clone()));
+    assert!(r.is_free() && r.from_practice().is_none() && r.sent_by().is_none());
+    let opened = w.spec.open_referral(&r).await.unwrap();
+    assert_eq!(opened.free_sender.as_ref().map(|f| f.clinic_name.as_str()), Some("Seaside Walk-in"), "the receiver reads the sender");
+
+    // No thread and no later attachment: nobody on the sending side could read them.
+    let refused = w.spec.post_message(&live, &r, "Can you send the Holter?").await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::Forbidden), "{refused}");
+    let file = handoff_client::referrals::File { name: "x.pdf".into(), media_type: "application/pdf".into(), bytes: vec![1; 10] };
+    let refused = w.spec.add_attachment(&live, &r, &file).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::Forbidden), "{refused}");
+    // Re-filing and urgency are the receiver's to change, and are not emailed.
+    live.command(Command::ChangeUrgency { referral: r.id, urgency: handoff_protocol::ws::Urgency::Urgent }).await.unwrap();
+
+    let codes_mailed = smtp.messages().len();
+    w.spec.reject(&live, &r, RejectReason::WrongCategory, "Please send to the EP clinic, Dr. Rhythm").await.unwrap();
+    let mail = smtp.wait_for(&email, &sent.number).await;
+    assert!(mail.contains("declined") || mail.contains("rejected"), "{mail}");
+    assert!(mail.contains("wrong category"), "the reason's words: {mail}");
+    for secret in ["Wren Ashdown", "9876 543 210", "1961-04-12", "Dr. Rhythm", "EP clinic", "Pat Quillfeather", "Seaside Walk-in", "90417"]
+    {
+        assert!(!mail.contains(secret), "{secret} is in the status email: {mail}");
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let to_sender: Vec<String> = smtp.messages().into_iter().skip(codes_mailed).filter(|m| m.contains(&format!("To: {email}"))).collect();
+    assert_eq!(to_sender.len(), 1, "exactly one status email (no urgency email): {to_sender:?}");
+}
+
+/// Nobody but the receiving practice's members gets a free referral back: not
+/// the free sender (a verified draft reaches no referral route), not another
+/// practice's members, not platform staff, not over the WebSocket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_route_returns_a_free_referral_to_anyone_but_the_receiving_practice() {
+    use handoff_client::referrals::{File, To};
+    use handoff_protocol::api::{GetBlob, GetReferral, GetReferralKeys};
+    use handoff_protocol::ws::StreamId;
+    let srv = TestServer::start(None);
+    let w = world(&srv, 1).await;
+    let to = w.specialists[0].id;
+    let email = sender_email();
+    let sender = FreeSender::verified(&srv.url(), &email).await.unwrap();
+    let file = File { name: "ecg.pdf".into(), media_type: "application/pdf".into(), bytes: vec![3; 2048] };
+    let referral = sender
+        .prepare(To::Practice(to), handoff_testkit::routing("arrhythmia"), &free_content("Wren Ashdown", &email), &[file])
+        .await
+        .unwrap();
+    let sent = sender.send(idem(), referral).await.unwrap();
+    let r = w.spec.referral(sent.referral).await.unwrap();
+    let blob = r.attachments[0].blob;
+
+    // The free sender's token is no session: the referral and blob routes refuse it.
+    for path in [GetReferral::path(&r.id), GetReferralKeys::path(&r.id), GetBlob::path(&blob)] {
+        let got = sender.raw("GET", &path, None, vec![]).await.unwrap();
+        assert_eq!((got.status, raw_code(&got)), (401, ErrorCode::Unauthenticated), "{path}");
+    }
+    // Members of another practice and staff see nothing, worded as for an absent id.
+    for outsider in [&w.moa, &w.staff] {
+        assert_eq!(code(outsider.referral(r.id).await), Some(ErrorCode::NotFound));
+        assert_eq!(code(outsider.call::<GetReferralKeys>(&r.id, &()).await), Some(ErrorCode::NotFound));
+        let got = outsider.raw("GET", &GetBlob::path(&blob), None, vec![]).await.unwrap();
+        assert_eq!((got.status, raw_code(&got)), (404, ErrorCode::NotFound));
+        let live = outsider.live().await.unwrap();
+        let e = live.subscribe(StreamId::Referral(r.id), 0).await.unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::NotFound), "{e}");
+    }
+    // The receiving practice's members do.
+    assert_eq!(w.spec.open_referral(&r).await.unwrap().patient.name, "Wren Ashdown");
+    assert_eq!(w.spec.download(&r, &r.attachments[0]).await.unwrap().1, vec![3; 2048]);
+}
+
+/// Clinnect's balancing for free senders: 100 concurrent choose-for-me free
+/// referrals, each from its own verified email, spread within 1 across the
+/// practices that take free referrals, and one that opted out receives none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_free_choose_for_me_referrals_balance_within_one_and_skip_an_opted_out_practice() {
+    const N: usize = 100;
+    let srv = TestServer::start_with(None, |c| {
+        c.free_codes_per_address_per_hour = 1000;
+        c.free_referrals_per_address_per_day = 1000;
+    });
+    let w = world(&srv, 4).await;
+    let out = w.specialists[3].id;
+    w.spec.call::<SetFreeIntake>(&out, &FreeIntake { accepts: false }).await.unwrap();
+    let dir = w.moa.directory(None, None).await.unwrap();
+    assert_eq!(dir.len(), 4, "wrapped to every practice, the opted-out one too");
+    let (url, emails): (String, Vec<String>) = (srv.url(), (0..N).map(|_| sender_email()).collect());
+    let senders = futures_util::future::join_all(emails.iter().map(|e| FreeSender::verified(&url, e))).await;
+    let sends = senders.iter().map(|s| {
+        let s = s.as_ref().expect("verified");
+        s.send(idem(), sealed_to(&dir, handoff_protocol::ws::Destination::ChooseForMe, None))
+    });
+    let outcomes = futures_util::future::join_all(sends).await;
+    let sent: Vec<_> = outcomes.into_iter().map(|o| o.expect("sent")).collect();
+    assert_eq!(sent.len(), N);
+    let mut counts = Vec::new();
+    for p in &w.specialists[..3] {
+        counts.push(sent.iter().filter(|s| s.to_practice == p.id).count());
+    }
+    assert_eq!(counts.iter().sum::<usize>(), N, "{counts:?}");
+    let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+    assert!(max - min <= 1, "counts within 1: {counts:?}");
+    assert!(sent.iter().all(|s| s.to_practice != out), "the opted-out practice receives none");
+    assert!(w.spec.referrals(out).await.unwrap().is_empty());
+}
+
+/// A free sender checks every practice key it wraps to against its signer's
+/// account key; the signer route answers only for signers of listed keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_sender_reaches_only_the_signers_of_listed_practice_keys() {
+    use handoff_protocol::api::GetFreeSignerKeys;
+    let srv = TestServer::start(None);
+    let w = world(&srv, 1).await;
+    let sender = FreeSender::verified(&srv.url(), &sender_email()).await.unwrap();
+    let entry = sender.call::<GetFreeDirectory>(&(), &all_practices()).await.unwrap().practices.remove(0);
+    let signer = sender.call::<GetFreeSignerKeys>(&entry.public_key.signer, &()).await.unwrap();
+    handoff_client_core::account::verify_directory_entry(&entry, signer.sign_pub.as_slice()).expect("the key's signature verifies");
+    // The referring MOA signed no listed key: a draft does not browse the user directory.
+    let moa = w.moa.me().await.unwrap().id;
+    assert_eq!(code(sender.call::<GetFreeSignerKeys>(&moa, &()).await), Some(ErrorCode::NotFound));
+    assert_eq!(code(sender.call::<GetFreeSignerKeys>(&UserId::from_bytes([9; 16]), &()).await), Some(ErrorCode::NotFound));
+    // Without a verified draft, nothing.
+    let (unverified, _) = started(&srv).await;
+    assert_eq!(code(unverified.call::<GetFreeSignerKeys>(&entry.public_key.signer, &()).await), Some(ErrorCode::DraftUnverified));
+}
