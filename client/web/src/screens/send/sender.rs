@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use handoff_client_core::referral::seal_referral;
 use handoff_crypto::referral::{FreeSender, ReferralContent, ReferralKey};
-use handoff_protocol::api::{GetFreeDirectory, PutBlob, PutFreeBlob, SendFreeReferral};
+use handoff_protocol::api::{GetFreeDirectory, GetFreeSignerKeys, PutBlob, PutFreeBlob, SendFreeReferral};
 use handoff_protocol::free::{FreeSend, FreeSent};
 use handoff_protocol::v1::{DirectoryEntry, DirectoryQuery, Taxonomy};
 use handoff_protocol::ws::{AckBody, Attachment, Command, Destination, IdemKey, NewReferral, ReferralId, Routing};
@@ -20,6 +20,14 @@ use handoff_protocol::{ErrorCode, PracticeId};
 use crate::Ctx;
 use crate::api::{self, ApiError, ApiResult};
 use crate::session::{new_uuid, upload_sealed};
+
+/// Checks a directory entry's published key against its signer's account
+/// key, as a free sender (no account) can fetch it.
+async fn verify_free_entry(e: &DirectoryEntry) -> ApiResult<()> {
+    let signer = api::call::<GetFreeSignerKeys>(&e.public_key.signer, &()).await?;
+    handoff_client_core::account::verify_directory_entry(e, signer.sign_pub.as_slice())
+        .map_err(|_| ApiError::local(format!("{}'s published key is not signed by one of its members. It was not used.", e.name)))
+}
 
 /// Where a referral to `targets` goes: the one named practice, or "choose
 /// for me" among them all.
@@ -164,10 +172,13 @@ impl SenderContext {
                 let from = from.ok_or_else(|| ApiError::local("Choose the practice to send from."))?;
                 ctx.session.prepare_referral(from, targets, choose_for_me, routing, content).await
             }
-            // The free sender has no account to look the signers' keys up
-            // with, so it takes the directory's keys as the server gives them
-            // (ARCHITECTURE.md, "Free referrals"); `R` is wrapped to no sender.
+            // Each target's published key is checked against its signer's
+            // account key (asked through the verified draft) before `R` is
+            // wrapped to it; `R` is wrapped to no sender.
             SenderContext::Free(_) => {
+                for e in targets {
+                    verify_free_entry(e).await?;
+                }
                 let id = ReferralId(new_uuid()?);
                 let r = ReferralKey::generate()?;
                 let destination = destination(targets, choose_for_me)?;
