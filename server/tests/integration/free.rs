@@ -855,3 +855,49 @@ async fn a_free_sender_reaches_only_the_signers_of_listed_practice_keys() {
     let (unverified, _) = started(&srv).await;
     assert_eq!(code(unverified.call::<GetFreeSignerKeys>(&entry.public_key.signer, &()).await), Some(ErrorCode::DraftUnverified));
 }
+
+/// A free send that no practice can take is refused with its code and loses
+/// nothing: an unknown category (`validation_failed`), a category the named
+/// practice does not receive, a paused or an unverified practice
+/// (`not_eligible`), content over the limit (`payload_too_large`). After
+/// each refusal the same draft still sends its one referral.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_send_no_practice_can_take_is_refused_and_the_draft_still_sends() {
+    use handoff_protocol::v1::PracticeAction;
+    use handoff_protocol::ws::Destination;
+    let srv = TestServer::start(None);
+    let w = world(&srv, 2).await;
+    let (to, paused) = (w.specialists[0].id, w.specialists[1].id);
+    let dir = w.moa.directory(None, None).await.unwrap();
+    let sender = FreeSender::verified(&srv.url(), &sender_email()).await.unwrap();
+    let named = |practice| Destination::Practice { practice };
+    let with_category = |cat: &str| {
+        let mut r = sealed_to(&dir, named(to), None);
+        r.routing.category = cat.into();
+        r
+    };
+    assert_eq!(code(sender.send(idem(), with_category("no-such-category")).await), Some(ErrorCode::ValidationFailed));
+    assert_eq!(
+        code(sender.send(idem(), with_category("valvular-heart-disease")).await),
+        Some(ErrorCode::NotEligible),
+        "not received there"
+    );
+    w.staff.admin_practice_action(paused, PracticeAction::Pause).await.unwrap();
+    assert_eq!(code(sender.send(idem(), sealed_to(&dir, named(paused), None)).await), Some(ErrorCode::NotEligible), "paused");
+    w.staff.admin_practice_action(to, PracticeAction::Unverify).await.unwrap();
+    assert_eq!(code(sender.send(idem(), sealed_to(&dir, named(to), None)).await), Some(ErrorCode::NotEligible), "unverified");
+    assert_eq!(
+        code(sender.send(idem(), sealed_to(&dir, Destination::ChooseForMe, None)).await),
+        Some(ErrorCode::NoEligiblePractice),
+        "choose-for-me with every candidate paused or unverified"
+    );
+    let mut big = sealed_to(&dir, named(paused), None);
+    big.content = handoff_protocol::B64(vec![0; handoff_protocol::ws::MAX_CONTENT + 1]);
+    let refused = sender.send(idem(), big).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::PayloadTooLarge), "{refused}");
+    assert!(w.spec.referrals(to).await.unwrap().is_empty() && w.spec.referrals(paused).await.unwrap().is_empty(), "nothing was sent");
+    // The practice is verified again: the same draft sends its one referral.
+    w.staff.admin_practice_action(to, PracticeAction::Verify).await.unwrap();
+    let sent = sender.send(idem(), sealed_to(&dir, named(to), None)).await.unwrap();
+    assert_eq!(sent.to_practice, to);
+}
