@@ -53,19 +53,26 @@ pub struct Authed {
 /// WebSocket upgrade (which sees an actix-http request, not an actix-web one)
 /// reads tokens, and refuses their absence, the same way.
 pub fn token_from(headers: &actix_web::http::header::HeaderMap) -> ApiResult<String> {
+    credential(headers, "Bearer", COOKIE).ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "sign in first"))
+}
+
+/// A request's credential: `Authorization: <scheme> <token>` first, then the
+/// cookie named `cookie`. Sessions (`Bearer`, `handoff_session`) and free
+/// referral drafts (`Draft`, `handoff_draft`) travel the same way.
+pub fn credential(headers: &actix_web::http::header::HeaderMap, scheme: &str, cookie: &str) -> Option<String> {
     if let Some(h) = headers.get("authorization").and_then(|v| v.to_str().ok())
-        && let Some(t) = h.strip_prefix("Bearer ")
+        && let Some((s, t)) = h.split_once(' ')
+        && s == scheme
     {
-        return Ok(t.trim().to_string());
+        return Some(t.trim().to_string());
     }
     headers
         .get_all("cookie")
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| Cookie::parse(pair.trim()).ok())
-        .find(|c| c.name() == COOKIE)
+        .find(|c| c.name() == cookie)
         .map(|c| c.value().to_string())
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "sign in first"))
 }
 
 impl FromRequest for Authed {

@@ -84,19 +84,7 @@ fn unverified(message: &str) -> ApiError {
 /// The draft token of a request: `Authorization: Draft …` first, then the
 /// [`DRAFT_COOKIE`] cookie.
 fn draft_token(headers: &actix_web::http::header::HeaderMap) -> Option<String> {
-    if let Some(h) = headers.get("authorization").and_then(|v| v.to_str().ok())
-        && let Some((scheme, t)) = h.split_once(' ')
-        && scheme == DRAFT_SCHEME
-    {
-        return Some(t.trim().to_string());
-    }
-    headers
-        .get_all("cookie")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| Cookie::parse(pair.trim()).ok())
-        .find(|c| c.name() == DRAFT_COOKIE)
-        .map(|c| c.value().to_string())
+    crate::auth::credential(headers, DRAFT_SCHEME, DRAFT_COOKIE)
 }
 
 impl FromRequest for VerifiedDraft {

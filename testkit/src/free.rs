@@ -11,6 +11,7 @@
 use handoff_client::referrals::{File, To};
 use handoff_client::{ClientError, RawResponse};
 use handoff_crypto::referral::{AttachmentMeta, ReferralContent, ReferralKey};
+use handoff_protocol::B64;
 use handoff_protocol::api::{
     Endpoint, GetFreeDirectory, GetFreeSignerKeys, Method, Octets, PutFreeBlob, ResendFreeCode, SendFreeReferral, StartFreeDraft,
     VerifyFreeCode,
@@ -18,7 +19,6 @@ use handoff_protocol::api::{
 use handoff_protocol::free::{CodeSent, DraftId, DraftVerified, FreeSend, FreeSent, StartDraft, VerifyCode, draft_authorization};
 use handoff_protocol::v1::{DirectoryEntry, DirectoryQuery};
 use handoff_protocol::ws::{Attachment, BlobId, Destination, IdemKey, NewReferral, ReferralId, Routing};
-use handoff_protocol::{B64, ErrorBody};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -125,7 +125,7 @@ impl FreeSender {
         if let Some(json) = p.json {
             rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(json);
         }
-        let body = answer(&p.path, rb.send().await?).await?;
+        let body = handoff_client::answer(&p.path, rb.send().await?).await?;
         E::response(&body).map_err(|e| ClientError::Protocol(format!("{}: {e}", p.path)))
     }
 
@@ -137,7 +137,7 @@ impl FreeSender {
         debug_assert_eq!(E::METHOD, Method::Post);
         let path = E::path(path);
         let rb = self.request(E::METHOD.as_str(), &path)?.header(reqwest::header::CONTENT_TYPE, "application/octet-stream").body(bytes);
-        let body = answer(&path, rb.send().await?).await?;
+        let body = handoff_client::answer(&path, rb.send().await?).await?;
         E::response(&body).map_err(|e| ClientError::Protocol(format!("{path}: {e}")))
     }
 
@@ -194,17 +194,4 @@ impl FreeSender {
         let resp = rb.send().await?;
         Ok(RawResponse { status: resp.status().as_u16(), headers: resp.headers().clone(), body: resp.text().await? })
     }
-}
-
-/// The body of a successful answer; an error answer as [`ClientError::Api`].
-async fn answer(path: &str, resp: reqwest::Response) -> handoff_client::Result<Vec<u8>> {
-    let status = resp.status().as_u16();
-    let body = resp.bytes().await?.to_vec();
-    if status >= 400 {
-        let text = String::from_utf8_lossy(&body);
-        let body: ErrorBody = serde_json::from_str(&text)
-            .map_err(|_| ClientError::Protocol(format!("{path}: status {status} with a non-error body: {text}")))?;
-        return Err(ClientError::Api { status, body });
-    }
-    Ok(body)
 }

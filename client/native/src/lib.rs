@@ -195,15 +195,7 @@ impl Client {
 
     /// The body of a successful answer; an error answer as [`ClientError::Api`].
     async fn answer(path: &str, resp: reqwest::Response) -> Result<Vec<u8>> {
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await?.to_vec();
-        if status >= 400 {
-            let text = String::from_utf8_lossy(&body);
-            let body: ErrorBody = serde_json::from_str(&text)
-                .map_err(|_| ClientError::Protocol(format!("{path}: status {status} with a non-error body: {text}")))?;
-            return Err(ClientError::Api { status, body });
-        }
-        Ok(body)
+        answer(path, resp).await
     }
 
     /// Opens the live WebSocket for this session.
@@ -504,4 +496,19 @@ impl Client {
     ) -> Result<()> {
         self.call::<AdminResolveCategoryRequest>(&id, &ResolveCategoryRequest { approve, slug: slug.map(Into::into) }).await
     }
+}
+
+/// The body of a successful answer to a call on `path`; an error answer as
+/// [`ClientError::Api`] (for any caller holding a raw `reqwest` answer, such
+/// as the testkit's free sender).
+pub async fn answer(path: &str, resp: reqwest::Response) -> Result<Vec<u8>> {
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await?.to_vec();
+    if status >= 400 {
+        let text = String::from_utf8_lossy(&body);
+        let body: ErrorBody = serde_json::from_str(&text)
+            .map_err(|_| ClientError::Protocol(format!("{path}: status {status} with a non-error body: {text}")))?;
+        return Err(ClientError::Api { status, body });
+    }
+    Ok(body)
 }
