@@ -410,4 +410,13 @@ mod tests {
         assert_eq!(utc_stamp(at(1_796_000_000)), "20261130T005320Z");
         assert_eq!(utc_stamp(at(951_782_400)), "20000229T000000Z", "a leap day");
     }
+
+    #[test]
+    fn a_second_lock_on_a_data_directory_is_refused_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DataDirLock::acquire(dir.path()).expect("the first lock");
+        assert!(matches!(DataDirLock::acquire(dir.path()), Err(LockError::Held(d)) if d == dir.path()));
+        drop(first);
+        DataDirLock::acquire(dir.path()).expect("free again once dropped");
+    }
 }
