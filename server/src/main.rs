@@ -43,7 +43,7 @@ enum Command {
     /// Platform staff tasks, run against the data directory.
     Admin {
         /// Data directory [default: ./data].
-        #[arg(long)]
+        #[arg(long, global = true)]
         data: Option<PathBuf>,
         #[command(subcommand)]
         task: AdminTask,
@@ -70,6 +70,19 @@ enum AdminTask {
     FreeBlock {
         #[command(subcommand)]
         action: FreeBlockAction,
+    },
+    /// Write a consistent copy of the store to DEST while the server keeps serving; prints its checksum.
+    Backup {
+        /// The file to write (never overwritten), or a directory to write `handoff-<UTC time>.db` into.
+        dest: PathBuf,
+    },
+    /// Put a backup back as the data directory's store (the server must be stopped).
+    Restore {
+        /// The backup file.
+        src: PathBuf,
+        /// Replace the store the data directory holds (it is kept beside it as `handoff.db.replaced-<time>`).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -148,6 +161,8 @@ fn main() -> anyhow::Result<()> {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     let data = config.data.clone();
+    // Held for the process's life: `handoff admin restore` refuses while it is held.
+    let _lock = handoff_store::sqlite::DataDirLock::acquire(&data).context("locking the data directory")?;
     actix_web::rt::System::new().block_on(async move {
         let public = config.public_url();
         let bound = handoff_server::app::bind(config).await.context("starting the server")?;
@@ -160,26 +175,39 @@ fn serve(config: Config) -> anyhow::Result<()> {
 fn admin(config: Config, task: AdminTask) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data).context("opening the store")?);
+        // Opened only by the tasks that need it: backups and restores work on the file and must
+        // neither create nor migrate a store.
+        let open = || -> anyhow::Result<Arc<dyn Store>> { Ok(Arc::new(SqliteStore::open(&config.data).context("opening the store")?)) };
         let action = |id: PracticeId, a: PracticeAction| (id, a);
         let (id, act) = match task {
             AdminTask::VerifyPractice { id } => action(id, PracticeAction::Verify),
             AdminTask::UnverifyPractice { id } => action(id, PracticeAction::Unverify),
             AdminTask::PausePractice { id } => action(id, PracticeAction::Pause),
             AdminTask::UnpausePractice { id } => action(id, PracticeAction::Unpause),
+            AdminTask::Backup { dest } => {
+                let b = handoff_store::sqlite::backup(&config.data, &dest).context("backing up the store")?;
+                print_backup("backup", &b);
+                return Ok(());
+            }
+            AdminTask::Restore { src, force } => {
+                let r = handoff_store::sqlite::restore(&src, &config.data, force).context("restoring the store")?;
+                print_backup("restored", &r);
+                eprintln!("start the server on {} to serve it (an older schema is migrated then)", config.data.display());
+                return Ok(());
+            }
             AdminTask::GrantStaff { email } => {
-                store.set_staff(&email.trim().to_lowercase(), true).await.context("no account with that email")?;
+                open()?.set_staff(&email.trim().to_lowercase(), true).await.context("no account with that email")?;
                 eprintln!("{email} is now platform staff");
                 return Ok(());
             }
             AdminTask::RevokeStaff { email } => {
-                store.set_staff(&email.trim().to_lowercase(), false).await.context("no account with that email")?;
+                open()?.set_staff(&email.trim().to_lowercase(), false).await.context("no account with that email")?;
                 eprintln!("{email} is no longer platform staff");
                 return Ok(());
             }
-            AdminTask::FreeBlock { action } => return free_block(&*store, action).await,
+            AdminTask::FreeBlock { action } => return free_block(&*open()?, action).await,
             AdminTask::ListPractices => {
-                for (p, members) in store.all_practices().await? {
+                for (p, members) in open()?.all_practices().await? {
                     println!(
                         "{}\t{:?}\t{}\t{}\t{}\tmembers={members}\t{}",
                         p.id,
@@ -193,10 +221,18 @@ fn admin(config: Config, task: AdminTask) -> anyhow::Result<()> {
                 return Ok(());
             }
         };
-        let p = handoff_server::admin::set_flag(&*store, id, act).await.context("no practice with that id")?;
+        let p = handoff_server::admin::set_flag(&*open()?, id, act).await.context("no practice with that id")?;
         eprintln!("{} ({id}): {act:?} done", p.name);
         Ok(())
     })
+}
+
+/// One line per fact, for people and for scripts (`grep sha256`).
+fn print_backup(what: &str, b: &handoff_store::sqlite::BackupInfo) {
+    println!("{what}\t{}", b.path.display());
+    println!("bytes\t{}", b.bytes);
+    println!("schema_version\t{}", b.schema_version);
+    println!("sha256\t{}", b.sha256);
 }
 
 async fn free_block(store: &dyn Store, action: FreeBlockAction) -> anyhow::Result<()> {

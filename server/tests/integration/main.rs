@@ -36,6 +36,10 @@
 //!   limits), `security_resources` (the bound on each account's resources:
 //!   blob quota and sweep, streamed uploads, sockets per user, the outgoing
 //!   queue in bytes, key packages, MLS message sizes, what an MLS sync reads).
+//! - `backup`: `handoff admin backup` under a load of referral commands,
+//!   restored into a fresh data directory and served again; every refusal of
+//!   `handoff admin restore` (newer schema, not a store, damage, an existing
+//!   store without `--force`, a running server).
 //! - `free`: free referrals without an account (issue 13): the emailed code
 //!   and its tries, the verified draft, blocks, limits, opt-out, draft-owned
 //!   uploads, and every bad input of those routes.
@@ -51,6 +55,7 @@
 //! a helper local to its module when only that module does.
 
 mod accounts;
+mod backup;
 mod bad_input;
 mod free;
 mod harness;

@@ -21,6 +21,7 @@ use handoff_protocol::v1::Role;
 
 use crate::{BackendError, OpenError, UserRecord};
 
+mod backup;
 mod free;
 mod limits;
 mod mail;
@@ -29,6 +30,8 @@ mod practices;
 mod referrals;
 mod taxonomy;
 mod users;
+
+pub use backup::{BackupError, BackupInfo, DB_FILE, DataDirLock, LOCK_FILE, LockError, RestoreError, backup, checksum, inspect, restore};
 
 /// One numbered schema migration.
 #[derive(Debug, Clone, Copy)]
@@ -84,7 +87,7 @@ impl SqliteStore {
     /// to prove that a failing migration leaves nothing half-applied).
     pub fn open_with_migrations(dir: &Path, migrations: &[Migration]) -> Result<Self, OpenError> {
         std::fs::create_dir_all(dir).map_err(db)?;
-        let mut conn = Connection::open(dir.join("handoff.db")).map_err(db)?;
+        let mut conn = Connection::open(dir.join(DB_FILE)).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
         // FULL: a commit is fsynced before it returns, so an acknowledged write survives a crash.
         conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
