@@ -745,7 +745,6 @@ async fn a_declined_free_referral_emails_its_sender_once_with_the_number_and_rea
     // Re-filing and urgency are the receiver's to change, and are not emailed.
     live.command(Command::ChangeUrgency { referral: r.id, urgency: handoff_protocol::ws::Urgency::Urgent }).await.unwrap();
 
-    let codes_mailed = smtp.messages().len();
     w.spec.reject(&live, &r, RejectReason::WrongCategory, "Please send to the EP clinic, Dr. Rhythm").await.unwrap();
     let mail = smtp.wait_for(&email, &sent.number).await;
     assert!(mail.contains("declined") || mail.contains("rejected"), "{mail}");
@@ -755,8 +754,12 @@ async fn a_declined_free_referral_emails_its_sender_once_with_the_number_and_rea
         assert!(!mail.contains(secret), "{secret} is in the status email: {mail}");
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let to_sender: Vec<String> = smtp.messages().into_iter().skip(codes_mailed).filter(|m| m.contains(&format!("To: {email}"))).collect();
-    assert_eq!(to_sender.len(), 1, "exactly one status email (no urgency email): {to_sender:?}");
+    // Maildir file names do not sort by arrival: pick the sender's mail by content.
+    let all: Vec<String> = smtp.messages().iter().map(|m| handoff_testkit::mail::unfold(m)).collect();
+    let to_sender: Vec<&String> = all.iter().filter(|m| m.contains(&format!("To: {email}"))).collect();
+    let about_it = to_sender.iter().filter(|m| m.contains(&sent.number)).count();
+    assert_eq!(about_it, 1, "exactly one status email (no urgency email): {to_sender:?}");
+    assert_eq!(to_sender.len(), 2, "the code and the status email, nothing else: {to_sender:?}");
 }
 
 /// Nobody but the receiving practice's members gets a free referral back: not
