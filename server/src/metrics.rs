@@ -123,6 +123,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_metrics_listener_is_off_by_default_and_set_by_metrics_bind() {
+        let p = std::path::Path::new("handoff.toml");
+        let c = crate::Config::parse("", p).unwrap();
+        assert_eq!((c.metrics_bind, c.log_format), (None, crate::logging::LogFormat::Text));
+        let c = crate::Config::parse("metrics_bind = \"127.0.0.1:9100\"\nlog_format = \"json\"", p).unwrap();
+        assert_eq!(c.metrics_bind, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(c.log_format, crate::logging::LogFormat::Json);
+    }
+
+    #[test]
     fn route_labels_are_protocol_patterns_and_never_paths() {
         assert_eq!(route_label(Some("/api/v1/referrals/{id}")), "/api/v1/referrals/{id}");
         assert_eq!(route_label(Some("/api/v1/referrals/6f1c2a4e-0000-4000-8000-000000000000")), UNMATCHED);
