@@ -19,6 +19,7 @@ use handoff_store::{Store, StoredEvent};
 
 use crate::access::Revocations;
 use crate::mailer::{Kick, Mailer};
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 
 /// The hub's tunables, from the server's configuration.
@@ -30,11 +31,13 @@ pub struct HubConfig {
     pub idle: Duration,
     /// The public URL, for links in notification emails.
     pub public_url: String,
+    /// The server's metrics (the actors record their store commits there).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
-        Self { mailbox: 256, idle: Duration::from_secs(60), public_url: "http://localhost".into() }
+        Self { mailbox: 256, idle: Duration::from_secs(60), public_url: "http://localhost".into(), metrics: Arc::default() }
     }
 }
 

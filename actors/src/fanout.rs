@@ -38,9 +38,17 @@ pub struct Fanout {
     subs: HashMap<u64, Sub>,
 }
 
+/// How every [`event_frame`] begins.
+const EVENT_FRAME_START: &str = r#"{"type":"event","#;
+
 /// The JSON text of an event frame, built once per event and shared by every subscriber.
 pub fn event_frame(stream: StreamId, seq: u64, body: &str) -> Frame {
-    format!(r#"{{"type":"event","stream":"{stream}","seq":{seq},"event":{body}}}"#).into()
+    format!(r#"{EVENT_FRAME_START}"stream":"{stream}","seq":{seq},"event":{body}}}"#).into()
+}
+
+/// Whether a queued frame is an [`event_frame`] (the socket counts the events it writes).
+pub fn is_event_frame(frame: &str) -> bool {
+    frame.starts_with(EVENT_FRAME_START)
 }
 
 impl Fanout {
@@ -150,6 +158,12 @@ mod tests {
 
     fn seqs(out: &Outgoing) -> Vec<String> {
         std::iter::from_fn(|| out.try_recv()).map(|f| f.to_string()).collect()
+    }
+
+    #[test]
+    fn event_frames_are_told_from_other_frames() {
+        assert!(is_event_frame(&event_frame(stream(), 1, "{}")));
+        assert!(!is_event_frame(r#"{"type":"ack","id":1}"#));
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub mod hub;
 mod idem;
 pub mod mailer;
 mod messages;
+pub mod metrics;
 pub mod mls;
 mod practice;
 mod referral;

@@ -25,15 +25,15 @@ impl Handler<AppendMls> for PracticeActor {
     type Result = AtomicResponse<Self, Result<StoredEvent, MlsError>>;
 
     fn handle(&mut self, msg: AppendMls, ctx: &mut Self::Context) -> Self::Result {
-        let store = self.store();
+        let shared = self.env.upgrade().map(|env| (env.store.clone(), env.config.metrics.clone()));
         let me = ctx.address();
         let (e, public_state) = (msg.entry, msg.public_state);
         let event = Event::EpochAdvanced { practice: e.practice_id, epoch: e.epoch, committer: e.committer, at: e.created_at };
         AtomicResponse::new(Box::pin(
             async move {
-                let store = store.ok_or_else(|| BackendError::new("shutting down"))?;
+                let (store, metrics) = shared.ok_or_else(|| BackendError::new("shutting down"))?;
                 let body = serde_json::to_string(&event).map_err(BackendError::new)?;
-                store.mls_append(e, public_state, body).await
+                metrics.timed("mls_append", store.mls_append(e, public_state, body)).await
             }
             .into_actor(self)
             .map(move |res, _, _| {

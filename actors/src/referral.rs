@@ -317,7 +317,7 @@ impl Handler<Execute> for ReferralActor {
                 now: now_millis(),
                 ..Default::default()
             };
-            match store.commit(commit).await {
+            match env.config.metrics.timed("commit", store.commit(commit)).await {
                 Ok(events) => {
                     if has_mail {
                         env.kick_mailer();

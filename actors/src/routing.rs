@@ -26,6 +26,7 @@ use handoff_store::{Commit, IdemRecord, PracticeRecord, ReferralError, ReferralR
 
 use crate::env::Env;
 use crate::messages::{Create, Creator};
+use crate::metrics::Metrics;
 use crate::{ApiError, ApiResult, now_millis};
 
 pub(crate) struct RoutingActor {
@@ -171,7 +172,14 @@ async fn sender(store: &dyn Store, creator: &Creator, n: &NewReferral) -> ApiRes
     }
 }
 
-async fn create(store: &dyn Store, creator: Creator, idem: IdemKey, hash: Vec<u8>, n: NewReferral) -> ApiResult<Created> {
+async fn create(
+    store: &dyn Store,
+    metrics: &Metrics,
+    creator: Creator,
+    idem: IdemKey,
+    hash: Vec<u8>,
+    n: NewReferral,
+) -> ApiResult<Created> {
     let owner = creator.owner();
     if n.content.0.len() > MAX_CONTENT {
         return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("referral content is over {MAX_CONTENT} bytes")));
@@ -244,7 +252,7 @@ async fn create(store: &dyn Store, creator: Creator, idem: IdemKey, hash: Vec<u8
             now,
             ..Default::default()
         };
-        match store.commit(commit).await {
+        match metrics.timed("commit", store.commit(commit)).await {
             Ok(events) => return Ok(Created::New(ack, events)),
             Err(ReferralError::IdempotencyKeyUsed) => {
                 return Ok(Created::Duplicate(crate::replayed(store, owner, idem, &hash).await?.unwrap_or(ack)));
@@ -270,7 +278,7 @@ impl Handler<Create> for RoutingActor {
             return AtomicResponse::new(Box::pin(fut::ready(Err(ApiError::new(ErrorCode::Unavailable, "shutting down")))));
         };
         let work = async move {
-            match create(&*env.store, msg.creator, msg.idem, msg.hash, *msg.referral).await? {
+            match create(&*env.store, &env.config.metrics, msg.creator, msg.idem, msg.hash, *msg.referral).await? {
                 Created::New(ack, events) => {
                     // Delivered after the commit, outside the routing critical path.
                     env.deliver(events);

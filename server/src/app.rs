@@ -106,12 +106,14 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         },
     )?
     .start();
+    let metrics = Arc::new(handoff_actors::metrics::Metrics::new());
     let hub = handoff_actors::hub::Hub::start(
         store.clone(),
         mailer.clone(),
         handoff_actors::hub::HubConfig {
             public_url: config.public_url(),
             idle: Duration::from_secs(config.actor_idle_secs.max(1)),
+            metrics: metrics.clone(),
             ..Default::default()
         },
     );
@@ -127,6 +129,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         prelogin_secret: Arc::new(secret),
         sockets: Arc::default(),
         free_secret: Arc::new(free_secret),
+        metrics,
     })
 }
 
@@ -346,6 +349,8 @@ fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Sen
 pub struct RunningServer {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// The metrics listener's bound address, when `metrics_bind` is set.
+    pub metrics_addr: Option<SocketAddr>,
     handle: ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -386,6 +391,8 @@ pub struct Bound {
     pub addr: SocketAddr,
     /// The live hub, to stop after the server.
     pub hub: Arc<handoff_actors::hub::Hub>,
+    /// The metrics listener's bound address, when `metrics_bind` is set.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Bound {
@@ -429,17 +436,28 @@ fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// inside it (`live.rs` says why).
 pub async fn bind(config: Config) -> Result<Bound, StartError> {
     let bind_addr = config.bind;
+    let metrics_bind = config.metrics_bind;
     let state = build_state(config).await?;
     crate::sweep::start(state.store.clone(), state.config.clone());
     let hub = state.hub.clone();
     let configure = app_config(state.clone());
     let lst = listener(bind_addr).map_err(|e| StartError::Bind(bind_addr, e))?;
     let addr = lst.local_addr().map_err(|e| StartError::Bind(bind_addr, e))?;
-    let server = actix_server::Server::build()
+    let metrics_lst = match metrics_bind {
+        Some(m) => {
+            let l = listener(m).map_err(|e| StartError::Bind(m, e))?;
+            let a = l.local_addr().map_err(|e| StartError::Bind(m, e))?;
+            Some((l, a))
+        }
+        None => None,
+    };
+    let metrics_state = state.clone();
+    let mut builder = actix_server::Server::build()
         .max_concurrent_connections(MAX_CONNECTIONS_PER_WORKER)
         .shutdown_timeout(5)
         .listen("handoff", lst, move || {
             let state = state.clone();
+            let metrics = state.metrics.clone();
             let app = App::new()
                 // Innermost: a cross-site state change is refused before any handler or extractor.
                 .wrap(actix_web::middleware::from_fn(origin::check))
@@ -460,6 +478,8 @@ pub async fn bind(config: Config) -> Result<Bound, StartError> {
                             "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
                         )),
                 )
+                // Outermost: every request is counted, by route pattern, whatever answers it.
+                .wrap(actix_web::middleware::from_fn(move |req, next| crate::metrics::record(metrics.clone(), req, next)))
                 .configure(configure.clone());
             let upgrade = actix_service::fn_factory(move || {
                 let state = state.clone();
@@ -474,9 +494,23 @@ pub async fn bind(config: Config) -> Result<Bound, StartError> {
                 .finish(actix_service::map_config(app, |_| actix_web::dev::AppConfig::default()))
                 .tcp()
         })
-        .map_err(|e| StartError::Bind(bind_addr, e))?
-        .run();
-    Ok(Bound { server, addr, hub })
+        .map_err(|e| StartError::Bind(bind_addr, e))?;
+    let metrics_addr = metrics_lst.as_ref().map(|(_, a)| *a);
+    if let Some((l, a)) = metrics_lst {
+        // The metrics listener: its own tiny app, `GET /metrics` and nothing else.
+        builder = builder
+            .listen("metrics", l, move || {
+                let state = web::Data::new(metrics_state.clone());
+                let app = App::new().app_data(state).configure(crate::metrics::routes);
+                actix_http::HttpService::build()
+                    .local_addr(a)
+                    .finish(actix_service::map_config(app, |_| actix_web::dev::AppConfig::default()))
+                    .tcp()
+            })
+            .map_err(|e| StartError::Bind(a, e))?;
+    }
+    let server = builder.run();
+    Ok(Bound { server, addr, hub, metrics_addr })
 }
 
 /// Starts the server on a thread of its own (tests and embedding use this).
@@ -487,7 +521,7 @@ pub fn spawn(config: Config) -> Result<RunningServer, StartError> {
         sys.block_on(async move {
             match bind(config).await {
                 Ok(bound) => {
-                    let _ = tx.send(Ok((bound.addr, bound.server.handle())));
+                    let _ = tx.send(Ok((bound.addr, bound.metrics_addr, bound.server.handle())));
                     if let Err(e) = bound.serve().await {
                         tracing::error!(error = %e, "server stopped with an error");
                     }
@@ -498,6 +532,6 @@ pub fn spawn(config: Config) -> Result<RunningServer, StartError> {
             }
         });
     });
-    let (addr, handle) = rx.recv().map_err(|_| StartError::Other("server thread died".into()))??;
-    Ok(RunningServer { addr, handle, thread: Some(thread) })
+    let (addr, metrics_addr, handle) = rx.recv().map_err(|_| StartError::Other("server thread died".into()))??;
+    Ok(RunningServer { addr, metrics_addr, handle, thread: Some(thread) })
 }

@@ -114,6 +114,11 @@ pub struct Config {
     /// How long a free referral draft works, seconds (2 hours), counted from
     /// its start and again from its verification; the sweep deletes it after.
     pub free_draft_ttl_secs: u64,
+    /// Where the metrics listener serves `GET /metrics` (Prometheus); unset
+    /// (the default): no metrics listener. Never the public port.
+    pub metrics_bind: Option<SocketAddr>,
+    /// How log lines are written: `"text"` (the default) or `"json"`, one object per line.
+    pub log_format: crate::logging::LogFormat,
 }
 
 impl Default for Config {
@@ -157,6 +162,8 @@ impl Default for Config {
             free_referrals_per_email_per_day: 10,
             free_code_ttl_secs: handoff_protocol::free::CODE_TTL_SECS,
             free_draft_ttl_secs: handoff_protocol::free::DRAFT_TTL_SECS,
+            metrics_bind: None,
+            log_format: crate::logging::LogFormat::Text,
         }
     }
 }

@@ -17,6 +17,8 @@ pub mod config;
 pub mod error;
 pub mod free;
 pub mod live;
+pub mod logging;
+pub mod metrics;
 pub mod mls;
 pub mod observer;
 pub mod origin;

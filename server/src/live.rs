@@ -37,7 +37,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes, handshake::derive_accept_key};
 
 use handoff_actors::conn::{Conn, Frame, Outgoing};
+use handoff_actors::fanout::is_event_frame;
 use handoff_actors::hub::Hub;
+use handoff_actors::metrics::Metrics;
 use handoff_protocol::api::WS_PATH;
 use handoff_protocol::ws::{AckBody, Command, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, StreamId, WsQuery, close};
 use handoff_protocol::{ErrorBody, ErrorCode, UserId};
@@ -206,10 +208,11 @@ pub async fn upgrade(state: AppState, req: Request, framed: Framed<TcpStream, h1
     let Some((conn, out, token_hash, ws, slot)) = Box::pin(handshake(&state, req, framed)).await else {
         return Ok(());
     };
-    let (hub, store) = (state.hub.clone(), state.store.clone());
+    let (hub, store, metrics) = (state.hub.clone(), state.store.clone(), state.metrics.clone());
     drop(state);
-    run(hub, store, token_hash, conn, out, ws).await;
-    drop(slot);
+    let open = metrics.socket_opened();
+    run(hub, store, &metrics, token_hash, conn, out, ws).await;
+    drop((open, slot));
     Ok(())
 }
 
@@ -253,15 +256,17 @@ fn error_frame(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> 
     json(&ServerFrame::Error { id, error: code, message: message.into() })
 }
 
-async fn handle_text(hub: Arc<Hub>, conn: Conn, subs: Rc<RefCell<HashSet<StreamId>>>, text: Utf8Bytes) {
+async fn handle_text(hub: Arc<Hub>, metrics: Arc<Metrics>, conn: Conn, subs: Rc<RefCell<HashSet<StreamId>>>, text: Utf8Bytes) {
     let frame = match handoff_protocol::ws::parse_client_frame(text.as_str()) {
         Ok(f) => f,
         Err((id, code, msg)) => {
+            metrics.command(crate::metrics::undecoded_command_label(text.as_str()), code.as_str());
             conn.push(error_frame(id, code, msg));
             return;
         }
     };
     let id = frame.id;
+    let command = crate::metrics::command_label(&frame.cmd);
     let result = match frame.cmd {
         Command::Subscribe { stream, after_seq } => {
             let r = hub.subscribe(conn.clone(), stream, after_seq).await;
@@ -280,6 +285,7 @@ async fn handle_text(hub: Arc<Hub>, conn: Conn, subs: Rc<RefCell<HashSet<StreamI
             Some(key) => hub.execute(conn.user, key, cmd).await,
         },
     };
+    metrics.command(command, result.as_ref().map_or_else(|e| e.code.as_str(), |_| "ok"));
     let out = match result {
         Ok((duplicate, body)) => json(&ServerFrame::Ack { id, duplicate, body }),
         Err(e) => error_frame(Some(id), e.code, e.message),
@@ -294,7 +300,17 @@ fn text(frame: Frame) -> Message {
     Message::Text(Utf8Bytes::try_from(frame.into_bytes()).unwrap_or_else(|_| Utf8Bytes::from_static("")))
 }
 
-async fn run(hub: Arc<Hub>, store: Arc<dyn Store>, token_hash: Vec<u8>, conn: Conn, out: Outgoing, ws: Ws) {
+/// Feeds one frame to the socket, counting it if it is a stream event.
+async fn feed(sink: &mut futures_util::stream::SplitSink<Ws, Message>, metrics: &Metrics, frame: Frame) -> Result<(), WsError> {
+    let event = is_event_frame(&frame);
+    sink.feed(text(frame)).await?;
+    if event {
+        metrics.events_pushed(1);
+    }
+    Ok(())
+}
+
+async fn run(hub: Arc<Hub>, store: Arc<dyn Store>, metrics: &Arc<Metrics>, token_hash: Vec<u8>, conn: Conn, out: Outgoing, ws: Ws) {
     let opened = Instant::now();
     let (mut sink, mut stream) = ws.split();
     let subs: Rc<RefCell<HashSet<StreamId>>> = Rc::default();
@@ -314,9 +330,9 @@ async fn run(hub: Arc<Hub>, store: Arc<dyn Store>, token_hash: Vec<u8>, conn: Co
                 // Everything queued by now goes out with this one: fewer wake-ups
                 // and one flush per batch when events arrive faster than one at a time.
                 let write = async {
-                    sink.feed(text(frame)).await?;
+                    feed(&mut sink, metrics, frame).await?;
                     while let Some(f) = out.try_recv() {
-                        sink.feed(text(f)).await?;
+                        feed(&mut sink, metrics, f).await?;
                     }
                     sink.flush().await
                 };
@@ -330,9 +346,9 @@ async fn run(hub: Arc<Hub>, store: Arc<dyn Store>, token_hash: Vec<u8>, conn: Co
                 None => break None,
                 Some(Ok(Message::Text(text))) => {
                     let Ok(permit) = slots.clone().acquire_owned().await else { break None };
-                    let (hub, conn, subs) = (hub.clone(), conn.clone(), subs.clone());
+                    let (hub, metrics, conn, subs) = (hub.clone(), metrics.clone(), conn.clone(), subs.clone());
                     actix_web::rt::spawn(async move {
-                        handle_text(hub, conn, subs, text).await;
+                        handle_text(hub, metrics, conn, subs, text).await;
                         drop(permit);
                     });
                 }
@@ -366,6 +382,9 @@ async fn run(hub: Arc<Hub>, store: Arc<dyn Store>, token_hash: Vec<u8>, conn: Co
         }
     };
     tracing::info!("GET /ws closed {} after {} s", ended.map_or(0, |(code, _)| code), opened.elapsed().as_secs());
+    if matches!(ended, Some((close::SLOW_CONSUMER, _))) {
+        metrics.slow_consumer_closed();
+    }
     if let Some((code, why)) = ended {
         // Send the close frame, then give the peer a moment to answer it, so
         // the close reaches it before the connection goes.

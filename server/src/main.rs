@@ -39,6 +39,12 @@ enum Command {
         /// The URL people open, for links in email (e.g. https://handoff.example.org).
         #[arg(long)]
         public_url: Option<String>,
+        /// Serve Prometheus metrics at `GET /metrics` on this address (e.g. 127.0.0.1:9100) [default: off].
+        #[arg(long)]
+        metrics_bind: Option<std::net::SocketAddr>,
+        /// Log lines as text or as one JSON object per line [default: text].
+        #[arg(long, value_enum)]
+        log_format: Option<handoff_server::logging::LogFormat>,
     },
     /// Platform staff tasks, run against the data directory.
     Admin {
@@ -128,14 +134,17 @@ impl BlockTarget {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,actix_server=warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
     let mut config = Config::load(cli.config).context("loading configuration")?;
+    if let Command::Serve { log_format: Some(f), .. } = &cli.command {
+        config.log_format = *f;
+    }
+    handoff_server::logging::init(config.log_format);
     match cli.command {
-        Command::Serve { bind, data, static_dir, public_url } => {
+        Command::Serve { bind, data, static_dir, public_url, metrics_bind, log_format: _ } => {
+            if metrics_bind.is_some() {
+                config.metrics_bind = metrics_bind;
+            }
             if let Some(b) = bind {
                 config.bind = b;
             }
@@ -167,6 +176,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let public = config.public_url();
         let bound = handoff_server::app::bind(config).await.context("starting the server")?;
         tracing::info!(addr = %bound.addr, data = %data.display(), "Handoff is serving");
+        if let Some(m) = bound.metrics_addr {
+            tracing::info!(addr = %m, "metrics at http://{m}/metrics");
+        }
         eprintln!("Handoff is ready: open {public}/  (data in {})", data.display());
         bound.serve().await.context("server")
     })

@@ -32,6 +32,8 @@ pub struct AppState {
     pub sockets: Arc<crate::live::Sockets>,
     /// Key of the free referral codes' keyed hash (`free.rs`).
     pub free_secret: Arc<Vec<u8>>,
+    /// The server's metrics (served by the metrics listener, `metrics.rs`).
+    pub metrics: Arc<handoff_actors::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -19,6 +19,15 @@ pub enum MailError {
     Backend(#[from] BackendError),
 }
 
+/// How much mail waits in the outbox (for the metrics listener).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outbox {
+    /// Mail queued and not yet sent, whether due now or waiting for a retry.
+    pub unsent: u64,
+    /// When the oldest unsent mail was queued; `None` when there is none.
+    pub oldest_queued_at: Option<UnixMillis>,
+}
+
 /// The outbox of email waiting to be sent.
 #[async_trait]
 pub trait MailStore: Send + Sync + 'static {
@@ -33,4 +42,6 @@ pub trait MailStore: Send + Sync + 'static {
     /// Deletes the record (recipient, subject, times) of mail sent before
     /// `before`; unsent mail stays queued. Returns how many.
     async fn purge_sent_mail(&self, before: UnixMillis) -> Result<u64, MailError>;
+    /// How much mail is unsent, and when the oldest of it was queued.
+    async fn outbox(&self) -> Result<Outbox, MailError>;
 }

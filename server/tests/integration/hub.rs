@@ -354,7 +354,7 @@ async fn status_emails_survive_an_smtp_outage_and_arrive_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_stops_is_dropped_and_others_are_not() {
-    let srv = TestServer::start_with(None, |c| c.ws_outgoing_buffer = 8);
+    let srv = crate::metrics::with_metrics(|c| c.ws_outgoing_buffer = 8);
     let w = world(&srv, 1).await;
     let to = w.specialists[0].id;
     let inbox = StreamId::Practice(to);
@@ -401,6 +401,17 @@ async fn a_reader_that_stops_is_dropped_and_others_are_not() {
     if let Some(c) = close_code {
         assert_eq!(c, handoff_protocol::ws::close::SLOW_CONSUMER);
     }
+    // The metrics count the close (the server ended that socket as a slow consumer).
+    let slow = "handoff_ws_slow_consumer_closes_total";
+    let mut closes = 0.0;
+    for _ in 0..100 {
+        closes = crate::metrics::sample(&crate::metrics::scrape(&srv).await, slow).unwrap_or(0.0);
+        if closes >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(closes, 1.0, "one slow-consumer close is counted");
     // The server is fine and the healthy socket still works.
     w.moa.post_message(&moa_live, &r, "still here").await.unwrap();
     assert!(healthy.wait_for(inbox, WAIT, |_| true).await.is_some());

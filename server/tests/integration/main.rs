@@ -43,6 +43,8 @@
 //! - `free`: free referrals without an account (issue 13): the emailed code
 //!   and its tries, the verified draft, blocks, limits, opt-out, draft-owned
 //!   uploads, and every bad input of those routes.
+//! - `metrics`: the metrics listener (issue 17): a scrape after a scenario
+//!   has every expected series and no identifier; not on the public port.
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -60,6 +62,7 @@ mod bad_input;
 mod free;
 mod harness;
 mod hub;
+mod metrics;
 mod mls;
 mod practices;
 mod privacy;

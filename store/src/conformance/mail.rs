@@ -33,4 +33,15 @@ suite! {
         assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), vec![queued]);
         assert!(matches!(s.mail_sent(sent, 160).await, Err(MailError::NotQueued)), "the purged record is gone");
     }
+
+    pub async fn the_outbox_counts_unsent_mail_and_its_oldest_time(s: &dyn Store) {
+        assert_eq!(s.outbox().await.unwrap(), Outbox { unsent: 0, oldest_queued_at: None }, "empty");
+        let mail = |now| NewMail { recipient: "o@example.org".into(), subject: "O".into(), body: "z".into(), now };
+        let first = s.enqueue_mail(mail(100)).await.unwrap();
+        let second = s.enqueue_mail(mail(300)).await.unwrap();
+        s.mail_failed(second, 10_000, "later").await.unwrap();
+        assert_eq!(s.outbox().await.unwrap(), Outbox { unsent: 2, oldest_queued_at: Some(100) }, "a backed-off mail counts too");
+        s.mail_sent(first, 400).await.unwrap();
+        assert_eq!(s.outbox().await.unwrap(), Outbox { unsent: 1, oldest_queued_at: Some(300) }, "sent mail leaves the outbox");
+    }
 }

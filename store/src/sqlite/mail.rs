@@ -6,7 +6,7 @@ use rusqlite::params;
 use handoff_protocol::UnixMillis;
 
 use super::{SqliteStore, backend, changed, db};
-use crate::{MailError, MailRecord, MailStore, NewMail};
+use crate::{MailError, MailRecord, MailStore, NewMail, Outbox};
 
 #[async_trait]
 impl MailStore for SqliteStore {
@@ -70,6 +70,16 @@ impl MailStore for SqliteStore {
                 )
                 .map_err(db)?;
             changed(n, MailError::NotQueued)
+        })
+        .await
+    }
+
+    async fn outbox(&self) -> Result<Outbox, MailError> {
+        self.run(move |c| {
+            c.query_row("SELECT COUNT(*), MIN(created_at) FROM mail_outbox WHERE sent_at IS NULL", [], |r| {
+                Ok(Outbox { unsent: r.get::<_, i64>(0)?.try_into().unwrap_or(0), oldest_queued_at: r.get(1)? })
+            })
+            .map_err(backend)
         })
         .await
     }
