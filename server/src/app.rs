@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::ratelimit::{Limits, RateLimiter};
 use crate::state::{AppState, random_bytes};
-use crate::{admin, auth, live, mls, origin, practices, referrals};
+use crate::{admin, auth, live, mls, origin, practices, referrals, two_factor};
 
 /// The taxonomy compiled into the binary, from `migrations/seed/taxonomy.json`.
 pub const TAXONOMY_SEED: &str = include_str!("../../migrations/seed/taxonomy.json");
@@ -297,6 +297,13 @@ fn api_routes(t: &mut Table<'_>) {
     // Registration confirmed by its emailed link.
     t.at(ConfirmAccount, auth::confirm).at(ConfirmParams, auth::confirm_params);
     t.at(ReportMlsEpoch, mls::report).at(ListUnreadableReferrals, mls::unreadable);
+    // Two-factor sign-in.
+    t.at(SecondFactorSignIn, two_factor::sign_in)
+        .at(GetTwoFactor, two_factor::status)
+        .at(StartTwoFactor, two_factor::start)
+        .at(ConfirmTwoFactor, two_factor::confirm)
+        .at(DisableTwoFactor, two_factor::disable)
+        .at(RequirePracticeTwoFactor, two_factor::require);
 }
 
 fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {

@@ -63,6 +63,10 @@ pub enum Scope {
     KitAccount = 5,
     /// Registrations from one address.
     Registration = 6,
+    /// Failed two-factor codes for one account from one address.
+    SecondFactorAtAddress = 7,
+    /// Failed two-factor codes for one account from every address.
+    SecondFactorAccount = 8,
 }
 
 /// A counter's key: 16 bytes of an HMAC over its scope, account and address.
@@ -373,6 +377,9 @@ pub enum Check {
     Login,
     /// An Emergency Access Kit check.
     Kit,
+    /// A two-factor code or recovery code (the account is the user id): the
+    /// same limits as a password, so six digits are not guessed either.
+    SecondFactor,
 }
 
 /// The server's limiter: [`Counters`] keyed by HMAC, with lock-outs written
@@ -437,6 +444,7 @@ impl RateLimiter {
         let (at_address, anywhere) = match check {
             Check::Login => (Scope::LoginAtAddress, Scope::LoginAccount),
             Check::Kit => (Scope::KitAtAddress, Scope::KitAccount),
+            Check::SecondFactor => (Scope::SecondFactorAtAddress, Scope::SecondFactorAccount),
         };
         let l = self.limits;
         self.counters.begin(

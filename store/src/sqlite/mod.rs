@@ -48,6 +48,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, sql: include_str!("../../../migrations/sqlite/0006_blob_chunks.sql") },
     Migration { version: 7, sql: include_str!("../../../migrations/sqlite/0007_mls_observer.sql") },
     Migration { version: 9, sql: include_str!("../../../migrations/sqlite/0009_free_senders.sql") },
+    Migration { version: 10, sql: include_str!("../../../migrations/sqlite/0010_totp.sql") },
 ];
 
 /// The embedded store.
