@@ -70,7 +70,7 @@ pub struct SecondFactorProof {
 
 /// Answer to `POST /account/2fa/start`: a new secret, not yet in force; it is
 /// turned on by confirming one code from it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TwoFactorEnrollment {
     /// The secret in base32 (RFC 4648, no padding), to type into an app.
     pub secret: String,
