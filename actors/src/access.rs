@@ -63,6 +63,19 @@ pub fn two_factor_required() -> handoff_error::ApiError {
     )
 }
 
+/// What a user who may not read a referral between these parties is
+/// answered with: `two_factor_required` if a party practice holds them back
+/// ([`Standing::HeldBack`]), so they know to enroll, else `not_found(what)`
+/// (which says nothing about whether it exists).
+pub async fn refusal(store: &dyn Store, user: UserId, p: Parties, what: &str) -> handoff_error::ApiError {
+    for practice in practices_of(p) {
+        if let Ok(Standing::HeldBack) = standing(store, practice, user).await {
+            return two_factor_required();
+        }
+    }
+    handoff_error::ApiError::not_found(what)
+}
+
 /// Where `user` stands between a referral's two parties, or `None` if on neither side.
 /// A member held back by a practice's two-factor requirement counts as outside it.
 pub async fn party_access(store: &dyn Store, user: UserId, p: Parties) -> Result<Option<Access>, PracticeError> {

@@ -381,6 +381,12 @@ pub async fn disable(
     let t = enabled(&state, who.user.id).await?.ok_or(handoff_store::UserError::NoTotp)?;
     check(&req, &state, &who.user, &t, f, false).await?;
     state.store.disable_totp(who.user.id).await?;
+    // Practices that require two-factor sign-in hold the user back from now on: cut their live streams there.
+    for (p, _) in state.store.practices_of(who.user.id).await? {
+        if state.store.two_factor_missing(p.id, who.user.id).await? {
+            state.hub.end_access(p.id).await;
+        }
+    }
     tracing::info!(user = %who.user.id, "two-factor sign-in turned off");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -416,6 +422,10 @@ pub async fn require(
         ));
     }
     state.store.set_require_two_factor(*id, body.required).await?;
+    if body.required {
+        // Members without two-factor sign-in lose the practice now: their live streams are cut at once.
+        state.hub.end_access(*id).await;
+    }
     tracing::info!(practice = %*id, required = body.required, "practice two-factor requirement set");
     Ok(HttpResponse::NoContent().finish())
 }

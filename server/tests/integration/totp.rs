@@ -387,3 +387,54 @@ async fn bad_input_on_each_two_factor_route_gets_a_documented_error() {
     // Nothing changed: two-factor sign-in is still on.
     assert!(a.client.two_factor_status().await.unwrap().enabled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requiring_two_factor_cuts_a_held_back_members_live_streams_and_referrals_tell_them_to_enroll() {
+    use handoff_client::referrals::To;
+    use handoff_protocol::ws::{AckBody, ReferralId};
+    use handoff_testkit::{content, routing};
+    use std::time::Duration;
+
+    let srv = TestServer::start_with(None, |c| c.smtp_url = None);
+    let w = crate::harness::world(&srv, 1).await;
+    let p = w.specialists[0].id;
+    let e = w.spec.start_two_factor().await.unwrap();
+    w.spec.confirm_two_factor(&code_at(&e.secret, now_secs())).await.unwrap();
+    w.spec.invite(p, "carol@cardio.example", Role::Member).await.unwrap();
+    let token = srv.folder_invite_token("carol@cardio.example").await;
+    let mut carol = srv.client();
+    carol.register("carol@cardio.example", "Carol", PASSWORD, Some(&token)).await.unwrap();
+
+    let moa_live = w.moa.live().await.unwrap();
+    let ack = w.moa.send_referral(&moa_live, w.referring.id, To::Practice(p), routing("arrhythmia"), &content("Held Back"), &[]).await;
+    let AckBody::ReferralSent { referral, .. } = ack.unwrap() else { panic!("not sent") };
+    let rid: ReferralId = referral;
+    let rs = StreamId::Referral(rid);
+    let mut carol_live = carol.live().await.unwrap();
+    carol_live.subscribe(rs, 0).await.unwrap();
+    carol_live.subscribe(StreamId::Practice(p), 0).await.unwrap();
+
+    w.spec.require_two_factor(p, true).await.unwrap();
+    // Both of her streams are cut at once, each with its frame.
+    let mut ended = Vec::new();
+    for _ in 0..2 {
+        let frame = carol_live.next_error(Duration::from_secs(20)).await.expect("a frame saying the stream ended");
+        assert_eq!(frame.error, ErrorCode::AccessEnded, "{frame:?}");
+        ended.push(frame.message);
+    }
+    assert!(ended.iter().any(|m| m.contains(&rs.to_string())), "{ended:?}");
+    assert!(ended.iter().any(|m| m.contains(&StreamId::Practice(p).to_string())), "{ended:?}");
+    // Subscribing again, and the referral's HTTP routes, say why: enroll.
+    assert_eq!(carol_live.subscribe(rs, 0).await.unwrap_err().code(), Some(ErrorCode::TwoFactorRequired));
+    let path = handoff_protocol::api::GetReferral::PATH.replace("{id}", &rid.to_string());
+    let r = carol.raw("GET", &path, None, Vec::new()).await.unwrap();
+    assert_eq!((r.status, code(&r)), (403, ErrorCode::TwoFactorRequired));
+    // The admin, with two-factor on, still reads it.
+    let r = w.spec.raw("GET", &path, None, Vec::new()).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Someone outside both practices still learns nothing.
+    let mut eve = srv.client();
+    eve.register_confirmed(&unique_email("eve"), "Eve", PASSWORD).await.unwrap();
+    let r = eve.raw("GET", &path, None, Vec::new()).await.unwrap();
+    assert_eq!((r.status, code(&r)), (404, ErrorCode::NotFound));
+}
