@@ -429,3 +429,59 @@ pub async fn require(
     tracing::info!(practice = %*id, required = body.required, "practice two-factor requirement set");
     Ok(HttpResponse::NoContent().finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(n: u8) -> Keys {
+        Keys { seal: [n; 32], token: [n.wrapping_add(1); 32] }
+    }
+
+    fn user(n: u8) -> UserId {
+        UserId::from_bytes([n; 16])
+    }
+
+    #[test]
+    fn a_token_proves_only_its_own_purpose_and_user_until_it_expires() {
+        let k = keys(1);
+        let later = now() + 60_000;
+        let pending = sign(&k, Purpose::PendingLogin, user(7), later).unwrap();
+        assert_eq!(verify(&k, Purpose::PendingLogin, &pending), Some(user(7)));
+        assert_eq!(verify(&k, Purpose::RecoveryProof, &pending), None, "a pending sign-in is no reset proof");
+        assert_eq!(verify(&keys(2), Purpose::PendingLogin, &pending), None, "another server's key");
+        let expired = sign(&k, Purpose::PendingLogin, user(7), now() - 1).unwrap();
+        assert_eq!(verify(&k, Purpose::PendingLogin, &expired), None);
+        // One flipped byte anywhere breaks it.
+        let mut raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&pending).unwrap();
+        for i in 0..raw.len() {
+            raw[i] ^= 1;
+            let t = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw);
+            assert_eq!(verify(&k, Purpose::PendingLogin, &t), None, "byte {i}");
+            raw[i] ^= 1;
+        }
+    }
+
+    #[test]
+    fn a_sealed_secret_opens_only_for_its_user_under_its_key() {
+        let k = keys(3);
+        let sealed = seal(&k, user(1), b"twenty bytes secret!").unwrap();
+        assert!(!sealed.windows(20).any(|w| w == b"twenty bytes secret!"));
+        assert_eq!(open(&k, user(1), &sealed).unwrap(), b"twenty bytes secret!");
+        assert!(open(&k, user(2), &sealed).is_err(), "bound to the user id: a row copied to another user does not open");
+        assert!(open(&keys(4), user(1), &sealed).is_err());
+        assert!(open(&k, user(1), &sealed[..10]).is_err());
+    }
+
+    #[test]
+    fn recovery_codes_are_four_groups_of_base32_that_normalise_back() {
+        let c = recovery_code().unwrap();
+        assert_eq!(c.len(), 19, "{c}");
+        assert_eq!(c.matches('-').count(), 3, "{c}");
+        let n = recovery_normal(&c).unwrap();
+        assert_eq!(recovery_normal(&c.to_lowercase().replace('-', " ")).unwrap(), n);
+        assert!(recovery_normal("ABCD-EFGH-IJKL-MNO1").is_err(), "1 is not base32");
+        assert!(code_digits("12 34 56").is_ok());
+        assert!(code_digits("1234567").is_err());
+    }
+}
