@@ -100,6 +100,11 @@ pub struct Config {
     /// Unclaimed MLS key packages one user may have published; publishing past
     /// it is refused with `quota_exceeded` (507).
     pub key_packages_per_user: u32,
+    /// Wrong two-factor codes (and recovery codes) per account per window from
+    /// every address together. Lower than the password's ceiling: only someone
+    /// who already proved the password (or the kit) can try a code, and each
+    /// try of six digits in a ±1-step window has a 3-in-a-million chance.
+    pub second_factor_failures_per_account_total: u32,
 }
 
 impl Default for Config {
@@ -137,6 +142,7 @@ impl Default for Config {
             blob_quota_bytes: 512 * 1024 * 1024,
             blob_unattached_secs: 24 * 3600,
             key_packages_per_user: 200,
+            second_factor_failures_per_account_total: 20,
         }
     }
 }

@@ -356,6 +356,8 @@ pub struct Limits {
     pub per_account: u32,
     /// Registrations per address per window.
     pub registrations_per_address: u32,
+    /// Wrong second factors per account per window from every address together.
+    pub second_factor_per_account: u32,
 }
 
 impl Limits {
@@ -366,6 +368,7 @@ impl Limits {
             per_account_at_address: config.auth_failures_per_account,
             per_account: config.auth_failures_per_account_total,
             registrations_per_address: config.registrations_per_ip,
+            second_factor_per_account: config.second_factor_failures_per_account_total,
         }
     }
 }
@@ -378,7 +381,8 @@ pub enum Check {
     /// An Emergency Access Kit check.
     Kit,
     /// A two-factor code or recovery code (the account is the user id): the
-    /// same limits as a password, so six digits are not guessed either.
+    /// password's limits per address, and a lower ceiling per account from
+    /// every address ([`Limits::second_factor_per_account`]).
     SecondFactor,
 }
 
@@ -441,17 +445,17 @@ impl RateLimiter {
     /// address's attempts, the account's failures at that address and the
     /// account's failures from everywhere. Fails with the seconds to wait.
     pub fn begin_check(&self, check: Check, email: &str, addr: IpAddr) -> Result<Attempt, u64> {
-        let (at_address, anywhere) = match check {
-            Check::Login => (Scope::LoginAtAddress, Scope::LoginAccount),
-            Check::Kit => (Scope::KitAtAddress, Scope::KitAccount),
-            Check::SecondFactor => (Scope::SecondFactorAtAddress, Scope::SecondFactorAccount),
-        };
         let l = self.limits;
+        let (at_address, anywhere, per_account) = match check {
+            Check::Login => (Scope::LoginAtAddress, Scope::LoginAccount, l.per_account),
+            Check::Kit => (Scope::KitAtAddress, Scope::KitAccount, l.per_account),
+            Check::SecondFactor => (Scope::SecondFactorAtAddress, Scope::SecondFactorAccount, l.second_factor_per_account),
+        };
         self.counters.begin(
             vec![
                 Slot { key: self.key(Scope::Address, "", Some(addr)), limit: l.per_address, on_success: OnSuccess::Keep },
                 Slot { key: self.key(at_address, email, Some(addr)), limit: l.per_account_at_address, on_success: OnSuccess::Forget },
-                Slot { key: self.key(anywhere, email, None), limit: l.per_account, on_success: OnSuccess::GiveBack },
+                Slot { key: self.key(anywhere, email, None), limit: per_account, on_success: OnSuccess::GiveBack },
             ],
             Instant::now(),
         )

@@ -9,7 +9,9 @@
 //!   a shoulder or replayed is refused, even within its window.
 //! - **Rate-limited.** Every code or recovery code attempt takes its slots in
 //!   the server's one limiter ([`Check::SecondFactor`]) before it is
-//!   checked, with the limits of a password.
+//!   checked: the password's limits per address (5 failures per account and
+//!   address), and a lower ceiling per account from every address
+//!   (`second_factor_failures_per_account_total`, 20 per window).
 //! - **The secret.** The TOTP secret is an authentication secret the server
 //!   holds to check codes; it is not an encryption key and opens no data.
 //!   It is stored sealed (XChaCha20-Poly1305, bound to the user id) under a

@@ -174,6 +174,25 @@ async fn a_sixth_code_try_is_refused_even_with_the_right_code() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_codes_meet_their_own_per_account_ceiling_below_the_passwords() {
+    let srv = TestServer::start_with(None, |c| {
+        c.auth_failures_per_account = 1000;
+        c.second_factor_failures_per_account_total = 3;
+    });
+    let a = enrolled(&srv, "owner").await;
+    let wrong = wrong_code(&a.secret);
+    for i in 0..3 {
+        let e = srv.client().login_with_code(&a.email, PASSWORD, SecondFactor::Code(&wrong)).await.unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::TwoFactorCodeWrong), "try {i}");
+    }
+    let e = srv.client().login_with_code(&a.email, PASSWORD, SecondFactor::Code(&next_code(&a.secret))).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::RateLimited), "the account's ceiling holds though the address has room");
+    // The password step itself is not limited by wrong codes.
+    let e = srv.client().login(&a.email, PASSWORD).await.unwrap_err();
+    assert!(matches!(e, handoff_client::ClientError::SecondFactorNeeded), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recovery_code_signs_in_once_and_is_refused_the_second_time() {
     let srv = TestServer::start(None);
     let a = enrolled(&srv, "owner").await;
