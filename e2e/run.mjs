@@ -7,6 +7,7 @@
 
 import { chromium } from 'playwright-core';
 import { spawn, execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -719,6 +720,157 @@ await test('free referral without an account: an MOA sends one, keeps the PDF, t
     assert.ok(!mails[0].includes(secret), `the email carries no ${secret}`);
   }
   await Promise.all([specCtx.close(), senderCtx.close()]);
+});
+
+// TOTP (RFC 6238: HMAC-SHA-1, 6 digits, 30 s) computed here from the secret
+// the page shows, as an authenticator app would.
+function base32Decode(s) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const c of s.replace(/=+$/, '').toUpperCase()) {
+    const i = alphabet.indexOf(c);
+    assert.ok(i >= 0, `not base32: ${c}`);
+    value = ((value << 5) | i) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out);
+}
+
+function totp(secret, seconds = Date.now() / 1000) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(seconds / 30)));
+  const h = createHmac('sha1', base32Decode(secret)).update(counter).digest();
+  const o = h[h.length - 1] & 15;
+  const n = (((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3]) % 1_000_000;
+  return String(n).padStart(6, '0');
+}
+
+// Enrolls the signed-in page in two-factor sign-in from settings: the QR code
+// is drawn in the page and the secret shown as text; one computed code
+// confirms it; the ten recovery codes are shown once.
+async function enrollTwoFactor(page, screenshots) {
+  await page.click('a.navlink:has-text("Notifications")');
+  await page.click('button:has-text("Turn on two-factor sign-in")');
+  await page.waitForSelector('[data-testid=totp-qr] svg', { timeout: T });
+  const secret = (await page.textContent('#totp-secret')).trim();
+  assert.match(secret, /^[A-Z2-7]{32}$/, 'a 160-bit base32 secret');
+  if (screenshots) await shot(page, '32-two-factor-enroll');
+  await page.fill('#totp-code', totp(secret));
+  await page.click('button:has-text("Turn on")');
+  await page.waitForSelector('[data-testid=recovery-codes]', { timeout: T });
+  const codes = await page.$$eval('[data-testid=recovery-codes] li', (els) => els.map((e) => e.textContent.trim()));
+  assert.equal(codes.length, 10, 'ten recovery codes, shown once');
+  if (screenshots) await shot(page, '33-two-factor-recovery-codes');
+  await page.click('button:has-text("I saved my recovery codes")');
+  await page.waitForSelector('[data-testid=totp-on]', { timeout: T });
+  return { secret, codes };
+}
+
+await test('two-factor sign-in: enroll with the QR code, sign in with a computed code, a reused code is refused, a kit reset asks for a code', async () => {
+  const ctx = await browser.newContext({ viewport });
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => console.log(`  page error: ${e.message}`));
+  const user = { name: 'Tara Singh', email: 'tara@birch.example', password: 'birch clinic pass 1' };
+  const kit = await register(page, url, user);
+  await finishKit(page);
+
+  const { secret, codes } = await enrollTwoFactor(page, true);
+
+  // Sign out, then sign in: the code is asked after the password.
+  const signIn = async (code) => {
+    await page.goto(`${url}/login`);
+    await page.fill('#login-email', user.email);
+    await page.fill('#login-password', user.password);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#login-code', { timeout: T });
+    await page.fill('#login-code', code);
+    await page.click('button[type=submit]');
+  };
+  await page.click('button:has-text("Sign out")');
+  await page.waitForSelector('#login-email', { timeout: T });
+  const next = totp(secret, Date.now() / 1000 + 30); // the next step: later than the one that confirmed
+  await signIn(next);
+  await page.waitForSelector('button:has-text("Sign out")', { timeout: T });
+  await shot(page, '34-two-factor-signed-in');
+
+  // The same code again is refused.
+  await page.click('button:has-text("Sign out")');
+  await page.waitForSelector('#login-email', { timeout: T });
+  await signIn(next);
+  await waitText(page, '[role=alert]', 'wrong, was used already, or has expired');
+  await shot(page, '35-two-factor-reused-code');
+
+  // A kit reset asks for a code too: the kit alone does not reset the account.
+  await page.goto(`${url}/recover`);
+  await page.fill('#rec-email', user.email);
+  for (let i = 0; i < 24; i++) await page.fill(`#kit-word-${i + 1}`, kit[i]);
+  await page.fill('#rec-password', 'birch clinic pass 2');
+  await page.fill('#rec-confirm', 'birch clinic pass 2');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#rec-code', { timeout: T });
+  await page.fill('#rec-code', codes[0]);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('button:has-text("Sign out")', { timeout: T });
+  await ctx.close();
+});
+
+await test('a practice that requires two-factor sign-in sends a member without it to enrollment', async () => {
+  const adminCtx = await browser.newContext({ viewport });
+  const admin = await adminCtx.newPage();
+  const memberCtx = await browser.newContext({ viewport });
+  const member = await memberCtx.newPage();
+  for (const p of [admin, member]) p.on('pageerror', (e) => console.log(`  page error: ${e.message}`));
+  await register(admin, url, { name: 'Omar Haddad', email: 'omar@cedar.example', password: 'cedar clinic pass 1' });
+  await finishKit(admin);
+  await createPractice(admin, { name: 'Cedar Clinic', specialist: false });
+  await admin.waitForURL(/\/practices\/[0-9a-f-]+$/);
+  const practiceId = new URL(admin.url()).pathname.split('/').pop();
+  await admin.fill('#inv-email', 'lee@cedar.example');
+  await admin.click('button:has-text("Send invite")');
+  await waitText(admin, '[role=status]', 'Invite emailed to lee@cedar.example');
+  let link = null;
+  const deadline = Date.now() + T;
+  while (!link && Date.now() < deadline) {
+    for (const raw of folderMail(server.mail)) {
+      const m = raw.includes('lee@cedar.example') && raw.match(/https?:\/\/[^\s"<>]+\/invite\/[A-Za-z0-9_-]+/);
+      if (m) link = m[0];
+    }
+    if (!link) await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.ok(link, 'the invite email holds a link');
+  await member.goto(link);
+  await member.waitForSelector('#reg-email', { timeout: T });
+  await member.fill('#reg-name', 'Lee Wong');
+  await member.fill('#reg-password', 'cedar member pass 1');
+  await member.fill('#reg-confirm', 'cedar member pass 1');
+  await member.click('button[type=submit]');
+  await member.waitForSelector('[data-testid=kit-grid]', { timeout: T });
+  await finishKit(member);
+  await member.waitForSelector('a:has-text("Cedar Clinic")', { timeout: T });
+
+  // The admin turns on two-factor sign-in, then requires it of the practice.
+  await enrollTwoFactor(admin, false);
+  await admin.click(`#require-2fa-${practiceId}`);
+  await waitText(admin, '[role=status]', 'Cedar Clinic now requires two-factor sign-in');
+
+  // The member without it still uses Handoff, but opening the practice sends them to enrollment.
+  await member.click('a.navlink:has-text("Practices")');
+  await member.click('a:has-text("Cedar Clinic")');
+  await member.waitForSelector('button:has-text("Turn on two-factor sign-in")', { timeout: T });
+  await member.waitForURL(/\/settings$/);
+  await shot(member, '36-two-factor-required-by-practice');
+  // After enrolling, the practice opens.
+  await enrollTwoFactor(member, false);
+  await member.click('a.navlink:has-text("Practices")');
+  await member.click('a:has-text("Cedar Clinic")');
+  await member.waitForSelector('h1:has-text("Cedar Clinic")', { timeout: T });
+  await Promise.all([adminCtx.close(), memberCtx.close()]);
 });
 
 await browser.close();

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dashmap::DashMap;
 
 use handoff_domain::access::{Access, Action, Parties, Sender};
+use handoff_protocol::v1::Role;
 use handoff_protocol::{PracticeId, UserId};
 use handoff_store::{PracticeError, ReferralRecord, Store};
 
@@ -29,11 +30,58 @@ pub async fn referral_access(store: &dyn Store, user: UserId, rec: &ReferralReco
     party_access(store, user, parties(rec)).await
 }
 
+/// Where a user stands in one practice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Not a member (or no such practice).
+    Outside,
+    /// A member, held back because the practice requires two-factor sign-in
+    /// and the user has it off: they reach nothing of the practice until they enroll.
+    HeldBack,
+    /// A member in good standing, with their role.
+    Member(Role),
+}
+
+/// Where `user` stands in `practice`: the one place the practice's
+/// two-factor requirement is applied. HTTP routes of a practice (the server's
+/// `membership`), the practice's stream and both sides of a referral all
+/// ask this. Membership bookkeeping (who the key group must hold) asks
+/// `role` directly, so a held-back member is not removed from the group.
+pub async fn standing(store: &dyn Store, practice: PracticeId, user: UserId) -> Result<Standing, PracticeError> {
+    let Some(role) = store.role(practice, user).await? else { return Ok(Standing::Outside) };
+    if store.two_factor_missing(practice, user).await? {
+        return Ok(Standing::HeldBack);
+    }
+    Ok(Standing::Member(role))
+}
+
+/// What a member held back by the practice's two-factor requirement is answered with.
+pub fn two_factor_required() -> handoff_error::ApiError {
+    handoff_error::ApiError::new(
+        handoff_protocol::ErrorCode::TwoFactorRequired,
+        "this practice requires two-factor sign-in: turn it on in settings (Two-factor sign-in), then try again",
+    )
+}
+
+/// What a user who may not read a referral between these parties is
+/// answered with: `two_factor_required` if a party practice holds them back
+/// ([`Standing::HeldBack`]), so they know to enroll, else `not_found(what)`
+/// (which says nothing about whether it exists).
+pub async fn refusal(store: &dyn Store, user: UserId, p: Parties, what: &str) -> handoff_error::ApiError {
+    for practice in practices_of(p) {
+        if let Ok(Standing::HeldBack) = standing(store, practice, user).await {
+            return two_factor_required();
+        }
+    }
+    handoff_error::ApiError::not_found(what)
+}
+
 /// Where `user` stands between a referral's two parties, or `None` if on neither side.
+/// A member held back by a practice's two-factor requirement counts as outside it.
 pub async fn party_access(store: &dyn Store, user: UserId, p: Parties) -> Result<Option<Access>, PracticeError> {
-    let receiver = store.role(p.receiver, user).await?.is_some();
+    let receiver = matches!(standing(store, p.receiver, user).await?, Standing::Member(_));
     let sender = match p.sender {
-        Sender::Practice(practice) => store.role(practice, user).await?.is_some(),
+        Sender::Practice(practice) => matches!(standing(store, practice, user).await?, Standing::Member(_)),
         Sender::Free => false,
     };
     Ok(Access::of(p.sender, sender, receiver))

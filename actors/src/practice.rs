@@ -46,12 +46,17 @@ impl StreamKind for PracticeStream {
         vec![id]
     }
 
-    /// Members of the practice see its inbox.
+    /// Members of the practice in good standing see its inbox
+    /// ([`crate::access::standing`]).
     async fn sees(store: Arc<dyn Store>, user: UserId, id: PracticeId) -> ApiResult<bool> {
-        Ok(store.role(id, user).await?.is_some())
+        Ok(matches!(crate::access::standing(&*store, id, user).await?, crate::access::Standing::Member(_)))
     }
 
     async fn authorize(store: Arc<dyn Store>, user: UserId, id: PracticeId) -> ApiResult<()> {
-        if Self::sees(store, user, id).await? { Ok(()) } else { Err(ApiError::not_found("stream")) }
+        match crate::access::standing(&*store, id, user).await? {
+            crate::access::Standing::Member(_) => Ok(()),
+            crate::access::Standing::HeldBack => Err(crate::access::two_factor_required()),
+            crate::access::Standing::Outside => Err(ApiError::not_found("stream")),
+        }
     }
 }

@@ -80,11 +80,13 @@ impl StreamKind for ReferralStream {
     }
 
     async fn authorize(store: Arc<dyn Store>, user: UserId, id: ReferralId) -> ApiResult<()> {
-        let may = match store.referral(id).await? {
-            Some(rec) => Self::sees(store, user, crate::access::parties(&rec)).await?,
-            None => false,
-        };
-        if may { Ok(()) } else { Err(ApiError::not_found("stream")) }
+        let Some(rec) = store.referral(id).await? else { return Err(ApiError::not_found("stream")) };
+        let parties = crate::access::parties(&rec);
+        if Self::sees(store.clone(), user, parties).await? {
+            Ok(())
+        } else {
+            Err(crate::access::refusal(&*store, user, parties, "stream").await)
+        }
     }
 }
 
@@ -188,7 +190,9 @@ async fn decide(
     cmd: Command,
 ) -> ApiResult<Change> {
     let opened = rec.first_opened_at;
-    let access = crate::access::referral_access(store, user, rec).await?.ok_or_else(|| ApiError::not_found("referral"))?;
+    let Some(access) = crate::access::referral_access(store, user, rec).await? else {
+        return Err(crate::access::refusal(store, user, crate::access::parties(rec), "referral").await);
+    };
     let may = |action| access.permits(action).map_err(|Forbidden(why)| ApiError::new(ErrorCode::Forbidden, why));
     let at = now_millis();
     let mut change = Change { referral: r.clone(), first_opened_at: opened, event: None, attach: None, mail: vec![] };

@@ -115,6 +115,10 @@ impl From<UserError> for ApiError {
             UserError::SessionExists => exists("session"),
             UserError::RegistrationExists => exists("registration"),
             UserError::NoSuchRegistration => ApiError::new(ErrorCode::ConfirmationInvalid, CONFIRMATION_INVALID),
+            UserError::TotpEnabled => {
+                ApiError::new(ErrorCode::Conflict, "two-factor sign-in is on already; turn it off first to enroll again")
+            }
+            UserError::NoTotp => ApiError::new(ErrorCode::Conflict, "two-factor sign-in is not on, or its enrollment was not started"),
             other => ApiError::internal(other),
         }
     }
@@ -244,6 +248,8 @@ mod tests {
         let cases: Vec<(ApiError, ErrorCode)> = vec![
             (UserError::EmailTaken.into(), ErrorCode::EmailTaken),
             (UserError::NoSuchUser.into(), ErrorCode::NotFound),
+            (UserError::TotpEnabled.into(), ErrorCode::Conflict),
+            (UserError::NoTotp.into(), ErrorCode::Conflict),
             (PracticeError::LastAdmin.into(), ErrorCode::LastAdmin),
             (PracticeError::NotMember.into(), ErrorCode::NotFound),
             (PracticeError::AlreadyMember.into(), ErrorCode::Conflict),

@@ -343,7 +343,7 @@ endpoints! {
     /// creates the account and signs it in).
     Register: Post v1!("/auth/register"), (), RegisterRequest => RegisterResponse;
     /// `POST /auth/login`: signs in with the auth key.
-    Login: Post v1!("/auth/login"), (), LoginRequest => SessionResponse;
+    Login: Post v1!("/auth/login"), (), LoginRequest => crate::two_factor::LoginResponse;
     /// `POST /auth/logout`: ends this session.
     Logout: Post v1!("/auth/logout"), (), () => ();
     /// `POST /auth/recover/start`: proves the kit, returns the kit-wrapped keys.
@@ -464,6 +464,18 @@ endpoints! {
     /// practice key in the free directory, so a free sender checks each
     /// directory entry's signature as account holders do (verified draft).
     GetFreeSignerKeys: Get v1!("/free/users/{id}/keys"), UserId, () => UserKeys;
+    /// `POST /auth/2fa`: the second sign-in step: a pending-login token and a code (or recovery code) make the session.
+    SecondFactorSignIn: Post v1!("/auth/2fa"), (), crate::two_factor::SecondFactorLogin => SessionResponse;
+    /// `GET /account/2fa`: whether two-factor sign-in is on, and how many recovery codes are left.
+    GetTwoFactor: Get v1!("/account/2fa"), (), () => crate::two_factor::TwoFactorStatus;
+    /// `POST /account/2fa/start`: a new TOTP secret and its otpauth URI, not in force until confirmed.
+    StartTwoFactor: Post v1!("/account/2fa/start"), (), () => crate::two_factor::TwoFactorEnrollment;
+    /// `POST /account/2fa/confirm`: one code from the new secret turns two-factor sign-in on; answers the recovery codes, once.
+    ConfirmTwoFactor: Post v1!("/account/2fa/confirm"), (), crate::two_factor::SecondFactorProof => crate::two_factor::RecoveryCodes;
+    /// `POST /account/2fa/disable`: a code or a recovery code turns two-factor sign-in off.
+    DisableTwoFactor: Post v1!("/account/2fa/disable"), (), crate::two_factor::SecondFactorProof => ();
+    /// `PUT /practices/{id}/require-2fa`: admins require two-factor sign-in of every member (or stop requiring it).
+    RequirePracticeTwoFactor: Put v1!("/practices/{id}/require-2fa"), PracticeId, crate::two_factor::RequireTwoFactor => ();
 }
 
 #[cfg(test)]

@@ -131,6 +131,19 @@ pub enum ErrorCode {
     /// Staff have blocked this email address or client address from sending
     /// free referrals. 403.
     SenderBlocked,
+    /// The two-factor code is wrong, was already used (each code signs in
+    /// once), or is outside the ±30-second window; or the recovery code is
+    /// unknown. Wait for the next code and try again. 401.
+    TwoFactorCodeWrong,
+    /// The practice requires two-factor sign-in and the caller has not turned
+    /// it on: enroll in settings ("Two-factor sign-in"), then try again. 403.
+    TwoFactorRequired,
+    /// That recovery code was used before; each works once. Use another. 401.
+    RecoveryCodeUsed,
+    /// The account has two-factor sign-in on, so this step also needs a code
+    /// from the authenticator app or a recovery code (a kit reset, or a
+    /// pending sign-in token that is missing, expired or not one). 401.
+    SecondFactorNeeded,
 }
 
 impl ErrorCode {
@@ -169,6 +182,8 @@ impl ErrorCode {
             DraftUnverified => 401,
             DraftUsed => 409,
             SenderBlocked => 403,
+            TwoFactorCodeWrong | RecoveryCodeUsed | SecondFactorNeeded => 401,
+            TwoFactorRequired => 403,
         }
     }
 
@@ -225,6 +240,10 @@ impl ErrorCode {
             DraftUnverified => "draft_unverified",
             DraftUsed => "draft_used",
             SenderBlocked => "sender_blocked",
+            TwoFactorCodeWrong => "two_factor_code_wrong",
+            TwoFactorRequired => "two_factor_required",
+            RecoveryCodeUsed => "recovery_code_used",
+            SecondFactorNeeded => "second_factor_needed",
         }
     }
 }

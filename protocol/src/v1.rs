@@ -151,6 +151,13 @@ pub struct RecoverStartRequest {
     pub email: String,
     /// See [`RegisterRequest::kit_auth`].
     pub kit_auth: B64,
+    /// With two-factor sign-in on, the kit alone is refused
+    /// (`second_factor_needed`): a code from the authenticator app…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// …or one unused recovery code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_code: Option<String>,
 }
 
 /// Answer to `recover/start`.
@@ -160,6 +167,11 @@ pub struct RecoverStartResponse {
     pub user_id: UserId,
     /// The private keys sealed under the kit KEK.
     pub wrapped_by_kit: B64,
+    /// With two-factor sign-in on: proof of the factor given to `recover/start`,
+    /// for `recover/finish` (a code works once, so it cannot be sent twice).
+    /// Valid for ten minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_factor_token: Option<String>,
 }
 
 /// `POST /auth/recover/finish`: set a new password. All sessions are revoked.
@@ -176,6 +188,9 @@ pub struct RecoverFinishRequest {
     pub auth_key: B64,
     /// The same private keys, sealed under the new password KEK.
     pub wrapped_by_password: B64,
+    /// [`RecoverStartResponse::second_factor_token`], required when two-factor sign-in is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_factor_token: Option<String>,
 }
 
 /// The signed-in user, as the user sees themself.

@@ -60,6 +60,10 @@ fn every_code_serializes_as_its_as_str() {
         DraftUnverified,
         DraftUsed,
         SenderBlocked,
+        TwoFactorCodeWrong,
+        TwoFactorRequired,
+        RecoveryCodeUsed,
+        SecondFactorNeeded,
     ] {
         assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         let back: ErrorCode = serde_json::from_str(&format!("\"{}\"", code.as_str())).unwrap();
@@ -156,6 +160,21 @@ fn free_referral_error_codes_are_pinned() {
         (SenderBlocked, "sender_blocked", 403),
     ] {
         assert_eq!(code.as_str(), s);
+        assert_eq!(code.http_status(), status);
+    }
+}
+
+#[test]
+fn two_factor_error_codes_are_pinned() {
+    use ErrorCode::*;
+    let pinned = [
+        (TwoFactorCodeWrong, "two_factor_code_wrong", 401),
+        (TwoFactorRequired, "two_factor_required", 403),
+        (RecoveryCodeUsed, "recovery_code_used", 401),
+        (SecondFactorNeeded, "second_factor_needed", 401),
+    ];
+    for (code, text, status) in pinned {
+        assert_eq!(code.as_str(), text);
         assert_eq!(code.http_status(), status);
     }
 }

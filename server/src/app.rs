@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::ratelimit::{Limits, RateLimiter};
 use crate::state::{AppState, random_bytes};
-use crate::{admin, auth, free, live, mls, origin, practices, referrals};
+use crate::{admin, auth, free, live, mls, origin, practices, referrals, two_factor};
 
 /// The taxonomy compiled into the binary, from `migrations/seed/taxonomy.json`.
 pub const TAXONOMY_SEED: &str = include_str!("../../migrations/seed/taxonomy.json");
@@ -314,6 +314,13 @@ fn api_routes(t: &mut Table<'_>) {
         .at(AdminBlock, admin::add_free_block)
         .at(AdminLiftBlock, admin::lift_free_block)
         .at(GetFreeSignerKeys, free::signer_keys);
+    // Two-factor sign-in.
+    t.at(SecondFactorSignIn, two_factor::sign_in)
+        .at(GetTwoFactor, two_factor::status)
+        .at(StartTwoFactor, two_factor::start)
+        .at(ConfirmTwoFactor, two_factor::confirm)
+        .at(DisableTwoFactor, two_factor::disable)
+        .at(RequirePracticeTwoFactor, two_factor::require);
 }
 
 fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {

@@ -181,7 +181,7 @@ fn session_response(status: actix_web::http::StatusCode, body: impl serde::Seria
     HttpResponse::build(status).cookie(cookie).insert_header(("Cache-Control", "no-store")).json(body)
 }
 
-async fn start_session(state: &AppState, user: &UserRecord, status: actix_web::http::StatusCode) -> ApiResult<HttpResponse> {
+pub(crate) async fn start_session(state: &AppState, user: &UserRecord, status: actix_web::http::StatusCode) -> ApiResult<HttpResponse> {
     let (cookie, body) = new_session(state, user).await?;
     Ok(session_response(status, body, cookie))
 }
@@ -343,7 +343,8 @@ pub async fn confirm_params(state: web::Data<AppState>, body: web::Json<ConfirmP
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(kdf_params(proof.salt)))
 }
 
-/// `POST /api/v1/auth/login`
+/// `POST /api/v1/auth/login`: a session, or, for an account with two-factor
+/// sign-in on, a pending-login token for `POST /auth/2fa` (no session yet).
 pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Json<LoginRequest>) -> ApiResult<HttpResponse> {
     let email = validate::email(&body.email)?;
     validate::bytes_exact("auth_key", &body.auth_key, 32)?;
@@ -362,6 +363,13 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Json
     match (ok, user) {
         (true, Some(u)) => {
             state.limiter.succeeded(attempt).await;
+            if crate::two_factor::enabled(&state, u.id).await?.is_some() {
+                // The password was right, but no session exists until the code is given.
+                let challenge = crate::two_factor::pending_login(&state, u.id).await?;
+                return Ok(HttpResponse::Ok()
+                    .insert_header(("Cache-Control", "no-store"))
+                    .json(handoff_protocol::two_factor::LoginResponse::SecondFactor(challenge)));
+            }
             start_session(&state, &u, actix_web::http::StatusCode::OK).await
         }
         _ => {
@@ -403,13 +411,31 @@ async fn check_kit(req: &HttpRequest, state: &AppState, email: &str, kit_auth: &
     }
 }
 
-/// `POST /api/v1/auth/recover/start`: the kit-sealed keys, for a proven kit.
+/// `POST /api/v1/auth/recover/start`: the kit-sealed keys, for a proven kit
+/// (and, with two-factor sign-in on, a right code or recovery code).
 pub async fn recover_start(req: HttpRequest, state: web::Data<AppState>, body: web::Json<RecoverStartRequest>) -> ApiResult<HttpResponse> {
     let email = validate::email(&body.email)?;
     let u = check_kit(&req, &state, &email, &body.kit_auth).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(RecoverStartResponse { user_id: u.id, wrapped_by_kit: B64(u.wrapped_by_kit) }))
+    // With two-factor sign-in on, the kit alone is not enough: a stolen kit
+    // neither resets the password nor receives the kit-sealed keys.
+    let second_factor_token = match crate::two_factor::enabled(&state, u.id).await? {
+        None => None,
+        Some(t) => {
+            if body.code.is_none() && body.recovery_code.is_none() {
+                return Err(ApiError::new(
+                    ErrorCode::SecondFactorNeeded,
+                    "this account has two-factor sign-in on: give a code from your authenticator app or a recovery code with the kit",
+                ));
+            }
+            crate::two_factor::check_factor(&req, &state, &u, &t, body.code.as_deref(), body.recovery_code.as_deref()).await?;
+            Some(crate::two_factor::recovery_proof(&state, u.id).await?)
+        }
+    };
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(RecoverStartResponse {
+        user_id: u.id,
+        wrapped_by_kit: B64(u.wrapped_by_kit),
+        second_factor_token,
+    }))
 }
 
 /// `POST /api/v1/auth/recover/finish`: new password, all sessions revoked, new session.
@@ -424,6 +450,9 @@ pub async fn recover_finish(
     validate::bytes_exact("auth_key", &body.auth_key, 32)?;
     validate::bytes_range("wrapped_by_password", &body.wrapped_by_password, 41, 1024)?;
     let u = check_kit(&req, &state, &email, &body.kit_auth).await?;
+    if crate::two_factor::enabled(&state, u.id).await?.is_some() {
+        crate::two_factor::check_recovery_proof(&state, u.id, body.second_factor_token.as_deref()).await?;
+    }
     state
         .store
         .reset_password(

@@ -119,6 +119,11 @@ pub struct Config {
     pub metrics_bind: Option<SocketAddr>,
     /// How log lines are written: `"text"` (the default) or `"json"`, one object per line.
     pub log_format: crate::logging::LogFormat,
+    /// Wrong two-factor codes (and recovery codes) per account per window from
+    /// every address together. Lower than the password's ceiling: only someone
+    /// who already proved the password (or the kit) can try a code, and each
+    /// try of six digits in a ±1-step window has a 3-in-a-million chance.
+    pub second_factor_failures_per_account_total: u32,
 }
 
 impl Default for Config {
@@ -164,6 +169,7 @@ impl Default for Config {
             free_draft_ttl_secs: handoff_protocol::free::DRAFT_TTL_SECS,
             metrics_bind: None,
             log_format: crate::logging::LogFormat::Text,
+            second_factor_failures_per_account_total: 20,
         }
     }
 }

@@ -40,9 +40,15 @@ pub fn can_receive(p: &PracticeRecord) -> bool {
     eligibility::receives_referrals(p.kind, p.verified, p.paused)
 }
 
-/// The practice and the caller's role, or `not_found` if the caller is not a member.
+/// The practice and the caller's role, or `not_found` if the caller is not a
+/// member, or `two_factor_required` if the practice requires two-factor
+/// sign-in and the caller has it off ([`handoff_actors::access::standing`]).
 pub async fn membership(state: &AppState, id: PracticeId, who: &Authed) -> ApiResult<(PracticeRecord, Role)> {
-    let role = state.store.role(id, who.user.id).await?.ok_or_else(|| ApiError::not_found("practice"))?;
+    let role = match handoff_actors::access::standing(&*state.store, id, who.user.id).await? {
+        handoff_actors::access::Standing::Member(role) => role,
+        handoff_actors::access::Standing::HeldBack => return Err(handoff_actors::access::two_factor_required()),
+        handoff_actors::access::Standing::Outside => return Err(ApiError::not_found("practice")),
+    };
     let p = state.store.practice(id).await?.ok_or_else(|| ApiError::not_found("practice"))?;
     Ok((p, role))
 }

@@ -71,6 +71,10 @@ pub enum Scope {
     FreeSendAddress = 9,
     /// Free referrals sent by one email address (per day).
     FreeSendEmail = 10,
+    /// Failed two-factor codes for one account from one address.
+    SecondFactorAtAddress = 11,
+    /// Failed two-factor codes for one account from every address.
+    SecondFactorAccount = 12,
 }
 
 /// A counter's key: 16 bytes of an HMAC over its scope, account and address.
@@ -368,6 +372,8 @@ pub struct Limits {
     pub free_sends_per_address: u32,
     /// Free referrals per email address per day.
     pub free_sends_per_email: u32,
+    /// Wrong second factors per account per window from every address together.
+    pub second_factor_per_account: u32,
 }
 
 impl Limits {
@@ -382,6 +388,7 @@ impl Limits {
             free_codes_per_email: config.free_codes_per_email_per_hour,
             free_sends_per_address: config.free_referrals_per_address_per_day,
             free_sends_per_email: config.free_referrals_per_email_per_day,
+            second_factor_per_account: config.second_factor_failures_per_account_total,
         }
     }
 }
@@ -393,6 +400,10 @@ pub enum Check {
     Login,
     /// An Emergency Access Kit check.
     Kit,
+    /// A two-factor code or recovery code (the account is the user id): the
+    /// password's limits per address, and a lower ceiling per account from
+    /// every address ([`Limits::second_factor_per_account`]).
+    SecondFactor,
 }
 
 /// The window of the free referral code limits.
@@ -477,16 +488,17 @@ impl RateLimiter {
     /// address's attempts, the account's failures at that address and the
     /// account's failures from everywhere. Fails with the seconds to wait.
     pub fn begin_check(&self, check: Check, email: &str, addr: IpAddr) -> Result<Attempt, u64> {
-        let (at_address, anywhere) = match check {
-            Check::Login => (Scope::LoginAtAddress, Scope::LoginAccount),
-            Check::Kit => (Scope::KitAtAddress, Scope::KitAccount),
-        };
         let l = self.limits;
+        let (at_address, anywhere, per_account) = match check {
+            Check::Login => (Scope::LoginAtAddress, Scope::LoginAccount, l.per_account),
+            Check::Kit => (Scope::KitAtAddress, Scope::KitAccount, l.per_account),
+            Check::SecondFactor => (Scope::SecondFactorAtAddress, Scope::SecondFactorAccount, l.second_factor_per_account),
+        };
         self.counters.begin(
             vec![
                 Slot { key: self.key(Scope::Address, "", Some(addr)), limit: l.per_address, on_success: OnSuccess::Keep },
                 Slot { key: self.key(at_address, email, Some(addr)), limit: l.per_account_at_address, on_success: OnSuccess::Forget },
-                Slot { key: self.key(anywhere, email, None), limit: l.per_account, on_success: OnSuccess::GiveBack },
+                Slot { key: self.key(anywhere, email, None), limit: per_account, on_success: OnSuccess::GiveBack },
             ],
             Instant::now(),
         )

@@ -94,7 +94,7 @@ async fn may_read_referral(state: &AppState, who: &Authed, r: ReferralId) -> Api
     let access = handoff_actors::access::referral_access(&*state.store, who.user.id, &rec).await?;
     match access {
         Some(a) if a.permits(Action::Read).is_ok() => Ok(rec),
-        _ => Err(ApiError::not_found("referral")),
+        _ => Err(handoff_actors::access::refusal(&*state.store, who.user.id, handoff_actors::access::parties(&rec), "referral").await),
     }
 }
 

@@ -134,4 +134,11 @@ pub trait PracticeStore: Send + Sync + 'static {
     /// Deletes invites that expired before `now` (their links can never be
     /// used again). Returns how many.
     async fn purge_invites(&self, now: UnixMillis) -> Result<u64, PracticeError>;
+
+    /// Sets whether the practice requires two-factor sign-in of its members.
+    /// [`PracticeError::NoSuchPractice`] if there is no such practice.
+    async fn set_require_two_factor(&self, practice: PracticeId, required: bool) -> Result<(), PracticeError>;
+    /// Whether the practice requires two-factor sign-in and `user` has it off:
+    /// the one question the 2FA requirement asks (`false` for no such practice).
+    async fn two_factor_missing(&self, practice: PracticeId, user: UserId) -> Result<bool, PracticeError>;
 }

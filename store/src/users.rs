@@ -29,9 +29,45 @@ pub enum UserError {
     /// expired, or dropped because its address was confirmed first by another.
     #[error("not found: pending registration")]
     NoSuchRegistration,
+    /// A two-factor call ([`start_totp`](UserStore::start_totp),
+    /// [`enable_totp`](UserStore::enable_totp)) found two-factor sign-in on already.
+    #[error("already on: two-factor sign-in")]
+    TotpEnabled,
+    /// [`enable_totp`](UserStore::enable_totp) found no enrollment waiting for
+    /// its first code, or [`disable_totp`](UserStore::disable_totp) found
+    /// two-factor sign-in off.
+    #[error("not found: two-factor enrollment")]
+    NoTotp,
     /// The backend failed; nothing was changed.
     #[error(transparent)]
     Backend(#[from] BackendError),
+}
+
+/// A user's TOTP secret and state. The secret is sealed by the server before
+/// it reaches the store; the store never sees it in the clear.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TotpRecord {
+    /// The user.
+    pub user_id: UserId,
+    /// The sealed TOTP secret.
+    pub sealed_secret: Vec<u8>,
+    /// When two-factor sign-in was turned on; `None` while the enrollment waits for its first code.
+    pub enabled_at: Option<UnixMillis>,
+    /// The last 30-second step a code was accepted for (-1 for none).
+    pub last_step: i64,
+    /// Recovery codes not used yet.
+    pub recovery_codes_left: u32,
+}
+
+/// What [`use_recovery_code`](UserStore::use_recovery_code) found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecoveryCodeUse {
+    /// The code was unused; it is used now.
+    Accepted,
+    /// The code was used before.
+    AlreadyUsed,
+    /// No such code for this user.
+    Unknown,
 }
 
 /// Accounts and sessions. Each call is atomic, as for every store trait.
@@ -79,4 +115,23 @@ pub trait UserStore: Send + Sync + 'static {
     async fn confirm_registration(&self, token_hash: &[u8], id: UserId, now: UnixMillis) -> Result<UserRecord, UserError>;
     /// Deletes pending registrations that expired before `now`. Returns how many.
     async fn purge_pending_registrations(&self, now: UnixMillis) -> Result<u64, UserError>;
+
+    /// The user's two-factor state, if an enrollment was started or finished.
+    async fn totp(&self, user: UserId) -> Result<Option<TotpRecord>, UserError>;
+    /// Starts (or restarts) an enrollment with a new sealed secret, not yet in
+    /// force. [`UserError::TotpEnabled`] if two-factor sign-in is on;
+    /// [`UserError::NoSuchUser`] if there is no such user.
+    async fn start_totp(&self, user: UserId, sealed_secret: Vec<u8>, now: UnixMillis) -> Result<(), UserError>;
+    /// Turns the waiting enrollment on, atomically: records `step` as used
+    /// and replaces the user's recovery codes with `recovery_hashes`.
+    /// [`UserError::NoTotp`] if no enrollment waits; [`UserError::TotpEnabled`] if on already.
+    async fn enable_totp(&self, user: UserId, step: i64, recovery_hashes: Vec<Vec<u8>>, now: UnixMillis) -> Result<(), UserError>;
+    /// Records that a code of `step` was accepted, if `step` is later than the
+    /// last one (compare-and-set). `false` if it is not: a replay, refused.
+    async fn use_totp_step(&self, user: UserId, step: i64) -> Result<bool, UserError>;
+    /// Uses one recovery code by its hash, atomically.
+    async fn use_recovery_code(&self, user: UserId, code_hash: &[u8], now: UnixMillis) -> Result<RecoveryCodeUse, UserError>;
+    /// Turns two-factor sign-in off and deletes its secret and recovery codes.
+    /// [`UserError::NoTotp`] if it was not on.
+    async fn disable_totp(&self, user: UserId) -> Result<(), UserError>;
 }

@@ -461,7 +461,8 @@ fn tests(root: &Path) -> Result<()> {
     eprintln!("\n==> tests");
     // `--workspace`: the web client is not a default member (it is built for
     // wasm32), but its unit tests run natively and must run here too.
-    let mut child = cargo().args(["test", "--workspace", "--all-targets", "--no-fail-fast"]).stdout(std::process::Stdio::piped()).spawn()?;
+    let mut child =
+        cargo().args(["test", "--workspace", "--all-targets", "--no-fail-fast"]).stdout(std::process::Stdio::piped()).spawn()?;
     let (mut passed, mut failed) = (0u64, 0u64);
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines() {

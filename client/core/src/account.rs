@@ -43,7 +43,9 @@ pub fn new_account(email: &str, display_name: &str, password: &str, invite_token
     Ok(NewAccount { request, secrets, kit_words: kit.words() })
 }
 
-/// The request that finishes a kit reset: the same keys sealed under a new password.
+/// The request that finishes a kit reset: the same keys sealed under a new
+/// password. For an account with two-factor sign-in on, set its
+/// `second_factor_token` to the one `recover/start` answered.
 pub fn recover_finish(email: &str, kit_auth: B64, new_password: &str, secrets: &UserSecrets) -> Result<RecoverFinishRequest, CryptoError> {
     let salt = handoff_crypto::password::new_salt()?;
     let pw = PasswordKeys::derive(new_password, &salt)?;
@@ -53,6 +55,7 @@ pub fn recover_finish(email: &str, kit_auth: B64, new_password: &str, secrets: &
         salt: B64(salt.to_vec()),
         auth_key: B64(pw.auth_key.to_vec()),
         wrapped_by_password: B64(secrets.wrap(&pw.kek)?),
+        second_factor_token: None,
     })
 }
 

@@ -48,6 +48,29 @@ pub enum ClientError {
     /// The call needs a signed-in client.
     #[error("not signed in")]
     NotSignedIn,
+    /// The password was right, but the account has two-factor sign-in on:
+    /// sign in with [`Client::login_with_code`] (or a recovery code), or reset
+    /// with [`Client::recover_with_code`].
+    #[error("two-factor sign-in is on: a code from the authenticator app (or a recovery code) is needed")]
+    SecondFactorNeeded,
+}
+
+/// A second factor, for sign-in, a kit reset, or turning two-factor sign-in off.
+#[derive(Clone, Copy, Debug)]
+pub enum SecondFactor<'a> {
+    /// The six digits the authenticator app shows.
+    Code(&'a str),
+    /// One unused recovery code.
+    RecoveryCode(&'a str),
+}
+
+impl SecondFactor<'_> {
+    fn parts(self) -> (Option<String>, Option<String>) {
+        match self {
+            SecondFactor::Code(c) => (Some(c.to_string()), None),
+            SecondFactor::RecoveryCode(r) => (None, Some(r.to_string())),
+        }
+    }
 }
 
 impl ClientError {
@@ -285,12 +308,61 @@ impl Client {
     }
 
     /// Signs in: fetch the salt, stretch locally, prove the auth key, unwrap the keys.
+    /// An account with two-factor sign-in on fails with
+    /// [`ClientError::SecondFactorNeeded`]: use [`Client::login_with_code`].
     pub async fn login(&mut self, email: &str, password: &str) -> Result<()> {
+        self.login_inner(email, password, None).await
+    }
+
+    /// Signs in with the password, then, if the account has two-factor
+    /// sign-in on, with `factor` (`POST /auth/2fa`). An account without it
+    /// signs in with the password alone.
+    pub async fn login_with_code(&mut self, email: &str, password: &str, factor: SecondFactor<'_>) -> Result<()> {
+        self.login_inner(email, password, Some(factor)).await
+    }
+
+    async fn login_inner(&mut self, email: &str, password: &str, factor: Option<SecondFactor<'_>>) -> Result<()> {
+        use handoff_protocol::two_factor::{LoginResponse, SecondFactorLogin};
         let params = self.call::<Prelogin>(&(), &PreloginRequest { email: email.into() }).await?;
         let pw = stretch(&params, password)?;
-        let s = self.call::<Login>(&(), &LoginRequest { email: email.into(), auth_key: B64(pw.auth_key.to_vec()) }).await?;
+        let s = match self.call::<Login>(&(), &LoginRequest { email: email.into(), auth_key: B64(pw.auth_key.to_vec()) }).await? {
+            LoginResponse::SignedIn(s) => s,
+            LoginResponse::SecondFactor(challenge) => {
+                let (code, recovery_code) = factor.ok_or(ClientError::SecondFactorNeeded)?.parts();
+                let req = SecondFactorLogin { pending_token: challenge.pending_token, code, recovery_code };
+                self.call::<SecondFactorSignIn>(&(), &req).await?
+            }
+        };
         let secrets = UserSecrets::unwrap(&pw.kek, s.user.keys.wrapped_by_password.as_slice())?;
         self.adopt(s, secrets)
+    }
+
+    /// Starts enrolling in two-factor sign-in: a new secret (base32) and its
+    /// otpauth URI, not in force until [`Client::confirm_two_factor`].
+    pub async fn start_two_factor(&self) -> Result<handoff_protocol::two_factor::TwoFactorEnrollment> {
+        self.call::<StartTwoFactor>(&(), &()).await
+    }
+
+    /// Confirms the enrollment with a code from the new secret; answers the ten recovery codes, once.
+    pub async fn confirm_two_factor(&self, code: &str) -> Result<Vec<String>> {
+        let req = handoff_protocol::two_factor::SecondFactorProof { code: Some(code.into()), recovery_code: None };
+        Ok(self.call::<ConfirmTwoFactor>(&(), &req).await?.codes)
+    }
+
+    /// Turns two-factor sign-in off with a code or a recovery code.
+    pub async fn disable_two_factor(&self, factor: SecondFactor<'_>) -> Result<()> {
+        let (code, recovery_code) = factor.parts();
+        self.call::<DisableTwoFactor>(&(), &handoff_protocol::two_factor::SecondFactorProof { code, recovery_code }).await
+    }
+
+    /// Whether two-factor sign-in is on, and the recovery codes left.
+    pub async fn two_factor_status(&self) -> Result<handoff_protocol::two_factor::TwoFactorStatus> {
+        self.call::<GetTwoFactor>(&(), &()).await
+    }
+
+    /// Requires (or stops requiring) two-factor sign-in of a practice's members (admins only).
+    pub async fn require_two_factor(&self, practice: PracticeId, required: bool) -> Result<()> {
+        self.call::<RequirePracticeTwoFactor>(&practice, &handoff_protocol::two_factor::RequireTwoFactor { required }).await
     }
 
     /// Signs out this session.
@@ -303,12 +375,28 @@ impl Client {
 
     /// Resets the password with the Emergency Access Kit's words in grid order.
     /// Keeps every key: the same private keys are re-sealed under the new password.
+    /// An account with two-factor sign-in on is refused (`second_factor_needed`):
+    /// use [`Client::recover_with_code`].
     pub async fn recover(&mut self, email: &str, words: &[String], new_password: &str) -> Result<()> {
+        self.recover_inner(email, words, new_password, None).await
+    }
+
+    /// As [`Client::recover`], with the second factor an account with
+    /// two-factor sign-in on needs besides the kit.
+    pub async fn recover_with_code(&mut self, email: &str, words: &[String], new_password: &str, factor: SecondFactor<'_>) -> Result<()> {
+        self.recover_inner(email, words, new_password, Some(factor)).await
+    }
+
+    async fn recover_inner(&mut self, email: &str, words: &[String], new_password: &str, factor: Option<SecondFactor<'_>>) -> Result<()> {
         let kit = EmergencyKit::from_words(words)?;
         let kit_auth = B64(kit.auth_key().to_vec());
-        let start = self.call::<RecoverStart>(&(), &RecoverStartRequest { email: email.into(), kit_auth: kit_auth.clone() }).await?;
+        let (code, recovery_code) = factor.map(SecondFactor::parts).unwrap_or_default();
+        let start = self
+            .call::<RecoverStart>(&(), &RecoverStartRequest { email: email.into(), kit_auth: kit_auth.clone(), code, recovery_code })
+            .await?;
         let secrets = UserSecrets::unwrap(&kit.kek(), start.wrapped_by_kit.as_slice())?;
-        let req = handoff_client_core::account::recover_finish(email, kit_auth, new_password, &secrets)?;
+        let mut req = handoff_client_core::account::recover_finish(email, kit_auth, new_password, &secrets)?;
+        req.second_factor_token = start.second_factor_token;
         let s = self.call::<RecoverFinish>(&(), &req).await?;
         self.adopt(s, secrets)
     }

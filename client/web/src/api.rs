@@ -126,7 +126,16 @@ where
         Some(json) => rb.header("Content-Type", "application/json").body(json)?,
         None => rb.build()?,
     };
-    let body = body_of(req.send().await?).await?;
+    let body = match body_of(req.send().await?).await {
+        Ok(b) => b,
+        Err(e) => {
+            // A practice that requires two-factor sign-in, for a member without it: go enroll.
+            if e.code == Some(ErrorCode::TwoFactorRequired) {
+                crate::screens::two_factor::send_to_enrollment();
+            }
+            return Err(e);
+        }
+    };
     E::response(&body).map_err(|e| ApiError::local(format!("Unexpected answer from the server: {e}")))
 }
 

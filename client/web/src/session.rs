@@ -20,7 +20,7 @@ use handoff_crypto::{EmergencyKit, PasswordKeys};
 use handoff_domain::taxonomy::Lookup as _;
 use handoff_protocol::api::{
     ConfirmAccount, ConfirmParams, CreatePractice, Endpoint, GetBlob, Login, Octets, Prelogin, PutBlob, RecoverFinish, RecoverStart,
-    Register,
+    Register, SecondFactorSignIn,
 };
 use handoff_protocol::v1::*;
 use handoff_protocol::ws::{
@@ -151,10 +151,21 @@ impl Session {
         Self::open(s.user, secrets).await
     }
 
-    /// Signs in with email and password.
-    pub async fn login(email: &str, password: &str) -> ApiResult<Session> {
+    /// Signs in with email and password, and, for an account with two-factor
+    /// sign-in on, `code` (six digits, or a recovery code). Without a code
+    /// such an account fails with `second_factor_needed`, so the form can ask
+    /// for one.
+    pub async fn login(email: &str, password: &str, code: Option<&str>) -> ApiResult<Session> {
+        use handoff_protocol::two_factor::{LoginResponse, SecondFactorLogin};
         let pw = stretch(email, password).await?;
-        let s = api::call::<Login>(&(), &LoginRequest { email: email.into(), auth_key: B64(pw.auth_key.to_vec()) }).await?;
+        let s = match api::call::<Login>(&(), &LoginRequest { email: email.into(), auth_key: B64(pw.auth_key.to_vec()) }).await? {
+            LoginResponse::SignedIn(s) => s,
+            LoginResponse::SecondFactor(challenge) => {
+                let (code, recovery_code) = second_factor(code)?;
+                api::call::<SecondFactorSignIn>(&(), &SecondFactorLogin { pending_token: challenge.pending_token, code, recovery_code })
+                    .await?
+            }
+        };
         let secrets = UserSecrets::unwrap(&pw.kek, s.user.keys.wrapped_by_password.as_slice())?;
         adopt_check(&s.user, &secrets)?;
         Self::open(s.user, secrets).await
@@ -170,13 +181,22 @@ impl Session {
         Self::open(me, secrets).await
     }
 
-    /// Resets the password with the kit, keeping every key.
-    pub async fn recover(email: &str, words: &[String], new_password: &str) -> ApiResult<Session> {
+    /// Resets the password with the kit, keeping every key. An account with
+    /// two-factor sign-in on also needs `code` (six digits, or a recovery
+    /// code); without one the server answers `second_factor_needed`.
+    pub async fn recover(email: &str, words: &[String], new_password: &str, code: Option<&str>) -> ApiResult<Session> {
         let kit = EmergencyKit::from_words(words)?;
         let kit_auth = B64(kit.auth_key().to_vec());
-        let start = api::call::<RecoverStart>(&(), &RecoverStartRequest { email: email.into(), kit_auth: kit_auth.clone() }).await?;
+        let (code, recovery_code) = match code {
+            Some(_) => second_factor(code)?,
+            None => (None, None),
+        };
+        let start =
+            api::call::<RecoverStart>(&(), &RecoverStartRequest { email: email.into(), kit_auth: kit_auth.clone(), code, recovery_code })
+                .await?;
         let secrets = UserSecrets::unwrap(&kit.kek(), start.wrapped_by_kit.as_slice())?;
-        let req = handoff_client_core::account::recover_finish(email, kit_auth, new_password, &secrets)?;
+        let mut req = handoff_client_core::account::recover_finish(email, kit_auth, new_password, &secrets)?;
+        req.second_factor_token = start.second_factor_token;
         let s = api::call::<RecoverFinish>(&(), &req).await?;
         adopt_check(&s.user, &secrets)?;
         Self::open(s.user, secrets).await
@@ -439,4 +459,15 @@ impl Session {
     pub fn region_name(&self, slug: &str) -> String {
         self.taxonomy.region_name(slug)
     }
+}
+
+/// What was typed as a second factor: six digits are a code, anything else a
+/// recovery code. No code at all is `second_factor_needed`, so the form asks.
+fn second_factor(typed: Option<&str>) -> ApiResult<(Option<String>, Option<String>)> {
+    let t = typed.map(str::trim).filter(|t| !t.is_empty()).ok_or_else(|| ApiError {
+        code: Some(handoff_protocol::ErrorCode::SecondFactorNeeded),
+        message: "Enter the 6-digit code from your authenticator app (or a recovery code).".into(),
+    })?;
+    let digits: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+    if digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()) { Ok((Some(digits), None)) } else { Ok((None, Some(t.to_string()))) }
 }

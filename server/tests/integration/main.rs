@@ -75,3 +75,4 @@ mod security_mls;
 mod security_purge;
 mod security_resources;
 mod security_streams;
+mod totp;

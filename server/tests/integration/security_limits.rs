@@ -45,7 +45,7 @@ async fn wrong_login(http: &reqwest::Client, srv: &TestServer, email: &str, forw
 
 /// One wrong Emergency Access Kit check for `email`, as [`wrong_login`].
 async fn wrong_kit(http: &reqwest::Client, srv: &TestServer, email: &str, forwarded: &[&str]) -> u16 {
-    let body = RecoverStartRequest { email: email.into(), kit_auth: B64(vec![9; 32]) };
+    let body = RecoverStartRequest { email: email.into(), kit_auth: B64(vec![9; 32]), code: None, recovery_code: None };
     let mut rb = http.post(format!("{}{}", srv.url(), RecoverStart::PATH)).json(&body);
     for f in forwarded {
         rb = rb.header("x-forwarded-for", *f);

@@ -55,6 +55,7 @@ mod mls;
 mod practices;
 mod referrals;
 mod taxonomy;
+mod two_factor;
 mod users;
 
 pub use free::*;
@@ -64,6 +65,7 @@ pub use mls::*;
 pub use practices::*;
 pub use referrals::*;
 pub use taxonomy::*;
+pub use two_factor::*;
 pub use users::*;
 
 /// Generates one `#[tokio::test]` per conformance test for a backend.
@@ -81,6 +83,7 @@ macro_rules! conformance_tests {
         $crate::__conformance_mls!($make);
         $crate::__conformance_limits!($make);
         $crate::__conformance_free!($make);
+        $crate::__conformance_two_factor!($make);
     };
 }
 

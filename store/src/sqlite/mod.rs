@@ -53,6 +53,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 7, sql: include_str!("../../../migrations/sqlite/0007_mls_observer.sql") },
     Migration { version: 8, sql: include_str!("../../../migrations/sqlite/0008_free_referrals.sql") },
     Migration { version: 9, sql: include_str!("../../../migrations/sqlite/0009_free_senders.sql") },
+    Migration { version: 10, sql: include_str!("../../../migrations/sqlite/0010_totp.sql") },
 ];
 
 /// The embedded store.

@@ -356,6 +356,32 @@ impl PracticeStore for SqliteStore {
         })
         .await
     }
+
+    async fn set_require_two_factor(&self, practice: PracticeId, required: bool) -> Result<(), PracticeError> {
+        self.run(move |c| {
+            let n = c
+                .execute("UPDATE practices SET require_2fa = ?2 WHERE id = ?1", params![practice.as_bytes().as_slice(), required])
+                .map_err(db)?;
+            changed(n, PracticeError::NoSuchPractice)
+        })
+        .await
+    }
+
+    async fn two_factor_missing(&self, practice: PracticeId, user: UserId) -> Result<bool, PracticeError> {
+        self.run(move |c| {
+            c.query_row(
+                "SELECT p.require_2fa = 1 AND NOT EXISTS \
+                 (SELECT 1 FROM user_totp t WHERE t.user_id = ?2 AND t.enabled_at IS NOT NULL) \
+                 FROM practices p WHERE p.id = ?1",
+                params![practice.as_bytes().as_slice(), user.as_bytes().as_slice()],
+                |r| r.get::<_, bool>(0),
+            )
+            .optional()
+            .map(|v| v.unwrap_or(false))
+            .map_err(backend)
+        })
+        .await
+    }
 }
 
 const PRACTICE_COLS: &str = "p.id, p.name, p.kind, p.specialty, p.region, p.intake, p.verified, p.paused, p.key_epoch, p.public_key, p.created_by, p.created_at, \

@@ -6,7 +6,9 @@ use rusqlite::{OptionalExtension, params};
 use handoff_protocol::{UnixMillis, UserId};
 
 use super::{SqliteStore, USER_COLS, backend, changed, db, is_unique_violation, user_row, uuid_of};
-use crate::{PasswordChange, PendingProof, PendingRegistration, SessionRecord, UserError, UserRecord, UserStore};
+use crate::{
+    PasswordChange, PendingProof, PendingRegistration, RecoveryCodeUse, SessionRecord, TotpRecord, UserError, UserRecord, UserStore,
+};
 
 /// Inserts an account row; [`UserError::EmailTaken`] if the address has one.
 fn insert_user(c: &rusqlite::Connection, u: &UserRecord) -> Result<(), UserError> {
@@ -218,5 +220,122 @@ impl UserStore for SqliteStore {
     async fn purge_pending_registrations(&self, now: UnixMillis) -> Result<u64, UserError> {
         self.run(move |c| c.execute("DELETE FROM pending_registrations WHERE expires_at < ?1", [now]).map(|n| n as u64).map_err(backend))
             .await
+    }
+
+    async fn totp(&self, user: UserId) -> Result<Option<TotpRecord>, UserError> {
+        self.run(move |c| {
+            c.query_row(
+                "SELECT t.secret, t.enabled_at, t.last_step, \
+                 (SELECT COUNT(*) FROM totp_recovery_codes r WHERE r.user_id = t.user_id AND r.used_at IS NULL) \
+                 FROM user_totp t WHERE t.user_id = ?1",
+                [user.as_bytes().as_slice()],
+                |r| {
+                    Ok(TotpRecord {
+                        user_id: user,
+                        sealed_secret: r.get(0)?,
+                        enabled_at: r.get(1)?,
+                        last_step: r.get(2)?,
+                        recovery_codes_left: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn start_totp(&self, user: UserId, sealed_secret: Vec<u8>, now: UnixMillis) -> Result<(), UserError> {
+        self.run(move |c| {
+            let tx = c.transaction().map_err(db)?;
+            let uid = user.as_bytes().as_slice();
+            let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)", [uid], |r| r.get(0)).map_err(db)?;
+            if !exists {
+                return Err(UserError::NoSuchUser);
+            }
+            let enabled: Option<Option<UnixMillis>> =
+                tx.query_row("SELECT enabled_at FROM user_totp WHERE user_id = ?1", [uid], |r| r.get(0)).optional().map_err(db)?;
+            if matches!(enabled, Some(Some(_))) {
+                return Err(UserError::TotpEnabled);
+            }
+            tx.execute(
+                "INSERT INTO user_totp (user_id, secret, enabled_at, last_step, created_at) VALUES (?1, ?2, NULL, -1, ?3) \
+                 ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, last_step = -1, created_at = excluded.created_at",
+                params![uid, sealed_secret, now],
+            )
+            .map_err(db)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn enable_totp(&self, user: UserId, step: i64, recovery_hashes: Vec<Vec<u8>>, now: UnixMillis) -> Result<(), UserError> {
+        self.run(move |c| {
+            let tx = c.transaction().map_err(db)?;
+            let uid = user.as_bytes().as_slice();
+            let enabled: Option<Option<UnixMillis>> =
+                tx.query_row("SELECT enabled_at FROM user_totp WHERE user_id = ?1", [uid], |r| r.get(0)).optional().map_err(db)?;
+            match enabled {
+                None => return Err(UserError::NoTotp),
+                Some(Some(_)) => return Err(UserError::TotpEnabled),
+                Some(None) => {}
+            }
+            tx.execute("UPDATE user_totp SET enabled_at = ?2, last_step = ?3 WHERE user_id = ?1", params![uid, now, step]).map_err(db)?;
+            tx.execute("DELETE FROM totp_recovery_codes WHERE user_id = ?1", [uid]).map_err(db)?;
+            for h in &recovery_hashes {
+                tx.execute("INSERT OR IGNORE INTO totp_recovery_codes (user_id, code_hash) VALUES (?1, ?2)", params![uid, h])
+                    .map_err(db)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn use_totp_step(&self, user: UserId, step: i64) -> Result<bool, UserError> {
+        self.run(move |c| {
+            c.execute(
+                "UPDATE user_totp SET last_step = ?2 WHERE user_id = ?1 AND last_step < ?2",
+                params![user.as_bytes().as_slice(), step],
+            )
+            .map(|n| n == 1)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn use_recovery_code(&self, user: UserId, code_hash: &[u8], now: UnixMillis) -> Result<RecoveryCodeUse, UserError> {
+        let h = code_hash.to_vec();
+        self.run(move |c| {
+            let tx = c.transaction().map_err(db)?;
+            let uid = user.as_bytes().as_slice();
+            let used: Option<Option<UnixMillis>> = tx
+                .query_row("SELECT used_at FROM totp_recovery_codes WHERE user_id = ?1 AND code_hash = ?2", params![uid, h], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            let out = match used {
+                None => RecoveryCodeUse::Unknown,
+                Some(Some(_)) => RecoveryCodeUse::AlreadyUsed,
+                Some(None) => {
+                    tx.execute("UPDATE totp_recovery_codes SET used_at = ?3 WHERE user_id = ?1 AND code_hash = ?2", params![uid, h, now])
+                        .map_err(db)?;
+                    RecoveryCodeUse::Accepted
+                }
+            };
+            tx.commit().map_err(db)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn disable_totp(&self, user: UserId) -> Result<(), UserError> {
+        self.run(move |c| {
+            let tx = c.transaction().map_err(db)?;
+            let uid = user.as_bytes().as_slice();
+            let n = tx.execute("DELETE FROM user_totp WHERE user_id = ?1 AND enabled_at IS NOT NULL", [uid]).map_err(db)?;
+            changed(n, UserError::NoTotp)?;
+            tx.execute("DELETE FROM totp_recovery_codes WHERE user_id = ?1", [uid]).map_err(db)?;
+            tx.commit().map_err(backend)
+        })
+        .await
     }
 }

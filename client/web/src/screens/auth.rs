@@ -102,6 +102,12 @@ fn sign_in(
     });
 }
 
+/// Whether the last answer asks for a two-factor code (none given, or a wrong or used one).
+fn asks_for_code(error: &Option<ApiError>) -> bool {
+    use handoff_protocol::ErrorCode::{RecoveryCodeUsed, SecondFactorNeeded, TwoFactorCodeWrong};
+    matches!(error.as_ref().and_then(|e| e.code), Some(SecondFactorNeeded | TwoFactorCodeWrong | RecoveryCodeUsed))
+}
+
 /// Why a chosen password (and its confirmation) cannot be used, if it cannot.
 fn new_password_problem(password: &str, confirm: &str, reset: bool) -> Option<ApiError> {
     if password.chars().count() < 10 {
@@ -125,16 +131,22 @@ pub struct FormProps {
 fn login(p: &FormProps) -> Html {
     let email = use_state(|| p.email.clone().unwrap_or_default());
     let password = use_state(String::new);
+    let code = use_state(String::new);
     let error = use_state(|| None::<ApiError>);
     let busy = use_state(|| false);
     let onsubmit = {
-        let (email, password, error, busy, done) = (email.clone(), password.clone(), error.clone(), busy.clone(), p.signed_in.clone());
+        let (email, password, code, error, busy, done) =
+            (email.clone(), password.clone(), code.clone(), error.clone(), busy.clone(), p.signed_in.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let (email, password) = ((*email).clone(), (*password).clone());
-            sign_in(&busy, &error, &done, async move { Session::login(email.trim(), &password).await.map(|s| (s, None)) });
+            let (email, password, code) = ((*email).clone(), (*password).clone(), (*code).clone());
+            sign_in(&busy, &error, &done, async move {
+                let code = Some(code.trim()).filter(|c| !c.is_empty());
+                Session::login(email.trim(), &password, code).await.map(|s| (s, None))
+            });
         })
     };
+    let asks_code = asks_for_code(&error) || !code.is_empty();
     html! {
         <form {onsubmit} aria-busy={busy.to_string()}>
             <ErrorBox error={(*error).clone()} />
@@ -142,6 +154,11 @@ fn login(p: &FormProps) -> Html {
             <input id="login-email" type="email" autocomplete="username" required=true value={(*email).clone()} oninput={bind(&email)} />
             <label for="login-password">{ "Password" }</label>
             <input id="login-password" type="password" autocomplete="current-password" required=true value={(*password).clone()} oninput={bind(&password)} />
+            if asks_code {
+                <label for="login-code">{ "Code from your authenticator app" }</label>
+                <input id="login-code" inputmode="numeric" autocomplete="one-time-code" required=true value={(*code).clone()} oninput={bind(&code)} />
+                <p class="help">{ "Two-factor sign-in is on for this account. Lost your phone? Enter one of your recovery codes instead." }</p>
+            }
             <button class="primary" type="submit" disabled={*busy}>{ if *busy { "Signing in…" } else { "Sign in" } }</button>
         </form>
     }
@@ -337,11 +354,13 @@ fn recover(p: &FormProps) -> Html {
     let words = use_state(|| vec![String::new(); 24]);
     let password = use_state(String::new);
     let confirm = use_state(String::new);
+    let code = use_state(String::new);
     let error = use_state(|| None::<ApiError>);
     let busy = use_state(|| false);
     let onsubmit = {
         let (email, words, password, confirm, error, busy, done) =
             (email.clone(), words.clone(), password.clone(), confirm.clone(), error.clone(), busy.clone(), p.signed_in.clone());
+        let code = code.clone();
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             if let Some(problem) = new_password_problem(&password, &confirm, true) {
@@ -349,10 +368,14 @@ fn recover(p: &FormProps) -> Html {
                 return;
             }
             let w: Vec<String> = words.iter().map(|w| w.trim().to_lowercase()).collect();
-            let (email, password) = ((*email).clone(), (*password).clone());
-            sign_in(&busy, &error, &done, async move { Session::recover(email.trim(), &w, &password).await.map(|s| (s, None)) });
+            let (email, password, code) = ((*email).clone(), (*password).clone(), (*code).clone());
+            sign_in(&busy, &error, &done, async move {
+                let code = Some(code.trim()).filter(|c| !c.is_empty());
+                Session::recover(email.trim(), &w, &password, code).await.map(|s| (s, None))
+            });
         })
     };
+    let asks_code = asks_for_code(&error) || !code.is_empty();
     let cells = (0..24).map(|i| {
         let current = words.get(i).cloned().unwrap_or_default();
         let words = words.clone();
@@ -389,6 +412,11 @@ fn recover(p: &FormProps) -> Html {
             <input id="rec-password" type="password" autocomplete="new-password" required=true value={(*password).clone()} oninput={bind(&password)} />
             <label for="rec-confirm">{ "Confirm new password" }</label>
             <input id="rec-confirm" type="password" autocomplete="new-password" required=true value={(*confirm).clone()} oninput={bind(&confirm)} />
+            if asks_code {
+                <label for="rec-code">{ "Code from your authenticator app" }</label>
+                <input id="rec-code" inputmode="numeric" autocomplete="one-time-code" required=true value={(*code).clone()} oninput={bind(&code)} />
+                <p class="help">{ "Two-factor sign-in is on for this account, so the kit alone cannot reset it. Enter the code, or one of your recovery codes." }</p>
+            }
             <p class="help">{ "Resetting keeps all your keys, so you keep access to every referral. Every other signed-in browser is signed out." }</p>
             <button class="primary" type="submit" disabled={*busy}>{ if *busy { "Resetting…" } else { "Reset password" } }</button>
         </form>

@@ -10,3 +10,4 @@ pub mod practices;
 pub mod send;
 pub mod settings;
 pub mod shell;
+pub mod two_factor;

@@ -1,5 +1,6 @@
-//! Notification settings: status emails per practice (opt-in, they carry no
-//! patient data), and browser notifications while Handoff is in a background tab.
+//! Settings: two-factor sign-in ([`super::two_factor`]), then notifications:
+//! status emails per practice (opt-in, they carry no patient data), and
+//! browser notifications while Handoff is in a background tab.
 
 use handoff_protocol::v1::{MemberList, NotificationSettings};
 use yew::prelude::*;
@@ -88,6 +89,8 @@ pub fn settings() -> Html {
     };
     html! {
         <>
+            <h1>{ "Security" }</h1>
+            <super::two_factor::TwoFactor />
             <h1>{ "Notifications" }</h1>
             <section class="card" aria-labelledby="n-browser">
                 <h2 id="n-browser">{ "In this browser" }</h2>
