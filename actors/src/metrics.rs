@@ -243,10 +243,13 @@ mod tests {
         m.command("accept", "ok");
         m.commit("commit", Duration::from_millis(3), true);
         m.commit("commit", Duration::from_millis(3), false);
-        m.http("GET", "/api/v1/referrals/{id}", 200, Duration::from_millis(1));
+        let route = <handoff_protocol::api::GetReferral as handoff_protocol::api::Endpoint>::PATH;
+        m.http("GET", route, 200, Duration::from_millis(1));
         m.set_live(2, 1);
         m.set_outbox(3, Duration::from_secs(5));
         let text = m.render();
+        let requests = format!(r#"handoff_http_requests_total{{method="GET",route="{route}",status="200"}} 1"#);
+        let latency = format!(r#"handoff_http_request_seconds_count{{method="GET",route="{route}"}} 1"#);
         for line in [
             "handoff_ws_sockets 1",
             r#"handoff_live_actors{kind="practice"} 2"#,
@@ -257,8 +260,8 @@ mod tests {
             "handoff_ws_slow_consumer_closes_total 0",
             "handoff_mail_outbox_depth 3",
             "handoff_mail_outbox_oldest_age_seconds 5.0",
-            r#"handoff_http_requests_total{method="GET",route="/api/v1/referrals/{id}",status="200"} 1"#,
-            r#"handoff_http_request_seconds_count{method="GET",route="/api/v1/referrals/{id}"} 1"#,
+            requests.as_str(),
+            latency.as_str(),
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} missing from:\n{text}");
         }

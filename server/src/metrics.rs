@@ -134,8 +134,10 @@ mod tests {
 
     #[test]
     fn route_labels_are_protocol_patterns_and_never_paths() {
-        assert_eq!(route_label(Some("/api/v1/referrals/{id}")), "/api/v1/referrals/{id}");
-        assert_eq!(route_label(Some("/api/v1/referrals/6f1c2a4e-0000-4000-8000-000000000000")), UNMATCHED);
+        use handoff_protocol::api::{Endpoint as _, GetReferral};
+        assert_eq!(route_label(Some(GetReferral::PATH)), GetReferral::PATH);
+        let concrete = GetReferral::path(&handoff_protocol::ws::ReferralId(uuid::Uuid::from_u128(0x6f1c2a4e)));
+        assert_eq!(route_label(Some(&concrete)), UNMATCHED);
         assert_eq!(route_label(Some("/{tail}*")), UNMATCHED);
         assert_eq!(route_label(None), UNMATCHED);
     }

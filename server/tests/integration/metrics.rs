@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use handoff_client::referrals::To;
 use handoff_protocol::ErrorCode;
+use handoff_protocol::api::{Endpoint as _, GetReferral, Login};
 use handoff_protocol::ws::{AckBody, Command, Event, StreamId};
 use handoff_testkit::{content, routing};
 use tokio_tungstenite::tungstenite::Message;
@@ -119,10 +120,11 @@ async fn a_scrape_after_a_scenario_has_every_series_and_no_identifier() {
     at_least("handoff_mail_outbox_depth", 0.0);
     at_least("handoff_mail_outbox_oldest_age_seconds", 0.0);
     // HTTP by route pattern and status, with latency; a path no route matched is `unmatched`.
-    at_least(r#"handoff_http_requests_total{method="GET",route="/api/v1/referrals/{id}",status="200"}"#, 1.0);
-    at_least(r#"handoff_http_requests_total{method="POST",route="/api/v1/auth/login",status="200"}"#, 1.0);
+    let (referral_route, login_route) = (GetReferral::PATH, Login::PATH);
+    at_least(&format!(r#"handoff_http_requests_total{{method="GET",route="{referral_route}",status="200"}}"#), 1.0);
+    at_least(&format!(r#"handoff_http_requests_total{{method="POST",route="{login_route}",status="200"}}"#), 1.0);
     at_least(r#"handoff_http_requests_total{method="GET",route="unmatched",status="404"}"#, 1.0);
-    at_least(r#"handoff_http_request_seconds_count{method="GET",route="/api/v1/referrals/{id}"}"#, 1.0);
+    at_least(&format!(r#"handoff_http_request_seconds_count{{method="GET",route="{referral_route}"}}"#), 1.0);
 
     // No identifier anywhere: no UUID, no email, no session token, no referral number.
     assert!(!has_uuid(&text), "a UUID in the scrape:\n{text}");
