@@ -61,13 +61,46 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// How long each step of this run took, in order, for the summary
+/// [`print_times`] prints at the end of `cargo xtask test`.
+static TIMES: std::sync::Mutex<Vec<(String, std::time::Duration)>> = std::sync::Mutex::new(Vec::new());
+
+/// Records that the step `name` took `took`, and prints it.
+fn record_time(name: &str, took: std::time::Duration) {
+    eprintln!("<== {name}: {:.1} s", took.as_secs_f64());
+    if let Ok(mut t) = TIMES.lock() {
+        t.push((name.to_string(), took));
+    }
+}
+
+/// Runs `work` as the step `name`, printing and recording how long it took.
+fn timed<T>(name: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    let start = std::time::Instant::now();
+    let out = work();
+    record_time(name, start.elapsed());
+    out
+}
+
+/// Prints every recorded step's time and their total.
+fn print_times(total: std::time::Duration) {
+    eprintln!("\n==> step times");
+    if let Ok(t) = TIMES.lock() {
+        for (name, took) in t.iter() {
+            eprintln!("{:>8.1} s  {name}", took.as_secs_f64());
+        }
+    }
+    eprintln!("{:>8.1} s  total", total.as_secs_f64());
+}
+
 fn step(name: &str, cmd: &mut Command) -> Result<()> {
     eprintln!("\n==> {name}");
-    let status = cmd.status().with_context(|| format!("starting: {name}"))?;
-    if !status.success() {
-        bail!("{name} failed ({status})");
-    }
-    Ok(())
+    timed(name, || {
+        let status = cmd.status().with_context(|| format!("starting: {name}"))?;
+        if !status.success() {
+            bail!("{name} failed ({status})");
+        }
+        Ok(())
+    })
 }
 
 fn output(cmd: &mut Command) -> Result<String> {
@@ -405,16 +438,25 @@ fn is_string_tagged_store_error(line: &str) -> bool {
 }
 
 fn test(root: &Path) -> Result<()> {
+    let start = std::time::Instant::now();
+    let result = test_steps(root);
+    print_times(start.elapsed());
+    result
+}
+
+fn test_steps(root: &Path) -> Result<()> {
     ensure_wasm_target()?;
     ensure_apt("import aiosmtpd", "python3-aiosmtpd")?;
     apt_install(Path::new(CHROMIUM).exists(), "chromium")?;
     apt_install(Path::new(PDFTOTEXT).exists(), "poppler-utils")?;
     step("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
     dependency_rules()?;
-    modgraph::check_acyclic(&root.join("actors/src"))?;
-    typed_store_errors(root)?;
-    paths::path_literals(root)?;
-    observer::no_group_secrets(root)?;
+    timed("source rules (module graph, store errors, path literals, MLS observer)", || {
+        modgraph::check_acyclic(&root.join("actors/src"))?;
+        typed_store_errors(root)?;
+        paths::path_literals(root)?;
+        observer::no_group_secrets(root)
+    })?;
     step("clippy (native)", cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
     let wasm = |verb: &str| {
         let mut c = cargo();
@@ -461,6 +503,7 @@ fn tests(root: &Path) -> Result<()> {
     eprintln!("\n==> tests");
     // `--workspace`: the web client is not a default member (it is built for
     // wasm32), but its unit tests run natively and must run here too.
+    let tests_start = std::time::Instant::now();
     let mut child =
         cargo().args(["test", "--workspace", "--all-targets", "--no-fail-fast"]).stdout(std::process::Stdio::piped()).spawn()?;
     let (mut passed, mut failed) = (0u64, 0u64);
@@ -481,7 +524,8 @@ fn tests(root: &Path) -> Result<()> {
     }
     let status = child.wait()?;
     let cargo_ok = status.success();
-    let (bp, bf) = if cargo_ok { browser_tests(root)? } else { (0, 0) };
+    record_time("cargo test (build and run)", tests_start.elapsed());
+    let (bp, bf) = if cargo_ok { timed("browser tests (with their builds)", || browser_tests(root))? } else { (0, 0) };
     passed += bp;
     failed += bf;
     println!("tests: {passed} passed, {failed} failed");
