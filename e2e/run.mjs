@@ -126,33 +126,38 @@ function folderMail(maildir) {
   );
 }
 
-// Waits for the mail to `email` holding a link to `/<kind>/<token>` and returns the link.
-async function mailedLink(maildir, email, kind) {
+// Waits for a mail to `email` whose text matches `re` and returns the match.
+// (Maildir names do not sort by arrival: each test address gets one such mail.)
+async function mailed(maildir, email, re, what) {
   const deadline = Date.now() + T;
-  const re = new RegExp(`https?://[^\\s"<>]+/${kind}/[A-Za-z0-9_-]+`);
   for (;;) {
     for (const raw of folderMail(maildir)) {
       if (!raw.includes(`To: ${email}`)) continue;
       const m = raw.match(re);
-      if (m) return m[0];
+      if (m) return m;
     }
-    if (Date.now() > deadline) throw new Error(`no /${kind}/ link mailed to ${email}`);
+    if (Date.now() > deadline) throw new Error(`no ${what} mailed to ${email}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
 
-// Waits for the mail to `email` with a free referral's code and returns the code (the newest).
+// The link to `/<kind>/<token>` mailed to `email`.
+async function mailedLink(maildir, email, kind) {
+  return (await mailed(maildir, email, new RegExp(`https?://[^\\s"<>]+/${kind}/[A-Za-z0-9_-]+`), `/${kind}/ link`))[0];
+}
+
+// The free referral code mailed to `email`.
 async function mailedCode(maildir, email) {
-  const deadline = Date.now() + T;
-  for (;;) {
-    const codes = folderMail(maildir)
-      .filter((raw) => raw.includes(`To: ${email}`))
-      .map((raw) => raw.match(/Your Handoff code is (\d{6})/))
-      .filter(Boolean);
-    if (codes.length) return codes[codes.length - 1][1];
-    if (Date.now() > deadline) throw new Error(`no code mailed to ${email}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  return (await mailed(maildir, email, /Your Handoff code is (\d{6})/, 'code'))[1];
+}
+
+// Signs `page` in with a password and waits for the live connection.
+async function signIn(page, { email, password }) {
+  await page.goto(`${url}/login`);
+  await page.fill('#login-email', email);
+  await page.fill('#login-password', password);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('[data-testid=live-status]:has-text("Live")', { timeout: T });
 }
 
 // Registrations in flight, by page: finishing the kit then confirms the address.
@@ -474,11 +479,7 @@ await test("invite a colleague by email; a member's browser shares the key with 
   assert.ok(referralPath, 'needs the first test');
   const specCtx = await browser.newContext({ viewport });
   const spec = await specCtx.newPage();
-  await spec.goto(`${url}/login`);
-  await spec.fill('#login-email', specUser.email);
-  await spec.fill('#login-password', specUser.password);
-  await spec.click('button[type=submit]');
-  await spec.waitForSelector('[data-testid=live-status]:has-text("Live")', { timeout: T });
+  await signIn(spec, specUser);
   await spec.click('a.navlink:has-text("Practices")');
   await spec.click('a:has-text("Lakeside Cardiology")');
   await spec.waitForURL(/\/practices\/[0-9a-f-]+$/);
@@ -593,11 +594,7 @@ await test('free referral without an account: an MOA sends one, keeps the PDF, t
   const senderEmail = 'jo@oakclinic.example';
   const specCtx = await browser.newContext({ viewport });
   const spec = await specCtx.newPage();
-  await spec.goto(`${url}/login`);
-  await spec.fill('#login-email', specUser.email);
-  await spec.fill('#login-password', specUser.password);
-  await spec.click('button[type=submit]');
-  await spec.waitForSelector('[data-testid=live-status]:has-text("Live")', { timeout: T });
+  await signIn(spec, specUser);
   // A specialist practice receives free referrals unless an admin switches it off.
   await spec.click('a.navlink:has-text("Practices")');
   await spec.click('a:has-text("Lakeside Cardiology")');
