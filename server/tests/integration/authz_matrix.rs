@@ -148,7 +148,7 @@ impl Caller<'_> {
 
 /// The world every request is about: practice A (an admin, a member and a
 /// second member, `colleague`, whom requests name as their target), in an
-/// MLS group; practice B, whose admin is the "other practice" persona;
+/// MLS group, requiring two-factor sign-in, which a third member, `held_back`, has off; practice B, whose admin is the "other practice" persona;
 /// practice C, which sent A a referral with an attachment; practice S,
 /// which A sent a referral to; a pending invite, an open category request,
 /// a blocked address; a verified free sender and one unverified draft per persona.
@@ -161,6 +161,7 @@ struct Fixture {
     admin: Client,
     staff: Client,
     colleague: Client,
+    held_back: Client,
     a: Practice,
     s: Practice,
     received: Referral,
@@ -225,6 +226,12 @@ impl Fixture {
         let block = NewBlock { kind: BlockKind::Email, value: blocked.clone(), reason: "the matrix lifts it".into() };
         staff.call::<AdminBlock>(&(), &block).await.unwrap();
 
+        // A requires two-factor sign-in: its admin and member have it on; one more member has not.
+        enroll(&admin).await;
+        enroll(&member).await;
+        admin.require_two_factor(a.id, true).await.unwrap();
+        let held_back = join(&srv, &admin, a.id, &unique_email("held-back", "cardio.example")).await;
+
         let free = FreeSender::verified(&url, &unique_email("sender", "family.example")).await.unwrap();
         let anonymous = srv.client();
         let mut drafts = HashMap::new();
@@ -242,6 +249,7 @@ impl Fixture {
             admin,
             staff,
             colleague,
+            held_back,
             a,
             s,
             received,
@@ -262,6 +270,7 @@ impl Fixture {
             Persona::Member => Some(&self.member),
             Persona::Admin => Some(&self.admin),
             Persona::Staff => Some(&self.staff),
+            Persona::HeldBack => Some(&self.held_back),
         }
     }
 
@@ -420,8 +429,8 @@ impl Fixture {
             StartTwoFactor => Call::of::<StartTwoFactor>(&(), &());
             ConfirmTwoFactor => Call::of::<ConfirmTwoFactor>(&(), &proof());
             DisableTwoFactor => Call::of::<DisableTwoFactor>(&(), &proof());
-            // Not requiring it: the practice's members keep their access.
-            RequirePracticeTwoFactor => Call::of::<RequirePracticeTwoFactor>(&a, &RequireTwoFactor { required: false });
+            // Requiring it again: the held-back member stays held back.
+            RequirePracticeTwoFactor => Call::of::<RequirePracticeTwoFactor>(&a, &RequireTwoFactor { required: true });
         }
         None
     }
@@ -486,6 +495,14 @@ fn wire_name(c: &Command) -> &'static str {
         Command::AddAttachment { .. } => "add_attachment",
         Command::PostMessage { .. } => "post_message",
     }
+}
+
+/// Turns two-factor sign-in on for `c`, with the code of now computed from the secret.
+async fn enroll(c: &Client) {
+    let e = c.start_two_factor().await.unwrap();
+    let totp = totp_rs::Builder::new().with_secret(totp_rs::Secret::try_from_base32(&e.secret).unwrap()).build().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    c.confirm_two_factor(&totp.generate(now).to_string()).await.unwrap();
 }
 
 /// One command of every variant (values do not matter).

@@ -8,7 +8,10 @@
 //! `the_rights_table_lists_every_route_and_command`.
 //!
 //! A row says *who* may call, as a [`Who`]; what that means for each test
-//! persona is [`Persona::expect`], one exhaustive `match`. Adding a persona
+//! persona is [`Persona::expect`], one exhaustive `match`. The personas
+//! stand relative to practice A, whose resources every request names; A
+//! requires two-factor sign-in, which its admin and member have on and the
+//! held-back member has not. Adding a persona
 //! (the delegate, an ended member, a member before their start date) is one
 //! variant of [`Persona`], its arm in [`Persona::expect`], its column in
 //! [`markdown`] (automatic) and its fixture in `authz_matrix`; a route
@@ -198,6 +201,9 @@ pub enum Persona {
     Admin,
     /// Platform staff, a member of no practice.
     Staff,
+    /// A member of A without two-factor sign-in, which A requires: held back
+    /// from everything of the practice until they enroll.
+    HeldBack,
     // EXTENSION (issue 14, wt-members): `Delegate`, `EndedMember`,
     // `NotYetStarted` go here, with their arms in `expect` and their
     // fixtures in `authz_matrix::Fixture`.
@@ -207,8 +213,15 @@ impl Persona {
     /// Every persona, in the order the matrix calls them (a route that
     /// changes what it touches, e.g. deleting the practice, is called by its
     /// allowed personas last).
-    pub const ALL: &'static [Persona] =
-        &[Persona::Anonymous, Persona::FreeSender, Persona::OtherPractice, Persona::Staff, Persona::Member, Persona::Admin];
+    pub const ALL: &'static [Persona] = &[
+        Persona::Anonymous,
+        Persona::FreeSender,
+        Persona::OtherPractice,
+        Persona::Staff,
+        Persona::HeldBack,
+        Persona::Member,
+        Persona::Admin,
+    ];
 
     /// The persona's column heading in the README.
     pub fn heading(self) -> &'static str {
@@ -219,6 +232,7 @@ impl Persona {
             Persona::Member => "member",
             Persona::Admin => "admin",
             Persona::Staff => "staff",
+            Persona::HeldBack => "held back (no 2FA)",
         }
     }
 
@@ -241,6 +255,10 @@ impl Persona {
             (_, Who::SignedIn) => Allowed,
             (Persona::Staff, Who::Staff) => Allowed,
             (_, Who::Staff) => Refused(forbidden),
+            // Held back by the practice's two-factor requirement, and told so.
+            (Persona::HeldBack, Who::Member | Who::Admin | Who::Party | Who::Receiver | Who::Sender) => {
+                Refused(ErrorCode::TwoFactorRequired)
+            }
             (Persona::OtherPractice | Persona::Staff, Who::Member | Who::Admin | Who::Party | Who::Receiver | Who::Sender) => {
                 Refused(outside)
             }
