@@ -690,8 +690,11 @@ fn the_rights_table_lists_every_route_and_command() {
     listed.sort_unstable();
     assert_eq!(named, listed, "ws::COMMANDS lists every Command variant once");
     assert!(problems.is_empty(), "the rights table is incomplete:\n{}", problems.join("\n"));
-    // Every persona has a column, and every row a mark in it.
+    // Every persona has a column, and every row a mark in it. `HANDOFF_MATRIX_DUMP=1` prints the README's table.
     let table = markdown();
+    if std::env::var_os("HANDOFF_MATRIX_DUMP").is_some() {
+        eprintln!("{table}");
+    }
     assert_eq!(table.lines().count(), RIGHTS.len() + 2);
     assert!(table.lines().all(|l| l.matches('|').count() == Persona::ALL.len() + 4), "{table}");
 }
