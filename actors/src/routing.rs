@@ -151,8 +151,12 @@ struct From {
 async fn sender(store: &dyn Store, creator: &Creator, n: &NewReferral) -> ApiResult<From> {
     match (creator, &n.from) {
         (Creator::Member(user), NewSender::Practice { practice, key }) => {
-            if store.role(*practice, *user).await?.is_none() {
-                return Err(ApiError::not_found("practice"));
+            // The member's standing, not only their role: a member the practice's
+            // two-factor requirement holds back does not send for it.
+            match crate::access::standing(store, *practice, *user).await? {
+                crate::access::Standing::Member(_) => {}
+                crate::access::Standing::HeldBack => return Err(crate::access::two_factor_required()),
+                crate::access::Standing::Outside => return Err(ApiError::not_found("practice")),
             }
             check_wrap(key)?;
             let from = store.practice(*practice).await?.ok_or_else(|| ApiError::not_found("practice"))?;

@@ -102,12 +102,15 @@ async fn may_read_referral(state: &AppState, who: &Authed, r: ReferralId) -> Api
 /// either practice of the referral it is attached to.
 pub async fn get_blob(state: web::Data<AppState>, who: Authed, id: web::Path<BlobId>) -> ApiResult<HttpResponse> {
     let meta = state.store.blob_meta(*id).await?.ok_or_else(|| ApiError::not_found("blob"))?;
-    let allowed = match meta.referral {
-        Some(r) => may_read_referral(&state, &who, r).await.is_ok(),
-        None => meta.owner == who.user.id,
-    };
-    if !allowed {
-        return Err(ApiError::not_found("blob"));
+    match meta.referral {
+        // A member held back by a party's two-factor requirement is told to enroll, as for the referral itself.
+        Some(r) => match may_read_referral(&state, &who, r).await {
+            Ok(_) => {}
+            Err(e) if e.code == ErrorCode::TwoFactorRequired => return Err(e),
+            Err(_) => return Err(ApiError::not_found("blob")),
+        },
+        None if meta.owner == who.user.id => {}
+        None => return Err(ApiError::not_found("blob")),
     }
     // Chunk by chunk, each its own store call, so a download holds the store no longer than an upload does.
     let store = state.store.clone();

@@ -45,6 +45,10 @@
 //!   uploads, and every bad input of those routes.
 //! - `metrics`: the metrics listener (issue 17): a scrape after a scenario
 //!   has every expected series and no identifier; not on the public port.
+//! - `authz_matrix`: the authorization matrix (issue 14): every route and
+//!   WebSocket command called as each persona (anonymous, a free sender, a
+//!   member of another practice, a member, an admin, staff), each answer
+//!   held to `rights`, the rights table that README.md reproduces.
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -57,6 +61,7 @@
 //! a helper local to its module when only that module does.
 
 mod accounts;
+mod authz_matrix;
 mod backup;
 mod bad_input;
 mod free;
@@ -66,6 +71,7 @@ mod metrics;
 mod mls;
 mod practices;
 mod privacy;
+mod rights;
 mod routes;
 mod security_accounts;
 mod security_csrf;

@@ -457,3 +457,39 @@ async fn requiring_two_factor_cuts_a_held_back_members_live_streams_and_referral
     let r = eve.raw("GET", &path, None, Vec::new()).await.unwrap();
     assert_eq!((r.status, code(&r)), (404, ErrorCode::NotFound));
 }
+
+/// The attack: a member who kept the practice key sends a referral *as the
+/// practice* after the practice started requiring two-factor sign-in, which
+/// they have off. Every other practice route holds them back; sending did
+/// not, because the sender check asked for the role, not the standing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_back_member_cannot_send_a_referral_for_the_practice() {
+    use handoff_client::referrals::To;
+    use handoff_protocol::ws::Command;
+    use handoff_testkit::{content, routing};
+
+    let srv = TestServer::start_with(None, |c| c.smtp_url = None);
+    let w = crate::harness::world(&srv, 1).await;
+    let (office, to) = (w.referring.id, w.specialists[0].id);
+    let e = w.moa.start_two_factor().await.unwrap();
+    w.moa.confirm_two_factor(&code_at(&e.secret, now_secs())).await.unwrap();
+    let email = unique_email("dave");
+    w.moa.invite(office, &email, Role::Member).await.unwrap();
+    let token = srv.folder_invite_token(&email).await;
+    let mut dave = srv.client();
+    dave.register(&email, "Dave", PASSWORD, Some(&token)).await.unwrap();
+    w.moa.complete_pending_grants(office).await.unwrap();
+    // Sealed while Dave was in good standing: he holds the practice key.
+    let (referral, _) =
+        dave.prepare_referral(office, To::Practice(to), routing("arrhythmia"), &content("Held Back Sender"), &[]).await.unwrap();
+
+    w.moa.require_two_factor(office, true).await.unwrap();
+    let live = dave.live().await.unwrap();
+    let refused = live.command(Command::SendReferral { referral: referral.clone() }).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::TwoFactorRequired), "{refused}");
+    assert!(w.spec.referrals(to).await.unwrap().iter().all(|r| r.id != referral.id), "nothing was sent");
+    // Once he enrolls, the same referral goes.
+    let e = dave.start_two_factor().await.unwrap();
+    dave.confirm_two_factor(&code_at(&e.secret, now_secs())).await.unwrap();
+    live.command(Command::SendReferral { referral }).await.unwrap();
+}
