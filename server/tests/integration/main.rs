@@ -45,6 +45,9 @@
 //!   uploads, and every bad input of those routes.
 //! - `metrics`: the metrics listener (issue 17): a scrape after a scenario
 //!   has every expected series and no identifier; not on the public port.
+//! - `sessions`: the idle timeout (what is activity and what is not),
+//!   ending a session closes its sockets at once, and the session list
+//!   (issue 14, "Sessions").
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -75,4 +78,5 @@ mod security_mls;
 mod security_purge;
 mod security_resources;
 mod security_streams;
+mod sessions;
 mod totp;
