@@ -107,7 +107,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Authed> {
         return Err(ApiError::new(ErrorCode::SessionExpired, "your session has expired; sign in again"));
     }
     if state.sessions.is_idle(&th, s.last_seen_at, t) {
-        crate::sessions::end(state, &th).await?;
+        crate::sessions::end_idle(state, &th).await?;
         tracing::info!(user = %s.user_id, "session ended after the idle timeout");
         return Err(crate::sessions::idle_error(state));
     }

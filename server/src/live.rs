@@ -22,7 +22,7 @@
 //! ([`crate::sessions::Sessions::register`]): ending the session kills the
 //! connection, and the loop closes it with 4001 at once. The loop also sleeps
 //! until its session's idle deadline and, if no activity moved it, ends the
-//! session and closes. A command other than `subscribe`/`unsubscribe` is
+//! session and closes with 4002. A command other than `subscribe`/`unsubscribe` is
 //! activity; the upgrade, pings and resumes are not.
 
 use std::cell::RefCell;
@@ -366,6 +366,7 @@ async fn feed(sink: &mut futures_util::stream::SplitSink<Ws, Message>, metrics: 
 fn kill_reason(code: u16) -> &'static str {
     match code {
         close::SESSION_ENDED => "session ended; sign in again",
+        close::SESSION_IDLE => "signed out after inactivity; sign in again",
         _ => "slow consumer: the outgoing buffer filled; reconnect and resume",
     }
 }
@@ -396,10 +397,10 @@ async fn run(hub: Arc<Hub>, metrics: &Arc<Metrics>, session: Rc<SocketSession>, 
                     idle.as_mut().reset(instant_of(at));
                     continue;
                 }
-                if let Err(e) = crate::sessions::end_in(&*store, &session.sessions, &token_hash).await {
+                if let Err(e) = crate::sessions::end_in(&*store, &session.sessions, &token_hash, close::SESSION_IDLE).await {
                     tracing::warn!(error = %e, "ending an idle session failed");
                 }
-                break Some((close::SESSION_ENDED, "signed out after inactivity; sign in again"));
+                break Some((close::SESSION_IDLE, kill_reason(close::SESSION_IDLE)));
             }
             frame = out.recv() => {
                 // Everything queued by now goes out with this one: fewer wake-ups

@@ -11,7 +11,7 @@
 //!
 //! **The idle timeout.** A session whose last activity is `session_idle_secs`
 //! old (30 minutes by default) is refused with `session_idle`, deleted, and its
-//! sockets closed (4001). An open socket does not wait for a request to find
+//! sockets closed with 4002 (`close::SESSION_IDLE`). An open socket does not wait for a request to find
 //! out: it sleeps until its session's idle deadline and checks then.
 //!
 //! **Ending a session closes its sockets at once.** Every open socket is
@@ -138,10 +138,15 @@ impl Sessions {
 
     /// Forgets an ended session and closes its sockets (4001). Answers how many sockets were told.
     pub fn ended(&self, token_hash: &[u8]) -> usize {
+        self.ended_with(token_hash, close::SESSION_ENDED)
+    }
+
+    /// As [`ended`](Self::ended), closing the sockets with `code` (4002 for the idle timeout).
+    pub fn ended_with(&self, token_hash: &[u8], code: u16) -> usize {
         self.seen.lock().unwrap_or_else(PoisonError::into_inner).remove(token_hash);
         let conns = self.sockets.lock().unwrap_or_else(PoisonError::into_inner).remove(token_hash).unwrap_or_default();
         for c in &conns {
-            c.kill(close::SESSION_ENDED);
+            c.kill(code);
         }
         conns.len()
     }
@@ -172,15 +177,21 @@ impl Sessions {
     }
 }
 
-/// Ends a session: deletes it from the store, forgets its activity, closes its sockets.
+/// Ends a session: deletes it from the store, forgets its activity, closes its sockets (4001).
 pub async fn end(state: &AppState, token_hash: &[u8]) -> ApiResult<()> {
-    end_in(&*state.store, &state.sessions, token_hash).await
+    end_in(&*state.store, &state.sessions, token_hash, close::SESSION_ENDED).await
 }
 
-/// [`end`], given the store and the registry (the socket loop holds those, not the state).
-pub async fn end_in(store: &dyn handoff_store::Store, sessions: &Sessions, token_hash: &[u8]) -> ApiResult<()> {
+/// Ends a session after the idle timeout: as [`end`], closing its sockets with 4002.
+pub async fn end_idle(state: &AppState, token_hash: &[u8]) -> ApiResult<()> {
+    end_in(&*state.store, &state.sessions, token_hash, close::SESSION_IDLE).await
+}
+
+/// Ends a session, closing its sockets with `code`, given the store and the
+/// registry (the socket loop holds those, not the state).
+pub async fn end_in(store: &dyn handoff_store::Store, sessions: &Sessions, token_hash: &[u8], code: u16) -> ApiResult<()> {
     store.delete_session(token_hash).await?;
-    sessions.ended(token_hash);
+    sessions.ended_with(token_hash, code);
     Ok(())
 }
 
