@@ -8,7 +8,7 @@
 import { chromium } from 'playwright-core';
 import { spawn, execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer } from 'node:net';
@@ -69,14 +69,22 @@ async function startSmtp() {
   return { url: `smtp://127.0.0.1:${port}`, dir, stop: () => child.kill('SIGTERM') };
 }
 
-async function startServer() {
+// `config` (optional): TOML settings for this server only (a block that needs
+// a short `session_idle_secs` starts its own server with them).
+async function startServer(config) {
   const port = await freePort();
   const data = mkdtempSync(join(tmpdir(), 'handoff-e2e-'));
   const url = `http://127.0.0.1:${port}`;
   const smtp = await startSmtp();
+  const configEnv = {};
+  if (config) {
+    const file = join(mkdtempSync(join(tmpdir(), 'handoff-e2e-config-')), 'handoff.toml');
+    writeFileSync(file, config);
+    configEnv.HANDOFF_CONFIG = file;
+  }
   const launch = async () => {
     const child = spawn(BIN, ['serve', '--bind', `127.0.0.1:${port}`, '--data', data, '--static-dir', WEB, '--public-url', url], {
-      env: { ...process.env, RUST_LOG: 'warn', HANDOFF_SMTP_URL: smtp.url },
+      env: { ...process.env, RUST_LOG: 'warn', HANDOFF_SMTP_URL: smtp.url, ...configEnv },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     const deadline = Date.now() + 60_000;
@@ -180,7 +188,7 @@ async function register(page, url, { name, email, password }, screenshotName) {
   return words;
 }
 
-async function finishKit(page) {
+async function finishKit(page, maildir = server.mail) {
   await page.check('#kit-saved');
   await page.click('text=Continue to Handoff');
   const who = registering.get(page);
@@ -190,7 +198,7 @@ async function finishKit(page) {
     // and the registration's password typed there: "check your email", then
     // the link, then the password (it confirms and unlocks the keys at once).
     await page.waitForSelector('.check-email:has-text("Check your email")', { timeout: T });
-    await page.goto(await mailedLink(server.mail, who.email, 'confirm'));
+    await page.goto(await mailedLink(maildir, who.email, 'confirm'));
     await page.waitForSelector('h1:has-text("Confirm your email address")', { timeout: T });
     await page.fill('#confirm-password', who.password);
     await page.click('button:has-text("Confirm and sign in")');
@@ -868,6 +876,92 @@ await test('a practice that requires two-factor sign-in sends a member without i
   await member.click('a:has-text("Cedar Clinic")');
   await member.waitForSelector('h1:has-text("Cedar Clinic")', { timeout: T });
   await Promise.all([adminCtx.close(), memberCtx.close()]);
+});
+
+// Sessions (issue 14, wt-sessions): the idle timeout on a server of its own
+// with a 12-second `session_idle_secs` (the rest of the suite keeps the
+// 30-minute default), then the session list on the main server.
+await test('sessions: an idle tab warns, then drops its keys and asks for the password again', async () => {
+  const idle = await startServer('session_idle_secs = 12\n');
+  const ctx = await browser.newContext({ viewport });
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => console.log(`  page error: ${e.message}`));
+  try {
+    const user = { name: 'Ines Idle', email: 'ines@willow.example', password: 'willow clinic pass 1' };
+    await register(page, idle.url, user);
+    await finishKit(page, idle.mail);
+    const cookie = (await ctx.cookies()).find((c) => c.name === 'handoff_session');
+    assert.ok(cookie, 'signed in with a session cookie');
+    // No input: the warning comes at 5/6 of the timeout (10 s of 12).
+    await page.waitForSelector('.idle-warning:has-text("You will be signed out in")', { timeout: T });
+    await shot(page, 'sessions-01-warning');
+    // "Stay signed in" is activity: the warning goes, and comes back only after another quiet spell.
+    await page.click('button:has-text("Stay signed in")');
+    await page.waitForSelector('.idle-warning', { state: 'detached', timeout: T });
+    await page.waitForSelector('.idle-warning', { timeout: T });
+    // Then the timeout: the password screen.
+    await page.waitForSelector('#idle-signed-out', { timeout: T });
+    await page.waitForSelector('#unlock-password');
+    await shot(page, 'sessions-02-unlock');
+    // Nothing signed in is left on the page: no signed-in screen, no browser storage with keys.
+    assert.equal(await page.locator('[data-testid=live-status]').count(), 0, 'the signed-in app is gone');
+    const stored = await page.evaluate(async () => ({
+      databases: indexedDB.databases ? (await indexedDB.databases()).map((d) => d.name) : [],
+      session: Object.keys(sessionStorage),
+      local: Object.keys(localStorage).map((k) => [k, localStorage.getItem(k)]),
+      cookie: document.cookie,
+    }));
+    assert.deepEqual(stored.databases, [], 'no IndexedDB database');
+    assert.deepEqual(stored.session, [], 'nothing in sessionStorage');
+    for (const [k, v] of stored.local) {
+      assert.match(k, /^handoff\.seen\./, `localStorage holds read marks only, not ${k}`);
+      assert.doesNotMatch(v, /secret|priv|sign_key|hpke/i, 'no key material in the read marks');
+    }
+    assert.doesNotMatch(stored.cookie, /handoff_session/, 'the session cookie is never visible to script');
+    // The old session is ended on the server: its cookie is refused.
+    const r = await fetch(`${idle.url}/api/v1/me`, { headers: { cookie: `handoff_session=${cookie.value}` } });
+    assert.equal(r.status, 401, 'the ended session is refused');
+    // Unlocking is signing in again.
+    await page.fill('#unlock-password', user.password);
+    await page.click('button:has-text("Unlock")');
+    await page.waitForSelector('[data-testid=live-status]:has-text("Live")', { timeout: T });
+  } finally {
+    await ctx.close();
+    idle.stop();
+  }
+});
+
+await test('sessions: one browser ends another session of the same user, which is signed out at once', async () => {
+  const aCtx = await browser.newContext({ viewport });
+  const bCtx = await browser.newContext({ viewport });
+  const a = await aCtx.newPage();
+  const b = await bCtx.newPage();
+  for (const p of [a, b]) p.on('pageerror', (e) => console.log(`  page error: ${e.message}`));
+  const user = { name: 'Noor Sessions', email: 'noor@aspen.example', password: 'aspen clinic pass 1' };
+  await register(a, url, user);
+  await finishKit(a);
+  await signIn(b, user);
+  await a.click('a.navlink:has-text("Notifications")');
+  await a.waitForSelector('table.sessions tr.session-row >> nth=1', { timeout: T });
+  assert.equal(await a.locator('table.sessions tr.session-row').count(), 2, 'both sessions are listed');
+  assert.equal(await a.locator('tr.session-row.current').count(), 1, 'one is this session');
+  await waitText(a, 'table.sessions', 'Chrome on Linux');
+  await shot(a, 'sessions-03-list');
+  await a.click('tr.session-row:not(.current) button.end-session');
+  // The other browser is signed out within a couple of seconds: its socket is closed at once.
+  await b.waitForSelector('#login-email', { timeout: 5_000 });
+  await waitText(a, '[role=status]', 'That session is signed out.');
+  assert.equal(await a.locator('table.sessions tr.session-row').count(), 1, 'only this session is left');
+  // "End all other sessions" does the same for every other one.
+  await signIn(b, user);
+  await a.reload();
+  await unlock(a, user.password);
+  await a.click('a.navlink:has-text("Notifications")');
+  await a.waitForSelector('#end-other-sessions', { timeout: T });
+  await a.click('#end-other-sessions');
+  await b.waitForSelector('#login-email', { timeout: 5_000 });
+  await waitText(a, '[role=status]', '1 other session(s) signed out.');
+  await Promise.all([aCtx.close(), bCtx.close()]);
 });
 
 await browser.close();

@@ -119,6 +119,7 @@ impl From<UserError> for ApiError {
                 ApiError::new(ErrorCode::Conflict, "two-factor sign-in is on already; turn it off first to enroll again")
             }
             UserError::NoTotp => ApiError::new(ErrorCode::Conflict, "two-factor sign-in is not on, or its enrollment was not started"),
+            UserError::NoSuchSession => ApiError::not_found("session"),
             other => ApiError::internal(other),
         }
     }

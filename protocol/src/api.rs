@@ -476,6 +476,14 @@ endpoints! {
     DisableTwoFactor: Post v1!("/account/2fa/disable"), (), crate::two_factor::SecondFactorProof => ();
     /// `PUT /practices/{id}/require-2fa`: admins require two-factor sign-in of every member (or stop requiring it).
     RequirePracticeTwoFactor: Put v1!("/practices/{id}/require-2fa"), PracticeId, crate::two_factor::RequireTwoFactor => ();
+    // Sessions (issue 14, "Sessions"; wt-sessions).
+    /// `GET /account/sessions`: the signed-in user's sessions, with the one asking marked.
+    ListSessions: Get v1!("/account/sessions"), (), () => crate::sessions::SessionList;
+    /// `DELETE /account/sessions/{handle}`: ends one of the user's own sessions
+    /// and closes its sockets; another user's handle is `not_found`.
+    EndSession: Delete v1!("/account/sessions/{handle}"), String, () => ();
+    /// `POST /account/sessions/end-others`: ends every session of the user but this one.
+    EndOtherSessions: Post v1!("/account/sessions/end-others"), (), () => crate::sessions::SessionsEnded;
 }
 
 #[cfg(test)]

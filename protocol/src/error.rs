@@ -144,6 +144,9 @@ pub enum ErrorCode {
     /// from the authenticator app or a recovery code (a kit reset, or a
     /// pending sign-in token that is missing, expired or not one). 401.
     SecondFactorNeeded,
+    /// The session went unused for longer than the server's idle timeout
+    /// (`session_idle_secs`, 30 minutes by default) and is ended; sign in again. 401.
+    SessionIdle,
 }
 
 impl ErrorCode {
@@ -184,6 +187,7 @@ impl ErrorCode {
             SenderBlocked => 403,
             TwoFactorCodeWrong | RecoveryCodeUsed | SecondFactorNeeded => 401,
             TwoFactorRequired => 403,
+            SessionIdle => 401,
         }
     }
 
@@ -244,6 +248,7 @@ impl ErrorCode {
             TwoFactorRequired => "two_factor_required",
             RecoveryCodeUsed => "recovery_code_used",
             SecondFactorNeeded => "second_factor_needed",
+            SessionIdle => "session_idle",
         }
     }
 }

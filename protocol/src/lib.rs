@@ -26,6 +26,7 @@ mod error;
 pub mod free;
 mod ids;
 pub mod mls;
+pub mod sessions;
 pub mod two_factor;
 pub mod v1;
 pub mod ws;

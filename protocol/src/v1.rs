@@ -206,6 +206,10 @@ pub struct Me {
     pub is_staff: bool,
     /// The user's keys.
     pub keys: UserKeyBundle,
+    /// The server's idle timeout, seconds: a session unused this long is
+    /// ended, and the client warns ahead of it (0 from a server that predates it).
+    #[serde(default)]
+    pub idle_timeout_secs: u64,
 }
 
 /// What a practice is.

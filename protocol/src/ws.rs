@@ -63,6 +63,9 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     /// The session expired or was revoked while connected; sign in again.
     pub const SESSION_ENDED: u16 = 4001;
+    /// The session went unused past the server's idle timeout and is ended;
+    /// sign in again (the web client shows its "signed out for inactivity" screen).
+    pub const SESSION_IDLE: u16 = 4002;
     /// The client stopped reading: its outgoing buffer filled up. Reconnect and resume.
     pub const SLOW_CONSUMER: u16 = 4008;
     /// No pong within the timeout.

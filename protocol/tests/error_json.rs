@@ -64,6 +64,7 @@ fn every_code_serializes_as_its_as_str() {
         TwoFactorRequired,
         RecoveryCodeUsed,
         SecondFactorNeeded,
+        SessionIdle,
     ] {
         assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         let back: ErrorCode = serde_json::from_str(&format!("\"{}\"", code.as_str())).unwrap();
@@ -172,6 +173,7 @@ fn two_factor_error_codes_are_pinned() {
         (TwoFactorRequired, "two_factor_required", 403),
         (RecoveryCodeUsed, "recovery_code_used", 401),
         (SecondFactorNeeded, "second_factor_needed", 401),
+        (SessionIdle, "session_idle", 401),
     ];
     for (code, text, status) in pinned {
         assert_eq!(code.as_str(), text);

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::ratelimit::{Limits, RateLimiter};
 use crate::state::{AppState, random_bytes};
-use crate::{admin, auth, free, live, mls, origin, practices, referrals, two_factor};
+use crate::{admin, auth, free, live, mls, origin, practices, referrals, sessions, two_factor};
 
 /// The taxonomy compiled into the binary, from `migrations/seed/taxonomy.json`.
 pub const TAXONOMY_SEED: &str = include_str!("../../migrations/seed/taxonomy.json");
@@ -120,6 +120,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let limit_secret = store.server_secret("rate_limit_keys", random_bytes(32).map_err(|e| StartError::Other(e.to_string()))?).await?;
     let limiter = RateLimiter::load(store.clone(), limit_secret, Duration::from_secs(config.rate_window_secs), Limits::of(&config)).await?;
     let free_secret = store.server_secret("free_code_keys", random_bytes(32).map_err(|e| StartError::Other(e.to_string()))?).await?;
+    let config_idle = config.session_idle();
     Ok(AppState {
         hub,
         limiter: Arc::new(limiter),
@@ -130,6 +131,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         sockets: Arc::default(),
         free_secret: Arc::new(free_secret),
         metrics,
+        sessions: Arc::new(sessions::Sessions::new(config_idle)),
     })
 }
 
@@ -321,6 +323,9 @@ fn api_routes(t: &mut Table<'_>) {
         .at(ConfirmTwoFactor, two_factor::confirm)
         .at(DisableTwoFactor, two_factor::disable)
         .at(RequirePracticeTwoFactor, two_factor::require);
+    // Sessions (issue 14; wt-sessions). `end-others` comes before `{handle}`,
+    // whose pattern would match it too.
+    t.at(ListSessions, sessions::list).at(EndOtherSessions, sessions::end_others).at(EndSession, sessions::end_one);
 }
 
 fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
@@ -445,7 +450,7 @@ pub async fn bind(config: Config) -> Result<Bound, StartError> {
     let bind_addr = config.bind;
     let metrics_bind = config.metrics_bind;
     let state = build_state(config).await?;
-    crate::sweep::start(state.store.clone(), state.config.clone());
+    crate::sweep::start(state.store.clone(), state.config.clone(), state.sessions.clone());
     let hub = state.hub.clone();
     let configure = app_config(state.clone());
     let lst = listener(bind_addr).map_err(|e| StartError::Bind(bind_addr, e))?;

@@ -23,7 +23,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use handoff_protocol::v1::*;
-use handoff_protocol::{B64, ErrorCode, UserId};
+use handoff_protocol::{B64, ErrorCode, UnixMillis, UserId};
 use handoff_store::{PasswordChange, PendingRegistration, SessionRecord, UserError, UserRecord};
 
 use crate::error::{ApiError, ApiResult};
@@ -46,6 +46,8 @@ pub struct Authed {
     pub user: UserRecord,
     /// Hash of the session token used.
     pub token_hash: Vec<u8>,
+    /// The session's last activity as the store held it when the request came.
+    pub last_seen_at: UnixMillis,
 }
 
 /// The session token of a request: `Authorization: Bearer …` first, then the
@@ -84,25 +86,37 @@ impl FromRequest for Authed {
         let token = token_from(req.headers());
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("app state missing"))?;
-            authenticate(&state, &token?).await
+            let who = authenticate(&state, &token?).await?;
+            // An authenticated HTTP request is activity (crate::sessions).
+            crate::sessions::activity(&state, &who).await?;
+            Ok(who)
         })
     }
 }
 
-/// Resolves a bearer token to its user (used by HTTP and, later, `/ws`).
+/// Resolves a bearer token to its user (used by HTTP and `/ws`). An expired
+/// session is refused with `session_expired`, an idle one with
+/// `session_idle`; either is ended (deleted, its sockets closed). Records no
+/// activity: the HTTP extractor does that, the socket upgrade does not.
 pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Authed> {
     let th = sha256(token.as_bytes());
     let s = state.store.session(&th).await?.ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "unknown session; sign in again"))?;
-    if s.expires_at <= now() {
-        state.store.delete_session(&th).await?;
+    let t = now();
+    if s.expires_at <= t {
+        crate::sessions::end(state, &th).await?;
         return Err(ApiError::new(ErrorCode::SessionExpired, "your session has expired; sign in again"));
+    }
+    if state.sessions.is_idle(&th, s.last_seen_at, t) {
+        crate::sessions::end_idle(state, &th).await?;
+        tracing::info!(user = %s.user_id, "session ended after the idle timeout");
+        return Err(crate::sessions::idle_error(state));
     }
     let user = state
         .store
         .user_by_id(s.user_id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "unknown session; sign in again"))?;
-    Ok(Authed { user, token_hash: th })
+    Ok(Authed { user, token_hash: th, last_seen_at: s.last_seen_at })
 }
 
 /// The client's address for the rate limits: the TCP peer, or the entry
@@ -142,8 +156,9 @@ async fn verify_auth_key(phc: String, auth_key: Vec<u8>) -> ApiResult<bool> {
     .map_err(ApiError::internal)?
 }
 
-fn me_of(u: &UserRecord) -> Me {
+fn me_of(state: &AppState, u: &UserRecord) -> Me {
     Me {
+        idle_timeout_secs: state.config.session_idle().as_secs(),
         id: u.id,
         email: u.email.clone(),
         display_name: u.display_name.clone(),
@@ -157,14 +172,23 @@ fn me_of(u: &UserRecord) -> Me {
     }
 }
 
-/// A new session for `user`: its cookie and its answer body.
-async fn new_session(state: &AppState, user: &UserRecord) -> ApiResult<(Cookie<'static>, SessionResponse)> {
+/// A new session for `user`, started by `req`: its cookie and its answer body.
+async fn new_session(req: &HttpRequest, state: &AppState, user: &UserRecord) -> ApiResult<(Cookie<'static>, SessionResponse)> {
     let token = random_token()?;
     let created = now();
     let expires_at = created + state.config.session_ttl().as_millis() as i64;
     state
         .store
-        .create_session(SessionRecord { token_hash: sha256(token.as_bytes()), user_id: user.id, created_at: created, expires_at })
+        .create_session(SessionRecord {
+            token_hash: sha256(token.as_bytes()),
+            user_id: user.id,
+            created_at: created,
+            expires_at,
+            handle: random_bytes(16)?,
+            last_seen_at: created,
+            user_agent: crate::sessions::user_agent(req),
+            client_addr: client_ip(req, state).to_canonical().to_string(),
+        })
         .await?;
     let cookie = Cookie::build(COOKIE, token.clone())
         .path("/")
@@ -173,7 +197,7 @@ async fn new_session(state: &AppState, user: &UserRecord) -> ApiResult<(Cookie<'
         .secure(state.config.secure_cookies())
         .max_age(CookieDuration::seconds(state.config.session_ttl_secs as i64))
         .finish();
-    Ok((cookie, SessionResponse { user: me_of(user), token, expires_at }))
+    Ok((cookie, SessionResponse { user: me_of(state, user), token, expires_at }))
 }
 
 /// An answer that carries a session: the cookie set, never cached.
@@ -181,8 +205,13 @@ fn session_response(status: actix_web::http::StatusCode, body: impl serde::Seria
     HttpResponse::build(status).cookie(cookie).insert_header(("Cache-Control", "no-store")).json(body)
 }
 
-pub(crate) async fn start_session(state: &AppState, user: &UserRecord, status: actix_web::http::StatusCode) -> ApiResult<HttpResponse> {
-    let (cookie, body) = new_session(state, user).await?;
+pub(crate) async fn start_session(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &UserRecord,
+    status: actix_web::http::StatusCode,
+) -> ApiResult<HttpResponse> {
+    let (cookie, body) = new_session(req, state, user).await?;
     Ok(session_response(status, body, cookie))
 }
 
@@ -261,7 +290,7 @@ pub async fn register(req: HttpRequest, state: web::Data<AppState>, body: web::J
     state.store.create_user(user.clone()).await?;
     state.store.accept_invite(&inv.token_hash, user.id, t).await?;
     tracing::info!(user = %user.id, "account registered through an invite");
-    let session = new_session(&state, &user).await?;
+    let session = new_session(&req, &state, &user).await?;
     Ok(session_response(actix_web::http::StatusCode::CREATED, RegisterResponse::SignedIn(session.1), session.0))
 }
 
@@ -303,7 +332,7 @@ async fn register_pending(state: &AppState, user: UserRecord) -> ApiResult<HttpR
 /// account (the first confirmation of an address wins) and signs it in.
 /// Every token that confirms nothing (unknown, used, expired, or for an
 /// address confirmed since) gets the same `confirmation_invalid` answer.
-pub async fn confirm(state: web::Data<AppState>, body: web::Json<ConfirmRequest>) -> ApiResult<HttpResponse> {
+pub async fn confirm(req: HttpRequest, state: web::Data<AppState>, body: web::Json<ConfirmRequest>) -> ApiResult<HttpResponse> {
     validate::bytes_exact("auth_key", &body.auth_key, 32)?;
     // The link alone is not enough: whoever opens it must also know the
     // password the registration was made with. Otherwise an owner who opens a
@@ -324,7 +353,7 @@ pub async fn confirm(state: web::Data<AppState>, body: web::Json<ConfirmRequest>
         Err(e) => return Err(e.into()),
     };
     tracing::info!(user = %user.id, "account registered and confirmed");
-    start_session(&state, &user, actix_web::http::StatusCode::CREATED).await
+    start_session(&req, &state, &user, actix_web::http::StatusCode::CREATED).await
 }
 
 /// The proof of the unexpired pending registration a link's token names.
@@ -370,7 +399,7 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Json
                     .insert_header(("Cache-Control", "no-store"))
                     .json(handoff_protocol::two_factor::LoginResponse::SecondFactor(challenge)));
             }
-            start_session(&state, &u, actix_web::http::StatusCode::OK).await
+            start_session(&req, &state, &u, actix_web::http::StatusCode::OK).await
         }
         _ => {
             state.limiter.kept(attempt).await;
@@ -381,14 +410,14 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Json
 
 /// `POST /api/v1/auth/logout`: ends this session.
 pub async fn logout(state: web::Data<AppState>, who: Authed) -> ApiResult<HttpResponse> {
-    state.store.delete_session(&who.token_hash).await?;
+    crate::sessions::end(&state, &who.token_hash).await?;
     let gone = Cookie::build(COOKIE, "").path("/").http_only(true).same_site(SameSite::Strict).max_age(CookieDuration::ZERO).finish();
     Ok(HttpResponse::NoContent().cookie(gone).finish())
 }
 
 /// `GET /api/v1/me`
-pub async fn me(who: Authed) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(me_of(&who.user)))
+pub async fn me(state: web::Data<AppState>, who: Authed) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(me_of(&state, &who.user)))
 }
 
 async fn check_kit(req: &HttpRequest, state: &AppState, email: &str, kit_auth: &B64) -> ApiResult<UserRecord> {
@@ -467,6 +496,8 @@ pub async fn recover_finish(
         .await?;
     state.limiter.forget_login_failures(&email, client_ip(&req, &state)).await;
     tracing::info!(user = %u.id, "password reset with the Emergency Access Kit");
+    // The reset revoked every session in the store: close their sockets now.
+    state.sessions.ended_for_user(u.id);
     let u = state.store.user_by_id(u.id).await?.ok_or_else(|| ApiError::internal("user vanished during reset"))?;
-    start_session(&state, &u, actix_web::http::StatusCode::OK).await
+    start_session(&req, &state, &u, actix_web::http::StatusCode::OK).await
 }

@@ -124,6 +124,12 @@ pub struct Config {
     /// who already proved the password (or the kit) can try a code, and each
     /// try of six digits in a ±1-step window has a 3-in-a-million chance.
     pub second_factor_failures_per_account_total: u32,
+    /// Seconds a session may go without activity (an authenticated HTTP
+    /// request, or a WebSocket command other than subscribe/unsubscribe)
+    /// before it is ended (30 minutes). Pings, reconnects and stream resumes
+    /// are not activity. The session's absolute lifetime (`session_ttl_secs`)
+    /// still applies.
+    pub session_idle_secs: u64,
 }
 
 impl Default for Config {
@@ -170,6 +176,7 @@ impl Default for Config {
             metrics_bind: None,
             log_format: crate::logging::LogFormat::Text,
             second_factor_failures_per_account_total: 20,
+            session_idle_secs: 30 * 60,
         }
     }
 }
@@ -256,6 +263,11 @@ impl Config {
 
     pub(crate) fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.session_ttl_secs)
+    }
+
+    /// The idle timeout (at least one second).
+    pub(crate) fn session_idle(&self) -> Duration {
+        Duration::from_secs(self.session_idle_secs.max(1))
     }
 }
 

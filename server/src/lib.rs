@@ -25,6 +25,7 @@ pub mod origin;
 pub mod practices;
 pub mod ratelimit;
 pub mod referrals;
+pub mod sessions;
 pub mod state;
 pub mod sweep;
 pub mod two_factor;

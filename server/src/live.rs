@@ -17,6 +17,13 @@
 //! frames. Writes that stall for [`WRITE_TIMEOUT`], or an outgoing queue that
 //! fills, close the socket as a slow consumer; a peer that misses pongs for
 //! [`PONG_TIMEOUT`] is closed as dead; an expired session is closed with 4001.
+//!
+//! **Sessions.** Each socket is registered under its session
+//! ([`crate::sessions::Sessions::register`]): ending the session kills the
+//! connection, and the loop closes it with 4001 at once. The loop also sleeps
+//! until its session's idle deadline and, if no activity moved it, ends the
+//! session and closes with 4002. A command other than `subscribe`/`unsubscribe` is
+//! activity; the upgrade, pings and resumes are not.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -42,12 +49,13 @@ use handoff_actors::hub::Hub;
 use handoff_actors::metrics::Metrics;
 use handoff_protocol::api::WS_PATH;
 use handoff_protocol::ws::{AckBody, Command, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, StreamId, WsQuery, close};
-use handoff_protocol::{ErrorBody, ErrorCode, UserId};
+use handoff_protocol::{ErrorBody, ErrorCode, UnixMillis, UserId};
 use handoff_store::Store;
 
 use crate::auth::{self, Authed};
 use crate::error::{ApiError, ApiResult};
 use crate::origin;
+use crate::sessions::Sessions;
 use crate::state::{AppState, now};
 
 /// Commands running at once per socket.
@@ -205,15 +213,47 @@ fn ws_config() -> WebSocketConfig {
 /// boxed future, freed when it is done, and the user's record is dropped once
 /// its id is known.
 pub async fn upgrade(state: AppState, req: Request, framed: Framed<TcpStream, h1::Codec>) -> Result<(), actix_web::Error> {
-    let Some((conn, out, token_hash, ws, slot)) = Box::pin(handshake(&state, req, framed)).await else {
+    let Some((conn, out, session, ws, slot)) = Box::pin(handshake(&state, req, framed)).await else {
         return Ok(());
     };
-    let (hub, store, metrics) = (state.hub.clone(), state.store.clone(), state.metrics.clone());
+    let (hub, metrics) = (state.hub.clone(), state.metrics.clone());
+    let registered = state.sessions.register(&session.token_hash, conn.clone());
     drop(state);
     let open = metrics.socket_opened();
-    run(hub, store, &metrics, token_hash, conn, out, ws).await;
-    drop((open, slot));
+    run(hub, &metrics, Rc::new(session), conn, out, ws).await;
+    drop((open, slot, registered));
     Ok(())
+}
+
+/// The session a socket is signed in with, and what the socket needs to keep track of its activity.
+struct SocketSession {
+    store: Arc<dyn Store>,
+    sessions: Arc<Sessions>,
+    token_hash: Vec<u8>,
+    /// `last_seen_at` as stored when the socket opened.
+    stored_seen: UnixMillis,
+}
+
+impl SocketSession {
+    /// Records a command as activity, writing it through when due.
+    async fn activity(&self) {
+        if let Some(at) = self.sessions.touch(&self.token_hash, self.stored_seen, now())
+            && let Err(e) = self.store.touch_session(&self.token_hash, at).await
+        {
+            tracing::warn!(error = %e, "recording a session's activity failed");
+        }
+    }
+
+    /// When the session goes idle, as far as this process knows.
+    fn idle_at(&self) -> UnixMillis {
+        self.sessions.idle_at(&self.token_hash, self.stored_seen)
+    }
+}
+
+/// The instant `at` (Unix milliseconds) falls on, or now if it has passed.
+fn instant_of(at: UnixMillis) -> tokio::time::Instant {
+    let wait = u64::try_from(at.saturating_sub(now())).unwrap_or(0);
+    tokio::time::Instant::now() + Duration::from_millis(wait)
 }
 
 /// Accepts or refuses the upgrade; on success, the socket's queue and stream.
@@ -221,14 +261,14 @@ async fn handshake(
     state: &AppState,
     req: Request,
     framed: Framed<TcpStream, h1::Codec>,
-) -> Option<(Conn, Outgoing, Vec<u8>, Ws, SocketSlot)> {
+) -> Option<(Conn, Outgoing, SocketSession, Ws, SocketSlot)> {
     let parts = framed.into_parts();
     let mut io = parts.io;
     // Whatever the client sent after the request head (nothing, from a client
     // that waits for 101 as it must). The HTTP/1 buffers go now.
     let early = parts.read_buf.to_vec();
     drop((parts.read_buf, parts.write_buf));
-    let (Authed { user, token_hash }, key, slot) = match accept(state, &req).await {
+    let (Authed { user, token_hash, last_seen_at }, key, slot) = match accept(state, &req).await {
         Ok(ok) => ok,
         Err(e) => {
             refuse(&mut io, e).await;
@@ -245,7 +285,8 @@ async fn handshake(
     }
     let ws = WebSocketStream::from_partially_read(io, early, Role::Server, Some(ws_config())).await;
     let (conn, out) = Conn::bounded(user.id, state.config.ws_outgoing_buffer, state.config.ws_outgoing_bytes);
-    Some((conn, out, token_hash, ws, slot))
+    let session = SocketSession { store: state.store.clone(), sessions: state.sessions.clone(), token_hash, stored_seen: last_seen_at };
+    Some((conn, out, session, ws, slot))
 }
 
 fn json(frame: &ServerFrame) -> Frame {
@@ -256,7 +297,14 @@ fn error_frame(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> 
     json(&ServerFrame::Error { id, error: code, message: message.into() })
 }
 
-async fn handle_text(hub: Arc<Hub>, metrics: Arc<Metrics>, conn: Conn, subs: Rc<RefCell<HashSet<StreamId>>>, text: Utf8Bytes) {
+async fn handle_text(
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    session: Rc<SocketSession>,
+    conn: Conn,
+    subs: Rc<RefCell<HashSet<StreamId>>>,
+    text: Utf8Bytes,
+) {
     let frame = match handoff_protocol::ws::parse_client_frame(text.as_str()) {
         Ok(f) => f,
         Err((id, code, msg)) => {
@@ -282,7 +330,11 @@ async fn handle_text(hub: Arc<Hub>, metrics: Arc<Metrics>, conn: Conn, subs: Rc<
         }
         cmd => match frame.idem {
             None => Err(ApiError::new(ErrorCode::MissingIdempotencyKey, "commands that change state need an idem key")),
-            Some(key) => hub.execute(conn.user, key, cmd).await,
+            Some(key) => {
+                // A command is the user's activity; subscribing (a resume) is not.
+                session.activity().await;
+                hub.execute(conn.user, key, cmd).await
+            }
         },
     };
     metrics.command(command, result.as_ref().map_or_else(|e| e.code.as_str(), |_| "ok"));
@@ -310,7 +362,19 @@ async fn feed(sink: &mut futures_util::stream::SplitSink<Ws, Message>, metrics: 
     Ok(())
 }
 
-async fn run(hub: Arc<Hub>, store: Arc<dyn Store>, metrics: &Arc<Metrics>, token_hash: Vec<u8>, conn: Conn, out: Outgoing, ws: Ws) {
+/// Why a socket closes when its connection was killed with `code`.
+fn kill_reason(code: u16) -> &'static str {
+    match code {
+        close::SESSION_ENDED => "session ended; sign in again",
+        close::SESSION_IDLE => "signed out after inactivity; sign in again",
+        _ => "slow consumer: the outgoing buffer filled; reconnect and resume",
+    }
+}
+
+async fn run(hub: Arc<Hub>, metrics: &Arc<Metrics>, session: Rc<SocketSession>, conn: Conn, out: Outgoing, ws: Ws) {
+    let (store, token_hash) = (session.store.clone(), session.token_hash.clone());
+    let idle = tokio::time::sleep_until(instant_of(session.idle_at()));
+    tokio::pin!(idle);
     let opened = Instant::now();
     let (mut sink, mut stream) = ws.split();
     let subs: Rc<RefCell<HashSet<StreamId>>> = Rc::default();
@@ -324,7 +388,19 @@ async fn run(hub: Arc<Hub>, store: Arc<dyn Store>, metrics: &Arc<Metrics>, token
         tokio::select! {
             biased;
             code = conn.killed() => {
-                break Some((code, "slow consumer: the outgoing buffer filled; reconnect and resume"));
+                break Some((code, kill_reason(code)));
+            }
+            () = &mut idle => {
+                // Activity (here or over HTTP) may have moved the deadline since.
+                let at = session.idle_at();
+                if now() < at {
+                    idle.as_mut().reset(instant_of(at));
+                    continue;
+                }
+                if let Err(e) = crate::sessions::end_in(&*store, &session.sessions, &token_hash, close::SESSION_IDLE).await {
+                    tracing::warn!(error = %e, "ending an idle session failed");
+                }
+                break Some((close::SESSION_IDLE, kill_reason(close::SESSION_IDLE)));
             }
             frame = out.recv() => {
                 // Everything queued by now goes out with this one: fewer wake-ups
@@ -346,9 +422,9 @@ async fn run(hub: Arc<Hub>, store: Arc<dyn Store>, metrics: &Arc<Metrics>, token
                 None => break None,
                 Some(Ok(Message::Text(text))) => {
                     let Ok(permit) = slots.clone().acquire_owned().await else { break None };
-                    let (hub, metrics, conn, subs) = (hub.clone(), metrics.clone(), conn.clone(), subs.clone());
+                    let (hub, metrics, session, conn, subs) = (hub.clone(), metrics.clone(), session.clone(), conn.clone(), subs.clone());
                     actix_web::rt::spawn(async move {
-                        handle_text(hub, metrics, conn, subs, text).await;
+                        handle_text(hub, metrics, session, conn, subs, text).await;
                         drop(permit);
                     });
                 }

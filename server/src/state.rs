@@ -34,6 +34,8 @@ pub struct AppState {
     pub free_secret: Arc<Vec<u8>>,
     /// The server's metrics (served by the metrics listener, `metrics.rs`).
     pub metrics: Arc<handoff_actors::metrics::Metrics>,
+    /// Session activity (the idle timeout) and each session's open sockets.
+    pub sessions: Arc<crate::sessions::Sessions>,
 }
 
 impl std::fmt::Debug for AppState {

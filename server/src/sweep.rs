@@ -3,7 +3,9 @@
 //! Every [`Config::sweep_every_secs`] the server deletes, with the retention
 //! README.md documents:
 //!
-//! - sessions past their expiry (they are refused at once anyway; the rows go);
+//! - sessions past their expiry, and sessions idle past `session_idle_secs`
+//!   (plus the minute their activity may wait in memory); both are refused at
+//!   once anyway, the rows go;
 //! - pending registrations past their expiry (`registration_ttl_secs`: the
 //!   link no longer confirms anything, and the email address goes with them);
 //! - invites past their expiry (their links can never work again);
@@ -35,7 +37,7 @@ use crate::state::now;
 /// What one pass deleted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Swept {
-    /// Expired sessions.
+    /// Expired and idle sessions.
     pub sessions: u64,
     /// Expired pending registrations.
     pub registrations: u64,
@@ -97,13 +99,22 @@ fn purge_mail_files(dir: &Path, before: SystemTime) -> std::io::Result<u64> {
     Ok(n)
 }
 
+/// Sessions whose stored activity is older than this are idle at `at`. The
+/// server writes activity through at most once per
+/// [`crate::sessions::WRITE_EVERY`], so the cutoff leaves that much more room:
+/// the sweep never deletes a session whose newer activity is still in memory.
+fn idle_cutoff(config: &Config, at: UnixMillis) -> UnixMillis {
+    at.saturating_sub(ms(config.session_idle())).saturating_sub(ms(crate::sessions::WRITE_EVERY))
+}
+
 /// One pass at time `at` (Unix milliseconds; file ages are measured against
 /// the same instant).
 pub async fn sweep_once(store: &dyn Store, config: &Config, at: UnixMillis) -> Swept {
     let file_cutoff = SystemTime::UNIX_EPOCH
         + Duration::from_millis(u64::try_from(at.saturating_sub(secs(config.mail_folder_retention_secs))).unwrap_or(0));
     let swept = Swept {
-        sessions: logged("sessions", store.purge_sessions(at).await),
+        sessions: logged("sessions", store.purge_sessions(at).await)
+            + logged("idle sessions", store.purge_idle_sessions(idle_cutoff(config, at)).await),
         registrations: logged("pending registrations", store.purge_pending_registrations(at).await),
         invites: logged("invites", store.purge_invites(at).await),
         idempotency: logged("idempotency", store.purge_idempotency(at.saturating_sub(secs(config.idempotency_retention_secs))).await),
@@ -126,14 +137,16 @@ pub async fn sweep_once(store: &dyn Store, config: &Config, at: UnixMillis) -> S
 
 /// Runs [`sweep_once`] now and then every `config.sweep_every_secs` on the
 /// current actix runtime, until the server stops.
-pub fn start(store: std::sync::Arc<dyn Store>, config: std::sync::Arc<Config>) {
+pub fn start(store: std::sync::Arc<dyn Store>, config: std::sync::Arc<Config>, sessions: std::sync::Arc<crate::sessions::Sessions>) {
     let every = Duration::from_secs(config.sweep_every_secs.max(1));
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            sweep_once(&*store, &config, now()).await;
+            let at = now();
+            sweep_once(&*store, &config, at).await;
+            sessions.prune(at);
         }
     });
 }

@@ -404,7 +404,7 @@ pub async fn sign_in(req: HttpRequest, state: web::Data<AppState>, body: web::Js
     let t = enabled(&state, uid).await?.ok_or_else(needed)?;
     check(&req, &state, &user, &t, f, false).await?;
     tracing::info!(user = %uid, "signed in with a second factor");
-    crate::auth::start_session(&state, &user, actix_web::http::StatusCode::OK).await
+    crate::auth::start_session(&req, &state, &user, actix_web::http::StatusCode::OK).await
 }
 
 /// `PUT /api/v1/practices/{id}/require-2fa` (admins only). An admin must have

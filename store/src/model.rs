@@ -81,6 +81,15 @@ pub struct SessionRecord {
     pub created_at: UnixMillis,
     /// After this the session no longer signs anyone in.
     pub expires_at: UnixMillis,
+    /// A random id naming the session in the user's session list; neither
+    /// the token nor its hash, so a listed handle signs nobody in.
+    pub handle: Vec<u8>,
+    /// The last activity written through (see `touch_session`).
+    pub last_seen_at: UnixMillis,
+    /// The `User-Agent` the session was created with, truncated (empty if none).
+    pub user_agent: String,
+    /// The client address the session was created from (as the rate limits see it).
+    pub client_addr: String,
 }
 
 /// A practice's metadata.

@@ -20,6 +20,10 @@ pub enum UserError {
     /// [`create_session`](UserStore::create_session) was given a token hash that is already stored.
     #[error("already exists: session")]
     SessionExists,
+    /// [`end_session_by_handle`](UserStore::end_session_by_handle) found no
+    /// session of the user with that handle.
+    #[error("not found: session")]
+    NoSuchSession,
     /// [`create_pending_registration`](UserStore::create_pending_registration) was
     /// given a token hash that is stored already.
     #[error("already exists: pending registration")]
@@ -98,6 +102,21 @@ pub trait UserStore: Send + Sync + 'static {
     async fn delete_session(&self, token_hash: &[u8]) -> Result<(), UserError>;
     /// Deletes sessions that expired before `now`. Returns how many.
     async fn purge_sessions(&self, now: UnixMillis) -> Result<u64, UserError>;
+    /// Records activity on a session: sets its `last_seen_at` to `at` if that
+    /// is later (a no-op for an unknown session).
+    async fn touch_session(&self, token_hash: &[u8], at: UnixMillis) -> Result<(), UserError>;
+    /// The user's sessions (expired ones too: the caller decides), oldest first.
+    async fn sessions_of(&self, user: UserId) -> Result<Vec<SessionRecord>, UserError>;
+    /// Deletes the user's session with this handle and answers its token hash,
+    /// so its sockets can be closed. [`UserError::NoSuchSession`] if the user
+    /// has no session with this handle (another user's handle included).
+    async fn end_session_by_handle(&self, user: UserId, handle: &[u8]) -> Result<Vec<u8>, UserError>;
+    /// Deletes every session of the user but `keep` (a token hash), atomically;
+    /// answers the token hashes deleted.
+    async fn end_other_sessions(&self, user: UserId, keep: &[u8]) -> Result<Vec<Vec<u8>>, UserError>;
+    /// Deletes sessions whose last activity is before `seen_before` (idle past
+    /// the limit). Returns how many.
+    async fn purge_idle_sessions(&self, seen_before: UnixMillis) -> Result<u64, UserError>;
 
     /// Stores a registration until its link is confirmed. Pending registrations
     /// are not accounts: [`user_by_email`](UserStore::user_by_email) does not see

@@ -35,6 +35,7 @@ impl ApiError {
             }
             ErrorCode::InvalidRecoveryKit => "Those kit words do not match this account.".to_string(),
             ErrorCode::SessionExpired | ErrorCode::Unauthenticated => "Your session has ended. Please sign in again.".to_string(),
+            ErrorCode::SessionIdle => "You were signed out for inactivity. Please sign in again.".to_string(),
             ErrorCode::RateLimited => format!("Too many attempts. {}", b.message),
             ErrorCode::EmailTaken => "An account with this email already exists. Sign in instead.".to_string(),
             ErrorCode::ConfirmationMismatch => "The name you typed does not match the practice's name exactly.".to_string(),
@@ -64,7 +65,7 @@ impl ApiError {
 
     /// Whether the session is gone.
     pub fn session_ended(&self) -> bool {
-        matches!(self.code, Some(ErrorCode::SessionExpired | ErrorCode::Unauthenticated))
+        matches!(self.code, Some(ErrorCode::SessionExpired | ErrorCode::SessionIdle | ErrorCode::Unauthenticated))
     }
 }
 

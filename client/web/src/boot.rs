@@ -19,6 +19,9 @@ pub enum Auth {
     SignedOut,
     /// The session survived a reload; the keys need the password again.
     Locked(Me),
+    /// Signed out for inactivity: no key is left and the server session is
+    /// ended; the password signs in again.
+    TimedOut(Me),
     /// A new account: show the kit before anything else.
     Kit(Rc<Session>, Vec<String>),
     /// The keys are unlocked.

@@ -113,12 +113,12 @@ fn upkeep(s: &Rc<Session>, data: &UseReducerHandle<Data>) {
 /// The live connection of `session`'s tab, once it has started. It starts
 /// when the component using this hook mounts with a session, and stops when
 /// it unmounts; `signout` is called (without a server call) when the server
-/// ends the session.
+/// ends the session, and `idle` when it ends it after its idle timeout.
 #[hook]
-pub fn use_connection(session: &Rc<Session>, data: &UseReducerHandle<Data>, signout: &Callback<bool>) -> Option<Live> {
+pub fn use_connection(session: &Rc<Session>, data: &UseReducerHandle<Data>, signout: &Callback<bool>, idle: &Callback<()>) -> Option<Live> {
     let live = use_state(|| None::<Live>);
     {
-        let (s, data, signout, live) = (session.clone(), data.clone(), signout.clone(), live.clone());
+        let (s, data, signout, idle, live) = (session.clone(), data.clone(), signout.clone(), idle.clone(), live.clone());
         use_effect_with(Rc::as_ptr(session) as usize, move |_| {
             data.dispatch(Action::Reset(Some(s.me.id)));
             let on_state = {
@@ -127,6 +127,9 @@ pub fn use_connection(session: &Rc<Session>, data: &UseReducerHandle<Data>, sign
                     data.dispatch(Action::Live(st));
                     if st == LiveState::SessionEnded {
                         signout.emit(false);
+                    }
+                    if st == LiveState::SessionIdle {
+                        idle.emit(());
                     }
                 })
             };

@@ -31,6 +31,8 @@ pub enum LiveState {
     },
     /// The server ended the session (expired or signed out elsewhere).
     SessionEnded,
+    /// The server ended the session after its idle timeout.
+    SessionIdle,
 }
 
 /// An event pushed on a stream.
@@ -157,9 +159,9 @@ impl Live {
         if stopped {
             return;
         }
-        if code == close::SESSION_ENDED {
+        if code == close::SESSION_ENDED || code == close::SESSION_IDLE {
             self.0.borrow_mut().stopped = true;
-            state.emit(LiveState::SessionEnded);
+            state.emit(if code == close::SESSION_IDLE { LiveState::SessionIdle } else { LiveState::SessionEnded });
             return;
         }
         self.schedule_reconnect();
@@ -188,7 +190,8 @@ impl Live {
                     {
                         me2.0.borrow_mut().stopped = true;
                         let s = me2.0.borrow().on_state.clone();
-                        s.emit(LiveState::SessionEnded);
+                        let idle = e.code == Some(handoff_protocol::ErrorCode::SessionIdle);
+                        s.emit(if idle { LiveState::SessionIdle } else { LiveState::SessionEnded });
                         return;
                     }
                     me2.connect();

@@ -9,6 +9,7 @@
 //! - [`connection`]: the live connection wired to the tab's state.
 //! - [`state`]: the referrals, history, unread marks and toasts (a reducer).
 //! - [`signed_in`]: the signed-in tab: its data, connection and [`Ctx`].
+//! - [`idle`]: the idle timeout: the warning, then signing out.
 //! - [`forms`]: forms that need no session (patient details, attachments).
 //! - [`pdf`]: a referral as a PDF, built here from the plaintext.
 //! - [`screens`]: one module per screen.
@@ -19,6 +20,7 @@ mod api;
 mod boot;
 mod connection;
 mod forms;
+mod idle;
 mod live;
 mod pdf;
 mod screens;
@@ -103,6 +105,17 @@ fn app() -> Html {
         })
     };
 
+    // The idle timeout: every key goes with the session, and the server session is ended.
+    let timed_out = {
+        let auth = auth.clone();
+        Callback::from(move |me: handoff_protocol::v1::Me| {
+            auth.set(Auth::TimedOut(me));
+            spawn(async move {
+                let _ = api::logout().await;
+            });
+        })
+    };
+
     // A referral without an account needs no sign-in, whatever the tab's state.
     if route == Route::Free {
         return html! { <screens::free::FreeReferral /> };
@@ -111,6 +124,9 @@ fn app() -> Html {
         Auth::Checking => html! { <div class="boot" aria-busy="true"><p>{ "Loading Handoff…" }</p></div> },
         Auth::SignedOut => html! { <screens::auth::SignedOut {route} {nav} {signed_in} /> },
         Auth::Locked(me) => html! { <screens::auth::Unlock me={me.clone()} {signed_in} signout={signout.reform(|_| true)} /> },
+        Auth::TimedOut(me) => {
+            html! { <screens::auth::Unlock me={me.clone()} {signed_in} signout={signout.reform(|_| false)} timed_out=true /> }
+        }
         Auth::Kit(s, words) => {
             let done = {
                 let (auth, s, nav) = (auth.clone(), s.clone(), nav.clone());
@@ -121,7 +137,7 @@ fn app() -> Html {
             };
             html! { <screens::auth::KitScreen words={words.clone()} email={s.me.email.clone()} {done} /> }
         }
-        Auth::Ready(s) => html! { <SignedIn session={s.clone()} {route} {nav} {signout} /> },
+        Auth::Ready(s) => html! { <SignedIn session={s.clone()} {route} {nav} {signout} {timed_out} /> },
     }
 }
 

@@ -9,6 +9,7 @@ use yew::prelude::*;
 
 use crate::Ctx;
 use crate::connection::use_connection;
+use crate::idle::{IdleWarning, use_idle};
 use crate::screens::shell::Shell;
 use crate::session::Session;
 use crate::state::{Action, Data};
@@ -26,11 +27,17 @@ pub struct SignedInProps {
     /// Signs out: `true` when the user asked (the server is told), `false`
     /// when the server already ended the session.
     pub signout: Callback<bool>,
+    /// The idle timeout passed: drop the session (and every key) and end it on the server.
+    pub timed_out: Callback<handoff_protocol::v1::Me>,
 }
 
 impl PartialEq for SignedInProps {
     fn eq(&self, o: &Self) -> bool {
-        Rc::ptr_eq(&self.session, &o.session) && self.route == o.route && self.nav == o.nav && self.signout == o.signout
+        Rc::ptr_eq(&self.session, &o.session)
+            && self.route == o.route
+            && self.nav == o.nav
+            && self.signout == o.signout
+            && self.timed_out == o.timed_out
     }
 }
 
@@ -38,7 +45,13 @@ impl PartialEq for SignedInProps {
 #[function_component(SignedIn)]
 pub fn signed_in(p: &SignedInProps) -> Html {
     let data = use_reducer(Data::default);
-    let live = use_connection(&p.session, &data, &p.signout);
+    // The idle timeout, in this tab or (first, if it was) on the server: the same password screen.
+    let on_idle = {
+        let (me, timed_out) = (p.session.me.clone(), p.timed_out.clone());
+        Callback::from(move |()| timed_out.emit(me.clone()))
+    };
+    let live = use_connection(&p.session, &data, &p.signout, &on_idle);
+    let idle = use_idle(p.session.me.idle_timeout_secs, on_idle);
     let Some(live) = live else {
         return html! { <div class="boot" aria-busy="true"><p>{ "Connecting…" }</p></div> };
     };
@@ -69,6 +82,7 @@ pub fn signed_in(p: &SignedInProps) -> Html {
     html! {
         <ContextProvider<Ctx> context={ctx}>
             <Shell route={p.route.clone()} {signout} />
+            if let Some(left) = idle.warning { <IdleWarning {left} stay={idle.stay.clone()} /> }
         </ContextProvider<Ctx>>
     }
 }

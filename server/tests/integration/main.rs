@@ -49,6 +49,9 @@
 //!   WebSocket command called as each persona (anonymous, a free sender, a
 //!   member of another practice, a member, an admin, staff), each answer
 //!   held to `rights`, the rights table that README.md reproduces.
+//! - `sessions`: the idle timeout (what is activity and what is not),
+//!   ending a session closes its sockets at once, and the session list
+//!   (issue 14, "Sessions").
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -81,4 +84,5 @@ mod security_mls;
 mod security_purge;
 mod security_resources;
 mod security_streams;
+mod sessions;
 mod totp;

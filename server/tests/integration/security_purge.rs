@@ -80,9 +80,22 @@ async fn one_sweep_deletes_exactly_what_is_past_its_retention() {
     store.create_user(a.clone()).await.unwrap();
     let p = practice(1, a.id, PracticeKind::Referring);
     store.create_practice(p.clone(), grant(p.id, a.id, a.id, 0)).await.unwrap();
-    let session = |n: u8, expires_at| SessionRecord { token_hash: vec![n; 32], user_id: a.id, created_at: 0, expires_at };
-    store.create_session(session(1, now - 1)).await.unwrap();
-    store.create_session(session(2, now + 1)).await.unwrap();
+    let session = |n: u8, expires_at, last_seen_at| SessionRecord {
+        token_hash: vec![n; 32],
+        user_id: a.id,
+        created_at: 0,
+        expires_at,
+        handle: vec![n; 16],
+        last_seen_at,
+        user_agent: String::new(),
+        client_addr: String::new(),
+    };
+    store.create_session(session(1, now - 1, now)).await.unwrap();
+    store.create_session(session(2, now + 1, now)).await.unwrap();
+    // Idle past `session_idle_secs` and the minute activity may wait in memory, and just short of that.
+    let idle = (config.session_idle_secs as i64 + 60) * 1000;
+    store.create_session(session(12, now + 1, now - idle - 1)).await.unwrap();
+    store.create_session(session(13, now + 1, now - idle + 1)).await.unwrap();
     let invite = |n: u8, expires_at| InviteRecord {
         token_hash: vec![n; 32],
         practice_id: p.id,
@@ -122,10 +135,12 @@ async fn one_sweep_deletes_exactly_what_is_past_its_retention() {
     let swept = sweep_once(&store, &config, now).await;
     assert_eq!(
         swept,
-        Swept { sessions: 1, registrations: 1, invites: 1, idempotency: 1, sent_mail: 1, blobs: 1, mail_files: 0, drafts: 0 }
+        Swept { sessions: 2, registrations: 1, invites: 1, idempotency: 1, sent_mail: 1, blobs: 1, mail_files: 0, drafts: 0 }
     );
     assert!(store.session(&[1; 32]).await.unwrap().is_none());
     assert!(store.session(&[2; 32]).await.unwrap().is_some());
+    assert!(store.session(&[12; 32]).await.unwrap().is_none(), "idle past the limit");
+    assert!(store.session(&[13; 32]).await.unwrap().is_some(), "its activity may still be in memory");
     assert!(store.invite(&[3; 32]).await.unwrap().is_none());
     assert!(store.invite(&[4; 32]).await.unwrap().is_some());
     assert!(store.idem(a.id, idem(5).key).await.unwrap().is_none());

@@ -34,7 +34,7 @@ suite! {
     pub async fn reset_password_revokes_sessions(s: &dyn Store) {
         let u = user(1, "a@example.org");
         s.create_user(u.clone()).await.unwrap();
-        let sess = SessionRecord { token_hash: vec![7; 32], user_id: u.id, created_at: 1, expires_at: i64::MAX };
+        let sess = session(7, u.id, 1, i64::MAX);
         s.create_session(sess.clone()).await.unwrap();
         s.reset_password(u.id, PasswordChange { salt: vec![8; 16], auth_verifier: "new".into(), wrapped_by_password: vec![8, 8], now: 5 })
             .await
@@ -57,8 +57,8 @@ suite! {
     pub async fn sessions_lookup_and_purge(s: &dyn Store) {
         let u = user(1, "a@example.org");
         s.create_user(u.clone()).await.unwrap();
-        let live = SessionRecord { token_hash: vec![1; 32], user_id: u.id, created_at: 10, expires_at: 1_000 };
-        let old = SessionRecord { token_hash: vec![2; 32], user_id: u.id, created_at: 10, expires_at: 100 };
+        let live = session(1, u.id, 10, 1_000);
+        let old = session(2, u.id, 10, 100);
         s.create_session(live.clone()).await.unwrap();
         s.create_session(old.clone()).await.unwrap();
         assert_eq!(s.session(&live.token_hash).await.unwrap(), Some(live.clone()));
@@ -66,6 +66,53 @@ suite! {
         assert_eq!(s.session(&old.token_hash).await.unwrap(), None);
         s.delete_session(&live.token_hash).await.unwrap();
         assert_eq!(s.session(&live.token_hash).await.unwrap(), None);
+    }
+
+    pub async fn a_session_records_its_client_and_last_activity(s: &dyn Store) {
+        let u = user(1, "a@example.org");
+        s.create_user(u.clone()).await.unwrap();
+        let a = session(1, u.id, 10, 1_000);
+        s.create_session(a.clone()).await.unwrap();
+        assert_eq!(s.session(&a.token_hash).await.unwrap(), Some(a.clone()), "handle, user agent and address round-trip");
+        s.touch_session(&a.token_hash, 50).await.unwrap();
+        s.touch_session(&a.token_hash, 40).await.unwrap();
+        assert_eq!(s.session(&a.token_hash).await.unwrap().unwrap().last_seen_at, 50, "last seen never goes back");
+        s.touch_session(&[9; 32], 60).await.unwrap();
+        assert_eq!(s.session(&[9; 32]).await.unwrap(), None, "touching an unknown session creates nothing");
+        let dup = SessionRecord { token_hash: vec![2; 32], ..a.clone() };
+        assert!(s.create_session(dup).await.is_err(), "handles are unique");
+    }
+
+    pub async fn sessions_are_listed_and_ended_per_user(s: &dyn Store) {
+        let (u, v) = (user(1, "a@example.org"), user(2, "b@example.org"));
+        s.create_user(u.clone()).await.unwrap();
+        s.create_user(v.clone()).await.unwrap();
+        let (a, b, c) = (session(1, u.id, 10, 1_000), session(2, u.id, 20, 1_000), session(3, u.id, 30, 1_000));
+        let theirs = session(4, v.id, 5, 1_000);
+        for x in [&a, &b, &c, &theirs] {
+            s.create_session(x.clone()).await.unwrap();
+        }
+        assert_eq!(s.sessions_of(u.id).await.unwrap(), vec![a.clone(), b.clone(), c.clone()], "oldest first, only the user's");
+        let r = s.end_session_by_handle(u.id, &theirs.handle).await;
+        assert!(matches!(r, Err(UserError::NoSuchSession)), "another user's handle is not found: {r:?}");
+        assert!(s.session(&theirs.token_hash).await.unwrap().is_some(), "and their session lives");
+        assert_eq!(s.end_session_by_handle(u.id, &b.handle).await.unwrap(), b.token_hash);
+        assert!(matches!(s.end_session_by_handle(u.id, &b.handle).await, Err(UserError::NoSuchSession)), "ended once");
+        assert_eq!(s.end_other_sessions(u.id, &a.token_hash).await.unwrap(), vec![c.token_hash.clone()]);
+        assert_eq!(s.sessions_of(u.id).await.unwrap(), vec![a.clone()], "the kept session stays");
+        assert_eq!(s.sessions_of(v.id).await.unwrap(), vec![theirs.clone()], "another user's sessions are untouched");
+    }
+
+    pub async fn idle_sessions_are_purged(s: &dyn Store) {
+        let u = user(1, "a@example.org");
+        s.create_user(u.clone()).await.unwrap();
+        let (a, b) = (session(1, u.id, 10, 1_000), session(2, u.id, 10, 1_000));
+        s.create_session(a.clone()).await.unwrap();
+        s.create_session(b.clone()).await.unwrap();
+        s.touch_session(&b.token_hash, 300).await.unwrap();
+        assert_eq!(s.purge_idle_sessions(200).await.unwrap(), 1);
+        assert_eq!(s.session(&a.token_hash).await.unwrap(), None, "idle since 10");
+        assert!(s.session(&b.token_hash).await.unwrap().is_some(), "seen at 300");
     }
 
     pub async fn a_pending_registration_is_no_account_until_confirmed(s: &dyn Store) {
@@ -117,5 +164,19 @@ suite! {
         s.create_pending_registration(PendingRegistration { token_hash: vec![2; 32], user: u, expires_at: 1_000 }).await.unwrap();
         assert_eq!(s.purge_pending_registrations(500).await.unwrap(), 1);
         assert!(s.confirm_registration(&[2; 32], UserId::from_bytes(id16(70)), 600).await.is_ok());
+    }
+}
+
+/// A session of `user` numbered `n` (its token hash, handle, agent and address derive from `n`).
+fn session(n: u8, user: UserId, created_at: i64, expires_at: i64) -> SessionRecord {
+    SessionRecord {
+        token_hash: vec![n; 32],
+        user_id: user,
+        created_at,
+        expires_at,
+        handle: vec![n; 16],
+        last_seen_at: created_at,
+        user_agent: format!("agent {n}"),
+        client_addr: format!("192.0.2.{n}"),
     }
 }

@@ -100,8 +100,18 @@ impl UserStore for SqliteStore {
     async fn create_session(&self, s: SessionRecord) -> Result<(), UserError> {
         self.run(move |c| {
             c.execute(
-                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                params![s.token_hash, s.user_id.as_bytes().as_slice(), s.created_at, s.expires_at],
+                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, handle, last_seen_at, user_agent, client_addr) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    s.token_hash,
+                    s.user_id.as_bytes().as_slice(),
+                    s.created_at,
+                    s.expires_at,
+                    s.handle,
+                    s.last_seen_at,
+                    s.user_agent,
+                    s.client_addr
+                ],
             )
             .map_err(|e| if is_unique_violation(&e) { UserError::SessionExists } else { backend(e) })?;
             Ok(())
@@ -112,16 +122,9 @@ impl UserStore for SqliteStore {
     async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRecord>, UserError> {
         let th = token_hash.to_vec();
         self.run(move |c| {
-            c.query_row("SELECT token_hash, user_id, created_at, expires_at FROM sessions WHERE token_hash = ?1", [th], |r| {
-                Ok(SessionRecord {
-                    token_hash: r.get(0)?,
-                    user_id: UserId(uuid_of(r.get(1)?)?),
-                    created_at: r.get(2)?,
-                    expires_at: r.get(3)?,
-                })
-            })
-            .optional()
-            .map_err(backend)
+            c.query_row(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = ?1"), [th], session_row)
+                .optional()
+                .map_err(backend)
         })
         .await
     }
@@ -133,6 +136,55 @@ impl UserStore for SqliteStore {
 
     async fn purge_sessions(&self, now: UnixMillis) -> Result<u64, UserError> {
         self.run(move |c| c.execute("DELETE FROM sessions WHERE expires_at < ?1", [now]).map(|n| n as u64).map_err(backend)).await
+    }
+
+    async fn touch_session(&self, token_hash: &[u8], at: UnixMillis) -> Result<(), UserError> {
+        let th = token_hash.to_vec();
+        self.run(move |c| {
+            c.execute("UPDATE sessions SET last_seen_at = ?2 WHERE token_hash = ?1 AND last_seen_at < ?2", params![th, at])
+                .map(|_| ())
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn sessions_of(&self, user: UserId) -> Result<Vec<SessionRecord>, UserError> {
+        self.run(move |c| {
+            let mut st =
+                c.prepare(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1 ORDER BY created_at, handle")).map_err(db)?;
+            let rows = st.query_map([user.as_bytes().as_slice()], session_row).map_err(db)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn end_session_by_handle(&self, user: UserId, handle: &[u8]) -> Result<Vec<u8>, UserError> {
+        let handle = handle.to_vec();
+        self.run(move |c| {
+            c.query_row(
+                "DELETE FROM sessions WHERE user_id = ?1 AND handle = ?2 RETURNING token_hash",
+                params![user.as_bytes().as_slice(), handle],
+                |r| r.get::<_, Vec<u8>>(0),
+            )
+            .optional()
+            .map_err(db)?
+            .ok_or(UserError::NoSuchSession)
+        })
+        .await
+    }
+
+    async fn end_other_sessions(&self, user: UserId, keep: &[u8]) -> Result<Vec<Vec<u8>>, UserError> {
+        let keep = keep.to_vec();
+        self.run(move |c| {
+            let mut st = c.prepare("DELETE FROM sessions WHERE user_id = ?1 AND token_hash <> ?2 RETURNING token_hash").map_err(db)?;
+            let rows = st.query_map(params![user.as_bytes().as_slice(), keep], |r| r.get::<_, Vec<u8>>(0)).map_err(db)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn purge_idle_sessions(&self, seen_before: UnixMillis) -> Result<u64, UserError> {
+        self.run(move |c| c.execute("DELETE FROM sessions WHERE last_seen_at < ?1", [seen_before]).map(|n| n as u64).map_err(backend)).await
     }
 
     async fn create_pending_registration(&self, p: PendingRegistration) -> Result<(), UserError> {
@@ -338,4 +390,20 @@ impl UserStore for SqliteStore {
         })
         .await
     }
+}
+
+/// The columns [`session_row`] reads, in order.
+const SESSION_COLUMNS: &str = "token_hash, user_id, created_at, expires_at, handle, last_seen_at, user_agent, client_addr";
+
+fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
+    Ok(SessionRecord {
+        token_hash: r.get(0)?,
+        user_id: UserId(uuid_of(r.get(1)?)?),
+        created_at: r.get(2)?,
+        expires_at: r.get(3)?,
+        handle: r.get(4)?,
+        last_seen_at: r.get(5)?,
+        user_agent: r.get(6)?,
+        client_addr: r.get(7)?,
+    })
 }

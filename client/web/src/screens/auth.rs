@@ -506,39 +506,65 @@ pub struct UnlockProps {
     pub signed_in: SignedIn,
     /// Signs out instead of unlocking.
     pub signout: Callback<()>,
+    /// The tab was signed out for inactivity: the server session is ended
+    /// too, so unlocking signs in again (with a code, if 2FA is on).
+    #[prop_or_default]
+    pub timed_out: bool,
 }
 
 impl PartialEq for UnlockProps {
     fn eq(&self, o: &Self) -> bool {
-        self.me.id == o.me.id && self.signed_in == o.signed_in && self.signout == o.signout
+        self.me.id == o.me.id && self.signed_in == o.signed_in && self.signout == o.signout && self.timed_out == o.timed_out
     }
 }
 
 /// After a reload: the session is still valid, but keys live only in memory.
+/// After the idle timeout: no key is left and the session is ended; the
+/// password signs in again.
 #[function_component(Unlock)]
 pub fn unlock(p: &UnlockProps) -> Html {
     let password = use_state(String::new);
+    let code = use_state(String::new);
     let error = use_state(|| None::<ApiError>);
     let busy = use_state(|| false);
     let onsubmit = {
-        let (me, password, error, busy, done) = (p.me.clone(), password.clone(), error.clone(), busy.clone(), p.signed_in.clone());
+        let (me, password, code, error, busy, done) =
+            (p.me.clone(), password.clone(), code.clone(), error.clone(), busy.clone(), p.signed_in.clone());
+        let timed_out = p.timed_out;
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let (me, password) = (me.clone(), (*password).clone());
-            sign_in(&busy, &error, &done, async move { Session::unlock(me, &password).await.map(|s| (s, None)) });
+            let (me, password, code) = (me.clone(), (*password).clone(), (*code).clone());
+            sign_in(&busy, &error, &done, async move {
+                if timed_out {
+                    let code = Some(code.trim()).filter(|c| !c.is_empty());
+                    Session::login(&me.email, &password, code).await.map(|s| (s, None))
+                } else {
+                    Session::unlock(me, &password).await.map(|s| (s, None))
+                }
+            });
         })
     };
+    let asks_code = p.timed_out && (asks_for_code(&error) || !code.is_empty());
     let signout = p.signout.reform(|_: MouseEvent| ());
+    let intro = if p.timed_out {
+        html! { <p id="idle-signed-out">{ "You were signed out of " }<strong>{ p.me.email.clone() }</strong>{ " for inactivity, and your keys were removed from this browser. Enter your password to sign in again." }</p> }
+    } else {
+        html! { <p>{ "You are still signed in as " }<strong>{ p.me.email.clone() }</strong>{ ". Your keys are never stored in the browser, so enter your password to unlock them." }</p> }
+    };
     html! {
         <div class="auth">
             <section class="card auth-card" aria-labelledby="unlock-title">
                 <div class="logo">{ "Handoff" }</div>
                 <h1 id="unlock-title">{ "Unlock Handoff" }</h1>
-                <p>{ "You are still signed in as " }<strong>{ p.me.email.clone() }</strong>{ ". Your keys are never stored in the browser, so enter your password to unlock them." }</p>
+                { intro }
                 <form {onsubmit} aria-busy={busy.to_string()}>
                     <ErrorBox error={(*error).clone()} />
                     <label for="unlock-password">{ "Password" }</label>
                     <input id="unlock-password" type="password" autocomplete="current-password" required=true value={(*password).clone()} oninput={bind(&password)} />
+                    if asks_code {
+                        <label for="unlock-code">{ "Code from your authenticator app" }</label>
+                        <input id="unlock-code" inputmode="numeric" autocomplete="one-time-code" required=true value={(*code).clone()} oninput={bind(&code)} />
+                    }
                     <button class="primary" type="submit" disabled={*busy}>{ if *busy { "Unlocking…" } else { "Unlock" } }</button>
                 </form>
                 <p class="switch"><button class="link" onclick={signout}>{ "Sign out" }</button></p>

@@ -8,6 +8,7 @@ pub mod key_group;
 pub mod lists;
 pub mod practices;
 pub mod send;
+pub mod sessions;
 pub mod settings;
 pub mod shell;
 pub mod two_factor;

@@ -1,4 +1,5 @@
-//! Settings: two-factor sign-in ([`super::two_factor`]), then notifications:
+//! Settings: two-factor sign-in ([`super::two_factor`]), the signed-in
+//! sessions ([`super::sessions`]), then notifications:
 //! status emails per practice (opt-in, they carry no patient data), and
 //! browser notifications while Handoff is in a background tab.
 
@@ -91,6 +92,7 @@ pub fn settings() -> Html {
         <>
             <h1>{ "Security" }</h1>
             <super::two_factor::TwoFactor />
+            <super::sessions::Sessions />
             <h1>{ "Notifications" }</h1>
             <section class="card" aria-labelledby="n-browser">
                 <h2 id="n-browser">{ "In this browser" }</h2>

@@ -39,7 +39,7 @@ pub fn shell(p: &ShellProps) -> Html {
         LiveState::Live => ("pill live", "Live".to_string()),
         LiveState::Connecting => ("pill wait", "Connecting…".to_string()),
         LiveState::Reconnecting { attempt } => ("pill wait", format!("Reconnecting… (try {attempt})")),
-        LiveState::SessionEnded => ("pill down", "Signed out".to_string()),
+        LiveState::SessionEnded | LiveState::SessionIdle => ("pill down", "Signed out".to_string()),
     };
     let link = |r: Route, label: &str, badge: usize| {
         let active = std::mem::discriminant(&r) == std::mem::discriminant(&p.route);
