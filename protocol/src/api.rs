@@ -476,6 +476,13 @@ endpoints! {
     DisableTwoFactor: Post v1!("/account/2fa/disable"), (), crate::two_factor::SecondFactorProof => ();
     /// `PUT /practices/{id}/require-2fa`: admins require two-factor sign-in of every member (or stop requiring it).
     RequirePracticeTwoFactor: Put v1!("/practices/{id}/require-2fa"), PracticeId, crate::two_factor::RequireTwoFactor => ();
+    // The audit log (wt-audit, issue 14).
+    /// `GET /practices/{id}/audit`: one page of the practice's audit log, newest first (the practice's admins).
+    GetPracticeAudit: Get v1!("/practices/{id}/audit"), PracticeId, crate::audit::AuditQuery => crate::audit::AuditPage;
+    /// `GET /practices/{id}/audit.csv`: every entry matching the same filters, as CSV (the practice's admins).
+    GetPracticeAuditCsv: Get v1!("/practices/{id}/audit.csv"), PracticeId, crate::audit::AuditQuery => Octets;
+    /// `GET /admin/audit`: one page of the platform's audit log (staff).
+    AdminGetAudit: Get v1!("/admin/audit"), (), crate::audit::AuditQuery => crate::audit::AuditPage;
 }
 
 #[cfg(test)]

@@ -166,6 +166,28 @@ pub struct AuditPage {
     pub next_before: Option<u64>,
 }
 
+/// The columns of the CSV export, in order; the screen labels its cells with the same names.
+pub const CSV_HEADER: [&str; 10] =
+    ["seq", "time_utc", "action", "actor", "actor_name", "on_behalf_of", "on_behalf_of_name", "target", "address", "hash"];
+
+/// A time as the log's screen and its CSV show it: `YYYY-MM-DD HH:MM:SS`, UTC.
+pub fn utc(at: UnixMillis) -> String {
+    let secs = at.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // The civil date of a day number (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +201,12 @@ mod tests {
             assert_eq!(serde_json::to_string(a).unwrap(), format!("\"{}\"", a.as_str()));
         }
         assert!("signin".parse::<AuditAction>().is_err());
+    }
+
+    #[test]
+    fn times_show_as_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(1_796_083_200_000 + 3_723_999), "2026-12-01 01:02:03");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00");
     }
 }

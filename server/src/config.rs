@@ -124,6 +124,11 @@ pub struct Config {
     /// who already proved the password (or the kit) can try a code, and each
     /// try of six digits in a ±1-step window has a 3-in-a-million chance.
     pub second_factor_failures_per_account_total: u32,
+    /// How many days the audit log keeps its entries; `None` (the default)
+    /// keeps every entry for ever. No Canadian authority sets a period
+    /// (PHIPA s.10.1 requires the log and sets none), so the operator chooses.
+    /// The sweep prunes older entries and keeps each chain's anchor.
+    pub audit_retention_days: Option<u64>,
 }
 
 impl Default for Config {
@@ -170,6 +175,7 @@ impl Default for Config {
             metrics_bind: None,
             log_format: crate::logging::LogFormat::Text,
             second_factor_failures_per_account_total: 20,
+            audit_retention_days: None,
         }
     }
 }

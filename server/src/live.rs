@@ -205,13 +205,18 @@ fn ws_config() -> WebSocketConfig {
 /// boxed future, freed when it is done, and the user's record is dropped once
 /// its id is known.
 pub async fn upgrade(state: AppState, req: Request, framed: Framed<TcpStream, h1::Codec>) -> Result<(), actix_web::Error> {
+    // The client address the audit log records for this socket's first opens (as the rate limits see it).
+    let forwarded: Vec<String> =
+        req.headers().get_all("x-forwarded-for").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
+    let address: Arc<str> =
+        crate::ratelimit::client_ip(req.peer_addr().map(|a| a.ip()), &forwarded, state.config.trusted_proxy_hops).to_string().into();
     let Some((conn, out, token_hash, ws, slot)) = Box::pin(handshake(&state, req, framed)).await else {
         return Ok(());
     };
     let (hub, store, metrics) = (state.hub.clone(), state.store.clone(), state.metrics.clone());
     drop(state);
     let open = metrics.socket_opened();
-    run(hub, store, &metrics, token_hash, conn, out, ws).await;
+    run(hub, store, &metrics, token_hash, conn, out, ws, address).await;
     drop((open, slot));
     Ok(())
 }
@@ -256,7 +261,14 @@ fn error_frame(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> 
     json(&ServerFrame::Error { id, error: code, message: message.into() })
 }
 
-async fn handle_text(hub: Arc<Hub>, metrics: Arc<Metrics>, conn: Conn, subs: Rc<RefCell<HashSet<StreamId>>>, text: Utf8Bytes) {
+async fn handle_text(
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    conn: Conn,
+    subs: Rc<RefCell<HashSet<StreamId>>>,
+    text: Utf8Bytes,
+    audit: (Arc<dyn Store>, Arc<str>),
+) {
     let frame = match handoff_protocol::ws::parse_client_frame(text.as_str()) {
         Ok(f) => f,
         Err((id, code, msg)) => {
@@ -272,6 +284,9 @@ async fn handle_text(hub: Arc<Hub>, metrics: Arc<Metrics>, conn: Conn, subs: Rc<
             let r = hub.subscribe(conn.clone(), stream, after_seq).await;
             if r.is_ok() {
                 subs.borrow_mut().insert(stream);
+                if let StreamId::Referral(referral) = stream {
+                    first_open(&*audit.0, &audit.1, conn.user, referral).await;
+                }
             }
             r.map(|b| (false, b))
         }
@@ -282,7 +297,20 @@ async fn handle_text(hub: Arc<Hub>, metrics: Arc<Metrics>, conn: Conn, subs: Rc<
         }
         cmd => match frame.idem {
             None => Err(ApiError::new(ErrorCode::MissingIdempotencyKey, "commands that change state need an idem key")),
-            Some(key) => hub.execute(conn.user, key, cmd).await,
+            Some(key) => {
+                // A receiver's client marks the referral opened when it first shows it: a first open too.
+                let opened = match &cmd {
+                    Command::MarkOpened { referral } => Some(*referral),
+                    _ => None,
+                };
+                let r = hub.execute(conn.user, key, cmd).await;
+                if r.is_ok()
+                    && let Some(referral) = opened
+                {
+                    first_open(&*audit.0, &audit.1, conn.user, referral).await;
+                }
+                r
+            }
         },
     };
     metrics.command(command, result.as_ref().map_or_else(|e| e.code.as_str(), |_| "ok"));
@@ -291,6 +319,21 @@ async fn handle_text(hub: Arc<Hub>, metrics: Arc<Metrics>, conn: Conn, subs: Rc<
         Err(e) => error_frame(Some(id), e.code, e.message),
     };
     conn.push(out);
+}
+
+/// Records a member's first open of a referral (`audit::record_first_open`)
+/// after a subscription to its stream or a `mark_opened` the hub allowed. The
+/// command stands either way; a failure to record is logged as an error.
+async fn first_open(store: &dyn Store, address: &str, user: UserId, referral: handoff_protocol::ws::ReferralId) {
+    let recorded = async {
+        match store.referral(referral).await? {
+            Some(rec) => crate::audit::record_first_open(store, Some(address.to_string()), user, &rec).await,
+            None => Ok(()),
+        }
+    };
+    if let Err(e) = recorded.await {
+        tracing::error!(error = %e.message, "could not record a referral's first open in the audit log");
+    }
 }
 
 type Ws = WebSocketStream<TcpStream>;
@@ -310,7 +353,17 @@ async fn feed(sink: &mut futures_util::stream::SplitSink<Ws, Message>, metrics: 
     Ok(())
 }
 
-async fn run(hub: Arc<Hub>, store: Arc<dyn Store>, metrics: &Arc<Metrics>, token_hash: Vec<u8>, conn: Conn, out: Outgoing, ws: Ws) {
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    hub: Arc<Hub>,
+    store: Arc<dyn Store>,
+    metrics: &Arc<Metrics>,
+    token_hash: Vec<u8>,
+    conn: Conn,
+    out: Outgoing,
+    ws: Ws,
+    address: Arc<str>,
+) {
     let opened = Instant::now();
     let (mut sink, mut stream) = ws.split();
     let subs: Rc<RefCell<HashSet<StreamId>>> = Rc::default();
@@ -347,8 +400,9 @@ async fn run(hub: Arc<Hub>, store: Arc<dyn Store>, metrics: &Arc<Metrics>, token
                 Some(Ok(Message::Text(text))) => {
                     let Ok(permit) = slots.clone().acquire_owned().await else { break None };
                     let (hub, metrics, conn, subs) = (hub.clone(), metrics.clone(), conn.clone(), subs.clone());
+                    let audit = (store.clone(), address.clone());
                     actix_web::rt::spawn(async move {
-                        handle_text(hub, metrics, conn, subs, text).await;
+                        handle_text(hub, metrics, conn, subs, text, audit).await;
                         drop(permit);
                     });
                 }

@@ -57,6 +57,7 @@
 //! a helper local to its module when only that module does.
 
 mod accounts;
+mod audit;
 mod backup;
 mod bad_input;
 mod free;
