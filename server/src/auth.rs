@@ -366,8 +366,8 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Json
         (true, Some(u)) => {
             state.limiter.succeeded(attempt).await;
             if crate::two_factor::enabled(&state, u.id).await?.is_some() {
-                // The password step alone signs in no one: the sign-in is recorded at `POST /auth/2fa`.
-                // The password was right, but no session exists until the code is given.
+                // The password was right, but no session exists until the code is given
+                // (the sign-in is recorded at `POST /auth/2fa`).
                 let challenge = crate::two_factor::pending_login(&state, u.id).await?;
                 return Ok(HttpResponse::Ok()
                     .insert_header(("Cache-Control", "no-store"))

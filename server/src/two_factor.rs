@@ -27,7 +27,6 @@
 //!   reset of such an account needs a code too (`recover/start`), and its
 //!   proof (a token of another purpose, 10 minutes) for `recover/finish`.
 
-use handoff_protocol::audit::AuditAction;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -39,6 +38,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
+use handoff_protocol::audit::AuditAction;
 use handoff_protocol::two_factor::*;
 use handoff_protocol::{ErrorCode, PracticeId, UserId};
 use handoff_store::{RecoveryCodeUse, TotpRecord, UserRecord};
