@@ -964,6 +964,84 @@ await test('sessions: one browser ends another session of the same user, which i
   await Promise.all([aCtx.close(), bCtx.close()]);
 });
 
+// The audit log (issue 14, wt-audit): a practice admin sees their own
+// sign-in and a referral's first open, filters by action, and the CSV export
+// holds exactly the rows on screen.
+function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\n') {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+    } else if (c !== '\r') field += c;
+  }
+  if (field !== '' || row.length > 0) {
+    row.push(field);
+    rows.push(row);
+  }
+  return rows;
+}
+
+await test('audit log: an admin sees their sign-in and a referral open, filters by action, and the CSV export matches the screen', async () => {
+  assert.ok(referralPath, 'needs the first test');
+  const ctx = await browser.newContext({ viewport, acceptDownloads: true });
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => console.log(`  page error: ${e.message}`));
+  await signIn(page, specUser);
+  await page.click('a.navlink:has-text("Practices")');
+  await page.click('a:has-text("Lakeside Cardiology")');
+  await page.click('[data-testid=open-audit]');
+  await page.waitForSelector('[data-testid=audit-table]', { timeout: T });
+  const rows = () =>
+    page.$$eval('[data-testid=audit-row]', (trs) =>
+      trs.map((tr) => Object.fromEntries([...tr.querySelectorAll('td[data-col]')].map((td) => [td.dataset.col, td.textContent]))),
+    );
+  const all = await rows();
+  assert.ok(all.some((r) => r.action === 'sign_in' && r.actor_name === specUser.name), 'their own sign-in is in the log');
+  assert.ok(all.some((r) => r.action === 'referral_opened' && r.actor_name === specUser.name), "the referral's first open is in the log");
+  assert.ok(!all.some((r) => Object.values(r).some((v) => v.includes(patient))), 'no row names the patient');
+
+  await page.selectOption('[data-testid=audit-action]', 'referral_opened');
+  await page.click('button:has-text("Apply filters")');
+  await page.waitForFunction(
+    () => {
+      const cells = [...document.querySelectorAll('[data-testid=audit-row] td[data-col=action]')];
+      return cells.length > 0 && cells.every((td) => td.textContent === 'referral_opened');
+    },
+    null,
+    { timeout: T },
+  );
+  const shown = await rows();
+  await shot(page, 'audit-01-log');
+
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: T }), page.click('[data-testid=audit-csv]')]);
+  const [header, ...records] = parseCsv(readFileSync(await download.path(), 'utf8'));
+  assert.equal(header[0], 'seq');
+  assert.equal(records.length, shown.length, 'as many CSV rows as rows on screen');
+  shown.forEach((row, i) => {
+    for (const [col, text] of Object.entries(row)) {
+      assert.equal(records[i][header.indexOf(col)], text, `row ${i + 1}, column ${col}`);
+    }
+  });
+  await ctx.close();
+});
+
 await browser.close();
 server.stop();
 console.log(`e2e: ${passed} passed, ${failed} failed`);

@@ -18,7 +18,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use handoff_protocol::{ErrorBody, ErrorCode};
-use handoff_store::{FreeError, LimitError, MailError, MlsError, PracticeError, ReferralError, TaxonomyError, UserError};
+use handoff_store::{AuditError, FreeError, LimitError, MailError, MlsError, PracticeError, ReferralError, TaxonomyError, UserError};
 
 /// An error answered to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,6 +232,14 @@ impl From<FreeError> for ApiError {
             FreeError::NoSuchPractice => ApiError::not_found("practice"),
             other => ApiError::internal(other),
         }
+    }
+}
+
+impl From<AuditError> for ApiError {
+    fn from(e: AuditError) -> Self {
+        // Audit entries are made by the server from ids it holds, never sent by
+        // a client: any failure is the server's own (or the stored log's).
+        ApiError::internal(e)
     }
 }
 

@@ -484,6 +484,13 @@ endpoints! {
     EndSession: Delete v1!("/account/sessions/{handle}"), String, () => ();
     /// `POST /account/sessions/end-others`: ends every session of the user but this one.
     EndOtherSessions: Post v1!("/account/sessions/end-others"), (), () => crate::sessions::SessionsEnded;
+    // The audit log (wt-audit, issue 14).
+    /// `GET /practices/{id}/audit`: one page of the practice's audit log, newest first (the practice's admins).
+    GetPracticeAudit: Get v1!("/practices/{id}/audit"), PracticeId, crate::audit::AuditQuery => crate::audit::AuditPage;
+    /// `GET /practices/{id}/audit.csv`: every entry matching the same filters, as CSV (the practice's admins).
+    GetPracticeAuditCsv: Get v1!("/practices/{id}/audit.csv"), PracticeId, crate::audit::AuditQuery => Octets;
+    /// `GET /admin/audit`: one page of the platform's audit log (staff).
+    AdminGetAudit: Get v1!("/admin/audit"), (), crate::audit::AuditQuery => crate::audit::AuditPage;
 }
 
 #[cfg(test)]

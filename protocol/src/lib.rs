@@ -21,6 +21,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 pub mod api;
+pub mod audit;
 mod bytes;
 mod error;
 pub mod free;

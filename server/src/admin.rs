@@ -1,14 +1,16 @@
 //! Platform staff: verification, pausing, taxonomy, blocks of free referral senders. Staff see metadata only;
 //! there is no route by which staff reach content or keys.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use handoff_protocol::UnixMillis;
+use handoff_protocol::audit::AuditAction;
 use handoff_protocol::free::{Block, BlockKind, BlockList, LiftBlock, NewBlock};
 use handoff_protocol::v1::*;
 use handoff_protocol::{CategoryRequestId, PracticeId};
 use handoff_store::{BlockRecord, PracticeError, PracticeRecord, Store};
 
+use crate::audit::{Event, record};
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, now};
@@ -77,16 +79,37 @@ pub async fn apply(state: &AppState, id: PracticeId, action: PracticeAction) -> 
 /// The action is read as text and parsed here, after the staff check: an
 /// unknown action is `no_route` (as for any path that names nothing), not the
 /// `not_found` a malformed typed path segment gets.
-pub async fn practice_action(state: web::Data<AppState>, who: Authed, path: web::Path<(PracticeId, String)>) -> ApiResult<HttpResponse> {
+pub async fn practice_action(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Authed,
+    path: web::Path<(PracticeId, String)>,
+) -> ApiResult<HttpResponse> {
     staff(&who)?;
     let (id, action) = path.into_inner();
     let action = action.parse::<PracticeAction>().map_err(|_| ApiError::new(handoff_protocol::ErrorCode::NoRoute, "unknown action"))?;
     apply(&state, id, action).await?;
+    record(&state, Some(&req), Event::new(staff_action(action), Some(who.user.id), None).target(id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The audit action of a staff action on a practice.
+pub fn staff_action(action: PracticeAction) -> AuditAction {
+    match action {
+        PracticeAction::Verify => AuditAction::PracticeVerified,
+        PracticeAction::Unverify => AuditAction::PracticeUnverified,
+        PracticeAction::Pause => AuditAction::PracticePaused,
+        PracticeAction::Unpause => AuditAction::PracticeUnpaused,
+    }
+}
+
 /// `POST /api/v1/admin/taxonomy`: add or rename a specialty, category or subcategory.
-pub async fn edit_taxonomy(state: web::Data<AppState>, who: Authed, body: web::Json<TaxonomyEdit>) -> ApiResult<HttpResponse> {
+pub async fn edit_taxonomy(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Authed,
+    body: web::Json<TaxonomyEdit>,
+) -> ApiResult<HttpResponse> {
     staff(&who)?;
     let mut e = body.into_inner();
     validate::slug("specialty", &e.specialty)?;
@@ -98,6 +121,9 @@ pub async fn edit_taxonomy(state: web::Data<AppState>, who: Authed, body: web::J
     }
     e.name = validate::name("name", &e.name)?;
     state.store.edit_taxonomy(&e).await?;
+    let slug =
+        [Some(&e.specialty), e.category.as_ref(), e.subcategory.as_ref()].into_iter().flatten().cloned().collect::<Vec<_>>().join("/");
+    record(&state, Some(&req), Event::new(AuditAction::TaxonomyEdited, Some(who.user.id), None).target(slug)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -123,6 +149,7 @@ pub async fn category_requests(state: web::Data<AppState>, who: Authed) -> ApiRe
 
 /// `POST /api/v1/admin/category-requests/{id}/resolve`
 pub async fn resolve_category_request(
+    req: HttpRequest,
     state: web::Data<AppState>,
     who: Authed,
     id: web::Path<CategoryRequestId>,
@@ -144,7 +171,15 @@ pub async fn resolve_category_request(
     }
     let status = if body.approve { CategoryRequestStatus::Approved } else { CategoryRequestStatus::Declined };
     state.store.resolve_category_request(r.id, status, now()).await?;
+    record(&state, Some(&req), Event::new(AuditAction::CategoryRequestResolved, Some(who.user.id), None).target(r.id)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+fn block_kind(k: BlockKind) -> &'static str {
+    match k {
+        BlockKind::Email => "email",
+        BlockKind::Address => "address",
+    }
 }
 
 fn block_view(b: BlockRecord) -> Block {
@@ -175,15 +210,28 @@ pub async fn free_blocks(state: web::Data<AppState>, who: Authed) -> ApiResult<H
 }
 
 /// `POST /api/v1/admin/free-blocks`: staff block an email address or client address.
-pub async fn add_free_block(state: web::Data<AppState>, who: Authed, body: web::Json<NewBlock>) -> ApiResult<HttpResponse> {
+pub async fn add_free_block(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Authed,
+    body: web::Json<NewBlock>,
+) -> ApiResult<HttpResponse> {
     staff(&who)?;
     let b = free_block(&*state.store, body.kind, &body.value, &body.reason, now()).await?;
+    // The kind only: the blocked address or email itself is not recorded.
+    record(&state, Some(&req), Event::new(AuditAction::FreeBlockAdded, Some(who.user.id), None).target(block_kind(b.kind))).await?;
     Ok(HttpResponse::Ok().json(block_view(b)))
 }
 
 /// `DELETE /api/v1/admin/free-blocks`: staff lift a block.
-pub async fn lift_free_block(state: web::Data<AppState>, who: Authed, body: web::Json<LiftBlock>) -> ApiResult<HttpResponse> {
+pub async fn lift_free_block(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Authed,
+    body: web::Json<LiftBlock>,
+) -> ApiResult<HttpResponse> {
     staff(&who)?;
     free_lift(&*state.store, body.kind, &body.value).await?;
+    record(&state, Some(&req), Event::new(AuditAction::FreeBlockLifted, Some(who.user.id), None).target(block_kind(body.kind))).await?;
     Ok(HttpResponse::NoContent().finish())
 }

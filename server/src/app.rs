@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::ratelimit::{Limits, RateLimiter};
 use crate::state::{AppState, random_bytes};
-use crate::{admin, auth, free, live, mls, origin, practices, referrals, sessions, two_factor};
+use crate::{admin, audit, auth, free, live, mls, origin, practices, referrals, sessions, two_factor};
 
 /// The taxonomy compiled into the binary, from `migrations/seed/taxonomy.json`.
 pub const TAXONOMY_SEED: &str = include_str!("../../migrations/seed/taxonomy.json");
@@ -326,6 +326,8 @@ fn api_routes(t: &mut Table<'_>) {
     // Sessions (issue 14; wt-sessions). `end-others` comes before `{handle}`,
     // whose pattern would match it too.
     t.at(ListSessions, sessions::list).at(EndOtherSessions, sessions::end_others).at(EndSession, sessions::end_one);
+    // The audit log (wt-audit).
+    t.at(GetPracticeAudit, audit::practice_log).at(GetPracticeAuditCsv, audit::practice_csv).at(AdminGetAudit, audit::platform_log);
 }
 
 fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {

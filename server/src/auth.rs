@@ -22,6 +22,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use handoff_protocol::audit::AuditAction;
 use handoff_protocol::v1::*;
 use handoff_protocol::{B64, ErrorCode, UnixMillis, UserId};
 use handoff_store::{PasswordChange, PendingRegistration, SessionRecord, UserError, UserRecord};
@@ -289,6 +290,7 @@ pub async fn register(req: HttpRequest, state: web::Data<AppState>, body: web::J
     let user = UserRecord { email_confirmed_at: Some(t), ..user };
     state.store.create_user(user.clone()).await?;
     state.store.accept_invite(&inv.token_hash, user.id, t).await?;
+    crate::audit::record(&state, Some(&req), crate::audit::invite_accepted(&inv, user.id)).await?;
     tracing::info!(user = %user.id, "account registered through an invite");
     let session = new_session(&req, &state, &user).await?;
     Ok(session_response(actix_web::http::StatusCode::CREATED, RegisterResponse::SignedIn(session.1), session.0))
@@ -393,24 +395,30 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Json
         (true, Some(u)) => {
             state.limiter.succeeded(attempt).await;
             if crate::two_factor::enabled(&state, u.id).await?.is_some() {
-                // The password was right, but no session exists until the code is given.
+                // The password was right, but no session exists until the code is given
+                // (the sign-in is recorded at `POST /auth/2fa`).
                 let challenge = crate::two_factor::pending_login(&state, u.id).await?;
                 return Ok(HttpResponse::Ok()
                     .insert_header(("Cache-Control", "no-store"))
                     .json(handoff_protocol::two_factor::LoginResponse::SecondFactor(challenge)));
             }
+            crate::audit::record_account(&state, &req, AuditAction::SignIn, u.id).await?;
             start_session(&req, &state, &u, actix_web::http::StatusCode::OK).await
         }
-        _ => {
+        (_, user) => {
             state.limiter.kept(attempt).await;
+            if let Some(u) = user {
+                crate::audit::record_account(&state, &req, AuditAction::SignInFailed, u.id).await?;
+            }
             Err(ApiError::new(ErrorCode::InvalidCredentials, LOST_ACCESS_NOTICE))
         }
     }
 }
 
 /// `POST /api/v1/auth/logout`: ends this session.
-pub async fn logout(state: web::Data<AppState>, who: Authed) -> ApiResult<HttpResponse> {
+pub async fn logout(req: HttpRequest, state: web::Data<AppState>, who: Authed) -> ApiResult<HttpResponse> {
     crate::sessions::end(&state, &who.token_hash).await?;
+    crate::audit::record_account(&state, &req, AuditAction::SignOut, who.user.id).await?;
     let gone = Cookie::build(COOKIE, "").path("/").http_only(true).same_site(SameSite::Strict).max_age(CookieDuration::ZERO).finish();
     Ok(HttpResponse::NoContent().cookie(gone).finish())
 }
@@ -495,6 +503,7 @@ pub async fn recover_finish(
         )
         .await?;
     state.limiter.forget_login_failures(&email, client_ip(&req, &state)).await;
+    crate::audit::record_account(&state, &req, AuditAction::KitReset, u.id).await?;
     tracing::info!(user = %u.id, "password reset with the Emergency Access Kit");
     // The reset revoked every session in the store: close their sockets now.
     state.sessions.ended_for_user(u.id);

@@ -130,6 +130,11 @@ pub struct Config {
     /// are not activity. The session's absolute lifetime (`session_ttl_secs`)
     /// still applies.
     pub session_idle_secs: u64,
+    /// How many days the audit log keeps its entries; `None` (the default)
+    /// keeps every entry for ever. No Canadian authority sets a period
+    /// (PHIPA s.10.1 requires the log and sets none), so the operator chooses.
+    /// The sweep prunes older entries and keeps each chain's anchor.
+    pub audit_retention_days: Option<u64>,
 }
 
 impl Default for Config {
@@ -177,6 +182,7 @@ impl Default for Config {
             log_format: crate::logging::LogFormat::Text,
             second_factor_failures_per_account_total: 20,
             session_idle_secs: 30 * 60,
+            audit_retention_days: None,
         }
     }
 }

@@ -232,6 +232,8 @@ struct SocketSession {
     token_hash: Vec<u8>,
     /// `last_seen_at` as stored when the socket opened.
     stored_seen: UnixMillis,
+    /// The client address the audit log records for this socket's first opens (as the rate limits see it).
+    address: Arc<str>,
 }
 
 impl SocketSession {
@@ -275,6 +277,11 @@ async fn handshake(
             return None;
         }
     };
+    // The client address the audit log records for this socket's first opens (as the rate limits see it).
+    let forwarded: Vec<String> =
+        req.headers().get_all("x-forwarded-for").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
+    let address: Arc<str> =
+        crate::ratelimit::client_ip(req.peer_addr().map(|a| a.ip()), &forwarded, state.config.trusted_proxy_hops).to_string().into();
     drop(req);
     let head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {}\r\n\r\n",
@@ -285,7 +292,7 @@ async fn handshake(
     }
     let ws = WebSocketStream::from_partially_read(io, early, Role::Server, Some(ws_config())).await;
     let (conn, out) = Conn::bounded(user.id, state.config.ws_outgoing_buffer, state.config.ws_outgoing_bytes);
-    let session = SocketSession { store: state.store.clone(), sessions: state.sessions.clone(), token_hash, stored_seen: last_seen_at };
+    let session = SocketSession { store: state.store.clone(), sessions: state.sessions.clone(), token_hash, stored_seen: last_seen_at, address };
     Some((conn, out, session, ws, slot))
 }
 
@@ -320,6 +327,9 @@ async fn handle_text(
             let r = hub.subscribe(conn.clone(), stream, after_seq).await;
             if r.is_ok() {
                 subs.borrow_mut().insert(stream);
+                if let StreamId::Referral(referral) = stream {
+                    first_open(&*session.store, &session.address, conn.user, referral).await;
+                }
             }
             r.map(|b| (false, b))
         }
@@ -333,7 +343,18 @@ async fn handle_text(
             Some(key) => {
                 // A command is the user's activity; subscribing (a resume) is not.
                 session.activity().await;
-                hub.execute(conn.user, key, cmd).await
+                // A receiver's client marks the referral opened when it first shows it: a first open too.
+                let opened = match &cmd {
+                    Command::MarkOpened { referral } => Some(*referral),
+                    _ => None,
+                };
+                let r = hub.execute(conn.user, key, cmd).await;
+                if r.is_ok()
+                    && let Some(referral) = opened
+                {
+                    first_open(&*session.store, &session.address, conn.user, referral).await;
+                }
+                r
             }
         },
     };
@@ -343,6 +364,21 @@ async fn handle_text(
         Err(e) => error_frame(Some(id), e.code, e.message),
     };
     conn.push(out);
+}
+
+/// Records a member's first open of a referral (`audit::record_first_open`)
+/// after a subscription to its stream or a `mark_opened` the hub allowed. The
+/// command stands either way; a failure to record is logged as an error.
+async fn first_open(store: &dyn Store, address: &str, user: UserId, referral: handoff_protocol::ws::ReferralId) {
+    let recorded = async {
+        match store.referral(referral).await? {
+            Some(rec) => crate::audit::record_first_open(store, Some(address.to_string()), user, &rec).await,
+            None => Ok(()),
+        }
+    };
+    if let Err(e) = recorded.await {
+        tracing::error!(error = %e.message, "could not record a referral's first open in the audit log");
+    }
 }
 
 type Ws = WebSocketStream<TcpStream>;

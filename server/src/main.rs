@@ -82,6 +82,8 @@ enum AdminTask {
         /// The file to write (never overwritten), or a directory to write `handoff-<UTC time>.db` into.
         dest: PathBuf,
     },
+    /// Re-walk every audit chain; report the first broken link (exit 1) or each chain's count and head.
+    VerifyAudit,
     /// Put a backup back as the data directory's store (the server must be stopped).
     Restore {
         /// The backup file.
@@ -207,6 +209,14 @@ fn admin(config: Config, task: AdminTask) -> anyhow::Result<()> {
                 eprintln!("start the server on {} to serve it (an older schema is migrated then)", config.data.display());
                 return Ok(());
             }
+            AdminTask::VerifyAudit => {
+                let report = handoff_store::verify_audit(&*open()?).await.context("reading the audit log")?;
+                print!("{}", handoff_server::audit::report_text(&report));
+                if let Some(broken) = report.broken {
+                    anyhow::bail!("the audit log is broken: {broken}");
+                }
+                return Ok(());
+            }
             AdminTask::GrantStaff { email } => {
                 open()?.set_staff(&email.trim().to_lowercase(), true).await.context("no account with that email")?;
                 eprintln!("{email} is now platform staff");
@@ -233,7 +243,14 @@ fn admin(config: Config, task: AdminTask) -> anyhow::Result<()> {
                 return Ok(());
             }
         };
-        let p = handoff_server::admin::set_flag(&*open()?, id, act).await.context("no practice with that id")?;
+        let store = open()?;
+        let p = handoff_server::admin::set_flag(&*store, id, act).await.context("no practice with that id")?;
+        // A staff action from the command line: the platform chain, with no actor or address.
+        let event = handoff_server::audit::Event::new(handoff_server::admin::staff_action(act), None, None).target(id);
+        handoff_server::audit::record_in(&*store, None, event)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))
+            .context("recording the staff action")?;
         eprintln!("{} ({id}): {act:?} done", p.name);
         Ok(())
     })

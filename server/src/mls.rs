@@ -286,6 +286,7 @@ pub async fn pending(state: web::Data<AppState>, who: Authed, id: web::Path<Prac
 
 /// `POST /api/v1/practices/{id}/mls/commits`: the delivery service's one door.
 pub async fn submit(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     who: Authed,
     id: web::Path<PracticeId>,
@@ -468,6 +469,8 @@ pub async fn submit(
     };
     match handoff_actors::mls::append(&state.hub, entry.clone(), public_state).await {
         Ok(_) => {
+            let committed = crate::audit::Event::new(handoff_protocol::audit::AuditAction::KeyGroupCommit, Some(who.user.id), Some(p.id));
+            crate::audit::record(&state, Some(&req), committed.target(format!("epoch:{}", entry.epoch))).await?;
             tracing::info!(practice = %p.id, epoch = entry.epoch, by = %who.user.id, "MLS epoch accepted");
             Ok(HttpResponse::Created().json(entry_view(entry)))
         }

@@ -5,13 +5,15 @@
 //! members. To anyone else every practice-scoped route answers `not_found`,
 //! worded exactly as for an id that does not exist.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use handoff_domain::{eligibility, routing};
+use handoff_protocol::audit::AuditAction;
 use handoff_protocol::v1::*;
 use handoff_protocol::{B64, CategoryRequestId, ErrorCode, PracticeId, UserId};
 use handoff_store::{CategoryRequestRecord, GrantRecord, InviteQuota, InviteRecord, PracticeError, PracticeRecord};
 
+use crate::audit::Event;
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, now, random_bytes, random_token, sha256};
@@ -72,7 +74,12 @@ fn id_conflict() -> ApiError {
 }
 
 /// `POST /api/v1/practices`
-pub async fn create(state: web::Data<AppState>, who: Authed, body: web::Json<CreatePracticeRequest>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Authed,
+    body: web::Json<CreatePracticeRequest>,
+) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let name = validate::name("name", &b.name)?;
     match b.kind {
@@ -131,6 +138,12 @@ pub async fn create(state: web::Data<AppState>, who: Authed, body: web::Json<Cre
     };
     match state.store.create_practice(rec.clone(), grant).await {
         Ok(()) => {
+            crate::audit::record(
+                &state,
+                Some(&req),
+                Event::new(AuditAction::PracticeCreated, Some(who.user.id), Some(rec.id)).target(rec.id),
+            )
+            .await?;
             tracing::info!(practice = %rec.id, kind = ?rec.kind, "practice created");
             Ok(HttpResponse::Created().json(view(&rec, Role::Admin)))
         }
@@ -169,6 +182,7 @@ pub async fn get(state: web::Data<AppState>, who: Authed, id: web::Path<Practice
 
 /// `DELETE /api/v1/practices/{id}`: permanent; the admin types the name to confirm.
 pub async fn delete(
+    req: HttpRequest,
     state: web::Data<AppState>,
     who: Authed,
     id: web::Path<PracticeId>,
@@ -179,6 +193,10 @@ pub async fn delete(
         return Err(ApiError::new(ErrorCode::ConfirmationMismatch, "type the practice's name exactly to delete it"));
     }
     state.store.delete_practice(p.id).await?;
+    // In the practice's own chain (which outlives it) and in the platform's, where staff still see it.
+    for chain in [Some(p.id), None] {
+        crate::audit::record(&state, Some(&req), Event::new(AuditAction::PracticeDeleted, Some(who.user.id), chain).target(p.id)).await?;
+    }
     state.hub.end_access(p.id).await;
     tracing::info!(practice = %p.id, by = %who.user.id, "practice deleted");
     Ok(HttpResponse::NoContent().finish())
@@ -224,13 +242,19 @@ pub async fn members(state: web::Data<AppState>, who: Authed, id: web::Path<Prac
 }
 
 /// `DELETE /api/v1/practices/{id}/members/{user}`: an admin removes anyone; a member may leave.
-pub async fn remove_member(state: web::Data<AppState>, who: Authed, path: web::Path<(PracticeId, UserId)>) -> ApiResult<HttpResponse> {
+pub async fn remove_member(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Authed,
+    path: web::Path<(PracticeId, UserId)>,
+) -> ApiResult<HttpResponse> {
     let (pid, uid) = path.into_inner();
     let (_, role) = membership(&state, pid, &who).await?;
     if role != Role::Admin && uid != who.user.id {
         return Err(ApiError::forbidden("only a practice admin can remove other members"));
     }
     state.store.remove_member(pid, uid).await?;
+    crate::audit::record(&state, Some(&req), Event::new(AuditAction::MemberRemoved, Some(who.user.id), Some(pid)).target(uid)).await?;
     state.hub.end_access(pid).await;
     tracing::info!(practice = %pid, member = %uid, by = %who.user.id, "member removed");
     Ok(HttpResponse::NoContent().finish())
@@ -243,6 +267,7 @@ pub async fn remove_member(state: web::Data<AppState>, who: Authed, path: web::P
 /// `invites_per_practice_per_day` per practice (every inviter together);
 /// beyond that `rate_limited` with `Retry-After`.
 pub async fn invite(
+    req: HttpRequest,
     state: web::Data<AppState>,
     who: Authed,
     id: web::Path<PracticeId>,
@@ -287,6 +312,8 @@ pub async fn invite(
         }
         Err(e) => return Err(e.into()),
     }
+    let invited = Event::new(AuditAction::MemberInvited, Some(who.user.id), Some(p.id));
+    crate::audit::record(&state, Some(&req), invited.target(crate::audit::invite_target(&sha256(token.as_bytes()), body.role))).await?;
     let link = format!("{}/invite/{token}", state.config.public_url());
     let days = state.config.invite_ttl_secs / 86_400;
     let body_text = format!(
@@ -343,7 +370,7 @@ pub async fn invite_info(state: web::Data<AppState>, token: web::Path<String>) -
 }
 
 /// `POST /api/v1/invites/{token}/accept`
-pub async fn accept_invite(state: web::Data<AppState>, who: Authed, token: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn accept_invite(req: HttpRequest, state: web::Data<AppState>, who: Authed, token: web::Path<String>) -> ApiResult<HttpResponse> {
     let inv = usable_invite(&state, &token, &who.user.email).await?;
     match state.store.accept_invite(&inv.token_hash, who.user.id, now()).await {
         Ok(()) => {}
@@ -351,6 +378,7 @@ pub async fn accept_invite(state: web::Data<AppState>, who: Authed, token: web::
         Err(PracticeError::InviteUsed) => return Err(ApiError::new(ErrorCode::InviteInvalid, "this invite link was just used")),
         Err(e) => return Err(e.into()),
     }
+    crate::audit::record(&state, Some(&req), crate::audit::invite_accepted(&inv, who.user.id)).await?;
     let (p, role) = membership(&state, inv.practice_id, &who).await?;
     tracing::info!(practice = %p.id, member = %who.user.id, "invite accepted");
     Ok(HttpResponse::Ok().json(view(&p, role)))
@@ -393,6 +421,7 @@ pub async fn pending_grants(state: web::Data<AppState>, who: Authed, id: web::Pa
 /// `PUT /api/v1/practices/{id}/key-grants/{user}`: a key holder grants the key to a member.
 /// First write wins, so one member cannot overwrite another's grant.
 pub async fn put_grant(
+    req: HttpRequest,
     state: web::Data<AppState>,
     who: Authed,
     path: web::Path<(PracticeId, UserId)>,
@@ -428,6 +457,7 @@ pub async fn put_grant(
             created_at: now(),
         })
         .await?;
+    crate::audit::record(&state, Some(&req), Event::new(AuditAction::KeyGranted, Some(who.user.id), Some(pid)).target(uid)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -2,10 +2,11 @@
 //! reloads, notification preferences and users' public keys. Referral changes
 //! themselves go over the WebSocket (`live.rs`).
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
 
 use handoff_domain::access::Action;
+use handoff_protocol::audit::AuditAction;
 use handoff_protocol::v1::{BlobStored, NotificationSettings, PartyKey, ReferralKeys, ReferralList, UserKeys};
 use handoff_protocol::ws::{BlobId, MAX_BLOB, Referral, ReferralId};
 use handoff_protocol::{B64, ErrorCode, PracticeId, UserId};
@@ -100,15 +101,16 @@ async fn may_read_referral(state: &AppState, who: &Authed, r: ReferralId) -> Api
 
 /// `GET /api/v1/blobs/{id}`: the ciphertext, for the uploader or members of
 /// either practice of the referral it is attached to.
-pub async fn get_blob(state: web::Data<AppState>, who: Authed, id: web::Path<BlobId>) -> ApiResult<HttpResponse> {
+pub async fn get_blob(req: HttpRequest, state: web::Data<AppState>, who: Authed, id: web::Path<BlobId>) -> ApiResult<HttpResponse> {
     let meta = state.store.blob_meta(*id).await?.ok_or_else(|| ApiError::not_found("blob"))?;
     match meta.referral {
         // A member held back by a party's two-factor requirement is told to enroll, as for the referral itself.
         Some(r) => match may_read_referral(&state, &who, r).await {
-            Ok(_) => {}
+            Ok(rec) => crate::audit::record_served(&state, &req, AuditAction::BlobServed, who.user.id, &rec, id.to_string()).await?,
             Err(e) if e.code == ErrorCode::TwoFactorRequired => return Err(e),
             Err(_) => return Err(ApiError::not_found("blob")),
         },
+        // An upload not yet attached, fetched back by its uploader: no referral is served.
         None if meta.owner == who.user.id => {}
         None => return Err(ApiError::not_found("blob")),
     }
@@ -136,8 +138,9 @@ fn parse_referral(body: &str) -> ApiResult<Referral> {
 }
 
 /// `GET /api/v1/referrals/{id}`
-pub async fn get_referral(state: web::Data<AppState>, who: Authed, id: web::Path<ReferralId>) -> ApiResult<HttpResponse> {
+pub async fn get_referral(req: HttpRequest, state: web::Data<AppState>, who: Authed, id: web::Path<ReferralId>) -> ApiResult<HttpResponse> {
     let rec = may_read_referral(&state, &who, *id).await?;
+    crate::audit::record_served(&state, &req, AuditAction::ReferralServed, who.user.id, &rec, rec.id.to_string()).await?;
     Ok(HttpResponse::Ok().json(parse_referral(&rec.body)?))
 }
 

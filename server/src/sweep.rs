@@ -17,6 +17,9 @@
 //!   [`Config::blob_unattached_secs`] (they count towards the owner's quota);
 //! - free referral drafts past their time (`free_draft_ttl_secs` from their
 //!   start, or from their verification): their email address and token go;
+//! - audit log entries older than [`Config::audit_retention_days`], when it
+//!   is set (by default the log keeps everything); each pruned chain keeps an
+//!   anchor so it still verifies;
 //! - in folder-mail mode (no SMTP), `.eml` files in `<data>/mail/` older
 //!   than [`Config::mail_folder_retention_secs`]: they hold invite links,
 //!   which are credentials.
@@ -53,6 +56,8 @@ pub struct Swept {
     pub mail_files: u64,
     /// Free referral drafts past their time.
     pub drafts: u64,
+    /// Audit entries past `audit_retention_days`.
+    pub audit: u64,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -128,6 +133,10 @@ pub async fn sweep_once(store: &dyn Store, config: &Config, at: UnixMillis) -> S
             None => 0,
         },
         drafts: logged("free referral drafts", store.purge_drafts(at).await),
+        audit: match config.audit_retention_days {
+            Some(days) => logged("audit log", store.prune_audit(at.saturating_sub(secs(days.saturating_mul(86_400)))).await),
+            None => 0,
+        },
     };
     if swept != Swept::default() {
         tracing::info!(?swept, "sweep");

@@ -38,6 +38,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
+use handoff_protocol::audit::AuditAction;
 use handoff_protocol::two_factor::*;
 use handoff_protocol::{ErrorCode, PracticeId, UserId};
 use handoff_store::{RecoveryCodeUse, TotpRecord, UserRecord};
@@ -292,7 +293,10 @@ async fn check(
                     return Err(ApiError::invalid("code: confirm the enrollment with a code from the new secret"));
                 }
                 match state.store.use_recovery_code(user.id, &sha256(r.as_bytes()), now()).await? {
-                    RecoveryCodeUse::Accepted => Ok(None),
+                    RecoveryCodeUse::Accepted => {
+                        crate::audit::record_account(state, req, AuditAction::RecoveryCodeUsed, user.id).await?;
+                        Ok(None)
+                    }
                     RecoveryCodeUse::AlreadyUsed => {
                         Err(ApiError::new(ErrorCode::RecoveryCodeUsed, "that recovery code was used before; each works once. Use another"))
                     }
@@ -368,6 +372,7 @@ pub async fn confirm(
     let codes = (0..RECOVERY_CODES).map(|_| recovery_code()).collect::<ApiResult<Vec<_>>>()?;
     let hashes = codes.iter().map(|c| recovery_normal(c).map(|n| sha256(n.as_bytes()))).collect::<ApiResult<Vec<_>>>()?;
     state.store.enable_totp(who.user.id, step, hashes, now()).await?;
+    crate::audit::record_account(&state, &req, AuditAction::TwoFactorEnabled, who.user.id).await?;
     tracing::info!(user = %who.user.id, "two-factor sign-in turned on");
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(RecoveryCodes { codes }))
 }
@@ -383,6 +388,7 @@ pub async fn disable(
     let t = enabled(&state, who.user.id).await?.ok_or(handoff_store::UserError::NoTotp)?;
     check(&req, &state, &who.user, &t, f, false).await?;
     state.store.disable_totp(who.user.id).await?;
+    crate::audit::record_account(&state, &req, AuditAction::TwoFactorDisabled, who.user.id).await?;
     // Practices that require two-factor sign-in hold the user back from now on: cut their live streams there.
     for (p, _) in state.store.practices_of(who.user.id).await? {
         if state.store.two_factor_missing(p.id, who.user.id).await? {
@@ -402,7 +408,13 @@ pub async fn sign_in(req: HttpRequest, state: web::Data<AppState>, body: web::Js
     let uid = verify(&keys(&state).await?, Purpose::PendingLogin, &body.pending_token).ok_or_else(needed)?;
     let user = state.store.user_by_id(uid).await?.ok_or_else(needed)?;
     let t = enabled(&state, uid).await?.ok_or_else(needed)?;
-    check(&req, &state, &user, &t, f, false).await?;
+    if let Err(e) = check(&req, &state, &user, &t, f, false).await {
+        if e.code != ErrorCode::RateLimited {
+            crate::audit::record_account(&state, &req, AuditAction::SignInFailed, uid).await?;
+        }
+        return Err(e);
+    }
+    crate::audit::record_account(&state, &req, AuditAction::SignIn, uid).await?;
     tracing::info!(user = %uid, "signed in with a second factor");
     crate::auth::start_session(&req, &state, &user, actix_web::http::StatusCode::OK).await
 }
@@ -411,6 +423,7 @@ pub async fn sign_in(req: HttpRequest, state: web::Data<AppState>, body: web::Js
 /// two-factor sign-in on to require it, so the requirement never locks out
 /// the admin who set it.
 pub async fn require(
+    req: HttpRequest,
     state: web::Data<AppState>,
     who: Authed,
     id: web::Path<PracticeId>,
@@ -424,6 +437,8 @@ pub async fn require(
         ));
     }
     state.store.set_require_two_factor(*id, body.required).await?;
+    let changed = crate::audit::Event::new(AuditAction::PracticeTwoFactorChanged, Some(who.user.id), Some(*id));
+    crate::audit::record(&state, Some(&req), changed.target(if body.required { "required" } else { "not_required" })).await?;
     if body.required {
         // Members without two-factor sign-in lose the practice now: their live streams are cut at once.
         state.hub.end_access(*id).await;

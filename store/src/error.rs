@@ -6,7 +6,7 @@
 //! [`PracticeError`], [`TaxonomyError`], [`ReferralError`], [`MlsError`],
 //! [`MailError`], [`LimitError`], [`FreeError`]), so a caller matches typed variants, never string tags.
 
-use crate::{FreeError, LimitError, MailError, MlsError, PracticeError, ReferralError, TaxonomyError, UserError};
+use crate::{AuditError, FreeError, LimitError, MailError, MlsError, PracticeError, ReferralError, TaxonomyError, UserError};
 
 /// The backend failed: I/O, corruption, a driver error, or a value on disk
 /// that does not decode. The driver's error is kept as the [`source`](std::error::Error::source).
@@ -84,4 +84,7 @@ pub enum StoreError {
     /// A free referral draft, block or opt-out call failed.
     #[error(transparent)]
     Free(#[from] FreeError),
+    /// An audit log call failed.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }

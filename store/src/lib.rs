@@ -14,6 +14,7 @@
 //! | [`MailStore`] | the mail outbox | [`MailError`] |
 //! | [`LimitStore`] | rate-limit lock-outs | [`LimitError`] |
 //! | [`FreeStore`] | free referral drafts, sender blocks, practices' opt-out | [`FreeError`] |
+//! | [`AuditStore`] | the tamper-evident audit log: one hash chain per practice and the platform's | [`AuditError`] |
 //!
 //! Every error enum keeps the backend's failure as a [`BackendError`] (with the
 //! driver's error as its source); opening a store fails with an [`OpenError`].
@@ -32,6 +33,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
+mod audit;
 pub mod conformance;
 mod error;
 mod free;
@@ -45,6 +47,7 @@ pub mod sqlite;
 mod taxonomy;
 mod users;
 
+pub use audit::*;
 pub use error::*;
 pub use free::*;
 pub use limits::*;
@@ -63,6 +66,12 @@ pub use users::*;
 /// A backend implements the concept traits; this trait then comes with them,
 /// so `Arc<dyn Store>` reaches every method. Code holding a concrete backend
 /// (not `dyn Store`) imports the concept traits it calls.
-pub trait Store: UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore + FreeStore {}
+pub trait Store:
+    UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore + FreeStore + AuditStore
+{
+}
 
-impl<T> Store for T where T: UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore + FreeStore {}
+impl<T> Store for T where
+    T: UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore + FreeStore + AuditStore
+{
+}

@@ -40,6 +40,8 @@ pub enum Route {
     Settings,
     /// `/free`: a referral sent without an account (no sign-in).
     Free,
+    /// `/practices/<id>/audit`: the practice's audit log (its admins).
+    PracticeAudit(PracticeId),
 }
 
 impl Route {
@@ -61,6 +63,7 @@ impl Route {
             ["admin"] => Route::Admin,
             ["settings"] => Route::Settings,
             ["free"] => Route::Free,
+            ["practices", id, "audit"] => uuid(id).map(|u| Route::PracticeAudit(PracticeId(u))).unwrap_or(Route::Practices),
             _ => Route::Inbox,
         }
     }
@@ -82,6 +85,7 @@ impl Route {
             Route::Admin => "/admin".into(),
             Route::Settings => "/settings".into(),
             Route::Free => "/free".into(),
+            Route::PracticeAudit(id) => format!("/practices/{id}/audit"),
         }
     }
 

@@ -65,6 +65,7 @@
 
 mod accounts;
 mod authz_matrix;
+mod audit;
 mod backup;
 mod bad_input;
 mod free;

@@ -48,6 +48,7 @@ macro_rules! suite {
     };
 }
 
+mod audit;
 mod free;
 mod limits;
 mod mail;
@@ -58,6 +59,7 @@ mod taxonomy;
 mod two_factor;
 mod users;
 
+pub use audit::*;
 pub use free::*;
 pub use limits::*;
 pub use mail::*;
@@ -84,6 +86,7 @@ macro_rules! conformance_tests {
         $crate::__conformance_limits!($make);
         $crate::__conformance_free!($make);
         $crate::__conformance_two_factor!($make);
+        $crate::__conformance_audit!($make);
     };
 }
 

@@ -21,6 +21,7 @@ use handoff_protocol::v1::Role;
 
 use crate::{BackendError, OpenError, UserRecord};
 
+mod audit;
 mod backup;
 mod free;
 mod limits;
@@ -54,6 +55,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 8, sql: include_str!("../../../migrations/sqlite/0008_free_referrals.sql") },
     Migration { version: 9, sql: include_str!("../../../migrations/sqlite/0009_free_senders.sql") },
     Migration { version: 10, sql: include_str!("../../../migrations/sqlite/0010_totp.sql") },
+    Migration { version: 11, sql: include_str!("../../../migrations/sqlite/0011_audit.sql") },
     Migration { version: 12, sql: include_str!("../../../migrations/sqlite/0012_session_activity.sql") },
 ];
 

@@ -111,6 +111,7 @@ pub fn admin() -> Html {
             <section class="card" aria-labelledby="adm-practices"><h2 id="adm-practices">{ "Practices" }</h2>{ table }</section>
             <section class="card" aria-labelledby="adm-requests"><h2 id="adm-requests">{ "Category requests" }</h2>{ reqs }</section>
             <TaxonomyEditor />
+            <super::audit::AuditLog practice={None::<handoff_protocol::PracticeId>} />
         </>
     }
 }

@@ -1,6 +1,7 @@
 //! One module per screen.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod detail;
 pub mod free;

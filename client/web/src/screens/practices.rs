@@ -309,7 +309,17 @@ pub fn practice_page(p: &PracticeProps) -> Html {
                 { member_rows }
                 if admin { <Invite id={p.id} on_sent={{ let r = reload.clone(); Callback::from(move |_| r.set(*r + 1)) }} /> }
             </section>
-            if admin { <DeletePractice practice={practice.clone()} /> }
+            if admin {
+                <section class="card" aria-labelledby="audit-link-title">
+                    <h2 id="audit-link-title">{ "Audit log" }</h2>
+                    <p class="help">{ "Who signed in, opened referrals, joined or left, and changed the key group, with times and addresses." }</p>
+                    <a href={Route::PracticeAudit(p.id).path()} data-testid="open-audit" onclick={{
+                        let (nav, id) = (ctx.nav.clone(), p.id);
+                        Callback::from(move |e: MouseEvent| { e.prevent_default(); nav.emit(Route::PracticeAudit(id)); })
+                    }}>{ "Open the audit log" }</a>
+                </section>
+                <DeletePractice practice={practice.clone()} />
+            }
         </>
     }
 }

@@ -68,6 +68,7 @@ pub fn shell(p: &ShellProps) -> Html {
         Route::Invite(token) => html! { <super::practices::AcceptInvite token={token.clone()} /> },
         Route::Admin => html! { <super::admin::Admin /> },
         Route::Settings => html! { <super::settings::Settings /> },
+        Route::PracticeAudit(id) => html! { <super::audit::PracticeAudit id={*id} key={id.to_string()} /> },
     };
     let toasts = ctx.data.toasts.iter().map(|t| {
         let data = ctx.data.clone();
