@@ -26,6 +26,8 @@ mod error;
 pub mod free;
 mod ids;
 pub mod mls;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod two_factor;
 pub mod v1;
 pub mod ws;

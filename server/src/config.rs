@@ -124,6 +124,11 @@ pub struct Config {
     /// who already proved the password (or the kit) can try a code, and each
     /// try of six digits in a ±1-step window has a 3-in-a-million chance.
     pub second_factor_failures_per_account_total: u32,
+    /// npm `swagger-ui-dist`'s folder, for the browsable API reference at
+    /// `/api/docs` (xtask installs it under `e2e/node_modules/`); unset (the
+    /// default): `/api/docs` answers `no_route`. `/api/v1/openapi.json` is
+    /// served either way.
+    pub api_docs_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -170,6 +175,7 @@ impl Default for Config {
             metrics_bind: None,
             log_format: crate::logging::LogFormat::Text,
             second_factor_failures_per_account_total: 20,
+            api_docs_dir: None,
         }
     }
 }
@@ -224,6 +230,9 @@ impl Config {
         }
         if let Some(v) = std::env::var_os("HANDOFF_STATIC_DIR") {
             c.static_dir = Some(v.into());
+        }
+        if let Some(v) = std::env::var_os("HANDOFF_API_DOCS_DIR") {
+            c.api_docs_dir = Some(v.into());
         }
         Ok(c)
     }

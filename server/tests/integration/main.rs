@@ -45,6 +45,10 @@
 //!   uploads, and every bad input of those routes.
 //! - `metrics`: the metrics listener (issue 17): a scrape after a scenario
 //!   has every expected series and no identifier; not on the public port.
+//! - `openapi`: the HTTP contract (issue 17): the OpenAPI document has an
+//!   operation for every route and documents each one's errors, is valid
+//!   3.1, and `/api/docs` is served with its own CSP; regressions found by
+//!   schemathesis.
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -64,6 +68,7 @@ mod harness;
 mod hub;
 mod metrics;
 mod mls;
+mod openapi;
 mod practices;
 mod privacy;
 mod routes;
