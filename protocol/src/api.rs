@@ -51,6 +51,10 @@ macro_rules! v1 {
 /// The prefix of every endpoint of version 1 of the API.
 pub const API_PREFIX: &str = v1!("");
 
+/// Where the server serves the browsable reference of this API (Swagger UI
+/// over [`GetOpenApi`]'s document): an HTML page, not an endpoint.
+pub const DOCS_PATH: &str = "/api/docs";
+
 /// The path of the live WebSocket ([`OpenLive`]).
 pub const WS_PATH: &str = "/ws";
 
@@ -305,9 +309,9 @@ pub const fn placeholders(pattern: &str) -> usize {
 
 /// Declares the endpoints, their [`Endpoint`] impls, their arity checks and [`ALL`].
 macro_rules! endpoints {
-    ($($(#[$doc:meta])* $name:ident: $method:ident $path:expr, $params:ty, $req:ty => $resp:ty;)*) => {
+    ($($(#[doc = $doc:literal])* $name:ident: $method:ident $path:expr, $params:ty, $req:ty => $resp:ty;)*) => {
         $(
-            $(#[$doc])*
+            $(#[doc = $doc])*
             #[derive(Clone, Copy, Debug, PartialEq, Eq)]
             pub struct $name;
 
@@ -327,6 +331,23 @@ macro_rules! endpoints {
 
         /// Every endpoint's method and route pattern: exactly what the server serves.
         pub const ALL: &[(Method, &str)] = &[$((Method::$method, $path)),*];
+
+        /// Adds every endpoint's operation to `paths` (its doc comment is the
+        /// summary), and the schemas they name to `schemas`.
+        #[cfg(feature = "openapi")]
+        pub(crate) fn add_operations(paths: &mut utoipa::openapi::Paths, schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+            $(crate::openapi::add_operation::<$name>(stringify!($name), concat!($($doc, "\n"),*), paths, schemas);)*
+        }
+
+        /// The error codes the endpoint at `method` and `path` answers by its
+        /// shape ([`crate::openapi::implied_errors`]); `None` for no endpoint.
+        #[cfg(feature = "openapi")]
+        pub(crate) fn implied_errors_of(method: Method, path: &str) -> Option<Vec<crate::ErrorCode>> {
+            $(if method == Method::$method && path == $path {
+                return Some(crate::openapi::implied_errors::<$name>());
+            })*
+            None
+        }
     };
 }
 
@@ -491,7 +512,16 @@ endpoints! {
     GetPracticeAuditCsv: Get v1!("/practices/{id}/audit.csv"), PracticeId, crate::audit::AuditQuery => Octets;
     /// `GET /admin/audit`: one page of the platform's audit log (staff).
     AdminGetAudit: Get v1!("/admin/audit"), (), crate::audit::AuditQuery => crate::audit::AuditPage;
+
+    // The HTTP contract (issue 17, wt-openapi).
+    /// `GET /openapi.json`: the OpenAPI 3.1 document of this API, generated from these definitions (no session needed).
+    GetOpenApi: Get v1!("/openapi.json"), (), () => OpenApiDocument;
 }
+
+/// The response of [`GetOpenApi`]: an OpenAPI 3.1 document, as JSON.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct OpenApiDocument(pub serde_json::Value);
 
 #[cfg(test)]
 mod tests {

@@ -19,6 +19,7 @@ macro_rules! audit_actions {
         /// What an audit entry records. The wire and stored text is the
         /// snake_case word (`as_str`), stable forever: it is hashed into the chain.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(rename_all = "snake_case")]
         pub enum AuditAction {
             $($(#[$doc])* $variant,)*
@@ -110,6 +111,7 @@ impl std::str::FromStr for AuditAction {
 /// and `GET /admin/audit`, as the query string. Every field is optional; the
 /// server checks each and answers `invalid_input` for a bad one.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only entries this user made, or made on their behalf.
@@ -132,6 +134,7 @@ pub struct AuditQuery {
 /// One audit entry as an admin (or staff) reads it. The names are looked up
 /// when the log is read; the chain stores ids only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRow {
     /// The entry's number in its chain (1, 2, …).
     pub seq: u64,
@@ -157,6 +160,7 @@ pub struct AuditRow {
 
 /// One page of a log, newest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditPage {
     /// The practice whose log this is; `None` for the platform's.
     pub practice: Option<PracticeId>,

@@ -47,3 +47,19 @@ impl<'de> Deserialize<'de> for B64 {
         B64::decode(&s).ok_or_else(|| serde::de::Error::custom("expected unpadded URL-safe base64"))
     }
 }
+
+/// In the OpenAPI document: a string of unpadded URL-safe base64.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for B64 {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[A-Za-z0-9_-]*$"))
+            .content_encoding("base64url")
+            .description(Some("Binary data: unpadded URL-safe base64."))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for B64 {}

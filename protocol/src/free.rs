@@ -39,6 +39,7 @@ pub use crate::ids::DraftId;
 
 /// `POST /free/drafts`: starts a free referral by emailing a code to `email`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StartDraft {
     /// Where the code, and later the accept and decline emails, go.
@@ -47,6 +48,7 @@ pub struct StartDraft {
 
 /// The answer to [`StartDraft`] and to a resend: the draft and when its code expires.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CodeSent {
     /// The draft the code is for.
     pub draft: DraftId,
@@ -58,6 +60,7 @@ pub struct CodeSent {
 
 /// `POST /free/drafts/{id}/verify`: the code from the email.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VerifyCode {
     /// The digits, as typed (spaces are ignored).
@@ -67,6 +70,7 @@ pub struct VerifyCode {
 /// The answer to a right code: the draft is verified. The token is also set as
 /// the [`DRAFT_COOKIE`] cookie.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DraftVerified {
     /// The draft.
     pub draft: DraftId,
@@ -81,6 +85,7 @@ pub struct DraftVerified {
 /// `POST /free/referrals`: sends the draft's one referral. `referral.from` must
 /// be [`NewSender::Free`](crate::ws::NewSender::Free).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FreeSend {
     /// Sending again with the same key answers the same [`FreeSent`] and sends nothing more.
@@ -91,6 +96,7 @@ pub struct FreeSend {
 
 /// The answer to [`FreeSend`]: what the sender records in the patient's file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FreeSent {
     /// The referral.
     pub referral: ReferralId,
@@ -106,6 +112,7 @@ pub struct FreeSent {
 
 /// What staff can block from sending free referrals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum BlockKind {
@@ -117,6 +124,7 @@ pub enum BlockKind {
 
 /// `POST /admin/free-blocks`: staff block a sender.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewBlock {
     /// What `value` is.
@@ -130,6 +138,7 @@ pub struct NewBlock {
 
 /// A block, as staff list them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Block {
     /// What `value` is.
     pub kind: BlockKind,
@@ -143,6 +152,7 @@ pub struct Block {
 
 /// `GET /admin/free-blocks`: every block, newest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlockList {
     /// The blocks.
     pub blocks: Vec<Block>,
@@ -150,6 +160,7 @@ pub struct BlockList {
 
 /// `DELETE /admin/free-blocks`: lifts a block.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LiftBlock {
     /// What `value` is.
@@ -161,6 +172,7 @@ pub struct LiftBlock {
 /// `PUT /practices/{id}/free-referrals`: whether the practice receives free
 /// referrals (admins only; answered back).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FreeIntake {
     /// `false`: choose-for-me skips the practice and a named free referral to it is refused.

@@ -28,6 +28,8 @@ pub mod free;
 mod ids;
 pub mod mls;
 pub mod sessions;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod two_factor;
 pub mod v1;
 pub mod ws;

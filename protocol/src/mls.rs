@@ -28,6 +28,7 @@ pub fn mls_group_id(practice: PracticeId, generation: u32) -> Vec<u8> {
 
 /// `POST /api/v1/mls/key-packages`: publish fresh key packages (at most 100 per call).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PublishKeyPackages {
     /// TLS-encoded `MLSMessage`s of type KeyPackage, each for the caller's own identity.
@@ -36,6 +37,7 @@ pub struct PublishKeyPackages {
 
 /// How many unclaimed key packages the caller has on the server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyPackageCount {
     /// Key packages published and not yet claimed.
     pub available: u32,
@@ -44,6 +46,7 @@ pub struct KeyPackageCount {
 /// `POST /api/v1/practices/{id}/members/{user}/key-package`: claims one of a
 /// fellow member's key packages. Each key package is handed out at most once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimedKeyPackage {
     /// The member whose key package it is.
     pub user_id: UserId,
@@ -54,6 +57,7 @@ pub struct ClaimedKeyPackage {
 /// `GET/PUT /api/v1/mls/state`: the caller's MLS state, sealed under a key
 /// only the caller's private keys give. `version` increases by one per write.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MlsState {
     /// 0 when nothing was stored yet.
     pub version: u64,
@@ -65,6 +69,7 @@ pub struct MlsState {
 /// `expected_version` is not the stored version is refused with
 /// `stale_state` (another tab wrote first; reload and retry).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PutMlsState {
     /// The version this state was derived from.
@@ -77,6 +82,7 @@ pub struct PutMlsState {
 /// that produces epoch `epoch`. The delivery service accepts exactly one per
 /// epoch: `epoch` must be the practice's current epoch + 1, else `stale_epoch`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SubmitCommit {
     /// The new Handoff epoch.
@@ -116,6 +122,7 @@ pub struct SubmitCommit {
 
 /// One accepted change in a practice's MLS log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MlsLogEntry {
     /// The epoch this entry produced.
     pub epoch: u64,
@@ -151,6 +158,7 @@ pub struct MlsLogEntry {
 /// process this epoch's entry (it does not decrypt, or its published key is
 /// not the group's). An admin's client re-initialises the group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReportEpoch {
     /// The epoch whose entry cannot be processed.
@@ -159,6 +167,7 @@ pub struct ReportEpoch {
 
 /// A referral to send again: its receiver's key was revoked after it was wrapped.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnreadableReferral {
     /// The referral.
     pub referral: crate::ws::ReferralId,
@@ -171,6 +180,7 @@ pub struct UnreadableReferral {
 /// `GET /api/v1/practices/{id}/mls/unreadable`: referrals the practice sent
 /// that no honest member of the receiving practice can open (at most 500).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnreadableReferrals {
     /// Oldest first.
     pub referrals: Vec<UnreadableReferral>,
@@ -178,6 +188,7 @@ pub struct UnreadableReferrals {
 
 /// The query of `GET /api/v1/practices/{id}/mls`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
     /// Only entries after this epoch (0, the default, for the whole log).
@@ -187,6 +198,7 @@ pub struct LogQuery {
 
 /// `GET /api/v1/practices/{id}/mls?after=E`: entries after epoch `E` (at most 500).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MlsLog {
     /// The practice's current epoch (0 before its group exists).
     pub epoch: u64,
@@ -196,6 +208,7 @@ pub struct MlsLog {
 
 /// `GET /api/v1/practices/{id}/mls/welcome`: the latest welcome addressed to the caller.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MlsWelcome {
     /// The epoch the welcome joins.
     pub epoch: u64,
@@ -205,6 +218,7 @@ pub struct MlsWelcome {
 
 /// A practice member the group still has to add.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MlsPendingMember {
     /// The practice member to add.
     pub user_id: UserId,
@@ -218,6 +232,7 @@ pub struct MlsPendingMember {
 /// catch up with: practice members not yet in the group, and group members
 /// no longer in the practice.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MlsPending {
     /// Current epoch.
     pub epoch: u64,

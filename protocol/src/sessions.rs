@@ -11,6 +11,7 @@ use crate::UnixMillis;
 
 /// One of the user's sessions, as the session list shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionInfo {
     /// Names the session in `DELETE /account/sessions/{handle}` (URL-safe base64).
     pub handle: String,
@@ -29,6 +30,7 @@ pub struct SessionInfo {
 
 /// Answer to `GET /account/sessions`: the user's live sessions, oldest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionList {
     /// The sessions.
     pub sessions: Vec<SessionInfo>,
@@ -36,6 +38,7 @@ pub struct SessionList {
 
 /// Answer to `POST /account/sessions/end-others`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionsEnded {
     /// How many sessions were ended.
     pub ended: u32,

@@ -19,6 +19,7 @@ pub const RECOVERY_CODES: usize = 10;
 /// exactly the [`SessionResponse`] (untagged), so an answer without a second
 /// step is unchanged on the wire.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum LoginResponse {
     /// The password was right and the account needs no second step: signed in.
@@ -30,6 +31,7 @@ pub enum LoginResponse {
 /// The second step of a sign-in: no session exists yet, only this token,
 /// which [`SecondFactorLogin`] (`POST /auth/2fa`) turns into one with a code.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SecondFactorChallenge {
     /// Always `"totp"`: what the second step asks for.
@@ -43,6 +45,7 @@ pub struct SecondFactorChallenge {
 /// `POST /auth/2fa`: the pending-login token and exactly one of a code or a
 /// recovery code.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SecondFactorLogin {
     /// From [`SecondFactorChallenge::pending_token`].
@@ -58,6 +61,7 @@ pub struct SecondFactorLogin {
 /// A second factor given alone: exactly one of a code or a recovery code
 /// (`POST /account/2fa/confirm` takes a code only; disabling takes either).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SecondFactorProof {
     /// The six digits the authenticator app shows.
@@ -71,6 +75,7 @@ pub struct SecondFactorProof {
 /// Answer to `POST /account/2fa/start`: a new secret, not yet in force; it is
 /// turned on by confirming one code from it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TwoFactorEnrollment {
     /// The secret in base32 (RFC 4648, no padding), to type into an app.
     pub secret: String,
@@ -81,6 +86,7 @@ pub struct TwoFactorEnrollment {
 /// Answer to `POST /account/2fa/confirm`: two-factor sign-in is on. The
 /// recovery codes are shown this once; the server keeps only their hashes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecoveryCodes {
     /// [`RECOVERY_CODES`] single-use codes.
     pub codes: Vec<String>,
@@ -88,6 +94,7 @@ pub struct RecoveryCodes {
 
 /// Answer to `GET /account/2fa`: the caller's two-factor state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TwoFactorStatus {
     /// Whether sign-in asks for a code.
     pub enabled: bool,
@@ -98,6 +105,7 @@ pub struct TwoFactorStatus {
 /// `PUT /practices/{id}/require-2fa`: whether members reach the practice
 /// only with two-factor sign-in on (admins only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequireTwoFactor {
     /// On or off.

@@ -17,6 +17,7 @@ pub const MAX_NAME_LEN: usize = 120;
 /// The password-stretching parameters the client must use. The server pins
 /// them so that every client derives the same keys.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KdfParams {
     /// Always `"argon2id"`.
     pub alg: String,
@@ -34,6 +35,7 @@ pub struct KdfParams {
 /// Answers for unknown emails too (with a salt derived from a server secret), so
 /// it does not reveal whether an account exists.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PreloginRequest {
     /// The account's email.
@@ -42,6 +44,7 @@ pub struct PreloginRequest {
 
 /// Public halves of a user's key pairs, and the private halves wrapped.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UserKeyBundle {
     /// Ed25519 verifying key, 32 bytes.
@@ -56,6 +59,7 @@ pub struct UserKeyBundle {
 
 /// `POST /auth/register`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Login email; also where invites are addressed.
@@ -79,6 +83,7 @@ pub struct RegisterRequest {
 
 /// `POST /auth/login`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// The account's email.
@@ -96,6 +101,7 @@ pub struct LoginRequest {
 /// addressed to the email, the invite mail has already proven the address,
 /// so the account is created and signed in at once.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum RegisterResponse {
     /// A confirmation link was emailed to the address.
@@ -113,6 +119,7 @@ pub enum RegisterResponse {
 /// proof of the password the registration was made with (so a link opened by
 /// the address's owner cannot confirm a registration a stranger made with it).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmRequest {
     /// The token from the link.
@@ -125,6 +132,7 @@ pub struct ConfirmRequest {
 /// `POST /account/confirm/params`: the key-derivation parameters (the salt
 /// chosen at registration) of the registration a link's token names.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmParamsRequest {
     /// The token from the link.
@@ -134,6 +142,7 @@ pub struct ConfirmParamsRequest {
 /// Answer to register, login and recovery: the session and what the client
 /// needs to unlock its keys.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionResponse {
     /// The signed-in user.
     pub user: Me,
@@ -145,6 +154,7 @@ pub struct SessionResponse {
 
 /// `POST /auth/recover/start`: prove the kit, receive the kit-wrapped keys.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RecoverStartRequest {
     /// The account's email.
@@ -162,6 +172,7 @@ pub struct RecoverStartRequest {
 
 /// Answer to `recover/start`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecoverStartResponse {
     /// The account.
     pub user_id: UserId,
@@ -176,6 +187,7 @@ pub struct RecoverStartResponse {
 
 /// `POST /auth/recover/finish`: set a new password. All sessions are revoked.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RecoverFinishRequest {
     /// The account's email.
@@ -195,6 +207,7 @@ pub struct RecoverFinishRequest {
 
 /// The signed-in user, as the user sees themself.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Me {
     /// The account id.
     pub id: UserId,
@@ -214,6 +227,7 @@ pub struct Me {
 
 /// What a practice is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PracticeKind {
     /// Primary care: sends referrals.
@@ -224,6 +238,7 @@ pub enum PracticeKind {
 
 /// A member's role in a practice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Invites and removes members, deletes the practice.
@@ -234,6 +249,7 @@ pub enum Role {
 
 /// A category (and optionally one subcategory) a specialist practice receives.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Intake {
     /// Category slug within the practice's specialty.
@@ -247,6 +263,7 @@ pub struct Intake {
 /// from the practice key, signed by the publishing member, so that outsiders
 /// can encrypt referrals to the practice.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PracticePublicKey {
     /// Key epoch (0 until MLS epochs replace it).
@@ -262,6 +279,7 @@ pub struct PracticePublicKey {
 
 /// A practice key sealed to one member's HPKE public key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KeyGrant {
     /// Key epoch.
@@ -274,6 +292,7 @@ pub struct KeyGrant {
 
 /// `POST /practices`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreatePracticeRequest {
     /// Client-generated id (UUIDv4); retrying with the same id and body is safe.
@@ -299,6 +318,7 @@ pub struct CreatePracticeRequest {
 
 /// A practice as its members see it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Practice {
     /// The practice's id.
     pub id: PracticeId,
@@ -331,6 +351,7 @@ pub struct Practice {
 
 /// `GET /practices`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PracticeList {
     /// Practices the caller belongs to.
     pub practices: Vec<Practice>,
@@ -338,6 +359,7 @@ pub struct PracticeList {
 
 /// A member, as other members see them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     /// The user.
     pub user_id: UserId,
@@ -361,6 +383,7 @@ pub struct Member {
 
 /// `GET /practices/{id}/members`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberList {
     /// The practice's members.
     pub members: Vec<Member>,
@@ -370,6 +393,7 @@ pub struct MemberList {
 
 /// An invite not yet accepted.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PendingInvite {
     /// Addressed to.
     pub email: String,
@@ -381,6 +405,7 @@ pub struct PendingInvite {
 
 /// `POST /practices/{id}/invites`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InviteRequest {
     /// Who to invite.
@@ -391,6 +416,7 @@ pub struct InviteRequest {
 
 /// `GET /invites/{token}`: what the link is for, shown before joining.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InviteInfo {
     /// The practice.
     pub practice_id: PracticeId,
@@ -406,6 +432,7 @@ pub struct InviteInfo {
 
 /// `GET /practices/{id}/key`: the caller's grant and the public key.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MyPracticeKey {
     /// The practice's current public key.
     pub public_key: PracticePublicKey,
@@ -415,6 +442,7 @@ pub struct MyPracticeKey {
 
 /// A member still waiting for the practice key.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PendingGrant {
     /// The member.
     pub user_id: UserId,
@@ -430,6 +458,7 @@ pub struct PendingGrant {
 
 /// `GET /practices/{id}/key-grants/pending`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PendingGrants {
     /// Members without a grant for the current epoch.
     pub pending: Vec<PendingGrant>,
@@ -437,6 +466,7 @@ pub struct PendingGrants {
 
 /// `DELETE /practices/{id}`: body confirming by name.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeletePracticeRequest {
     /// Must equal the practice's name exactly.
@@ -445,6 +475,7 @@ pub struct DeletePracticeRequest {
 
 /// An entry in the directory of practices that can receive referrals.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DirectoryEntry {
     /// The practice.
     pub id: PracticeId,
@@ -462,6 +493,7 @@ pub struct DirectoryEntry {
 
 /// The query of `GET /directory`: either filter may be left out.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryQuery {
     /// Only practices of this specialty (slug).
@@ -472,6 +504,7 @@ pub struct DirectoryQuery {
 
 /// `GET /directory?specialty=&region=`: only verified, unpaused specialist practices.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Directory {
     /// Matching practices.
     pub practices: Vec<DirectoryEntry>,
@@ -479,6 +512,7 @@ pub struct Directory {
 
 /// A subcategory.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Subcategory {
     /// Stable identifier, lowercase with dashes.
     pub slug: String,
@@ -488,6 +522,7 @@ pub struct Subcategory {
 
 /// A category.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Category {
     /// Stable identifier, lowercase with dashes.
     pub slug: String,
@@ -499,6 +534,7 @@ pub struct Category {
 
 /// A specialty.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Specialty {
     /// Stable identifier, lowercase with dashes.
     pub slug: String,
@@ -510,6 +546,7 @@ pub struct Specialty {
 
 /// A health region.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Region {
     /// Stable identifier, lowercase with dashes.
     pub slug: String,
@@ -519,6 +556,7 @@ pub struct Region {
 
 /// `GET /taxonomy`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Taxonomy {
     /// Every health region.
     pub regions: Vec<Region>,
@@ -529,6 +567,7 @@ pub struct Taxonomy {
 /// `POST /admin/taxonomy`: staff add or rename one node.
 /// `category` absent: the node is a specialty; `subcategory` absent: a category.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TaxonomyEdit {
     /// Specialty slug.
@@ -545,6 +584,7 @@ pub struct TaxonomyEdit {
 
 /// `POST /practices/{id}/category-requests`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CategoryRequestCreate {
     /// The category name the practice wants added to its specialty.
@@ -556,6 +596,7 @@ pub struct CategoryRequestCreate {
 
 /// A category request, as staff see it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CategoryRequest {
     /// The request's id.
     pub id: CategoryRequestId,
@@ -578,6 +619,7 @@ pub struct CategoryRequest {
 /// Where a category request stands. The wire text is the snake_case name
 /// (`"open"`, `"approved"`, `"declined"`), which is also what the store keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CategoryRequestStatus {
     /// Waiting for staff.
@@ -634,6 +676,7 @@ impl std::error::Error for UnknownWord {}
 
 /// `GET /admin/category-requests`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CategoryRequestList {
     /// Requests, newest first.
     pub requests: Vec<CategoryRequest>,
@@ -641,6 +684,7 @@ pub struct CategoryRequestList {
 
 /// `POST /admin/category-requests/{id}/resolve`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResolveCategoryRequest {
     /// Approve adds the category (under `slug`); decline closes it.
@@ -654,6 +698,7 @@ pub struct ResolveCategoryRequest {
 /// `POST /admin/practices/{id}/{action}`, and the `handoff admin` CLI's
 /// practice tasks. The wire text is the snake_case name (`"verify"`, ...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PracticeAction {
     /// Mark verified: it may receive referrals.
@@ -696,6 +741,7 @@ impl std::str::FromStr for PracticeAction {
 
 /// A practice as platform staff see it: metadata only.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AdminPractice {
     /// The practice's id.
     pub id: PracticeId,
@@ -719,6 +765,7 @@ pub struct AdminPractice {
 
 /// `GET /admin/practices`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AdminPracticeList {
     /// Every practice.
     pub practices: Vec<AdminPractice>,
@@ -726,6 +773,7 @@ pub struct AdminPracticeList {
 
 /// `GET /healthz`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// Always `"ok"` when the server answers.
     pub status: String,
@@ -739,6 +787,7 @@ pub struct Health {
 
 /// `GET /practices/{id}/referrals`: referrals the practice sent or received, newest first.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReferralList {
     /// The referrals.
     pub referrals: Vec<crate::ws::Referral>,
@@ -746,6 +795,7 @@ pub struct ReferralList {
 
 /// One party practice of a referral with its current published key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PartyKey {
     /// The practice (the referral's sender or receiver).
     pub practice: PracticeId,
@@ -758,6 +808,7 @@ pub struct PartyKey {
 /// of an item it adds (a thread message, a note, an attachment) to every
 /// party's current epoch. Clients verify each key's signature before use.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReferralKeys {
     /// The sender's and the receiver's keys (a deleted practice is left out).
     pub practices: Vec<PartyKey>,
@@ -765,6 +816,7 @@ pub struct ReferralKeys {
 
 /// `PUT /practices/{id}/notifications`: the caller's email preference for this practice.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NotificationSettings {
     /// Email me when a referral this practice sent is accepted or rejected.
@@ -773,6 +825,7 @@ pub struct NotificationSettings {
 
 /// `GET /users/{id}/keys`: a user's public keys (to verify their signatures).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserKeys {
     /// The user.
     pub user_id: UserId,
@@ -786,6 +839,7 @@ pub struct UserKeys {
 
 /// `POST /blobs/{id}` answer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlobStored {
     /// The blob.
     pub id: crate::ws::BlobId,

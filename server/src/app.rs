@@ -328,6 +328,8 @@ fn api_routes(t: &mut Table<'_>) {
     t.at(ListSessions, sessions::list).at(EndOtherSessions, sessions::end_others).at(EndSession, sessions::end_one);
     // The audit log (wt-audit).
     t.at(GetPracticeAudit, audit::practice_log).at(GetPracticeAuditCsv, audit::practice_csv).at(AdminGetAudit, audit::platform_log);
+    // The HTTP contract (issue 17, wt-openapi).
+    t.at(GetOpenApi, crate::api_docs::openapi_json);
 }
 
 fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
@@ -339,7 +341,9 @@ fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Sen
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .configure(|c| {
                 routes(c);
-            });
+            })
+            // The API reference (issue 17, wt-openapi): outside the route table, like the static client.
+            .configure(crate::api_docs::routes);
         if let Some(dir) = state.config.static_dir.clone() {
             let index = dir.join("index.html");
             cfg.service(actix_files::Files::new("/", &dir).index_file("index.html").default_handler(web::to(move |req: HttpRequest| {

@@ -135,6 +135,11 @@ pub struct Config {
     /// (PHIPA s.10.1 requires the log and sets none), so the operator chooses.
     /// The sweep prunes older entries and keeps each chain's anchor.
     pub audit_retention_days: Option<u64>,
+    /// npm `swagger-ui-dist`'s folder, for the browsable API reference at
+    /// `/api/docs` (xtask installs it under `e2e/node_modules/`); unset (the
+    /// default): `/api/docs` answers `no_route`. `/api/v1/openapi.json` is
+    /// served either way.
+    pub api_docs_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -183,6 +188,7 @@ impl Default for Config {
             second_factor_failures_per_account_total: 20,
             session_idle_secs: 30 * 60,
             audit_retention_days: None,
+            api_docs_dir: None,
         }
     }
 }
@@ -237,6 +243,9 @@ impl Config {
         }
         if let Some(v) = std::env::var_os("HANDOFF_STATIC_DIR") {
             c.static_dir = Some(v.into());
+        }
+        if let Some(v) = std::env::var_os("HANDOFF_API_DOCS_DIR") {
+            c.api_docs_dir = Some(v.into());
         }
         Ok(c)
     }

@@ -31,6 +31,8 @@ pub mod state;
 pub mod sweep;
 pub mod two_factor;
 pub mod validate;
+// The OpenAPI document and the API reference (issue 17, wt-openapi).
+pub mod api_docs;
 
 pub use app::{RunningServer, StartError, spawn};
 pub use config::Config;

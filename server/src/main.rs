@@ -45,6 +45,9 @@ enum Command {
         /// Log lines as text or as one JSON object per line [default: text].
         #[arg(long, value_enum)]
         log_format: Option<handoff_server::logging::LogFormat>,
+        /// npm swagger-ui-dist's folder, to serve the API reference at /api/docs [default: off].
+        #[arg(long)]
+        api_docs_dir: Option<PathBuf>,
     },
     /// Platform staff tasks, run against the data directory.
     Admin {
@@ -143,7 +146,7 @@ fn main() -> anyhow::Result<()> {
     }
     handoff_server::logging::init(config.log_format);
     match cli.command {
-        Command::Serve { bind, data, static_dir, public_url, metrics_bind, log_format: _ } => {
+        Command::Serve { bind, data, static_dir, public_url, metrics_bind, log_format: _, api_docs_dir } => {
             if metrics_bind.is_some() {
                 config.metrics_bind = metrics_bind;
             }
@@ -158,6 +161,9 @@ fn main() -> anyhow::Result<()> {
             }
             if public_url.is_some() {
                 config.public_url = public_url;
+            }
+            if api_docs_dir.is_some() {
+                config.api_docs_dir = api_docs_dir;
             }
             serve(config)
         }

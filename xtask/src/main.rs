@@ -4,8 +4,9 @@
 //! the wasm32 target, wasm-bindgen-cli at Cargo.lock's version, Debian's
 //! python3-aiosmtpd (the real SMTP server the mail tests start), chromium
 //! (the browser tests) and poppler-utils (`pdftotext`/`pdfinfo`/`pdftoppm`,
-//! which read back the referral PDFs), and npm's playwright-core and binaryen (wasm-opt) in
-//! `e2e/`.
+//! which read back the referral PDFs), npm's playwright-core, binaryen (wasm-opt) and
+//! swagger-ui-dist (the API reference at `/api/docs`) in `e2e/`, and PyPI's
+//! schemathesis in a venv under `target/schemathesis`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -172,13 +173,65 @@ fn apt_install(present: bool, package: &str) -> Result<()> {
     step(&format!("install {package}"), &mut apt(&["install", "-y", "-qq", package]))
 }
 
-/// npm packages in `e2e/` (playwright-core, binaryen), from its lock file.
+/// npm packages in `e2e/` (playwright-core, binaryen, swagger-ui-dist), from its lock file.
 fn ensure_e2e_npm(root: &Path) -> Result<()> {
     let dir = root.join("e2e");
-    if dir.join("node_modules/.bin/wasm-opt").exists() && dir.join("node_modules/playwright-core").exists() {
+    if dir.join("node_modules/.bin/wasm-opt").exists()
+        && dir.join("node_modules/playwright-core").exists()
+        && dir.join(SWAGGER_UI).join("swagger-ui-bundle.js").exists()
+    {
         return Ok(());
     }
-    step("npm ci in e2e/ (playwright-core, binaryen)", Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir))
+    step(
+        "npm ci in e2e/ (playwright-core, binaryen, swagger-ui-dist)",
+        // swagger-ui-dist depends on @scarf/scarf, whose install script reports
+        // the install to its vendor; this turns the report off.
+        Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).env("SCARF_ANALYTICS", "false").current_dir(dir),
+    )
+}
+
+/// npm swagger-ui-dist's folder under `e2e/`: what `handoff serve --api-docs-dir` serves at `/api/docs`.
+const SWAGGER_UI: &str = "e2e/node_modules/swagger-ui-dist";
+
+/// schemathesis from PyPI, pinned: 4.x reads OpenAPI 3.1 (the server's document).
+const SCHEMATHESIS_VERSION: &str = "4.32.5";
+
+/// The schemathesis executable in its venv under `target/schemathesis`,
+/// installed at [`SCHEMATHESIS_VERSION`] if it is missing or another version.
+fn ensure_schemathesis(root: &Path) -> Result<PathBuf> {
+    let venv = root.join("target/schemathesis");
+    let bin = venv.join("bin/schemathesis");
+    let have = output(Command::new(&bin).arg("--version")).unwrap_or_default();
+    if have.split_whitespace().last() == Some(SCHEMATHESIS_VERSION) {
+        return Ok(bin);
+    }
+    if !venv.join("bin/pip").exists() {
+        let venv_ok = Command::new("/usr/bin/python3").args(["-m", "venv", "--help"]).output().map(|o| o.status.success()).unwrap_or(false);
+        apt_install(venv_ok, "python3-venv")?;
+        step("python3 -m venv target/schemathesis", Command::new("/usr/bin/python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    step(
+        &format!("install schemathesis {SCHEMATHESIS_VERSION} (PyPI, into target/schemathesis)"),
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("schemathesis=={SCHEMATHESIS_VERSION}")),
+    )?;
+    Ok(bin)
+}
+
+/// The schemathesis run (`server/tests/integration/openapi.rs`): a live server
+/// with signed-in sessions, every operation of its OpenAPI document, bounded to
+/// about two and a half minutes. It is an ignored test of the integration
+/// binary, run here with `SCHEMATHESIS` set, from the build `cargo test` made.
+fn schemathesis(root: &Path) -> Result<bool> {
+    let bin = ensure_schemathesis(root)?;
+    let name = "openapi::schemathesis_finds_no_server_error_and_no_answer_outside_the_spec";
+    eprintln!("\n==> schemathesis over every operation ({name})");
+    let status = cargo()
+        .args(["test", "--workspace", "--all-targets", "--no-fail-fast", "--", "--ignored", "--exact", "--nocapture", name])
+        .env("SCHEMATHESIS", bin)
+        .status()?;
+    Ok(status.success())
 }
 
 /// Wasm features rustc 1.95 enables by default for wasm32-unknown-unknown;
@@ -293,7 +346,7 @@ fn run(root: &Path, extra: &[String]) -> Result<()> {
     build_web(root)?;
     step("build the server (release)", cargo().args(["build", "--release", "-p", "handoff-server"]))?;
     let mut cmd = Command::new(root.join("target/release/handoff"));
-    cmd.arg("serve").arg("--static-dir").arg(root.join("target/web")).args(extra);
+    cmd.arg("serve").arg("--static-dir").arg(root.join("target/web")).arg("--api-docs-dir").arg(root.join(SWAGGER_UI)).args(extra);
     eprintln!("\n==> handoff serve (Ctrl-C to stop)");
     let status = cmd.status()?;
     if !status.success() {
@@ -525,6 +578,14 @@ fn tests(root: &Path) -> Result<()> {
     let status = child.wait()?;
     let cargo_ok = status.success();
     record_time("cargo test (build and run)", tests_start.elapsed());
+    if cargo_ok {
+        // The HTTP contract fuzzed on a live server (issue 17, wt-openapi).
+        if timed("schemathesis (live server, signed in)", || schemathesis(root))? {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+    }
     let (bp, bf) = if cargo_ok { timed("browser tests (with their builds)", || browser_tests(root))? } else { (0, 0) };
     passed += bp;
     failed += bf;

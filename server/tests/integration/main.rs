@@ -52,6 +52,10 @@
 //! - `sessions`: the idle timeout (what is activity and what is not),
 //!   ending a session closes its sockets at once, and the session list
 //!   (issue 14, "Sessions").
+//! - `openapi`: the HTTP contract (issue 17): the OpenAPI document has an
+//!   operation for every route and documents each one's errors, is valid
+//!   3.1, and `/api/docs` is served with its own CSP; regressions found by
+//!   schemathesis.
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -73,6 +77,7 @@ mod harness;
 mod hub;
 mod metrics;
 mod mls;
+mod openapi;
 mod practices;
 mod privacy;
 mod rights;
