@@ -29,6 +29,9 @@ pub mod state;
 pub mod sweep;
 pub mod two_factor;
 pub mod validate;
+// Issue 17 part 3: static serving and security headers.
+pub mod headers;
+pub mod static_files;
 
 pub use app::{RunningServer, StartError, spawn};
 pub use config::Config;

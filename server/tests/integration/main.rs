@@ -45,6 +45,8 @@
 //!   uploads, and every bad input of those routes.
 //! - `metrics`: the metrics listener (issue 17): a scrape after a scenario
 //!   has every expected series and no identifier; not on the public port.
+//! - `static_files`: the built web client (issue 17): the coding chosen by
+//!   `Accept-Encoding`, cache headers, 404s, refused traversal, HSTS, the CSP.
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -76,3 +78,5 @@ mod security_purge;
 mod security_resources;
 mod security_streams;
 mod totp;
+// Issue 17 part 3: static serving and security headers.
+mod static_files;
