@@ -10,6 +10,7 @@ use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use handoff_protocol::ErrorCode;
+use handoff_protocol::api::{Endpoint as _, GetHealth};
 
 use crate::harness::TestServer;
 
@@ -192,8 +193,9 @@ async fn hashed_names_are_immutable_and_the_app_shell_is_revalidated() {
         assert_eq!(header(&res, "cache-control").as_deref(), Some(IMMUTABLE), "{name}");
     }
     let shell = original("index.html");
-    // The page itself, by name and as the app shell of client-side routes.
-    for path in ["/", "/index.html", "/invite/AbC-123_x", "/referrals/0b6f2c1e-3c1a-4f5e-9d39-1a2b3c4d5e6f", "/inbox/"] {
+    // The page itself, by name and as the app shell of client-side routes (pages, not API paths).
+    let referral_page = "/referrals/0b6f2c1e-3c1a-4f5e-9d39-1a2b3c4d5e6f"; // path-literal-ok: a page route of the web client
+    for path in ["/", "/index.html", "/invite/AbC-123_x", referral_page, "/inbox/"] {
         let res = get(&srv, path, Some("gzip")).await;
         assert_eq!(res.status(), 200, "{path}");
         assert_eq!(header(&res, "cache-control").as_deref(), Some("no-cache"), "{path}");
@@ -263,7 +265,7 @@ async fn paths_that_leave_the_site_or_reach_hidden_files_are_refused() {
 async fn hsts_is_sent_only_when_the_public_url_is_https() {
     let (plain, _d1) = serving("http://handoff.test");
     let (tls, _d2) = serving("https://handoff.example");
-    for path in ["/", &format!("/{CSS}"), "/healthz"] {
+    for path in ["/", &format!("/{CSS}"), GetHealth::PATH] {
         let res = get(&plain, path, None).await;
         assert_eq!(header(&res, "strict-transport-security"), None, "{path} over an http public URL");
         let res = get(&tls, path, None).await;
