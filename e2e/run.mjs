@@ -23,10 +23,43 @@ const T = 30_000; // generous: Argon2id runs in wasm, and these machines are sha
 let passed = 0;
 let failed = 0;
 
+// Content Security Policy violations seen since the running scenario began.
+// Every browser context reports them twice over: an init script forwards each
+// `securitypolicyviolation` event to the console, and Chromium's own console
+// line ("Refused to ... because it violates the following Content Security
+// Policy directive") is caught as well. A scenario with one fails, naming the directive.
+const cspViolations = [];
+
+function isCspViolation(text) {
+  return /Content Security Policy|Refused to (apply|load|execute|connect|frame|evaluate|compile|create)|CSP violation:/.test(text);
+}
+
+async function watchCsp(ctx) {
+  await ctx.addInitScript(() => {
+    window.addEventListener(
+      'securitypolicyviolation',
+      (e) => console.error(`CSP violation: ${e.effectiveDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile || 'the page'}:${e.lineNumber}`),
+      true,
+    );
+  });
+  ctx.on('page', (page) =>
+    page.on('console', (msg) => {
+      const text = msg.text();
+      if (isCspViolation(text)) cspViolations.push(`${page.url()}: ${text}`);
+    }),
+  );
+}
+
 async function test(name, fn) {
   const t0 = Date.now();
+  cspViolations.length = 0;
   try {
     await fn();
+    if (cspViolations.length > 0) {
+      const directives = [...new Set(cspViolations.map((v) => (v.match(/CSP violation: (\S+)/) || v.match(/directive:? "([^"]+)"/) || [])[1]).filter(Boolean))];
+      const shown = cspViolations.slice(0, 6).join('\n  ') + (cspViolations.length > 6 ? `\n  … and ${cspViolations.length - 6} more` : '');
+      throw new Error(`Content Security Policy violated (${directives.join(', ') || 'directive not named'}):\n  ${shown}`);
+    }
     passed++;
     console.log(`ok - ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   } catch (e) {
@@ -238,6 +271,13 @@ const browser = await chromium.launch({
   headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
+// Every context any scenario opens watches for CSP violations.
+const openContext = browser.newContext.bind(browser);
+browser.newContext = async (options) => {
+  const ctx = await openContext(options);
+  await watchCsp(ctx);
+  return ctx;
+};
 const server = await startServer();
 const { url } = server;
 const viewport = { width: 1366, height: 900 };

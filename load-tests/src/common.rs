@@ -77,6 +77,11 @@ pub fn free_port() -> Result<u16> {
 /// Starts our release server on `port` with data in `data` (a fresh
 /// temporary directory when `None`), and waits for `/healthz`.
 pub async fn start_ours(bin: &Path, data: Option<PathBuf>, port: Option<u16>) -> Result<Server> {
+    start_ours_with(bin, data, port, "").await
+}
+
+/// As [`start_ours`], with `extra` (TOML lines) added to the server's configuration file.
+pub async fn start_ours_with(bin: &Path, data: Option<PathBuf>, port: Option<u16>, extra: &str) -> Result<Server> {
     let port = match port {
         Some(p) => p,
         None => free_port()?,
@@ -93,7 +98,7 @@ pub async fn start_ours(bin: &Path, data: Option<PathBuf>, port: Option<u16>) ->
     // socket cap (16 by default), which would refuse them.
     std::fs::create_dir_all(&data)?;
     let config = data.join("bench-config.toml");
-    std::fs::write(&config, "ws_sockets_per_user = 1000000\n")?;
+    std::fs::write(&config, format!("ws_sockets_per_user = 1000000\n{extra}"))?;
     let child = Proc::new(bin)
         .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--data"])
         .arg(&data)

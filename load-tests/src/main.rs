@@ -11,12 +11,14 @@
 //! before any clock starts, as a browser does it before pressing Send.
 //!
 //! Options (environment):
-//! - `BENCH_ONLY=push,fanout,idle,reconnect,crash,slow,slow_many` (or `--only fanout`):
+//! - `BENCH_ONLY=push,fanout,idle,reconnect,crash,slow,slow_many,static` (or `--only fanout`):
 //!   run only these; results go to `target/bench/partial.json` and the report
 //!   is left alone.
 //! - `BENCH_QUICK=1`: smaller counts, for development.
 //! - `BENCH_IDLE_CONNECTIONS` (100000), `BENCH_FANOUT_N` (`10,100,1000,1000,1000`: N = 1000 three times),
 //!   `BENCH_RECONNECT_CLIENTS` (2000).
+//! - `BENCH_WEB_DIR` (`target/web-dist`): the built web client whose first
+//!   visit `static` measures (`cargo xtask bench` builds it).
 
 mod common;
 mod crash;
@@ -28,6 +30,7 @@ mod reconnect;
 mod report;
 mod slow;
 mod slow_many;
+mod statics;
 
 use std::path::PathBuf;
 
@@ -59,6 +62,8 @@ pub struct Results {
     pub slow: Option<slow::SlowResult>,
     /// Many slow consumers, large events: RSS against the byte bound.
     pub slow_many: Option<slow_many::SlowManyResult>,
+    /// The bytes of a first visit to the web client, before and after compression.
+    pub statics: Option<statics::StaticResult>,
     /// Open-file limit in force.
     pub nofile: u64,
     /// Idle connections asked for (before the open-file limit capped it).
@@ -162,6 +167,13 @@ async fn main() -> Result<()> {
                 Err(e) => eprintln!("{name} baseline failed: {e:#}"),
             }
         }
+    }
+    if wants("static") {
+        eprintln!("\n== first-visit bytes of the web client");
+        let web = std::env::var("BENCH_WEB_DIR").unwrap_or_else(|_| "target/web-dist".into());
+        let r = statics::run(&bin, std::path::Path::new(&web)).await?;
+        eprintln!("\n{}", report::static_section(&r));
+        res.statics = Some(r);
     }
     res.seconds = started.elapsed().as_secs_f64();
 
@@ -282,6 +294,12 @@ fn results_json(res: &Results) -> serde_json::Value {
         m.insert("slow_many.within_bound".into(), json!(s.within_bound));
         m.insert("slow_many.closed_slow".into(), json!(s.closed_slow));
         m.insert("slow_many.detail".into(), json!(s));
+    }
+    if let Some(s) = &res.statics {
+        m.insert("static.first_visit_bytes".into(), json!(s.first_visit_bytes));
+        m.insert("static.first_visit_bytes_uncompressed".into(), json!(s.first_visit_bytes_uncompressed));
+        m.insert("static.first_visit_bytes_gzip".into(), json!(s.first_visit_bytes_gzip));
+        m.insert("static.files".into(), json!(s.files));
     }
     serde_json::Value::Object(m)
 }

@@ -515,14 +515,44 @@ pub fn markdown(res: &Results) -> String {
         );
     }
 
+    if let Some(s) = &res.statics {
+        md.push_str(&static_section(s));
+    }
+
     md.push_str(
         "## Reproduce\n\n```sh\ncargo xtask bench                      # everything: ~10–15 min on 2 cores\n\
-         BENCH_ONLY=fanout cargo xtask bench    # one scenario (push, fanout, idle, reconnect, crash, slow); writes target/bench/partial.json\n\
+         BENCH_ONLY=fanout cargo xtask bench    # one scenario (push, fanout, idle, reconnect, crash, slow, slow_many, static); writes target/bench/partial.json\n\
          BENCH_QUICK=1 cargo xtask bench        # smaller counts while developing\n```\n\n\
          Knobs: `BENCH_IDLE_CONNECTIONS` (100000), `BENCH_IDLE_BASELINE_CONNECTIONS` (10000), `BENCH_FANOUT_N` (10,100,1000,1000,1000: a repeated N runs again and reads the median), \
          `BENCH_RECONNECT_CLIENTS` (2000). The figures as data: `target/bench/results.json`. Fuzzing is separate: `cargo xtask fuzz`.\n\n\
          MLS membership changes in a 200-member practice (commit and processing times, message sizes) are measured by \
          `handoff-mls-bench` and reported in [load-tests/MLS.md](load-tests/MLS.md).\n",
     );
+    md
+}
+
+/// The first-visit section of BENCHMARKS.md (printed too by `BENCH_ONLY=static`).
+pub fn static_section(s: &crate::statics::StaticResult) -> String {
+    let mut md = String::new();
+    let _ = write!(
+        md,
+        "## Web client: bytes of a first visit\n\n\
+         A first visit on a cold cache fetches `index.html` and every file it loads, followed through the files that load \
+         others. Before: `Accept-Encoding: identity`. After: `Accept-Encoding: br, gzip`, as browsers send it; the server \
+         answers with the copies `cargo xtask build-web` precompressed (brotli quality 11, gzip level 9). Response bodies \
+         only. Every file but `index.html` carries its content hash in its name and is `immutable`, so a later visit \
+         fetches `index.html` alone (revalidated, `no-cache`) until a new build.\n\n\
+         **{} bytes before, {} bytes after ({:.1} %, {:.2}× smaller).** A client without brotli gets {} bytes (gzip).\n\n\
+         | file | uncompressed B | sent B (br, gzip) | encoding | gzip only B |\n|---|---|---|---|---|\n",
+        s.first_visit_bytes_uncompressed,
+        s.first_visit_bytes,
+        100.0 * s.first_visit_bytes as f64 / (s.first_visit_bytes_uncompressed.max(1) as f64),
+        s.first_visit_bytes_uncompressed as f64 / (s.first_visit_bytes.max(1) as f64),
+        s.first_visit_bytes_gzip,
+    );
+    for f in &s.files {
+        let _ = writeln!(md, "| `{}` | {} | {} | {} | {} |", f.path, f.identity_bytes, f.compressed_bytes, f.encoding, f.gzip_bytes);
+    }
+    md.push('\n');
     md
 }

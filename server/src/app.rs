@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix::Actor;
 use actix_web::dev::ServerHandle;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
-use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::middleware::Logger;
 use actix_web::{App, FromRequest, Handler, HttpRequest, HttpResponse, Responder, guard, web};
 
 use handoff_actors::mailer::{Mailer, MailerConfig, Transport};
@@ -45,6 +45,9 @@ pub enum StartError {
     /// Anything else at start-up.
     #[error("{0}")]
     Other(String),
+    /// The web client in `static_dir` could not be read.
+    #[error(transparent)]
+    Static(#[from] crate::static_files::SiteError),
 }
 
 /// Start-up's store calls (open, seed the taxonomy, read the server secret) all fail as [`StartError::Store`].
@@ -332,7 +335,10 @@ fn api_routes(t: &mut Table<'_>) {
     t.at(GetOpenApi, crate::api_docs::openapi_json);
 }
 
-fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+fn app_config(
+    state: AppState,
+    site: Option<web::Data<crate::static_files::Site>>,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(web::Data::new(state.clone()))
             .app_data(web::JsonConfig::default().limit(MAX_JSON_BODY).error_handler(json_error))
@@ -344,18 +350,8 @@ fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Sen
             })
             // The API reference (issue 17, wt-openapi): outside the route table, like the static client.
             .configure(crate::api_docs::routes);
-        if let Some(dir) = state.config.static_dir.clone() {
-            let index = dir.join("index.html");
-            cfg.service(actix_files::Files::new("/", &dir).index_file("index.html").default_handler(web::to(move |req: HttpRequest| {
-                // Client-side routes (e.g. /invite/<token>) get the app shell.
-                let index = index.clone();
-                async move {
-                    actix_files::NamedFile::open_async(&index)
-                        .await
-                        .map(|f| f.into_response(&req))
-                        .map_err(|_| ApiError::new(ErrorCode::NoRoute, "the web client is not built"))
-                }
-            })));
+        if let Some(site) = site.clone() {
+            crate::static_files::configure(cfg, site);
         } else {
             cfg.default_service(web::to(no_route));
         }
@@ -455,10 +451,13 @@ fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 pub async fn bind(config: Config) -> Result<Bound, StartError> {
     let bind_addr = config.bind;
     let metrics_bind = config.metrics_bind;
+    // The site is read before the store opens, so a wrong `static_dir` fails at once.
+    let site = config.static_dir.as_deref().map(crate::static_files::Site::load).transpose()?.map(web::Data::new);
+    let https = config.secure_cookies();
     let state = build_state(config).await?;
     crate::sweep::start(state.store.clone(), state.config.clone(), state.sessions.clone());
     let hub = state.hub.clone();
-    let configure = app_config(state.clone());
+    let configure = app_config(state.clone(), site);
     let lst = listener(bind_addr).map_err(|e| StartError::Bind(bind_addr, e))?;
     let addr = lst.local_addr().map_err(|e| StartError::Bind(bind_addr, e))?;
     let metrics_lst = match metrics_bind {
@@ -482,28 +481,17 @@ pub async fn bind(config: Config) -> Result<Bound, StartError> {
                 .wrap(
                     // A socket's access-log entry would live (and hold its formatted
                     // fields) as long as the socket; live.rs logs sockets itself.
-                    Logger::new("%{route}xi %s %Dms")
-                        .exclude(WS_PATH)
-                        .custom_request_replace("route", |req| format!("{} {}", req.method(), req.match_pattern().unwrap_or_else(|| "-".into()))),
+                    Logger::new("%{route}xi %s %Dms").exclude(WS_PATH).custom_request_replace("route", |req| {
+                        format!("{} {}", req.method(), req.match_pattern().unwrap_or_else(|| "-".into()))
+                    }),
                 )
-                .wrap(
-                    DefaultHeaders::new()
-                        .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("Referrer-Policy", "no-referrer"))
-                        .add(("X-Frame-Options", "DENY"))
-                        .add((
-                            "Content-Security-Policy",
-                            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
-                        )),
-                )
+                .wrap(crate::headers::security_headers(https))
                 // Outermost: every request is counted, by route pattern, whatever answers it.
                 .wrap(actix_web::middleware::from_fn(move |req, next| crate::metrics::record(metrics.clone(), req, next)))
                 .configure(configure.clone());
             let upgrade = actix_service::fn_factory(move || {
                 let state = state.clone();
-                async move {
-                    Ok::<_, ()>(actix_service::fn_service(move |(req, framed)| live::upgrade(state.clone(), req, framed)))
-                }
+                async move { Ok::<_, ()>(actix_service::fn_service(move |(req, framed)| live::upgrade(state.clone(), req, framed))) }
             });
             actix_http::HttpService::build()
                 .client_disconnect_timeout(Duration::from_secs(1))

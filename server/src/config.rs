@@ -25,7 +25,8 @@ pub struct Config {
     /// The URL people open; used in email links and to decide `Secure` cookies.
     /// Defaults to `http://<bind>`.
     pub public_url: Option<String>,
-    /// The built web client to serve at `/` (xtask builds it into `target/web`).
+    /// The built web client to serve at `/` (xtask builds it into `target/web-dist`);
+    /// its list of files is read once at start (`static_files.rs`): restart after rebuilding it.
     pub static_dir: Option<PathBuf>,
     /// lettre SMTP URL (`smtp://host:port`, `smtp://host:587?tls=required`,
     /// `smtps://user:pass@host`). Unset: mail goes to `<data>/mail/`.

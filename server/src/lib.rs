@@ -33,6 +33,9 @@ pub mod two_factor;
 pub mod validate;
 // The OpenAPI document and the API reference (issue 17, wt-openapi).
 pub mod api_docs;
+// Issue 17 part 3: static serving and security headers.
+pub mod headers;
+pub mod static_files;
 
 pub use app::{RunningServer, StartError, spawn};
 pub use config::Config;

@@ -16,6 +16,7 @@ use anyhow::{Context, Result, bail};
 mod modgraph;
 mod observer;
 mod paths;
+mod site;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,12 +25,12 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("run") => run(&root, &args[1..]),
         Some("test") => test(&root),
-        Some("bench") => bench(),
+        Some("bench") => bench(&root),
         Some("fuzz") => fuzz(&root),
         // Prints the actors' module graph (ARCHITECTURE.md keeps a copy) after checking it has no cycle.
         Some("modgraph") => modgraph::check_acyclic(&root.join("actors/src")),
         // The browser tests alone (after `cargo xtask test` has installed what they need).
-        Some("e2e") => match browser_tests(&root)? {
+        Some("e2e") => match e2e_alone(&root)? {
             (_, 0) => Ok(()),
             (_, failed) => bail!("{failed} browser tests failed"),
         },
@@ -44,7 +45,7 @@ fn main() -> Result<()> {
                  cargo xtask test               every check: fmt, clippy, dependency rules, wasm build, tests\n  \
                  cargo xtask bench              benchmarks against the release server; writes BENCHMARKS.md\n  \
                  cargo xtask fuzz               every protocol decoder under libFuzzer, FUZZ_SECONDS each (default 60)\n  \
-                 cargo xtask build-web          build the web client into target/web\n  \
+                 cargo xtask build-web          build the web client into target/web-dist\n  \
                  cargo xtask e2e                the browser tests alone\n  \
                  cargo xtask modgraph           print the actors' module graph (checked acyclic)"
             );
@@ -245,6 +246,11 @@ const WASM_FEATURES: &[&str] = &[
     "--enable-multivalue",
 ];
 
+/// The served web client: hashed, precompressed (`site.rs`). Not `target/web`,
+/// which is cargo's host directory for the `web` profile (build scripts and
+/// proc macros), and must not be served.
+const WEB_DIST: &str = "target/web-dist";
+
 fn build_web(root: &Path) -> Result<()> {
     ensure_e2e_npm(root)?;
     step(
@@ -254,68 +260,120 @@ fn build_web(root: &Path) -> Result<()> {
     let out = root.join("target/web");
     let pkg = out.join("pkg");
     std::fs::create_dir_all(&pkg)?;
-    step(
-        "wasm-bindgen",
-        Command::new("wasm-bindgen")
-            .args(["--target", "web", "--no-typescript", "--out-dir"])
-            .arg(&pkg)
-            .arg(root.join("target/wasm32-unknown-unknown/web/handoff_web.wasm")),
-    )?;
+    let input = root.join("target/wasm32-unknown-unknown/web/handoff_web.wasm");
     let wasm = pkg.join("handoff_web_bg.wasm");
-    let before = std::fs::metadata(&wasm)?.len();
-    step(
-        "wasm-opt -Oz (npm binaryen)",
-        Command::new(root.join("e2e/node_modules/.bin/wasm-opt"))
-            .arg("-Oz")
-            .arg("--strip-debug")
-            .args(WASM_FEATURES)
-            .arg(&wasm)
-            .arg("-o")
-            .arg(&wasm),
-    )?;
-    for entry in std::fs::read_dir(root.join("client/web/static"))? {
-        let entry = entry?;
-        std::fs::copy(entry.path(), out.join(entry.file_name()))?;
-    }
+    // wasm-bindgen and wasm-opt (minutes on 2 cores) run again only when
+    // cargo's wasm (or binaryen, or the flags) changed: `.built-from` holds
+    // the SHA-256 of those and the size wasm-bindgen gave, written when both
+    // finished and removed before they start.
+    let stamp = pkg.join(".built-from");
+    let input_hash = {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?);
+        // binaryen's version (the lock file) and the flags decide wasm-opt's output too.
+        h.update(std::fs::read(root.join("e2e/package-lock.json")).unwrap_or_default());
+        h.update(WASM_FEATURES.concat());
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let last = std::fs::read_to_string(&stamp).unwrap_or_default();
+    let before = match last.split_once(' ') {
+        Some((hash, size)) if hash == input_hash && wasm.exists() && pkg.join("handoff_web.js").exists() => {
+            eprintln!("\n==> wasm-bindgen and wasm-opt: skipped, the wasm is the one they last processed");
+            size.trim().parse::<u64>().unwrap_or(0)
+        }
+        _ => {
+            // No stamp while the outputs are half made.
+            let _ = std::fs::remove_file(&stamp);
+            step(
+                "wasm-bindgen",
+                Command::new("wasm-bindgen").args(["--target", "web", "--no-typescript", "--out-dir"]).arg(&pkg).arg(&input),
+            )?;
+            let before = std::fs::metadata(&wasm)?.len();
+            step(
+                "wasm-opt -Oz (npm binaryen)",
+                Command::new(root.join("e2e/node_modules/.bin/wasm-opt"))
+                    .arg("-Oz")
+                    .arg("--strip-debug")
+                    .args(WASM_FEATURES)
+                    .arg(&wasm)
+                    .arg("-o")
+                    .arg(&wasm),
+            )?;
+            std::fs::write(&stamp, format!("{input_hash} {before}\n"))?;
+            before
+        }
+    };
     let after = std::fs::metadata(&wasm)?.len();
-    let gz = gzip_len(&std::fs::read(&wasm)?)?;
+    let sizes = timed("hash and precompress the site (brotli 11, gzip 9)", || {
+        site::assemble(&pkg, &root.join("client/web/static"), &root.join(WEB_DIST))
+    })?;
+    let (wasm_bytes, br, gz) = sizes.wasm;
     let report = format!(
-        "{{\"wasm_bytes_before_wasm_opt\": {before}, \"wasm_bytes\": {after}, \"wasm_gzip_bytes\": {gz}, \"js_bytes\": {}}}\n",
-        std::fs::metadata(pkg.join("handoff_web.js"))?.len()
+        "{{\"wasm_bytes_before_wasm_opt\": {before}, \"wasm_bytes\": {wasm_bytes}, \"wasm_brotli_bytes\": {br}, \"wasm_gzip_bytes\": {gz}, \"js_bytes\": {}}}\n",
+        sizes.js
     );
     std::fs::write(out.join("size.json"), &report)?;
-    eprintln!("web client: target/web: wasm {} KiB ({} KiB before wasm-opt, {} KiB gzipped)", after / 1024, before / 1024, gz / 1024);
+    eprintln!(
+        "web client: {WEB_DIST}: wasm {} KiB ({} KiB before wasm-opt, {} KiB brotli, {} KiB gzip)",
+        after / 1024,
+        before / 1024,
+        br / 1024,
+        gz / 1024
+    );
     Ok(())
 }
 
-/// Size of `bytes` gzipped (the server serves the bundle with gzip).
-fn gzip_len(bytes: &[u8]) -> Result<u64> {
-    use std::io::Write as _;
-    let mut child =
-        Command::new("gzip").args(["-9", "-c"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn()?;
-    let mut stdin = child.stdin.take().context("gzip stdin")?;
-    let data = bytes.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output()?;
-    writer.join().map_err(|_| anyhow::anyhow!("gzip writer panicked"))??;
-    Ok(out.stdout.len() as u64)
-}
-
-/// The browser tests: the debug server (built by `cargo test`) serving the
-/// web client, driven in Debian's chromium by `e2e/run.mjs`. Prints
-/// `e2e: N passed, N failed` and returns the counts.
-fn browser_tests(root: &Path) -> Result<(u64, u64)> {
-    use std::io::{BufRead, BufReader};
-    apt_install(Path::new(CHROMIUM).exists(), "chromium")?;
-    apt_install(Path::new(PDFTOTEXT).exists(), "poppler-utils")?;
+/// `cargo xtask e2e`: builds the web client and the debug server, then runs
+/// the browser tests.
+fn e2e_alone(root: &Path) -> Result<(u64, u64)> {
+    ensure_wasm_target()?;
     ensure_wasm_bindgen(root)?;
     build_web(root)?;
     step("build the server (debug)", cargo().args(["build", "-p", "handoff-server"]))?;
+    browser_tests(root, &root.join("target/debug/handoff"))
+}
+
+/// The arguments of `cargo test` in `cargo xtask test`. [`tested_server`]
+/// repeats them exactly, so it builds nothing.
+const CARGO_TEST: &[&str] = &["test", "--workspace", "--all-targets"];
+
+/// The `handoff` binary that `cargo test` (with [`CARGO_TEST`]'s arguments)
+/// built for the integration tests: asked of cargo with `--no-run`, which
+/// after that run only checks that everything is fresh (seconds), and
+/// answers with the binary's path. The browser tests run it, instead of a
+/// `cargo build -p handoff-server` that would build the server and its
+/// dependencies once more with other features (the workspace's test build
+/// unifies features over every member and dev-dependency; a build of one
+/// package does not).
+fn tested_server() -> Result<PathBuf> {
+    let out = output(cargo().args(CARGO_TEST).args(["--no-run", "--message-format=json"]))?;
+    for line in out.lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let target = &msg["target"];
+        if msg["reason"] == "compiler-artifact"
+            && target["name"] == "handoff"
+            && target["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin"))
+            && let Some(exe) = msg["executable"].as_str()
+        {
+            return Ok(PathBuf::from(exe));
+        }
+    }
+    bail!("cargo test built no `handoff` binary")
+}
+
+/// The browser tests: `server` (the debug `handoff`) serving the built web
+/// client, driven in Debian's chromium by `e2e/run.mjs`. Prints
+/// `e2e: N passed, N failed` and returns the counts.
+fn browser_tests(root: &Path, server: &Path) -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader};
+    apt_install(Path::new(CHROMIUM).exists(), "chromium")?;
+    apt_install(Path::new(PDFTOTEXT).exists(), "poppler-utils")?;
     eprintln!("\n==> browser tests (e2e/run.mjs in {CHROMIUM})");
     let mut child = Command::new("node")
         .arg(root.join("e2e/run.mjs"))
-        .env("HANDOFF_BIN", root.join("target/debug/handoff"))
-        .env("HANDOFF_WEB", root.join("target/web"))
+        .env("HANDOFF_BIN", server)
+        .env("HANDOFF_WEB", root.join(WEB_DIST))
         .env("CHROMIUM", CHROMIUM)
         .env("SCREENSHOTS", root.join("target/screenshots"))
         .stdout(std::process::Stdio::piped())
@@ -346,7 +404,7 @@ fn run(root: &Path, extra: &[String]) -> Result<()> {
     build_web(root)?;
     step("build the server (release)", cargo().args(["build", "--release", "-p", "handoff-server"]))?;
     let mut cmd = Command::new(root.join("target/release/handoff"));
-    cmd.arg("serve").arg("--static-dir").arg(root.join("target/web")).arg("--api-docs-dir").arg(root.join(SWAGGER_UI)).args(extra);
+    cmd.arg("serve").arg("--static-dir").arg(root.join(WEB_DIST)).arg("--api-docs-dir").arg(root.join(SWAGGER_UI)).args(extra);
     eprintln!("\n==> handoff serve (Ctrl-C to stop)");
     let status = cmd.status()?;
     if !status.success() {
@@ -355,7 +413,11 @@ fn run(root: &Path, extra: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn bench() -> Result<()> {
+fn bench(root: &Path) -> Result<()> {
+    // The first-visit step serves the built web client.
+    ensure_wasm_target()?;
+    ensure_wasm_bindgen(root)?;
+    build_web(root)?;
     step(
         "build the server, the load generator and the Rust baseline (release)",
         cargo().args(["build", "--release", "-p", "handoff-server", "-p", "handoff-load-tests"]),
@@ -520,7 +582,12 @@ fn test_steps(root: &Path) -> Result<()> {
         c
     };
     step("clippy (wasm32: protocol, crypto, pdf, web client)", wasm("clippy").args(["--", "-D", "warnings"]))?;
-    step("build for wasm32 (protocol, crypto, pdf, web client)", &mut wasm("build"))?;
+    // Every wasm crate builds for wasm32 (and links, into the one bundle that
+    // ships): the web client's size-optimised build, which depends on all of
+    // them. It is the build the browser tests serve, so it runs once; a
+    // separate debug build for wasm32 would only repeat it.
+    ensure_wasm_bindgen(root)?;
+    build_web(root)?;
     step(
         "rustdoc -D warnings",
         cargo()
@@ -557,8 +624,7 @@ fn tests(root: &Path) -> Result<()> {
     // `--workspace`: the web client is not a default member (it is built for
     // wasm32), but its unit tests run natively and must run here too.
     let tests_start = std::time::Instant::now();
-    let mut child =
-        cargo().args(["test", "--workspace", "--all-targets", "--no-fail-fast"]).stdout(std::process::Stdio::piped()).spawn()?;
+    let mut child = cargo().args(CARGO_TEST).arg("--no-fail-fast").stdout(std::process::Stdio::piped()).spawn()?;
     let (mut passed, mut failed) = (0u64, 0u64);
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines() {
@@ -586,7 +652,12 @@ fn tests(root: &Path) -> Result<()> {
             failed += 1;
         }
     }
-    let (bp, bf) = if cargo_ok { timed("browser tests (with their builds)", || browser_tests(root))? } else { (0, 0) };
+    let (bp, bf) = if cargo_ok {
+        let server = timed("the server binary cargo test built (a freshness check)", tested_server)?;
+        timed("browser tests", || browser_tests(root, &server))?
+    } else {
+        (0, 0)
+    };
     passed += bp;
     failed += bf;
     println!("tests: {passed} passed, {failed} failed");

@@ -56,6 +56,8 @@
 //!   operation for every route and documents each one's errors, is valid
 //!   3.1, and `/api/docs` is served with its own CSP; regressions found by
 //!   schemathesis.
+//! - `static_files`: the built web client (issue 17): the coding chosen by
+//!   `Accept-Encoding`, cache headers, 404s, refused traversal, HSTS, the CSP.
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -92,3 +94,5 @@ mod security_resources;
 mod security_streams;
 mod sessions;
 mod totp;
+// Issue 17 part 3: static serving and security headers.
+mod static_files;
