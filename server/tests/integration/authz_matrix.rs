@@ -29,6 +29,7 @@ use handoff_client::referrals::{File, To};
 use handoff_protocol::api::*;
 use handoff_protocol::free::{BlockKind, CodeSent, DraftId, FreeIntake, FreeSend, LiftBlock, NewBlock, StartDraft, VerifyCode};
 use handoff_protocol::mls::{LogQuery, PublishKeyPackages, PutMlsState, ReportEpoch, SubmitCommit};
+use handoff_protocol::audit::AuditQuery;
 use handoff_protocol::two_factor::{RequireTwoFactor, SecondFactorLogin, SecondFactorProof};
 use handoff_protocol::v1::*;
 use handoff_protocol::ws::{
@@ -170,6 +171,8 @@ struct Fixture {
     category_request: CategoryRequestId,
     blocked: String,
     drafts: HashMap<Persona, DraftId>,
+    /// The handle of a second session of staff's, which only staff may end.
+    staff_spare_session: String,
 }
 
 impl Fixture {
@@ -187,6 +190,10 @@ impl Fixture {
         let staff_account = staff_account();
         let staff = staff_account.register(&url).await.unwrap();
         srv.grant_staff(&staff_account.email);
+        let mut spare = srv.client();
+        spare.login(&staff_account.email, handoff_testkit::PASSWORD).await.unwrap();
+        let sessions = staff.call::<ListSessions>(&(), &()).await.unwrap().sessions;
+        let staff_spare_session = sessions.iter().find(|s| !s.current).expect("staff's second session").handle.clone();
 
         let admin = specialist_account().register(&url).await.unwrap();
         let a = verified_specialist().name("Practice A").create(&admin, Verifier::Staff(&staff)).await.unwrap();
@@ -258,6 +265,7 @@ impl Fixture {
             category_request,
             blocked,
             drafts,
+            staff_spare_session,
         }
     }
 
@@ -431,6 +439,13 @@ impl Fixture {
             DisableTwoFactor => Call::of::<DisableTwoFactor>(&(), &proof());
             // Requiring it again: the held-back member stays held back.
             RequirePracticeTwoFactor => Call::of::<RequirePracticeTwoFactor>(&a, &RequireTwoFactor { required: true });
+            GetOpenApi => Call::of::<GetOpenApi>(&(), &());
+            ListSessions => Call::of::<ListSessions>(&(), &());
+            EndSession => Call::of::<EndSession>(&self.staff_spare_session, &());
+            EndOtherSessions => Call::of::<EndOtherSessions>(&(), &());
+            GetPracticeAudit => Call::of::<GetPracticeAudit>(&a, &AuditQuery::default());
+            GetPracticeAuditCsv => Call::of::<GetPracticeAuditCsv>(&a, &AuditQuery::default());
+            AdminGetAudit => Call::of::<AdminGetAudit>(&(), &AuditQuery::default());
         }
         None
     }
@@ -535,8 +550,13 @@ fn command_samples() -> Vec<Command> {
 }
 
 /// The routes that change what later calls see, in the order they run, after everything else.
-const LAST: &[(Method, &str)] =
-    &[(RemoveMember::METHOD, RemoveMember::PATH), (DeletePractice::METHOD, DeletePractice::PATH), (Logout::METHOD, Logout::PATH)];
+const LAST: &[(Method, &str)] = &[
+    (EndSession::METHOD, EndSession::PATH),
+    (EndOtherSessions::METHOD, EndOtherSessions::PATH),
+    (RemoveMember::METHOD, RemoveMember::PATH),
+    (DeletePractice::METHOD, DeletePractice::PATH),
+    (Logout::METHOD, Logout::PATH),
+];
 
 /// Collects every answer that differs from the table.
 #[derive(Default)]

@@ -42,6 +42,8 @@ pub enum Who {
     Staff,
     /// The holder of a verified free-referral draft (`Authorization: Draft …`), no account.
     DraftHolder,
+    /// The user whose session the path names (the matrix names a spare session of staff's).
+    SessionOwner,
 }
 
 impl Who {
@@ -57,6 +59,7 @@ impl Who {
             Who::Sender => "member of the sending practice",
             Who::Staff => "platform staff",
             Who::DraftHolder => "verified free draft",
+            Who::SessionOwner => "the session's own user",
         }
     }
 }
@@ -166,6 +169,13 @@ pub const RIGHTS: &[Right] = &[
     http::<ConfirmTwoFactor>(Who::SignedIn, "the caller's own account"),
     http::<DisableTwoFactor>(Who::SignedIn, "the caller's own account, with a code"),
     http::<RequirePracticeTwoFactor>(Who::Admin, "an admin who has two-factor sign-in on, to require it"),
+    http::<GetOpenApi>(Who::Anyone, "the API's OpenAPI document"),
+    http::<ListSessions>(Who::SignedIn, "the caller's own sessions"),
+    http::<EndSession>(Who::SessionOwner, "another user's session is not_found"),
+    http::<EndOtherSessions>(Who::SignedIn, "the caller's own other sessions"),
+    http::<GetPracticeAudit>(Who::Admin, "the practice's audit log"),
+    http::<GetPracticeAuditCsv>(Who::Admin, "the same entries as CSV"),
+    http::<AdminGetAudit>(Who::Staff, "the platform's audit log"),
     // The WebSocket commands (`ws::Command`).
     ws("subscribe", Who::Member, "a practice stream: its members; a referral stream: either party's"),
     ws("unsubscribe", Who::SignedIn, "the caller's own socket"),
@@ -253,6 +263,9 @@ impl Persona {
             (Persona::FreeSender, _) => Refused(session),
             (_, Who::DraftHolder) => Refused(draft),
             (_, Who::SignedIn) => Allowed,
+            // Another user's session is answered as one that does not exist.
+            (Persona::Staff, Who::SessionOwner) => Allowed,
+            (_, Who::SessionOwner) => Refused(outside),
             (Persona::Staff, Who::Staff) => Allowed,
             (_, Who::Staff) => Refused(forbidden),
             // Held back by the practice's two-factor requirement, and told so.
