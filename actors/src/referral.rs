@@ -19,6 +19,7 @@ use handoff_protocol::ws::{AckBody, Command, Event, MAX_MESSAGE, Referral, Refer
 use handoff_protocol::{ErrorCode, PracticeId, UserId};
 use handoff_store::{Commit, IdemRecord, NewMail, ReferralError, ReferralRecord, Store, StoredEvent};
 
+use crate::clock::Clock;
 use crate::messages::Execute;
 use crate::stream::{StreamActor, StreamKind};
 use crate::{ApiError, ApiResult, now_millis};
@@ -75,17 +76,17 @@ impl StreamKind for ReferralStream {
     }
 
     /// Both sides of a referral see its stream (`handoff_domain::access`).
-    async fn sees(store: Arc<dyn Store>, user: UserId, parties: Parties) -> ApiResult<bool> {
-        Ok(crate::access::may_read(&*store, user, parties).await?)
+    async fn sees(store: Arc<dyn Store>, clock: Clock, user: UserId, parties: Parties) -> ApiResult<bool> {
+        Ok(crate::access::may_read(&*store, &clock, user, parties).await?)
     }
 
-    async fn authorize(store: Arc<dyn Store>, user: UserId, id: ReferralId) -> ApiResult<()> {
+    async fn authorize(store: Arc<dyn Store>, clock: Clock, user: UserId, id: ReferralId) -> ApiResult<()> {
         let Some(rec) = store.referral(id).await? else { return Err(ApiError::not_found("stream")) };
         let parties = crate::access::parties(&rec);
-        if Self::sees(store.clone(), user, parties).await? {
+        if Self::sees(store.clone(), clock.clone(), user, parties).await? {
             Ok(())
         } else {
-            Err(crate::access::refusal(&*store, user, parties, "stream").await)
+            Err(crate::access::refusal(&*store, &clock, user, parties, "stream").await)
         }
     }
 }
@@ -183,6 +184,7 @@ struct Change {
 
 async fn decide(
     store: &dyn Store,
+    clock: &Clock,
     public_url: &str,
     user: UserId,
     rec: &ReferralRecord,
@@ -190,8 +192,8 @@ async fn decide(
     cmd: Command,
 ) -> ApiResult<Change> {
     let opened = rec.first_opened_at;
-    let Some(access) = crate::access::referral_access(store, user, rec).await? else {
-        return Err(crate::access::refusal(store, user, crate::access::parties(rec), "referral").await);
+    let Some(access) = crate::access::referral_access(store, clock, user, rec).await? else {
+        return Err(crate::access::refusal(store, clock, user, crate::access::parties(rec), "referral").await);
     };
     let may = |action| access.permits(action).map_err(|Forbidden(why)| ApiError::new(ErrorCode::Forbidden, why));
     let at = now_millis();
@@ -296,7 +298,7 @@ impl Handler<Execute> for ReferralActor {
             let store = env.store.clone();
             let current: Referral = serde_json::from_str(&rec.body).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
             let id = current.id;
-            let change = decide(&*store, &env.config.public_url, msg.user, &rec, current, msg.cmd).await?;
+            let change = decide(&*store, &env.config.clock, &env.config.public_url, msg.user, &rec, current, msg.cmd).await?;
             let ack = AckBody::Done { referral: id };
             let Some(event) = change.event else {
                 return Ok(Outcome::Done { updated: None, events: Vec::new(), ack });

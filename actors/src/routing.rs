@@ -17,6 +17,7 @@ use actix::prelude::*;
 
 use handoff_domain::eligibility::{self, Receiver};
 use handoff_domain::limits::{MAX_ATTACHMENTS, MAX_CANDIDATES};
+use handoff_domain::rights::Right;
 use handoff_domain::routing;
 use handoff_protocol::ws::{
     AckBody, Destination, Event, IdemKey, MAX_CONTENT, NewReferral, NewSender, Referral, Routing, SentFrom, Status, WrappedKey,
@@ -148,12 +149,13 @@ struct From {
 }
 
 /// Checks that the creator may send as the referral's declared sender.
-async fn sender(store: &dyn Store, creator: &Creator, n: &NewReferral) -> ApiResult<From> {
+/// A member sends for a practice only in good standing there
+/// ([`crate::access::standing`]: dates, sponsor, two-factor requirement) and
+/// with the right to send ([`Right::SendReferrals`]).
+async fn sender(store: &dyn Store, clock: &crate::clock::Clock, creator: &Creator, n: &NewReferral) -> ApiResult<From> {
     match (creator, &n.from) {
         (Creator::Member(user), NewSender::Practice { practice, key }) => {
-            if store.role(*practice, *user).await?.is_none() {
-                return Err(ApiError::not_found("practice"));
-            }
+            crate::access::require(store, clock, *practice, *user, Right::SendReferrals).await?;
             check_wrap(key)?;
             let from = store.practice(*practice).await?.ok_or_else(|| ApiError::not_found("practice"))?;
             if key.practice != from.id {
@@ -174,6 +176,7 @@ async fn sender(store: &dyn Store, creator: &Creator, n: &NewReferral) -> ApiRes
 
 async fn create(
     store: &dyn Store,
+    clock: &crate::clock::Clock,
     metrics: &Metrics,
     creator: Creator,
     idem: IdemKey,
@@ -187,7 +190,7 @@ async fn create(
     if n.attachments.len() > MAX_ATTACHMENTS || n.to_keys.len() > MAX_CANDIDATES || n.to_keys.is_empty() {
         return Err(invalid(format!("at most {MAX_ATTACHMENTS} attachments and 1 to {MAX_CANDIDATES} receiver wraps")));
     }
-    let from = sender(store, &creator, &n).await?;
+    let from = sender(store, clock, &creator, &n).await?;
     for w in &n.to_keys {
         check_wrap(w)?;
     }
@@ -278,7 +281,7 @@ impl Handler<Create> for RoutingActor {
             return AtomicResponse::new(Box::pin(fut::ready(Err(ApiError::new(ErrorCode::Unavailable, "shutting down")))));
         };
         let work = async move {
-            match create(&*env.store, &env.config.metrics, msg.creator, msg.idem, msg.hash, *msg.referral).await? {
+            match create(&*env.store, &env.config.clock, &env.config.metrics, msg.creator, msg.idem, msg.hash, *msg.referral).await? {
                 Created::New(ack, events) => {
                     // Delivered after the commit, outside the routing critical path.
                     env.deliver(events);

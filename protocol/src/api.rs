@@ -476,6 +476,10 @@ endpoints! {
     DisableTwoFactor: Post v1!("/account/2fa/disable"), (), crate::two_factor::SecondFactorProof => ();
     /// `PUT /practices/{id}/require-2fa`: admins require two-factor sign-in of every member (or stop requiring it).
     RequirePracticeTwoFactor: Put v1!("/practices/{id}/require-2fa"), PracticeId, crate::two_factor::RequireTwoFactor => ();
+
+    // Membership with dates (issue 14, wt-members).
+    /// `PUT /practices/{id}/members/{user}/dates`: an admin sets or changes a member's end date (and a not-yet-started member's start date).
+    SetMemberDates: Put v1!("/practices/{id}/members/{user}/dates"), (PracticeId, UserId), MemberDates => Member;
 }
 
 #[cfg(test)]

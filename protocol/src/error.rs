@@ -144,6 +144,11 @@ pub enum ErrorCode {
     /// from the authenticator app or a recovery code (a kit reset, or a
     /// pending sign-in token that is missing, expired or not one). 401.
     SecondFactorNeeded,
+    // Membership with dates (issue 14, wt-members).
+    /// A membership's dates are refused: a date in the past, an end before
+    /// the start, a start for a member who has already started, or a
+    /// delegate invite without both dates. Nothing changed. 422.
+    InvalidDates,
 }
 
 impl ErrorCode {
@@ -183,6 +188,7 @@ impl ErrorCode {
             DraftUsed => 409,
             SenderBlocked => 403,
             TwoFactorCodeWrong | RecoveryCodeUsed | SecondFactorNeeded => 401,
+            InvalidDates => 422,
             TwoFactorRequired => 403,
         }
     }
@@ -244,6 +250,7 @@ impl ErrorCode {
             TwoFactorRequired => "two_factor_required",
             RecoveryCodeUsed => "recovery_code_used",
             SecondFactorNeeded => "second_factor_needed",
+            InvalidDates => "invalid_dates",
         }
     }
 }

@@ -114,6 +114,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
             public_url: config.public_url(),
             idle: Duration::from_secs(config.actor_idle_secs.max(1)),
             metrics: metrics.clone(),
+            clock: config.clock.clone(),
             ..Default::default()
         },
     );
@@ -320,7 +321,9 @@ fn api_routes(t: &mut Table<'_>) {
         .at(StartTwoFactor, two_factor::start)
         .at(ConfirmTwoFactor, two_factor::confirm)
         .at(DisableTwoFactor, two_factor::disable)
-        .at(RequirePracticeTwoFactor, two_factor::require);
+        .at(RequirePracticeTwoFactor, two_factor::require)
+        // Membership with dates (issue 14, wt-members).
+        .at(SetMemberDates, practices::set_dates);
 }
 
 fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
@@ -446,6 +449,7 @@ pub async fn bind(config: Config) -> Result<Bound, StartError> {
     let metrics_bind = config.metrics_bind;
     let state = build_state(config).await?;
     crate::sweep::start(state.store.clone(), state.config.clone());
+    crate::terms::start(state.clone());
     let hub = state.hub.clone();
     let configure = app_config(state.clone());
     let lst = listener(bind_addr).map_err(|e| StartError::Bind(bind_addr, e))?;

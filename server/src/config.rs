@@ -124,6 +124,15 @@ pub struct Config {
     /// who already proved the password (or the kit) can try a code, and each
     /// try of six digits in a ±1-step window has a 3-in-a-million chance.
     pub second_factor_failures_per_account_total: u32,
+    // Membership with dates (issue 14, wt-members).
+    /// How often the server looks for memberships whose end date has passed
+    /// (it ends their access, as a removal does) and for end dates a week
+    /// away (it emails the practice's admins once), milliseconds (one minute).
+    pub member_terms_check_ms: u64,
+    /// The clock membership dates are read against: the wall clock, which
+    /// only tests move (`Clock::advance`). Not read from configuration.
+    #[serde(skip)]
+    pub clock: handoff_actors::clock::Clock,
 }
 
 impl Default for Config {
@@ -170,6 +179,8 @@ impl Default for Config {
             metrics_bind: None,
             log_format: crate::logging::LogFormat::Text,
             second_factor_failures_per_account_total: 20,
+            member_terms_check_ms: 60_000,
+            clock: handoff_actors::clock::Clock::default(),
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod ratelimit;
 pub mod referrals;
 pub mod state;
 pub mod sweep;
+pub mod terms;
 pub mod two_factor;
 pub mod validate;
 

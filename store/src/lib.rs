@@ -14,6 +14,7 @@
 //! | [`MailStore`] | the mail outbox | [`MailError`] |
 //! | [`LimitStore`] | rate-limit lock-outs | [`LimitError`] |
 //! | [`FreeStore`] | free referral drafts, sender blocks, practices' opt-out | [`FreeError`] |
+//! | [`TermsStore`] | membership dates, delegates' sponsors | [`PracticeError`] |
 //!
 //! Every error enum keeps the backend's failure as a [`BackendError`] (with the
 //! driver's error as its source); opening a store fails with an [`OpenError`].
@@ -43,6 +44,7 @@ mod practices;
 mod referrals;
 pub mod sqlite;
 mod taxonomy;
+mod terms;
 mod users;
 
 pub use error::*;
@@ -54,6 +56,7 @@ pub use model::*;
 pub use practices::*;
 pub use referrals::*;
 pub use taxonomy::*;
+pub use terms::*;
 pub use users::*;
 
 /// Everything the server stores: one trait per concept. Implementations must
@@ -63,6 +66,12 @@ pub use users::*;
 /// A backend implements the concept traits; this trait then comes with them,
 /// so `Arc<dyn Store>` reaches every method. Code holding a concrete backend
 /// (not `dyn Store`) imports the concept traits it calls.
-pub trait Store: UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore + FreeStore {}
+pub trait Store:
+    UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore + FreeStore + TermsStore
+{
+}
 
-impl<T> Store for T where T: UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore + FreeStore {}
+impl<T> Store for T where
+    T: UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore + FreeStore + TermsStore
+{
+}

@@ -55,6 +55,7 @@ mod mls;
 mod practices;
 mod referrals;
 mod taxonomy;
+mod terms;
 mod two_factor;
 mod users;
 
@@ -65,6 +66,7 @@ pub use mls::*;
 pub use practices::*;
 pub use referrals::*;
 pub use taxonomy::*;
+pub use terms::*;
 pub use two_factor::*;
 pub use users::*;
 
@@ -84,6 +86,7 @@ macro_rules! conformance_tests {
         $crate::__conformance_limits!($make);
         $crate::__conformance_free!($make);
         $crate::__conformance_two_factor!($make);
+        $crate::__conformance_terms!($make);
     };
 }
 

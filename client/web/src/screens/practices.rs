@@ -266,7 +266,12 @@ pub fn practice_page(p: &PracticeProps) -> Html {
                     <tr key={mem.user_id.to_string()}>
                         <td>{ mem.display_name.clone() }{ if me { " (you)" } else { "" } }</td>
                         <td>{ mem.email.clone() }</td>
-                        <td>{ if mem.role == Role::Admin { "Admin" } else { "Member" } }</td>
+                        <td>
+                            { role_label(mem.role) }
+                            { mem.starts_at.map(|t| format!(" · starts {}", when(t))).unwrap_or_default() }
+                            { mem.ends_at.map(|t| format!(" · ends {}", when(t))).unwrap_or_default() }
+                            { mem.sponsor.and_then(|s| m.members.iter().find(|x| x.user_id == s)).map(|s| format!(" · on behalf of {}", s.display_name)).unwrap_or_default() }
+                        </td>
                         <td>{ if mem.has_key { html! { <span class="tag ok">{ "Has key" }</span> } } else { html! { <span class="tag wait">{ "Waiting for key" }</span> } } }</td>
                         <td>
                             if admin && !me { <button class="danger small" onclick={remove.clone()} aria-label={format!("Remove {}", mem.display_name)}>{ "Remove" }</button> }
@@ -283,7 +288,7 @@ pub fn practice_page(p: &PracticeProps) -> Html {
                     </table>
                     if !m.pending_invites.is_empty() {
                         <h3>{ "Pending invites" }</h3>
-                        <ul class="plain">{ for m.pending_invites.iter().map(|i| html! { <li>{ format!("{} — invited as {}, expires {}", i.email, if i.role == Role::Admin { "admin" } else { "member" }, when(i.expires_at)) }</li> }) }</ul>
+                        <ul class="plain">{ for m.pending_invites.iter().map(|i| html! { <li>{ format!("{} — invited as {}, expires {}", i.email, role_label(i.role).to_lowercase(), when(i.expires_at)) }</li> }) }</ul>
                     }
                 </>
             }
@@ -377,6 +382,15 @@ fn free_intake_toggle(p: &FreeIntakeProps) -> Html {
     }
 }
 
+/// A role as the members page names it.
+fn role_label(r: Role) -> &'static str {
+    match r {
+        Role::Admin => "Admin",
+        Role::Member => "Member",
+        Role::Delegate => "Delegate",
+    }
+}
+
 /// Props for [`Invite`].
 #[derive(Properties, PartialEq)]
 pub struct InviteFormProps {
@@ -396,7 +410,12 @@ fn invite(p: &InviteFormProps) -> Html {
         let (email, role, error, sent, id, done) = (email.clone(), role.clone(), error.clone(), sent.clone(), p.id, p.on_sent.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let req = InviteRequest { email: email.trim().to_string(), role: if *role == "admin" { Role::Admin } else { Role::Member } };
+            let req = InviteRequest {
+                email: email.trim().to_string(),
+                role: if *role == "admin" { Role::Admin } else { Role::Member },
+                starts_at: None,
+                ends_at: None,
+            };
             let (email, error, sent, done) = (email.clone(), error.clone(), sent.clone(), done.clone());
             spawn(async move {
                 match api::call::<handoff_protocol::api::InviteMember>(&id, &req).await {
