@@ -28,7 +28,9 @@ pub enum Right {
     ManageKeys,
     /// Set one's own notification emails, leave the practice.
     ManageSelf,
-    /// Invite people to the practice.
+    /// Invite someone to act on one's own behalf (a delegate, with dates).
+    SponsorDelegates,
+    /// Invite people to the practice as members or admins.
     Invite,
     /// Remove other members, and set members' start and end dates.
     RemoveMembers,
@@ -40,13 +42,14 @@ pub enum Right {
 
 impl Right {
     /// Every right, in the table's order.
-    pub const ALL: [Right; 9] = [
+    pub const ALL: [Right; 10] = [
         Right::Read,
         Right::ActOnReferrals,
         Right::Post,
         Right::SendReferrals,
         Right::ManageKeys,
         Right::ManageSelf,
+        Right::SponsorDelegates,
         Right::Invite,
         Right::RemoveMembers,
         Right::ChangeSettings,
@@ -58,7 +61,8 @@ impl Right {
             Right::Read | Right::ActOnReferrals | Right::Post | Right::SendReferrals | Right::ManageKeys | Right::ManageSelf => {
                 "your role in this practice does not allow this"
             }
-            Right::Invite => "only a practice admin can invite",
+            Right::SponsorDelegates => "a delegate cannot invite anyone, not even a delegate of their own",
+            Right::Invite => "only a practice admin can invite members and admins; a member can invite a delegate",
             Right::RemoveMembers => "only a practice admin can remove members or change their dates",
             Right::ChangeSettings => "only a practice admin can change the practice's settings",
         }
@@ -75,13 +79,18 @@ impl Right {
 /// | send referrals | yes | yes | yes |
 /// | key group | yes | yes | yes |
 /// | own notifications, leave | yes | yes | yes |
-/// | invite | yes | no | no |
+/// | invite a delegate of one's own | yes | yes | no |
+/// | invite members and admins | yes | no | no |
 /// | remove members, set dates | yes | no | no |
 /// | practice settings | yes | no | no |
 pub fn may(role: Role, right: Right) -> bool {
     match right {
         Right::Read | Right::ActOnReferrals | Right::Post | Right::SendReferrals | Right::ManageKeys | Right::ManageSelf => match role {
             Role::Admin | Role::Member | Role::Delegate => true,
+        },
+        Right::SponsorDelegates => match role {
+            Role::Admin | Role::Member => true,
+            Role::Delegate => false,
         },
         Right::Invite | Right::RemoveMembers | Right::ChangeSettings => match role {
             Role::Admin => true,
@@ -95,6 +104,7 @@ mod tests {
     use super::*;
 
     const ADMIN_ONLY: [Right; 3] = [Right::Invite, Right::RemoveMembers, Right::ChangeSettings];
+    const NOT_A_DELEGATES: [Right; 4] = [Right::SponsorDelegates, Right::Invite, Right::RemoveMembers, Right::ChangeSettings];
 
     #[test]
     fn an_admin_holds_every_right() {
@@ -104,8 +114,17 @@ mod tests {
     #[test]
     fn a_delegate_cannot_invite_remove_or_change_settings_and_otherwise_acts_as_a_member() {
         for r in Right::ALL {
-            assert_eq!(may(Role::Delegate, r), may(Role::Member, r), "{r:?}");
-            assert_eq!(may(Role::Delegate, r), !ADMIN_ONLY.contains(&r), "{r:?}");
+            assert_eq!(may(Role::Delegate, r), !NOT_A_DELEGATES.contains(&r), "{r:?}");
+            if r != Right::SponsorDelegates {
+                assert_eq!(may(Role::Delegate, r), may(Role::Member, r), "{r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_member_sponsors_delegates_but_does_not_invite_remove_or_change_settings() {
+        for r in Right::ALL {
+            assert_eq!(may(Role::Member, r), !ADMIN_ONLY.contains(&r), "{r:?}");
         }
     }
 }

@@ -335,7 +335,9 @@ pub async fn invite(
     id: web::Path<PracticeId>,
     body: web::Json<InviteRequest>,
 ) -> ApiResult<HttpResponse> {
-    let (p, _) = require(&state, *id, &who, Right::Invite).await?;
+    // A delegate invite makes the inviter its sponsor: any member may sponsor; only admins invite members and admins.
+    let right = if body.role == Role::Delegate { Right::SponsorDelegates } else { Right::Invite };
+    let (p, _) = require(&state, *id, &who, right).await?;
     check_dates(state.config.clock.now(), body.role, body.starts_at, body.ends_at, true)?;
     // Invite mail carries a name of the inviter's choosing to any address, so
     // only an account whose own address is confirmed may send it.
