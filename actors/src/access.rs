@@ -98,6 +98,13 @@ pub async fn in_force(
     Ok(Some((role, terms.sponsor)))
 }
 
+/// Who `user` acts on behalf of in `practice` now: their sponsor if they are
+/// a delegate in force there, else `None`. What the server stamps on a
+/// delegate's referral events (`on_behalf_of`); never taken from a client.
+pub async fn on_behalf_of(store: &dyn Store, clock: &Clock, practice: PracticeId, user: UserId) -> Result<Option<UserId>, PracticeError> {
+    Ok(in_force(store, clock, practice, user).await?.and_then(|(_, sponsor)| sponsor))
+}
+
 /// `Ok(role)` if `user` stands in `practice` with `right`; else the refusal:
 /// `not_found("practice")` for an outsider (worded as for an absent id),
 /// `two_factor_required` for a held-back member, `forbidden` with the

@@ -196,14 +196,29 @@ async fn decide(
         return Err(crate::access::refusal(store, clock, user, crate::access::parties(rec), "referral").await);
     };
     let may = |action| access.permits(action).map_err(|Forbidden(why)| ApiError::new(ErrorCode::Forbidden, why));
+    // Whom a delegate acts for, on each side they stand on (from their membership now).
+    let for_receiver = if access.receiver { crate::access::on_behalf_of(store, clock, rec.to_practice, user).await? } else { None };
+    let for_sender = match rec.from_practice {
+        Some(p) if access.sender => crate::access::on_behalf_of(store, clock, p, user).await?,
+        _ => None,
+    };
+    // A thread message or attachment is written from the side the user works on (the receiver's, if both).
+    let for_either = if access.receiver { for_receiver } else { for_sender };
     let at = now_millis();
     let mut change = Change { referral: r.clone(), first_opened_at: opened, event: None, attach: None, mail: vec![] };
-    let status_change = |r: &mut Referral, to: Status, reason, note, mail: &mut Vec<NewMail>, recipients: Recipients| -> ApiResult<Event> {
+    let status_change = |r: &mut Referral,
+                         to: Status,
+                         reason,
+                         note,
+                         mail: &mut Vec<NewMail>,
+                         recipients: Recipients,
+                         on_behalf_of: Option<UserId>|
+     -> ApiResult<Event> {
         status::transition(r.status, to).map_err(|e| ApiError::new(ErrorCode::InvalidTransition, e.to_string()))?;
         r.status = to;
         r.reject_reason = reason;
         mail.extend(status_mail(r, recipients, public_url, at));
-        Ok(Event::StatusChanged { referral: r.id, number: r.number.clone(), status: to, reason, note, by: user, at })
+        Ok(Event::StatusChanged { referral: r.id, number: r.number.clone(), status: to, reason, note, by: user, on_behalf_of, at })
     };
     match cmd {
         Command::MarkOpened { .. } => {
@@ -211,13 +226,13 @@ async fn decide(
             if opened.is_none() {
                 change.first_opened_at = Some(at);
                 r.first_opened_at = Some(at);
-                change.event = Some(Event::Opened { referral: r.id, by: user, at });
+                change.event = Some(Event::Opened { referral: r.id, by: user, on_behalf_of: for_receiver, at });
             }
         }
         Command::Accept { .. } => {
             may(Action::Accept)?;
             let recipients = recipients(store, rec).await?;
-            change.event = Some(status_change(&mut r, Status::Accepted, None, None, &mut change.mail, recipients)?);
+            change.event = Some(status_change(&mut r, Status::Accepted, None, None, &mut change.mail, recipients, for_receiver)?);
         }
         Command::Reject { reason, note, .. } => {
             may(Action::Reject)?;
@@ -225,11 +240,13 @@ async fn decide(
                 return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("the note is over {MAX_MESSAGE} bytes")));
             }
             let recipients = recipients(store, rec).await?;
-            change.event = Some(status_change(&mut r, Status::Rejected, Some(reason), Some(note), &mut change.mail, recipients)?);
+            change.event =
+                Some(status_change(&mut r, Status::Rejected, Some(reason), Some(note), &mut change.mail, recipients, for_receiver)?);
         }
         Command::Cancel { .. } => {
             may(Action::Cancel)?;
-            change.event = Some(status_change(&mut r, Status::Cancelled, None, None, &mut change.mail, Recipients::Members(vec![]))?);
+            change.event =
+                Some(status_change(&mut r, Status::Cancelled, None, None, &mut change.mail, Recipients::Members(vec![]), for_sender)?);
         }
         Command::ChangeCategory { category, subcategory, .. } => {
             may(Action::ChangeCategory)?;
@@ -241,7 +258,7 @@ async fn decide(
                 .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.to_string()))?;
             r.routing.category = category.clone();
             r.routing.subcategory = subcategory.clone();
-            change.event = Some(Event::CategoryChanged { referral: r.id, category, subcategory, by: user, at });
+            change.event = Some(Event::CategoryChanged { referral: r.id, category, subcategory, by: user, on_behalf_of: for_receiver, at });
         }
         Command::ChangeUrgency { urgency, .. } => {
             may(Action::ChangeUrgency)?;
@@ -249,7 +266,7 @@ async fn decide(
                 return Err(ApiError::new(ErrorCode::InvalidTransition, "a closed referral's urgency cannot change"));
             }
             r.routing.urgency = urgency;
-            change.event = Some(Event::UrgencyChanged { referral: r.id, urgency, by: user, at });
+            change.event = Some(Event::UrgencyChanged { referral: r.id, urgency, by: user, on_behalf_of: for_receiver, at });
         }
         Command::AddAttachment { attachment, .. } => {
             may(Action::AddAttachment)?;
@@ -265,7 +282,7 @@ async fn decide(
             }
             change.attach = Some(attachment.blob);
             r.attachments.push(attachment.clone());
-            change.event = Some(Event::AttachmentAdded { referral: r.id, attachment, by: user, at });
+            change.event = Some(Event::AttachmentAdded { referral: r.id, attachment, by: user, on_behalf_of: for_either, at });
         }
         Command::PostMessage { message, .. } => {
             may(Action::PostMessage)?;
@@ -275,7 +292,7 @@ async fn decide(
                     format!("a message body is at most {MAX_MESSAGE} bytes with a 64-byte signature"),
                 ));
             }
-            change.event = Some(Event::MessagePosted { referral: r.id, message, by: user, at });
+            change.event = Some(Event::MessagePosted { referral: r.id, message, by: user, on_behalf_of: for_either, at });
         }
         Command::Subscribe { .. } | Command::Unsubscribe { .. } | Command::SendReferral { .. } => {
             return Err(ApiError::new(ErrorCode::UnknownCommand, "not a referral command"));

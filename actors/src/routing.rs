@@ -145,6 +145,8 @@ enum Created {
 /// `R`, or nobody (a free sender).
 struct From {
     practice: Option<(PracticeRecord, UserId, WrappedKey)>,
+    /// For a delegate sending: their sponsor.
+    on_behalf_of: Option<UserId>,
     free_email: Option<String>,
 }
 
@@ -156,6 +158,7 @@ async fn sender(store: &dyn Store, clock: &crate::clock::Clock, creator: &Creato
     match (creator, &n.from) {
         (Creator::Member(user), NewSender::Practice { practice, key }) => {
             crate::access::require(store, clock, *practice, *user, Right::SendReferrals).await?;
+            let on_behalf_of = crate::access::on_behalf_of(store, clock, *practice, *user).await?;
             check_wrap(key)?;
             let from = store.practice(*practice).await?.ok_or_else(|| ApiError::not_found("practice"))?;
             if key.practice != from.id {
@@ -164,9 +167,9 @@ async fn sender(store: &dyn Store, clock: &crate::clock::Clock, creator: &Creato
             if key.epoch != from.key_epoch {
                 return Err(ApiError::new(ErrorCode::StaleKey, "your practice's key has changed; reload and retry"));
             }
-            Ok(From { practice: Some((from, *user, key.clone())), free_email: None })
+            Ok(From { practice: Some((from, *user, key.clone())), on_behalf_of, free_email: None })
         }
-        (Creator::Free { email, .. }, NewSender::Free) => Ok(From { practice: None, free_email: Some(email.clone()) }),
+        (Creator::Free { email, .. }, NewSender::Free) => Ok(From { practice: None, on_behalf_of: None, free_email: Some(email.clone()) }),
         (Creator::Member(_), NewSender::Free) => {
             Err(invalid("from: a member sends for a practice; a free referral is sent without an account (POST /free/referrals)"))
         }
@@ -207,7 +210,7 @@ async fn create(
         return Err(invalid("a practice cannot refer to itself"));
     }
     let sent_from = match from.practice {
-        Some((p, user, key)) => SentFrom::Practice { practice: p.id, user, key },
+        Some((p, user, key)) => SentFrom::Practice { practice: p.id, user, key, on_behalf_of: from.on_behalf_of },
         None => SentFrom::Free,
     };
     let now = now_millis();

@@ -249,6 +249,10 @@ pub enum SentFrom {
         user: UserId,
         /// `R` wrapped to the referring practice.
         key: WrappedKey,
+        /// For a delegate: the member they sent it on behalf of, stamped by
+        /// the server from the delegate's membership (never from the client).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<UserId>,
     },
     /// A free sender without an account: who they are is sealed in the
     /// content (`free_sender`), for the receiver only; the server holds their
@@ -371,6 +375,10 @@ pub enum Event {
         referral: ReferralId,
         /// The user who did it.
         by: UserId,
+        /// For a delegate: the member they acted on behalf of, stamped by the
+        /// server from the delegate's membership at the time (never from the client).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<UserId>,
         /// When it happened.
         at: UnixMillis,
     },
@@ -388,6 +396,10 @@ pub enum Event {
         note: Option<B64>,
         /// The user who did it.
         by: UserId,
+        /// For a delegate: the member they acted on behalf of, stamped by the
+        /// server from the delegate's membership at the time (never from the client).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<UserId>,
         /// When it happened.
         at: UnixMillis,
     },
@@ -401,6 +413,10 @@ pub enum Event {
         subcategory: Option<String>,
         /// The user who did it.
         by: UserId,
+        /// For a delegate: the member they acted on behalf of, stamped by the
+        /// server from the delegate's membership at the time (never from the client).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<UserId>,
         /// When it happened.
         at: UnixMillis,
     },
@@ -412,6 +428,10 @@ pub enum Event {
         urgency: Urgency,
         /// The user who did it.
         by: UserId,
+        /// For a delegate: the member they acted on behalf of, stamped by the
+        /// server from the delegate's membership at the time (never from the client).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<UserId>,
         /// When it happened.
         at: UnixMillis,
     },
@@ -423,6 +443,10 @@ pub enum Event {
         attachment: Attachment,
         /// The user who did it.
         by: UserId,
+        /// For a delegate: the member they acted on behalf of, stamped by the
+        /// server from the delegate's membership at the time (never from the client).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<UserId>,
         /// When it happened.
         at: UnixMillis,
     },
@@ -434,6 +458,10 @@ pub enum Event {
         message: ThreadMessage,
         /// The user who wrote it.
         by: UserId,
+        /// For a delegate: the member they acted on behalf of, stamped by the
+        /// server from the delegate's membership at the time (never from the client).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<UserId>,
         /// When it happened.
         at: UnixMillis,
     },

@@ -9,14 +9,16 @@
 use std::time::Duration;
 
 use handoff_client::Client;
+use handoff_client::referrals::To;
 use handoff_crypto::mls::{Declared, MlsStore, MlsUser, Processed};
 use handoff_crypto::referral::ReferralKey;
 use handoff_protocol::api::{DeletePractice, InviteMember, RequirePracticeTwoFactor, SetFreeIntake, SetMemberDates};
 use handoff_protocol::free::FreeIntake;
 use handoff_protocol::two_factor::RequireTwoFactor;
 use handoff_protocol::v1::{DeletePracticeRequest, InviteRequest, MemberDates, Role};
-use handoff_protocol::ws::StreamId;
+use handoff_protocol::ws::{AckBody, Command, Event, SentFrom, Status, StreamId};
 use handoff_protocol::{ErrorCode, PracticeId, UnixMillis, UserId};
+use handoff_testkit::{content, routing};
 
 use crate::harness::{PASSWORD, Smtp, TestServer, world};
 use crate::mls::{member, name_of, send};
@@ -336,4 +338,90 @@ async fn admins_are_emailed_once_a_week_before_a_members_end_date() {
     for m in smtp.messages().iter().map(|m| crate::harness::unfold(m)).filter(|m| m.contains("'s membership of")) {
         assert!(m.contains(&admin), "{m}");
     }
+}
+
+/// Every event of a referral's stream, replayed from the start on a fresh socket of `c`.
+async fn history(c: &Client, rid: handoff_protocol::ws::ReferralId, n: usize) -> Vec<Event> {
+    let mut live = c.live().await.unwrap();
+    live.subscribe(StreamId::Referral(rid), 0).await.unwrap();
+    let mut out = Vec::new();
+    while out.len() < n {
+        out.push(live.next_event(WAIT).await.expect("a replayed event").event);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegates_accept_and_message_show_on_behalf_of() {
+    let srv = server();
+    let w = world(&srv, 1).await;
+    let p = w.specialists[0].clone();
+    let spec_id = w.spec.user_id().unwrap();
+    w.spec.mls_sync(p.id).await.unwrap();
+    // A resident acts on the specialist's behalf in the receiving practice.
+    let t = now(&srv);
+    let res = join_dated(&srv, &w.spec, p.id, "res@cardio.example", Role::Delegate, Some(t + HOUR), Some(t + 90 * DAY)).await;
+    srv.config.clock.advance(2 * HOUR);
+    let res_id = res.user_id().unwrap();
+    res.mls_publish_key_packages(1).await.unwrap();
+    w.spec.mls_reconcile(p.id).await.unwrap();
+    res.mls_sync(p.id).await.unwrap();
+
+    let rid = send(&w, &p, "Delegated Patient").await;
+    let res_live = res.live().await.unwrap();
+    res_live.command(Command::MarkOpened { referral: rid }).await.unwrap();
+    res_live.command(Command::Accept { referral: rid }).await.unwrap();
+    let r = res.referral(rid).await.unwrap();
+    res.post_message(&res_live, &r, "Booked for Tuesday").await.unwrap();
+    // The referring office answers as itself.
+    let moa_live = w.moa.live().await.unwrap();
+    w.moa.post_message(&moa_live, &r, "Thanks").await.unwrap();
+
+    let events = history(&w.moa, rid, 5).await;
+    let by = |e: &Event| match e {
+        Event::ReferralSent { referral } => match &referral.from {
+            SentFrom::Practice { user, on_behalf_of, .. } => (*user, *on_behalf_of),
+            SentFrom::Free => panic!("a practice sent it"),
+        },
+        Event::Opened { by, on_behalf_of, .. }
+        | Event::StatusChanged { by, on_behalf_of, .. }
+        | Event::CategoryChanged { by, on_behalf_of, .. }
+        | Event::UrgencyChanged { by, on_behalf_of, .. }
+        | Event::AttachmentAdded { by, on_behalf_of, .. }
+        | Event::MessagePosted { by, on_behalf_of, .. } => (*by, *on_behalf_of),
+        Event::EpochAdvanced { .. } => panic!("not on a referral stream"),
+    };
+    let moa_id = w.moa.user_id().unwrap();
+    assert!(matches!(events[0], Event::ReferralSent { .. }));
+    assert_eq!(by(&events[0]), (moa_id, None), "a member sends as themself");
+    assert!(matches!(events[1], Event::Opened { .. }));
+    assert_eq!(by(&events[1]), (res_id, Some(spec_id)), "opened on behalf of the sponsor");
+    assert!(matches!(events[2], Event::StatusChanged { status: Status::Accepted, .. }));
+    assert_eq!(by(&events[2]), (res_id, Some(spec_id)), "accepted on behalf of the sponsor (history)");
+    assert!(matches!(events[3], Event::MessagePosted { .. }));
+    assert_eq!(by(&events[3]), (res_id, Some(spec_id)), "the message on behalf of the sponsor (thread)");
+    assert_eq!(by(&events[4]), (moa_id, None));
+    // The thread message still opens for the other side, signed by the delegate.
+    let Event::MessagePosted { message, .. } = &events[3] else { unreachable!() };
+    assert_eq!(w.moa.open_message(&r, res_id, message).await.unwrap().text, "Booked for Tuesday");
+    // A scribe sending for the referring office sends on behalf of their sponsor too.
+    let office = w.referring.id;
+    w.moa.mls_sync(office).await.unwrap();
+    let t = now(&srv);
+    let scribe = join_dated(&srv, &w.moa, office, "scribe@kingsway.example", Role::Delegate, Some(t + HOUR), Some(t + 90 * DAY)).await;
+    srv.config.clock.advance(2 * HOUR);
+    scribe.mls_publish_key_packages(1).await.unwrap();
+    w.moa.mls_reconcile(office).await.unwrap();
+    scribe.mls_sync(office).await.unwrap();
+    let scribe_live = scribe.live().await.unwrap();
+    let ack = scribe
+        .send_referral(&scribe_live, office, To::Practice(p.id), routing("arrhythmia"), &content("Scribed Patient"), &[])
+        .await
+        .unwrap();
+    let AckBody::ReferralSent { referral: sent, .. } = ack else { panic!("{ack:?}") };
+    let sent_events = history(&w.spec, sent, 1).await;
+    assert_eq!(by(&sent_events[0]), (scribe.user_id().unwrap(), Some(moa_id)), "sent on behalf of the sponsor");
+    // A client cannot claim to act on someone's behalf: commands carry no such field.
+    let forged = serde_json::json!({"type": "accept", "referral": rid, "on_behalf_of": moa_id});
+    assert!(serde_json::from_value::<Command>(forged).is_err());
 }
