@@ -443,9 +443,15 @@ pub async fn accept_invite(state: web::Data<AppState>, who: Authed, token: web::
         Err(PracticeError::InviteUsed) => return Err(ApiError::new(ErrorCode::InviteInvalid, "this invite link was just used")),
         Err(e) => return Err(e.into()),
     }
-    let (p, role) = membership(&state, inv.practice_id, &who).await?;
+    // Answered from the invite, not `membership`: a member whose start date is
+    // ahead has joined, but reaches the practice only from that date on.
+    let p = state
+        .store
+        .practice(inv.practice_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::InviteInvalid, "the practice no longer exists"))?;
     tracing::info!(practice = %p.id, member = %who.user.id, "invite accepted");
-    Ok(HttpResponse::Ok().json(view(&p, role)))
+    Ok(HttpResponse::Ok().json(view(&p, inv.role)))
 }
 
 /// `GET /api/v1/practices/{id}/key`

@@ -18,7 +18,7 @@ use handoff_protocol::two_factor::RequireTwoFactor;
 use handoff_protocol::v1::{DeletePracticeRequest, InviteRequest, MemberDates, Role};
 use handoff_protocol::ws::{AckBody, Command, Event, SentFrom, Status, StreamId};
 use handoff_protocol::{ErrorCode, PracticeId, UnixMillis, UserId};
-use handoff_testkit::{content, routing};
+use handoff_testkit::{RegisterConfirmed as _, content, routing};
 
 use crate::harness::{PASSWORD, Smtp, TestServer, world};
 use crate::mls::{member, name_of, send};
@@ -171,11 +171,20 @@ async fn before_the_start_date_an_invitee_has_no_access() {
     assert_eq!(code(live.subscribe(StreamId::Practice(p.id), 0).await), Some(ErrorCode::NotFound));
     assert!(w.spec.mls_pending(p.id).await.unwrap().add.iter().all(|m| m.user_id != dana_id));
 
+    // An existing account accepting a dated invite has joined, and reaches nothing until the start either.
+    let mut eve = srv.client();
+    eve.register_confirmed("eve@cardio.example", "Eve", PASSWORD).await.unwrap();
+    w.spec.invite_dated(p.id, "eve@cardio.example", Role::Member, Some(starts_at), None).await.unwrap();
+    let token = srv.folder_invite_token("eve@cardio.example").await;
+    assert_eq!(eve.accept_invite(&token).await.unwrap().id, p.id);
+    assert_eq!(code(eve.practice(p.id).await), Some(ErrorCode::NotFound));
+
     // From the start on she is a member like any other.
     srv.config.clock.advance(DAY + HOUR);
     dana.practice(p.id).await.unwrap();
     assert!(w.spec.mls_pending(p.id).await.unwrap().add.iter().any(|m| m.user_id == dana_id));
     live.subscribe(StreamId::Practice(p.id), 0).await.unwrap();
+    eve.practice(p.id).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
