@@ -1082,6 +1082,61 @@ await test('audit log: an admin sees their sign-in and a referral open, filters 
   await ctx.close();
 });
 
+// Membership with dates (issue 14, wt-members): an admin sets a member's end date; the members page lists it.
+await test('an admin sets a member\'s end date and the members page lists it', async () => {
+  const adminCtx = await browser.newContext({ viewport });
+  const admin = await adminCtx.newPage();
+  const memberCtx = await browser.newContext({ viewport });
+  const member = await memberCtx.newPage();
+  for (const p of [admin, member]) p.on('pageerror', (e) => console.log(`  page error: ${e.message}`));
+  await register(admin, url, { name: 'Rosa Diaz', email: 'rosa@birch.example', password: 'birch clinic pass 1' });
+  await finishKit(admin);
+  await createPractice(admin, { name: 'Birch Clinic', specialist: false });
+  await admin.waitForURL(/\/practices\/[0-9a-f-]+$/);
+  await admin.fill('#inv-email', 'sam@birch.example');
+  await admin.click('button:has-text("Send invite")');
+  await waitText(admin, '[role=status]', 'Invite emailed to sam@birch.example');
+  let link = null;
+  const deadline = Date.now() + T;
+  while (!link && Date.now() < deadline) {
+    for (const raw of folderMail(server.mail)) {
+      const m = raw.includes('sam@birch.example') && raw.match(/https?:\/\/[^\s"<>]+\/invite\/[A-Za-z0-9_-]+/);
+      if (m) link = m[0];
+    }
+    if (!link) await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.ok(link, 'the invite email holds a link');
+  await member.goto(link);
+  await member.waitForSelector('#reg-email', { timeout: T });
+  await member.fill('#reg-name', 'Sam Locum');
+  await member.fill('#reg-password', 'birch locum pass 1');
+  await member.fill('#reg-confirm', 'birch locum pass 1');
+  await member.click('button[type=submit]');
+  await member.waitForSelector('[data-testid=kit-grid]', { timeout: T });
+  await finishKit(member);
+  await member.waitForSelector('a:has-text("Birch Clinic")', { timeout: T });
+
+  // The admin gives the locum an end date a month ahead, from the members page.
+  await admin.reload();
+  await unlock(admin, 'birch clinic pass 1');
+  const row = admin.locator('tr', { hasText: 'sam@birch.example' });
+  await row.waitFor({ timeout: T });
+  const day = new Date(Date.now() + 30 * 86400000).toISOString().slice(0, 10);
+  await row.locator('input[type=date]').fill(day);
+  await row.locator('button:has-text("Set end date")').click();
+  await row.locator('text=ends').waitFor({ timeout: T });
+  await row.locator('button:has-text("Change end date")').waitFor({ timeout: T });
+  const listed = await admin.evaluate(async (id) => (await (await fetch(`/api/v1/practices/${id}/members`)).json()), new URL(admin.url()).pathname.split('/').pop());
+  const sam = listed.members.find((m) => m.email === 'sam@birch.example');
+  assert.equal(new Date(sam.ends_at).toISOString().slice(0, 10), new Date(Date.parse(day) + 86400000).toISOString().slice(0, 10), 'access ends at the end of the chosen day (UTC)');
+  // The invite form offers the delegate role with its dates.
+  await admin.selectOption('#inv-role', 'delegate');
+  assert.equal(await admin.$eval('#inv-start', (e) => e.required), true, 'a delegate needs a start date');
+  assert.equal(await admin.$eval('#inv-end', (e) => e.required), true, 'a delegate needs an end date');
+  await shot(admin, 'members-01-dates');
+  await Promise.all([adminCtx.close(), memberCtx.close()]);
+});
+
 await browser.close();
 server.stop();
 console.log(`e2e: ${passed} passed, ${failed} failed`);

@@ -12,9 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dashmap::DashMap;
 
 use handoff_domain::access::{Access, Action, Parties, Sender};
+use handoff_domain::rights::{Right, may};
 use handoff_protocol::v1::Role;
 use handoff_protocol::{PracticeId, UserId};
 use handoff_store::{PracticeError, ReferralRecord, Store};
+
+use crate::clock::Clock;
 
 /// The two parties of a stored referral.
 pub fn parties(rec: &ReferralRecord) -> Parties {
@@ -26,14 +29,21 @@ pub fn parties(rec: &ReferralRecord) -> Parties {
 }
 
 /// Where `user` stands on the referral, or `None` if on neither side.
-pub async fn referral_access(store: &dyn Store, user: UserId, rec: &ReferralRecord) -> Result<Option<Access>, PracticeError> {
-    party_access(store, user, parties(rec)).await
+pub async fn referral_access(
+    store: &dyn Store,
+    clock: &Clock,
+    user: UserId,
+    rec: &ReferralRecord,
+) -> Result<Option<Access>, PracticeError> {
+    party_access(store, clock, user, parties(rec)).await
 }
 
 /// Where a user stands in one practice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Standing {
-    /// Not a member (or no such practice).
+    /// Not a member (or no such practice), or a member outside their dates
+    /// (before the start, from the end on), or a delegate whose sponsor is
+    /// no longer a member in force.
     Outside,
     /// A member, held back because the practice requires two-factor sign-in
     /// and the user has it off: they reach nothing of the practice until they enroll.
@@ -42,17 +52,76 @@ pub enum Standing {
     Member(Role),
 }
 
-/// Where `user` stands in `practice`: the one place the practice's
-/// two-factor requirement is applied. HTTP routes of a practice (the server's
-/// `membership`), the practice's stream and both sides of a referral all
-/// ask this. Membership bookkeeping (who the key group must hold) asks
-/// `role` directly, so a held-back member is not removed from the group.
-pub async fn standing(store: &dyn Store, practice: PracticeId, user: UserId) -> Result<Standing, PracticeError> {
-    let Some(role) = store.role(practice, user).await? else { return Ok(Standing::Outside) };
+impl Standing {
+    /// Whether this standing holds `right` ([`handoff_domain::rights::may`]).
+    pub fn may(self, right: Right) -> bool {
+        matches!(self, Standing::Member(role) if may(role, right))
+    }
+}
+
+/// Where `user` stands in `practice` at `clock`'s now: the one place a
+/// membership's dates, a delegate's sponsor and the practice's two-factor
+/// requirement are applied. HTTP routes of a practice (the server's
+/// `membership`), the practice's stream, both sides of a referral and the
+/// sender of a new referral all ask this; what each role may then do is
+/// [`handoff_domain::rights::may`]. Membership bookkeeping (who the key group
+/// must hold) asks [`in_force`], so a held-back member is not removed from the group.
+pub async fn standing(store: &dyn Store, clock: &Clock, practice: PracticeId, user: UserId) -> Result<Standing, PracticeError> {
+    let Some((role, _)) = in_force(store, clock, practice, user).await? else { return Ok(Standing::Outside) };
     if store.two_factor_missing(practice, user).await? {
         return Ok(Standing::HeldBack);
     }
     Ok(Standing::Member(role))
+}
+
+/// `user`'s role and sponsor in `practice` if their membership is in force at
+/// `clock`'s now: within its dates and, for a delegate, with their sponsor's
+/// membership in force too. `None` otherwise.
+pub async fn in_force(
+    store: &dyn Store,
+    clock: &Clock,
+    practice: PracticeId,
+    user: UserId,
+) -> Result<Option<(Role, Option<UserId>)>, PracticeError> {
+    let now = clock.now();
+    let Some((role, terms)) = store.terms(practice, user).await? else { return Ok(None) };
+    if !terms.in_force(now) {
+        return Ok(None);
+    }
+    if let Some(sponsor) = terms.sponsor {
+        // A sponsor is never a delegate (only members and admins invite), so one level suffices.
+        match store.terms(practice, sponsor).await? {
+            Some((_, t)) if t.in_force(now) => {}
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some((role, terms.sponsor)))
+}
+
+/// Who `user` acts on behalf of in `practice` now: their sponsor if they are
+/// a delegate in force there, else `None`. What the server stamps on a
+/// delegate's referral events (`on_behalf_of`); never taken from a client.
+pub async fn on_behalf_of(store: &dyn Store, clock: &Clock, practice: PracticeId, user: UserId) -> Result<Option<UserId>, PracticeError> {
+    Ok(in_force(store, clock, practice, user).await?.and_then(|(_, sponsor)| sponsor))
+}
+
+/// `Ok(role)` if `user` stands in `practice` with `right`; else the refusal:
+/// `not_found("practice")` for an outsider (worded as for an absent id),
+/// `two_factor_required` for a held-back member, `forbidden` with the
+/// right's reason for a member whose role lacks it.
+pub async fn require(
+    store: &dyn Store,
+    clock: &Clock,
+    practice: PracticeId,
+    user: UserId,
+    right: Right,
+) -> Result<Role, handoff_error::ApiError> {
+    match standing(store, clock, practice, user).await? {
+        Standing::Member(role) if may(role, right) => Ok(role),
+        Standing::Member(_) => Err(handoff_error::ApiError::forbidden(right.refusal())),
+        Standing::HeldBack => Err(two_factor_required()),
+        Standing::Outside => Err(handoff_error::ApiError::not_found("practice")),
+    }
 }
 
 /// What a member held back by the practice's two-factor requirement is answered with.
@@ -67,9 +136,9 @@ pub fn two_factor_required() -> handoff_error::ApiError {
 /// answered with: `two_factor_required` if a party practice holds them back
 /// ([`Standing::HeldBack`]), so they know to enroll, else `not_found(what)`
 /// (which says nothing about whether it exists).
-pub async fn refusal(store: &dyn Store, user: UserId, p: Parties, what: &str) -> handoff_error::ApiError {
+pub async fn refusal(store: &dyn Store, clock: &Clock, user: UserId, p: Parties, what: &str) -> handoff_error::ApiError {
     for practice in practices_of(p) {
-        if let Ok(Standing::HeldBack) = standing(store, practice, user).await {
+        if let Ok(Standing::HeldBack) = standing(store, clock, practice, user).await {
             return two_factor_required();
         }
     }
@@ -78,10 +147,11 @@ pub async fn refusal(store: &dyn Store, user: UserId, p: Parties, what: &str) ->
 
 /// Where `user` stands between a referral's two parties, or `None` if on neither side.
 /// A member held back by a practice's two-factor requirement counts as outside it.
-pub async fn party_access(store: &dyn Store, user: UserId, p: Parties) -> Result<Option<Access>, PracticeError> {
-    let receiver = matches!(standing(store, p.receiver, user).await?, Standing::Member(_));
+/// A side counts only if the user's role there holds [`Right::Read`].
+pub async fn party_access(store: &dyn Store, clock: &Clock, user: UserId, p: Parties) -> Result<Option<Access>, PracticeError> {
+    let receiver = standing(store, clock, p.receiver, user).await?.may(Right::Read);
     let sender = match p.sender {
-        Sender::Practice(practice) => matches!(standing(store, practice, user).await?, Standing::Member(_)),
+        Sender::Practice(practice) => standing(store, clock, practice, user).await?.may(Right::Read),
         Sender::Free => false,
     };
     Ok(Access::of(p.sender, sender, receiver))
@@ -89,8 +159,8 @@ pub async fn party_access(store: &dyn Store, user: UserId, p: Parties) -> Result
 
 /// Whether `user` may see (read) a referral between these parties: the rule
 /// both the subscribing side and the cutting side of a referral stream ask.
-pub async fn may_read(store: &dyn Store, user: UserId, p: Parties) -> Result<bool, PracticeError> {
-    Ok(party_access(store, user, p).await?.is_some_and(|a| a.permits(Action::Read).is_ok()))
+pub async fn may_read(store: &dyn Store, clock: &Clock, user: UserId, p: Parties) -> Result<bool, PracticeError> {
+    Ok(party_access(store, clock, user, p).await?.is_some_and(|a| a.permits(Action::Read).is_ok()))
 }
 
 /// The practices whose membership decides access to a referral between these parties.

@@ -18,6 +18,7 @@ use actix::{Addr, ArbiterHandle};
 use handoff_store::{Store, StoredEvent};
 
 use crate::access::Revocations;
+use crate::clock::Clock;
 use crate::mailer::{Kick, Mailer};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -33,11 +34,19 @@ pub struct HubConfig {
     pub public_url: String,
     /// The server's metrics (the actors record their store commits there).
     pub metrics: Arc<Metrics>,
+    /// The clock membership dates are read against (tests move it).
+    pub clock: Clock,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
-        Self { mailbox: 256, idle: Duration::from_secs(60), public_url: "http://localhost".into(), metrics: Arc::default() }
+        Self {
+            mailbox: 256,
+            idle: Duration::from_secs(60),
+            public_url: "http://localhost".into(),
+            metrics: Arc::default(),
+            clock: Clock::default(),
+        }
     }
 }
 

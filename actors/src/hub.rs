@@ -114,9 +114,9 @@ impl Hub {
     async fn reach<K: StreamKind, M: StreamMessage>(&self, id: K::Id, how: Reach) -> ApiResult<Option<Recipient<M>>> {
         let env = &self.env;
         match how {
-            Reach::Authorize(user) => K::authorize(env.store.clone(), user, id).await.map(|()| None),
+            Reach::Authorize(user) => K::authorize(env.store.clone(), env.config.clock.clone(), user, id).await.map(|()| None),
             Reach::Open(user) => {
-                K::authorize(env.store.clone(), user, id).await?;
+                K::authorize(env.store.clone(), env.config.clock.clone(), user, id).await?;
                 Ok(Some(M::recipient(stream::activate::<K>(env, id).await?)))
             }
             Reach::Deliver if K::WAKE_ON_DELIVER => Ok(Some(M::recipient(stream::activate::<K>(env, id).await?))),

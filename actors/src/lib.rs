@@ -31,7 +31,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 pub mod access;
-mod clock;
+pub mod clock;
 pub mod conn;
 mod env;
 pub mod fanout;

@@ -9,6 +9,9 @@ use handoff_protocol::ws::StreamId;
 use handoff_protocol::{PracticeId, UserId};
 use handoff_store::Store;
 
+use handoff_domain::rights::{Right, may};
+
+use crate::clock::Clock;
 use crate::stream::{StreamActor, StreamKind};
 use crate::{ApiError, ApiResult};
 
@@ -48,13 +51,14 @@ impl StreamKind for PracticeStream {
 
     /// Members of the practice in good standing see its inbox
     /// ([`crate::access::standing`]).
-    async fn sees(store: Arc<dyn Store>, user: UserId, id: PracticeId) -> ApiResult<bool> {
-        Ok(matches!(crate::access::standing(&*store, id, user).await?, crate::access::Standing::Member(_)))
+    async fn sees(store: Arc<dyn Store>, clock: Clock, user: UserId, id: PracticeId) -> ApiResult<bool> {
+        Ok(crate::access::standing(&*store, &clock, id, user).await?.may(Right::Read))
     }
 
-    async fn authorize(store: Arc<dyn Store>, user: UserId, id: PracticeId) -> ApiResult<()> {
-        match crate::access::standing(&*store, id, user).await? {
-            crate::access::Standing::Member(_) => Ok(()),
+    async fn authorize(store: Arc<dyn Store>, clock: Clock, user: UserId, id: PracticeId) -> ApiResult<()> {
+        match crate::access::standing(&*store, &clock, id, user).await? {
+            crate::access::Standing::Member(role) if may(role, Right::Read) => Ok(()),
+            crate::access::Standing::Member(_) => Err(ApiError::not_found("stream")),
             crate::access::Standing::HeldBack => Err(crate::access::two_factor_required()),
             crate::access::Standing::Outside => Err(ApiError::not_found("stream")),
         }

@@ -19,6 +19,7 @@ use handoff_protocol::ws::{AckBody, Command, Event, MAX_MESSAGE, Referral, Refer
 use handoff_protocol::{ErrorCode, PracticeId, UserId};
 use handoff_store::{Commit, IdemRecord, NewMail, ReferralError, ReferralRecord, Store, StoredEvent};
 
+use crate::clock::Clock;
 use crate::messages::Execute;
 use crate::stream::{StreamActor, StreamKind};
 use crate::{ApiError, ApiResult, now_millis};
@@ -75,17 +76,17 @@ impl StreamKind for ReferralStream {
     }
 
     /// Both sides of a referral see its stream (`handoff_domain::access`).
-    async fn sees(store: Arc<dyn Store>, user: UserId, parties: Parties) -> ApiResult<bool> {
-        Ok(crate::access::may_read(&*store, user, parties).await?)
+    async fn sees(store: Arc<dyn Store>, clock: Clock, user: UserId, parties: Parties) -> ApiResult<bool> {
+        Ok(crate::access::may_read(&*store, &clock, user, parties).await?)
     }
 
-    async fn authorize(store: Arc<dyn Store>, user: UserId, id: ReferralId) -> ApiResult<()> {
+    async fn authorize(store: Arc<dyn Store>, clock: Clock, user: UserId, id: ReferralId) -> ApiResult<()> {
         let Some(rec) = store.referral(id).await? else { return Err(ApiError::not_found("stream")) };
         let parties = crate::access::parties(&rec);
-        if Self::sees(store.clone(), user, parties).await? {
+        if Self::sees(store.clone(), clock.clone(), user, parties).await? {
             Ok(())
         } else {
-            Err(crate::access::refusal(&*store, user, parties, "stream").await)
+            Err(crate::access::refusal(&*store, &clock, user, parties, "stream").await)
         }
     }
 }
@@ -183,6 +184,7 @@ struct Change {
 
 async fn decide(
     store: &dyn Store,
+    clock: &Clock,
     public_url: &str,
     user: UserId,
     rec: &ReferralRecord,
@@ -190,18 +192,33 @@ async fn decide(
     cmd: Command,
 ) -> ApiResult<Change> {
     let opened = rec.first_opened_at;
-    let Some(access) = crate::access::referral_access(store, user, rec).await? else {
-        return Err(crate::access::refusal(store, user, crate::access::parties(rec), "referral").await);
+    let Some(access) = crate::access::referral_access(store, clock, user, rec).await? else {
+        return Err(crate::access::refusal(store, clock, user, crate::access::parties(rec), "referral").await);
     };
     let may = |action| access.permits(action).map_err(|Forbidden(why)| ApiError::new(ErrorCode::Forbidden, why));
+    // Whom a delegate acts for, on each side they stand on (from their membership now).
+    let for_receiver = if access.receiver { crate::access::on_behalf_of(store, clock, rec.to_practice, user).await? } else { None };
+    let for_sender = match rec.from_practice {
+        Some(p) if access.sender => crate::access::on_behalf_of(store, clock, p, user).await?,
+        _ => None,
+    };
+    // A thread message or attachment is written from the side the user works on (the receiver's, if both).
+    let for_either = if access.receiver { for_receiver } else { for_sender };
     let at = now_millis();
     let mut change = Change { referral: r.clone(), first_opened_at: opened, event: None, attach: None, mail: vec![] };
-    let status_change = |r: &mut Referral, to: Status, reason, note, mail: &mut Vec<NewMail>, recipients: Recipients| -> ApiResult<Event> {
+    let status_change = |r: &mut Referral,
+                         to: Status,
+                         reason,
+                         note,
+                         mail: &mut Vec<NewMail>,
+                         recipients: Recipients,
+                         on_behalf_of: Option<UserId>|
+     -> ApiResult<Event> {
         status::transition(r.status, to).map_err(|e| ApiError::new(ErrorCode::InvalidTransition, e.to_string()))?;
         r.status = to;
         r.reject_reason = reason;
         mail.extend(status_mail(r, recipients, public_url, at));
-        Ok(Event::StatusChanged { referral: r.id, number: r.number.clone(), status: to, reason, note, by: user, at })
+        Ok(Event::StatusChanged { referral: r.id, number: r.number.clone(), status: to, reason, note, by: user, on_behalf_of, at })
     };
     match cmd {
         Command::MarkOpened { .. } => {
@@ -209,13 +226,13 @@ async fn decide(
             if opened.is_none() {
                 change.first_opened_at = Some(at);
                 r.first_opened_at = Some(at);
-                change.event = Some(Event::Opened { referral: r.id, by: user, at });
+                change.event = Some(Event::Opened { referral: r.id, by: user, on_behalf_of: for_receiver, at });
             }
         }
         Command::Accept { .. } => {
             may(Action::Accept)?;
             let recipients = recipients(store, rec).await?;
-            change.event = Some(status_change(&mut r, Status::Accepted, None, None, &mut change.mail, recipients)?);
+            change.event = Some(status_change(&mut r, Status::Accepted, None, None, &mut change.mail, recipients, for_receiver)?);
         }
         Command::Reject { reason, note, .. } => {
             may(Action::Reject)?;
@@ -223,11 +240,13 @@ async fn decide(
                 return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("the note is over {MAX_MESSAGE} bytes")));
             }
             let recipients = recipients(store, rec).await?;
-            change.event = Some(status_change(&mut r, Status::Rejected, Some(reason), Some(note), &mut change.mail, recipients)?);
+            change.event =
+                Some(status_change(&mut r, Status::Rejected, Some(reason), Some(note), &mut change.mail, recipients, for_receiver)?);
         }
         Command::Cancel { .. } => {
             may(Action::Cancel)?;
-            change.event = Some(status_change(&mut r, Status::Cancelled, None, None, &mut change.mail, Recipients::Members(vec![]))?);
+            change.event =
+                Some(status_change(&mut r, Status::Cancelled, None, None, &mut change.mail, Recipients::Members(vec![]), for_sender)?);
         }
         Command::ChangeCategory { category, subcategory, .. } => {
             may(Action::ChangeCategory)?;
@@ -239,7 +258,7 @@ async fn decide(
                 .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.to_string()))?;
             r.routing.category = category.clone();
             r.routing.subcategory = subcategory.clone();
-            change.event = Some(Event::CategoryChanged { referral: r.id, category, subcategory, by: user, at });
+            change.event = Some(Event::CategoryChanged { referral: r.id, category, subcategory, by: user, on_behalf_of: for_receiver, at });
         }
         Command::ChangeUrgency { urgency, .. } => {
             may(Action::ChangeUrgency)?;
@@ -247,7 +266,7 @@ async fn decide(
                 return Err(ApiError::new(ErrorCode::InvalidTransition, "a closed referral's urgency cannot change"));
             }
             r.routing.urgency = urgency;
-            change.event = Some(Event::UrgencyChanged { referral: r.id, urgency, by: user, at });
+            change.event = Some(Event::UrgencyChanged { referral: r.id, urgency, by: user, on_behalf_of: for_receiver, at });
         }
         Command::AddAttachment { attachment, .. } => {
             may(Action::AddAttachment)?;
@@ -263,7 +282,7 @@ async fn decide(
             }
             change.attach = Some(attachment.blob);
             r.attachments.push(attachment.clone());
-            change.event = Some(Event::AttachmentAdded { referral: r.id, attachment, by: user, at });
+            change.event = Some(Event::AttachmentAdded { referral: r.id, attachment, by: user, on_behalf_of: for_either, at });
         }
         Command::PostMessage { message, .. } => {
             may(Action::PostMessage)?;
@@ -273,7 +292,7 @@ async fn decide(
                     format!("a message body is at most {MAX_MESSAGE} bytes with a 64-byte signature"),
                 ));
             }
-            change.event = Some(Event::MessagePosted { referral: r.id, message, by: user, at });
+            change.event = Some(Event::MessagePosted { referral: r.id, message, by: user, on_behalf_of: for_either, at });
         }
         Command::Subscribe { .. } | Command::Unsubscribe { .. } | Command::SendReferral { .. } => {
             return Err(ApiError::new(ErrorCode::UnknownCommand, "not a referral command"));
@@ -296,7 +315,7 @@ impl Handler<Execute> for ReferralActor {
             let store = env.store.clone();
             let current: Referral = serde_json::from_str(&rec.body).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
             let id = current.id;
-            let change = decide(&*store, &env.config.public_url, msg.user, &rec, current, msg.cmd).await?;
+            let change = decide(&*store, &env.config.clock, &env.config.public_url, msg.user, &rec, current, msg.cmd).await?;
             let ack = AckBody::Done { referral: id };
             let Some(event) = change.event else {
                 return Ok(Outcome::Done { updated: None, events: Vec::new(), ack });

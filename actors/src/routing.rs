@@ -17,6 +17,7 @@ use actix::prelude::*;
 
 use handoff_domain::eligibility::{self, Receiver};
 use handoff_domain::limits::{MAX_ATTACHMENTS, MAX_CANDIDATES};
+use handoff_domain::rights::Right;
 use handoff_domain::routing;
 use handoff_protocol::ws::{
     AckBody, Destination, Event, IdemKey, MAX_CONTENT, NewReferral, NewSender, Referral, Routing, SentFrom, Status, WrappedKey,
@@ -144,20 +145,20 @@ enum Created {
 /// `R`, or nobody (a free sender).
 struct From {
     practice: Option<(PracticeRecord, UserId, WrappedKey)>,
+    /// For a delegate sending: their sponsor.
+    on_behalf_of: Option<UserId>,
     free_email: Option<String>,
 }
 
 /// Checks that the creator may send as the referral's declared sender.
-async fn sender(store: &dyn Store, creator: &Creator, n: &NewReferral) -> ApiResult<From> {
+/// A member sends for a practice only in good standing there
+/// ([`crate::access::standing`]: dates, sponsor, two-factor requirement) and
+/// with the right to send ([`Right::SendReferrals`]).
+async fn sender(store: &dyn Store, clock: &crate::clock::Clock, creator: &Creator, n: &NewReferral) -> ApiResult<From> {
     match (creator, &n.from) {
         (Creator::Member(user), NewSender::Practice { practice, key }) => {
-            // The member's standing, not only their role: a member the practice's
-            // two-factor requirement holds back does not send for it.
-            match crate::access::standing(store, *practice, *user).await? {
-                crate::access::Standing::Member(_) => {}
-                crate::access::Standing::HeldBack => return Err(crate::access::two_factor_required()),
-                crate::access::Standing::Outside => return Err(ApiError::not_found("practice")),
-            }
+            crate::access::require(store, clock, *practice, *user, Right::SendReferrals).await?;
+            let on_behalf_of = crate::access::on_behalf_of(store, clock, *practice, *user).await?;
             check_wrap(key)?;
             let from = store.practice(*practice).await?.ok_or_else(|| ApiError::not_found("practice"))?;
             if key.practice != from.id {
@@ -166,9 +167,9 @@ async fn sender(store: &dyn Store, creator: &Creator, n: &NewReferral) -> ApiRes
             if key.epoch != from.key_epoch {
                 return Err(ApiError::new(ErrorCode::StaleKey, "your practice's key has changed; reload and retry"));
             }
-            Ok(From { practice: Some((from, *user, key.clone())), free_email: None })
+            Ok(From { practice: Some((from, *user, key.clone())), on_behalf_of, free_email: None })
         }
-        (Creator::Free { email, .. }, NewSender::Free) => Ok(From { practice: None, free_email: Some(email.clone()) }),
+        (Creator::Free { email, .. }, NewSender::Free) => Ok(From { practice: None, on_behalf_of: None, free_email: Some(email.clone()) }),
         (Creator::Member(_), NewSender::Free) => {
             Err(invalid("from: a member sends for a practice; a free referral is sent without an account (POST /free/referrals)"))
         }
@@ -178,6 +179,7 @@ async fn sender(store: &dyn Store, creator: &Creator, n: &NewReferral) -> ApiRes
 
 async fn create(
     store: &dyn Store,
+    clock: &crate::clock::Clock,
     metrics: &Metrics,
     creator: Creator,
     idem: IdemKey,
@@ -191,7 +193,7 @@ async fn create(
     if n.attachments.len() > MAX_ATTACHMENTS || n.to_keys.len() > MAX_CANDIDATES || n.to_keys.is_empty() {
         return Err(invalid(format!("at most {MAX_ATTACHMENTS} attachments and 1 to {MAX_CANDIDATES} receiver wraps")));
     }
-    let from = sender(store, &creator, &n).await?;
+    let from = sender(store, clock, &creator, &n).await?;
     for w in &n.to_keys {
         check_wrap(w)?;
     }
@@ -208,7 +210,7 @@ async fn create(
         return Err(invalid("a practice cannot refer to itself"));
     }
     let sent_from = match from.practice {
-        Some((p, user, key)) => SentFrom::Practice { practice: p.id, user, key },
+        Some((p, user, key)) => SentFrom::Practice { practice: p.id, user, key, on_behalf_of: from.on_behalf_of },
         None => SentFrom::Free,
     };
     let now = now_millis();
@@ -282,7 +284,7 @@ impl Handler<Create> for RoutingActor {
             return AtomicResponse::new(Box::pin(fut::ready(Err(ApiError::new(ErrorCode::Unavailable, "shutting down")))));
         };
         let work = async move {
-            match create(&*env.store, &env.config.metrics, msg.creator, msg.idem, msg.hash, *msg.referral).await? {
+            match create(&*env.store, &env.config.clock, &env.config.metrics, msg.creator, msg.idem, msg.hash, *msg.referral).await? {
                 Created::New(ack, events) => {
                     // Delivered after the commit, outside the routing critical path.
                     env.deliver(events);

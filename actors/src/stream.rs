@@ -35,6 +35,7 @@ use handoff_protocol::ws::{AckBody, MAX_REPLAY, ServerFrame, StreamId};
 use handoff_protocol::{ErrorCode, PracticeId, UserId};
 use handoff_store::{Store, StoredEvent};
 
+use crate::clock::Clock;
 use crate::conn::Frame;
 use crate::env::Env;
 use crate::fanout::{Fanout, event_frame};
@@ -78,11 +79,11 @@ pub(crate) trait StreamKind: Sized + Unpin + Send + 'static {
     /// Whether `user` may see a stream of this scope: the kind's one access
     /// rule, asked before a subscription, when the actor registers it, and
     /// again after access ended at one of [`StreamKind::practices`].
-    fn sees(store: Arc<dyn Store>, user: UserId, scope: Self::Scope) -> impl Future<Output = ApiResult<bool>> + Send;
+    fn sees(store: Arc<dyn Store>, clock: Clock, user: UserId, scope: Self::Scope) -> impl Future<Output = ApiResult<bool>> + Send;
 
     /// `Ok` if `user` may see the stream (by [`StreamKind::sees`]), `not_found`
     /// (worded the same for absent and foreign streams) if not.
-    fn authorize(store: Arc<dyn Store>, user: UserId, id: Self::Id) -> impl Future<Output = ApiResult<()>> + Send;
+    fn authorize(store: Arc<dyn Store>, clock: Clock, user: UserId, id: Self::Id) -> impl Future<Output = ApiResult<()>> + Send;
 }
 
 /// Subscribers whose access must be checked again: their users, and the
@@ -97,10 +98,10 @@ type Verdicts = (u64, Vec<(UserId, bool)>);
 
 /// Checks each stale user again by the kind's rule. A check that fails counts
 /// as no access: the connection is cut and told, and may subscribe again.
-async fn recheck<K: StreamKind>(store: Arc<dyn Store>, scope: K::Scope, stale: Stale) -> Verdicts {
+async fn recheck<K: StreamKind>(store: Arc<dyn Store>, clock: Clock, scope: K::Scope, stale: Stale) -> Verdicts {
     let mut verdicts = Vec::with_capacity(stale.users.len());
     for user in stale.users {
-        let may = K::sees(store.clone(), user, scope).await.unwrap_or_else(|e| {
+        let may = K::sees(store.clone(), clock.clone(), user, scope).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "access re-check failed; cutting the subscription");
             false
         });
@@ -178,6 +179,11 @@ impl<K: StreamKind> StreamActor<K> {
         self.env.upgrade().map(|e| e.store.clone())
     }
 
+    /// The clock membership dates are read against.
+    fn clock(&self) -> Clock {
+        self.env.upgrade().map(|e| e.config.clock.clone()).unwrap_or_default()
+    }
+
     /// Publishes events this actor has just committed: those of its own
     /// stream are delivered here at once, the others through the hub to the
     /// actors that own their streams.
@@ -249,12 +255,13 @@ impl<K: StreamKind> Handler<Subscribe> for StreamActor<K> {
             return AtomicResponse::new(Box::pin(fut::ready(Err(ApiError::new(ErrorCode::Unavailable, "shutting down")))));
         };
         let store = env.store.clone();
+        let clock = env.config.clock.clone();
         // Read before the check: an end of access recorded after it makes this subscriber stale.
         let at = env.revocations.now();
         let stream = self.fanout.stream;
         let (scope, user, after, known) = (self.kind.scope(), msg.conn.user, msg.after_seq, self.fanout.head);
         let work = async move {
-            if !K::sees(store.clone(), user, scope).await? {
+            if !K::sees(store.clone(), clock, user, scope).await? {
                 return Err(ApiError::not_found("stream"));
             }
             // The head this actor has delivered; the store may be a little ahead while a delivery is on its way.
@@ -295,8 +302,8 @@ impl<K: StreamKind> Handler<EndAccess> for StreamActor<K> {
         let (Some(stale), Some(store)) = (self.stale(), self.store()) else {
             return AtomicResponse::new(Box::pin(fut::ready(())));
         };
-        let scope = self.kind.scope();
-        AtomicResponse::new(Box::pin(recheck::<K>(store, scope, stale).into_actor(self).map(|verdicts, act, _| act.apply(verdicts))))
+        let (scope, clock) = (self.kind.scope(), self.clock());
+        AtomicResponse::new(Box::pin(recheck::<K>(store, clock, scope, stale).into_actor(self).map(|verdicts, act, _| act.apply(verdicts))))
     }
 }
 
@@ -319,11 +326,12 @@ impl<K: StreamKind> Handler<Deliver> for StreamActor<K> {
         let stale = self.stale();
         let stream = self.fanout.stream;
         let scope = self.kind.scope();
+        let clock = self.clock();
         match self.store() {
             Some(store) if gap.is_some() || stale.is_some() => {
                 let work = async move {
                     let verdicts = match stale {
-                        Some(stale) => Some(recheck::<K>(store.clone(), scope, stale).await),
+                        Some(stale) => Some(recheck::<K>(store.clone(), clock, scope, stale).await),
                         None => None,
                     };
                     let filled = match gap {

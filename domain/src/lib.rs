@@ -26,6 +26,7 @@ pub mod access;
 pub mod eligibility;
 pub mod limits;
 pub mod replay;
+pub mod rights;
 pub mod routing;
 pub mod sender;
 pub mod status;

@@ -516,6 +516,10 @@ endpoints! {
     // The HTTP contract (issue 17, wt-openapi).
     /// `GET /openapi.json`: the OpenAPI 3.1 document of this API, generated from these definitions (no session needed).
     GetOpenApi: Get v1!("/openapi.json"), (), () => OpenApiDocument;
+
+    // Membership with dates (issue 14, wt-members).
+    /// `PUT /practices/{id}/members/{user}/dates`: an admin sets or changes a member's end date (and a not-yet-started member's start date).
+    SetMemberDates: Put v1!("/practices/{id}/members/{user}/dates"), (PracticeId, UserId), MemberDates => Member;
 }
 
 /// The response of [`GetOpenApi`]: an OpenAPI 3.1 document, as JSON.

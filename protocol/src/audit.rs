@@ -72,6 +72,11 @@ audit_actions! {
     MemberRemoved = "member_removed",
     /// The practice was deleted.
     PracticeDeleted = "practice_deleted",
+    /// An admin set or changed a member's start or end date.
+    MemberDatesSet = "member_dates_set",
+    /// A membership reached its end date (or its sponsor's ended or was
+    /// removed, for a delegate), and the server ended it: no actor.
+    MembershipEnded = "membership_ended",
     /// A commit was appended to the practice's key group (MLS).
     KeyGroupCommit = "key_group_commit",
     /// A member was granted a practice key (epoch 0).

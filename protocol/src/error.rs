@@ -148,6 +148,11 @@ pub enum ErrorCode {
     /// The session went unused for longer than the server's idle timeout
     /// (`session_idle_secs`, 30 minutes by default) and is ended; sign in again. 401.
     SessionIdle,
+    // Membership with dates (issue 14, wt-members).
+    /// A membership's dates are refused: a date in the past, an end before
+    /// the start, a start for a member who has already started, or a
+    /// delegate invite without both dates. Nothing changed. 422.
+    InvalidDates,
 }
 
 impl ErrorCode {
@@ -187,6 +192,7 @@ impl ErrorCode {
             DraftUsed => 409,
             SenderBlocked => 403,
             TwoFactorCodeWrong | RecoveryCodeUsed | SecondFactorNeeded => 401,
+            InvalidDates => 422,
             TwoFactorRequired => 403,
             SessionIdle => 401,
         }
@@ -250,6 +256,7 @@ impl ErrorCode {
             RecoveryCodeUsed => "recovery_code_used",
             SecondFactorNeeded => "second_factor_needed",
             SessionIdle => "session_idle",
+            InvalidDates => "invalid_dates",
         }
     }
 }

@@ -325,7 +325,7 @@ errors! {
     DeletePractice: SIGNED_IN, ADMIN, &[ConfirmationMismatch];
     ListMembers: SIGNED_IN, MEMBER;
     RemoveMember: SIGNED_IN, ADMIN, &[LastAdmin];
-    InviteMember: SIGNED_IN, ADMIN, CHECKED, &[Conflict, EmailUnconfirmed, RateLimited];
+    InviteMember: SIGNED_IN, ADMIN, CHECKED, &[Conflict, EmailUnconfirmed, RateLimited, InvalidDates];
     GetPracticeKey: SIGNED_IN, MEMBER;
     ListPendingGrants: SIGNED_IN, ADMIN;
     PutKeyGrant: SIGNED_IN, ADMIN, CHECKED, &[Conflict];
@@ -382,6 +382,7 @@ errors! {
     GetPracticeAudit: SIGNED_IN, ADMIN, CHECKED;
     GetPracticeAuditCsv: SIGNED_IN, ADMIN, CHECKED;
     AdminGetAudit: SIGNED_IN, STAFF, CHECKED;
+    SetMemberDates: SIGNED_IN, ADMIN, CHECKED, &[InvalidDates, Conflict];
 }
 
 #[cfg(test)]

@@ -245,6 +245,10 @@ pub enum Role {
     Admin,
     /// Works referrals.
     Member,
+    /// Acts on behalf of a sponsoring member (a resident, a student, a
+    /// scribe) between a start and an end date: works referrals like a
+    /// member, but cannot invite, remove or change practice settings.
+    Delegate,
 }
 
 /// A category (and optionally one subcategory) a specialist practice receives.
@@ -379,6 +383,29 @@ pub struct Member {
     pub email_on_status: bool,
     /// When they joined.
     pub joined_at: UnixMillis,
+    /// Before this their membership gives no access (an invited one only).
+    #[serde(default)]
+    pub starts_at: Option<UnixMillis>,
+    /// From this their membership gives no access.
+    #[serde(default)]
+    pub ends_at: Option<UnixMillis>,
+    /// For a delegate: the member they act on behalf of.
+    #[serde(default)]
+    pub sponsor: Option<UserId>,
+}
+
+/// `PUT /practices/{id}/members/{user}/dates`: a membership's dates.
+/// `None` clears a date; a delegate keeps both.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MemberDates {
+    /// Start (only for a member who has not started yet).
+    #[serde(default)]
+    pub starts_at: Option<UnixMillis>,
+    /// End.
+    #[serde(default)]
+    pub ends_at: Option<UnixMillis>,
 }
 
 /// `GET /practices/{id}/members`.
@@ -401,6 +428,12 @@ pub struct PendingInvite {
     pub role: Role,
     /// When the invite stops working.
     pub expires_at: UnixMillis,
+    /// When the membership will start giving access, if dated.
+    #[serde(default)]
+    pub starts_at: Option<UnixMillis>,
+    /// When the membership will end, if dated.
+    #[serde(default)]
+    pub ends_at: Option<UnixMillis>,
 }
 
 /// `POST /practices/{id}/invites`.
@@ -410,8 +443,14 @@ pub struct PendingInvite {
 pub struct InviteRequest {
     /// Who to invite.
     pub email: String,
-    /// Role on joining.
+    /// Role on joining. A delegate acts on behalf of the inviter.
     pub role: Role,
+    /// When the membership starts giving access (required for a delegate).
+    #[serde(default)]
+    pub starts_at: Option<UnixMillis>,
+    /// When the membership ends (required for a delegate).
+    #[serde(default)]
+    pub ends_at: Option<UnixMillis>,
 }
 
 /// `GET /invites/{token}`: what the link is for, shown before joining.

@@ -262,6 +262,10 @@ pub enum SentFrom {
         user: UserId,
         /// `R` wrapped to the referring practice.
         key: WrappedKey,
+        /// For a delegate: the member they sent it on behalf of, stamped by
+        /// the server from the delegate's membership (never from the client).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<UserId>,
     },
     /// A free sender without an account: who they are is sealed in the
     /// content (`free_sender`), for the receiver only; the server holds their
@@ -388,6 +392,10 @@ pub enum Event {
         referral: ReferralId,
         /// The user who did it.
         by: UserId,
+        /// For a delegate: the member they acted on behalf of, stamped by the
+        /// server from the delegate's membership at the time (never from the client).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<UserId>,
         /// When it happened.
         at: UnixMillis,
     },
@@ -405,6 +413,10 @@ pub enum Event {
         note: Option<B64>,
         /// The user who did it.
         by: UserId,
+        /// For a delegate: the member they acted on behalf of, stamped by the
+        /// server from the delegate's membership at the time (never from the client).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<UserId>,
         /// When it happened.
         at: UnixMillis,
     },
@@ -418,6 +430,10 @@ pub enum Event {
         subcategory: Option<String>,
         /// The user who did it.
         by: UserId,
+        /// For a delegate: the member they acted on behalf of, stamped by the
+        /// server from the delegate's membership at the time (never from the client).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<UserId>,
         /// When it happened.
         at: UnixMillis,
     },
@@ -429,6 +445,10 @@ pub enum Event {
         urgency: Urgency,
         /// The user who did it.
         by: UserId,
+        /// For a delegate: the member they acted on behalf of, stamped by the
+        /// server from the delegate's membership at the time (never from the client).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<UserId>,
         /// When it happened.
         at: UnixMillis,
     },
@@ -440,6 +460,10 @@ pub enum Event {
         attachment: Attachment,
         /// The user who did it.
         by: UserId,
+        /// For a delegate: the member they acted on behalf of, stamped by the
+        /// server from the delegate's membership at the time (never from the client).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<UserId>,
         /// When it happened.
         at: UnixMillis,
     },
@@ -451,6 +475,10 @@ pub enum Event {
         message: ThreadMessage,
         /// The user who wrote it.
         by: UserId,
+        /// For a delegate: the member they acted on behalf of, stamped by the
+        /// server from the delegate's membership at the time (never from the client).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<UserId>,
         /// When it happened.
         at: UnixMillis,
     },

@@ -117,6 +117,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
             public_url: config.public_url(),
             idle: Duration::from_secs(config.actor_idle_secs.max(1)),
             metrics: metrics.clone(),
+            clock: config.clock.clone(),
             ..Default::default()
         },
     );
@@ -333,6 +334,8 @@ fn api_routes(t: &mut Table<'_>) {
     t.at(GetPracticeAudit, audit::practice_log).at(GetPracticeAuditCsv, audit::practice_csv).at(AdminGetAudit, audit::platform_log);
     // The HTTP contract (issue 17, wt-openapi).
     t.at(GetOpenApi, crate::api_docs::openapi_json);
+    // Membership with dates (issue 14, wt-members).
+    t.at(SetMemberDates, practices::set_dates);
 }
 
 fn app_config(
@@ -456,6 +459,7 @@ pub async fn bind(config: Config) -> Result<Bound, StartError> {
     let https = config.secure_cookies();
     let state = build_state(config).await?;
     crate::sweep::start(state.store.clone(), state.config.clone(), state.sessions.clone());
+    crate::terms::start(state.clone());
     let hub = state.hub.clone();
     let configure = app_config(state.clone(), site);
     let lst = listener(bind_addr).map_err(|e| StartError::Bind(bind_addr, e))?;

@@ -20,14 +20,13 @@ use crate::auth::{Authed, client_ip};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, now};
 
-/// The user `user` acts on behalf of in `practice`, if they are a delegate.
-///
-/// Always `None` today: every member acts for themselves. The delegates work
-/// (wt-members: the Delegate role, with a sponsor) fills it in, here, so every
-/// audit entry a delegate makes names the sponsor without touching the callers.
-pub async fn on_behalf_of(store: &dyn Store, practice: PracticeId, user: UserId) -> Option<UserId> {
-    let _ = (store, practice, user);
-    None
+/// The user `user` acts on behalf of in `practice`: their sponsor, if they
+/// are a delegate there (`TermsStore::sponsor_of`), so every audit entry a
+/// delegate makes names the sponsor without touching the callers. The stored
+/// sponsor is read, not only one in force: an entry about a delegate whose
+/// term has just ended still says for whom they acted.
+pub async fn on_behalf_of(store: &dyn Store, practice: PracticeId, user: UserId) -> ApiResult<Option<UserId>> {
+    Ok(store.sponsor_of(practice, user).await?)
 }
 
 /// What happened, to whom and where; [`record`] adds the time, the client
@@ -73,7 +72,7 @@ pub async fn record_at(state: &AppState, address: Option<String>, event: Event) 
 /// As [`record_at`], on a store alone (for the actors' side and the CLI).
 pub async fn record_in(store: &dyn Store, address: Option<String>, event: Event) -> ApiResult<()> {
     let on_behalf_of = match (event.practice, event.actor) {
-        (Some(p), Some(u)) => on_behalf_of(store, p, u).await,
+        (Some(p), Some(u)) => on_behalf_of(store, p, u).await?,
         _ => None,
     };
     store
@@ -97,6 +96,7 @@ pub fn invite_target(token_hash: &[u8], role: handoff_protocol::v1::Role) -> Str
     let role = match role {
         handoff_protocol::v1::Role::Admin => "admin",
         handoff_protocol::v1::Role::Member => "member",
+        handoff_protocol::v1::Role::Delegate => "delegate",
     };
     format!("invite:{}:{role}", hex(token_hash.get(..8).unwrap_or(token_hash)))
 }

@@ -141,6 +141,15 @@ pub struct Config {
     /// default): `/api/docs` answers `no_route`. `/api/v1/openapi.json` is
     /// served either way.
     pub api_docs_dir: Option<PathBuf>,
+    // Membership with dates (issue 14, wt-members).
+    /// How often the server looks for memberships whose end date has passed
+    /// (it ends their access, as a removal does) and for end dates a week
+    /// away (it emails the practice's admins once), milliseconds (one minute).
+    pub member_terms_check_ms: u64,
+    /// The clock membership dates are read against: the wall clock, which
+    /// only tests move (`Clock::advance`). Not read from configuration.
+    #[serde(skip)]
+    pub clock: handoff_actors::clock::Clock,
 }
 
 impl Default for Config {
@@ -190,6 +199,8 @@ impl Default for Config {
             session_idle_secs: 30 * 60,
             audit_retention_days: None,
             api_docs_dir: None,
+            member_terms_check_ms: 60_000,
+            clock: handoff_actors::clock::Clock::default(),
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod referrals;
 pub mod sessions;
 pub mod state;
 pub mod sweep;
+pub mod terms;
 pub mod two_factor;
 pub mod validate;
 // The OpenAPI document and the API reference (issue 17, wt-openapi).

@@ -25,7 +25,6 @@ use mls_rs::group::ContentType;
 use mls_rs::{MlsMessage, MlsMessageDescription};
 
 use handoff_protocol::mls::*;
-use handoff_protocol::v1::Role;
 use handoff_protocol::{B64, ErrorCode, PracticeId, UserId};
 use handoff_store::{MlsEntryRecord, MlsError};
 
@@ -201,8 +200,8 @@ pub async fn my_key_packages(state: web::Data<AppState>, who: Authed) -> ApiResu
 /// `POST /api/v1/practices/{id}/members/{user}/key-package`: hands out one key package, once.
 pub async fn claim_key_package(state: web::Data<AppState>, who: Authed, path: web::Path<(PracticeId, UserId)>) -> ApiResult<HttpResponse> {
     let (pid, uid) = path.into_inner();
-    membership(&state, pid, &who).await?;
-    if state.store.role(pid, uid).await?.is_none() {
+    crate::practices::require(&state, pid, &who, handoff_domain::rights::Right::ManageKeys).await?;
+    if handoff_actors::access::in_force(&*state.store, &state.config.clock, pid, uid).await?.is_none() {
         return Err(ApiError::not_found("member"));
     }
     match state.store.claim_key_package(uid, who.user.id, now()).await? {
@@ -266,7 +265,15 @@ pub async fn pending(state: web::Data<AppState>, who: Authed, id: web::Path<Prac
     let (p, _) = membership(&state, *id, &who).await?;
     let epoch = state.store.mls_epoch(p.id).await?;
     let roster = state.store.mls_roster(p.id).await?;
-    let members = state.store.members(p.id).await?;
+    // The group holds the members whose membership is in force now: one whose
+    // end date passed (or whose sponsor's did) is listed for removal at once,
+    // as a removed member is, and one before their start date is not added yet.
+    let mut members = Vec::new();
+    for m in state.store.members(p.id).await? {
+        if handoff_actors::access::in_force(&*state.store, &state.config.clock, p.id, m.user.id).await?.is_some() {
+            members.push(m);
+        }
+    }
     let mut add = Vec::new();
     if epoch > 0 {
         for m in &members {
@@ -292,7 +299,7 @@ pub async fn submit(
     id: web::Path<PracticeId>,
     body: web::Json<SubmitCommit>,
 ) -> ApiResult<HttpResponse> {
-    let (p, role) = membership(&state, *id, &who).await?;
+    let (p, role) = crate::practices::require(&state, *id, &who, handoff_domain::rights::Right::ManageKeys).await?;
     let b = body.into_inner();
     if b.commit.as_ref().is_some_and(|c| c.0.len() > MAX_COMMIT) {
         return Err(too_large("commit", MAX_COMMIT));
@@ -323,7 +330,7 @@ pub async fn submit(
     if let Some(to) = b.reinit {
         // Re-initialising: a new MLS group for the practice, started by an
         // admin's client, whose history link skips the epochs it revokes.
-        if role != Role::Admin {
+        if !handoff_domain::rights::may(role, handoff_domain::rights::Right::ChangeSettings) {
             return Err(ApiError::forbidden("only a practice admin can re-initialise its key group"));
         }
         if current == 0 || to >= current {
@@ -491,7 +498,7 @@ pub async fn report(
     id: web::Path<PracticeId>,
     body: web::Json<ReportEpoch>,
 ) -> ApiResult<HttpResponse> {
-    let (p, _) = membership(&state, *id, &who).await?;
+    let (p, _) = crate::practices::require(&state, *id, &who, handoff_domain::rights::Right::ManageKeys).await?;
     let epoch = body.into_inner().epoch;
     state.store.mls_report(p.id, epoch, who.user.id, now()).await?;
     tracing::warn!(practice = %p.id, epoch, by = %who.user.id, "MLS epoch reported unprocessable");

@@ -7,10 +7,11 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use handoff_domain::rights::{Right, may};
 use handoff_domain::{eligibility, routing};
 use handoff_protocol::audit::AuditAction;
 use handoff_protocol::v1::*;
-use handoff_protocol::{B64, CategoryRequestId, ErrorCode, PracticeId, UserId};
+use handoff_protocol::{B64, CategoryRequestId, ErrorCode, PracticeId, UnixMillis, UserId};
 use handoff_store::{CategoryRequestRecord, GrantRecord, InviteQuota, InviteRecord, PracticeError, PracticeRecord};
 
 use crate::audit::Event;
@@ -43,23 +44,25 @@ pub fn can_receive(p: &PracticeRecord) -> bool {
 }
 
 /// The practice and the caller's role, or `not_found` if the caller is not a
-/// member, or `two_factor_required` if the practice requires two-factor
+/// member in force (outside their dates, or a delegate whose sponsor is no
+/// longer one), or `two_factor_required` if the practice requires two-factor
 /// sign-in and the caller has it off ([`handoff_actors::access::standing`]).
+/// Every practice route asks this through [`require`] with its right.
 pub async fn membership(state: &AppState, id: PracticeId, who: &Authed) -> ApiResult<(PracticeRecord, Role)> {
-    let role = match handoff_actors::access::standing(&*state.store, id, who.user.id).await? {
-        handoff_actors::access::Standing::Member(role) => role,
-        handoff_actors::access::Standing::HeldBack => return Err(handoff_actors::access::two_factor_required()),
-        handoff_actors::access::Standing::Outside => return Err(ApiError::not_found("practice")),
-    };
+    require(state, id, who, Right::Read).await
+}
+
+/// As [`membership`], and `forbidden` (with the right's reason) unless the
+/// caller's role holds `right` ([`handoff_domain::rights::may`], the one table).
+pub async fn require(state: &AppState, id: PracticeId, who: &Authed, right: Right) -> ApiResult<(PracticeRecord, Role)> {
+    let role = handoff_actors::access::require(&*state.store, &state.config.clock, id, who.user.id, right).await?;
     let p = state.store.practice(id).await?.ok_or_else(|| ApiError::not_found("practice"))?;
     Ok((p, role))
 }
 
+/// The practice, if the caller may change its settings ([`Right::ChangeSettings`]).
 pub(crate) async fn admin_of(state: &AppState, id: PracticeId, who: &Authed) -> ApiResult<PracticeRecord> {
-    match membership(state, id, who).await? {
-        (p, Role::Admin) => Ok(p),
-        _ => Err(ApiError::forbidden("only a practice admin can do this")),
-    }
+    require(state, id, who, Right::ChangeSettings).await.map(|(p, _)| p)
 }
 
 async fn check_intake(state: &AppState, specialty: &str, region: &str, intake: &[Intake]) -> ApiResult<()> {
@@ -214,26 +217,16 @@ pub async fn members(state: web::Data<AppState>, who: Authed, id: web::Path<Prac
             Some(r) => r.contains(&m.user.id),
             None => state.store.grant(p.id, m.user.id, p.key_epoch).await?.is_some(),
         };
-        out.push(Member {
-            user_id: m.user.id,
-            email: m.user.email,
-            display_name: m.user.display_name,
-            role: m.role,
-            sign_pub: B64(m.user.sign_pub),
-            hpke_pub: B64(m.user.hpke_pub),
-            has_key,
-            email_on_status: m.notify_email,
-            joined_at: m.joined_at,
-        });
+        out.push(member_view(m, has_key));
     }
-    let pending_invites = if role == Role::Admin {
+    let pending_invites = if may(role, Right::Invite) {
         state
             .store
             .invites_of(p.id)
             .await?
             .into_iter()
             .filter(|i| i.expires_at > now())
-            .map(|i| PendingInvite { email: i.email, role: i.role, expires_at: i.expires_at })
+            .map(|i| PendingInvite { email: i.email, role: i.role, expires_at: i.expires_at, starts_at: i.starts_at, ends_at: i.ends_at })
             .collect()
     } else {
         Vec::new()
@@ -249,15 +242,112 @@ pub async fn remove_member(
     path: web::Path<(PracticeId, UserId)>,
 ) -> ApiResult<HttpResponse> {
     let (pid, uid) = path.into_inner();
-    let (_, role) = membership(&state, pid, &who).await?;
-    if role != Role::Admin && uid != who.user.id {
-        return Err(ApiError::forbidden("only a practice admin can remove other members"));
-    }
-    state.store.remove_member(pid, uid).await?;
+    let right = if uid == who.user.id { Right::ManageSelf } else { Right::RemoveMembers };
+    require(&state, pid, &who, right).await?;
+    remove_with_delegates(&state, pid, uid).await?;
     crate::audit::record(&state, Some(&req), Event::new(AuditAction::MemberRemoved, Some(who.user.id), Some(pid)).target(uid)).await?;
-    state.hub.end_access(pid).await;
     tracing::info!(practice = %pid, member = %uid, by = %who.user.id, "member removed");
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Removes a member and every delegate they sponsor in the practice, then
+/// ends their access ([`handoff_actors::hub::Hub::end_access`]): the one way
+/// a membership ends, for a removal, a leaver and a passed end date alike.
+pub(crate) async fn remove_with_delegates(state: &AppState, practice: PracticeId, user: UserId) -> ApiResult<()> {
+    let delegates = state.store.delegates_of(practice, user).await?;
+    state.store.remove_member(practice, user).await?;
+    for d in delegates {
+        match state.store.remove_member(practice, d).await {
+            Ok(()) | Err(PracticeError::NotMember) => {}
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(%practice, delegate = %d, sponsor = %user, "delegate removed with their sponsor");
+        crate::audit::record(state, None, Event::new(AuditAction::MembershipEnded, None, Some(practice)).target(d)).await?;
+    }
+    state.hub.end_access(practice).await;
+    Ok(())
+}
+
+/// A member as the members list shows them.
+fn member_view(m: handoff_store::MemberRecord, has_key: bool) -> Member {
+    Member {
+        user_id: m.user.id,
+        email: m.user.email,
+        display_name: m.user.display_name,
+        role: m.role,
+        sign_pub: B64(m.user.sign_pub),
+        hpke_pub: B64(m.user.hpke_pub),
+        has_key,
+        email_on_status: m.notify_email,
+        joined_at: m.joined_at,
+        starts_at: m.terms.starts_at,
+        ends_at: m.terms.ends_at,
+        sponsor: m.terms.sponsor,
+    }
+}
+
+/// Checks a membership's dates against `now`: none in the past, the end
+/// after the start, and both for a delegate. `starts_at` is only checked if
+/// `start_changes` (an unchanged start of a member who has started is in the past).
+fn check_dates(
+    now: UnixMillis,
+    role: Role,
+    starts_at: Option<UnixMillis>,
+    ends_at: Option<UnixMillis>,
+    start_changes: bool,
+) -> ApiResult<()> {
+    let bad = |why: &str| Err(ApiError::new(ErrorCode::InvalidDates, why.to_string()));
+    if role == Role::Delegate && (starts_at.is_none() || ends_at.is_none()) {
+        return bad("a delegate acts on someone's behalf between a start and an end date: give both");
+    }
+    if start_changes && starts_at.is_some_and(|s| s < now) {
+        return bad("starts_at: the start date is in the past");
+    }
+    if ends_at.is_some_and(|e| e <= now) {
+        return bad("ends_at: the end date is in the past");
+    }
+    if let (Some(s), Some(e)) = (starts_at, ends_at)
+        && e <= s
+    {
+        return bad("ends_at: the end date must be after the start date");
+    }
+    Ok(())
+}
+
+/// `PUT /api/v1/practices/{id}/members/{user}/dates`: an admin sets or
+/// changes a member's end date, and a not-yet-started member's start date.
+/// Bad dates are `invalid_dates` (422) and change nothing.
+pub async fn set_dates(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Authed,
+    path: web::Path<(PracticeId, UserId)>,
+    body: web::Json<MemberDates>,
+) -> ApiResult<HttpResponse> {
+    let (pid, uid) = path.into_inner();
+    let (p, _) = require(&state, pid, &who, Right::RemoveMembers).await?;
+    let b = body.into_inner();
+    let t = state.config.clock.now();
+    let (role, terms) = state.store.terms(pid, uid).await?.ok_or_else(|| ApiError::not_found("member"))?;
+    let started = terms.starts_at.is_none_or(|s| s <= t);
+    if b.starts_at != terms.starts_at && started {
+        return Err(ApiError::new(ErrorCode::InvalidDates, "starts_at: this member has started; only their end date can change"));
+    }
+    check_dates(t, role, b.starts_at, b.ends_at, b.starts_at != terms.starts_at)?;
+    if b.ends_at.is_some() && uid == who.user.id {
+        // An end date on oneself would be a way to lock the practice out of its last admin.
+        return Err(ApiError::new(ErrorCode::InvalidDates, "ends_at: an admin cannot set their own end date; another admin can"));
+    }
+    state.store.set_dates(pid, uid, b.starts_at, b.ends_at).await?;
+    crate::audit::record(&state, Some(&req), Event::new(AuditAction::MemberDatesSet, Some(who.user.id), Some(pid)).target(uid)).await?;
+    tracing::info!(practice = %pid, member = %uid, by = %who.user.id, "member dates set");
+    let m = state.store.members(p.id).await?.into_iter().find(|m| m.user.id == uid).ok_or_else(|| ApiError::not_found("member"))?;
+    let has_key = if p.key_epoch > 0 {
+        state.store.mls_roster(p.id).await?.contains(&uid)
+    } else {
+        state.store.grant(p.id, uid, p.key_epoch).await?.is_some()
+    };
+    Ok(HttpResponse::Ok().json(member_view(m, has_key)))
 }
 
 /// `POST /api/v1/practices/{id}/invites`: emails a one-time join link.
@@ -273,7 +363,10 @@ pub async fn invite(
     id: web::Path<PracticeId>,
     body: web::Json<InviteRequest>,
 ) -> ApiResult<HttpResponse> {
-    let p = admin_of(&state, *id, &who).await?;
+    // A delegate invite makes the inviter its sponsor: any member may sponsor; only admins invite members and admins.
+    let right = if body.role == Role::Delegate { Right::SponsorDelegates } else { Right::Invite };
+    let (p, _) = require(&state, *id, &who, right).await?;
+    check_dates(state.config.clock.now(), body.role, body.starts_at, body.ends_at, true)?;
     // Invite mail carries a name of the inviter's choosing to any address, so
     // only an account whose own address is confirmed may send it.
     if who.user.email_confirmed_at.is_none() {
@@ -296,6 +389,8 @@ pub async fn invite(
         invited_by: who.user.id,
         created_at: t,
         expires_at,
+        starts_at: body.starts_at,
+        ends_at: body.ends_at,
     };
     let quota = InviteQuota {
         per_user: state.config.invites_per_user_per_hour,
@@ -325,7 +420,7 @@ pub async fn invite(
     );
     state.send_mail(&email, &format!("You are invited to join {} on Handoff", p.name), body_text).await?;
     tracing::info!(practice = %p.id, "invite sent");
-    Ok(HttpResponse::Created().json(PendingInvite { email, role: body.role, expires_at }))
+    Ok(HttpResponse::Created().json(PendingInvite { email, role: body.role, expires_at, starts_at: body.starts_at, ends_at: body.ends_at }))
 }
 
 /// An unexpired invite by its token.
@@ -379,9 +474,15 @@ pub async fn accept_invite(req: HttpRequest, state: web::Data<AppState>, who: Au
         Err(e) => return Err(e.into()),
     }
     crate::audit::record(&state, Some(&req), crate::audit::invite_accepted(&inv, who.user.id)).await?;
-    let (p, role) = membership(&state, inv.practice_id, &who).await?;
+    // Answered from the invite, not `membership`: a member whose start date is
+    // ahead has joined, but reaches the practice only from that date on.
+    let p = state
+        .store
+        .practice(inv.practice_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::InviteInvalid, "the practice no longer exists"))?;
     tracing::info!(practice = %p.id, member = %who.user.id, "invite accepted");
-    Ok(HttpResponse::Ok().json(view(&p, role)))
+    Ok(HttpResponse::Ok().json(view(&p, inv.role)))
 }
 
 /// `GET /api/v1/practices/{id}/key`
@@ -428,7 +529,7 @@ pub async fn put_grant(
     body: web::Json<KeyGrant>,
 ) -> ApiResult<HttpResponse> {
     let (pid, uid) = path.into_inner();
-    let (p, _) = membership(&state, pid, &who).await?;
+    let (p, _) = require(&state, pid, &who, Right::ManageKeys).await?;
     let g = body.into_inner();
     if g.granted_by != who.user.id {
         return Err(ApiError::invalid("granted_by must be you"));
@@ -487,7 +588,7 @@ pub async fn request_category(
     id: web::Path<PracticeId>,
     body: web::Json<CategoryRequestCreate>,
 ) -> ApiResult<HttpResponse> {
-    let (p, _) = membership(&state, *id, &who).await?;
+    let (p, _) = require(&state, *id, &who, Right::ChangeSettings).await?;
     let Some(specialty) = p.specialty.clone().filter(|_| p.kind == PracticeKind::Specialist) else {
         return Err(ApiError::invalid("only specialist practices request categories"));
     };

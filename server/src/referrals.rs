@@ -92,10 +92,17 @@ pub async fn purge_unattached_blobs(
 
 async fn may_read_referral(state: &AppState, who: &Authed, r: ReferralId) -> ApiResult<handoff_store::ReferralRecord> {
     let rec = state.store.referral(r).await?.ok_or_else(|| ApiError::not_found("referral"))?;
-    let access = handoff_actors::access::referral_access(&*state.store, who.user.id, &rec).await?;
+    let access = handoff_actors::access::referral_access(&*state.store, &state.config.clock, who.user.id, &rec).await?;
     match access {
         Some(a) if a.permits(Action::Read).is_ok() => Ok(rec),
-        _ => Err(handoff_actors::access::refusal(&*state.store, who.user.id, handoff_actors::access::parties(&rec), "referral").await),
+        _ => Err(handoff_actors::access::refusal(
+            &*state.store,
+            &state.config.clock,
+            who.user.id,
+            handoff_actors::access::parties(&rec),
+            "referral",
+        )
+        .await),
     }
 }
 
@@ -172,7 +179,7 @@ pub async fn set_notifications(
     id: web::Path<PracticeId>,
     body: web::Json<NotificationSettings>,
 ) -> ApiResult<HttpResponse> {
-    let (p, _) = membership(&state, *id, &who).await?;
+    let (p, _) = crate::practices::require(&state, *id, &who, handoff_domain::rights::Right::ManageSelf).await?;
     state.store.set_notify_email(p.id, who.user.id, body.email_on_status).await?;
     Ok(HttpResponse::Ok().json(body.into_inner()))
 }

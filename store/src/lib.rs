@@ -15,6 +15,7 @@
 //! | [`LimitStore`] | rate-limit lock-outs | [`LimitError`] |
 //! | [`FreeStore`] | free referral drafts, sender blocks, practices' opt-out | [`FreeError`] |
 //! | [`AuditStore`] | the tamper-evident audit log: one hash chain per practice and the platform's | [`AuditError`] |
+//! | [`TermsStore`] | membership dates, delegates' sponsors | [`PracticeError`] |
 //!
 //! Every error enum keeps the backend's failure as a [`BackendError`] (with the
 //! driver's error as its source); opening a store fails with an [`OpenError`].
@@ -45,6 +46,7 @@ mod practices;
 mod referrals;
 pub mod sqlite;
 mod taxonomy;
+mod terms;
 mod users;
 
 pub use audit::*;
@@ -57,6 +59,7 @@ pub use model::*;
 pub use practices::*;
 pub use referrals::*;
 pub use taxonomy::*;
+pub use terms::*;
 pub use users::*;
 
 /// Everything the server stores: one trait per concept. Implementations must
@@ -67,11 +70,11 @@ pub use users::*;
 /// so `Arc<dyn Store>` reaches every method. Code holding a concrete backend
 /// (not `dyn Store`) imports the concept traits it calls.
 pub trait Store:
-    UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore + FreeStore + AuditStore
+    UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore + FreeStore + AuditStore + TermsStore
 {
 }
 
 impl<T> Store for T where
-    T: UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore + FreeStore + AuditStore
+    T: UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore + FreeStore + AuditStore + TermsStore
 {
 }

@@ -135,6 +135,27 @@ pub struct MemberRecord {
     pub joined_at: UnixMillis,
     /// Opted in to status emails.
     pub notify_email: bool,
+    /// When the membership gives access.
+    pub terms: Terms,
+}
+
+/// When a membership gives access, and on whose behalf (migration 0013).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Terms {
+    /// Before this the membership gives no access (an invited one only).
+    pub starts_at: Option<UnixMillis>,
+    /// From this the membership gives no access.
+    pub ends_at: Option<UnixMillis>,
+    /// For a delegate: the member they act on behalf of.
+    pub sponsor: Option<UserId>,
+}
+
+impl Terms {
+    /// Whether the dates let the membership give access at `now`
+    /// (from `starts_at` inclusive, to `ends_at` exclusive).
+    pub fn in_force(&self, now: UnixMillis) -> bool {
+        self.starts_at.is_none_or(|s| now >= s) && self.ends_at.is_none_or(|e| now < e)
+    }
 }
 
 /// A practice key sealed to one member.
@@ -171,6 +192,10 @@ pub struct InviteRecord {
     pub created_at: UnixMillis,
     /// After this the invite can no longer be accepted.
     pub expires_at: UnixMillis,
+    /// The membership's start, if dated.
+    pub starts_at: Option<UnixMillis>,
+    /// The membership's end, if dated.
+    pub ends_at: Option<UnixMillis>,
 }
 
 /// A request for a new category.

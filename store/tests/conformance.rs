@@ -137,7 +137,12 @@ async fn referrals_sent_before_free_referrals_keep_their_sender_through_the_migr
     };
     assert_eq!(
         r.from,
-        SentFrom::Practice { practice: handoff_protocol::PracticeId(from), user: handoff_protocol::UserId(user), key: want_key }
+        SentFrom::Practice {
+            practice: handoff_protocol::PracticeId(from),
+            user: handoff_protocol::UserId(user),
+            key: want_key,
+            on_behalf_of: None
+        }
     );
     assert_eq!(r.to_key.sealed.as_slice(), &[7, 8, 9]);
     let events = s.events_after(StreamId::Referral(handoff_protocol::ws::ReferralId(id)), 0, 10).await.unwrap();

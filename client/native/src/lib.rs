@@ -20,7 +20,7 @@ use handoff_crypto::practice::verify_practice_public_key;
 use handoff_crypto::{CryptoError, EmergencyKit, PasswordKeys, PracticeKey};
 use handoff_protocol::api::*;
 use handoff_protocol::v1::*;
-use handoff_protocol::{B64, ErrorBody, PracticeId, UserId};
+use handoff_protocol::{B64, ErrorBody, PracticeId, UnixMillis, UserId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -462,7 +462,24 @@ impl Client {
 
     /// Invites someone by email.
     pub async fn invite(&self, id: PracticeId, email: &str, role: Role) -> Result<PendingInvite> {
-        self.call::<InviteMember>(&id, &InviteRequest { email: email.into(), role }).await
+        self.call::<InviteMember>(&id, &InviteRequest { email: email.into(), role, starts_at: None, ends_at: None }).await
+    }
+
+    /// Invites someone by email with membership dates (both required for a delegate).
+    pub async fn invite_dated(
+        &self,
+        id: PracticeId,
+        email: &str,
+        role: Role,
+        starts_at: Option<UnixMillis>,
+        ends_at: Option<UnixMillis>,
+    ) -> Result<PendingInvite> {
+        self.call::<InviteMember>(&id, &InviteRequest { email: email.into(), role, starts_at, ends_at }).await
+    }
+
+    /// Sets or changes a member's dates (admins).
+    pub async fn set_member_dates(&self, id: PracticeId, user: UserId, dates: MemberDates) -> Result<Member> {
+        self.call::<SetMemberDates>(&(id, user), &dates).await
     }
 
     /// What an invite link is for.

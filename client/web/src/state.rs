@@ -284,7 +284,7 @@ mod tests {
         Referral {
             id: ReferralId::from_bytes([id; 16]),
             number: format!("HR-AAAA-000{id}"),
-            from: SentFrom::Practice { practice: PracticeId::from_bytes([1; 16]), user: by, key: wrap(1) },
+            from: SentFrom::Practice { practice: PracticeId::from_bytes([1; 16]), user: by, key: wrap(1), on_behalf_of: None },
             to_practice: PracticeId::from_bytes([2; 16]),
             routing: Routing {
                 specialty: "cardiology".into(),
@@ -318,7 +318,7 @@ mod tests {
         d.seen.insert(r.id, 1);
         assert!(!d.unread(r.id));
         // My own change does not make it unread or raise a toast.
-        let mine = Event::UrgencyChanged { referral: r.id, urgency: Urgency::Urgent, by: me, at: 2 };
+        let mine = Event::UrgencyChanged { referral: r.id, urgency: Urgency::Urgent, by: me, on_behalf_of: None, at: 2 };
         d.apply(pushed(2, mine.clone(), false), None);
         assert!(!d.unread(r.id));
         assert_eq!(d.toasts.len(), 1);
@@ -334,6 +334,7 @@ mod tests {
             reason: None,
             note: None,
             by: other,
+            on_behalf_of: None,
             at: 3,
         };
         d.apply(pushed(3, accepted, true), None);
@@ -345,7 +346,7 @@ mod tests {
     #[test]
     fn events_for_unknown_referrals_are_ignored() {
         let mut d = Data::default();
-        let e = Event::Opened { referral: ReferralId::from_bytes([4; 16]), by: UserId::from_bytes([8; 16]), at: 1 };
+        let e = Event::Opened { referral: ReferralId::from_bytes([4; 16]), by: UserId::from_bytes([8; 16]), on_behalf_of: None, at: 1 };
         d.apply(pushed(1, e, false), None);
         assert!(d.items.is_empty());
         assert!(d.toasts.is_empty());

@@ -356,7 +356,7 @@ impl Fixture {
             DeletePractice => Call::of::<DeletePractice>(&a, &DeletePracticeRequest { confirm_name: self.a.name.clone() });
             ListMembers => Call::of::<ListMembers>(&a, &());
             RemoveMember => Call::of::<RemoveMember>(&(a, colleague), &());
-            InviteMember => Call::of::<InviteMember>(&a, &InviteRequest { email: nobody(), role: Role::Member });
+            InviteMember => Call::of::<InviteMember>(&a, &InviteRequest { email: nobody(), role: Role::Member, starts_at: None, ends_at: None });
             GetPracticeKey => Call::of::<GetPracticeKey>(&a, &());
             ListPendingGrants => Call::of::<ListPendingGrants>(&a, &());
             // Epoch 0 while the group is at a later epoch: a conflict once the caller is let in.
@@ -446,6 +446,8 @@ impl Fixture {
             GetPracticeAudit => Call::of::<GetPracticeAudit>(&a, &AuditQuery::default());
             GetPracticeAuditCsv => Call::of::<GetPracticeAuditCsv>(&a, &AuditQuery::default());
             AdminGetAudit => Call::of::<AdminGetAudit>(&(), &AuditQuery::default());
+            // An end date a month ahead: far enough that no reminder is due.
+            SetMemberDates => Call::of::<SetMemberDates>(&(a, colleague), &MemberDates { starts_at: None, ends_at: Some(month_ahead()) });
         }
         None
     }
@@ -547,6 +549,12 @@ fn command_samples() -> Vec<Command> {
         Command::AddAttachment { referral, attachment: Attachment { blob: BlobId(uuid::Uuid::nil()), meta: b() } },
         Command::PostMessage { referral, message: ThreadMessage { id: MessageId(uuid::Uuid::nil()), body: b(), signature: b() } },
     ]
+}
+
+/// A month from now, in Unix milliseconds.
+fn month_ahead() -> handoff_protocol::UnixMillis {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    handoff_protocol::UnixMillis::try_from(now).unwrap() + 30 * 24 * 60 * 60 * 1000
 }
 
 /// The routes that change what later calls see, in the order they run, after everything else.

@@ -43,6 +43,9 @@
 //! - `free`: free referrals without an account (issue 13): the emailed code
 //!   and its tries, the verified draft, blocks, limits, opt-out, draft-owned
 //!   uploads, and every bad input of those routes.
+//! - `governance`: access governance (issue 14): membership start and end
+//!   dates on the server's test clock, delegates and their sponsors, the
+//!   rights a delegate lacks, the end-date reminder to admins.
 //! - `metrics`: the metrics listener (issue 17): a scrape after a scenario
 //!   has every expected series and no identifier; not on the public port.
 //! - `authz_matrix`: the authorization matrix (issue 14): every route and
@@ -75,6 +78,7 @@ mod audit;
 mod backup;
 mod bad_input;
 mod free;
+mod governance;
 mod harness;
 mod hub;
 mod metrics;

@@ -176,6 +176,7 @@ pub const RIGHTS: &[Right] = &[
     http::<GetPracticeAudit>(Who::Admin, "the practice's audit log"),
     http::<GetPracticeAuditCsv>(Who::Admin, "the same entries as CSV"),
     http::<AdminGetAudit>(Who::Staff, "the platform's audit log"),
+    http::<SetMemberDates>(Who::Admin, "a member's end date; a not-yet-started member's start date"),
     // The WebSocket commands (`ws::Command`).
     ws("subscribe", Who::Member, "a practice stream: its members; a referral stream: either party's"),
     ws("unsubscribe", Who::SignedIn, "the caller's own socket"),

@@ -308,7 +308,7 @@ async fn a_confirmation_link_works_once_and_expires() {
 
 /// A raw invite, to see the whole answer.
 async fn invite(c: &Client, practice: PracticeId, email: String) -> RawResponse {
-    let body = handoff_protocol::v1::InviteRequest { email, role: Role::Member };
+    let body = handoff_protocol::v1::InviteRequest { email, role: Role::Member, starts_at: None, ends_at: None };
     post(c, &handoff_protocol::api::InviteMember::path(&practice), &body).await
 }
 

@@ -104,6 +104,8 @@ async fn one_sweep_deletes_exactly_what_is_past_its_retention() {
         invited_by: a.id,
         created_at: 0,
         expires_at,
+        starts_at: None,
+        ends_at: None,
     };
     store.create_invite(invite(3, now - 1)).await.unwrap();
     store.create_invite(invite(4, now + 1)).await.unwrap();

@@ -56,6 +56,7 @@ mod mls;
 mod practices;
 mod referrals;
 mod taxonomy;
+mod terms;
 mod two_factor;
 mod users;
 
@@ -67,6 +68,7 @@ pub use mls::*;
 pub use practices::*;
 pub use referrals::*;
 pub use taxonomy::*;
+pub use terms::*;
 pub use two_factor::*;
 pub use users::*;
 
@@ -87,6 +89,7 @@ macro_rules! conformance_tests {
         $crate::__conformance_free!($make);
         $crate::__conformance_two_factor!($make);
         $crate::__conformance_audit!($make);
+        $crate::__conformance_terms!($make);
     };
 }
 

@@ -79,6 +79,8 @@ suite! {
             invited_by: by,
             created_at: at,
             expires_at: at + 100_000,
+            starts_at: None,
+            ends_at: None,
         };
         s.create_invite_within(inv(1, p.id, a.id, 100), quota).await.unwrap();
         s.create_invite_within(inv(2, p.id, a.id, 200), quota).await.unwrap();
@@ -122,6 +124,8 @@ suite! {
             invited_by: a.id,
             created_at: 1,
             expires_at: 2,
+            starts_at: None,
+            ends_at: None,
         })
         .await
         .unwrap();
@@ -193,6 +197,8 @@ suite! {
             invited_by: a.id,
             created_at: 1,
             expires_at: 2,
+            starts_at: None,
+            ends_at: None,
         };
         s.create_invite(inv.clone()).await.unwrap();
         assert_eq!(s.invite(&inv.token_hash).await.unwrap(), Some(inv.clone()));
@@ -216,6 +222,8 @@ suite! {
             invited_by: a.id,
             created_at: 1,
             expires_at,
+            starts_at: None,
+            ends_at: None,
         };
         s.create_invite(inv(5, 100)).await.unwrap();
         s.create_invite(inv(6, 200)).await.unwrap();

@@ -30,6 +30,7 @@ mod mls;
 mod practices;
 mod referrals;
 mod taxonomy;
+mod terms;
 mod users;
 
 pub use backup::{BackupError, BackupInfo, DB_FILE, DataDirLock, LOCK_FILE, LockError, RestoreError, backup, checksum, inspect, restore};
@@ -57,6 +58,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 10, sql: include_str!("../../../migrations/sqlite/0010_totp.sql") },
     Migration { version: 11, sql: include_str!("../../../migrations/sqlite/0011_audit.sql") },
     Migration { version: 12, sql: include_str!("../../../migrations/sqlite/0012_session_activity.sql") },
+    Migration { version: 13, sql: include_str!("../../../migrations/sqlite/0013_member_terms.sql") },
 ];
 
 /// The embedded store.
@@ -152,11 +154,16 @@ fn role_str(r: Role) -> &'static str {
     match r {
         Role::Admin => "admin",
         Role::Member => "member",
+        Role::Delegate => "delegate",
     }
 }
 
 fn role_of(s: &str) -> Role {
-    if s == "admin" { Role::Admin } else { Role::Member }
+    match s {
+        "admin" => Role::Admin,
+        "delegate" => Role::Delegate,
+        _ => Role::Member,
+    }
 }
 
 const USER_COLS: &str = "u.id, u.email, u.display_name, u.salt, u.auth_verifier, u.kit_verifier, u.sign_pub, u.hpke_pub, \

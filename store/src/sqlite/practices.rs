@@ -7,7 +7,7 @@ use handoff_protocol::v1::{Intake, PracticeKind, PracticePublicKey, Role};
 use handoff_protocol::{PracticeId, UnixMillis, UserId};
 
 use super::{SqliteStore, USER_COLS, backend, changed, db, is_unique_violation, json_err, role_of, role_str, user_row, uuid_of};
-use crate::{GrantRecord, InviteQuota, InviteRecord, MemberRecord, PracticeError, PracticeRecord, PracticeStore};
+use crate::{GrantRecord, InviteQuota, InviteRecord, MemberRecord, PracticeError, PracticeRecord, PracticeStore, Terms};
 
 #[async_trait]
 impl PracticeStore for SqliteStore {
@@ -163,14 +163,22 @@ impl PracticeStore for SqliteStore {
         self.run(move |c| {
             let mut st = c
                 .prepare(&format!(
-                    "SELECT {USER_COLS}, m.role, m.joined_at, m.notify_email FROM members m JOIN users u ON u.id = m.user_id \
+                    "SELECT {USER_COLS}, m.role, m.joined_at, m.notify_email, m.starts_at, m.ends_at, m.sponsor FROM members m \
+                     JOIN users u ON u.id = m.user_id \
                      WHERE m.practice_id = ?1 ORDER BY m.joined_at, u.id"
                 ))
                 .map_err(db)?;
             let rows = st
                 .query_map([practice.as_bytes().as_slice()], |r| {
                     let role: String = r.get(13)?;
-                    Ok(MemberRecord { user: user_row(r)?, role: role_of(&role), joined_at: r.get(14)?, notify_email: r.get(15)? })
+                    let sponsor: Option<Vec<u8>> = r.get(18)?;
+                    Ok(MemberRecord {
+                        user: user_row(r)?,
+                        role: role_of(&role),
+                        joined_at: r.get(14)?,
+                        notify_email: r.get(15)?,
+                        terms: Terms { starts_at: r.get(16)?, ends_at: r.get(17)?, sponsor: sponsor.map(uuid_of).transpose()?.map(UserId) },
+                    })
                 })
                 .map_err(db)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
@@ -278,7 +286,7 @@ impl PracticeStore for SqliteStore {
         let th = token_hash.to_vec();
         self.run(move |c| {
             c.query_row(
-                "SELECT token_hash, practice_id, email, role, invited_by, created_at, expires_at FROM invites WHERE token_hash = ?1",
+                "SELECT token_hash, practice_id, email, role, invited_by, created_at, expires_at, starts_at, ends_at FROM invites WHERE token_hash = ?1",
                 [th],
                 invite_row,
             )
@@ -292,7 +300,7 @@ impl PracticeStore for SqliteStore {
         self.run(move |c| {
             let mut st = c
                 .prepare(
-                    "SELECT token_hash, practice_id, email, role, invited_by, created_at, expires_at FROM invites \
+                    "SELECT token_hash, practice_id, email, role, invited_by, created_at, expires_at, starts_at, ends_at FROM invites \
                      WHERE practice_id = ?1 ORDER BY created_at",
                 )
                 .map_err(db)?;
@@ -308,16 +316,26 @@ impl PracticeStore for SqliteStore {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             let inv = tx
                 .query_row(
-                    "SELECT token_hash, practice_id, email, role, invited_by, created_at, expires_at FROM invites WHERE token_hash = ?1",
+                    "SELECT token_hash, practice_id, email, role, invited_by, created_at, expires_at, starts_at, ends_at FROM invites WHERE token_hash = ?1",
                     [&th],
                     invite_row,
                 )
                 .optional()
                 .map_err(db)?
                 .ok_or(PracticeError::InviteUsed)?;
+            // A delegate acts on behalf of whoever invited them.
+            let sponsor = (inv.role == Role::Delegate).then(|| inv.invited_by.as_bytes().to_vec());
             tx.execute(
-                "INSERT INTO members (practice_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
-                params![inv.practice_id.as_bytes().as_slice(), user.as_bytes().as_slice(), role_str(inv.role), now],
+                "INSERT INTO members (practice_id, user_id, role, joined_at, starts_at, ends_at, sponsor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    inv.practice_id.as_bytes().as_slice(),
+                    user.as_bytes().as_slice(),
+                    role_str(inv.role),
+                    now,
+                    inv.starts_at,
+                    inv.ends_at,
+                    sponsor
+                ],
             )
             .map_err(|e| if is_unique_violation(&e) { PracticeError::AlreadyMember } else { backend(e) })?;
             tx.execute("DELETE FROM invites WHERE token_hash = ?1", [&th]).map_err(db)?;
@@ -429,6 +447,8 @@ fn invite_row(r: &Row<'_>) -> rusqlite::Result<InviteRecord> {
         invited_by: UserId(uuid_of(r.get(4)?)?),
         created_at: r.get(5)?,
         expires_at: r.get(6)?,
+        starts_at: r.get(7)?,
+        ends_at: r.get(8)?,
     })
 }
 
@@ -458,8 +478,8 @@ fn insert_grant(c: &Connection, g: &GrantRecord) -> Result<(), PracticeError> {
 /// Inserts an invite and counts it as sent, in the caller's transaction.
 fn insert_invite(tx: &rusqlite::Transaction<'_>, i: &InviteRecord) -> Result<(), PracticeError> {
     tx.execute(
-        "INSERT INTO invites (token_hash, practice_id, email, role, invited_by, created_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO invites (token_hash, practice_id, email, role, invited_by, created_at, expires_at, starts_at, ends_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             i.token_hash,
             i.practice_id.as_bytes().as_slice(),
@@ -467,7 +487,9 @@ fn insert_invite(tx: &rusqlite::Transaction<'_>, i: &InviteRecord) -> Result<(),
             role_str(i.role),
             i.invited_by.as_bytes().as_slice(),
             i.created_at,
-            i.expires_at
+            i.expires_at,
+            i.starts_at,
+            i.ends_at
         ],
     )
     .map_err(|e| if is_unique_violation(&e) { PracticeError::InviteExists } else { backend(e) })?;

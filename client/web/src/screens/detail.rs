@@ -499,12 +499,12 @@ fn thread(p: &ItemProps) -> Html {
     let error = use_state(|| None::<ApiError>);
     let busy = use_state(|| false);
     let r = &p.item.referral;
-    let messages: Vec<(UserId, i64, ThreadMessage)> = p
+    let messages: Vec<(UserId, Option<UserId>, i64, ThreadMessage)> = p
         .item
         .history
         .iter()
         .filter_map(|e| match e {
-            Ev::MessagePosted { message, by, at, .. } => Some((*by, *at, message.clone())),
+            Ev::MessagePosted { message, by, on_behalf_of, at, .. } => Some((*by, *on_behalf_of, *at, message.clone())),
             Ev::ReferralSent { .. }
             | Ev::Opened { .. }
             | Ev::StatusChanged { .. }
@@ -548,7 +548,7 @@ fn thread(p: &ItemProps) -> Html {
             <h2 id="thread-title">{ "Conversation" }</h2>
             <ol class="thread" aria-live="polite" data-testid="thread">
                 if messages.is_empty() { <li class="muted">{ "No messages yet. Messages are encrypted and signed by their author." }</li> }
-                { for messages.into_iter().map(|(by, at, m)| html! { <Message key={m.id.to_string()}  referral={r.clone()} {by} {at} message={m.clone()} session={ctx.session.clone()} me={by == ctx.session.me.id} /> }) }
+                { for messages.into_iter().map(|(by, on_behalf_of, at, m)| html! { <Message key={m.id.to_string()}  referral={r.clone()} {by} {on_behalf_of} {at} message={m.clone()} session={ctx.session.clone()} me={by == ctx.session.me.id} /> }) }
             </ol>
             <form onsubmit={post} class="stack">
                 <ErrorBox error={(*error).clone()} />
@@ -564,6 +564,8 @@ fn thread(p: &ItemProps) -> Html {
 struct MessageProps {
     referral: Referral,
     by: UserId,
+    /// For a delegate's message: their sponsor.
+    on_behalf_of: Option<UserId>,
     at: i64,
     message: ThreadMessage,
     session: Rc<Session>,
@@ -581,11 +583,15 @@ fn message(p: &MessageProps) -> Html {
     let opened = use_state(|| None::<Result<(String, String), ApiError>>);
     {
         let (opened, s, r, by, m) = (opened.clone(), p.session.clone(), p.referral.clone(), p.by, p.message.clone());
+        let sponsor = p.on_behalf_of;
         use_effect_with(p.message.id, move |_| {
             spawn(async move {
                 let res = async {
                     let body = s.open_message(&r, by, &m).await?;
-                    let who = s.user_keys(by).await?.display_name;
+                    let mut who = s.user_keys(by).await?.display_name;
+                    if let Some(sp) = sponsor {
+                        who = format!("{who} on behalf of {}", s.user_keys(sp).await?.display_name);
+                    }
                     Ok((who, body.text))
                 }
                 .await;
@@ -602,6 +608,51 @@ fn message(p: &MessageProps) -> Html {
             </li>
         },
         Some(Err(e)) => html! { <li class="msg bad" role="alert">{ format!("A message failed verification and is not shown: {e}") }</li> },
+    }
+}
+
+/// Who did `e`, and for whom, when a delegate did it on behalf of their sponsor.
+fn on_behalf_of(e: &Ev) -> Option<(UserId, UserId)> {
+    let (by, sponsor) = match e {
+        Ev::ReferralSent { referral } => match &referral.from {
+            handoff_protocol::ws::SentFrom::Practice { user, on_behalf_of, .. } => (*user, *on_behalf_of),
+            handoff_protocol::ws::SentFrom::Free => return None,
+        },
+        Ev::Opened { by, on_behalf_of, .. }
+        | Ev::StatusChanged { by, on_behalf_of, .. }
+        | Ev::CategoryChanged { by, on_behalf_of, .. }
+        | Ev::UrgencyChanged { by, on_behalf_of, .. }
+        | Ev::AttachmentAdded { by, on_behalf_of, .. }
+        | Ev::MessagePosted { by, on_behalf_of, .. } => (*by, *on_behalf_of),
+        Ev::EpochAdvanced { .. } => return None,
+    };
+    sponsor.map(|s| (by, s))
+}
+
+#[derive(Properties, PartialEq)]
+struct OnBehalfProps {
+    by: UserId,
+    sponsor: UserId,
+}
+
+/// " — <delegate> on behalf of <sponsor>", by their account names.
+#[function_component(OnBehalf)]
+fn on_behalf(p: &OnBehalfProps) -> Html {
+    let ctx = use_context::<Ctx>().expect("context");
+    let names = use_state(|| None::<String>);
+    {
+        let (names, s, by, sponsor) = (names.clone(), ctx.session.clone(), p.by, p.sponsor);
+        use_effect_with((by, sponsor), move |_| {
+            spawn(async move {
+                if let (Ok(d), Ok(sp)) = (s.user_keys(by).await, s.user_keys(sponsor).await) {
+                    names.set(Some(format!("{} on behalf of {}", d.display_name, sp.display_name)));
+                }
+            });
+        });
+    }
+    match &*names {
+        Some(n) => html! { <span data-testid="on-behalf-of">{ format!(" — {n}") }</span> },
+        None => html! {},
     }
 }
 
@@ -627,7 +678,8 @@ fn history(p: &ItemProps) -> Html {
             // Messages are in the conversation; key changes are practice-level.
             Ev::MessagePosted { .. } | Ev::EpochAdvanced { .. } => return None,
         };
-        Some(html! { <li><span>{ text }</span><small class="muted block">{ when(at) }</small></li> })
+        let actor = on_behalf_of(e).map(|(by, sponsor)| html! { <OnBehalf {by} {sponsor} /> });
+        Some(html! { <li><span>{ text }</span>{ for actor }<small class="muted block">{ when(at) }</small></li> })
     });
     html! {
         <section class="card" aria-labelledby="history-title">

@@ -266,9 +266,15 @@ pub fn practice_page(p: &PracticeProps) -> Html {
                     <tr key={mem.user_id.to_string()}>
                         <td>{ mem.display_name.clone() }{ if me { " (you)" } else { "" } }</td>
                         <td>{ mem.email.clone() }</td>
-                        <td>{ if mem.role == Role::Admin { "Admin" } else { "Member" } }</td>
+                        <td>
+                            { role_label(mem.role) }
+                            { mem.starts_at.map(|t| format!(" · starts {}", when(t))).unwrap_or_default() }
+                            { mem.ends_at.map(|t| format!(" · ends {}", when(t))).unwrap_or_default() }
+                            { mem.sponsor.and_then(|s| m.members.iter().find(|x| x.user_id == s)).map(|s| format!(" · on behalf of {}", s.display_name)).unwrap_or_default() }
+                        </td>
                         <td>{ if mem.has_key { html! { <span class="tag ok">{ "Has key" }</span> } } else { html! { <span class="tag wait">{ "Waiting for key" }</span> } } }</td>
                         <td>
+                            if admin && !me { <EndDate id={p.id} user={mem.user_id} name={mem.display_name.clone()} ends_at={mem.ends_at} delegate={mem.role == Role::Delegate} on_saved={{ let reload = reload.clone(); Callback::from(move |_| reload.set(*reload + 1)) }} /> }
                             if admin && !me { <button class="danger small" onclick={remove.clone()} aria-label={format!("Remove {}", mem.display_name)}>{ "Remove" }</button> }
                             if me { <button class="small" onclick={remove.clone()}>{ "Leave" }</button> }
                         </td>
@@ -283,7 +289,7 @@ pub fn practice_page(p: &PracticeProps) -> Html {
                     </table>
                     if !m.pending_invites.is_empty() {
                         <h3>{ "Pending invites" }</h3>
-                        <ul class="plain">{ for m.pending_invites.iter().map(|i| html! { <li>{ format!("{} — invited as {}, expires {}", i.email, if i.role == Role::Admin { "admin" } else { "member" }, when(i.expires_at)) }</li> }) }</ul>
+                        <ul class="plain">{ for m.pending_invites.iter().map(|i| html! { <li>{ format!("{} — invited as {}, expires {}", i.email, role_label(i.role).to_lowercase(), when(i.expires_at)) }</li> }) }</ul>
                     }
                 </>
             }
@@ -387,6 +393,92 @@ fn free_intake_toggle(p: &FreeIntakeProps) -> Html {
     }
 }
 
+/// Milliseconds at 00:00 UTC of a `YYYY-MM-DD` day (a date input's value).
+fn day_millis(day: &str) -> Option<i64> {
+    let mut parts = day.trim().splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (y, m, d) = (parts.next()??, parts.next()??, parts.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400_000)
+}
+
+/// A start date as the server takes it: that day's start (UTC), or now if the day is today.
+fn start_of(day: &str) -> Option<i64> {
+    let now = js_sys::Date::now() as i64;
+    day_millis(day).map(|t| if t < now && now - t < 86_400_000 { now + 60_000 } else { t })
+}
+
+/// An end date as the server takes it: access ends at the end of that day (UTC).
+fn end_of(day: &str) -> Option<i64> {
+    day_millis(day).map(|t| t + 86_400_000)
+}
+
+/// Props for [`EndDate`].
+#[derive(Properties, PartialEq)]
+struct EndDateProps {
+    id: PracticeId,
+    user: handoff_protocol::UserId,
+    name: String,
+    ends_at: Option<i64>,
+    delegate: bool,
+    on_saved: Callback<()>,
+}
+
+/// An admin's control for one member's end date: set, change or (not for a delegate) clear it.
+#[function_component(EndDate)]
+fn end_date(p: &EndDateProps) -> Html {
+    let day = use_state(String::new);
+    let error = use_state(|| None::<ApiError>);
+    let save = |clear: bool| {
+        let (day, error, id, user, done) = (day.clone(), error.clone(), p.id, p.user, p.on_saved.clone());
+        Callback::from(move |_: MouseEvent| {
+            let ends_at = if clear { None } else { end_of(&day) };
+            if !clear && ends_at.is_none() {
+                return;
+            }
+            let (error, done) = (error.clone(), done.clone());
+            // The start is not changed here: an invited member's start stays as it was.
+            spawn(async move {
+                let members = api::members(id).await;
+                let starts_at = members.ok().and_then(|m| m.members.into_iter().find(|m| m.user_id == user)).and_then(|m| m.starts_at);
+                match api::call::<handoff_protocol::api::SetMemberDates>(&(id, user), &MemberDates { starts_at, ends_at }).await {
+                    Ok(_) => {
+                        error.set(None);
+                        done.emit(());
+                    }
+                    Err(e) => error.set(Some(e)),
+                }
+            });
+        })
+    };
+    html! {
+        <span class="end-date">
+            <label class="sr-only" for={format!("end-{}", p.user)}>{ format!("End date for {}", p.name) }</label>
+            <input id={format!("end-{}", p.user)} type="date" class="small" value={(*day).clone()} oninput={bind(&day)} />
+            <button class="small" onclick={save(false)}>{ if p.ends_at.is_some() { "Change end date" } else { "Set end date" } }</button>
+            if p.ends_at.is_some() && !p.delegate { <button class="small" onclick={save(true)}>{ "Clear end date" }</button> }
+            <ErrorBox error={(*error).clone()} />
+        </span>
+    }
+}
+
+/// A role as the members page names it.
+fn role_label(r: Role) -> &'static str {
+    match r {
+        Role::Admin => "Admin",
+        Role::Member => "Member",
+        Role::Delegate => "Delegate",
+    }
+}
+
 /// Props for [`Invite`].
 #[derive(Properties, PartialEq)]
 pub struct InviteFormProps {
@@ -400,13 +492,25 @@ pub struct InviteFormProps {
 fn invite(p: &InviteFormProps) -> Html {
     let email = use_state(String::new);
     let role = use_state(|| "member".to_string());
+    let start = use_state(String::new);
+    let end = use_state(String::new);
     let error = use_state(|| None::<ApiError>);
     let sent = use_state(|| None::<String>);
     let onsubmit = {
         let (email, role, error, sent, id, done) = (email.clone(), role.clone(), error.clone(), sent.clone(), p.id, p.on_sent.clone());
+        let (start, end) = (start.clone(), end.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let req = InviteRequest { email: email.trim().to_string(), role: if *role == "admin" { Role::Admin } else { Role::Member } };
+            let req = InviteRequest {
+                email: email.trim().to_string(),
+                role: match role.as_str() {
+                    "admin" => Role::Admin,
+                    "delegate" => Role::Delegate,
+                    _ => Role::Member,
+                },
+                starts_at: start_of(&start),
+                ends_at: end_of(&end),
+            };
             let (email, error, sent, done) = (email.clone(), error.clone(), sent.clone(), done.clone());
             spawn(async move {
                 match api::call::<handoff_protocol::api::InviteMember>(&id, &req).await {
@@ -439,7 +543,16 @@ fn invite(p: &InviteFormProps) -> Html {
                     <select id="inv-role" onchange={bind_select(&role)}>
                         <option value="member" selected={*role == "member"}>{ "Member" }</option>
                         <option value="admin" selected={*role == "admin"}>{ "Admin" }</option>
+                        <option value="delegate" selected={*role == "delegate"}>{ "Delegate (on my behalf)" }</option>
                     </select>
+                </div>
+                <div>
+                    <label for="inv-start">{ if *role == "delegate" { "Start date" } else { "Start date (optional)" } }</label>
+                    <input id="inv-start" type="date" required={*role == "delegate"} value={(*start).clone()} oninput={bind(&start)} />
+                </div>
+                <div>
+                    <label for="inv-end">{ if *role == "delegate" { "End date" } else { "End date (optional)" } }</label>
+                    <input id="inv-end" type="date" required={*role == "delegate"} value={(*end).clone()} oninput={bind(&end)} />
                 </div>
                 <button class="primary" type="submit">{ "Send invite" }</button>
             </div>
@@ -544,5 +657,20 @@ pub fn accept_invite(p: &AcceptProps) -> Html {
                 },
             } }
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::day_millis;
+
+    #[test]
+    fn a_date_inputs_day_is_read_as_midnight_utc() {
+        assert_eq!(day_millis("1970-01-01"), Some(0));
+        assert_eq!(day_millis("2000-02-29"), Some(951_782_400_000));
+        assert_eq!(day_millis("2027-01-01"), Some(1_798_761_600_000));
+        assert_eq!(day_millis(""), None);
+        assert_eq!(day_millis("2027-13-01"), None);
+        assert_eq!(day_millis("not a date"), None);
     }
 }
