@@ -30,19 +30,21 @@ pub enum Right {
     ManageSelf,
     /// Invite someone to act on one's own behalf (a delegate, with dates).
     SponsorDelegates,
+    /// Ask platform staff for a new referral category for the practice's specialty.
+    RequestCategories,
     /// Invite people to the practice as members or admins.
     Invite,
     /// Remove other members, and set members' start and end dates.
     RemoveMembers,
     /// Change the practice's settings: free intake, the two-factor
-    /// requirement, category requests, deleting the practice, and
+    /// requirement, deleting the practice, and
     /// re-initialising its key group.
     ChangeSettings,
 }
 
 impl Right {
     /// Every right, in the table's order.
-    pub const ALL: [Right; 10] = [
+    pub const ALL: [Right; 11] = [
         Right::Read,
         Right::ActOnReferrals,
         Right::Post,
@@ -50,6 +52,7 @@ impl Right {
         Right::ManageKeys,
         Right::ManageSelf,
         Right::SponsorDelegates,
+        Right::RequestCategories,
         Right::Invite,
         Right::RemoveMembers,
         Right::ChangeSettings,
@@ -62,6 +65,7 @@ impl Right {
                 "your role in this practice does not allow this"
             }
             Right::SponsorDelegates => "a delegate cannot invite anyone, not even a delegate of their own",
+            Right::RequestCategories => "a delegate cannot ask for a new category; their sponsor can",
             Right::Invite => "only a practice admin can invite members and admins; a member can invite a delegate",
             Right::RemoveMembers => "only a practice admin can remove members or change their dates",
             Right::ChangeSettings => "only a practice admin can change the practice's settings",
@@ -80,6 +84,7 @@ impl Right {
 /// | key group | yes | yes | yes |
 /// | own notifications, leave | yes | yes | yes |
 /// | invite a delegate of one's own | yes | yes | no |
+/// | ask staff for a new category | yes | yes | no |
 /// | invite members and admins | yes | no | no |
 /// | remove members, set dates | yes | no | no |
 /// | practice settings | yes | no | no |
@@ -88,7 +93,7 @@ pub fn may(role: Role, right: Right) -> bool {
         Right::Read | Right::ActOnReferrals | Right::Post | Right::SendReferrals | Right::ManageKeys | Right::ManageSelf => match role {
             Role::Admin | Role::Member | Role::Delegate => true,
         },
-        Right::SponsorDelegates => match role {
+        Right::SponsorDelegates | Right::RequestCategories => match role {
             Role::Admin | Role::Member => true,
             Role::Delegate => false,
         },
@@ -104,7 +109,8 @@ mod tests {
     use super::*;
 
     const ADMIN_ONLY: [Right; 3] = [Right::Invite, Right::RemoveMembers, Right::ChangeSettings];
-    const NOT_A_DELEGATES: [Right; 4] = [Right::SponsorDelegates, Right::Invite, Right::RemoveMembers, Right::ChangeSettings];
+    const NOT_A_DELEGATES: [Right; 5] =
+        [Right::SponsorDelegates, Right::RequestCategories, Right::Invite, Right::RemoveMembers, Right::ChangeSettings];
 
     #[test]
     fn an_admin_holds_every_right() {
@@ -115,7 +121,8 @@ mod tests {
     fn a_delegate_cannot_invite_remove_or_change_settings_and_otherwise_acts_as_a_member() {
         for r in Right::ALL {
             assert_eq!(may(Role::Delegate, r), !NOT_A_DELEGATES.contains(&r), "{r:?}");
-            if r != Right::SponsorDelegates {
+            // The rights a member holds for themself and a delegate does not.
+            if !matches!(r, Right::SponsorDelegates | Right::RequestCategories) {
                 assert_eq!(may(Role::Delegate, r), may(Role::Member, r), "{r:?}");
             }
         }

@@ -27,9 +27,9 @@ mod error;
 pub mod free;
 mod ids;
 pub mod mls;
-pub mod sessions;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+pub mod sessions;
 pub mod two_factor;
 pub mod v1;
 pub mod ws;

@@ -292,7 +292,8 @@ async fn handshake(
     }
     let ws = WebSocketStream::from_partially_read(io, early, Role::Server, Some(ws_config())).await;
     let (conn, out) = Conn::bounded(user.id, state.config.ws_outgoing_buffer, state.config.ws_outgoing_bytes);
-    let session = SocketSession { store: state.store.clone(), sessions: state.sessions.clone(), token_hash, stored_seen: last_seen_at, address };
+    let session =
+        SocketSession { store: state.store.clone(), sessions: state.sessions.clone(), token_hash, stored_seen: last_seen_at, address };
     Some((conn, out, session, ws, slot))
 }
 

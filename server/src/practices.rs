@@ -588,7 +588,7 @@ pub async fn request_category(
     id: web::Path<PracticeId>,
     body: web::Json<CategoryRequestCreate>,
 ) -> ApiResult<HttpResponse> {
-    let (p, _) = require(&state, *id, &who, Right::ChangeSettings).await?;
+    let (p, _) = require(&state, *id, &who, Right::RequestCategories).await?;
     let Some(specialty) = p.specialty.clone().filter(|_| p.kind == PracticeKind::Specialist) else {
         return Err(ApiError::invalid("only specialist practices request categories"));
     };

@@ -27,9 +27,9 @@ use std::collections::HashMap;
 use handoff_client::Client;
 use handoff_client::referrals::{File, To};
 use handoff_protocol::api::*;
+use handoff_protocol::audit::AuditQuery;
 use handoff_protocol::free::{BlockKind, CodeSent, DraftId, FreeIntake, FreeSend, LiftBlock, NewBlock, StartDraft, VerifyCode};
 use handoff_protocol::mls::{LogQuery, PublishKeyPackages, PutMlsState, ReportEpoch, SubmitCommit};
-use handoff_protocol::audit::AuditQuery;
 use handoff_protocol::two_factor::{RequireTwoFactor, SecondFactorLogin, SecondFactorProof};
 use handoff_protocol::v1::*;
 use handoff_protocol::ws::{
@@ -163,6 +163,9 @@ struct Fixture {
     staff: Client,
     colleague: Client,
     held_back: Client,
+    delegate: Client,
+    ended: Client,
+    not_yet: Client,
     a: Practice,
     s: Practice,
     received: Referral,
@@ -239,6 +242,20 @@ impl Fixture {
         admin.require_two_factor(a.id, true).await.unwrap();
         let held_back = join(&srv, &admin, a.id, &unique_email("held-back", "cardio.example")).await;
 
+        // Dated memberships: a delegate the member sponsors, a member whose end
+        // date passes, and one whose start date is a month away. Each has
+        // two-factor sign-in on, so only their dates decide.
+        let (minute, day) = (60_000, 24 * 60 * 60 * 1000);
+        let t = srv.config.clock.now();
+        let delegate = join_dated(&srv, &member, a.id, "delegate", Role::Delegate, Some(t + minute), Some(t + 60 * day)).await;
+        let ended = join_dated(&srv, &admin, a.id, "ended", Role::Member, None, Some(t + 2 * minute)).await;
+        let not_yet = join_dated(&srv, &admin, a.id, "not-yet", Role::Member, Some(t + 30 * day), None).await;
+        for c in [&delegate, &ended, &not_yet] {
+            enroll(c).await;
+        }
+        // Past the delegate's start and the ended member's end; before the other's start.
+        srv.config.clock.advance(10 * minute);
+
         let free = FreeSender::verified(&url, &unique_email("sender", "family.example")).await.unwrap();
         let anonymous = srv.client();
         let mut drafts = HashMap::new();
@@ -257,6 +274,9 @@ impl Fixture {
             staff,
             colleague,
             held_back,
+            delegate,
+            ended,
+            not_yet,
             a,
             s,
             received,
@@ -279,6 +299,9 @@ impl Fixture {
             Persona::Admin => Some(&self.admin),
             Persona::Staff => Some(&self.staff),
             Persona::HeldBack => Some(&self.held_back),
+            Persona::Delegate => Some(&self.delegate),
+            Persona::EndedMember => Some(&self.ended),
+            Persona::NotYetStarted => Some(&self.not_yet),
         }
     }
 
@@ -515,6 +538,24 @@ fn wire_name(c: &Command) -> &'static str {
 }
 
 /// Turns two-factor sign-in on for `c`, with the code of now computed from the secret.
+/// A new account that joins `p` by `inviter`'s dated invite.
+async fn join_dated(
+    srv: &TestServer,
+    inviter: &Client,
+    p: handoff_protocol::PracticeId,
+    tag: &str,
+    role: Role,
+    starts_at: Option<handoff_protocol::UnixMillis>,
+    ends_at: Option<handoff_protocol::UnixMillis>,
+) -> Client {
+    let email = unique_email(tag, "cardio.example");
+    inviter.invite_dated(p, &email, role, starts_at, ends_at).await.unwrap();
+    let token = srv.folder_invite_token(&email).await;
+    let mut c = srv.client();
+    c.register(&email, &email, handoff_testkit::PASSWORD, Some(&token)).await.unwrap();
+    c
+}
+
 async fn enroll(c: &Client) {
     let e = c.start_two_factor().await.unwrap();
     let totp = totp_rs::Builder::new().with_secret(totp_rs::Secret::try_from_base32(&e.secret).unwrap()).build().unwrap();

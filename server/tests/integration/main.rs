@@ -73,8 +73,8 @@
 //! a helper local to its module when only that module does.
 
 mod accounts;
-mod authz_matrix;
 mod audit;
+mod authz_matrix;
 mod backup;
 mod bad_input;
 mod free;

@@ -199,7 +199,8 @@ async fn without_swagger_ui_installed_the_reference_is_no_route() {
 /// deleting the practice, removing a member, requiring two-factor sign-in of
 /// the practice's members. The main run leaves them out; they get a run of
 /// their own, with another account's session, after it.
-const DESTRUCTIVE: &[&str] = &["Logout", "RecoverFinish", "DeletePractice", "RemoveMember", "RequirePracticeTwoFactor", "EndSession", "EndOtherSessions"];
+const DESTRUCTIVE: &[&str] =
+    &["Logout", "RecoverFinish", "DeletePractice", "RemoveMember", "RequirePracticeTwoFactor", "EndSession", "EndOtherSessions"];
 
 /// Which operations one schemathesis run covers.
 #[derive(Clone, Copy)]

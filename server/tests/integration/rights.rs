@@ -30,6 +30,8 @@ pub enum Who {
     SignedIn,
     /// A member (any role) of the practice named in the path or the stream.
     Member,
+    /// A member of the practice named in the path who is not a delegate (an admin or a member).
+    MemberNotDelegate,
     /// An admin of the practice named in the path.
     Admin,
     /// A member of either party practice of the referral (the sender or the receiver).
@@ -53,6 +55,7 @@ impl Who {
             Who::Anyone => "anyone",
             Who::SignedIn => "signed in",
             Who::Member => "member of the practice",
+            Who::MemberNotDelegate => "member of the practice, not a delegate",
             Who::Admin => "admin of the practice",
             Who::Party => "member of either party practice",
             Who::Receiver => "member of the receiving practice",
@@ -124,7 +127,7 @@ pub const RIGHTS: &[Right] = &[
     http::<GetPracticeKey>(Who::Member, "the caller's own grant"),
     http::<ListPendingGrants>(Who::Member, ""),
     http::<PutKeyGrant>(Who::Member, "a holder of the key, to a member"),
-    http::<RequestCategory>(Who::Member, "specialist practices"),
+    http::<RequestCategory>(Who::MemberNotDelegate, "specialist practices"),
     http::<ListReferrals>(Who::Member, ""),
     http::<SetNotifications>(Who::Member, "the caller's own preference"),
     http::<GetReferral>(Who::Party, ""),
@@ -215,9 +218,13 @@ pub enum Persona {
     /// A member of A without two-factor sign-in, which A requires: held back
     /// from everything of the practice until they enroll.
     HeldBack,
-    // EXTENSION (issue 14, wt-members): `Delegate`, `EndedMember`,
-    // `NotYetStarted` go here, with their arms in `expect` and their
-    // fixtures in `authz_matrix::Fixture`.
+    /// A delegate of A, acting on behalf of the member who invited them,
+    /// inside their start and end dates.
+    Delegate,
+    /// A member of A whose end date has passed.
+    EndedMember,
+    /// A member of A who accepted an invite whose start date is still ahead.
+    NotYetStarted,
 }
 
 impl Persona {
@@ -229,7 +236,10 @@ impl Persona {
         Persona::FreeSender,
         Persona::OtherPractice,
         Persona::Staff,
+        Persona::EndedMember,
+        Persona::NotYetStarted,
         Persona::HeldBack,
+        Persona::Delegate,
         Persona::Member,
         Persona::Admin,
     ];
@@ -244,6 +254,9 @@ impl Persona {
             Persona::Admin => "admin",
             Persona::Staff => "staff",
             Persona::HeldBack => "held back (no 2FA)",
+            Persona::Delegate => "delegate",
+            Persona::EndedMember => "ended member",
+            Persona::NotYetStarted => "before start date",
         }
     }
 
@@ -270,14 +283,19 @@ impl Persona {
             (Persona::Staff, Who::Staff) => Allowed,
             (_, Who::Staff) => Refused(forbidden),
             // Held back by the practice's two-factor requirement, and told so.
-            (Persona::HeldBack, Who::Member | Who::Admin | Who::Party | Who::Receiver | Who::Sender) => {
+            (Persona::HeldBack, Who::Member | Who::MemberNotDelegate | Who::Admin | Who::Party | Who::Receiver | Who::Sender) => {
                 Refused(ErrorCode::TwoFactorRequired)
             }
-            (Persona::OtherPractice | Persona::Staff, Who::Member | Who::Admin | Who::Party | Who::Receiver | Who::Sender) => {
-                Refused(outside)
-            }
-            (Persona::Member, Who::Admin) => Refused(forbidden),
-            (Persona::Member | Persona::Admin, Who::Member | Who::Admin | Who::Party | Who::Receiver | Who::Sender) => Allowed,
+            // Outside their dates, a member of A stands outside it.
+            (
+                Persona::OtherPractice | Persona::Staff | Persona::EndedMember | Persona::NotYetStarted,
+                Who::Member | Who::MemberNotDelegate | Who::Admin | Who::Party | Who::Receiver | Who::Sender,
+            ) => Refused(outside),
+            (Persona::Member | Persona::Delegate, Who::Admin) | (Persona::Delegate, Who::MemberNotDelegate) => Refused(forbidden),
+            (
+                Persona::Member | Persona::Admin | Persona::Delegate,
+                Who::Member | Who::MemberNotDelegate | Who::Admin | Who::Party | Who::Receiver | Who::Sender,
+            ) => Allowed,
         }
     }
 }
@@ -299,7 +317,9 @@ impl Persona {
     pub fn expect_on(self, who: Who, side: Side) -> Expect {
         let other_side = matches!((who, side), (Who::Receiver, Side::Sent) | (Who::Sender, Side::Received));
         match (self.expect(who), other_side) {
-            (Expect::Allowed, true) if matches!(self, Persona::Member | Persona::Admin) => Expect::Refused(ErrorCode::Forbidden),
+            (Expect::Allowed, true) if matches!(self, Persona::Member | Persona::Admin | Persona::Delegate) => {
+                Expect::Refused(ErrorCode::Forbidden)
+            }
             (e, _) => e,
         }
     }
