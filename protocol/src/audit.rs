@@ -62,6 +62,20 @@ audit_actions! {
     BlobServed = "blob_served",
     /// A member's first live subscription to a referral's stream.
     ReferralOpened = "referral_opened",
+    /// A member sent a referral from the practice.
+    ReferralSent = "referral_sent",
+    /// A member of the receiving practice accepted a referral.
+    ReferralAccepted = "referral_accepted",
+    /// A member of the receiving practice declined a referral.
+    ReferralRejected = "referral_rejected",
+    /// A member of the receiving practice re-filed a referral's category or urgency.
+    ReferralRefiled = "referral_refiled",
+    /// A member of the sending practice cancelled a referral.
+    ReferralCancelled = "referral_cancelled",
+    /// A member posted a message on a referral's thread (its text is sealed; never recorded).
+    MessagePosted = "message_posted",
+    /// A member added an attachment to a referral.
+    AttachmentAdded = "attachment_added",
     /// A practice was created (its creator is its first admin).
     PracticeCreated = "practice_created",
     /// An admin invited someone to the practice.

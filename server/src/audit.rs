@@ -176,6 +176,25 @@ pub async fn record_first_open(store: &dyn Store, address: Option<String>, user:
     Ok(())
 }
 
+/// Records a member's action on a referral over the live socket (sent,
+/// accepted, declined, re-filed, cancelled, a message or an attachment), in
+/// the chain of each of the referral's practices the member belongs to, with
+/// the referral as target. A delegate's entry names their sponsor, as every
+/// practice entry does.
+pub async fn record_referral_action(
+    store: &dyn Store,
+    address: Option<String>,
+    user: UserId,
+    rec: &ReferralRecord,
+    action: AuditAction,
+) -> ApiResult<()> {
+    let target = rec.id.to_string();
+    for p in reader_practices(store, user, rec).await? {
+        record_in(store, address.clone(), Event::new(action, Some(user), Some(p)).target(&target)).await?;
+    }
+    Ok(())
+}
+
 /// What `handoff admin verify-audit` prints: one line per verified chain
 /// (its entries and its head's seq and hash, worth keeping elsewhere: a head
 /// recorded outside the server shows a later rewrite of the chain), then the

@@ -48,6 +48,7 @@ use handoff_actors::fanout::is_event_frame;
 use handoff_actors::hub::Hub;
 use handoff_actors::metrics::Metrics;
 use handoff_protocol::api::WS_PATH;
+use handoff_protocol::audit::AuditAction;
 use handoff_protocol::ws::{AckBody, Command, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, StreamId, WsQuery, close};
 use handoff_protocol::{ErrorBody, ErrorCode, UnixMillis, UserId};
 use handoff_store::Store;
@@ -344,16 +345,15 @@ async fn handle_text(
             Some(key) => {
                 // A command is the user's activity; subscribing (a resume) is not.
                 session.activity().await;
-                // A receiver's client marks the referral opened when it first shows it: a first open too.
-                let opened = match &cmd {
-                    Command::MarkOpened { referral } => Some(*referral),
-                    _ => None,
-                };
+                let audited = audited(&cmd);
                 let r = hub.execute(conn.user, key, cmd).await;
-                if r.is_ok()
-                    && let Some(referral) = opened
-                {
-                    first_open(&*session.store, &session.address, conn.user, referral).await;
+                // A repeat (the same idem key) did nothing new: nothing more to record.
+                if let (Ok((false, _)), Some((referral, action))) = (&r, audited) {
+                    match action {
+                        // A receiver's client marks the referral opened when it first shows it: a first open too.
+                        None => first_open(&*session.store, &session.address, conn.user, referral).await,
+                        Some(action) => referral_action(&*session.store, &session.address, conn.user, referral, action).await,
+                    }
                 }
                 r
             }
@@ -365,6 +365,39 @@ async fn handle_text(
         Err(e) => error_frame(Some(id), e.code, e.message),
     };
     conn.push(out);
+}
+
+/// The referral a command acts on and what the audit log records for it:
+/// `None` for `mark_opened` (a first open), else the action.
+fn audited(cmd: &Command) -> Option<(handoff_protocol::ws::ReferralId, Option<AuditAction>)> {
+    Some(match cmd {
+        Command::MarkOpened { referral } => (*referral, None),
+        Command::SendReferral { referral } => (referral.id, Some(AuditAction::ReferralSent)),
+        Command::Accept { referral, .. } => (*referral, Some(AuditAction::ReferralAccepted)),
+        Command::Reject { referral, .. } => (*referral, Some(AuditAction::ReferralRejected)),
+        Command::ChangeCategory { referral, .. } | Command::ChangeUrgency { referral, .. } => {
+            (*referral, Some(AuditAction::ReferralRefiled))
+        }
+        Command::Cancel { referral, .. } => (*referral, Some(AuditAction::ReferralCancelled)),
+        Command::PostMessage { referral, .. } => (*referral, Some(AuditAction::MessagePosted)),
+        Command::AddAttachment { referral, .. } => (*referral, Some(AuditAction::AttachmentAdded)),
+        Command::Subscribe { .. } | Command::Unsubscribe { .. } => return None,
+    })
+}
+
+/// Records a member's action on a referral (`audit::record_referral_action`)
+/// after the hub carried it out. The command stands either way; a failure to
+/// record is logged as an error.
+async fn referral_action(store: &dyn Store, address: &str, user: UserId, referral: handoff_protocol::ws::ReferralId, action: AuditAction) {
+    let recorded = async {
+        match store.referral(referral).await? {
+            Some(rec) => crate::audit::record_referral_action(store, Some(address.to_string()), user, &rec, action).await,
+            None => Ok(()),
+        }
+    };
+    if let Err(e) = recorded.await {
+        tracing::error!(error = %e.message, "could not record a referral action in the audit log");
+    }
 }
 
 /// Records a member's first open of a referral (`audit::record_first_open`)

@@ -12,7 +12,8 @@ use handoff_client::Client;
 use handoff_client::referrals::To;
 use handoff_crypto::mls::{Declared, MlsStore, MlsUser, Processed};
 use handoff_crypto::referral::ReferralKey;
-use handoff_protocol::api::{DeletePractice, InviteMember, RequirePracticeTwoFactor, SetFreeIntake, SetMemberDates};
+use handoff_protocol::api::{DeletePractice, GetPracticeAudit, InviteMember, RequirePracticeTwoFactor, SetFreeIntake, SetMemberDates};
+use handoff_protocol::audit::{AuditAction, AuditQuery};
 use handoff_protocol::free::FreeIntake;
 use handoff_protocol::two_factor::RequireTwoFactor;
 use handoff_protocol::v1::{DeletePracticeRequest, InviteRequest, MemberDates, Role};
@@ -413,6 +414,17 @@ async fn a_delegates_accept_and_message_show_on_behalf_of() {
     // The thread message still opens for the other side, signed by the delegate.
     let Event::MessagePosted { message, .. } = &events[3] else { unreachable!() };
     assert_eq!(w.moa.open_message(&r, res_id, message).await.unwrap().text, "Booked for Tuesday");
+    // And in the audit log: the delegate's open, accept and message, each naming the sponsor.
+    let log = w.spec.call::<GetPracticeAudit>(&p.id, &AuditQuery::default()).await.unwrap();
+    for action in [AuditAction::ReferralOpened, AuditAction::ReferralAccepted, AuditAction::MessagePosted] {
+        let row = log
+            .entries
+            .iter()
+            .find(|e| e.action == action && e.target.as_deref() == Some(rid.to_string().as_str()))
+            .unwrap_or_else(|| panic!("{action:?} is in the receiving practice's audit log"));
+        assert_eq!((row.actor, row.on_behalf_of), (Some(res_id), Some(spec_id)), "{action:?} on behalf of the sponsor (audit log)");
+        assert!(row.on_behalf_of_name.as_deref().is_some_and(|n| !n.is_empty()), "the sponsor is named: {row:?}");
+    }
     // A scribe sending for the referring office sends on behalf of their sponsor too.
     let office = w.referring.id;
     w.moa.mls_sync(office).await.unwrap();
