@@ -43,6 +43,7 @@ use handoff_testkit::{
 };
 use serde::Serialize;
 
+use crate::governance::join_dated;
 use crate::harness::TestServer;
 use crate::mls::join;
 use crate::rights::{Expect, Persona, RIGHTS, Route, Side, Who, markdown, right_of};
@@ -247,9 +248,10 @@ impl Fixture {
         // two-factor sign-in on, so only their dates decide.
         let (minute, day) = (60_000, 24 * 60 * 60 * 1000);
         let t = srv.config.clock.now();
-        let delegate = join_dated(&srv, &member, a.id, "delegate", Role::Delegate, Some(t + minute), Some(t + 60 * day)).await;
-        let ended = join_dated(&srv, &admin, a.id, "ended", Role::Member, None, Some(t + 2 * minute)).await;
-        let not_yet = join_dated(&srv, &admin, a.id, "not-yet", Role::Member, Some(t + 30 * day), None).await;
+        let email = |tag| unique_email(tag, "cardio.example");
+        let delegate = join_dated(&srv, &member, a.id, &email("delegate"), Role::Delegate, Some(t + minute), Some(t + 60 * day)).await;
+        let ended = join_dated(&srv, &admin, a.id, &email("ended"), Role::Member, None, Some(t + 2 * minute)).await;
+        let not_yet = join_dated(&srv, &admin, a.id, &email("not-yet"), Role::Member, Some(t + 30 * day), None).await;
         for c in [&delegate, &ended, &not_yet] {
             enroll(c).await;
         }
@@ -538,24 +540,6 @@ fn wire_name(c: &Command) -> &'static str {
 }
 
 /// Turns two-factor sign-in on for `c`, with the code of now computed from the secret.
-/// A new account that joins `p` by `inviter`'s dated invite.
-async fn join_dated(
-    srv: &TestServer,
-    inviter: &Client,
-    p: handoff_protocol::PracticeId,
-    tag: &str,
-    role: Role,
-    starts_at: Option<handoff_protocol::UnixMillis>,
-    ends_at: Option<handoff_protocol::UnixMillis>,
-) -> Client {
-    let email = unique_email(tag, "cardio.example");
-    inviter.invite_dated(p, &email, role, starts_at, ends_at).await.unwrap();
-    let token = srv.folder_invite_token(&email).await;
-    let mut c = srv.client();
-    c.register(&email, &email, handoff_testkit::PASSWORD, Some(&token)).await.unwrap();
-    c
-}
-
 async fn enroll(c: &Client) {
     let e = c.start_two_factor().await.unwrap();
     let totp = totp_rs::Builder::new().with_secret(totp_rs::Secret::try_from_base32(&e.secret).unwrap()).build().unwrap();

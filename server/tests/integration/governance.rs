@@ -47,7 +47,7 @@ fn code<T: std::fmt::Debug>(r: handoff_client::Result<T>) -> Option<ErrorCode> {
 }
 
 /// Invites `email` to `p` by `inviter` as `role` with dates, and registers them through the invite.
-async fn join_dated(
+pub(crate) async fn join_dated(
     srv: &TestServer,
     inviter: &Client,
     p: PracticeId,
