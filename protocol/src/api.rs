@@ -95,6 +95,11 @@ impl fmt::Display for Method {
 #[derive(Debug)]
 pub enum Octets {}
 
+/// A `text/csv` download (the audit log's export): the body is CSV text, not
+/// JSON. Never constructed: it only names how the body travels.
+#[derive(Debug)]
+pub enum Csv {}
+
 /// The response of [`OpenLive`]: the connection turns into a WebSocket
 /// (see [`crate::ws`]); there is no HTTP body to decode. Never constructed.
 #[derive(Debug)]
@@ -509,7 +514,7 @@ endpoints! {
     /// `GET /practices/{id}/audit`: one page of the practice's audit log, newest first (the practice's admins).
     GetPracticeAudit: Get v1!("/practices/{id}/audit"), PracticeId, crate::audit::AuditQuery => crate::audit::AuditPage;
     /// `GET /practices/{id}/audit.csv`: every entry matching the same filters, as CSV (the practice's admins).
-    GetPracticeAuditCsv: Get v1!("/practices/{id}/audit.csv"), PracticeId, crate::audit::AuditQuery => Octets;
+    GetPracticeAuditCsv: Get v1!("/practices/{id}/audit.csv"), PracticeId, crate::audit::AuditQuery => Csv;
     /// `GET /admin/audit`: one page of the platform's audit log (staff).
     AdminGetAudit: Get v1!("/admin/audit"), (), crate::audit::AuditQuery => crate::audit::AuditPage;
 

@@ -32,13 +32,15 @@ use utoipa::openapi::{Content, InfoBuilder, OpenApi, OpenApiBuilder, PathItem, P
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::ErrorCode;
-use crate::api::{self, Endpoint, Method, Octets, PathParams, Upgrade};
+use crate::api::{self, Csv, Endpoint, Method, Octets, PathParams, Upgrade};
 
 /// The schemas a document refers to, by name, gathered while it is built.
 type Schemas = Vec<(String, RefOr<Schema>)>;
 
 /// The media type of JSON bodies.
 const JSON: &str = "application/json";
+/// The media type of CSV downloads ([`Csv`]).
+const CSV: &str = "text/csv";
 /// The media type of raw attachment bodies ([`Octets`]).
 const OCTETS: &str = "application/octet-stream";
 
@@ -48,6 +50,13 @@ impl PartialSchema for Octets {
     }
 }
 impl ToSchema for Octets {}
+
+impl PartialSchema for Csv {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::String).content_media_type(CSV).description(Some("CSV text (RFC 4180).")).into()
+    }
+}
+impl ToSchema for Csv {}
 
 impl PartialSchema for api::OpenApiDocument {
     fn schema() -> RefOr<Schema> {
@@ -185,6 +194,8 @@ where
         )
     } else if response == TypeId::of::<Octets>() {
         op.response("200", ResponseBuilder::new().description("The raw bytes.").content(OCTETS, Content::new(Some(Octets::schema()))))
+    } else if response == TypeId::of::<Csv>() {
+        op.response("200", ResponseBuilder::new().description("A CSV download.").content(CSV, Content::new(Some(Csv::schema()))))
     } else {
         E::Response::schemas(schemas);
         schemas.push((E::Response::name().into_owned(), E::Response::schema()));

@@ -287,3 +287,22 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_spec() {
     let p = w.specialists[0].id.to_string();
     run(&spec, p, w.spec.user_id().unwrap().to_string(), Only::Destructive, 25);
 }
+
+/// Regression (schemathesis ST105, "undocumented Content-Type"): the audit
+/// log's CSV export was documented as `application/octet-stream` while the
+/// server answers `text/csv`. The spec now documents the media type served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_csv_is_served_with_the_media_type_the_spec_documents() {
+    use handoff_protocol::api::GetPracticeAuditCsv;
+    use handoff_protocol::audit::AuditQuery;
+    let srv = TestServer::start(None);
+    let w = crate::harness::world(&srv, 1).await;
+    let path = GetPracticeAuditCsv::request(&w.referring.id, &AuditQuery::default()).unwrap().path;
+    let r = w.moa.raw("GET", &path, None, Vec::new()).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let served = r.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let media = served.split(';').next().unwrap_or_default().trim().to_string();
+    let doc = serde_json::to_value(handoff_protocol::openapi::document()).unwrap();
+    let documented = &doc["paths"][GetPracticeAuditCsv::PATH]["get"]["responses"]["200"]["content"];
+    assert!(documented[&media].is_object(), "served {served}, documented {documented}");
+}
