@@ -348,18 +348,23 @@ const CARGO_TEST: &[&str] = &["test", "--workspace", "--all-targets"];
 /// package does not).
 fn tested_server() -> Result<PathBuf> {
     let out = output(cargo().args(CARGO_TEST).args(["--no-run", "--message-format=json"]))?;
-    for line in out.lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+    server_binary(&out).ok_or_else(|| anyhow::anyhow!("cargo test built no `handoff` binary"))
+}
+
+/// The `handoff` server binary among cargo's JSON build messages: the bin
+/// target built as a program, not its unit-test harness (also a `bin` target
+/// named `handoff`, with `profile.test` set, which takes libtest's options and
+/// not the server's; the order of the two messages varies between builds).
+fn server_binary(messages: &str) -> Option<PathBuf> {
+    messages.lines().find_map(|line| {
+        let msg = serde_json::from_str::<serde_json::Value>(line).ok()?;
         let target = &msg["target"];
-        if msg["reason"] == "compiler-artifact"
+        let server = msg["reason"] == "compiler-artifact"
             && target["name"] == "handoff"
             && target["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin"))
-            && let Some(exe) = msg["executable"].as_str()
-        {
-            return Ok(PathBuf::from(exe));
-        }
-    }
-    bail!("cargo test built no `handoff` binary")
+            && msg["profile"]["test"] == false;
+        if server { msg["executable"].as_str().map(PathBuf::from) } else { None }
+    })
 }
 
 /// The browser tests: `server` (the debug `handoff`) serving the built web
@@ -673,6 +678,26 @@ fn tests(root: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::is_string_tagged_store_error as tagged;
+
+    #[test]
+    fn the_browser_tests_get_the_server_program_not_its_unit_test_harness() {
+        let artifact = |exe: &str, test: bool| {
+            serde_json::json!({
+                "reason": "compiler-artifact",
+                "target": {"name": "handoff", "kind": ["bin"]},
+                "profile": {"test": test},
+                "executable": exe,
+            })
+            .to_string()
+        };
+        let harness = artifact("/t/debug/deps/handoff-0123456789abcdef", true);
+        let program = artifact("/t/debug/handoff", false);
+        // Either order: cargo prints them as they finish.
+        for messages in [format!("{harness}\n{program}\n"), format!("{program}\n{harness}\n")] {
+            assert_eq!(super::server_binary(&messages), Some(std::path::PathBuf::from("/t/debug/handoff")));
+        }
+        assert_eq!(super::server_binary(&format!("{harness}\n")), None);
+    }
 
     #[test]
     fn string_tagged_store_errors_are_caught() {
