@@ -38,17 +38,10 @@ pub struct Checked {
 
 /// A day as `YYYY-MM-DD` (UTC), for the reminder's text.
 fn day(at: UnixMillis) -> String {
-    // Days since the epoch to a civil date (Howard Hinnant's algorithm).
-    let z = at.div_euclid(86_400_000) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    // The date part of the audit log's `YYYY-MM-DD HH:MM:SS` (one civil-date conversion for both).
+    let mut t = handoff_protocol::audit::utc(at);
+    t.truncate("YYYY-MM-DD".len());
+    t
 }
 
 /// One pass at the configured clock's now.

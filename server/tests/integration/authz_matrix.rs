@@ -521,22 +521,11 @@ impl Fixture {
     }
 }
 
-/// The wire name of a command. Exhaustive: a new `Command` variant does not
-/// compile until it is named here, and then the table needs its row.
+/// The wire name of a command: the server's own (`metrics::command_label`,
+/// an exhaustive match, so a new `Command` variant does not compile until it
+/// is named there, and then the table needs its row).
 fn wire_name(c: &Command) -> &'static str {
-    match c {
-        Command::Subscribe { .. } => "subscribe",
-        Command::Unsubscribe { .. } => "unsubscribe",
-        Command::SendReferral { .. } => "send_referral",
-        Command::MarkOpened { .. } => "mark_opened",
-        Command::Accept { .. } => "accept",
-        Command::Reject { .. } => "reject",
-        Command::ChangeCategory { .. } => "change_category",
-        Command::ChangeUrgency { .. } => "change_urgency",
-        Command::Cancel { .. } => "cancel",
-        Command::AddAttachment { .. } => "add_attachment",
-        Command::PostMessage { .. } => "post_message",
-    }
+    handoff_server::metrics::command_label(c)
 }
 
 /// Turns two-factor sign-in on for `c`, with the code of now computed from the secret.
