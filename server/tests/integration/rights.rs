@@ -250,6 +250,9 @@ pub enum Persona {
     EndedMember,
     /// A member of A who accepted an invite whose start date is still ahead.
     NotYetStarted,
+    /// A waiting-room guest's token (from a check-in to a room of A's), sent
+    /// as a bearer token: it is no session, so every signed-in route refuses it.
+    Guest,
 }
 
 impl Persona {
@@ -259,6 +262,7 @@ impl Persona {
     pub const ALL: &'static [Persona] = &[
         Persona::Anonymous,
         Persona::FreeSender,
+        Persona::Guest,
         Persona::OtherPractice,
         Persona::Staff,
         Persona::EndedMember,
@@ -282,6 +286,7 @@ impl Persona {
             Persona::Delegate => "delegate",
             Persona::EndedMember => "ended member",
             Persona::NotYetStarted => "before start date",
+            Persona::Guest => "guest token",
         }
     }
 
@@ -300,6 +305,10 @@ impl Persona {
             (Persona::Anonymous, _) => Refused(session),
             (Persona::FreeSender, Who::DraftHolder) => Allowed,
             (Persona::FreeSender, _) => Refused(session),
+            // A guest token works on its own socket's guest commands only.
+            (Persona::Guest, Who::Guest) => Allowed,
+            (Persona::Guest, Who::DraftHolder) => Refused(draft),
+            (Persona::Guest, _) => Refused(session),
             // A guest command on a member's socket: refused whoever the member is.
             (_, Who::Guest) => Refused(forbidden),
             (_, Who::DraftHolder) => Refused(draft),
