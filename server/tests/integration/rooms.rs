@@ -270,3 +270,37 @@ async fn the_waiting_order_survives_a_restart_by_the_original_check_in_times() {
     let (_h, ack) = host(&moa, room.id).await;
     assert_eq!(waiting_order(&ack), original);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_link_with_its_secret_in_the_fragment_never_puts_the_secret_or_the_link_in_the_access_log() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let logs = tempfile::tempdir().unwrap();
+    let srv = crate::harness::ProcessServer::start_logged(logs.path()).await;
+    let w = crate::harness::world_at(&srv.url(), |e| srv.grant_staff(e), 1).await;
+    let room = w.moa.call::<CreateRoom>(&w.referring.id, &new_room("Fragment clinic")).await.unwrap();
+    let secret = "c2VjcmV0LXJvb20ta2V5LW5ldmVyLXNlbnQ";
+    // What a browser sends for `…/room/<link>#<secret>`: the fragment never leaves it (reqwest drops it the same way).
+    let page = format!("{}{}#{secret}", srv.url(), GetRoomInfo::path(&room.link));
+    assert_eq!(reqwest::get(&page).await.unwrap().status().as_u16(), 200);
+    // And a client that wrongly sends the fragment in the request line: still logged by route pattern only.
+    for target in [format!("{}#{secret}", GetRoomInfo::path(&room.link)), format!("/room/{}#{secret}", room.link)] {
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", srv.port)).await.unwrap();
+        let head = format!("GET {target} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n");
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer)).await;
+        assert!(answer.starts_with(b"HTTP/1.1 "), "the server answered");
+    }
+    let pattern = format!("GET {}", GetRoomInfo::PATH);
+    let deadline = std::time::Instant::now() + WAIT;
+    let log = loop {
+        let log = std::fs::read_to_string(srv.log.as_ref().unwrap()).unwrap_or_default();
+        if log.contains(&pattern) || std::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(log.contains(&pattern), "the access log records the room route by its pattern:\n{log}");
+    assert!(!log.contains(secret), "the room secret reached the log");
+    assert!(!log.contains(&room.link), "the patient link's token reached the log");
+}
