@@ -431,10 +431,10 @@ impl Handler<HostCommand> for RoomActor {
             Command::RoomRemove { guest, .. } => Some(guest),
             _ => None,
         };
-        if let Some(guest) = dead {
+        let r = self.host_command(m.conn, m.cmd);
+        if let (Some(guest), Ok(_)) = (dead, &r) {
             self.removed.push(guest);
         }
-        let r = self.host_command(m.conn, m.cmd);
         self.passivate_if_empty(ctx);
         persist_then(self.store.clone(), dead, r)
     }
