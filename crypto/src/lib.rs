@@ -21,11 +21,15 @@
 //!   keys and checked against the directory, commits, welcomes, the exporter
 //!   that yields each epoch's key, and the user's MLS state as one sealed blob.
 //!
+//! - [`call`]: the built-in video call's signalling, sealed under the call key
+//!   with a per-direction counter, and the DTLS fingerprint check.
+//!
 //! Limits: the server serves public keys; a malicious server could substitute
 //! them. Key transparency is future work (see ARCHITECTURE.md).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
+pub mod call;
 pub mod item;
 pub mod keys;
 pub mod kit;
