@@ -76,3 +76,11 @@ id_type!(
     /// A free referral draft, from its first emailed code to its one send.
     DraftId
 );
+id_type!(
+    /// TEMP (until wt-rooms-server's protocol lands): a room.
+    RoomId
+);
+id_type!(
+    /// TEMP: a guest.
+    GuestId
+);

@@ -36,7 +36,7 @@ pub mod ws;
 
 pub use bytes::B64;
 pub use error::{ErrorBody, ErrorCode};
-pub use ids::{CategoryRequestId, PracticeId, UserId};
+pub use ids::{CategoryRequestId, GuestId, PracticeId, RoomId, UserId};
 
 /// Milliseconds since the Unix epoch, UTC. Used for every timestamp on the wire.
 pub type UnixMillis = i64;

@@ -3,6 +3,7 @@
 //! keys and the password-derived auth key ever reach the server.
 //!
 //! - [`api`]: the HTTP API (same origin, session cookie).
+//! - [`call`]: the built-in video call (WebRTC, sealed signalling, the DTLS fingerprint check).
 //! - [`session`]: the unlocked keys and the crypto each screen needs.
 //! - [`boot`]: where the tab is with signing in, and the check on load.
 //! - [`live`]: the WebSocket: subscribe, resume, reconnect, commands.
@@ -18,6 +19,8 @@
 
 mod api;
 mod boot;
+#[allow(dead_code, reason = "rendered by the room screens (wt-rooms-web), merged separately")]
+mod call;
 mod connection;
 mod forms;
 mod idle;
