@@ -247,7 +247,12 @@ impl SenderContext {
         match self {
             SenderContext::Member(ctx) => match ctx.live.command(Command::SendReferral { referral }).await? {
                 AckBody::ReferralSent { referral, .. } => Ok(Receipt::Member(referral)),
-                AckBody::Subscribed { .. } | AckBody::Unsubscribed { .. } | AckBody::Done { .. } => {
+                AckBody::Subscribed { .. }
+                | AckBody::Unsubscribed { .. }
+                | AckBody::Done { .. }
+                | AckBody::RoomJoined { .. }
+                | AckBody::GuestState { .. }
+                | AckBody::RoomDone { .. } => {
                     Err(ApiError::local("Unexpected answer from Handoff."))
                 }
             },
