@@ -600,9 +600,8 @@ pub fn host_room(p: &HostRoomProps) -> Html {
                 let cb = Callback::from(move |push: RoomPush| match push {
                     RoomPush::Joined { room, guests, hosts } if room == rid => {
                         let rows: Vec<GuestRow> = guests.into_iter().map(|g| row_of(&key, g)).collect();
-                        let mut k = known.borrow_mut();
-                        k.clear();
-                        k.extend(rows.iter().map(|g| g.guest));
+                        // Known guests stay known across reconnects: re-check-ins after a restart are no new arrivals.
+                        known.borrow_mut().extend(rows.iter().map(|g| g.guest));
                         waiting.dispatch(RoomAction::Joined(rows, hosts));
                     }
                     RoomPush::Event { room, event } if room == rid => match event {
