@@ -252,9 +252,7 @@ impl SenderContext {
                 | AckBody::Done { .. }
                 | AckBody::RoomJoined { .. }
                 | AckBody::GuestState { .. }
-                | AckBody::RoomDone { .. } => {
-                    Err(ApiError::local("Unexpected answer from Handoff."))
-                }
+                | AckBody::RoomDone { .. } => Err(ApiError::local("Unexpected answer from Handoff.")),
             },
             SenderContext::Free(f) => {
                 let sent = api::call::<SendFreeReferral>(&(), &FreeSend { idem: f.idem, referral }).await?;
