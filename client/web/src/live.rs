@@ -337,8 +337,6 @@ impl Live {
                 }
             }
             ServerFrame::Error { id: None, .. } => {}
-            // Waiting-room frames (issue 15): the room screens handle them.
-            ServerFrame::GuestHello { .. } | ServerFrame::Room { .. } => {}
             ServerFrame::Event { stream, seq, event } => {
                 let (emit, replay) = {
                     let mut i = self.0.borrow_mut();
