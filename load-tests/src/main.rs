@@ -11,7 +11,7 @@
 //! before any clock starts, as a browser does it before pressing Send.
 //!
 //! Options (environment):
-//! - `BENCH_ONLY=push,fanout,idle,reconnect,crash,slow,slow_many,static` (or `--only fanout`):
+//! - `BENCH_ONLY=push,fanout,idle,reconnect,crash,slow,slow_many,static,rooms` (or `--only fanout`):
 //!   run only these; results go to `target/bench/partial.json` and the report
 //!   is left alone.
 //! - `BENCH_QUICK=1`: smaller counts, for development.
@@ -28,6 +28,7 @@ mod plot;
 mod push;
 mod reconnect;
 mod report;
+mod rooms;
 mod slow;
 mod slow_many;
 mod statics;
@@ -64,6 +65,8 @@ pub struct Results {
     pub slow_many: Option<slow_many::SlowManyResult>,
     /// The bytes of a first visit to the web client, before and after compression.
     pub statics: Option<statics::StaticResult>,
+    /// The waiting room: 500 guests, 3 hosts (issue 15).
+    pub rooms: Option<rooms::RoomsResult>,
     /// Open-file limit in force.
     pub nofile: u64,
     /// Idle connections asked for (before the open-file limit capped it).
@@ -174,6 +177,10 @@ async fn main() -> Result<()> {
         let r = statics::run(&bin, std::path::Path::new(&web)).await?;
         eprintln!("\n{}", report::static_section(&r));
         res.statics = Some(r);
+    }
+    if wants("rooms") {
+        eprintln!("\n== waiting room (500 guests, 3 hosts)");
+        res.rooms = Some(rooms::run(&bin, &baseline_bin, env_usize("BENCH_ROOM_GUESTS", 500)).await?);
     }
     res.seconds = started.elapsed().as_secs_f64();
 
@@ -300,6 +307,16 @@ fn results_json(res: &Results) -> serde_json::Value {
         m.insert("static.first_visit_bytes_uncompressed".into(), json!(s.first_visit_bytes_uncompressed));
         m.insert("static.first_visit_bytes_gzip".into(), json!(s.first_visit_bytes_gzip));
         m.insert("static.files".into(), json!(s.files));
+    }
+    if let Some(r) = &res.rooms {
+        m.insert("rooms.guests".into(), json!(r.guests));
+        m.insert("rooms.hosts".into(), json!(r.hosts));
+        m.insert("rooms.checkin_to_hosts_p50_ms".into(), json!(r.checkin_to_hosts_p50_ms));
+        m.insert("rooms.checkin_to_hosts_p99_ms".into(), json!(r.checkin_to_hosts_p99_ms));
+        m.insert("rooms.admit_to_guest_p50_ms".into(), json!(r.admit_to_guest_p50_ms));
+        m.insert("rooms.admit_to_guest_p99_ms".into(), json!(r.admit_to_guest_p99_ms));
+        m.insert("rooms.baseline_one_hop_p50_ms".into(), json!(r.baseline_one_hop_p50_ms));
+        m.insert("rooms.baseline_one_hop_p99_ms".into(), json!(r.baseline_one_hop_p99_ms));
     }
     serde_json::Value::Object(m)
 }

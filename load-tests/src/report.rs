@@ -518,6 +518,9 @@ pub fn markdown(res: &Results) -> String {
     if let Some(s) = &res.statics {
         md.push_str(&static_section(s));
     }
+    if let Some(r) = &res.rooms {
+        md.push_str(&rooms_section(r));
+    }
 
     md.push_str(
         "## Reproduce\n\n```sh\ncargo xtask bench                      # everything: ~10–15 min on 2 cores\n\
@@ -532,6 +535,31 @@ pub fn markdown(res: &Results) -> String {
 }
 
 /// The first-visit section of BENCHMARKS.md (printed too by `BENCH_ONLY=static`).
+/// The waiting room's section (issue 15).
+pub fn rooms_section(r: &crate::rooms::RoomsResult) -> String {
+    format!(
+        "## Waiting room: {} guests, {} hosts\n\n\
+         One room; every guest checks in over HTTP and opens its guest socket first (untimed). Then each guest in turn sends \
+         `guest_check_in` (a {}-byte sealed check-in): the clock runs from just before the send to the `guest_waiting` event on \
+         each host socket (one sample per host). Then one host admits each guest in turn: from just before `room_admit` to the \
+         `admitted` event on that guest's own socket. The tokio-tungstenite baseline relays a frame of the same size from one \
+         client to another in the same run: its one hop is the floor.\n\n\
+         | path | p50 | p99 |\n|---|---|---|\n\
+         | check-in → every host socket | {:.2} ms | {:.2} ms |\n\
+         | admit → the guest's socket | {:.2} ms | {:.2} ms |\n\
+         | baseline one hop | {:.2} ms | {:.2} ms |\n\n",
+        r.guests,
+        r.hosts,
+        300,
+        r.checkin_to_hosts_p50_ms,
+        r.checkin_to_hosts_p99_ms,
+        r.admit_to_guest_p50_ms,
+        r.admit_to_guest_p99_ms,
+        r.baseline_one_hop_p50_ms,
+        r.baseline_one_hop_p99_ms
+    )
+}
+
 pub fn static_section(s: &crate::statics::StaticResult) -> String {
     let mut md = String::new();
     let _ = write!(

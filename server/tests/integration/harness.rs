@@ -262,11 +262,23 @@ pub struct ProcessServer {
     pub port: u16,
     pub data: tempfile::TempDir,
     child: Option<Child>,
+    /// Where the server's log (stderr, at `info`) goes, for a server started with [`ProcessServer::start_logged`].
+    pub log: Option<PathBuf>,
 }
 
 impl ProcessServer {
     pub async fn start() -> Self {
-        let mut s = Self { port: free_port(), data: tempfile::tempdir().expect("tempdir"), child: None };
+        let mut s = Self { port: free_port(), data: tempfile::tempdir().expect("tempdir"), child: None, log: None };
+        s.boot().await;
+        handoff_testkit::deliver_to(&s.url(), s.data.path().join("mail"));
+        s
+    }
+
+    /// As [`ProcessServer::start`], with the server's log (its access log
+    /// included) captured at `info` in [`ProcessServer::log`], outside the data directory.
+    pub async fn start_logged(log_dir: &Path) -> Self {
+        let log = log_dir.join("handoff.log");
+        let mut s = Self { port: free_port(), data: tempfile::tempdir().expect("tempdir"), child: None, log: Some(log) };
         s.boot().await;
         handoff_testkit::deliver_to(&s.url(), s.data.path().join("mail"));
         s
@@ -276,9 +288,12 @@ impl ProcessServer {
         let child = Command::new(env!("CARGO_BIN_EXE_handoff"))
             .args(["serve", "--bind", &format!("127.0.0.1:{}", self.port), "--data"])
             .arg(self.data.path())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", if self.log.is_some() { "info" } else { "warn" })
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(match &self.log {
+                Some(path) => Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path).expect("log file")),
+                None => Stdio::null(),
+            })
             .spawn()
             .expect("start handoff");
         self.child = Some(child);

@@ -87,6 +87,7 @@ mod openapi;
 mod practices;
 mod privacy;
 mod rights;
+mod rooms;
 mod routes;
 mod security_accounts;
 mod security_csrf;
