@@ -3,6 +3,7 @@
 //! keys and the password-derived auth key ever reach the server.
 //!
 //! - [`api`]: the HTTP API (same origin, session cookie).
+//! - [`call`]: the built-in video call (WebRTC, sealed signalling, the DTLS fingerprint check).
 //! - [`session`]: the unlocked keys and the crypto each screen needs.
 //! - [`boot`]: where the tab is with signing in, and the check on load.
 //! - [`live`]: the WebSocket: subscribe, resume, reconnect, commands.
@@ -11,6 +12,7 @@
 //! - [`signed_in`]: the signed-in tab: its data, connection and [`Ctx`].
 //! - [`idle`]: the idle timeout: the warning, then signing out.
 //! - [`forms`]: forms that need no session (patient details, attachments).
+//! - [`guest`]: a patient's keys in a room (no sign-in) and what the tab keeps of its check-in.
 //! - [`pdf`]: a referral as a PDF, built here from the plaintext.
 //! - [`screens`]: one module per screen.
 
@@ -18,8 +20,11 @@
 
 mod api;
 mod boot;
+#[allow(dead_code, reason = "rendered by the room screens (wt-rooms-web), merged separately")]
+mod call;
 mod connection;
 mod forms;
+mod guest;
 mod idle;
 mod live;
 mod pdf;
@@ -119,6 +124,10 @@ fn app() -> Html {
     // A referral without an account needs no sign-in, whatever the tab's state.
     if route == Route::Free {
         return html! { <screens::free::FreeReferral /> };
+    }
+    // A patient holding a room's link needs no sign-in either.
+    if let Route::PatientRoom(link) = &route {
+        return html! { <screens::rooms_patient::PatientRoom link={link.clone()} /> };
     }
     match &*auth {
         Auth::Checking => html! { <div class="boot" aria-busy="true"><p>{ "Loading Handoff…" }</p></div> },

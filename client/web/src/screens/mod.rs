@@ -3,11 +3,15 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+#[allow(dead_code, reason = "rendered by the room screens (wt-rooms-web), merged separately")]
+pub mod call;
 pub mod detail;
 pub mod free;
 pub mod key_group;
 pub mod lists;
 pub mod practices;
+pub mod rooms;
+pub mod rooms_patient;
 pub mod send;
 pub mod sessions;
 pub mod settings;
