@@ -269,7 +269,14 @@ mkdirSync(SHOTS, { recursive: true });
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
   headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: [
+    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    // The built-in video call (wt-rooms-video): a fake camera and microphone,
+    // no permission prompt, and plain host ICE candidates so loopback connects
+    // without STUN (Chromium otherwise hides local addresses behind mDNS names).
+    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--disable-features=WebRtcHideLocalIpsWithMdns',
+    '--autoplay-policy=no-user-gesture-required',
+  ],
 });
 // Every context any scenario opens watches for CSP violations.
 const openContext = browser.newContext.bind(browser);
@@ -1135,6 +1142,162 @@ await test('an admin sets a member\'s end date and the members page lists it', a
   assert.equal(await admin.$eval('#inv-end', (e) => e.required), true, 'a delegate needs an end date');
   await shot(admin, 'members-01-dates');
   await Promise.all([adminCtx.close(), memberCtx.close()]);
+});
+
+// The built-in video call (issue 15, wt-rooms-video). These run on the
+// `/call-harness` page: both sides of a call in one page, the same CallView
+// the room screens render, with an in-page relay standing in for the room
+// socket (`window.__handoffCallRelay` sees and may rewrite every sealed signal).
+async function openCallHarness() {
+  const ctx = await browser.newContext({ viewport });
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => console.log(`  page error: ${e.message}`));
+  await page.goto(`${url}/call-harness`);
+  await page.waitForSelector('.harness-start', { timeout: T });
+  return { ctx, page };
+}
+
+// Inbound RTP bytes of every call connection on the page.
+function inboundBytes(page) {
+  return page.evaluate(async () =>
+    Promise.all(
+      (window.__handoffCallPeers || []).map(async (pc) => {
+        let n = 0;
+        (await pc.getStats()).forEach((r) => {
+          if (r.type === 'inbound-rtp') n += r.bytesReceived || 0;
+        });
+        return n;
+      }),
+    ),
+  );
+}
+
+const refusal = 'The call was refused: its security check failed — the connection may have been tampered with.';
+
+await test('video: a built-in call connects peer to peer, both remote videos play and inbound RTP bytes grow; mute, camera off and hang up reach the other side', async () => {
+  const { ctx, page } = await openCallHarness();
+  const seen = [];
+  await page.evaluate(() => {
+    window.__relayed = [];
+    window.__handoffCallRelay = (direction, bytes) => {
+      window.__relayed.push({ direction, text: new TextDecoder('utf-8', { fatal: false }).decode(bytes) });
+      return bytes;
+    };
+  });
+  await page.click('.harness-start');
+  await page.waitForSelector('.harness-host .call[data-phase=verified]', { timeout: T });
+  await page.waitForSelector('.harness-guest .call[data-phase=verified]', { timeout: T });
+  await page.waitForFunction(
+    () => {
+      const v = [...document.querySelectorAll('video.call-remote')];
+      return v.length === 2 && v.every((e) => e.videoWidth > 0);
+    },
+    null,
+    { timeout: T },
+  );
+  const first = await inboundBytes(page);
+  assert.equal(first.length, 2, 'two connections, host and guest');
+  await new Promise((r) => setTimeout(r, 2000));
+  const second = await inboundBytes(page);
+  for (const i of [0, 1]) assert.ok(second[i] > first[i], `inbound RTP bytes grow on side ${i}: ${first[i]} -> ${second[i]}`);
+  // The media path is a direct host-to-host pair (no relay candidate).
+  const pairs = await page.evaluate(async () =>
+    Promise.all(
+      window.__handoffCallPeers.map(async (pc) => {
+        const stats = [];
+        (await pc.getStats()).forEach((r) => stats.push(r));
+        const pair = stats.find((r) => r.type === 'candidate-pair' && r.state === 'succeeded' && r.nominated);
+        const local = pair && stats.find((r) => r.id === pair.localCandidateId);
+        return local ? local.candidateType : null;
+      }),
+    ),
+  );
+  for (const t of pairs) assert.ok(t && t !== 'relay', `the media goes peer to peer, not through a relay (local candidate type ${t})`);
+  // The relay saw only sealed bytes: no SDP, no fingerprint, no candidate in the clear.
+  seen.push(...(await page.evaluate(() => window.__relayed)));
+  assert.ok(seen.some((m) => m.direction === 'host-to-guest') && seen.some((m) => m.direction === 'guest-to-host'), 'signals went both ways');
+  for (const m of seen) assert.ok(!/fingerprint|candidate|v=0|offer|answer/.test(m.text), 'a relayed signal is sealed');
+  await shot(page, 'video-01-call');
+
+  // The guest mutes and turns the camera off: the host is told.
+  await page.click('.harness-guest .call-mute');
+  await page.click('.harness-guest .call-camera');
+  await waitText(page, '.harness-host .call-peer-camera', 'turned their camera off');
+  await waitText(page, '.harness-host .call-peer-muted', 'muted their microphone');
+  assert.equal(await page.$eval('.harness-guest .call-camera', (b) => b.textContent), 'Camera on');
+  // The guest hangs up: both calls end.
+  await page.click('.harness-guest .call-hang-up');
+  await waitText(page, '.harness-guest .call-ended', 'You left the call.');
+  await waitText(page, '.harness-host .call-ended', 'The other side left the call.');
+  await shot(page, 'video-02-hung-up');
+  await ctx.close();
+});
+
+await test('video: a man in the middle who rewrites the offer\'s fingerprint (tampering the sealed bytes or injecting his own SDP) gets the call refused, and both sides are told why', async () => {
+  for (const mode of ['tamper', 'inject']) {
+    const { ctx, page } = await openCallHarness();
+    // The relay's own offer, with the relay's own DTLS fingerprint: what a
+    // server sitting in the middle would substitute.
+    await page.evaluate(async (mode) => {
+      const own = new RTCPeerConnection();
+      own.addTransceiver('audio');
+      own.addTransceiver('video');
+      const offer = await own.createOffer();
+      window.__mitm = { rewritten: 0, seen: 0 };
+      const enc = new TextEncoder();
+      window.__handoffCallRelay = (direction, bytes) => {
+        if (direction !== 'host-to-guest') return bytes;
+        window.__mitm.seen++;
+        // The host's first signal is its offer: rewrite it.
+        if (window.__mitm.seen !== 1) return bytes;
+        window.__mitm.rewritten++;
+        if (mode === 'tamper') {
+          // The sealed SDP is ciphertext: the fingerprint can only be rewritten blind.
+          const out = new Uint8Array(bytes);
+          for (let i = 40; i < out.length - 16; i += 97) out[i] ^= 0x5a;
+          return out;
+        }
+        // Inject a plaintext offer carrying the relay's fingerprint, with a
+        // plausible counter in front.
+        const json = enc.encode(JSON.stringify({ type: 'offer', sdp: offer.sdp }));
+        const out = new Uint8Array(8 + json.length);
+        out[7] = 1;
+        out.set(json, 8);
+        return out;
+      };
+      window.__mitmFingerprint = (offer.sdp.match(/a=fingerprint:\S+ (\S+)/) || [])[1];
+    }, mode);
+    assert.ok(await page.evaluate(() => window.__mitmFingerprint), 'the relay has a fingerprint of its own to inject');
+    await page.click('.harness-start');
+    await waitText(page, '.harness-guest .call-refused', refusal);
+    await waitText(page, '.harness-host .call-refused', refusal);
+    assert.equal(await page.evaluate(() => window.__mitm.rewritten), 1, 'the relay rewrote the offer');
+    assert.equal(await page.$$eval('.call video', (v) => v.length), 0, 'no video is shown after a refusal');
+    if (mode === 'inject') await shot(page, 'video-03-mitm-refused');
+    await ctx.close();
+  }
+});
+
+await test('video: a DTLS certificate other than the one the authenticated SDP declared is refused by the fingerprint check', async () => {
+  const { ctx, page } = await openCallHarness();
+  // The test hook stands in for a swapped certificate: the fingerprint each
+  // side expects is no longer the one its peer's DTLS handshake presents. The
+  // signalling itself is untouched and opens fine.
+  await page.evaluate(() => {
+    window.__handoffTestExpectFingerprint = Array.from({ length: 32 }, (_, i) => (i * 7 + 3).toString(16).padStart(2, '0').toUpperCase()).join(':');
+    window.__states = [];
+    window.__handoffCallRelay = (direction, bytes) => bytes;
+  });
+  await page.click('.harness-start');
+  // The connection does come up (ICE and DTLS succeed) before the check runs.
+  await page.waitForFunction(() => (window.__handoffCallPeers || []).length === 2, null, { timeout: T });
+  await page.evaluate(() => window.__handoffCallPeers.forEach((pc) => pc.addEventListener('connectionstatechange', () => window.__states.push(pc.connectionState))));
+  await waitText(page, '.harness-guest .call-refused', refusal);
+  await waitText(page, '.harness-host .call-refused', refusal);
+  const states = await page.evaluate(() => window.__states);
+  assert.ok(!states.includes('failed'), `the refusal is the fingerprint check's, not a failed handshake (${states.join(', ')})`);
+  await shot(page, 'video-04-fingerprint-refused');
+  await ctx.close();
 });
 
 await browser.close();

@@ -17,7 +17,7 @@
 //!   no STUN).
 //!
 //! Test hooks (for the browser tests only; page script can do all of this
-//! anyway): the live connection is published as `window.__handoffCallPeer`,
+//! anyway): each live connection is added to `window.__handoffCallPeers`,
 //! and `window.__handoffTestExpectFingerprint`, when set to a string, replaces
 //! the fingerprint taken from the peer's SDP, simulating a swapped DTLS
 //! certificate.
@@ -216,7 +216,7 @@ impl Call {
             let track: MediaStreamTrack = track.dyn_into()?;
             pc.add_track(&track, &local, &js_sys::Array::new());
         }
-        let _ = js_sys::Reflect::set(&window, &"__handoffCallPeer".into(), &pc);
+        publish_peer(&window, &pc);
 
         let this = self.clone();
         let on_candidate = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
@@ -331,6 +331,7 @@ impl Call {
             }
             (Signal::Media { audio, video }, _) => self.emit(CallEvent::PeerMedia { audio, video }),
             (Signal::Hangup, _) => self.end(CallEnd::PeerHungUp, false),
+            (Signal::Refused, _) => self.end(CallEnd::Refused { reason: SECURITY_REFUSAL.into() }, false),
             // A signal meant for the other role (an offer sent to the host, ...):
             // only a holder of the call key could send it, so it is a bug, not
             // an attack; it is ignored.
@@ -447,17 +448,37 @@ impl Call {
     }
 
     /// Ends the call once: closes it and reports how. A refusal also tells the
-    /// peer, so both sides stop (`tell_peer`).
+    /// peer (sealed, so a relay cannot forge one), so both sides stop and show
+    /// why (`tell_peer`).
     fn end(&self, how: CallEnd, tell_peer: bool) {
         if self.0.borrow().ended {
             return;
         }
-        if tell_peer && self.0.borrow().pc.is_some() {
-            self.send(&Signal::Hangup);
+        if tell_peer {
+            let signal = if matches!(how, CallEnd::Refused { .. }) { Signal::Refused } else { Signal::Hangup };
+            self.send(&signal);
+            if self.0.borrow().ended {
+                return;
+            }
         }
         self.close();
         self.emit(CallEvent::End(how));
     }
+}
+
+/// Adds the connection to `window.__handoffCallPeers` (the browser tests read
+/// its `getStats()`).
+fn publish_peer(window: &web_sys::Window, pc: &RtcPeerConnection) {
+    let key: JsValue = "__handoffCallPeers".into();
+    let list = match js_sys::Reflect::get(window, &key).ok().and_then(|v| v.dyn_into::<js_sys::Array>().ok()) {
+        Some(list) => list,
+        None => {
+            let list = js_sys::Array::new();
+            let _ = js_sys::Reflect::set(window, &key, &list);
+            list
+        }
+    };
+    list.push(pc);
 }
 
 fn stop_tracks(stream: &MediaStream) {
