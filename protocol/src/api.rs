@@ -525,6 +525,10 @@ endpoints! {
     // Membership with dates (issue 14, wt-members).
     /// `PUT /practices/{id}/members/{user}/dates`: an admin sets or changes a member's end date (and a not-yet-started member's start date).
     SetMemberDates: Put v1!("/practices/{id}/members/{user}/dates"), (PracticeId, UserId), MemberDates => Member;
+
+    // The built-in video call (issue 15, wt-rooms-video).
+    /// `GET /call/ice-servers`: the STUN/TURN servers browsers use for a built-in call (`HANDOFF_ICE_SERVERS`; no session needed: a patient's browser asks too).
+    GetIceServers: Get v1!("/call/ice-servers"), (), () => crate::call::IceServers;
 }
 
 /// The response of [`GetOpenApi`]: an OpenAPI 3.1 document, as JSON.

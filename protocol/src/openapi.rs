@@ -394,6 +394,7 @@ errors! {
     GetPracticeAuditCsv: SIGNED_IN, ADMIN, CHECKED;
     AdminGetAudit: SIGNED_IN, STAFF, CHECKED;
     SetMemberDates: SIGNED_IN, ADMIN, CHECKED, &[InvalidDates, Conflict];
+    GetIceServers: NONE;
 }
 
 #[cfg(test)]

@@ -511,5 +511,6 @@ fn negotiated_fingerprint(report: &JsValue) -> Option<(String, String)> {
 /// The ICE servers the deployment configured (`HANDOFF_ICE_SERVERS`), as the
 /// JSON list `RTCConfiguration.iceServers` takes; none if unset or unreachable.
 async fn ice_servers() -> JsValue {
-    js_sys::Array::new().into()
+    let servers = crate::api::call::<handoff_protocol::api::GetIceServers>(&(), &()).await.map(|r| r.ice_servers).unwrap_or_default();
+    serde_json::to_string(&servers).ok().and_then(|json| js_sys::JSON::parse(&json).ok()).unwrap_or_else(|| js_sys::Array::new().into())
 }
