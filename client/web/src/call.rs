@@ -258,6 +258,13 @@ impl Call {
         Ok(())
     }
 
+    /// Replaces the channel signals are sent on (the screen's latest).
+    pub fn set_channel(&self, channel: Rc<dyn SignalChannel>) {
+        if let Ok(mut inner) = self.0.try_borrow_mut() {
+            inner.channel = channel;
+        }
+    }
+
     /// Takes one sealed signal from the other side. One that does not open
     /// ends the call as refused.
     pub fn receive(&self, sealed: &[u8]) {

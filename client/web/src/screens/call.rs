@@ -85,12 +85,20 @@ pub fn call_view(p: &CallProps) -> Html {
     let cam = use_state(|| true);
     let (local_ref, remote_ref) = (use_node_ref(), use_node_ref());
 
+    // The latest `on_end` and channel the screen passed: a screen that makes
+    // them anew on each render is still heard.
+    let on_end_now = use_mut_ref(|| p.on_end.clone());
+    *on_end_now.borrow_mut() = p.on_end.clone();
+    if let Some(c) = call.borrow().as_ref() {
+        c.set_channel(p.channel.clone());
+    }
     {
-        let (call, view, on_end) = (call.clone(), view.dispatcher(), p.on_end.clone());
+        let (call, view, on_end) = (call.clone(), view.dispatcher(), on_end_now.clone());
         let (role, room, guest, key, channel) = (p.role, p.room, p.guest, p.call_key.clone(), p.channel.clone());
         use_effect_with((role, room, guest), move |_| {
             let notify = Rc::new(move |e: CallEvent| {
                 if let CallEvent::End(how) = &e {
+                    let on_end = on_end.borrow().clone();
                     on_end.emit(how.clone());
                 }
                 view.dispatch(e);
