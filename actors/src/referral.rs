@@ -36,6 +36,20 @@ pub(crate) fn target(cmd: &Command) -> Option<ReferralId> {
         | Command::AddAttachment { referral, .. }
         | Command::PostMessage { referral, .. } => *referral,
         Command::Subscribe { .. } | Command::Unsubscribe { .. } | Command::SendReferral { .. } => return None,
+        // The waiting room's commands go to its RoomActor.
+        Command::RoomHost { .. }
+        | Command::RoomHostStatus { .. }
+        | Command::RoomLeave { .. }
+        | Command::RoomAdmit { .. }
+        | Command::RoomReturn { .. }
+        | Command::RoomRemove { .. }
+        | Command::RoomHandOver { .. }
+        | Command::RoomMessage { .. }
+        | Command::RoomEnd { .. }
+        | Command::RoomSignal { .. }
+        | Command::GuestCheckIn { .. }
+        | Command::GuestSignal { .. }
+        | Command::GuestLeave {} => return None,
     })
 }
 
@@ -294,7 +308,22 @@ async fn decide(
             }
             change.event = Some(Event::MessagePosted { referral: r.id, message, by: user, on_behalf_of: for_either, at });
         }
-        Command::Subscribe { .. } | Command::Unsubscribe { .. } | Command::SendReferral { .. } => {
+        Command::Subscribe { .. }
+        | Command::Unsubscribe { .. }
+        | Command::SendReferral { .. }
+        | Command::RoomHost { .. }
+        | Command::RoomHostStatus { .. }
+        | Command::RoomLeave { .. }
+        | Command::RoomAdmit { .. }
+        | Command::RoomReturn { .. }
+        | Command::RoomRemove { .. }
+        | Command::RoomHandOver { .. }
+        | Command::RoomMessage { .. }
+        | Command::RoomEnd { .. }
+        | Command::RoomSignal { .. }
+        | Command::GuestCheckIn { .. }
+        | Command::GuestSignal { .. }
+        | Command::GuestLeave {} => {
             return Err(ApiError::new(ErrorCode::UnknownCommand, "not a referral command"));
         }
     }

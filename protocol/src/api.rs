@@ -39,7 +39,7 @@ use crate::mls::{ClaimedKeyPackage, KeyPackageCount, LogQuery, MlsLog, MlsLogEnt
 use crate::mls::{ReportEpoch, UnreadableReferrals};
 use crate::v1::*;
 use crate::ws::{BlobId, Referral, ReferralId, WsQuery};
-use crate::{CategoryRequestId, PracticeId, UserId};
+use crate::{CategoryRequestId, PracticeId, RoomId, UserId};
 
 /// Writes a pattern under [`API_PREFIX`] (a literal, so that patterns stay constants).
 macro_rules! v1 {
@@ -243,6 +243,7 @@ impl Segment for ReferralId {}
 impl Segment for BlobId {}
 impl Segment for PracticeAction {}
 impl Segment for DraftId {}
+impl Segment for RoomId {}
 /// An invite token.
 impl Segment for String {}
 
@@ -526,6 +527,22 @@ endpoints! {
     /// `PUT /practices/{id}/members/{user}/dates`: an admin sets or changes a member's end date (and a not-yet-started member's start date).
     SetMemberDates: Put v1!("/practices/{id}/members/{user}/dates"), (PracticeId, UserId), MemberDates => Member;
 
+    // The telehealth waiting room (issue 15, wt-rooms-server).
+    /// `POST /practices/{id}/rooms`: a member creates a waiting room (the server makes its patient link).
+    CreateRoom: Post v1!("/practices/{id}/rooms"), PracticeId, NewRoom => Room;
+    /// `GET /practices/{id}/rooms`: the practice's waiting rooms, for its members.
+    ListRooms: Get v1!("/practices/{id}/rooms"), PracticeId, () => RoomList;
+    /// `PUT /practices/{id}/rooms/{room}`: a member renames a room or changes its settings.
+    UpdateRoom: Put v1!("/practices/{id}/rooms/{room}"), (PracticeId, RoomId), RoomUpdate => Room;
+    /// `POST /practices/{id}/rooms/{room}/rotate`: a member gives a room a new secret and patient link; the old link stops at once.
+    RotateRoomLink: Post v1!("/practices/{id}/rooms/{room}/rotate"), (PracticeId, RoomId), RotateRoom => Room;
+    /// `DELETE /practices/{id}/rooms/{room}`: a member deletes a room; its live sockets are told it ended.
+    DeleteRoom: Delete v1!("/practices/{id}/rooms/{room}"), (PracticeId, RoomId), () => ();
+    /// `GET /rooms/{link}`: what a patient holding the link sees before check-in (no session).
+    GetRoomInfo: Get v1!("/rooms/{link}"), String, () => RoomInfo;
+    /// `POST /rooms/{link}/check-in`: a patient checks in with a sealed check-in and gets a guest token (no session; rate-limited per address).
+    CheckInRoom: Post v1!("/rooms/{link}/check-in"), String, CheckIn => CheckedIn;
+
     // The built-in video call (issue 15, wt-rooms-video).
     /// `GET /call/ice-servers`: the STUN/TURN servers browsers use for a built-in call (`HANDOFF_ICE_SERVERS`; no session needed: a patient's browser asks too).
     GetIceServers: Get v1!("/call/ice-servers"), (), () => crate::call::IceServers;
@@ -572,7 +589,7 @@ mod tests {
         assert_eq!(GetDirectory::request(&(), &none).unwrap().path, "/api/v1/directory");
         let p = PracticeId(uuid::Uuid::from_u128(7));
         assert_eq!(ReadMlsLog::request(&p, &LogQuery { after: 3 }).unwrap().path, format!("/api/v1/practices/{p}/mls?after=3"));
-        let ws = OpenLive::request(&(), &WsQuery { v: Some(crate::ws::PROTOCOL_VERSION) }).unwrap();
+        let ws = OpenLive::request(&(), &WsQuery { v: Some(crate::ws::PROTOCOL_VERSION), guest: None }).unwrap();
         assert_eq!(ws.path, "/ws?v=1");
     }
 

@@ -153,6 +153,16 @@ pub enum ErrorCode {
     /// the start, a start for a member who has already started, or a
     /// delegate invite without both dates. Nothing changed. 422.
     InvalidDates,
+    // The telehealth waiting room (issue 15, wt-rooms-server).
+    /// The waiting room holds as many guests as it may (`room_max_waiting`);
+    /// try again later. 503.
+    RoomFull,
+    /// A host removed this guest from the waiting room: its token is dead and
+    /// it cannot re-join with it. 403.
+    GuestRemoved,
+    /// A host command names a guest who has left the room (or was never in
+    /// it). Nothing changed. 409.
+    GuestGone,
 }
 
 impl ErrorCode {
@@ -195,6 +205,9 @@ impl ErrorCode {
             InvalidDates => 422,
             TwoFactorRequired => 403,
             SessionIdle => 401,
+            RoomFull => 503,
+            GuestRemoved => 403,
+            GuestGone => 409,
         }
     }
 
@@ -257,6 +270,9 @@ impl ErrorCode {
             SecondFactorNeeded => "second_factor_needed",
             SessionIdle => "session_idle",
             InvalidDates => "invalid_dates",
+            RoomFull => "room_full",
+            GuestRemoved => "guest_removed",
+            GuestGone => "guest_gone",
         }
     }
 }

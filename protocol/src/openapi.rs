@@ -320,7 +320,7 @@ const NONE: &[ErrorCode] = &[];
 
 errors! {
     GetHealth: &[Unavailable];
-    OpenLive: SIGNED_IN, &[UnsupportedVersion, Forbidden, InvalidBody, TooManySockets, NoRoute];
+    OpenLive: SIGNED_IN, &[UnsupportedVersion, Forbidden, InvalidBody, TooManySockets, NoRoute, GuestRemoved];
     Prelogin: CHECKED, &[RateLimited];
     Register: CHECKED, &[RateLimited, EmailTaken, Conflict, InviteInvalid, InviteWrongAccount];
     Login: CHECKED, &[RateLimited, InvalidCredentials];
@@ -394,6 +394,15 @@ errors! {
     GetPracticeAuditCsv: SIGNED_IN, ADMIN, CHECKED;
     AdminGetAudit: SIGNED_IN, STAFF, CHECKED;
     SetMemberDates: SIGNED_IN, ADMIN, CHECKED, &[InvalidDates, Conflict];
+    // The telehealth waiting room (issue 15, wt-rooms-server).
+    CreateRoom: SIGNED_IN, MEMBER, CHECKED, &[Forbidden, Conflict];
+    ListRooms: SIGNED_IN, MEMBER;
+    UpdateRoom: SIGNED_IN, MEMBER, CHECKED, &[Forbidden];
+    RotateRoomLink: SIGNED_IN, MEMBER, CHECKED, &[Forbidden];
+    DeleteRoom: SIGNED_IN, MEMBER, &[Forbidden];
+    GetRoomInfo: NONE;
+    CheckInRoom: &[RateLimited, RoomFull];
+    // The built-in video call (issue 15, wt-rooms-video).
     GetIceServers: NONE;
 }
 

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{B64, CategoryRequestId, PracticeId, UnixMillis, UserId};
+use crate::{B64, CategoryRequestId, GuestId, PracticeId, RoomId, UnixMillis, UserId};
 
 /// Largest JSON body any v1 endpoint accepts, in bytes.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
@@ -884,6 +884,181 @@ pub struct BlobStored {
     pub id: crate::ws::BlobId,
     /// Its size.
     pub size: u64,
+}
+
+// The telehealth waiting room (issue 15, wt-rooms-server).
+
+/// Longest room name, in characters.
+pub const MAX_ROOM_NAME_LEN: usize = 100;
+/// Largest sealed room secret or sealed external link, bytes.
+pub const MAX_ROOM_SEALED: usize = 4 * 1024;
+/// The shortest and longest wait, in minutes, after which a waiting guest is highlighted.
+pub const WAIT_ALERT_MINUTES: std::ops::RangeInclusive<u32> = 1..=120;
+
+/// How an admitted guest meets the host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum RoomVideo {
+    /// The clinic's own web-conference link, sealed under the room key.
+    #[default]
+    External,
+    /// The browser's 1:1 WebRTC call, signalled through the room.
+    BuiltIn,
+}
+
+/// What a room asks at check-in and how it meets. Nothing here is patient data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct RoomSettings {
+    /// Ask the patient's date of birth at check-in.
+    #[serde(default)]
+    pub ask_dob: bool,
+    /// Ask the reason for the visit at check-in.
+    #[serde(default)]
+    pub ask_reason: bool,
+    /// Minutes after which a waiting guest is highlighted ([`WAIT_ALERT_MINUTES`]; 5 by default).
+    #[serde(default = "default_wait_alert_minutes")]
+    pub wait_alert_minutes: u32,
+    /// External link or built-in call.
+    #[serde(default)]
+    pub video: RoomVideo,
+    /// The external meeting link sealed under the room key (at most
+    /// [`MAX_ROOM_SEALED`] bytes); only hosts ever receive it.
+    #[serde(default)]
+    pub sealed_external_link: Option<B64>,
+}
+
+fn default_wait_alert_minutes() -> u32 {
+    5
+}
+
+impl Default for RoomSettings {
+    fn default() -> Self {
+        Self {
+            ask_dob: false,
+            ask_reason: false,
+            wait_alert_minutes: default_wait_alert_minutes(),
+            video: RoomVideo::External,
+            sealed_external_link: None,
+        }
+    }
+}
+
+/// `POST /practices/{practice}/rooms`: a new room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewRoom {
+    /// Client-generated id.
+    pub id: RoomId,
+    /// Display name (1 to [`MAX_ROOM_NAME_LEN`] characters), e.g. "Dr. Lee's virtual clinic".
+    pub name: String,
+    /// The room secret sealed under the practice key of `epoch` (at most [`MAX_ROOM_SEALED`] bytes).
+    pub sealed_secret: B64,
+    /// The practice key epoch `sealed_secret` is sealed under.
+    pub epoch: u64,
+    /// What the room asks and how it meets.
+    #[serde(default)]
+    pub settings: RoomSettings,
+}
+
+/// A room, as its practice's members see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Room {
+    /// The room.
+    pub id: RoomId,
+    /// Its practice.
+    pub practice: PracticeId,
+    /// Display name.
+    pub name: String,
+    /// The patient link's token (server-made, 128 bits, unpadded base64url):
+    /// the patient page is `/room/<link>#<secret>`; only the token reaches the server.
+    pub link: String,
+    /// The room secret, sealed under the practice key.
+    pub sealed_secret: B64,
+    /// The practice key epoch of `sealed_secret`.
+    pub epoch: u64,
+    /// What the room asks and how it meets.
+    pub settings: RoomSettings,
+    /// When it was created.
+    pub created_at: UnixMillis,
+}
+
+/// `GET /practices/{practice}/rooms`: the practice's rooms, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RoomList {
+    /// The rooms.
+    pub rooms: Vec<Room>,
+}
+
+/// `PUT /practices/{practice}/rooms/{room}`: rename, or change the settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RoomUpdate {
+    /// A new name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New settings (replacing the old ones whole).
+    #[serde(default)]
+    pub settings: Option<RoomSettings>,
+}
+
+/// `POST /practices/{practice}/rooms/{room}/rotate`: a new secret and a new
+/// patient link; the old link answers `not_found` at once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RotateRoom {
+    /// The new room secret, sealed under the practice key of `epoch`.
+    pub sealed_secret: B64,
+    /// Its practice key epoch.
+    pub epoch: u64,
+}
+
+/// `GET /rooms/{link}`: what the patient page needs before check-in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RoomInfo {
+    /// The room (bound into the room key's derivation).
+    pub room: RoomId,
+    /// The room's display name.
+    pub name: String,
+    /// The practice's display name.
+    pub practice_name: String,
+    /// Whether the check-in asks a date of birth.
+    pub ask_dob: bool,
+    /// Whether the check-in asks a reason.
+    pub ask_reason: bool,
+}
+
+/// `POST /rooms/{link}/check-in`: a sealed check-in (at most [`crate::ws::MAX_CHECK_IN`] bytes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CheckIn {
+    /// The check-in sealed under the room key (name, optional date of birth
+    /// and reason, the guest's ephemeral public key).
+    pub sealed: B64,
+}
+
+/// The answer to a check-in: the guest's id and its token for `/ws?guest=`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CheckedIn {
+    /// The new guest.
+    pub guest: GuestId,
+    /// The guest token (256 bits, unpadded base64url): valid 12 hours, for
+    /// this guest in this room on `/ws` only.
+    pub token: String,
+    /// When the check-in was recorded: the waiting list's order.
+    pub checked_in_at: UnixMillis,
 }
 
 #[cfg(test)]

@@ -37,6 +37,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub struct WsQuery {
     /// The protocol version the client speaks; absent means the server's.
     pub v: Option<u32>,
+    /// A waiting-room guest's token (from `POST /rooms/{link}/check-in`): the
+    /// socket is that guest's, in that room, and accepts only guest commands.
+    /// Without it the socket is authenticated by the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<String>,
 }
 /// Largest client frame, bytes.
 pub const MAX_FRAME: usize = 256 * 1024;
@@ -51,6 +56,14 @@ pub const MAX_MESSAGE: usize = 32 * 1024;
 /// subscribes again after it. Kept well under the per-connection buffer so a
 /// replay never trips the slow-consumer limit.
 pub const MAX_REPLAY: u32 = 500;
+/// Largest sealed check-in (`POST /rooms/{link}/check-in`, `guest_check_in`), bytes.
+pub const MAX_CHECK_IN: usize = 4 * 1024;
+/// Largest sealed waiting-room message (`room_message`), bytes.
+pub const MAX_ROOM_MESSAGE: usize = 4 * 1024;
+/// Largest sealed signalling message (`room_signal`, `guest_signal`), bytes.
+pub const MAX_SIGNAL: usize = 16 * 1024;
+/// Largest sealed admission (`room_admit`), bytes.
+pub const MAX_ADMISSION: usize = 4 * 1024;
 
 /// WebSocket close codes the server uses (RFC 6455 §7.4 and the 4000 private range).
 pub mod close {
@@ -71,9 +84,11 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4008;
     /// No pong within the timeout.
     pub const PING_TIMEOUT: u16 = 4009;
+    /// A host removed this waiting-room guest: its token is dead.
+    pub const GUEST_REMOVED: u16 = 4010;
 }
 
-pub use crate::ids::{BlobId, IdemKey, MessageId, ReferralId};
+pub use crate::ids::{BlobId, GuestId, IdemKey, MessageId, ReferralId, RoomId};
 
 /// A stream of events. On the wire: `"practice:<uuid>"` or `"referral:<uuid>"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -577,6 +592,94 @@ pub enum Command {
         /// The message.
         message: ThreadMessage,
     },
+    // The telehealth waiting room (issue 15, wt-rooms-server). Host commands
+    // come from a member socket; guest commands from a guest socket only.
+    /// Host a room: the ack lists the waiting guests and the hosts, and from
+    /// then on the socket receives the room's host events.
+    RoomHost {
+        /// The room.
+        room: RoomId,
+        /// The status the guests see.
+        status: HostStatus,
+    },
+    /// Change the status the guests see.
+    RoomHostStatus {
+        /// The room.
+        room: RoomId,
+        /// The new status.
+        status: HostStatus,
+    },
+    /// Stop hosting (the last host leaving ends the admitted guests' visits).
+    RoomLeave {
+        /// The room.
+        room: RoomId,
+    },
+    /// Admit a waiting guest, with the meeting details sealed to its public key.
+    RoomAdmit {
+        /// The room.
+        room: RoomId,
+        /// The guest.
+        guest: GuestId,
+        /// HPKE-sealed to the guest's check-in key (at most [`MAX_ADMISSION`] bytes).
+        sealed_admission: B64,
+    },
+    /// Return an admitted guest to the waiting list.
+    RoomReturn {
+        /// The room.
+        room: RoomId,
+        /// The guest.
+        guest: GuestId,
+    },
+    /// Remove a guest: its socket is closed and its token is dead.
+    RoomRemove {
+        /// The room.
+        room: RoomId,
+        /// The guest.
+        guest: GuestId,
+    },
+    /// Hand a guest to another host present in the room.
+    RoomHandOver {
+        /// The room.
+        room: RoomId,
+        /// The guest.
+        guest: GuestId,
+        /// The host who takes it.
+        to: UserId,
+    },
+    /// A one-way message to the waiting guests, sealed under the room key.
+    RoomMessage {
+        /// The room.
+        room: RoomId,
+        /// At most [`MAX_ROOM_MESSAGE`] bytes.
+        sealed: B64,
+    },
+    /// End the meeting for everyone: every guest is told, every host leaves.
+    RoomEnd {
+        /// The room.
+        room: RoomId,
+    },
+    /// A sealed signalling message to a guest this host admitted.
+    RoomSignal {
+        /// The room.
+        room: RoomId,
+        /// The guest.
+        guest: GuestId,
+        /// At most [`MAX_SIGNAL`] bytes.
+        sealed: B64,
+    },
+    /// (Guest) join the live waiting list with the sealed check-in; sent
+    /// again after a reconnect. The order is the token's check-in time.
+    GuestCheckIn {
+        /// At most [`MAX_CHECK_IN`] bytes.
+        sealed: B64,
+    },
+    /// (Guest) a sealed signalling message to the admitting host.
+    GuestSignal {
+        /// At most [`MAX_SIGNAL`] bytes.
+        sealed: B64,
+    },
+    /// (Guest) leave the room.
+    GuestLeave {},
 }
 
 /// Every command's wire name, in the order of [`Command`].
@@ -592,6 +695,20 @@ pub const COMMANDS: &[&str] = &[
     "cancel",
     "add_attachment",
     "post_message",
+    // The telehealth waiting room (issue 15, wt-rooms-server).
+    "room_host",
+    "room_host_status",
+    "room_leave",
+    "room_admit",
+    "room_return",
+    "room_remove",
+    "room_hand_over",
+    "room_message",
+    "room_end",
+    "room_signal",
+    "guest_check_in",
+    "guest_signal",
+    "guest_leave",
 ];
 
 /// Why a client frame was refused: the request id if it could be read, the
@@ -613,10 +730,171 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
 }
 
 impl Command {
-    /// Whether this command changes state (and so needs an idempotency key).
+    /// Whether this command changes stored state (and so needs an idempotency
+    /// key). Room and guest commands act on live state only: they need none.
     pub fn mutates(&self) -> bool {
-        !matches!(self, Command::Subscribe { .. } | Command::Unsubscribe { .. })
+        !matches!(self, Command::Subscribe { .. } | Command::Unsubscribe { .. }) && self.room().is_none() && !self.is_guest()
     }
+
+    /// The room a host command acts on; `None` for every other command.
+    pub fn room(&self) -> Option<RoomId> {
+        use Command::*;
+        match self {
+            RoomHost { room, .. }
+            | RoomHostStatus { room, .. }
+            | RoomLeave { room }
+            | RoomAdmit { room, .. }
+            | RoomReturn { room, .. }
+            | RoomRemove { room, .. }
+            | RoomHandOver { room, .. }
+            | RoomMessage { room, .. }
+            | RoomEnd { room }
+            | RoomSignal { room, .. } => Some(*room),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a guest command (accepted on a guest socket only).
+    pub fn is_guest(&self) -> bool {
+        matches!(self, Command::GuestCheckIn { .. } | Command::GuestSignal { .. } | Command::GuestLeave {})
+    }
+}
+
+/// The status a host shows the waiting guests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum HostStatus {
+    /// Ready for the next patient.
+    Ready,
+    /// With another patient.
+    Busy,
+    /// Away.
+    Away,
+}
+
+/// Where a waiting-room guest stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum GuestState {
+    /// In the waiting list (also after being returned).
+    Waiting,
+    /// Admitted by a host.
+    Admitted,
+    /// Removed by a host: its token is dead.
+    Removed,
+    /// It left (or its socket closed).
+    Left,
+}
+
+/// A guest, as the hosts see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct GuestView {
+    /// The guest.
+    pub guest: GuestId,
+    /// Its sealed check-in.
+    pub sealed: B64,
+    /// When it first checked in (the order of the list).
+    pub checked_in_at: UnixMillis,
+    /// Where it stands.
+    pub state: GuestState,
+    /// The host it is with (admitted) or handed to.
+    pub host: Option<UserId>,
+}
+
+/// A host of a room, as the other hosts see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct HostView {
+    /// The host.
+    pub user: UserId,
+    /// Its status.
+    pub status: HostStatus,
+}
+
+/// Something that happened in a waiting room, pushed in [`ServerFrame::Room`].
+/// Host events go to every host socket of the room; guest events only to
+/// that guest's own socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum RoomEvent {
+    /// (Hosts) a guest checked in, or checked in again after a reconnect.
+    GuestWaiting {
+        /// The guest.
+        guest: GuestId,
+        /// Its sealed check-in.
+        sealed: B64,
+        /// Its original check-in time.
+        checked_in_at: UnixMillis,
+    },
+    /// (Hosts) a guest's state changed.
+    GuestState {
+        /// The guest.
+        guest: GuestId,
+        /// Its new state.
+        state: GuestState,
+        /// The host it is with, if any.
+        host: Option<UserId>,
+    },
+    /// (Hosts) a host joined.
+    HostJoined {
+        /// The host.
+        user: UserId,
+        /// Its status.
+        status: HostStatus,
+    },
+    /// (Hosts) a host changed its status.
+    HostStatus {
+        /// The host.
+        user: UserId,
+        /// Its new status.
+        status: HostStatus,
+    },
+    /// (Hosts) a host left.
+    HostLeft {
+        /// The host.
+        user: UserId,
+    },
+    /// (Hosts: the echo; waiting guests) a waiting-room message.
+    Message {
+        /// Sealed under the room key.
+        sealed: B64,
+        /// When the server relayed it.
+        at: UnixMillis,
+    },
+    /// (The admitting host, or the admitted guest) a sealed signalling message.
+    Signal {
+        /// The guest of the call.
+        guest: GuestId,
+        /// Sealed under the call key.
+        sealed: B64,
+    },
+    /// (Guest) its state and the hosts' statuses.
+    State {
+        /// Its state.
+        state: GuestState,
+        /// Each present host's status.
+        hosts: Vec<HostStatus>,
+    },
+    /// (Guest) admitted: the meeting details sealed to its key.
+    Admitted {
+        /// HPKE-sealed by the host.
+        sealed_admission: B64,
+    },
+    /// (Guest) returned to the waiting list.
+    Returned {},
+    /// (Guest) removed: the socket closes with [`close::GUEST_REMOVED`].
+    Removed {},
+    /// (Guest) the meeting ended, or the last host left.
+    Ended {},
 }
 
 /// A client frame.
@@ -670,6 +948,28 @@ pub enum AckBody {
         /// The referral this is about.
         referral: ReferralId,
     },
+    // The telehealth waiting room (issue 15, wt-rooms-server).
+    /// `room_host`: the socket hosts the room; its guests and hosts now.
+    RoomJoined {
+        /// The room.
+        room: RoomId,
+        /// Every guest present, in check-in order.
+        guests: Vec<GuestView>,
+        /// Every host present (this one included).
+        hosts: Vec<HostView>,
+    },
+    /// `guest_check_in`: the guest's state and the hosts' statuses.
+    GuestState {
+        /// Its state.
+        state: GuestState,
+        /// Each present host's status.
+        hosts: Vec<HostStatus>,
+    },
+    /// Any other room or guest command was done.
+    RoomDone {
+        /// The room.
+        room: RoomId,
+    },
 }
 
 /// A server frame.
@@ -711,6 +1011,23 @@ pub enum ServerFrame {
         seq: u64,
         /// The event.
         event: Event,
+    },
+    // The telehealth waiting room (issue 15, wt-rooms-server).
+    /// First frame on a guest socket (instead of `hello`).
+    GuestHello {
+        /// Protocol version.
+        protocol: u32,
+        /// The guest's room.
+        room: RoomId,
+        /// The guest.
+        guest: GuestId,
+    },
+    /// A waiting-room event (live only: never stored, never replayed).
+    Room {
+        /// The room.
+        room: RoomId,
+        /// The event.
+        event: RoomEvent,
     },
 }
 

@@ -180,3 +180,28 @@ fn two_factor_error_codes_are_pinned() {
         assert_eq!(code.http_status(), status);
     }
 }
+
+#[test]
+fn room_error_codes_are_pinned() {
+    use ErrorCode::*;
+    let pinned = [(RoomFull, "room_full", 503), (GuestRemoved, "guest_removed", 403), (GuestGone, "guest_gone", 409)];
+    for (code, text, status) in pinned {
+        assert_eq!(code.as_str(), text);
+        assert_eq!(code.http_status(), status);
+    }
+}
+
+#[test]
+fn room_frames_keep_their_wire_shape() {
+    use handoff_protocol::ws::{COMMANDS, Command, RoomEvent, ServerFrame, parse_client_frame};
+    let room = handoff_protocol::RoomId(uuid::Uuid::from_u128(1));
+    let f = parse_client_frame(r#"{"id":3,"cmd":{"type":"guest_leave"}}"#).unwrap();
+    assert_eq!(f.cmd, Command::GuestLeave {});
+    assert!(f.cmd.is_guest() && !f.cmd.mutates());
+    let f = parse_client_frame(&format!(r#"{{"id":4,"cmd":{{"type":"room_host","room":"{room}","status":"ready"}}}}"#)).unwrap();
+    assert_eq!(f.cmd.room(), Some(room));
+    assert!(COMMANDS.contains(&"room_signal") && COMMANDS.contains(&"guest_check_in"));
+    let text = serde_json::to_string(&ServerFrame::Room { room, event: RoomEvent::Ended {} }).unwrap();
+    assert_eq!(text, format!(r#"{{"type":"room","room":"{room}","event":{{"type":"ended"}}}}"#));
+    assert_eq!(handoff_protocol::ws::close::GUEST_REMOVED, 4010);
+}

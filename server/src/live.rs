@@ -340,6 +340,9 @@ async fn handle_text(
             subs.borrow_mut().remove(&stream);
             Ok((false, AckBody::Unsubscribed { stream }))
         }
+        cmd if cmd.room().is_some() || cmd.is_guest() => {
+            Err(ApiError::new(ErrorCode::UnknownCommand, "this server does not serve waiting-room commands yet"))
+        }
         cmd => match frame.idem {
             None => Err(ApiError::new(ErrorCode::MissingIdempotencyKey, "commands that change state need an idem key")),
             Some(key) => {
@@ -382,6 +385,20 @@ fn audited(cmd: &Command) -> Option<(handoff_protocol::ws::ReferralId, Option<Au
         Command::PostMessage { referral, .. } => (*referral, Some(AuditAction::MessagePosted)),
         Command::AddAttachment { referral, .. } => (*referral, Some(AuditAction::AttachmentAdded)),
         Command::Subscribe { .. } | Command::Unsubscribe { .. } => return None,
+        // The waiting room's commands act on live state only; its HTTP routes are audited.
+        Command::RoomHost { .. }
+        | Command::RoomHostStatus { .. }
+        | Command::RoomLeave { .. }
+        | Command::RoomAdmit { .. }
+        | Command::RoomReturn { .. }
+        | Command::RoomRemove { .. }
+        | Command::RoomHandOver { .. }
+        | Command::RoomMessage { .. }
+        | Command::RoomEnd { .. }
+        | Command::RoomSignal { .. }
+        | Command::GuestCheckIn { .. }
+        | Command::GuestSignal { .. }
+        | Command::GuestLeave {} => return None,
     })
 }
 

@@ -63,6 +63,19 @@ pub fn command_label(cmd: &Command) -> &'static str {
         Command::Cancel { .. } => "cancel",
         Command::AddAttachment { .. } => "add_attachment",
         Command::PostMessage { .. } => "post_message",
+        Command::RoomHost { .. } => "room_host",
+        Command::RoomHostStatus { .. } => "room_host_status",
+        Command::RoomLeave { .. } => "room_leave",
+        Command::RoomAdmit { .. } => "room_admit",
+        Command::RoomReturn { .. } => "room_return",
+        Command::RoomRemove { .. } => "room_remove",
+        Command::RoomHandOver { .. } => "room_hand_over",
+        Command::RoomMessage { .. } => "room_message",
+        Command::RoomEnd { .. } => "room_end",
+        Command::RoomSignal { .. } => "room_signal",
+        Command::GuestCheckIn { .. } => "guest_check_in",
+        Command::GuestSignal { .. } => "guest_signal",
+        Command::GuestLeave {} => "guest_leave",
     }
 }
 

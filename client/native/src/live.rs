@@ -12,8 +12,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use handoff_protocol::api::{Endpoint as _, OpenLive};
-use handoff_protocol::ws::{AckBody, ClientFrame, Command, Event, IdemKey, PROTOCOL_VERSION, ServerFrame, StreamId, WsQuery};
-use handoff_protocol::{ErrorBody, UserId};
+use handoff_protocol::ws::{AckBody, ClientFrame, Command, Event, IdemKey, PROTOCOL_VERSION, RoomEvent, ServerFrame, StreamId, WsQuery};
+use handoff_protocol::{ErrorBody, GuestId, RoomId, UserId};
 
 use crate::{ClientError, Result};
 
@@ -29,6 +29,14 @@ pub struct Pushed {
 }
 
 type Answer = std::result::Result<(bool, AckBody), ErrorBody>;
+
+/// Who the server's first frame says the socket is.
+enum Hello {
+    /// A signed-in user (`hello`).
+    User(UserId),
+    /// A waiting-room guest (`guest_hello`).
+    Guest(RoomId, GuestId),
+}
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Answer>>>>;
 
 /// One live socket.
@@ -39,25 +47,42 @@ pub struct Live {
     events: mpsc::UnboundedReceiver<Pushed>,
     errors: mpsc::UnboundedReceiver<ErrorBody>,
     next: AtomicU64,
-    /// The user the server says this socket is signed in as.
+    /// The user the server says this socket is signed in as ([`UserId::NIL`] on a guest socket).
     pub user: UserId,
+    /// On a guest socket: the room and the guest the server says it is.
+    pub guest: Option<(RoomId, GuestId)>,
+    rooms: mpsc::UnboundedReceiver<(RoomId, RoomEvent)>,
     closed: watch::Receiver<Option<(u16, String)>>,
 }
 
 impl Live {
     /// Connects to `ws://…/ws?v=1` with a bearer token and waits for `hello`.
     pub async fn connect(http_base: &str, token: &str) -> Result<Self> {
-        let ws = OpenLive::request(&(), &WsQuery { v: Some(PROTOCOL_VERSION) }).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Self::open(http_base, Some(token), None).await
+    }
+
+    /// Connects as a waiting-room guest (`/ws?v=1&guest=<token>`, no session)
+    /// and waits for `guest_hello`.
+    pub async fn connect_guest(http_base: &str, guest_token: &str) -> Result<Self> {
+        Self::open(http_base, None, Some(guest_token)).await
+    }
+
+    async fn open(http_base: &str, bearer: Option<&str>, guest: Option<&str>) -> Result<Self> {
+        let query = WsQuery { v: Some(PROTOCOL_VERSION), guest: guest.map(str::to_owned) };
+        let ws = OpenLive::request(&(), &query).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let url = format!("{}{}", http_base.replacen("http", "ws", 1), ws.path);
         let mut req = url.into_client_request().map_err(|e| ClientError::Protocol(e.to_string()))?;
-        req.headers_mut().insert(
-            "authorization",
-            format!("Bearer {token}").parse().map_err(|_| ClientError::Protocol("token is not a header value".into()))?,
-        );
+        if let Some(token) = bearer {
+            req.headers_mut().insert(
+                "authorization",
+                format!("Bearer {token}").parse().map_err(|_| ClientError::Protocol("token is not a header value".into()))?,
+            );
+        }
         let (ws, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| ClientError::Protocol(format!("websocket: {e}")))?;
         let (mut sink, mut stream) = ws.split();
         let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let (ev_tx, events) = mpsc::unbounded_channel();
+        let (room_tx, rooms) = mpsc::unbounded_channel();
         let (err_tx, errors) = mpsc::unbounded_channel();
         let (closed_tx, closed) = watch::channel(None);
         let (hello_tx, hello_rx) = oneshot::channel();
@@ -78,8 +103,16 @@ impl Live {
                     Ok(Message::Text(t)) => match serde_json::from_str::<ServerFrame>(&t) {
                         Ok(ServerFrame::Hello { user, .. }) => {
                             if let Some(h) = hello_tx.take() {
-                                let _ = h.send(user);
+                                let _ = h.send(Hello::User(user));
                             }
+                        }
+                        Ok(ServerFrame::GuestHello { room, guest, .. }) => {
+                            if let Some(h) = hello_tx.take() {
+                                let _ = h.send(Hello::Guest(room, guest));
+                            }
+                        }
+                        Ok(ServerFrame::Room { room, event }) => {
+                            let _ = room_tx.send((room, event));
                         }
                         Ok(ServerFrame::Ack { id, duplicate, body }) => {
                             if let Some(tx) = p.lock().ok().and_then(|mut m| m.remove(&id)) {
@@ -127,11 +160,15 @@ impl Live {
                 m.clear();
             }
         });
-        let user = tokio::time::timeout(Duration::from_secs(10), hello_rx)
+        let hello = tokio::time::timeout(Duration::from_secs(10), hello_rx)
             .await
             .map_err(|_| ClientError::Protocol("no hello from the server".into()))?
             .map_err(|_| ClientError::Protocol("socket closed before hello".into()))?;
-        Ok(Self { out, pending, events, errors, next: AtomicU64::new(1), user, closed })
+        let (user, guest) = match hello {
+            Hello::User(user) => (user, None),
+            Hello::Guest(room, guest) => (UserId::NIL, Some((room, guest))),
+        };
+        Ok(Self { out, pending, events, errors, next: AtomicU64::new(1), user, guest, rooms, closed })
     }
 
     /// Sends a frame and waits for its answer.
@@ -182,6 +219,28 @@ impl Live {
                 return Some(e);
             }
         }
+    }
+
+    /// The next waiting-room event, waiting at most `wait`.
+    pub async fn next_room_event(&mut self, wait: Duration) -> Option<(RoomId, RoomEvent)> {
+        tokio::time::timeout(wait, self.rooms.recv()).await.ok().flatten()
+    }
+
+    /// Waits for the next waiting-room event that `pred` accepts, skipping others.
+    pub async fn wait_room(&mut self, wait: Duration, pred: impl Fn(&RoomEvent) -> bool) -> Option<RoomEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let (_, e) = self.next_room_event(left).await?;
+            if pred(&e) {
+                return Some(e);
+            }
+        }
+    }
+
+    /// Sends a command without an idempotency key (room and guest commands need none).
+    pub async fn live_command(&self, cmd: Command) -> Result<AckBody> {
+        Ok(self.request(None, cmd).await?.1)
     }
 
     /// Errors that answered no request (e.g. to an unparseable frame).

@@ -259,7 +259,12 @@ impl Live {
                             }
                         }
                         // A subscribe is answered with `subscribed` only; anything else changes nothing.
-                        AckBody::Unsubscribed { .. } | AckBody::ReferralSent { .. } | AckBody::Done { .. } => {}
+                        AckBody::Unsubscribed { .. }
+                        | AckBody::ReferralSent { .. }
+                        | AckBody::Done { .. }
+                        | AckBody::RoomJoined { .. }
+                        | AckBody::GuestState { .. }
+                        | AckBody::RoomDone { .. } => {}
                     }
                     return;
                 }
@@ -281,6 +286,8 @@ impl Live {
                 }
             }
             ServerFrame::Error { id: None, .. } => {}
+            // Waiting-room frames (issue 15): the room screens handle them.
+            ServerFrame::GuestHello { .. } | ServerFrame::Room { .. } => {}
             ServerFrame::Event { stream, seq, event } => {
                 let (emit, replay) = {
                     let mut i = self.0.borrow_mut();

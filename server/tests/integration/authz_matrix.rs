@@ -340,7 +340,7 @@ impl Fixture {
         let proof = || SecondFactorProof { code: Some("000000".into()), recovery_code: None };
         probes! {
             GetHealth => Call::of::<GetHealth>(&(), &());
-            OpenLive => Call::of::<OpenLive>(&(), &WsQuery { v: Some(PROTOCOL_VERSION) });
+            OpenLive => Call::of::<OpenLive>(&(), &WsQuery { v: Some(PROTOCOL_VERSION), guest: None });
             Prelogin => Call::of::<Prelogin>(&(), &PreloginRequest { email: nobody() });
             Register => Call::of::<Register>(&(), &RegisterRequest {
                 email: nobody(),

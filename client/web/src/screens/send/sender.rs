@@ -247,9 +247,12 @@ impl SenderContext {
         match self {
             SenderContext::Member(ctx) => match ctx.live.command(Command::SendReferral { referral }).await? {
                 AckBody::ReferralSent { referral, .. } => Ok(Receipt::Member(referral)),
-                AckBody::Subscribed { .. } | AckBody::Unsubscribed { .. } | AckBody::Done { .. } => {
-                    Err(ApiError::local("Unexpected answer from Handoff."))
-                }
+                AckBody::Subscribed { .. }
+                | AckBody::Unsubscribed { .. }
+                | AckBody::Done { .. }
+                | AckBody::RoomJoined { .. }
+                | AckBody::GuestState { .. }
+                | AckBody::RoomDone { .. } => Err(ApiError::local("Unexpected answer from Handoff.")),
             },
             SenderContext::Free(f) => {
                 let sent = api::call::<SendFreeReferral>(&(), &FreeSend { idem: f.idem, referral }).await?;
