@@ -14,7 +14,7 @@ use actix::prelude::*;
 
 use handoff_protocol::free::DraftId;
 use handoff_protocol::ws::{AckBody, Command, IdemKey, NewReferral, StreamId};
-use handoff_protocol::{ErrorCode, PracticeId, UserId};
+use handoff_protocol::{ErrorCode, GuestId, PracticeId, RoomId, UnixMillis, UserId};
 use handoff_store::{Store, StoredEvent};
 
 use crate::conn::Conn;
@@ -25,6 +25,7 @@ use crate::messages::{Create, Creator, Deliver, EndAccess, Execute, Subscribe, U
 use crate::practice::PracticeStream;
 use crate::referral::ReferralStream;
 use crate::registry::Registry;
+use crate::room::{Disconnected, EndRoom, GuestCommand, HostCommand, RoomRegistry};
 use crate::routing::RoutingActor;
 use crate::stream::{self, StreamKind, StreamMessage};
 use crate::{ApiError, ApiResult};
@@ -33,6 +34,8 @@ use crate::{ApiError, ApiResult};
 pub struct Hub {
     env: Arc<Env>,
     routing: Addr<RoutingActor>,
+    /// The live waiting rooms' actors (rooms are not streams: their own registry).
+    rooms: Arc<RoomRegistry>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -90,7 +93,7 @@ impl Hub {
                 ctx.set_mailbox_capacity(mailbox);
                 RoutingActor::new(weak)
             });
-            Hub { env, routing }
+            Hub { env, routing, rooms: Arc::default() }
         })
     }
 
@@ -102,6 +105,7 @@ impl Hub {
     /// Stops every hub actor and their thread (at server shutdown).
     pub fn stop(&self) {
         self.env.registry.clear();
+        self.rooms.clear();
         self.env.arbiter.stop();
     }
 
@@ -109,6 +113,70 @@ impl Hub {
     pub fn live(&self) -> (usize, usize) {
         let r = &self.env.registry;
         (r.count(|s| matches!(s, StreamId::Practice(_))), r.count(|s| matches!(s, StreamId::Referral(_))))
+    }
+
+    /// How many waiting rooms have a live actor.
+    pub fn live_rooms(&self) -> usize {
+        self.rooms.count()
+    }
+
+    /// Runs a host command ([`Command::room`]) for a member socket: the room
+    /// must exist and the user hold [`handoff_domain::rights::Right::Post`]
+    /// in its practice (else `not_found`, as for a room that does not exist).
+    /// `room_host` activates the room's actor; the other commands need the
+    /// socket to host the room already.
+    pub async fn room_command(&self, conn: Conn, cmd: Command) -> ApiResult<AckBody> {
+        let room = cmd.room().ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "not a host command"))?;
+        let env = &self.env;
+        let rec = env.store.room(room).await?.ok_or_else(|| ApiError::not_found("room"))?;
+        match crate::access::require(&*env.store, &env.config.clock, rec.practice, conn.user, handoff_domain::rights::Right::Post).await {
+            Ok(_) => {}
+            Err(e) if e.code == ErrorCode::NotFound => return Err(ApiError::not_found("room")),
+            Err(e) => return Err(e),
+        }
+        let actor = if matches!(cmd, Command::RoomHost { .. }) {
+            self.rooms.live_or_start(room, env.store.clone(), &env.arbiter)
+        } else {
+            self.rooms.live(room).ok_or_else(|| ApiError::new(ErrorCode::Conflict, "host the room first (room_host)"))?
+        };
+        actor.send(HostCommand { conn, cmd }).await.map_err(mailbox_err)?
+    }
+
+    /// Runs a guest command for the guest socket of `guest` in `room`
+    /// (checked in at `checked_in_at`). Any other command is `forbidden`.
+    pub async fn guest_command(
+        &self,
+        conn: Conn,
+        room: RoomId,
+        guest: GuestId,
+        checked_in_at: UnixMillis,
+        cmd: Command,
+    ) -> ApiResult<AckBody> {
+        if !cmd.is_guest() {
+            return Err(ApiError::new(ErrorCode::Forbidden, "a guest socket accepts only guest commands"));
+        }
+        let actor = if matches!(cmd, Command::GuestCheckIn { .. }) {
+            self.rooms.live_or_start(room, self.env.store.clone(), &self.env.arbiter)
+        } else {
+            self.rooms.live(room).ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "check in first (guest_check_in)"))?
+        };
+        actor.send(GuestCommand { conn, guest, checked_in_at, cmd }).await.map_err(mailbox_err)?
+    }
+
+    /// A socket closed: it no longer hosts `rooms` (or, for a guest socket, its guest has left).
+    pub async fn room_disconnected(&self, conn_id: u64, rooms: Vec<RoomId>) {
+        for room in rooms {
+            if let Some(actor) = self.rooms.live(room) {
+                let _ = actor.send(Disconnected { conn_id }).await;
+            }
+        }
+    }
+
+    /// The room was deleted: its live sockets are told it ended.
+    pub async fn end_room(&self, room: RoomId) {
+        if let Some(actor) = self.rooms.live(room) {
+            let _ = actor.send(EndRoom).await;
+        }
     }
 
     async fn reach<K: StreamKind, M: StreamMessage>(&self, id: K::Id, how: Reach) -> ApiResult<Option<Recipient<M>>> {

@@ -44,6 +44,7 @@ pub mod mls;
 mod practice;
 mod referral;
 mod registry;
+mod room;
 mod routing;
 mod stream;
 

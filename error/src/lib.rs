@@ -18,7 +18,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use handoff_protocol::{ErrorBody, ErrorCode};
-use handoff_store::{AuditError, FreeError, LimitError, MailError, MlsError, PracticeError, ReferralError, TaxonomyError, UserError};
+use handoff_store::{
+    AuditError, FreeError, LimitError, MailError, MlsError, PracticeError, ReferralError, RoomError, TaxonomyError, UserError,
+};
 
 /// An error answered to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,6 +242,19 @@ impl From<AuditError> for ApiError {
         // Audit entries are made by the server from ids it holds, never sent by
         // a client: any failure is the server's own (or the stored log's).
         ApiError::internal(e)
+    }
+}
+
+impl From<RoomError> for ApiError {
+    fn from(e: RoomError) -> Self {
+        match e {
+            RoomError::RoomExists => exists("room"),
+            RoomError::NoSuchRoom => ApiError::not_found("room"),
+            RoomError::NoSuchPractice => ApiError::not_found("practice"),
+            RoomError::NoSuchGuest => ApiError::new(ErrorCode::GuestGone, "that guest has left the room"),
+            // A link collision (128 random bits) is the server's to retry, never the client's.
+            other => ApiError::internal(other),
+        }
     }
 }
 

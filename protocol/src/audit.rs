@@ -111,6 +111,15 @@ audit_actions! {
     FreeBlockAdded = "free_block_added",
     /// Staff lifted a block.
     FreeBlockLifted = "free_block_lifted",
+    // The telehealth waiting room (issue 15, wt-rooms-server): ids only.
+    /// A member created a waiting room.
+    RoomCreated = "room_created",
+    /// A member renamed a waiting room.
+    RoomRenamed = "room_renamed",
+    /// A member rotated a waiting room's patient link (the old one stopped).
+    RoomRotated = "room_rotated",
+    /// A member deleted a waiting room.
+    RoomDeleted = "room_deleted",
 }
 
 impl std::fmt::Display for AuditAction {

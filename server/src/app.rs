@@ -336,6 +336,14 @@ fn api_routes(t: &mut Table<'_>) {
     t.at(GetOpenApi, crate::api_docs::openapi_json);
     // Membership with dates (issue 14, wt-members).
     t.at(SetMemberDates, practices::set_dates);
+    // The telehealth waiting room (issue 15, wt-rooms-server).
+    t.at(CreateRoom, crate::rooms::create)
+        .at(ListRooms, crate::rooms::list)
+        .at(UpdateRoom, crate::rooms::update)
+        .at(RotateRoomLink, crate::rooms::rotate)
+        .at(DeleteRoom, crate::rooms::delete)
+        .at(GetRoomInfo, crate::rooms::info)
+        .at(CheckInRoom, crate::rooms::check_in);
     // The built-in video call (issue 15, wt-rooms-video).
     t.at(GetIceServers, ice_servers);
 }

@@ -150,6 +150,12 @@ pub struct Config {
     /// only tests move (`Clock::advance`). Not read from configuration.
     #[serde(skip)]
     pub clock: handoff_actors::clock::Clock,
+    // The telehealth waiting room (issue 15, wt-rooms-server).
+    /// Most guests a room holds at once (checked in, not removed, token not
+    /// expired); one more check-in is `room_full` (1000).
+    pub room_max_waiting: u64,
+    /// Check-ins per client address per minute, over every room (limiter scope 13); 20.
+    pub room_checkins_per_minute_per_address: u32,
     // The built-in video call (issue 15, wt-rooms-video).
     /// STUN/TURN servers for the browsers' built-in calls, as
     /// `RTCIceServer` entries (`HANDOFF_ICE_SERVERS`: a JSON list); none by
@@ -202,6 +208,8 @@ impl Default for Config {
             log_format: crate::logging::LogFormat::Text,
             second_factor_failures_per_account_total: 20,
             session_idle_secs: 30 * 60,
+            room_max_waiting: 1000,
+            room_checkins_per_minute_per_address: 20,
             audit_retention_days: None,
             api_docs_dir: None,
             member_terms_check_ms: 60_000,

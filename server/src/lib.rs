@@ -26,6 +26,7 @@ pub mod origin;
 pub mod practices;
 pub mod ratelimit;
 pub mod referrals;
+pub mod rooms;
 pub mod sessions;
 pub mod state;
 pub mod sweep;

@@ -50,7 +50,7 @@ use handoff_actors::metrics::Metrics;
 use handoff_protocol::api::WS_PATH;
 use handoff_protocol::audit::AuditAction;
 use handoff_protocol::ws::{AckBody, Command, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, StreamId, WsQuery, close};
-use handoff_protocol::{ErrorBody, ErrorCode, UnixMillis, UserId};
+use handoff_protocol::{ErrorBody, ErrorCode, GuestId, RoomId, UnixMillis, UserId};
 use handoff_store::Store;
 
 use crate::auth::{self, Authed};
@@ -214,16 +214,67 @@ fn ws_config() -> WebSocketConfig {
 /// boxed future, freed when it is done, and the user's record is dropped once
 /// its id is known.
 pub async fn upgrade(state: AppState, req: Request, framed: Framed<TcpStream, h1::Codec>) -> Result<(), actix_web::Error> {
-    let Some((conn, out, session, ws, slot)) = Box::pin(handshake(&state, req, framed)).await else {
+    let Some((conn, out, peer, ws, slot)) = Box::pin(handshake(&state, req, framed)).await else {
         return Ok(());
     };
     let (hub, metrics) = (state.hub.clone(), state.metrics.clone());
-    let registered = state.sessions.register(&session.token_hash, conn.clone());
+    let registered = match &peer {
+        Peer::Member(session) => Some(state.sessions.register(&session.token_hash, conn.clone())),
+        Peer::Guest(_) => None,
+    };
     drop(state);
     let open = metrics.socket_opened();
-    run(hub, &metrics, Rc::new(session), conn, out, ws).await;
+    match peer {
+        Peer::Member(session) => run(hub, &metrics, Rc::new(session), conn, out, ws).await,
+        Peer::Guest(guest) => run_guest(hub, &metrics, guest, conn, out, ws).await,
+    }
     drop((open, slot, registered));
     Ok(())
+}
+
+/// Who a socket is: a signed-in member's session, or a waiting-room guest.
+enum Peer {
+    /// A session's socket: streams and host commands.
+    Member(SocketSession),
+    /// A guest token's socket: that guest's room, guest commands only.
+    Guest(GuestPeer),
+}
+
+/// A guest socket's token and what the store holds for it.
+struct GuestPeer {
+    store: Arc<dyn Store>,
+    token_hash: [u8; 32],
+    guest: handoff_store::GuestRecord,
+}
+
+/// The guest behind a `?guest=` token: `unauthenticated` for an unknown or
+/// expired token (or a deleted room), `guest_removed` for a removed guest.
+async fn guest_of(store: &dyn Store, token: &str) -> ApiResult<([u8; 32], handoff_store::GuestRecord)> {
+    let hash: [u8; 32] = crate::state::sha256(token.as_bytes()).try_into().map_err(|_| ApiError::internal("sha-256 is 32 bytes"))?;
+    let unknown = || ApiError::new(ErrorCode::Unauthenticated, "this guest link has expired or is unknown; check in again");
+    let g = store.guest_by_token(hash).await?.ok_or_else(unknown)?;
+    if g.removed {
+        return Err(ApiError::new(ErrorCode::GuestRemoved, "a host removed you from this waiting room"));
+    }
+    if g.expires_at <= now() {
+        return Err(unknown());
+    }
+    Ok((hash, g))
+}
+
+/// The guest token of an upgrade's query, if it has one.
+fn guest_token(req: &Request) -> Option<String> {
+    web::Query::<WsQuery>::from_query(req.uri().query().unwrap_or("")).ok().and_then(|q| q.into_inner().guest)
+}
+
+async fn accept_guest(state: &AppState, req: &Request, token: &str) -> ApiResult<(GuestPeer, String)> {
+    if req.path() != WS_PATH {
+        return Err(ApiError::no_route());
+    }
+    let (token_hash, guest) = guest_of(&*state.store, token).await?;
+    check(req.headers(), &state.config.public_url(), req.uri().query().unwrap_or(""))?;
+    let key = handshake_key(req)?;
+    Ok((GuestPeer { store: state.store.clone(), token_hash, guest }, key))
 }
 
 /// The session a socket is signed in with, and what the socket needs to keep track of its activity.
@@ -264,13 +315,27 @@ async fn handshake(
     state: &AppState,
     req: Request,
     framed: Framed<TcpStream, h1::Codec>,
-) -> Option<(Conn, Outgoing, SocketSession, Ws, SocketSlot)> {
+) -> Option<(Conn, Outgoing, Peer, Ws, Option<SocketSlot>)> {
     let parts = framed.into_parts();
     let mut io = parts.io;
     // Whatever the client sent after the request head (nothing, from a client
     // that waits for 101 as it must). The HTTP/1 buffers go now.
     let early = parts.read_buf.to_vec();
     drop((parts.read_buf, parts.write_buf));
+    // A guest token makes the socket that guest's, whatever session comes with it.
+    if let Some(token) = guest_token(&req) {
+        let (guest, key) = match accept_guest(state, &req, &token).await {
+            Ok(ok) => ok,
+            Err(e) => {
+                refuse(&mut io, e).await;
+                return None;
+            }
+        };
+        drop(req);
+        let ws = switch(io, early, &key).await?;
+        let (conn, out) = Conn::bounded(UserId::NIL, state.config.ws_outgoing_buffer, state.config.ws_outgoing_bytes);
+        return Some((conn, out, Peer::Guest(guest), ws, None));
+    }
     let (Authed { user, token_hash, last_seen_at }, key, slot) = match accept(state, &req).await {
         Ok(ok) => ok,
         Err(e) => {
@@ -284,6 +349,15 @@ async fn handshake(
     let address: Arc<str> =
         crate::ratelimit::client_ip(req.peer_addr().map(|a| a.ip()), &forwarded, state.config.trusted_proxy_hops).to_string().into();
     drop(req);
+    let ws = switch(io, early, &key).await?;
+    let (conn, out) = Conn::bounded(user.id, state.config.ws_outgoing_buffer, state.config.ws_outgoing_bytes);
+    let session =
+        SocketSession { store: state.store.clone(), sessions: state.sessions.clone(), token_hash, stored_seen: last_seen_at, address };
+    Some((conn, out, Peer::Member(session), ws, Some(slot)))
+}
+
+/// Answers 101 and turns the connection into a WebSocket.
+async fn switch(mut io: TcpStream, early: Vec<u8>, key: &str) -> Option<Ws> {
     let head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {}\r\n\r\n",
         derive_accept_key(key.as_bytes())
@@ -291,11 +365,7 @@ async fn handshake(
     if !matches!(tokio::time::timeout(WRITE_TIMEOUT, io.write_all(head.as_bytes())).await, Ok(Ok(()))) {
         return None;
     }
-    let ws = WebSocketStream::from_partially_read(io, early, Role::Server, Some(ws_config())).await;
-    let (conn, out) = Conn::bounded(user.id, state.config.ws_outgoing_buffer, state.config.ws_outgoing_bytes);
-    let session =
-        SocketSession { store: state.store.clone(), sessions: state.sessions.clone(), token_hash, stored_seen: last_seen_at, address };
-    Some((conn, out, session, ws, slot))
+    Some(WebSocketStream::from_partially_read(io, early, Role::Server, Some(ws_config())).await)
 }
 
 fn json(frame: &ServerFrame) -> Frame {
@@ -312,6 +382,7 @@ async fn handle_text(
     session: Rc<SocketSession>,
     conn: Conn,
     subs: Rc<RefCell<HashSet<StreamId>>>,
+    rooms: Rc<RefCell<HashSet<RoomId>>>,
     text: Utf8Bytes,
 ) {
     let frame = match handoff_protocol::ws::parse_client_frame(text.as_str()) {
@@ -340,8 +411,14 @@ async fn handle_text(
             subs.borrow_mut().remove(&stream);
             Ok((false, AckBody::Unsubscribed { stream }))
         }
-        cmd if cmd.room().is_some() || cmd.is_guest() => {
-            Err(ApiError::new(ErrorCode::UnknownCommand, "this server does not serve waiting-room commands yet"))
+        cmd if cmd.is_guest() => Err(ApiError::forbidden("guest commands come from a guest socket (/ws?guest=)")),
+        cmd if let Some(room) = cmd.room() => {
+            let hosting = matches!(cmd, Command::RoomHost { .. });
+            let r = hub.room_command(conn.clone(), cmd).await;
+            if hosting && r.is_ok() {
+                rooms.borrow_mut().insert(room);
+            }
+            r.map(|b| (false, b))
         }
         cmd => match frame.idem {
             None => Err(ApiError::new(ErrorCode::MissingIdempotencyKey, "commands that change state need an idem key")),
@@ -454,6 +531,7 @@ fn kill_reason(code: u16) -> &'static str {
     match code {
         close::SESSION_ENDED => "session ended; sign in again",
         close::SESSION_IDLE => "signed out after inactivity; sign in again",
+        close::GUEST_REMOVED => "the host removed you from the waiting room",
         _ => "slow consumer: the outgoing buffer filled; reconnect and resume",
     }
 }
@@ -465,6 +543,7 @@ async fn run(hub: Arc<Hub>, metrics: &Arc<Metrics>, session: Rc<SocketSession>, 
     let opened = Instant::now();
     let (mut sink, mut stream) = ws.split();
     let subs: Rc<RefCell<HashSet<StreamId>>> = Rc::default();
+    let rooms: Rc<RefCell<HashSet<RoomId>>> = Rc::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let mut last_pong = Instant::now();
     let mut last_session_check = Instant::now();
@@ -510,8 +589,9 @@ async fn run(hub: Arc<Hub>, metrics: &Arc<Metrics>, session: Rc<SocketSession>, 
                 Some(Ok(Message::Text(text))) => {
                     let Ok(permit) = slots.clone().acquire_owned().await else { break None };
                     let (hub, metrics, session, conn, subs) = (hub.clone(), metrics.clone(), session.clone(), conn.clone(), subs.clone());
+                    let rooms = rooms.clone();
                     actix_web::rt::spawn(async move {
-                        handle_text(hub, metrics, session, conn, subs, text).await;
+                        handle_text(hub, metrics, session, conn, subs, rooms, text).await;
                         drop(permit);
                     });
                 }
@@ -564,4 +644,127 @@ async fn run(hub: Arc<Hub>, metrics: &Arc<Metrics>, session: Rc<SocketSession>, 
     for s in streams {
         hub.unsubscribe(conn.id, s).await;
     }
+    let hosted: Vec<RoomId> = rooms.borrow().iter().copied().collect();
+    hub.room_disconnected(conn.id, hosted).await;
+}
+
+/// A guest socket's loop: `guest_hello`, then guest commands only, room
+/// events out, pings; it ends when the token expires, the guest is removed
+/// (close code [`close::GUEST_REMOVED`], after the `removed` event), or the
+/// peer goes. Its guest then leaves the live list.
+async fn run_guest(hub: Arc<Hub>, metrics: &Arc<Metrics>, peer: GuestPeer, conn: Conn, out: Outgoing, ws: Ws) {
+    let (room, guest, checked_in_at) = (peer.guest.room, peer.guest.id, peer.guest.checked_in_at);
+    let expiry = tokio::time::sleep_until(instant_of(peer.guest.expires_at));
+    tokio::pin!(expiry);
+    let (mut sink, mut stream) = ws.split();
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let mut last_pong = Instant::now();
+    let mut last_check = Instant::now();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    conn.push(json(&ServerFrame::GuestHello { protocol: PROTOCOL_VERSION, room, guest }));
+    let ended = loop {
+        tokio::select! {
+            biased;
+            code = conn.killed() => {
+                // The `removed` event was queued before the kill: deliver it first.
+                while let Some(f) = out.try_recv() {
+                    if feed(&mut sink, metrics, f).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await;
+                break Some((code, kill_reason(code)));
+            }
+            () = &mut expiry => break Some((close::SESSION_ENDED, "the guest link expired; check in again")),
+            frame = out.recv() => {
+                let write = async {
+                    feed(&mut sink, metrics, frame).await?;
+                    while let Some(f) = out.try_recv() {
+                        feed(&mut sink, metrics, f).await?;
+                    }
+                    sink.flush().await
+                };
+                match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break None,
+                    Err(_) => break Some((close::SLOW_CONSUMER, "slow consumer: a write stalled")),
+                }
+            }
+            msg = stream.next() => match msg {
+                None => break None,
+                Some(Ok(Message::Text(text))) => {
+                    let Ok(permit) = slots.clone().acquire_owned().await else { break None };
+                    let (hub, metrics, conn) = (hub.clone(), metrics.clone(), conn.clone());
+                    actix_web::rt::spawn(async move {
+                        guest_text(hub, metrics, conn, room, guest, checked_in_at, text).await;
+                        drop(permit);
+                    });
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    conn.push(error_frame(None, ErrorCode::MalformedJson, "send JSON text frames, not binary ones"));
+                }
+                Some(Ok(Message::Ping(_))) | Some(Ok(Message::Frame(_))) => {}
+                Some(Ok(Message::Pong(_))) => last_pong = Instant::now(),
+                Some(Ok(Message::Close(_))) => break Some((close::NORMAL, "bye")),
+                Some(Err(WsError::Capacity(_))) => break Some((close::TOO_BIG, "frame over 256 KiB")),
+                Some(Err(WsError::Protocol(_) | WsError::Utf8(_))) => break Some((1002, "protocol error")),
+                Some(Err(_)) => break None,
+            },
+            _ = ping.tick() => {
+                if last_pong.elapsed() > PONG_TIMEOUT {
+                    break Some((close::PING_TIMEOUT, "no pong"));
+                }
+                if last_check.elapsed() >= SESSION_CHECK {
+                    last_check = Instant::now();
+                    if let Ok(g) = peer.store.guest_by_token(peer.token_hash).await
+                        && g.is_none_or(|g| g.removed)
+                    {
+                        break Some((close::GUEST_REMOVED, kill_reason(close::GUEST_REMOVED)));
+                    }
+                }
+                if !matches!(tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Bytes::new()))).await, Ok(Ok(()))) {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some((code, why)) = ended {
+        let frame = CloseFrame { code: CloseCode::from(code), reason: why.into() };
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            if sink.send(Message::Close(Some(frame))).await.is_ok() {
+                while let Some(Ok(_)) = stream.next().await {}
+            }
+        })
+        .await;
+    }
+    drop(out);
+    hub.room_disconnected(conn.id, vec![room]).await;
+}
+
+/// One text frame from a guest socket: only guest commands are run.
+async fn guest_text(
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    conn: Conn,
+    room: RoomId,
+    guest: GuestId,
+    checked_in_at: UnixMillis,
+    text: Utf8Bytes,
+) {
+    let frame = match handoff_protocol::ws::parse_client_frame(text.as_str()) {
+        Ok(f) => f,
+        Err((id, code, msg)) => {
+            metrics.command(crate::metrics::undecoded_command_label(text.as_str()), code.as_str());
+            conn.push(error_frame(id, code, msg));
+            return;
+        }
+    };
+    let (id, command) = (frame.id, crate::metrics::command_label(&frame.cmd));
+    let result = hub.guest_command(conn.clone(), room, guest, checked_in_at, frame.cmd).await;
+    metrics.command(command, result.as_ref().map_or_else(|e| e.code.as_str(), |_| "ok"));
+    conn.push(match result {
+        Ok(body) => json(&ServerFrame::Ack { id, duplicate: false, body }),
+        Err(e) => error_frame(Some(id), e.code, e.message),
+    });
 }

@@ -75,6 +75,8 @@ pub enum Scope {
     SecondFactorAtAddress = 11,
     /// Failed two-factor codes for one account from every address.
     SecondFactorAccount = 12,
+    /// Waiting-room check-ins from one address, over every room (per minute).
+    RoomCheckInAddress = 13,
 }
 
 /// A counter's key: 16 bytes of an HMAC over its scope, account and address.
@@ -374,6 +376,8 @@ pub struct Limits {
     pub free_sends_per_email: u32,
     /// Wrong second factors per account per window from every address together.
     pub second_factor_per_account: u32,
+    /// Waiting-room check-ins per address per minute.
+    pub room_checkins_per_address: u32,
 }
 
 impl Limits {
@@ -389,6 +393,7 @@ impl Limits {
             free_sends_per_address: config.free_referrals_per_address_per_day,
             free_sends_per_email: config.free_referrals_per_email_per_day,
             second_factor_per_account: config.second_factor_failures_per_account_total,
+            room_checkins_per_address: config.room_checkins_per_minute_per_address,
         }
     }
 }
@@ -411,6 +416,9 @@ pub const FREE_CODE_WINDOW: Duration = Duration::from_secs(3600);
 /// The window of the free referral send limits.
 pub const FREE_SEND_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
+/// The window of the waiting-room check-in limit.
+pub const ROOM_CHECK_IN_WINDOW: Duration = Duration::from_secs(60);
+
 /// Which free referral limits an attempt is counted against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FreeLimit {
@@ -427,6 +435,7 @@ pub struct RateLimiter {
     counters: Counters,
     free_codes: Counters,
     free_sends: Counters,
+    room_checkins: Counters,
     limits: Limits,
     secret: Vec<u8>,
     store: Arc<dyn Store>,
@@ -449,12 +458,13 @@ impl RateLimiter {
         let counters = Counters::new(window, MAX_KEYS, mono);
         let free_codes = Counters::new(FREE_CODE_WINDOW, MAX_KEYS, mono);
         let free_sends = Counters::new(FREE_SEND_WINDOW, MAX_KEYS, mono);
+        let room_checkins = Counters::new(ROOM_CHECK_IN_WINDOW, MAX_KEYS, mono);
         for l in &stored {
             if let Some(key) = LimitKey::from_stored(&l.key) {
                 let left = Duration::from_millis(u64::try_from(l.until.saturating_sub(t)).unwrap_or(0));
                 // A key's scope is inside its HMAC, so it is restored where it
                 // was counted; in the other counters nobody ever asks for it.
-                for c in [&counters, &free_codes, &free_sends] {
+                for c in [&counters, &free_codes, &free_sends, &room_checkins] {
                     c.restore(key, l.count, left, mono);
                 }
             }
@@ -462,7 +472,7 @@ impl RateLimiter {
         if !stored.is_empty() {
             tracing::info!(lockouts = stored.len(), "rate-limit lock-outs restored");
         }
-        Ok(Self { counters, free_codes, free_sends, limits, secret, store })
+        Ok(Self { counters, free_codes, free_sends, room_checkins, limits, secret, store })
     }
 
     /// The key of `scope` for `account` (empty when none) at `addr` (none when the scope has no address).
@@ -537,6 +547,21 @@ impl RateLimiter {
             now,
         )?;
         self.write(counters.kept(attempt, now)).await;
+        Ok(())
+    }
+
+    /// Counts a waiting-room check-in from `addr` before the work, whatever
+    /// its outcome ([`Scope::RoomCheckInAddress`], per minute). Fails with the
+    /// seconds to wait.
+    pub async fn count_room_check_in(&self, addr: IpAddr) -> Result<(), u64> {
+        let now = Instant::now();
+        let slot = Slot {
+            key: self.key(Scope::RoomCheckInAddress, "", Some(addr)),
+            limit: self.limits.room_checkins_per_address,
+            on_success: OnSuccess::Keep,
+        };
+        let attempt = self.room_checkins.begin(vec![slot], now)?;
+        self.write(self.room_checkins.kept(attempt, now)).await;
         Ok(())
     }
 

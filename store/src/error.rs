@@ -6,7 +6,7 @@
 //! [`PracticeError`], [`TaxonomyError`], [`ReferralError`], [`MlsError`],
 //! [`MailError`], [`LimitError`], [`FreeError`]), so a caller matches typed variants, never string tags.
 
-use crate::{AuditError, FreeError, LimitError, MailError, MlsError, PracticeError, ReferralError, TaxonomyError, UserError};
+use crate::{AuditError, FreeError, LimitError, MailError, MlsError, PracticeError, ReferralError, RoomError, TaxonomyError, UserError};
 
 /// The backend failed: I/O, corruption, a driver error, or a value on disk
 /// that does not decode. The driver's error is kept as the [`source`](std::error::Error::source).
@@ -87,4 +87,7 @@ pub enum StoreError {
     /// An audit log call failed.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// A waiting-room call failed.
+    #[error(transparent)]
+    Room(#[from] RoomError),
 }

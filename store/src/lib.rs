@@ -16,6 +16,7 @@
 //! | [`FreeStore`] | free referral drafts, sender blocks, practices' opt-out | [`FreeError`] |
 //! | [`AuditStore`] | the tamper-evident audit log: one hash chain per practice and the platform's | [`AuditError`] |
 //! | [`TermsStore`] | membership dates, delegates' sponsors | [`PracticeError`] |
+//! | [`RoomStore`] | waiting rooms, their links and settings, guests' check-ins | [`RoomError`] |
 //!
 //! Every error enum keeps the backend's failure as a [`BackendError`] (with the
 //! driver's error as its source); opening a store fails with an [`OpenError`].
@@ -44,6 +45,7 @@ mod mls;
 mod model;
 mod practices;
 mod referrals;
+mod rooms;
 pub mod sqlite;
 mod taxonomy;
 mod terms;
@@ -58,6 +60,7 @@ pub use mls::*;
 pub use model::*;
 pub use practices::*;
 pub use referrals::*;
+pub use rooms::*;
 pub use taxonomy::*;
 pub use terms::*;
 pub use users::*;
@@ -70,11 +73,31 @@ pub use users::*;
 /// so `Arc<dyn Store>` reaches every method. Code holding a concrete backend
 /// (not `dyn Store`) imports the concept traits it calls.
 pub trait Store:
-    UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore + FreeStore + AuditStore + TermsStore
+    UserStore
+    + PracticeStore
+    + TaxonomyStore
+    + ReferralStore
+    + MlsStore
+    + MailStore
+    + LimitStore
+    + FreeStore
+    + AuditStore
+    + TermsStore
+    + RoomStore
 {
 }
 
 impl<T> Store for T where
-    T: UserStore + PracticeStore + TaxonomyStore + ReferralStore + MlsStore + MailStore + LimitStore + FreeStore + AuditStore + TermsStore
+    T: UserStore
+        + PracticeStore
+        + TaxonomyStore
+        + ReferralStore
+        + MlsStore
+        + MailStore
+        + LimitStore
+        + FreeStore
+        + AuditStore
+        + TermsStore
+        + RoomStore
 {
 }

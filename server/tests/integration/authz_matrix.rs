@@ -33,10 +33,10 @@ use handoff_protocol::mls::{LogQuery, PublishKeyPackages, PutMlsState, ReportEpo
 use handoff_protocol::two_factor::{RequireTwoFactor, SecondFactorLogin, SecondFactorProof};
 use handoff_protocol::v1::*;
 use handoff_protocol::ws::{
-    AckBody, Attachment, BlobId, COMMANDS, Command, Destination, IdemKey, MessageId, NewReferral, NewSender, PROTOCOL_VERSION, Referral,
-    ReferralId, RejectReason, StreamId, ThreadMessage, Urgency, WsQuery,
+    AckBody, Attachment, BlobId, COMMANDS, Command, Destination, HostStatus, IdemKey, MessageId, NewReferral, NewSender, PROTOCOL_VERSION,
+    Referral, ReferralId, RejectReason, StreamId, ThreadMessage, Urgency, WsQuery,
 };
-use handoff_protocol::{B64, CategoryRequestId, ErrorCode, UserId};
+use handoff_protocol::{B64, CategoryRequestId, ErrorCode, GuestId, RoomId, UserId};
 use handoff_testkit::{
     FreeSender, Verifier, content, moa_account, referring_office, routing, specialist_account, staff_account, unique_email,
     verified_specialist,
@@ -177,6 +177,10 @@ struct Fixture {
     drafts: HashMap<Persona, DraftId>,
     /// The handle of a second session of staff's, which only staff may end.
     staff_spare_session: String,
+    /// A waiting room of A's, whose link is never rotated.
+    room: Room,
+    /// One room of A's per persona, for the routes that rotate and delete.
+    rooms: HashMap<Persona, RoomId>,
 }
 
 impl Fixture {
@@ -266,6 +270,19 @@ impl Fixture {
             let sent: CodeSent = anonymous.call::<StartFreeDraft>(&(), &start).await.unwrap();
             drafts.insert(*p, sent.draft);
         }
+        // Waiting rooms (issue 15): one to host and check in to, one per persona to rotate and delete.
+        let new_room = |name: &str| NewRoom {
+            id: RoomId(uuid::Uuid::new_v4()),
+            name: name.into(),
+            sealed_secret: B64(vec![3; 48]),
+            epoch: 0,
+            settings: RoomSettings::default(),
+        };
+        let room = admin.call::<CreateRoom>(&a.id, &new_room("Matrix room")).await.unwrap();
+        let mut rooms = HashMap::new();
+        for &p in Persona::ALL {
+            rooms.insert(p, admin.call::<CreateRoom>(&a.id, &new_room("Persona room")).await.unwrap().id);
+        }
         Fixture {
             srv,
             anonymous,
@@ -288,6 +305,8 @@ impl Fixture {
             blocked,
             drafts,
             staff_spare_session,
+            room,
+            rooms,
         }
     }
 
@@ -473,6 +492,20 @@ impl Fixture {
             AdminGetAudit => Call::of::<AdminGetAudit>(&(), &AuditQuery::default());
             // An end date a month ahead: far enough that no reminder is due.
             SetMemberDates => Call::of::<SetMemberDates>(&(a, colleague), &MemberDates { starts_at: None, ends_at: Some(month_ahead()) });
+            // The telehealth waiting room (issue 15, wt-rooms-server).
+            CreateRoom => Call::of::<CreateRoom>(&a, &NewRoom {
+                id: RoomId(uuid::Uuid::new_v4()),
+                name: "Probe room".into(),
+                sealed_secret: b(48, 3),
+                epoch: 0,
+                settings: RoomSettings::default(),
+            });
+            ListRooms => Call::of::<ListRooms>(&a, &());
+            UpdateRoom => Call::of::<UpdateRoom>(&(a, self.room.id), &RoomUpdate { name: Some("Matrix room".into()), settings: None });
+            RotateRoomLink => Call::of::<RotateRoomLink>(&(a, self.rooms[&p]), &RotateRoom { sealed_secret: b(48, 4), epoch: 0 });
+            DeleteRoom => Call::of::<DeleteRoom>(&(a, self.rooms[&p]), &());
+            GetRoomInfo => Call::of::<GetRoomInfo>(&self.room.link, &());
+            CheckInRoom => Call::of::<CheckInRoom>(&self.room.link, &CheckIn { sealed: b(64, 5) });
             // The built-in video call (issue 15, wt-rooms-video).
             GetIceServers => Call::of::<GetIceServers>(&(), &());
         }
@@ -518,6 +551,21 @@ impl Fixture {
                 referral: received,
                 message: ThreadMessage { id: MessageId(uuid::Uuid::new_v4()), body: B64(vec![1; 64]), signature: B64(vec![2; 64]) },
             },
+            // The waiting room: the persona's socket hosts the room first (room_host comes first in COMMANDS);
+            // a command about a guest who is not there is `guest_gone`, past every access check.
+            "room_host" => Command::RoomHost { room: self.room.id, status: HostStatus::Ready },
+            "room_host_status" => Command::RoomHostStatus { room: self.room.id, status: HostStatus::Busy },
+            "room_leave" => Command::RoomLeave { room: self.room.id },
+            "room_admit" => Command::RoomAdmit { room: self.room.id, guest: nobody_guest(), sealed_admission: B64(vec![1; 64]) },
+            "room_return" => Command::RoomReturn { room: self.room.id, guest: nobody_guest() },
+            "room_remove" => Command::RoomRemove { room: self.room.id, guest: nobody_guest() },
+            "room_hand_over" => Command::RoomHandOver { room: self.room.id, guest: nobody_guest(), to: client.user_id().unwrap() },
+            "room_message" => Command::RoomMessage { room: self.room.id, sealed: B64(vec![1; 64]) },
+            "room_end" => Command::RoomEnd { room: self.room.id },
+            "room_signal" => Command::RoomSignal { room: self.room.id, guest: nobody_guest(), sealed: B64(vec![1; 64]) },
+            "guest_check_in" => Command::GuestCheckIn { sealed: B64(vec![1; 64]) },
+            "guest_signal" => Command::GuestSignal { sealed: B64(vec![1; 64]) },
+            "guest_leave" => Command::GuestLeave {},
             _ => return None,
         })
     }
@@ -564,7 +612,25 @@ fn command_samples() -> Vec<Command> {
         Command::Cancel { referral },
         Command::AddAttachment { referral, attachment: Attachment { blob: BlobId(uuid::Uuid::nil()), meta: b() } },
         Command::PostMessage { referral, message: ThreadMessage { id: MessageId(uuid::Uuid::nil()), body: b(), signature: b() } },
+        Command::RoomHost { room: RoomId::NIL, status: HostStatus::Ready },
+        Command::RoomHostStatus { room: RoomId::NIL, status: HostStatus::Away },
+        Command::RoomLeave { room: RoomId::NIL },
+        Command::RoomAdmit { room: RoomId::NIL, guest: GuestId::NIL, sealed_admission: b() },
+        Command::RoomReturn { room: RoomId::NIL, guest: GuestId::NIL },
+        Command::RoomRemove { room: RoomId::NIL, guest: GuestId::NIL },
+        Command::RoomHandOver { room: RoomId::NIL, guest: GuestId::NIL, to: UserId::NIL },
+        Command::RoomMessage { room: RoomId::NIL, sealed: b() },
+        Command::RoomEnd { room: RoomId::NIL },
+        Command::RoomSignal { room: RoomId::NIL, guest: GuestId::NIL, sealed: b() },
+        Command::GuestCheckIn { sealed: b() },
+        Command::GuestSignal { sealed: b() },
+        Command::GuestLeave {},
     ]
+}
+
+/// A guest id no check-in made.
+fn nobody_guest() -> GuestId {
+    GuestId(uuid::Uuid::new_v4())
 }
 
 /// A month from now, in Unix milliseconds.

@@ -46,6 +46,9 @@ pub enum Who {
     DraftHolder,
     /// The user whose session the path names (the matrix names a spare session of staff's).
     SessionOwner,
+    /// A waiting-room guest, on its own socket (`/ws?guest=<token>`): a
+    /// member's socket is refused (`forbidden`), and the token opens nothing else.
+    Guest,
 }
 
 impl Who {
@@ -63,6 +66,7 @@ impl Who {
             Who::Staff => "platform staff",
             Who::DraftHolder => "verified free draft",
             Who::SessionOwner => "the session's own user",
+            Who::Guest => "the guest, on its own socket",
         }
     }
 }
@@ -194,6 +198,27 @@ pub const RIGHTS: &[Right] = &[
     ws("cancel", Who::Sender, ""),
     ws("add_attachment", Who::Party, "not on a free referral; a blob the caller uploaded"),
     ws("post_message", Who::Party, "not on a free referral"),
+    // The telehealth waiting room (issue 15, wt-rooms-server).
+    http::<CreateRoom>(Who::Member, "any role, delegates too: hosting is front-desk work"),
+    http::<ListRooms>(Who::Member, ""),
+    http::<UpdateRoom>(Who::Member, "rename or settings"),
+    http::<RotateRoomLink>(Who::Member, "the old patient link stops at once"),
+    http::<DeleteRoom>(Who::Member, "its live sockets are told it ended"),
+    http::<GetRoomInfo>(Who::Anyone, "the patient link's token is the credential"),
+    http::<CheckInRoom>(Who::Anyone, "the patient link; rate-limited per address, capped per room"),
+    ws("room_host", Who::Member, "of the room's practice"),
+    ws("room_host_status", Who::Member, "a host of the room"),
+    ws("room_leave", Who::Member, "a host of the room"),
+    ws("room_admit", Who::Member, "a host of the room; a waiting guest"),
+    ws("room_return", Who::Member, "a host of the room; an admitted guest"),
+    ws("room_remove", Who::Member, "a host of the room"),
+    ws("room_hand_over", Who::Member, "a host of the room, to another host present"),
+    ws("room_message", Who::Member, "a host of the room"),
+    ws("room_end", Who::Member, "a host of the room"),
+    ws("room_signal", Who::Member, "a host of the room, to a guest it admitted"),
+    ws("guest_check_in", Who::Guest, "the token's room"),
+    ws("guest_signal", Who::Guest, "while admitted, to the admitting host"),
+    ws("guest_leave", Who::Guest, "the token dies"),
 ];
 
 /// The row of a route, if the table has one.
@@ -277,6 +302,8 @@ impl Persona {
             (Persona::Anonymous, _) => Refused(session),
             (Persona::FreeSender, Who::DraftHolder) => Allowed,
             (Persona::FreeSender, _) => Refused(session),
+            // A guest command on a member's socket: refused whoever the member is.
+            (_, Who::Guest) => Refused(forbidden),
             (_, Who::DraftHolder) => Refused(draft),
             (_, Who::SignedIn) => Allowed,
             // Another user's session is answered as one that does not exist.

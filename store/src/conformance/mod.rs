@@ -55,6 +55,7 @@ mod mail;
 mod mls;
 mod practices;
 mod referrals;
+mod rooms;
 mod taxonomy;
 mod terms;
 mod two_factor;
@@ -67,6 +68,7 @@ pub use mail::*;
 pub use mls::*;
 pub use practices::*;
 pub use referrals::*;
+pub use rooms::*;
 pub use taxonomy::*;
 pub use terms::*;
 pub use two_factor::*;
@@ -90,6 +92,7 @@ macro_rules! conformance_tests {
         $crate::__conformance_two_factor!($make);
         $crate::__conformance_audit!($make);
         $crate::__conformance_terms!($make);
+        $crate::__conformance_rooms!($make);
     };
 }
 

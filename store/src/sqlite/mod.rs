@@ -29,6 +29,7 @@ mod mail;
 mod mls;
 mod practices;
 mod referrals;
+mod rooms;
 mod taxonomy;
 mod terms;
 mod users;
@@ -59,6 +60,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 11, sql: include_str!("../../../migrations/sqlite/0011_audit.sql") },
     Migration { version: 12, sql: include_str!("../../../migrations/sqlite/0012_session_activity.sql") },
     Migration { version: 13, sql: include_str!("../../../migrations/sqlite/0013_member_terms.sql") },
+    Migration { version: 14, sql: include_str!("../../../migrations/sqlite/0014_rooms.sql") },
 ];
 
 /// The embedded store.
