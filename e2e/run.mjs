@@ -8,7 +8,7 @@
 import { chromium } from 'playwright-core';
 import { spawn, execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer } from 'node:net';
@@ -104,7 +104,9 @@ async function startSmtp() {
 
 // `config` (optional): TOML settings for this server only (a block that needs
 // a short `session_idle_secs` starts its own server with them).
-async function startServer(config) {
+// `opts.logFile` (optional): the server's stderr goes there, at `info`, so a
+// scenario can scan its log (it is inherited, at `warn`, otherwise).
+async function startServer(config, opts = {}) {
   const port = await freePort();
   const data = mkdtempSync(join(tmpdir(), 'handoff-e2e-'));
   const url = `http://127.0.0.1:${port}`;
@@ -117,8 +119,8 @@ async function startServer(config) {
   }
   const launch = async () => {
     const child = spawn(BIN, ['serve', '--bind', `127.0.0.1:${port}`, '--data', data, '--static-dir', WEB, '--public-url', url], {
-      env: { ...process.env, RUST_LOG: 'warn', HANDOFF_SMTP_URL: smtp.url, ...configEnv },
-      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, RUST_LOG: opts.logFile ? 'info' : 'warn', HANDOFF_SMTP_URL: smtp.url, ...configEnv },
+      stdio: ['ignore', 'ignore', opts.logFile ? openSync(opts.logFile, 'a') : 'inherit'],
     });
     const deadline = Date.now() + 60_000;
     for (;;) {
@@ -1142,6 +1144,178 @@ await test('an admin sets a member\'s end date and the members page lists it', a
   assert.equal(await admin.$eval('#inv-end', (e) => e.required), true, 'a delegate needs an end date');
   await shot(admin, 'members-01-dates');
   await Promise.all([adminCtx.close(), memberCtx.close()]);
+});
+
+// Telehealth waiting room (issue 15, wt-rooms-web): a host and two patients in
+// three browsers, on a server of its own whose log is kept for the scan.
+// Every byte under a directory (a file removed while listing held nothing to find).
+function allBytes(dir) {
+  const out = [];
+  const stack = [dir];
+  while (stack.length) {
+    const d = stack.pop();
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      try {
+        if (statSync(p).isDirectory()) stack.push(p);
+        else out.push([p, readFileSync(p)]);
+      } catch (e) {
+        if (e.code !== 'ENOENT') throw e;
+      }
+    }
+  }
+  return out;
+}
+
+await test('rooms: two patients check in, the host messages, admits to an external link, returns, removes; a restart keeps the order; nothing readable is stored', async () => {
+  const logFile = join(mkdtempSync(join(tmpdir(), 'handoff-e2e-rooms-log-')), 'server.log');
+  const srv = await startServer(undefined, { logFile });
+  const hostCtx = await browser.newContext({ viewport });
+  await hostCtx.grantPermissions(['notifications'], { origin: srv.url });
+  // A Notification spy, and a switch that makes the tab report itself hidden
+  // (a headless tab cannot really be put in the background).
+  await hostCtx.addInitScript(() => {
+    window.__notes = [];
+    window.__hidden = false;
+    Object.defineProperty(Document.prototype, 'visibilityState', { get: () => (window.__hidden ? 'hidden' : 'visible'), configurable: true });
+    Object.defineProperty(Document.prototype, 'hidden', { get: () => window.__hidden, configurable: true });
+    class Spy {
+      constructor(title, opts) {
+        window.__notes.push({ title, body: (opts && opts.body) || '' });
+      }
+      static get permission() {
+        return 'granted';
+      }
+      static requestPermission() {
+        return Promise.resolve('granted');
+      }
+    }
+    window.Notification = Spy;
+  });
+  const host = await hostCtx.newPage();
+  const p1Ctx = await browser.newContext({ viewport: { width: 390, height: 844 } }); // a phone
+  const p2Ctx = await browser.newContext({ viewport });
+  const p1 = await p1Ctx.newPage();
+  const p2 = await p2Ctx.newPage();
+  for (const p of [host, p1, p2]) p.on('pageerror', (e) => console.log(`  page error: ${e.message}`));
+  // Every frame each patient's sockets receive.
+  const frames = new Map([[p1, []], [p2, []]]);
+  for (const p of [p1, p2]) p.on('websocket', (ws) => ws.on('framereceived', (f) => frames.get(p).push(String(f.payload))));
+  const parsed = (p) => frames.get(p).map((t) => { try { return JSON.parse(t); } catch { return null; } }).filter(Boolean);
+  const admissions = (p) => parsed(p).filter((f) => f.type === 'room' && f.event && f.event.type === 'admitted');
+
+  const hostUser = { name: 'Dr. Lee Park', email: 'lee@cedar.example', password: 'cedar clinic pass 1' };
+  await register(host, srv.url, hostUser);
+  await finishKit(host, srv.mail);
+  await createPractice(host, { name: 'Cedar Clinic', specialist: false });
+  const roomName = "Dr. Lee's virtual clinic";
+  const meeting = 'https://meet.example.test/cedar-visit-8842';
+  await host.fill('#room-name', roomName);
+  await host.fill('#room-external', meeting);
+  await host.click('button:has-text("Create room")');
+  const linkBox = host.locator('[data-testid=room-row]', { hasText: roomName }).locator('[data-testid=patient-link]');
+  await linkBox.waitFor({ timeout: T });
+  const patientLink = await linkBox.inputValue();
+  const u = new URL(patientLink);
+  assert.match(u.pathname, /^\/r\/[A-Za-z0-9_-]+$/, 'the patient link is /r/<link>');
+  assert.ok(u.hash.length > 40, 'the room secret rides in the fragment');
+  const secretB64 = u.hash.slice(1);
+  const secret = Buffer.from(secretB64.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  assert.equal(secret.length, 32, 'the fragment holds the 32-byte room secret');
+  await shot(host, 'rooms-01-practice-rooms');
+
+  // The host opens the waiting room, then looks away.
+  await host.click('[data-testid=open-room]');
+  await host.waitForSelector(`[data-testid=room-title]:has-text("${roomName}")`, { timeout: T });
+  await host.waitForSelector('text=No one is waiting.', { timeout: T });
+  await host.evaluate(() => { window.__hidden = true; });
+
+  const names = ['Ada Quinlan', 'Bartholomew Vance'];
+  const checkIn = async (p, name) => {
+    await p.goto(patientLink);
+    await p.waitForSelector(`[data-testid=room-name]:has-text("${roomName}")`, { timeout: T });
+    await p.fill('#guest-name', name);
+    await p.click('button:has-text("Check in")');
+    await waitText(p, '[data-testid=waiting]', 'Please wait, the host will let you in soon.');
+  };
+  await checkIn(p1, names[0]);
+  await host.waitForFunction(() => window.__notes.length === 1, null, { timeout: T });
+  const notes = await host.evaluate(() => window.__notes);
+  assert.equal(notes[0].body, `A patient is waiting in ${roomName}`, 'the background tab is told a patient waits');
+  assert.ok(!JSON.stringify(notes).includes('Ada'), 'the notification carries no name');
+  // Back in front: no notification for the next arrival.
+  await host.evaluate(() => { window.__hidden = false; document.dispatchEvent(new Event('visibilitychange')); });
+  await checkIn(p2, names[1]);
+  await shot(p1, 'rooms-02-patient-waiting');
+
+  const order = async () => (await host.$$eval('[data-testid=guest-name]', (els) => els.map((e) => e.textContent.trim())));
+  await host.waitForFunction(() => document.querySelectorAll('[data-testid=guest-name]').length === 2, null, { timeout: T });
+  assert.deepEqual(await order(), names, 'the host sees both names in arrival order');
+  assert.equal((await host.evaluate(() => window.__notes)).length, 1, 'no notification while the tab is in front');
+  await shot(host, 'rooms-03-host-waiting');
+
+  // A message to the waiting room reaches both patients.
+  const note = 'Dr. Lee is running about ten minutes late.';
+  await host.fill('#room-message', note);
+  await host.click('button:has-text("Send to everyone waiting")');
+  await waitText(p1, '[data-testid=room-messages]', note);
+  await waitText(p2, '[data-testid=room-messages]', note);
+  await shot(p2, 'rooms-04-patient-message');
+
+  // Admit patient 1: only patient 1's socket ever gets the admission.
+  const row = (name) => host.locator('[data-testid=guest-row]', { hasText: name });
+  await row(names[0]).locator('[data-testid=admit]').click();
+  await p1.waitForSelector('[data-testid=meeting-link]', { timeout: T });
+  assert.equal(await p1.getAttribute('[data-testid=meeting-link]', 'href'), meeting, 'the admitted patient gets the meeting link');
+  await shot(p1, 'rooms-05-patient-admitted');
+  await waitText(host, '[data-testid=guest-state]', 'With you');
+  assert.equal(admissions(p1).length, 1, "the admission reached patient 1's socket");
+  const sealedAdmission = admissions(p1)[0].event.sealed_admission;
+  assert.equal(admissions(p2).length, 0, "patient 2's socket never receives the admission");
+  assert.ok(!frames.get(p2).some((t) => t.includes(sealedAdmission) || t.includes(meeting)), "not even sealed: patient 2's frames hold no trace of it");
+  assert.ok(!frames.get(p1).some((t) => t.includes(meeting)), 'the link travels sealed');
+
+  // Return patient 1 to the waiting room.
+  await row(names[0]).locator('[data-testid=return]').click();
+  await waitText(p1, '[data-testid=waiting]', 'Please wait, the host will let you in soon.');
+
+  // The server is SIGKILLed and restarted: everyone reconnects, the order holds.
+  await srv.crash();
+  await p1.waitForSelector('text=Reconnecting', { timeout: T });
+  await srv.restart();
+  await host.waitForSelector('[data-testid=live-status]:has-text("Live")', { timeout: T });
+  await host.waitForFunction(() => document.querySelectorAll('[data-testid=guest-name]').length === 2, null, { timeout: T });
+  assert.deepEqual(await order(), names, 'after the restart the waiting order is the original one');
+  await waitText(p1, '[data-testid=waiting]', 'Please wait, the host will let you in soon.');
+  await waitText(p2, '[data-testid=waiting]', 'Please wait, the host will let you in soon.');
+  await p1.waitForSelector('text=Reconnecting', { state: 'detached', timeout: T });
+  await shot(host, 'rooms-06-host-after-restart');
+
+  // Remove patient 2: a polite end screen.
+  await row(names[1]).locator('[data-testid=remove]').click();
+  await p2.waitForSelector('[data-testid=ended]', { timeout: T });
+  await shot(p2, 'rooms-07-patient-removed');
+  await host.waitForFunction(() => document.querySelectorAll('[data-testid=guest-name]').length === 1, null, { timeout: T });
+
+  // A rotated link stops working at once.
+  await host.goBack();
+  await host.locator('[data-testid=room-row]', { hasText: roomName }).locator('[data-testid=rotate-link]').click();
+  await host.waitForFunction((old) => [...document.querySelectorAll('[data-testid=patient-link]')].every((e) => e.value !== old), patientLink, { timeout: T });
+  const p3 = await p2Ctx.newPage();
+  await p3.goto(patientLink);
+  await p3.waitForSelector('[data-testid=bad-link]', { timeout: T });
+  await shot(p3, 'rooms-08-rotated-link');
+
+  // Neither name, the room secret nor the meeting link is in any stored byte or the log.
+  const needles = [...names, meeting, secretB64].map((n) => [n, Buffer.from(n)]);
+  needles.push(['the raw room secret', secret]);
+  for (const [p, bytes] of [...allBytes(srv.data), [logFile, readFileSync(logFile)]]) {
+    for (const [what, needle] of needles) assert.ok(!bytes.includes(needle), `${what} found in ${p}`);
+  }
+  assert.ok(readFileSync(logFile).length > 0, 'the log was captured');
+
+  await Promise.all([hostCtx.close(), p1Ctx.close(), p2Ctx.close()]);
+  srv.stop();
 });
 
 // The built-in video call (issue 15, wt-rooms-video). These run on the

@@ -20,6 +20,8 @@
 //! - [`mls`]: the practice's MLS group (mls-rs): identities bound to account
 //!   keys and checked against the directory, commits, welcomes, the exporter
 //!   that yields each epoch's key, and the user's MLS state as one sealed blob.
+//! - [`room`]: a telehealth room's secret and key, sealed check-ins, messages
+//!   and external link, the guest's ephemeral key and the HPKE admission.
 //!
 //! - [`call`]: the built-in video call's signalling, sealed under the call key
 //!   with a per-direction counter, and the DTLS fingerprint check.
@@ -37,6 +39,7 @@ pub mod mls;
 pub mod password;
 pub mod practice;
 pub mod referral;
+pub mod room;
 mod seal;
 
 pub use keys::{UserPublicKeys, UserSecrets};

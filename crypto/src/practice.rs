@@ -107,6 +107,11 @@ impl PracticeKey {
         Ok(Self { key: key.map_err(|_| CryptoError::Malformed("practice key"))?, epoch: self.epoch - 1 })
     }
 
+    /// The raw key, for symmetric boxes bound to this epoch (a room's secret).
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.key
+    }
+
     /// The epoch.
     pub fn epoch(&self) -> u64 {
         self.epoch

@@ -4,12 +4,22 @@
 //! nothing repeats), re-sends unanswered commands with their original
 //! idempotency keys (so nothing is done twice), and reconnects by itself with
 //! backoff. The UI shows its state.
+//!
+//! Rooms (issue 15): a room's waiting-room screen hosts the room through
+//! [`Live::host_room`]; the connection remembers each hosted room with the
+//! host's status and hosts it again after every reconnect (a server restart
+//! loses the live waiting list; the hosts' and guests' clients rebuild it),
+//! handing the fresh `room_joined` list and every room event to
+//! [`Live::on_room`]'s callback.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
-use handoff_protocol::ws::{AckBody, ClientFrame, Command, Event, IdemKey, ServerFrame, StreamId, close};
+use handoff_protocol::RoomId;
+use handoff_protocol::ws::{
+    AckBody, ClientFrame, Command, Event, GuestView, HostStatus, HostView, IdemKey, RoomEvent, ServerFrame, StreamId, close,
+};
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
@@ -48,6 +58,27 @@ pub struct Pushed {
     pub replay: bool,
 }
 
+/// What the connection hands a room's screen.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RoomPush {
+    /// Hosting (again, after a reconnect): the whole live list as the server has it.
+    Joined {
+        /// The room.
+        room: RoomId,
+        /// The guests, waiting or admitted.
+        guests: Vec<GuestView>,
+        /// The hosts present.
+        hosts: Vec<HostView>,
+    },
+    /// A room event.
+    Event {
+        /// The room.
+        room: RoomId,
+        /// The event.
+        event: RoomEvent,
+    },
+}
+
 struct Pending {
     frame: String,
     tx: futures_channel::oneshot::Sender<ApiResult<AckBody>>,
@@ -71,6 +102,8 @@ struct Inner {
     attempt: u32,
     ready: bool,
     stopped: bool,
+    rooms: BTreeMap<RoomId, HostStatus>,
+    on_room: Option<Callback<RoomPush>>,
 }
 
 /// The tab's live connection. Cheap to clone.
@@ -111,6 +144,8 @@ impl Live {
             attempt: 0,
             ready: false,
             stopped: false,
+            rooms: BTreeMap::new(),
+            on_room: None,
         })));
         live.connect();
         live
@@ -228,14 +263,15 @@ impl Live {
         let Ok(frame) = serde_json::from_str::<ServerFrame>(text) else { return };
         match frame {
             ServerFrame::Hello { .. } => {
-                let (streams, frames, state) = {
+                let (streams, frames, rooms, state) = {
                     let mut i = self.0.borrow_mut();
                     i.ready = true;
                     i.attempt = 0;
                     i.subs.clear();
                     let streams: Vec<(StreamId, u64)> = i.streams.iter().map(|(s, st)| (*s, st.last)).collect();
                     let frames: Vec<String> = i.pending.values().map(|p| p.frame.clone()).collect();
-                    (streams, frames, i.on_state.clone())
+                    let rooms: Vec<(RoomId, HostStatus)> = i.rooms.iter().map(|(r, s)| (*r, *s)).collect();
+                    (streams, frames, rooms, i.on_state.clone())
                 };
                 state.emit(LiveState::Live);
                 for (s, last) in streams {
@@ -245,6 +281,21 @@ impl Live {
                 // the server answers a repeat with the first result.
                 for f in frames {
                     self.send_raw(&f);
+                }
+                // The live waiting lists are rebuilt by hosting each room again.
+                for (room, status) in rooms {
+                    let me = self.clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let _ = me.join_room(room, status).await;
+                    });
+                }
+            }
+            // A member socket is never a guest's.
+            ServerFrame::GuestHello { .. } => {}
+            ServerFrame::Room { room, event } => {
+                let cb = self.0.borrow().on_room.clone();
+                if let Some(cb) = cb {
+                    cb.emit(RoomPush::Event { room, event });
                 }
             }
             ServerFrame::Ack { id, body, .. } => {
@@ -286,8 +337,6 @@ impl Live {
                 }
             }
             ServerFrame::Error { id: None, .. } => {}
-            // Waiting-room frames (issue 15): the room screens handle them.
-            ServerFrame::GuestHello { .. } | ServerFrame::Room { .. } => {}
             ServerFrame::Event { stream, seq, event } => {
                 let (emit, replay) = {
                     let mut i = self.0.borrow_mut();
@@ -319,6 +368,53 @@ impl Live {
         if fresh {
             self.send_subscribe(stream, 0);
         }
+    }
+
+    /// Where room pushes go (the open waiting-room screen), or nowhere.
+    pub fn on_room(&self, cb: Option<Callback<RoomPush>>) {
+        self.0.borrow_mut().on_room = cb;
+    }
+
+    async fn join_room(&self, room: RoomId, status: HostStatus) -> ApiResult<()> {
+        match self.command(Command::RoomHost { room, status }).await? {
+            AckBody::RoomJoined { room, guests, hosts } => {
+                let cb = self.0.borrow().on_room.clone();
+                if let Some(cb) = cb {
+                    cb.emit(RoomPush::Joined { room, guests, hosts });
+                }
+                Ok(())
+            }
+            _ => Err(ApiError::local("The server answered hosting a room with something else.")),
+        }
+    }
+
+    /// Hosts a room with `status`, now and after every reconnect, until [`Live::leave_room`].
+    pub async fn host_room(&self, room: RoomId, status: HostStatus) -> ApiResult<()> {
+        self.0.borrow_mut().rooms.insert(room, status);
+        let out = self.join_room(room, status).await;
+        if out.is_err() {
+            self.0.borrow_mut().rooms.remove(&room);
+        }
+        out
+    }
+
+    /// Sets my status in a hosted room (kept for reconnects).
+    pub async fn set_host_status(&self, room: RoomId, status: HostStatus) -> ApiResult<()> {
+        if let Some(s) = self.0.borrow_mut().rooms.get_mut(&room) {
+            *s = status;
+        }
+        self.command(Command::RoomHostStatus { room, status }).await.map(|_| ())
+    }
+
+    /// Stops hosting a room.
+    pub async fn leave_room(&self, room: RoomId) -> ApiResult<()> {
+        self.0.borrow_mut().rooms.remove(&room);
+        self.command(Command::RoomLeave { room }).await.map(|_| ())
+    }
+
+    /// Forgets a room without telling the server (it ended, or was deleted).
+    pub fn forget_room(&self, room: RoomId) {
+        self.0.borrow_mut().rooms.remove(&room);
     }
 
     /// Sends a command and waits for its answer. Commands that change state

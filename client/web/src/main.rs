@@ -12,6 +12,7 @@
 //! - [`signed_in`]: the signed-in tab: its data, connection and [`Ctx`].
 //! - [`idle`]: the idle timeout: the warning, then signing out.
 //! - [`forms`]: forms that need no session (patient details, attachments).
+//! - [`guest`]: a patient's keys in a room (no sign-in) and what the tab keeps of its check-in.
 //! - [`pdf`]: a referral as a PDF, built here from the plaintext.
 //! - [`screens`]: one module per screen.
 
@@ -22,6 +23,7 @@ mod boot;
 mod call;
 mod connection;
 mod forms;
+mod guest;
 mod idle;
 mod live;
 mod pdf;
@@ -121,6 +123,10 @@ fn app() -> Html {
     // A referral without an account needs no sign-in, whatever the tab's state.
     if route == Route::Free {
         return html! { <screens::free::FreeReferral /> };
+    }
+    // A patient holding a room's link needs no sign-in either.
+    if let Route::PatientRoom(link) = &route {
+        return html! { <screens::rooms_patient::PatientRoom link={link.clone()} /> };
     }
     match &*auth {
         Auth::Checking => html! { <div class="boot" aria-busy="true"><p>{ "Loading Handoff…" }</p></div> },

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use handoff_crypto::item::{Item, OpenKey};
 use handoff_crypto::keys::UserSecrets;
 use handoff_crypto::referral::{AttachmentMeta, MessageBody, ReferralContent, ReferralKey};
+use handoff_crypto::room::RoomSecret;
 use handoff_crypto::{EmergencyKit, PasswordKeys};
 
 use handoff_domain::taxonomy::Lookup as _;
@@ -26,7 +27,7 @@ use handoff_protocol::v1::*;
 use handoff_protocol::ws::{
     Attachment, BlobId, Destination, MessageId, NewReferral, Referral, ReferralId, Routing, ThreadMessage, WrappedKey,
 };
-use handoff_protocol::{B64, PracticeId, UserId};
+use handoff_protocol::{B64, PracticeId, RoomId, UserId};
 
 use crate::api::{self, ApiError, ApiResult};
 
@@ -245,6 +246,24 @@ impl Session {
     /// My practices.
     pub fn practices(&self) -> Vec<Practice> {
         self.practices.borrow().clone()
+    }
+
+    /// A new room's secret, sealed under the practice's current epoch key:
+    /// `(secret, sealed_secret, epoch)` for `NewRoom` or `RotateRoom`. The
+    /// secret itself goes nowhere but into the patient link's fragment.
+    pub async fn new_room_secret(&self, practice: PracticeId, room: RoomId) -> ApiResult<(RoomSecret, B64, u64)> {
+        let epoch = self.practice(practice).map(|p| p.public_key.epoch).ok_or_else(|| ApiError::local("Not one of your practices."))?;
+        let key = self.key_at(practice, epoch).await?;
+        let secret = RoomSecret::generate()?;
+        let sealed = secret.seal_for_practice(practice, *room.as_bytes(), &key)?;
+        Ok((secret, B64(sealed), epoch))
+    }
+
+    /// Opens a room's `sealed_secret` with the practice key of its epoch:
+    /// every member of the practice can host the room.
+    pub async fn open_room_secret(&self, practice: PracticeId, room: RoomId, epoch: u64, sealed: &B64) -> ApiResult<RoomSecret> {
+        let key = self.key_at(practice, epoch).await?;
+        Ok(RoomSecret::open_from_practice(practice, *room.as_bytes(), &key, sealed.as_slice())?)
     }
 
     /// Whether I hold the key of this practice yet.

@@ -1,7 +1,7 @@
 //! Small shared pieces: input helpers, the error box, routes and navigation.
 
-use handoff_protocol::PracticeId;
 use handoff_protocol::ws::ReferralId;
+use handoff_protocol::{PracticeId, RoomId};
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::closure::Closure;
 use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
@@ -42,6 +42,12 @@ pub enum Route {
     Free,
     /// `/practices/<id>/audit`: the practice's audit log (its admins).
     PracticeAudit(PracticeId),
+    /// `/practices/<id>/rooms/<room>`: a room's waiting room, hosted by any
+    /// member (the room's static host link).
+    Room(PracticeId, RoomId),
+    /// `/r/<link>`: the patient's page of a room (no sign-in). The room
+    /// secret rides in the fragment (`#...`), never in this path.
+    PatientRoom(String),
 }
 
 impl Route {
@@ -64,6 +70,11 @@ impl Route {
             ["settings"] => Route::Settings,
             ["free"] => Route::Free,
             ["practices", id, "audit"] => uuid(id).map(|u| Route::PracticeAudit(PracticeId(u))).unwrap_or(Route::Practices),
+            ["practices", id, "rooms", room] => match (uuid(id), uuid(room)) {
+                (Some(p), Some(r)) => Route::Room(PracticeId(p), RoomId(r)),
+                _ => Route::Practices,
+            },
+            ["r", link] => Route::PatientRoom((*link).to_string()),
             _ => Route::Inbox,
         }
     }
@@ -86,6 +97,8 @@ impl Route {
             Route::Settings => "/settings".into(),
             Route::Free => "/free".into(),
             Route::PracticeAudit(id) => format!("/practices/{id}/audit"),
+            Route::Room(p, r) => format!("/practices/{p}/rooms/{r}"),
+            Route::PatientRoom(link) => format!("/r/{link}"),
         }
     }
 
@@ -204,8 +217,8 @@ pub fn spawn(f: impl Future<Output = ()> + 'static) {
 #[cfg(test)]
 mod tests {
     use super::Route;
-    use handoff_protocol::PracticeId;
     use handoff_protocol::ws::ReferralId;
+    use handoff_protocol::{PracticeId, RoomId};
 
     #[test]
     fn every_route_round_trips_through_its_path() {
@@ -224,6 +237,8 @@ mod tests {
             Route::Admin,
             Route::Settings,
             Route::Free,
+            Route::Room(PracticeId::from_bytes([2; 16]), RoomId::from_bytes([3; 16])),
+            Route::PatientRoom("AbC-_12".into()),
         ];
         for r in routes {
             assert_eq!(Route::parse(&r.path()), r, "{}", r.path());

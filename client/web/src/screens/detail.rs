@@ -187,6 +187,7 @@ pub fn detail(p: &DetailProps) -> Html {
                 </div>
                 <aside class="side-col">
                     if receiver { <ReceiverActions referral={r.clone()} /> } else { <ReferrerActions referral={r.clone()} /> }
+                    if receiver && r.status == Status::Accepted { <super::rooms::RoomLinkPicker practice={r.to_practice} number={r.number.clone()} /> }
                     <History item={item.clone()} />
                 </aside>
             </div>

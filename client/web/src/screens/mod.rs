@@ -9,6 +9,8 @@ pub mod free;
 pub mod key_group;
 pub mod lists;
 pub mod practices;
+pub mod rooms;
+pub mod rooms_patient;
 pub mod send;
 pub mod sessions;
 pub mod settings;

@@ -309,6 +309,7 @@ pub fn practice_page(p: &PracticeProps) -> Html {
             }
             if practice.kind == PracticeKind::Specialist { <FreeIntakeToggle practice={practice.clone()} {admin} /> }
             <KeyGroup practice={p.id} {admin} health={(*health).clone()} on_changed={{ let r = reload.clone(); Callback::from(move |_| r.set(*r + 1)) }} />
+            <super::rooms::RoomsCard practice={p.id} />
             <section class="card" aria-labelledby="members-title">
                 <h2 id="members-title">{ "Members" }</h2>
                 <ErrorBox error={(*action_error).clone()} />

@@ -18,6 +18,7 @@ pub fn settings() -> Html {
     let error = use_state(|| None::<ApiError>);
     let saved = use_state(|| None::<String>);
     let permission = use_state(web_sys::Notification::permission);
+    let knock_muted = use_state(super::rooms::knock_muted);
     {
         let (prefs, error, s) = (prefs.clone(), error.clone(), ctx.session.clone());
         use_effect_with((), move |_| {
@@ -99,6 +100,13 @@ pub fn settings() -> Html {
                 <p>{ "While Handoff is open, changes appear at once and a message shows in the corner. When the tab is in the background, the browser can notify you too. Notifications show the referral number and what happened, never patient details." }</p>
                 <p><strong>{ "Browser notifications: " }</strong>{ perm_text }</p>
                 if *permission == web_sys::NotificationPermission::Default { <button class="primary" onclick={ask}>{ "Turn on browser notifications" }</button> }
+                <div class="confirm">
+                    <input id="knock-muted-setting" type="checkbox" checked={*knock_muted} onchange={{
+                        let k = knock_muted.clone();
+                        Callback::from(move |e: Event| { let m = crate::ui::checked(&e); super::rooms::set_knock_muted(m); k.set(m); })
+                    }} />
+                    <label for="knock-muted-setting">{ "Mute the waiting room's knock (it sounds every minute while a patient waits unseen)" }</label>
+                </div>
             </section>
             <section class="card" aria-labelledby="n-email">
                 <h2 id="n-email">{ "By email" }</h2>

@@ -57,7 +57,7 @@ pub fn shell(p: &ShellProps) -> Html {
         }
     };
     let screen = match &p.route {
-        Route::Inbox | Route::Login | Route::Register | Route::Recover | Route::Confirm(_) | Route::Free => {
+        Route::Inbox | Route::Login | Route::Register | Route::Recover | Route::Confirm(_) | Route::Free | Route::PatientRoom(_) => {
             html! { <super::lists::Referrals received=true /> }
         }
         Route::Sent => html! { <super::lists::Referrals received=false /> },
@@ -69,6 +69,7 @@ pub fn shell(p: &ShellProps) -> Html {
         Route::Admin => html! { <super::admin::Admin /> },
         Route::Settings => html! { <super::settings::Settings /> },
         Route::PracticeAudit(id) => html! { <super::audit::PracticeAudit id={*id} key={id.to_string()} /> },
+        Route::Room(p, r) => html! { <super::rooms::HostRoom practice={*p} room={*r} key={r.to_string()} /> },
     };
     let toasts = ctx.data.toasts.iter().map(|t| {
         let data = ctx.data.clone();
