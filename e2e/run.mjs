@@ -1474,6 +1474,66 @@ await test('video: a DTLS certificate other than the one the authenticated SDP d
   await ctx.close();
 });
 
+// The built-in call in a real room, through the server's RoomActor (issue 15,
+// wt-rooms-video): a host admits a patient into a built-in call.
+async function builtInVisit(tag, relay) {
+  const hostCtx = await browser.newContext({ viewport });
+  const host = await hostCtx.newPage();
+  const pCtx = await browser.newContext({ viewport });
+  const patientPage = await pCtx.newPage();
+  for (const p of [host, patientPage]) p.on('pageerror', (e) => console.log(`  page error: ${e.message}`));
+  if (relay) await patientPage.routeWebSocket(/\/ws/, relay);
+  await register(host, url, { name: `Dr. Elm ${tag}`, email: `elm-${tag}@elm.example`, password: 'elm clinic pass 1' });
+  await finishKit(host);
+  await createPractice(host, { name: `Elm ${tag} Clinic`, specialist: false });
+  const roomName = `Elm ${tag} video room`;
+  await host.fill('#room-name', roomName);
+  await host.check('#room-video-built-in');
+  await host.click('button:has-text("Create room")');
+  const linkBox = host.locator('[data-testid=room-row]', { hasText: roomName }).locator('[data-testid=patient-link]');
+  await linkBox.waitFor({ timeout: T });
+  const patientLink = await linkBox.inputValue();
+  await host.locator('[data-testid=room-row]', { hasText: roomName }).locator('[data-testid=open-room]').click();
+  await host.waitForSelector(`[data-testid=room-title]:has-text("${roomName}")`, { timeout: T });
+  await patientPage.goto(patientLink);
+  await patientPage.fill('#guest-name', 'Iris Calloway');
+  await patientPage.click('button:has-text("Check in")');
+  await waitText(patientPage, '[data-testid=waiting]', 'Please wait, the host will let you in soon.');
+  const row = host.locator('[data-testid=guest-row]', { hasText: 'Iris Calloway' });
+  await row.locator('[data-testid=admit]').click();
+  return { host, patientPage, row, close: () => Promise.all([hostCtx.close(), pCtx.close()]) };
+}
+
+await test('video: a man-in-the-middle relay between the patient and the server that rewrites the offer (its own SDP and fingerprint) gets the call refused, and both sides are told why', async () => {
+  let rewritten = 0;
+  const b64url = (buf) => buf.toString('base64').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  const fake = 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=fingerprint:sha-256 ' + Array.from({ length: 32 }, () => 'AB').join(':') + '\r\n';
+  const relay = (ws) => {
+    const upstream = ws.connectToServer();
+    ws.onMessage((m) => upstream.send(m));
+    upstream.onMessage((m) => {
+      let f = null;
+      try { f = JSON.parse(m); } catch { /* not JSON: pass it on */ }
+      if (f && f.type === 'room' && f.event && f.event.type === 'signal' && rewritten === 0) {
+        // The host's first signal to the patient is its offer: the relay puts
+        // its own SDP (its own DTLS fingerprint) in its place.
+        const json = Buffer.from(JSON.stringify({ type: 'offer', sdp: fake }));
+        f.event.sealed = b64url(Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 0, 0, 1]), json]));
+        rewritten++;
+        return ws.send(JSON.stringify(f));
+      }
+      ws.send(m);
+    });
+  };
+  const { host, patientPage, close } = await builtInVisit('mitm', relay);
+  await waitText(patientPage, '.call-refused', refusal);
+  await waitText(host, '[role=status]', 'its security check failed');
+  assert.equal(rewritten, 1, 'the relay rewrote the offer on its way to the patient');
+  assert.equal(await patientPage.$$eval('video.call-remote', (v) => v.length), 0, 'no video after the refusal');
+  await shot(patientPage, 'video-07-room-mitm-refused');
+  await close();
+});
+
 await browser.close();
 server.stop();
 console.log(`e2e: ${passed} passed, ${failed} failed`);

@@ -4,9 +4,10 @@
 //! - The host offers, the guest answers, and both trickle ICE candidates.
 //!   Every signal is a [`Signal`] sealed with [`CallSeal`] under the call key
 //!   the host made at admission; the server relays bytes it can neither read
-//!   nor alter. A signal that fails to open (changed bytes, another room,
-//!   guest or direction, a replay, a plaintext injected by the relay) ends the
-//!   call as refused.
+//!   nor alter. A signal that fails to authenticate (changed bytes, another
+//!   room, guest or direction, a plaintext injected by the relay) ends the
+//!   call as refused; a replayed or late one (counter not above the last) is
+//!   dropped unobeyed.
 //! - **Fingerprint binding.** Each side keeps the `a=fingerprint` of the
 //!   peer's *authenticated* SDP. Once the connection is up it reads the DTLS
 //!   certificate actually negotiated (`getStats()`: the transport's
@@ -25,7 +26,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use handoff_crypto::call::{CallKey, CallSeal, Direction, Signal, fingerprint_matches, sdp_fingerprints};
+use handoff_crypto::call::{CallError, CallKey, CallSeal, Direction, Signal, fingerprint_matches, sdp_fingerprints};
 use handoff_protocol::{GuestId, RoomId};
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
@@ -274,7 +275,16 @@ impl Call {
         let opened = self.0.borrow_mut().seal.open_signal(sealed);
         let signal = match opened {
             Ok(s) => s,
-            Err(_) => return self.end(CallEnd::Refused { reason: SECURITY_REFUSAL.into() }, true),
+            // A replayed or late signal is dropped, not obeyed: the relay could
+            // have dropped it anyway, so it says nothing about tampering.
+            Err(CallError::Replayed { counter, last }) => {
+                web_sys::console::warn_1(&format!("call: dropped signal {counter} (last accepted {last})").into());
+                return;
+            }
+            Err(e) => {
+                web_sys::console::warn_1(&format!("call: refused a signal: {e}").into());
+                return self.end(CallEnd::Refused { reason: SECURITY_REFUSAL.into() }, true);
+            }
         };
         if self.0.borrow().pc.is_none() {
             self.0.borrow_mut().backlog.push(signal);
