@@ -271,7 +271,14 @@ mkdirSync(SHOTS, { recursive: true });
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
   headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: [
+    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    // The built-in video call (wt-rooms-video): a fake camera and microphone,
+    // no permission prompt, and plain host ICE candidates so loopback connects
+    // without STUN (Chromium otherwise hides local addresses behind mDNS names).
+    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--disable-features=WebRtcHideLocalIpsWithMdns',
+    '--autoplay-policy=no-user-gesture-required',
+  ],
 });
 // Every context any scenario opens watches for CSP violations.
 const openContext = browser.newContext.bind(browser);
@@ -1309,6 +1316,222 @@ await test('rooms: two patients check in, the host messages, admits to an extern
 
   await Promise.all([hostCtx.close(), p1Ctx.close(), p2Ctx.close()]);
   srv.stop();
+});
+
+// The built-in video call (issue 15, wt-rooms-video). These run on the
+// `/call-harness` page: both sides of a call in one page, the same CallView
+// the room screens render, with an in-page relay standing in for the room
+// socket (`window.__handoffCallRelay` sees and may rewrite every sealed signal).
+async function openCallHarness() {
+  const ctx = await browser.newContext({ viewport });
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => console.log(`  page error: ${e.message}`));
+  await page.goto(`${url}/call-harness`);
+  await page.waitForSelector('.harness-start', { timeout: T });
+  return { ctx, page };
+}
+
+// Inbound RTP bytes of every call connection on the page.
+function inboundBytes(page) {
+  return page.evaluate(async () =>
+    Promise.all(
+      (window.__handoffCallPeers || []).map(async (pc) => {
+        let n = 0;
+        (await pc.getStats()).forEach((r) => {
+          if (r.type === 'inbound-rtp') n += r.bytesReceived || 0;
+        });
+        return n;
+      }),
+    ),
+  );
+}
+
+const refusal = 'The call was refused: its security check failed — the connection may have been tampered with.';
+
+await test('video: a built-in call connects peer to peer, both remote videos play and inbound RTP bytes grow; mute, camera off and hang up reach the other side', async () => {
+  const { ctx, page } = await openCallHarness();
+  const seen = [];
+  await page.evaluate(() => {
+    window.__relayed = [];
+    window.__handoffCallRelay = (direction, bytes) => {
+      window.__relayed.push({ direction, text: new TextDecoder('utf-8', { fatal: false }).decode(bytes) });
+      return bytes;
+    };
+  });
+  await page.click('.harness-start');
+  await page.waitForSelector('.harness-host .call[data-phase=verified]', { timeout: T });
+  await page.waitForSelector('.harness-guest .call[data-phase=verified]', { timeout: T });
+  await page.waitForFunction(
+    () => {
+      const v = [...document.querySelectorAll('video.call-remote')];
+      return v.length === 2 && v.every((e) => e.videoWidth > 0);
+    },
+    null,
+    { timeout: T },
+  );
+  const first = await inboundBytes(page);
+  assert.equal(first.length, 2, 'two connections, host and guest');
+  await new Promise((r) => setTimeout(r, 2000));
+  const second = await inboundBytes(page);
+  for (const i of [0, 1]) assert.ok(second[i] > first[i], `inbound RTP bytes grow on side ${i}: ${first[i]} -> ${second[i]}`);
+  // The media path is a direct host-to-host pair (no relay candidate).
+  const pairs = await page.evaluate(async () =>
+    Promise.all(
+      window.__handoffCallPeers.map(async (pc) => {
+        const stats = [];
+        (await pc.getStats()).forEach((r) => stats.push(r));
+        const pair = stats.find((r) => r.type === 'candidate-pair' && r.state === 'succeeded' && r.nominated);
+        const local = pair && stats.find((r) => r.id === pair.localCandidateId);
+        return local ? local.candidateType : null;
+      }),
+    ),
+  );
+  for (const t of pairs) assert.ok(t && t !== 'relay', `the media goes peer to peer, not through a relay (local candidate type ${t})`);
+  // The relay saw only sealed bytes: no SDP, no fingerprint, no candidate in the clear.
+  seen.push(...(await page.evaluate(() => window.__relayed)));
+  assert.ok(seen.some((m) => m.direction === 'host-to-guest') && seen.some((m) => m.direction === 'guest-to-host'), 'signals went both ways');
+  for (const m of seen) assert.ok(!/fingerprint|candidate|v=0|offer|answer/.test(m.text), 'a relayed signal is sealed');
+  await shot(page, 'video-01-call');
+
+  // The guest mutes and turns the camera off: the host is told.
+  await page.click('.harness-guest .call-mute');
+  await page.click('.harness-guest .call-camera');
+  await waitText(page, '.harness-host .call-peer-camera', 'turned their camera off');
+  await waitText(page, '.harness-host .call-peer-muted', 'muted their microphone');
+  assert.equal(await page.$eval('.harness-guest .call-camera', (b) => b.textContent), 'Camera on');
+  // The guest hangs up: both calls end.
+  await page.click('.harness-guest .call-hang-up');
+  await waitText(page, '.harness-guest .call-ended', 'You left the call.');
+  await waitText(page, '.harness-host .call-ended', 'The other side left the call.');
+  await shot(page, 'video-02-hung-up');
+  await ctx.close();
+});
+
+await test('video: a man in the middle who rewrites the offer\'s fingerprint (tampering the sealed bytes or injecting his own SDP) gets the call refused, and both sides are told why', async () => {
+  for (const mode of ['tamper', 'inject']) {
+    const { ctx, page } = await openCallHarness();
+    // The relay's own offer, with the relay's own DTLS fingerprint: what a
+    // server sitting in the middle would substitute.
+    await page.evaluate(async (mode) => {
+      const own = new RTCPeerConnection();
+      own.addTransceiver('audio');
+      own.addTransceiver('video');
+      const offer = await own.createOffer();
+      window.__mitm = { rewritten: 0, seen: 0 };
+      const enc = new TextEncoder();
+      window.__handoffCallRelay = (direction, bytes) => {
+        if (direction !== 'host-to-guest') return bytes;
+        window.__mitm.seen++;
+        // The host's first signal is its offer: rewrite it.
+        if (window.__mitm.seen !== 1) return bytes;
+        window.__mitm.rewritten++;
+        if (mode === 'tamper') {
+          // The sealed SDP is ciphertext: the fingerprint can only be rewritten blind.
+          const out = new Uint8Array(bytes);
+          for (let i = 40; i < out.length - 16; i += 97) out[i] ^= 0x5a;
+          return out;
+        }
+        // Inject a plaintext offer carrying the relay's fingerprint, with a
+        // plausible counter in front.
+        const json = enc.encode(JSON.stringify({ type: 'offer', sdp: offer.sdp }));
+        const out = new Uint8Array(8 + json.length);
+        out[7] = 1;
+        out.set(json, 8);
+        return out;
+      };
+      window.__mitmFingerprint = (offer.sdp.match(/a=fingerprint:\S+ (\S+)/) || [])[1];
+    }, mode);
+    assert.ok(await page.evaluate(() => window.__mitmFingerprint), 'the relay has a fingerprint of its own to inject');
+    await page.click('.harness-start');
+    await waitText(page, '.harness-guest .call-refused', refusal);
+    await waitText(page, '.harness-host .call-refused', refusal);
+    assert.equal(await page.evaluate(() => window.__mitm.rewritten), 1, 'the relay rewrote the offer');
+    assert.equal(await page.$$eval('.call video', (v) => v.length), 0, 'no video is shown after a refusal');
+    if (mode === 'inject') await shot(page, 'video-03-mitm-refused');
+    await ctx.close();
+  }
+});
+
+await test('video: a DTLS certificate other than the one the authenticated SDP declared is refused by the fingerprint check', async () => {
+  const { ctx, page } = await openCallHarness();
+  // The test hook stands in for a swapped certificate: the fingerprint each
+  // side expects is no longer the one its peer's DTLS handshake presents. The
+  // signalling itself is untouched and opens fine.
+  await page.evaluate(() => {
+    window.__handoffTestExpectFingerprint = Array.from({ length: 32 }, (_, i) => (i * 7 + 3).toString(16).padStart(2, '0').toUpperCase()).join(':');
+    window.__states = [];
+    window.__handoffCallRelay = (direction, bytes) => bytes;
+  });
+  await page.click('.harness-start');
+  // The connection does come up (ICE and DTLS succeed) before the check runs.
+  await page.waitForFunction(() => (window.__handoffCallPeers || []).length === 2, null, { timeout: T });
+  await page.evaluate(() => window.__handoffCallPeers.forEach((pc) => pc.addEventListener('connectionstatechange', () => window.__states.push(pc.connectionState))));
+  await waitText(page, '.harness-guest .call-refused', refusal);
+  await waitText(page, '.harness-host .call-refused', refusal);
+  const states = await page.evaluate(() => window.__states);
+  assert.ok(!states.includes('failed'), `the refusal is the fingerprint check's, not a failed handshake (${states.join(', ')})`);
+  await shot(page, 'video-04-fingerprint-refused');
+  await ctx.close();
+});
+
+// The built-in call in a real room, through the server's RoomActor (issue 15,
+// wt-rooms-video): a host admits a patient into a built-in call.
+async function builtInVisit(tag, relay) {
+  const hostCtx = await browser.newContext({ viewport });
+  const host = await hostCtx.newPage();
+  const pCtx = await browser.newContext({ viewport });
+  const patientPage = await pCtx.newPage();
+  for (const p of [host, patientPage]) p.on('pageerror', (e) => console.log(`  page error: ${e.message}`));
+  if (relay) await patientPage.routeWebSocket(/\/ws/, relay);
+  await register(host, url, { name: `Dr. Elm ${tag}`, email: `elm-${tag}@elm.example`, password: 'elm clinic pass 1' });
+  await finishKit(host);
+  await createPractice(host, { name: `Elm ${tag} Clinic`, specialist: false });
+  const roomName = `Elm ${tag} video room`;
+  await host.fill('#room-name', roomName);
+  await host.check('#room-video-built-in');
+  await host.click('button:has-text("Create room")');
+  const linkBox = host.locator('[data-testid=room-row]', { hasText: roomName }).locator('[data-testid=patient-link]');
+  await linkBox.waitFor({ timeout: T });
+  const patientLink = await linkBox.inputValue();
+  await host.locator('[data-testid=room-row]', { hasText: roomName }).locator('[data-testid=open-room]').click();
+  await host.waitForSelector(`[data-testid=room-title]:has-text("${roomName}")`, { timeout: T });
+  await patientPage.goto(patientLink);
+  await patientPage.fill('#guest-name', 'Iris Calloway');
+  await patientPage.click('button:has-text("Check in")');
+  await waitText(patientPage, '[data-testid=waiting]', 'Please wait, the host will let you in soon.');
+  const row = host.locator('[data-testid=guest-row]', { hasText: 'Iris Calloway' });
+  await row.locator('[data-testid=admit]').click();
+  return { host, patientPage, row, close: () => Promise.all([hostCtx.close(), pCtx.close()]) };
+}
+
+await test('video: a man-in-the-middle relay between the patient and the server that rewrites the offer (its own SDP and fingerprint) gets the call refused, and both sides are told why', async () => {
+  let rewritten = 0;
+  const b64url = (buf) => buf.toString('base64').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  const fake = 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=fingerprint:sha-256 ' + Array.from({ length: 32 }, () => 'AB').join(':') + '\r\n';
+  const relay = (ws) => {
+    const upstream = ws.connectToServer();
+    ws.onMessage((m) => upstream.send(m));
+    upstream.onMessage((m) => {
+      let f = null;
+      try { f = JSON.parse(m); } catch { /* not JSON: pass it on */ }
+      if (f && f.type === 'room' && f.event && f.event.type === 'signal' && rewritten === 0) {
+        // The host's first signal to the patient is its offer: the relay puts
+        // its own SDP (its own DTLS fingerprint) in its place.
+        const json = Buffer.from(JSON.stringify({ type: 'offer', sdp: fake }));
+        f.event.sealed = b64url(Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 0, 0, 1]), json]));
+        rewritten++;
+        return ws.send(JSON.stringify(f));
+      }
+      ws.send(m);
+    });
+  };
+  const { host, patientPage, close } = await builtInVisit('mitm', relay);
+  await waitText(patientPage, '.call-refused', refusal);
+  await waitText(host, '[role=status]', 'its security check failed');
+  assert.equal(rewritten, 1, 'the relay rewrote the offer on its way to the patient');
+  assert.equal(await patientPage.$$eval('video.call-remote', (v) => v.length), 0, 'no video after the refusal');
+  await shot(patientPage, 'video-07-room-mitm-refused');
+  await close();
 });
 
 await browser.close();

@@ -214,6 +214,9 @@ pub enum Signal {
     },
     /// The sender hung up.
     Hangup,
+    /// The sender refused the call: a signal failed to open or the negotiated
+    /// certificate did not match the authenticated SDP.
+    Refused,
 }
 
 /// The `a=fingerprint:` attributes of an SDP, as `(algorithm, fingerprint)`

@@ -542,6 +542,10 @@ endpoints! {
     GetRoomInfo: Get v1!("/rooms/{link}"), String, () => RoomInfo;
     /// `POST /rooms/{link}/check-in`: a patient checks in with a sealed check-in and gets a guest token (no session; rate-limited per address).
     CheckInRoom: Post v1!("/rooms/{link}/check-in"), String, CheckIn => CheckedIn;
+
+    // The built-in video call (issue 15, wt-rooms-video).
+    /// `GET /call/ice-servers`: the STUN/TURN servers browsers use for a built-in call (`HANDOFF_ICE_SERVERS`; no session needed: a patient's browser asks too).
+    GetIceServers: Get v1!("/call/ice-servers"), (), () => crate::call::IceServers;
 }
 
 /// The response of [`GetOpenApi`]: an OpenAPI 3.1 document, as JSON.

@@ -23,6 +23,7 @@
 pub mod api;
 pub mod audit;
 mod bytes;
+pub mod call;
 mod error;
 pub mod free;
 mod ids;

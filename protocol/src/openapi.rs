@@ -402,6 +402,8 @@ errors! {
     DeleteRoom: SIGNED_IN, MEMBER, &[Forbidden];
     GetRoomInfo: NONE;
     CheckInRoom: &[RateLimited, RoomFull];
+    // The built-in video call (issue 15, wt-rooms-video).
+    GetIceServers: NONE;
 }
 
 #[cfg(test)]

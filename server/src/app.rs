@@ -344,6 +344,15 @@ fn api_routes(t: &mut Table<'_>) {
         .at(DeleteRoom, crate::rooms::delete)
         .at(GetRoomInfo, crate::rooms::info)
         .at(CheckInRoom, crate::rooms::check_in);
+    // The built-in video call (issue 15, wt-rooms-video).
+    t.at(GetIceServers, ice_servers);
+}
+
+/// `GET /call/ice-servers`: the configured STUN/TURN servers, to anyone (a
+/// patient's browser has no session). They are deployment settings, not
+/// secrets of any user: see the README on TURN credentials.
+async fn ice_servers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(handoff_protocol::call::IceServers { ice_servers: state.config.ice_servers.clone() }))
 }
 
 fn app_config(

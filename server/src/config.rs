@@ -156,6 +156,11 @@ pub struct Config {
     pub room_max_waiting: u64,
     /// Check-ins per client address per minute, over every room (limiter scope 13); 20.
     pub room_checkins_per_minute_per_address: u32,
+    // The built-in video call (issue 15, wt-rooms-video).
+    /// STUN/TURN servers for the browsers' built-in calls, as
+    /// `RTCIceServer` entries (`HANDOFF_ICE_SERVERS`: a JSON list); none by
+    /// default (one machine or one network needs none).
+    pub ice_servers: Vec<handoff_protocol::call::IceServer>,
 }
 
 impl Default for Config {
@@ -209,6 +214,7 @@ impl Default for Config {
             api_docs_dir: None,
             member_terms_check_ms: 60_000,
             clock: handoff_actors::clock::Clock::default(),
+            ice_servers: Vec::new(),
         }
     }
 }
@@ -267,6 +273,12 @@ impl Config {
         if let Some(v) = std::env::var_os("HANDOFF_API_DOCS_DIR") {
             c.api_docs_dir = Some(v.into());
         }
+        if let Ok(v) = std::env::var("HANDOFF_ICE_SERVERS") {
+            c.ice_servers = parse_ice_servers(&v).map_err(|e| ConfigError::Env("HANDOFF_ICE_SERVERS", e))?;
+        }
+        if let Some(problem) = c.ice_servers.iter().find_map(handoff_protocol::call::IceServer::problem) {
+            return Err(ConfigError::Env("HANDOFF_ICE_SERVERS", problem));
+        }
         Ok(c)
     }
 
@@ -306,11 +318,43 @@ impl Config {
     }
 }
 
+/// `HANDOFF_ICE_SERVERS`: a JSON list of `RTCIceServer`-like entries
+/// (`{"urls": ["stun:..."], "username": ..., "credential": ...}`), each with
+/// only STUN/TURN URLs; empty text means none.
+fn parse_ice_servers(text: &str) -> Result<Vec<handoff_protocol::call::IceServer>, String> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let servers: Vec<handoff_protocol::call::IceServer> =
+        serde_json::from_str(text).map_err(|e| format!("not a JSON list of ICE servers: {e}"))?;
+    match servers.iter().find_map(handoff_protocol::call::IceServer::problem) {
+        Some(p) => Err(p),
+        None => Ok(servers),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
     use super::*;
+
+    #[test]
+    fn ice_servers_default_to_none_and_parse_as_a_json_list_of_stun_or_turn_urls() {
+        assert!(Config::default().ice_servers.is_empty());
+        assert_eq!(parse_ice_servers(""), Ok(Vec::new()));
+        let servers =
+            parse_ice_servers(r#"[{"urls":["stun:stun.example:3478"]},{"urls":["turns:turn.example"],"username":"u","credential":"c"}]"#)
+                .unwrap();
+        assert_eq!(servers.len(), 2);
+        assert_eq!(servers[1].username.as_deref(), Some("u"));
+        assert!(parse_ice_servers(r#"[{"urls":["https://stun.example"]}]"#).is_err(), "not a STUN/TURN URL");
+        assert!(parse_ice_servers(r#"[{"urls":[]}]"#).is_err(), "no URL");
+        assert!(parse_ice_servers(r#"{"urls":["stun:x"]}"#).is_err(), "not a list");
+        assert!(parse_ice_servers(r#"[{"urls":["stun:x"],"secret":1}]"#).is_err(), "unknown field");
+        let c = Config::parse("[[ice_servers]]\nurls = [\"stun:stun.example\"]\n", Path::new("handoff.toml")).unwrap();
+        assert_eq!(c.ice_servers[0].urls, vec!["stun:stun.example".to_string()]);
+    }
 
     #[test]
     fn trusted_proxy_hops_parse_and_default_to_none() {

@@ -4,9 +4,10 @@
 //! - The host offers, the guest answers, and both trickle ICE candidates.
 //!   Every signal is a [`Signal`] sealed with [`CallSeal`] under the call key
 //!   the host made at admission; the server relays bytes it can neither read
-//!   nor alter. A signal that fails to open (changed bytes, another room,
-//!   guest or direction, a replay, a plaintext injected by the relay) ends the
-//!   call as refused.
+//!   nor alter. A signal that fails to authenticate (changed bytes, another
+//!   room, guest or direction, a plaintext injected by the relay) ends the
+//!   call as refused; a replayed or late one (counter not above the last) is
+//!   dropped unobeyed.
 //! - **Fingerprint binding.** Each side keeps the `a=fingerprint` of the
 //!   peer's *authenticated* SDP. Once the connection is up it reads the DTLS
 //!   certificate actually negotiated (`getStats()`: the transport's
@@ -17,7 +18,7 @@
 //!   no STUN).
 //!
 //! Test hooks (for the browser tests only; page script can do all of this
-//! anyway): the live connection is published as `window.__handoffCallPeer`,
+//! anyway): each live connection is added to `window.__handoffCallPeers`,
 //! and `window.__handoffTestExpectFingerprint`, when set to a string, replaces
 //! the fingerprint taken from the peer's SDP, simulating a swapped DTLS
 //! certificate.
@@ -25,7 +26,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use handoff_crypto::call::{CallKey, CallSeal, Direction, Signal, fingerprint_matches, sdp_fingerprints};
+use handoff_crypto::call::{CallError, CallKey, CallSeal, Direction, Signal, fingerprint_matches, sdp_fingerprints};
 use handoff_protocol::{GuestId, RoomId};
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
@@ -216,7 +217,7 @@ impl Call {
             let track: MediaStreamTrack = track.dyn_into()?;
             pc.add_track(&track, &local, &js_sys::Array::new());
         }
-        let _ = js_sys::Reflect::set(&window, &"__handoffCallPeer".into(), &pc);
+        publish_peer(&window, &pc);
 
         let this = self.clone();
         let on_candidate = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
@@ -258,6 +259,13 @@ impl Call {
         Ok(())
     }
 
+    /// Replaces the channel signals are sent on (the screen's latest).
+    pub fn set_channel(&self, channel: Rc<dyn SignalChannel>) {
+        if let Ok(mut inner) = self.0.try_borrow_mut() {
+            inner.channel = channel;
+        }
+    }
+
     /// Takes one sealed signal from the other side. One that does not open
     /// ends the call as refused.
     pub fn receive(&self, sealed: &[u8]) {
@@ -267,7 +275,16 @@ impl Call {
         let opened = self.0.borrow_mut().seal.open_signal(sealed);
         let signal = match opened {
             Ok(s) => s,
-            Err(_) => return self.end(CallEnd::Refused { reason: SECURITY_REFUSAL.into() }, true),
+            // A replayed or late signal is dropped, not obeyed: the relay could
+            // have dropped it anyway, so it says nothing about tampering.
+            Err(CallError::Replayed { counter, last }) => {
+                web_sys::console::warn_1(&format!("call: dropped signal {counter} (last accepted {last})").into());
+                return;
+            }
+            Err(e) => {
+                web_sys::console::warn_1(&format!("call: refused a signal: {e}").into());
+                return self.end(CallEnd::Refused { reason: SECURITY_REFUSAL.into() }, true);
+            }
         };
         if self.0.borrow().pc.is_none() {
             self.0.borrow_mut().backlog.push(signal);
@@ -331,6 +348,7 @@ impl Call {
             }
             (Signal::Media { audio, video }, _) => self.emit(CallEvent::PeerMedia { audio, video }),
             (Signal::Hangup, _) => self.end(CallEnd::PeerHungUp, false),
+            (Signal::Refused, _) => self.end(CallEnd::Refused { reason: SECURITY_REFUSAL.into() }, false),
             // A signal meant for the other role (an offer sent to the host, ...):
             // only a holder of the call key could send it, so it is a bug, not
             // an attack; it is ignored.
@@ -447,17 +465,37 @@ impl Call {
     }
 
     /// Ends the call once: closes it and reports how. A refusal also tells the
-    /// peer, so both sides stop (`tell_peer`).
+    /// peer (sealed, so a relay cannot forge one), so both sides stop and show
+    /// why (`tell_peer`).
     fn end(&self, how: CallEnd, tell_peer: bool) {
         if self.0.borrow().ended {
             return;
         }
-        if tell_peer && self.0.borrow().pc.is_some() {
-            self.send(&Signal::Hangup);
+        if tell_peer {
+            let signal = if matches!(how, CallEnd::Refused { .. }) { Signal::Refused } else { Signal::Hangup };
+            self.send(&signal);
+            if self.0.borrow().ended {
+                return;
+            }
         }
         self.close();
         self.emit(CallEvent::End(how));
     }
+}
+
+/// Adds the connection to `window.__handoffCallPeers` (the browser tests read
+/// its `getStats()`).
+fn publish_peer(window: &web_sys::Window, pc: &RtcPeerConnection) {
+    let key: JsValue = "__handoffCallPeers".into();
+    let list = match js_sys::Reflect::get(window, &key).ok().and_then(|v| v.dyn_into::<js_sys::Array>().ok()) {
+        Some(list) => list,
+        None => {
+            let list = js_sys::Array::new();
+            let _ = js_sys::Reflect::set(window, &key, &list);
+            list
+        }
+    };
+    list.push(pc);
 }
 
 fn stop_tracks(stream: &MediaStream) {
@@ -490,5 +528,6 @@ fn negotiated_fingerprint(report: &JsValue) -> Option<(String, String)> {
 /// The ICE servers the deployment configured (`HANDOFF_ICE_SERVERS`), as the
 /// JSON list `RTCConfiguration.iceServers` takes; none if unset or unreachable.
 async fn ice_servers() -> JsValue {
-    js_sys::Array::new().into()
+    let servers = crate::api::call::<handoff_protocol::api::GetIceServers>(&(), &()).await.map(|r| r.ice_servers).unwrap_or_default();
+    serde_json::to_string(&servers).ok().and_then(|json| js_sys::JSON::parse(&json).ok()).unwrap_or_else(|| js_sys::Array::new().into())
 }

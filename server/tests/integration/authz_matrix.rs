@@ -513,6 +513,8 @@ impl Fixture {
             DeleteRoom => Call::of::<DeleteRoom>(&(a, self.rooms[&p]), &());
             GetRoomInfo => Call::of::<GetRoomInfo>(&self.room.link, &());
             CheckInRoom => Call::of::<CheckInRoom>(&self.room.link, &CheckIn { sealed: b(64, 5) });
+            // The built-in video call (issue 15, wt-rooms-video).
+            GetIceServers => Call::of::<GetIceServers>(&(), &());
         }
         None
     }

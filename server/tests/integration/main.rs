@@ -61,6 +61,7 @@
 //!   schemathesis.
 //! - `static_files`: the built web client (issue 17): the coding chosen by
 //!   `Accept-Encoding`, cache headers, 404s, refused traversal, HSTS, the CSP.
+//! - `call`: the built-in video call's ICE servers reach a session-less browser.
 //!
 //! Shared pieces: `harness` starts servers (in process, or the `handoff`
 //! binary as a child for crash tests) and the SMTP server, reads mail (from
@@ -101,3 +102,5 @@ mod sessions;
 mod totp;
 // Issue 17 part 3: static serving and security headers.
 mod static_files;
+// Issue 15: the built-in video call's ICE servers (wt-rooms-video).
+mod call;

@@ -184,6 +184,8 @@ pub const RIGHTS: &[Right] = &[
     http::<GetPracticeAuditCsv>(Who::Admin, "the same entries as CSV"),
     http::<AdminGetAudit>(Who::Staff, "the platform's audit log"),
     http::<SetMemberDates>(Who::Admin, "a member's end date; a not-yet-started member's start date"),
+    // The built-in video call (issue 15, wt-rooms-video).
+    http::<GetIceServers>(Who::Anyone, "the deployment's STUN/TURN servers (a patient's browser has no session)"),
     // The WebSocket commands (`ws::Command`).
     ws("subscribe", Who::Member, "a practice stream: its members; a referral stream: either party's"),
     ws("unsubscribe", Who::SignedIn, "the caller's own socket"),

@@ -85,12 +85,20 @@ pub fn call_view(p: &CallProps) -> Html {
     let cam = use_state(|| true);
     let (local_ref, remote_ref) = (use_node_ref(), use_node_ref());
 
+    // The latest `on_end` and channel the screen passed: a screen that makes
+    // them anew on each render is still heard.
+    let on_end_now = use_mut_ref(|| p.on_end.clone());
+    *on_end_now.borrow_mut() = p.on_end.clone();
+    if let Some(c) = call.borrow().as_ref() {
+        c.set_channel(p.channel.clone());
+    }
     {
-        let (call, view, on_end) = (call.clone(), view.dispatcher(), p.on_end.clone());
+        let (call, view, on_end) = (call.clone(), view.dispatcher(), on_end_now.clone());
         let (role, room, guest, key, channel) = (p.role, p.room, p.guest, p.call_key.clone(), p.channel.clone());
         use_effect_with((role, room, guest), move |_| {
             let notify = Rc::new(move |e: CallEvent| {
                 if let CallEvent::End(how) = &e {
+                    let on_end = on_end.borrow().clone();
                     on_end.emit(how.clone());
                 }
                 view.dispatch(e);
@@ -167,5 +175,102 @@ pub fn call_view(p: &CallProps) -> Html {
                 <button class="danger call-hang-up" onclick={hang_up}>{ "Hang up" }</button>
             </div>
         </section>
+    }
+}
+
+/// One side's end of the harness's in-page relay.
+struct LocalRelay {
+    /// `"host-to-guest"` or `"guest-to-host"`, as the relay hook is told.
+    direction: &'static str,
+    deliver: Callback<Vec<u8>>,
+}
+
+impl SignalChannel for LocalRelay {
+    fn send(&self, sealed: Vec<u8>) {
+        let (direction, deliver) = (self.direction, self.deliver.clone());
+        // Each message is delivered in its own task, as socket frames are, so
+        // the other side renders once per message.
+        crate::ui::spawn(async move {
+            gloo_timers::future::TimeoutFuture::new(0).await;
+            deliver.emit(relay_hook(direction, sealed));
+        });
+    }
+}
+
+/// `window.__handoffCallRelay(direction, bytes)`, when the page defines it,
+/// sees every sealed signal and returns what to deliver instead: the browser
+/// tests' man in the middle.
+fn relay_hook(direction: &str, sealed: Vec<u8>) -> Vec<u8> {
+    use wasm_bindgen::JsCast as _;
+    let Some(hook) = web_sys::window()
+        .and_then(|w| js_sys::Reflect::get(&w, &"__handoffCallRelay".into()).ok())
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+    else {
+        return sealed;
+    };
+    let bytes = js_sys::Uint8Array::from(sealed.as_slice());
+    match hook.call2(&wasm_bindgen::JsValue::NULL, &direction.into(), &bytes) {
+        Ok(out) => out.dyn_into::<js_sys::Uint8Array>().map(|a| a.to_vec()).unwrap_or(sealed),
+        Err(_) => sealed,
+    }
+}
+
+/// `/call-harness`: both sides of a built-in call in one page, over an
+/// in-page relay instead of the room socket, with the same [`CallView`].
+/// It checks a device's camera and the deployment's ICE settings without a
+/// room, and the browser tests drive it (with `__handoffCallRelay` as the
+/// man in the middle). It holds no account data and needs no sign-in.
+#[function_component(CallHarness)]
+pub fn call_harness() -> Html {
+    let setup = use_memo((), |_| {
+        let key = handoff_crypto::random_array::<32>().unwrap_or([7; 32]);
+        let ids = handoff_crypto::random_array::<32>().unwrap_or([9; 32]);
+        let (room, guest) = ids.split_at(16);
+        let id = |b: &[u8]| <[u8; 16]>::try_from(b).unwrap_or([0; 16]);
+        (Rc::new(key), RoomId::from_bytes(id(room)), GuestId::from_bytes(id(guest)))
+    });
+    let (key, room, guest) = (setup.0.clone(), setup.1, setup.2);
+    let to_host = use_state(|| None::<(u64, Rc<Vec<u8>>)>);
+    let to_guest = use_state(|| None::<(u64, Rc<Vec<u8>>)>);
+    let started = use_state(|| false);
+    let channels = {
+        let (to_host, to_guest) = (to_host.setter(), to_guest.setter());
+        use_memo((), move |_| {
+            let counter = Rc::new(std::cell::Cell::new(0u64));
+            let next = move || {
+                counter.set(counter.get() + 1);
+                counter.get()
+            };
+            let next2 = next.clone();
+            let host: Rc<dyn SignalChannel> = Rc::new(LocalRelay {
+                direction: "host-to-guest",
+                deliver: Callback::from(move |b: Vec<u8>| to_guest.set(Some((next(), Rc::new(b))))),
+            });
+            let guest: Rc<dyn SignalChannel> = Rc::new(LocalRelay {
+                direction: "guest-to-host",
+                deliver: Callback::from(move |b: Vec<u8>| to_host.set(Some((next2(), Rc::new(b))))),
+            });
+            (host, guest)
+        })
+    };
+    let start = {
+        let started = started.clone();
+        Callback::from(move |_: MouseEvent| started.set(true))
+    };
+    html! {
+        <main class="page call-harness">
+            <h1>{ "Call check" }</h1>
+            <p class="muted">{ "Both sides of a built-in call in this one page, to check the camera and the connection." }</p>
+            if !*started {
+                <button class="primary harness-start" onclick={start}>{ "Start" }</button>
+            } else {
+                <div class="harness-host"><h2>{ "Host" }</h2>
+                    <CallView role={CallRole::Host} {room} {guest} call_key={key.clone()} channel={channels.0.clone()}
+                        incoming={(*to_host).clone()} on_end={Callback::noop()} /></div>
+                <div class="harness-guest"><h2>{ "Guest" }</h2>
+                    <CallView role={CallRole::Guest} {room} {guest} call_key={key} channel={channels.1.clone()}
+                        incoming={(*to_guest).clone()} on_end={Callback::noop()} /></div>
+            }
+        </main>
     }
 }

@@ -3,7 +3,6 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
-#[allow(dead_code, reason = "rendered by the room screens (wt-rooms-web), merged separately")]
 pub mod call;
 pub mod detail;
 pub mod free;
