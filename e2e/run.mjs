@@ -1504,6 +1504,41 @@ async function builtInVisit(tag, relay) {
   return { host, patientPage, row, close: () => Promise.all([hostCtx.close(), pCtx.close()]) };
 }
 
+// The last call connection's inbound RTP bytes on a page.
+function lastInbound(page) {
+  return page.evaluate(async () => {
+    const pc = window.__handoffCallPeers[window.__handoffCallPeers.length - 1];
+    let n = 0;
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp') n += r.bytesReceived || 0;
+    });
+    return n;
+  });
+}
+
+
+await test('video: in a room, the host admits a patient into a built-in call over the server; both remote videos play, inbound RTP grows; returning the patient ends the call', async () => {
+  const { host, patientPage, row, close } = await builtInVisit('call');
+  for (const p of [host, patientPage]) {
+    await p.waitForSelector('.call[data-phase=verified]', { timeout: T });
+    await p.waitForFunction(() => { const v = document.querySelector('video.call-remote'); return v && v.videoWidth > 0; }, null, { timeout: T });
+  }
+  const before = [await lastInbound(host), await lastInbound(patientPage)];
+  await new Promise((r) => setTimeout(r, 2000));
+  const after = [await lastInbound(host), await lastInbound(patientPage)];
+  assert.ok(after[0] > before[0], `the host receives media: ${before[0]} -> ${after[0]}`);
+  assert.ok(after[1] > before[1], `the patient receives media: ${before[1]} -> ${after[1]}`);
+  await shot(host, 'video-05-room-call-host');
+  await shot(patientPage, 'video-06-room-call-patient');
+  // Returned to the waiting room: the patient's call ends, camera and connection closed.
+  await row.locator('[data-testid=return]').click();
+  await waitText(patientPage, '[data-testid=waiting]', 'Please wait, the host will let you in soon.');
+  assert.equal(await patientPage.$$eval('.call', (c) => c.length), 0, 'no call on the patient page once returned');
+  await patientPage.waitForFunction(() => window.__handoffCallPeers[window.__handoffCallPeers.length - 1].connectionState === 'closed', null, { timeout: T });
+  await close();
+});
+
+
 await test('video: a man-in-the-middle relay between the patient and the server that rewrites the offer (its own SDP and fingerprint) gets the call refused, and both sides are told why', async () => {
   let rewritten = 0;
   const b64url = (buf) => buf.toString('base64').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');

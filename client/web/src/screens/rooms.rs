@@ -516,13 +516,6 @@ fn row_of(key: &RoomKey, g: GuestView) -> GuestRow {
     }
 }
 
-fn call_end_text(e: &CallEnd) -> String {
-    match e {
-        CallEnd::HungUp | CallEnd::PeerHungUp => "The call has ended.".into(),
-        CallEnd::Refused { reason } => format!("The call was refused: {reason}"),
-        CallEnd::Failed { reason } => format!("The call failed: {reason}"),
-    }
-}
 
 fn status_label(s: HostStatus) -> &'static str {
     match s {
@@ -888,7 +881,7 @@ pub fn host_room(p: &HostRoomProps) -> Html {
             if let Some(c) = &*call {
                 <section class="card" aria-label="Video call">
                     <CallView role={CallRole::Host} room={rid} guest={c.guest} call_key={c.key.clone()} channel={c.channel.clone()} incoming={(*incoming).clone()}
-                        on_end={{ let (call, end) = (call.clone(), call_end.clone()); Callback::from(move |e: CallEnd| { end.set(Some(call_end_text(&e))); call.set(None); }) }} />
+                        on_end={{ let (call, end) = (call.clone(), call_end.clone()); Callback::from(move |e: CallEnd| { end.set(Some(e.message().to_owned())); call.set(None); }) }} />
                 </section>
             }
             <section class="card" aria-labelledby="waiting-title">

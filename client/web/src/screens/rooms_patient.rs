@@ -53,13 +53,6 @@ impl SignalChannel for GuestChannel {
     }
 }
 
-fn end_text(e: &CallEnd) -> String {
-    match e {
-        CallEnd::HungUp | CallEnd::PeerHungUp => "The call has ended.".into(),
-        CallEnd::Refused { reason } => format!("The call was refused: {reason}"),
-        CallEnd::Failed { reason } => format!("The call failed: {reason}"),
-    }
-}
 
 /// Props for [`PatientRoom`].
 #[derive(Properties, PartialEq)]
@@ -305,7 +298,7 @@ pub fn patient_room(p: &PatientProps) -> Html {
                 let channel: Rc<dyn SignalChannel> = Rc::new(GuestChannel(l.clone()));
                 let on_end = {
                     let c = call_end.clone();
-                    Callback::from(move |e: CallEnd| c.set(Some(end_text(&e))))
+                    Callback::from(move |e: CallEnd| c.set(Some(e.message().to_owned())))
                 };
                 html! {
                     <div data-testid="admitted">
