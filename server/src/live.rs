@@ -12,7 +12,8 @@
 //! which makes the same checks and answers 422 `invalid_body`.
 //!
 //! **The socket.** One loop per socket reads frames, runs each command as its
-//! own local task (at most [`IN_FLIGHT`] at once; beyond that the socket is not
+//! own local task (room commands, and every command of a guest socket, run in
+//! arrival order on one queue instead; at most [`IN_FLIGHT`] at once; beyond that the socket is not
 //! read, which pushes back on the client through TCP), and writes queued
 //! frames. Writes that stall for [`WRITE_TIMEOUT`], or an outgoing queue that
 //! fills, close the socket as a slow consumer; a peer that misses pongs for
@@ -526,6 +527,14 @@ async fn feed(sink: &mut futures_util::stream::SplitSink<Ws, Message>, metrics: 
     Ok(())
 }
 
+/// Whether a client frame is a room command, which a member socket runs in
+/// arrival order on one queue (other commands run concurrently): the built-in
+/// call's signals carry counters, and a reordered one is dropped by the peer.
+/// A frame that does not parse is not a room frame (its error is answered as usual).
+fn is_room_frame(text: &str) -> bool {
+    handoff_protocol::ws::parse_client_frame(text).is_ok_and(|f| f.cmd.room().is_some())
+}
+
 /// Why a socket closes when its connection was killed with `code`.
 fn kill_reason(code: u16) -> &'static str {
     match code {
@@ -545,6 +554,17 @@ async fn run(hub: Arc<Hub>, metrics: &Arc<Metrics>, session: Rc<SocketSession>, 
     let subs: Rc<RefCell<HashSet<StreamId>>> = Rc::default();
     let rooms: Rc<RefCell<HashSet<RoomId>>> = Rc::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let (room_tx, mut room_rx) = tokio::sync::mpsc::unbounded_channel::<(Utf8Bytes, tokio::sync::OwnedSemaphorePermit)>();
+    {
+        let (hub, metrics, session, conn, subs, rooms) =
+            (hub.clone(), metrics.clone(), session.clone(), conn.clone(), subs.clone(), rooms.clone());
+        actix_web::rt::spawn(async move {
+            while let Some((text, permit)) = room_rx.recv().await {
+                handle_text(hub.clone(), metrics.clone(), session.clone(), conn.clone(), subs.clone(), rooms.clone(), text).await;
+                drop(permit);
+            }
+        });
+    }
     let mut last_pong = Instant::now();
     let mut last_session_check = Instant::now();
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -588,6 +608,11 @@ async fn run(hub: Arc<Hub>, metrics: &Arc<Metrics>, session: Rc<SocketSession>, 
                 None => break None,
                 Some(Ok(Message::Text(text))) => {
                     let Ok(permit) = slots.clone().acquire_owned().await else { break None };
+                    if is_room_frame(text.as_str()) {
+                        // Room commands keep their order (a call's signals are counted).
+                        let _ = room_tx.send((text, permit));
+                        continue;
+                    }
                     let (hub, metrics, session, conn, subs) = (hub.clone(), metrics.clone(), session.clone(), conn.clone(), subs.clone());
                     let rooms = rooms.clone();
                     actix_web::rt::spawn(async move {
@@ -658,6 +683,16 @@ async fn run_guest(hub: Arc<Hub>, metrics: &Arc<Metrics>, peer: GuestPeer, conn:
     tokio::pin!(expiry);
     let (mut sink, mut stream) = ws.split();
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let (guest_tx, mut guest_rx) = tokio::sync::mpsc::unbounded_channel::<(Utf8Bytes, tokio::sync::OwnedSemaphorePermit)>();
+    {
+        let (hub, metrics, conn) = (hub.clone(), metrics.clone(), conn.clone());
+        actix_web::rt::spawn(async move {
+            while let Some((text, permit)) = guest_rx.recv().await {
+                guest_text(hub.clone(), metrics.clone(), conn.clone(), room, guest, checked_in_at, text).await;
+                drop(permit);
+            }
+        });
+    }
     let mut last_pong = Instant::now();
     let mut last_check = Instant::now();
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -694,12 +729,9 @@ async fn run_guest(hub: Arc<Hub>, metrics: &Arc<Metrics>, peer: GuestPeer, conn:
             msg = stream.next() => match msg {
                 None => break None,
                 Some(Ok(Message::Text(text))) => {
+                    // A guest's commands are all the room's: one ordered queue.
                     let Ok(permit) = slots.clone().acquire_owned().await else { break None };
-                    let (hub, metrics, conn) = (hub.clone(), metrics.clone(), conn.clone());
-                    actix_web::rt::spawn(async move {
-                        guest_text(hub, metrics, conn, room, guest, checked_in_at, text).await;
-                        drop(permit);
-                    });
+                    let _ = guest_tx.send((text, permit));
                 }
                 Some(Ok(Message::Binary(_))) => {
                     conn.push(error_frame(None, ErrorCode::MalformedJson, "send JSON text frames, not binary ones"));

@@ -304,3 +304,38 @@ async fn a_patient_link_with_its_secret_in_the_fragment_never_puts_the_secret_or
     assert!(!log.contains(secret), "the room secret reached the log");
     assert!(!log.contains(&room.link), "the patient link's token reached the log");
 }
+
+/// The built-in call's signals carry counters, and a peer drops one that
+/// arrives below the last it accepted: a socket's room commands must reach
+/// the other side in the order they were sent, even when sent back to back
+/// (the server runs other commands of a socket concurrently).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_sent_back_to_back_arrive_in_the_order_they_were_sent_both_ways() {
+    let (srv, moa, _p, room) = room_setup(|_| {}).await;
+    let (one, mut g) = guest(&srv, &room).await;
+    check_in_live(&g).await;
+    let (mut h, _) = host(&moa, room.id).await;
+    h.live_command(Command::RoomAdmit { room: room.id, guest: one.guest, sealed_admission: sealed(8, 1) }).await.unwrap();
+    assert!(g.wait_room(WAIT, |e| matches!(e, RoomEvent::Admitted { .. })).await.is_some());
+    const N: u16 = 200;
+    let frame = |id: u64, cmd: Command| {
+        let text = serde_json::to_string(&handoff_protocol::ws::ClientFrame { id, idem: None, cmd }).unwrap();
+        tokio_tungstenite::tungstenite::Message::text(text)
+    };
+    for i in 0..N {
+        let cmd = Command::RoomSignal { room: room.id, guest: one.guest, sealed: B64(i.to_be_bytes().to_vec()) };
+        h.send_raw(frame(10_000 + u64::from(i), cmd)).unwrap();
+        g.send_raw(frame(10_000 + u64::from(i), Command::GuestSignal { sealed: B64(i.to_be_bytes().to_vec()) })).unwrap();
+    }
+    for (who, live) in [("guest", &mut g), ("host", &mut h)] {
+        let mut got = Vec::new();
+        while got.len() < usize::from(N) {
+            match live.next_room_event(WAIT).await {
+                Some((_, RoomEvent::Signal { sealed, .. })) => got.push(u16::from_be_bytes([sealed.0[0], sealed.0[1]])),
+                Some(_) => {}
+                None => panic!("the {who} received only {} of {N} signals", got.len()),
+            }
+        }
+        assert_eq!(got, (0..N).collect::<Vec<_>>(), "the {who} received the signals in the order they were sent");
+    }
+}

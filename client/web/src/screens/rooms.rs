@@ -516,7 +516,6 @@ fn row_of(key: &RoomKey, g: GuestView) -> GuestRow {
     }
 }
 
-
 fn status_label(s: HostStatus) -> &'static str {
     match s {
         HostStatus::Ready => "Ready",

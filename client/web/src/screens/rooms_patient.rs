@@ -53,7 +53,6 @@ impl SignalChannel for GuestChannel {
     }
 }
 
-
 /// Props for [`PatientRoom`].
 #[derive(Properties, PartialEq)]
 pub struct PatientProps {
