@@ -128,7 +128,7 @@ async fn choose(store: &dyn Store, n: &NewReferral, creator: &Creator) -> ApiRes
                 ));
             }
             let ids: Vec<PracticeId> = candidates.iter().map(|(p, _)| p.id).collect();
-            let counts = store.routing_counts(&ids, &n.routing.category, n.routing.subcategory.as_deref()).await?;
+            let counts = store.routing_counts(&ids, &n.routing.category, n.routing.subcategory.as_deref(), &[]).await?;
             let (best, _) =
                 counts.iter().min_by_key(|(id, c)| (*c, *id)).copied().ok_or_else(|| ApiError::new(ErrorCode::Internal, "no counts"))?;
             candidates.into_iter().find(|(p, _)| p.id == best).ok_or_else(|| ApiError::new(ErrorCode::Internal, "lost the choice"))
