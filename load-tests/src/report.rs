@@ -600,4 +600,9 @@ fn create_section(c: &crate::create::CreateResult) -> String {
 }
 
 /// What limits creation throughput, from the profile (`perf`) of a run.
-const CREATE_LIMITS: &str = "\n**What limits it:** not yet profiled.";
+const CREATE_LIMITS: &str = "\n**What limits it:** not profiled yet. With group commit on and off the figures are the same, so the fsync \
+     is not what limits it here: each referral is decided by the one RoutingActor, one after another (what keeps choose-for-me within 1), \
+     and a decision makes about eight store reads (membership, standing, practices, taxonomy, blobs, counts), each a trip to tokio's \
+     blocking pool behind the main connection's mutex; with the generator's encryption and the server on the same 2 cores, that \
+     serial CPU path bounds it. Next: profile it (`perf record -g` on the server during `BENCH_ONLY=create`), and cache the \
+     read-mostly lookups in the RoutingActor.";
