@@ -260,7 +260,7 @@ impl Hub {
             other => {
                 let id = crate::referral::target(&other).ok_or_else(|| ApiError::new(ErrorCode::UnknownCommand, "unknown command"))?;
                 let addr = stream::activate::<ReferralStream>(&self.env, id).await?;
-                addr.send(Execute { user, idem, hash, cmd: other }).await.map_err(mailbox_err)?
+                addr.send(Execute { user, idem, hash, cmd: other, redo: 0 }).await.map_err(mailbox_err)?
             }
         }
     }
@@ -277,7 +277,7 @@ impl Hub {
     }
 
     async fn create(&self, creator: Creator, idem: IdemKey, hash: Vec<u8>, referral: NewReferral) -> ApiResult<(bool, AckBody)> {
-        self.routing.send(Create { creator, idem, hash, referral: Box::new(referral) }).await.map_err(mailbox_err)?
+        self.routing.send(Create { creator, idem, hash, referral: Box::new(referral), redo: 0 }).await.map_err(mailbox_err)?
     }
 
     /// Delivers persisted events to the actors that own their streams, one

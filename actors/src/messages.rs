@@ -51,13 +51,16 @@ pub(crate) struct EndAccess;
 /// A state-changing command on one referral, for that referral's actor. The
 /// answer says whether it was a replay of an earlier command with the same
 /// idempotency key.
-#[derive(Message)]
+#[derive(Message, Clone)]
 #[rtype(result = "ApiResult<(bool, AckBody)>")]
 pub(crate) struct Execute {
     pub user: UserId,
     pub idem: IdemKey,
     pub hash: Vec<u8>,
     pub cmd: Command,
+    /// How many times this command was decided again (after an earlier
+    /// change it was decided on failed to commit).
+    pub redo: u8,
 }
 
 /// Who is creating a referral.
@@ -94,15 +97,18 @@ impl Creator {
     }
 }
 
-/// A new referral, for the routing actor, which decides and commits each one
-/// before the next.
-#[derive(Message)]
+/// A new referral, for the routing actor, which decides each one against
+/// every earlier decision (durable or still being committed).
+#[derive(Message, Clone)]
 #[rtype(result = "ApiResult<(bool, AckBody)>")]
 pub(crate) struct Create {
     pub creator: Creator,
     pub idem: IdemKey,
     pub hash: Vec<u8>,
     pub referral: Box<NewReferral>,
+    /// How many times this referral was decided again (after an earlier
+    /// decision it built on failed, or a referral-number collision).
+    pub redo: u8,
 }
 
 /// An accepted MLS commit (or the group's creation), for the practice's

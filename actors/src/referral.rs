@@ -7,17 +7,30 @@
 //! referral state, its event on the referral's stream and on both practices'
 //! streams, the idempotency record, and (for accept and reject) the status
 //! emails to the referring practice's opted-in members.
+//!
+//! **Pipelining.** The actor decides commands one at a time, each against the
+//! referral as every earlier decision leaves it (durable or still being
+//! committed), submits each change to the store on the actor's [`Chain`] and
+//! goes on without waiting, so a busy thread's messages share fsyncs (the
+//! store's group commit). Every command is answered in decision order, and a
+//! change is acknowledged and pushed only once its own commit is durable. If
+//! a commit fails, the store fails every later commit of the chain unapplied
+//! (each was decided on top of it); the actor goes back to the durable record
+//! on a new chain, and every command decided on the failed one (committed or
+//! not: a refusal or a no-op too) is decided again.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 use handoff_domain::access::{Action, Forbidden, Parties};
 use handoff_domain::limits::MAX_ATTACHMENTS;
 use handoff_domain::{routing, status};
 use handoff_protocol::ws::{AckBody, Command, Event, MAX_MESSAGE, Referral, ReferralId, RejectReason, Status, StreamId};
 use handoff_protocol::{ErrorCode, PracticeId, UserId};
-use handoff_store::{Commit, IdemRecord, NewMail, ReferralError, ReferralRecord, Store, StoredEvent};
+use handoff_store::{Chain, Commit, IdemRecord, NewMail, ReferralError, ReferralRecord, Store, StoredEvent};
 
 use crate::clock::Clock;
 use crate::messages::Execute;
@@ -54,9 +67,54 @@ pub(crate) fn target(cmd: &Command) -> Option<ReferralId> {
 }
 
 /// A referral's stream: its history and thread. The actor holds the
-/// referral's current record, loaded at activation.
+/// referral's record (loaded at activation) and its pipeline of commits.
 pub(crate) struct ReferralStream {
+    /// The record as every decision so far leaves it, pending commits included.
     rec: ReferralRecord,
+    /// The record as the durable commits leave it.
+    durable: ReferralRecord,
+    /// The chain new changes are submitted on (replaced after a failure).
+    chain: Chain,
+    /// The ticket the next decision gets.
+    next: u64,
+    /// The ticket answered next: answers go out in decision order.
+    answer: u64,
+    /// Decisions done (or commits finished) ahead of an earlier ticket's.
+    finished: BTreeMap<u64, Finished>,
+}
+
+impl ReferralStream {
+    fn new(rec: ReferralRecord) -> Self {
+        Self { durable: rec.clone(), rec, chain: Chain::new(), next: 0, answer: 0, finished: BTreeMap::new() }
+    }
+}
+
+/// One decided command, ready to be answered in its turn.
+struct Finished {
+    /// The chain it was decided on: broken means it was decided on a failed change.
+    decided_on: Chain,
+    done: Done,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// What a decision came to.
+enum Done {
+    /// Refused before anything was written.
+    Refused(ApiError),
+    /// Nothing to change.
+    Unchanged(AckBody),
+    /// Its commit finished.
+    Committed { result: Result<Vec<StoredEvent>, ReferralError>, updated: Box<ReferralRecord>, ack: AckBody, mail: bool },
+}
+
+/// What the actor tells the waiting sender.
+enum Reply {
+    /// The answer: acknowledged (durable, or nothing to change) or refused.
+    Answer(ApiResult<AckBody>),
+    /// The commit failed; the sender's side works out the answer (it may read the store).
+    Failed(ReferralError, AckBody),
+    /// Decided on a change that failed: decide it again.
+    Redo,
 }
 
 /// The live actor of one referral.
@@ -76,7 +134,11 @@ impl StreamKind for ReferralStream {
 
     async fn load(store: Arc<dyn Store>, id: ReferralId) -> ApiResult<Self> {
         let rec = store.referral(id).await?.ok_or_else(|| ApiError::not_found("referral"))?;
-        Ok(Self { rec })
+        Ok(Self::new(rec))
+    }
+
+    fn busy(&self) -> bool {
+        self.answer != self.next
     }
 
     type Scope = Parties;
@@ -103,14 +165,6 @@ impl StreamKind for ReferralStream {
             Err(crate::access::refusal(&*store, &clock, user, parties, "stream").await)
         }
     }
-}
-
-/// How a command ended.
-pub(crate) enum Outcome {
-    /// Committed (or nothing to change): the new record, the stored events, the answer.
-    Done { updated: Option<Box<ReferralRecord>>, events: Vec<StoredEvent>, ack: AckBody },
-    /// A concurrent retry with the same idempotency key committed first.
-    Duplicate(AckBody),
 }
 
 /// The streams an event about a referral goes to: the referral's own, the
@@ -331,68 +385,157 @@ async fn decide(
     Ok(change)
 }
 
-impl Handler<Execute> for ReferralActor {
-    type Result = AtomicResponse<Self, ApiResult<(bool, AckBody)>>;
+/// A decided change: the commit to submit, the record it leaves, the answer.
+struct Decided {
+    commit: Commit,
+    updated: ReferralRecord,
+    ack: AckBody,
+    mail: bool,
+}
 
-    fn handle(&mut self, msg: Execute, _: &mut Self::Context) -> Self::Result {
-        self.touch();
-        let Some(env) = self.env.upgrade() else {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(ApiError::new(ErrorCode::Unavailable, "shutting down")))));
+/// Decides `msg` against `rec`: the change to commit, or `None` if nothing changes.
+async fn decide_change(env: &crate::env::Env, rec: ReferralRecord, msg: Execute) -> ApiResult<(Option<Decided>, AckBody)> {
+    let internal = |e: serde_json::Error| ApiError::new(ErrorCode::Internal, e.to_string());
+    let current: Referral = serde_json::from_str(&rec.body).map_err(internal)?;
+    let id = current.id;
+    let change = decide(&*env.store, &env.config.clock, &env.config.public_url, msg.user, &rec, current, msg.cmd).await?;
+    let ack = AckBody::Done { referral: id };
+    let Some(event) = change.event else {
+        return Ok((None, ack));
+    };
+    let body = serde_json::to_string(&event).map_err(internal)?;
+    let mut updated = rec.clone();
+    updated.status = change.referral.status;
+    updated.first_opened_at = change.first_opened_at;
+    updated.body = serde_json::to_string(&change.referral).map_err(internal)?;
+    let mail = !change.mail.is_empty();
+    let commit = Commit {
+        update: Some(updated.clone()),
+        events: referral_streams(id, rec.from_practice, rec.to_practice).map(|s| (s, body.clone())).collect(),
+        attach: change.attach.map(|b| vec![(b, id)]).unwrap_or_default(),
+        idem: Some(IdemRecord {
+            user: msg.user,
+            key: msg.idem,
+            command: msg.hash.clone(),
+            result: serde_json::to_string(&ack).unwrap_or_default(),
+        }),
+        mail: change.mail,
+        now: now_millis(),
+        ..Default::default()
+    };
+    Ok((Some(Decided { commit, updated, ack: ack.clone(), mail }), ack))
+}
+
+/// How many times one command is decided again before the sender is told to retry.
+const MAX_REDO: u8 = 8;
+
+impl ReferralActor {
+    /// Takes a decision in decision order: submits its change on the current
+    /// chain at once (the next command is decided on top of it), and answers
+    /// it in its turn.
+    fn submit_change(&mut self, decided: ApiResult<(Option<Decided>, AckBody)>, reply: oneshot::Sender<Reply>, ctx: &mut Context<Self>) {
+        let ticket = self.kind.next;
+        self.kind.next += 1;
+        let decided_on = self.kind.chain.clone();
+        let done = match (decided, self.env.upgrade()) {
+            (Err(e), _) => Done::Refused(e),
+            (Ok((None, ack)), _) => Done::Unchanged(ack),
+            (Ok(_), None) => Done::Refused(ApiError::new(ErrorCode::Unavailable, "shutting down")),
+            (Ok((Some(d), _)), Some(env)) => {
+                let committed = env.store.submit(d.commit, &self.kind.chain);
+                self.kind.rec = d.updated.clone();
+                let metrics = env.config.metrics.clone();
+                let timed = async move { metrics.timed("commit", committed).await };
+                let (updated, ack, mail) = (Box::new(d.updated), d.ack, d.mail);
+                ctx.spawn(timed.into_actor(self).map(move |result, act, ctx| {
+                    let done = Done::Committed { result, updated, ack, mail };
+                    act.kind.finished.insert(ticket, Finished { decided_on, done, reply });
+                    act.answer_in_order(ctx);
+                }));
+                return;
+            }
         };
-        let rec = self.kind.rec.clone();
-        let work = async move {
-            let store = env.store.clone();
-            let current: Referral = serde_json::from_str(&rec.body).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-            let id = current.id;
-            let change = decide(&*store, &env.config.clock, &env.config.public_url, msg.user, &rec, current, msg.cmd).await?;
-            let ack = AckBody::Done { referral: id };
-            let Some(event) = change.event else {
-                return Ok(Outcome::Done { updated: None, events: Vec::new(), ack });
-            };
-            let body = serde_json::to_string(&event).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-            let mut updated = rec.clone();
-            updated.status = change.referral.status;
-            updated.first_opened_at = change.first_opened_at;
-            updated.body = serde_json::to_string(&change.referral).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-            let has_mail = !change.mail.is_empty();
-            let commit = Commit {
-                update: Some(updated.clone()),
-                events: referral_streams(id, rec.from_practice, rec.to_practice).map(|s| (s, body.clone())).collect(),
-                attach: change.attach.map(|b| vec![(b, id)]).unwrap_or_default(),
-                idem: Some(IdemRecord {
-                    user: msg.user,
-                    key: msg.idem,
-                    command: msg.hash.clone(),
-                    result: serde_json::to_string(&ack).unwrap_or_default(),
-                }),
-                mail: change.mail,
-                now: now_millis(),
-                ..Default::default()
-            };
-            match env.config.metrics.timed("commit", store.commit(commit)).await {
-                Ok(events) => {
-                    if has_mail {
+        self.kind.finished.insert(ticket, Finished { decided_on, done, reply });
+        self.answer_in_order(ctx);
+    }
+
+    /// Answers every finished decision whose turn it is, oldest first: a
+    /// durable change is published and acknowledged; anything decided on a
+    /// failed change is decided again.
+    fn answer_in_order(&mut self, ctx: &mut Context<Self>) {
+        while let Some(f) = self.kind.finished.remove(&self.kind.answer) {
+            self.kind.answer += 1;
+            let reply = match f.done {
+                Done::Refused(_) | Done::Unchanged(_) if f.decided_on.is_broken() => Reply::Redo,
+                Done::Refused(e) => Reply::Answer(Err(e)),
+                Done::Unchanged(ack) => Reply::Answer(Ok(ack)),
+                Done::Committed { result: Ok(events), updated, ack, mail } => {
+                    self.kind.durable = *updated;
+                    if mail && let Some(env) = self.env.upgrade() {
                         env.kick_mailer();
                     }
-                    Ok(Outcome::Done { updated: Some(Box::new(updated)), events, ack })
+                    self.publish(ctx, events);
+                    Reply::Answer(Ok(ack))
                 }
-                Err(ReferralError::IdempotencyKeyUsed) => {
-                    // A concurrent retry won the race: answer with its result.
-                    Ok(Outcome::Duplicate(crate::replayed(&*store, msg.user, msg.idem, &msg.hash).await?.unwrap_or(ack)))
+                Done::Committed { result: Err(e), ack, .. } => {
+                    if self.kind.chain.is_broken() {
+                        // Every later change on this chain was decided on this one and fails unapplied:
+                        // go back to the durable record, on a new chain.
+                        self.kind.chain = Chain::new();
+                        self.kind.rec = self.kind.durable.clone();
+                    }
+                    match e {
+                        ReferralError::ChainBroken => Reply::Redo,
+                        e => Reply::Failed(e, ack),
+                    }
                 }
-                Err(ReferralError::BlobUnavailable) => Err(ApiError::not_found("blob")),
-                Err(e) => Err(e.into()),
-            }
+            };
+            let _ = f.reply.send(reply);
+        }
+    }
+}
+
+fn mailbox_err<E: std::fmt::Display>(e: E) -> ApiError {
+    ApiError::new(ErrorCode::Unavailable, format!("the server is busy or restarting ({e}); retry"))
+}
+
+impl Handler<Execute> for ReferralActor {
+    type Result = ResponseFuture<ApiResult<(bool, AckBody)>>;
+
+    /// Decides the command while the actor handles nothing else, submits its
+    /// change, and waits for the answer outside the actor, so the next
+    /// command is decided meanwhile.
+    fn handle(&mut self, msg: Execute, ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let Some(env) = self.env.upgrade() else {
+            return Box::pin(std::future::ready(Err(ApiError::new(ErrorCode::Unavailable, "shutting down"))));
         };
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(|res, act, ctx| match res? {
-            Outcome::Done { updated, events, ack } => {
-                if let Some(u) = updated {
-                    act.kind.rec = *u;
+        let (reply, answer) = oneshot::channel();
+        let again = msg.clone();
+        let store = env.store.clone();
+        let rec = self.kind.rec.clone();
+        let work = async move { decide_change(&env, rec, msg).await };
+        ctx.wait(work.into_actor(self).map(move |decided, act, ctx| act.submit_change(decided, reply, ctx)));
+        let addr = ctx.address();
+        Box::pin(async move {
+            match answer.await {
+                Ok(Reply::Answer(r)) => r.map(|ack| (false, ack)),
+                Ok(Reply::Failed(ReferralError::IdempotencyKeyUsed, ack)) => {
+                    // A concurrent retry won the race: answer with its result.
+                    Ok((true, crate::replayed(&*store, again.user, again.idem, &again.hash).await?.unwrap_or(ack)))
                 }
-                act.publish(ctx, events);
-                Ok((false, ack))
+                Ok(Reply::Failed(ReferralError::BlobUnavailable, _)) => Err(ApiError::not_found("blob")),
+                Ok(Reply::Failed(e, _)) => Err(e.into()),
+                Ok(Reply::Redo) => {
+                    let mut again = again;
+                    if again.redo >= MAX_REDO {
+                        return Err(ApiError::new(ErrorCode::Unavailable, "the referral is busy; retry"));
+                    }
+                    again.redo += 1;
+                    addr.send(again).await.map_err(mailbox_err)?
+                }
+                Err(_) => Err(ApiError::new(ErrorCode::Unavailable, "shutting down")),
             }
-            Outcome::Duplicate(ack) => Ok((true, ack)),
-        })))
+        })
     }
 }

@@ -1,43 +1,100 @@
-//! RoutingActor: creates referrals one at a time.
+//! RoutingActor: decides referrals one at a time, and pipelines their commits.
 //!
 //! "Choose for me" (Clinnect's rule): among the verified, unpaused specialist
 //! practices in the region whose intake covers the category (and
 //! subcategory), pick the one that has received the fewest referrals in that
-//! category (and subcategory); ties go to the smallest practice id. Because one
-//! actor decides and commits each referral before the next, N concurrent picks
-//! among k practices end with counts that differ by at most 1.
+//! category (and subcategory); ties go to the smallest practice id. One actor
+//! decides every referral, one after another, and each decision counts every
+//! earlier one: the durable ones from the store, and those still being
+//! committed from the actor's own list of pending decisions (left out of the
+//! store's count, so none is counted twice). So N concurrent picks among k
+//! practices end with counts that differ by at most 1.
+//!
+//! **Pipelining.** The actor does not wait for a commit before deciding the
+//! next referral: it submits each decision to the store on its [`Chain`] and
+//! goes on, so the commits queued behind one fsync share it (the store's group
+//! commit). Each sender is answered, in decision order, only once its own
+//! commit is durable, and the referral's events are delivered only then. If a
+//! commit fails, the store fails every later commit of the chain (each was
+//! decided counting the failed one) without applying it; the actor starts a
+//! new chain, forgets the doomed decisions, and decides those referrals again.
 //!
 //! The client cannot know the receiver in advance, so it wraps `R` to every
 //! candidate it saw in the directory; the server keeps only the chosen wrap.
 //! Named-practice sends go through the same path, so they count too.
 
+use std::collections::BTreeMap;
 use std::sync::Weak;
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 use handoff_domain::eligibility::{self, Receiver};
 use handoff_domain::limits::{MAX_ATTACHMENTS, MAX_CANDIDATES};
 use handoff_domain::rights::Right;
 use handoff_domain::routing;
 use handoff_protocol::ws::{
-    AckBody, Destination, Event, IdemKey, MAX_CONTENT, NewReferral, NewSender, Referral, Routing, SentFrom, Status, WrappedKey,
+    AckBody, Destination, Event, MAX_CONTENT, NewReferral, NewSender, Referral, ReferralId, Routing, SentFrom, Status, WrappedKey,
 };
 use handoff_protocol::{ErrorCode, PracticeId, UserId};
-use handoff_store::{Commit, IdemRecord, PracticeRecord, ReferralError, ReferralRecord, Store};
+use handoff_store::{Chain, Commit, IdemRecord, PracticeRecord, ReferralError, ReferralRecord, Store, StoredEvent};
 
 use crate::env::Env;
 use crate::messages::{Create, Creator};
-use crate::metrics::Metrics;
 use crate::{ApiError, ApiResult, now_millis};
 
 pub(crate) struct RoutingActor {
     env: Weak<Env>,
+    /// The chain new decisions are submitted on (replaced after a failure).
+    chain: Chain,
+    /// Decisions submitted and not yet answered, oldest first.
+    pending: Vec<Pending>,
+    /// The ticket the next decision gets.
+    next: u64,
+    /// The ticket answered next: answers go out in decision order.
+    answer: u64,
+    /// Commits that finished ahead of an earlier ticket's, waiting for it.
+    finished: BTreeMap<u64, Finished>,
 }
 
 impl RoutingActor {
     pub(crate) fn new(env: Weak<Env>) -> Self {
-        Self { env }
+        Self { env, chain: Chain::new(), pending: Vec::new(), next: 0, answer: 0, finished: BTreeMap::new() }
     }
+}
+
+/// A decision being committed: what the next decisions must count.
+#[derive(Clone, Debug)]
+struct Pending {
+    ticket: u64,
+    id: ReferralId,
+    to: PracticeId,
+    category: String,
+    sub: Option<String>,
+}
+
+impl Pending {
+    /// Whether this referral counts for `to` in a count by `category` (and `sub`, when given).
+    fn counts_for(&self, to: PracticeId, category: &str, sub: Option<&str>) -> bool {
+        self.to == to && self.category == category && sub.is_none_or(|s| self.sub.as_deref() == Some(s))
+    }
+}
+
+/// A submitted decision's commit, done, with what its answer needs.
+struct Finished {
+    result: Result<Vec<StoredEvent>, ReferralError>,
+    ack: AckBody,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// What the actor tells the waiting sender.
+enum Reply {
+    /// Refused before anything was written.
+    Refused(ApiError),
+    /// Durable: the answer.
+    Sent(AckBody),
+    /// The commit failed; the sender's side works out the answer (it may read the store).
+    Failed(ReferralError, AckBody),
 }
 
 impl Actor for RoutingActor {
@@ -92,7 +149,7 @@ async fn check_routing(store: &dyn Store, r: &Routing) -> ApiResult<()> {
 }
 
 /// Picks the receiver; returns it with the wrap made for it.
-async fn choose(store: &dyn Store, n: &NewReferral, creator: &Creator) -> ApiResult<(PracticeRecord, WrappedKey)> {
+async fn choose(store: &dyn Store, n: &NewReferral, creator: &Creator, pending: &[Pending]) -> ApiResult<(PracticeRecord, WrappedKey)> {
     let takes = |p: &PracticeRecord| eligible(p, &n.routing) && creator.may_send_to(p);
     let stale =
         || ApiError::new(ErrorCode::StaleKey, "a practice key has changed since you fetched the directory; fetch it again and retry");
@@ -128,17 +185,23 @@ async fn choose(store: &dyn Store, n: &NewReferral, creator: &Creator) -> ApiRes
                 ));
             }
             let ids: Vec<PracticeId> = candidates.iter().map(|(p, _)| p.id).collect();
-            let counts = store.routing_counts(&ids, &n.routing.category, n.routing.subcategory.as_deref()).await?;
-            let (best, _) =
-                counts.iter().min_by_key(|(id, c)| (*c, *id)).copied().ok_or_else(|| ApiError::new(ErrorCode::Internal, "no counts"))?;
+            let (category, sub) = (n.routing.category.as_str(), n.routing.subcategory.as_deref());
+            let counted: Vec<&Pending> = pending.iter().filter(|d| ids.iter().any(|p| d.counts_for(*p, category, sub))).collect();
+            let excluded: Vec<ReferralId> = counted.iter().map(|d| d.id).collect();
+            // The store's durable count, without the pending decisions, plus the pending ones: each counted once.
+            let counts = store.routing_counts(&ids, category, sub, &excluded).await?;
+            let counts = counts.into_iter().map(|(p, c)| (p, c + counted.iter().filter(|d| d.counts_for(p, category, sub)).count() as u64));
+            let (best, _) = counts.min_by_key(|(id, c)| (*c, *id)).ok_or_else(|| ApiError::new(ErrorCode::Internal, "no counts"))?;
             candidates.into_iter().find(|(p, _)| p.id == best).ok_or_else(|| ApiError::new(ErrorCode::Internal, "lost the choice"))
         }
     }
 }
 
-enum Created {
-    New(AckBody, Vec<handoff_store::StoredEvent>),
-    Duplicate(AckBody),
+/// A decided referral: the commit to submit, what to count while it is pending, and the answer.
+struct Decision {
+    commit: Commit,
+    route: Pending,
+    ack: AckBody,
 }
 
 /// The sending side of a new referral, checked: the practice and its wrap of
@@ -177,15 +240,10 @@ async fn sender(store: &dyn Store, clock: &crate::clock::Clock, creator: &Creato
     }
 }
 
-async fn create(
-    store: &dyn Store,
-    clock: &crate::clock::Clock,
-    metrics: &Metrics,
-    creator: Creator,
-    idem: IdemKey,
-    hash: Vec<u8>,
-    n: NewReferral,
-) -> ApiResult<Created> {
+/// Checks a new referral and decides its receiver, counting the `pending`
+/// decisions; writes nothing.
+async fn decide(store: &dyn Store, clock: &crate::clock::Clock, msg: &Create, pending: &[Pending]) -> ApiResult<Decision> {
+    let (creator, n) = (&msg.creator, &*msg.referral);
     let owner = creator.owner();
     if n.content.0.len() > MAX_CONTENT {
         return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("referral content is over {MAX_CONTENT} bytes")));
@@ -193,7 +251,7 @@ async fn create(
     if n.attachments.len() > MAX_ATTACHMENTS || n.to_keys.len() > MAX_CANDIDATES || n.to_keys.is_empty() {
         return Err(invalid(format!("at most {MAX_ATTACHMENTS} attachments and 1 to {MAX_CANDIDATES} receiver wraps")));
     }
-    let from = sender(store, clock, &creator, &n).await?;
+    let from = sender(store, clock, creator, n).await?;
     for w in &n.to_keys {
         check_wrap(w)?;
     }
@@ -204,7 +262,7 @@ async fn create(
             _ => return Err(ApiError::not_found("blob")),
         }
     }
-    let (to, to_key) = choose(store, &n, &creator).await?;
+    let (to, to_key) = choose(store, n, creator, pending).await?;
     let from_practice = from.practice.as_ref().map(|(p, _, _)| p.id);
     if from_practice == Some(to.id) {
         return Err(invalid("a practice cannot refer to itself"));
@@ -214,86 +272,162 @@ async fn create(
         None => SentFrom::Free,
     };
     let now = now_millis();
-    for _ in 0..3 {
-        let number = referral_number();
-        let referral = Referral {
+    let number = referral_number();
+    let referral = Referral {
+        id: n.id,
+        number: number.clone(),
+        from: sent_from,
+        to_practice: to.id,
+        routing: n.routing.clone(),
+        status: Status::Sent,
+        reject_reason: None,
+        content: n.content.clone(),
+        to_key,
+        attachments: n.attachments.clone(),
+        created_at: now,
+        first_opened_at: None,
+    };
+    let ack = AckBody::ReferralSent { referral: n.id, number: number.clone(), to_practice: to.id };
+    let internal = |e: serde_json::Error| ApiError::new(ErrorCode::Internal, e.to_string());
+    let body = serde_json::to_string(&referral).map_err(internal)?;
+    let event = serde_json::to_string(&Event::ReferralSent { referral: Box::new(referral) }).map_err(internal)?;
+    let commit = Commit {
+        insert: Some(ReferralRecord {
             id: n.id,
-            number: number.clone(),
-            from: sent_from.clone(),
+            number,
+            from_practice,
+            free_email: from.free_email,
             to_practice: to.id,
-            routing: n.routing.clone(),
+            routed_category: n.routing.category.clone(),
+            routed_sub: n.routing.subcategory.clone(),
+            body,
             status: Status::Sent,
-            reject_reason: None,
-            content: n.content.clone(),
-            to_key: to_key.clone(),
-            attachments: n.attachments.clone(),
             created_at: now,
             first_opened_at: None,
-        };
-        let ack = AckBody::ReferralSent { referral: n.id, number: number.clone(), to_practice: to.id };
-        let event = serde_json::to_string(&Event::ReferralSent { referral: Box::new(referral.clone()) })
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        let commit = Commit {
-            insert: Some(ReferralRecord {
-                id: n.id,
-                number,
-                from_practice,
-                free_email: from.free_email.clone(),
-                to_practice: to.id,
-                routed_category: n.routing.category.clone(),
-                routed_sub: n.routing.subcategory.clone(),
-                body: serde_json::to_string(&referral).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?,
-                status: Status::Sent,
-                created_at: now,
-                first_opened_at: None,
-            }),
-            events: crate::referral::referral_streams(n.id, from_practice, to.id).map(|s| (s, event.clone())).collect(),
-            attach: n.attachments.iter().map(|a| (a.blob, n.id)).collect(),
-            idem: Some(IdemRecord {
-                user: owner,
-                key: idem,
-                command: hash.clone(),
-                result: serde_json::to_string(&ack).unwrap_or_default(),
-            }),
-            now,
-            ..Default::default()
-        };
-        match metrics.timed("commit", store.commit(commit)).await {
-            Ok(events) => return Ok(Created::New(ack, events)),
-            Err(ReferralError::IdempotencyKeyUsed) => {
-                return Ok(Created::Duplicate(crate::replayed(store, owner, idem, &hash).await?.unwrap_or(ack)));
+        }),
+        events: crate::referral::referral_streams(n.id, from_practice, to.id).map(|s| (s, event.clone())).collect(),
+        attach: n.attachments.iter().map(|a| (a.blob, n.id)).collect(),
+        idem: Some(IdemRecord {
+            user: owner,
+            key: msg.idem,
+            command: msg.hash.clone(),
+            result: serde_json::to_string(&ack).unwrap_or_default(),
+        }),
+        now,
+        ..Default::default()
+    };
+    let route = Pending { ticket: 0, id: n.id, to: to.id, category: n.routing.category.clone(), sub: n.routing.subcategory.clone() };
+    Ok(Decision { commit, route, ack })
+}
+
+/// How many times one referral is decided again before the sender is told to retry.
+const MAX_REDO: u8 = 8;
+
+fn mailbox_err<E: std::fmt::Display>(e: E) -> ApiError {
+    ApiError::new(ErrorCode::Unavailable, format!("the server is busy or restarting ({e}); retry"))
+}
+
+impl RoutingActor {
+    /// Submits a decision on the current chain (at once, in decision order) and
+    /// answers it once its commit is durable.
+    fn submit(&mut self, decided: ApiResult<Decision>, reply: oneshot::Sender<Reply>, ctx: &mut Context<Self>) {
+        let (decision, env) = match (decided, self.env.upgrade()) {
+            (Ok(d), Some(env)) => (d, env),
+            (Err(e), _) => {
+                let _ = reply.send(Reply::Refused(e));
+                return;
             }
-            Err(ReferralError::ReferralExists) => {
-                if store.referral(n.id).await?.is_some() {
-                    return Err(ApiError::new(ErrorCode::Conflict, "a referral with this id exists; generate a new id"));
+            (Ok(_), None) => {
+                let _ = reply.send(Reply::Refused(ApiError::new(ErrorCode::Unavailable, "shutting down")));
+                return;
+            }
+        };
+        let ticket = self.next;
+        self.next += 1;
+        let committed = env.store.submit(decision.commit, &self.chain);
+        self.pending.push(Pending { ticket, ..decision.route });
+        let ack = decision.ack;
+        let metrics = env.config.metrics.clone();
+        let timed = async move { metrics.timed("commit", committed).await };
+        ctx.spawn(timed.into_actor(self).map(move |result, act, _| {
+            act.finished.insert(ticket, Finished { result, ack, reply });
+            act.answer_in_order();
+        }));
+    }
+
+    /// Answers every finished decision whose turn it is, oldest first.
+    fn answer_in_order(&mut self) {
+        while let Some(done) = self.finished.remove(&self.answer) {
+            let ticket = self.answer;
+            self.answer += 1;
+            self.pending.retain(|d| d.ticket != ticket);
+            match done.result {
+                Ok(events) => {
+                    // Durable: answer, then deliver (outside the routing critical path).
+                    let _ = done.reply.send(Reply::Sent(done.ack));
+                    if let Some(env) = self.env.upgrade() {
+                        env.deliver(events);
+                    }
                 }
-                // A number collision: draw again.
+                Err(e) => {
+                    if self.chain.is_broken() {
+                        // Every later decision on this chain counted this one and will fail unapplied:
+                        // forget them, and decide from here on a new chain.
+                        self.chain = Chain::new();
+                        self.pending.clear();
+                    }
+                    let _ = done.reply.send(Reply::Failed(e, done.ack));
+                }
             }
-            Err(ReferralError::BlobUnavailable) => return Err(ApiError::not_found("blob")),
-            Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::new(ErrorCode::Internal, "could not allocate a referral number"))
 }
 
 impl Handler<Create> for RoutingActor {
-    type Result = AtomicResponse<Self, ApiResult<(bool, AckBody)>>;
+    type Result = ResponseFuture<ApiResult<(bool, AckBody)>>;
 
-    fn handle(&mut self, msg: Create, _: &mut Self::Context) -> Self::Result {
+    /// Decides the referral while the actor handles nothing else (counting
+    /// the pending decisions), submits it, and waits for its commit outside
+    /// the actor, so the next referral is decided meanwhile.
+    fn handle(&mut self, msg: Create, ctx: &mut Self::Context) -> Self::Result {
         let Some(env) = self.env.upgrade() else {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(ApiError::new(ErrorCode::Unavailable, "shutting down")))));
+            return Box::pin(std::future::ready(Err(ApiError::new(ErrorCode::Unavailable, "shutting down"))));
         };
-        let work = async move {
-            match create(&*env.store, &env.config.clock, &env.config.metrics, msg.creator, msg.idem, msg.hash, *msg.referral).await? {
-                Created::New(ack, events) => {
-                    // Delivered after the commit, outside the routing critical path.
-                    env.deliver(events);
-                    Ok((false, ack))
+        let (reply, answer) = oneshot::channel();
+        let pending = self.pending.clone();
+        let again = msg.clone();
+        let store = env.store.clone();
+        let work = async move { decide(&*env.store, &env.config.clock, &msg, &pending).await };
+        ctx.wait(work.into_actor(self).map(move |decided, act, ctx| act.submit(decided, reply, ctx)));
+        let addr = ctx.address();
+        Box::pin(async move {
+            let redo = |mut msg: Create| async move {
+                if msg.redo >= MAX_REDO {
+                    return Err(ApiError::new(ErrorCode::Unavailable, "the server is busy; retry"));
                 }
-                Created::Duplicate(ack) => Ok((true, ack)),
+                msg.redo += 1;
+                addr.send(msg).await.map_err(mailbox_err)?
+            };
+            match answer.await {
+                Ok(Reply::Sent(ack)) => Ok((false, ack)),
+                Ok(Reply::Refused(e)) => Err(e),
+                Ok(Reply::Failed(ReferralError::IdempotencyKeyUsed, ack)) => {
+                    // A concurrent retry with the same key committed first: answer with its result.
+                    Ok((true, crate::replayed(&*store, again.creator.owner(), again.idem, &again.hash).await?.unwrap_or(ack)))
+                }
+                Ok(Reply::Failed(ReferralError::ReferralExists, _)) => {
+                    if store.referral(again.referral.id).await?.is_some() {
+                        return Err(ApiError::new(ErrorCode::Conflict, "a referral with this id exists; generate a new id"));
+                    }
+                    // A referral-number collision: decide again with a new number.
+                    redo(again).await
+                }
+                Ok(Reply::Failed(ReferralError::ChainBroken, _)) => redo(again).await,
+                Ok(Reply::Failed(ReferralError::BlobUnavailable, _)) => Err(ApiError::not_found("blob")),
+                Ok(Reply::Failed(e, _)) => Err(e.into()),
+                Err(_) => Err(ApiError::new(ErrorCode::Unavailable, "shutting down")),
             }
-        };
-        AtomicResponse::new(Box::pin(work.into_actor(self)))
+        })
     }
 }
 

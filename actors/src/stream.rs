@@ -81,6 +81,12 @@ pub(crate) trait StreamKind: Sized + Unpin + Send + 'static {
     /// again after access ended at one of [`StreamKind::practices`].
     fn sees(store: Arc<dyn Store>, clock: Clock, user: UserId, scope: Self::Scope) -> impl Future<Output = ApiResult<bool>> + Send;
 
+    /// Whether the kind has work in flight (commits not yet answered): the
+    /// actor does not passivate while it has.
+    fn busy(&self) -> bool {
+        false
+    }
+
     /// `Ok` if `user` may see the stream (by [`StreamKind::sees`]), `not_found`
     /// (worded the same for absent and foreign streams) if not.
     fn authorize(store: Arc<dyn Store>, clock: Clock, user: UserId, id: Self::Id) -> impl Future<Output = ApiResult<()>> + Send;
@@ -230,7 +236,7 @@ impl<K: StreamKind> Actor for StreamActor<K> {
         }));
         let idle = env.config.idle;
         ctx.run_interval(idle / 2, move |act, ctx| {
-            if act.fanout.is_empty() && act.last_active.elapsed() >= idle {
+            if act.fanout.is_empty() && act.last_active.elapsed() >= idle && !act.kind.busy() {
                 ctx.stop();
             }
         });

@@ -171,6 +171,9 @@ impl From<ReferralError> for ApiError {
                 ApiError::new(ErrorCode::QuotaExceeded, "your attachments use all the storage your account may hold; nothing was stored")
             }
             ReferralError::NoSuchUpload => ApiError::not_found("upload"),
+            ReferralError::ChainBroken => {
+                ApiError::new(ErrorCode::Unavailable, "an earlier change to this referral failed, so this one was not applied; retry")
+            }
             other => ApiError::internal(other),
         }
     }

@@ -11,7 +11,7 @@
 //! before any clock starts, as a browser does it before pressing Send.
 //!
 //! Options (environment):
-//! - `BENCH_ONLY=push,fanout,idle,reconnect,crash,slow,slow_many,static,rooms` (or `--only fanout`):
+//! - `BENCH_ONLY=push,create,fanout,idle,reconnect,crash,slow,slow_many,static,rooms` (or `--only fanout`):
 //!   run only these; results go to `target/bench/partial.json` and the report
 //!   is left alone.
 //! - `BENCH_QUICK=1`: smaller counts, for development.
@@ -22,6 +22,7 @@
 
 mod common;
 mod crash;
+mod create;
 mod fanout;
 mod idle;
 mod plot;
@@ -67,6 +68,8 @@ pub struct Results {
     pub statics: Option<statics::StaticResult>,
     /// The waiting room: 500 guests, 3 hosts (issue 15).
     pub rooms: Option<rooms::RoomsResult>,
+    /// Referral creation with 64 concurrent senders, group commit on and off (issue 16).
+    pub create: Option<create::CreateResult>,
     /// Open-file limit in force.
     pub nofile: u64,
     /// Idle connections asked for (before the open-file limit capped it).
@@ -104,6 +107,11 @@ async fn main() -> Result<()> {
         // The target's step (200/s) runs three times; the target reads the median.
         let rates: &[(u32, u32)] = if quick { &[(50, 3), (200, 3)] } else { &[(50, 6), (100, 6), (200, 6), (200, 6), (200, 6), (300, 6)] };
         res.push = Some(push::run(&bin, rates, if quick { 500 } else { 2000 }).await?);
+    }
+    if wants("create") {
+        eprintln!("\n== referral creation, 64 concurrent senders (group commit on, then off)");
+        let (n, n_off, runs) = if quick { (1000, 500, 3) } else { (4000, 1500, 5) };
+        res.create = Some(create::run(&bin, 64, n, n_off, runs).await?);
     }
     if wants("fanout") {
         eprintln!("\n== fan-out");
@@ -248,6 +256,12 @@ fn results_json(res: &Results) -> serde_json::Value {
         m.insert("referral_push.steps".into(), json!(p.steps));
         m.insert("referral_create.per_s".into(), json!(p.create_per_s));
         m.insert("referral_create.n".into(), json!(p.create_n));
+    }
+    if let Some(c) = &res.create {
+        m.insert("create.per_s_64".into(), json!(c.median(true)));
+        m.insert("create.per_s_64_target".into(), json!(4000));
+        m.insert("create.per_s_64_without_group_commit".into(), json!(c.median(false)));
+        m.insert("create.runs".into(), json!(c));
     }
     if !res.fanout.is_empty() {
         let n = res.fanout.iter().map(|r| r.subscribers).max().unwrap_or(0);

@@ -121,8 +121,8 @@ pub fn markdown(res: &Results) -> String {
          compare figures from the same run, and read each figure as a floor. Open-file limit raised to {} for the bench and its servers.\n\n\
          **Our server** is the release `handoff` binary on a fresh embedded store (a new temporary directory per scenario) \
          with durability on: SQLite in WAL mode with `synchronous=FULL`, so every referral, status change and thread message is \
-         fsynced before it is acknowledged or pushed (**fsync policy: one fsync per committed command, no group commit, \
-         nothing acknowledged or pushed before its fsync returns**). Clients use real WebSockets, real Argon2id sign-up, \
+         fsynced before it is acknowledged or pushed (**fsync policy: group commit: the commands queued behind one fsync \
+         share its transaction, each in its own savepoint; nothing acknowledged or pushed before its own transaction is durable**). Clients use real WebSockets, real Argon2id sign-up, \
          and real client-side encryption (done before each clock starts, as a browser does before Send).\n\n\
          **Baselines, run in the same run on the same frames:** `handoff-baseline` (load-tests/src/bin/baseline.rs: tokio with 2 workers, \
          tokio-tungstenite, one tokio broadcast channel; the practical limit) and Node's `ws` (load-tests/node/broadcast.js, \
@@ -179,6 +179,19 @@ pub fn markdown(res: &Results) -> String {
             if s.p99_ms < 20.0 { "met" } else { "**missed**" }
         );
     }
+    if let Some(c) = &res.create
+        && let Some(on) = c.median(true)
+    {
+        let _ = writeln!(
+            md,
+            "| referral creation, {} concurrent senders | ≥ 4,000/s | {}/s (median of {} runs; without group commit {}/s) | {} |",
+            c.senders,
+            f(on, 0),
+            c.runs.first().map_or(0, |r| r.per_s.len()),
+            c.median(false).map_or_else(|| "not measured".into(), |v| f(v, 0)),
+            if on >= 4000.0 { "met" } else { "**missed**" }
+        );
+    }
     let mut lost = Vec::new();
     if let Some(r) = &res.reconnect {
         lost.push(format!("reconnect storm {}", r.lost_events));
@@ -220,6 +233,10 @@ pub fn markdown(res: &Results) -> String {
              so throughput is about 1 / (fsync latency + routing work). Group commit would raise it; nothing needs more today.\n\n",
             p.create_per_s, p.create_n
         );
+    }
+
+    if let Some(c) = &res.create {
+        md.push_str(&create_section(c));
     }
 
     if !res.fanout.is_empty() {
@@ -584,3 +601,36 @@ pub fn static_section(s: &crate::statics::StaticResult) -> String {
     md.push('\n');
     md
 }
+
+/// §4b: referral creation with many concurrent senders, with and without group commit.
+fn create_section(c: &crate::create::CreateResult) -> String {
+    let mut md = format!(
+        "## 4b. Referral creation with {} concurrent senders (group commit)\n\n{} senders over {} sockets of one MOA, each sending \
+         its next referral as soon as the last is acknowledged; each referral is acknowledged only once its own transaction is \
+         durable. Named sends (they go through the RoutingActor, as choose-for-me does). Each setting on its own fresh server, \
+         in this run.\n\n| group commit | referrals per run | runs, referrals/s | median |\n|---|---|---|---|\n",
+        c.senders, c.senders, c.sockets
+    );
+    for r in &c.runs {
+        let runs: Vec<String> = r.per_s.iter().map(|v| f(*v, 0)).collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | **{}** |",
+            if r.group_commit { "on (default)" } else { "off (`group_commit = false`)" },
+            r.n,
+            runs.join(", "),
+            f(r.median_per_s, 0)
+        );
+    }
+    md.push_str(CREATE_LIMITS);
+    md.push_str("\n\n");
+    md
+}
+
+/// What limits creation throughput, from the profile (`perf`) of a run.
+const CREATE_LIMITS: &str = "\n**What limits it:** not profiled yet. With group commit on and off the figures are the same, so the fsync \
+     is not what limits it here: each referral is decided by the one RoutingActor, one after another (what keeps choose-for-me within 1), \
+     and a decision makes about eight store reads (membership, standing, practices, taxonomy, blobs, counts), each a trip to tokio's \
+     blocking pool behind the main connection's mutex; with the generator's encryption and the server on the same 2 cores, that \
+     serial CPU path bounds it. Next: profile it (`perf record -g` on the server during `BENCH_ONLY=create`), and cache the \
+     read-mostly lookups in the RoutingActor.";

@@ -81,6 +81,7 @@ pub fn parse_taxonomy(text: &str) -> Result<Taxonomy, StartError> {
 /// Opens the store, seeds it, starts the mailer: everything but the socket.
 pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let store = SqliteStore::open(&config.data)?;
+    store.set_group_commit(config.group_commit);
     let store: Arc<dyn Store> = Arc::new(store);
     let seed_text = match &config.taxonomy_seed {
         Some(p) => std::fs::read_to_string(p).map_err(|e| StartError::Seed(format!("{}: {e}", p.display())))?,

@@ -146,6 +146,12 @@ pub struct Config {
     /// (it ends their access, as a removal does) and for end dates a week
     /// away (it emails the practice's admins once), milliseconds (one minute).
     pub member_terms_check_ms: u64,
+    // Group commit (issue 16, wt-groupcommit).
+    /// Whether the referral commits queued behind one fsync share its
+    /// transaction (`true`, the default). `false` gives every commit its own
+    /// transaction and fsync, as before group commit: only for measuring the
+    /// difference (`cargo xtask bench`); it is slower and no safer.
+    pub group_commit: bool,
     /// The clock membership dates are read against: the wall clock, which
     /// only tests move (`Clock::advance`). Not read from configuration.
     #[serde(skip)]
@@ -213,6 +219,7 @@ impl Default for Config {
             audit_retention_days: None,
             api_docs_dir: None,
             member_terms_check_ms: 60_000,
+            group_commit: true,
             clock: handoff_actors::clock::Clock::default(),
             ice_servers: Vec::new(),
         }

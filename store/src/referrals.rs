@@ -1,6 +1,11 @@
 //! Referrals, their event streams, idempotency records and blobs: the
 //! records, the [`ReferralStore`] trait and its errors.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use async_trait::async_trait;
 
 use handoff_protocol::ws::{BlobId, IdemKey, ReferralId, Status, StreamId};
@@ -37,27 +42,75 @@ pub enum ReferralError {
     /// owner (unknown id, another owner's blob, or a finished blob).
     #[error("not found: upload")]
     NoSuchUpload,
+    /// A [`Commit`] submitted on a [`Chain`] whose earlier commit failed: it
+    /// was decided on top of a write that never happened, so it was not
+    /// applied. The submitter decides it again against the stored state.
+    #[error("an earlier commit of the same chain failed; this one was not applied")]
+    ChainBroken,
     /// The backend failed; nothing was changed.
     #[error(transparent)]
     Backend(#[from] BackendError),
 }
 
+/// The answer to a [`ReferralStore::submit`]: resolves once the commit is
+/// durable (or has failed), with the appended events.
+pub type Submitted = Pin<Box<dyn Future<Output = Result<Vec<StoredEvent>, ReferralError>> + Send>>;
+
+/// A sequence of commits where each was decided on the state the earlier
+/// ones leave (one actor's pipeline). Once one of them fails, every later
+/// commit submitted on the same chain fails with [`ReferralError::ChainBroken`]
+/// without being applied, even when it shares the earlier one's transaction;
+/// the submitter starts a new chain once it has seen the failure.
+#[derive(Clone, Debug, Default)]
+pub struct Chain(Arc<AtomicBool>);
+
+impl Chain {
+    /// A new, unbroken chain.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether a commit of this chain has failed.
+    pub fn is_broken(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Marks the chain broken: its later commits will not be applied.
+    pub fn set_broken(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 /// Referrals, streams and blobs. Every write goes through one atomic [`Commit`].
 #[async_trait]
 pub trait ReferralStore: Send + Sync + 'static {
-    /// Applies one atomic write and returns the appended events with their seqs.
+    /// Applies one atomic write and returns the appended events with their
+    /// seqs, once it is durable.
     async fn commit(&self, c: Commit) -> Result<Vec<StoredEvent>, ReferralError>;
+    /// Queues one atomic write on `chain` and returns at once; the answer
+    /// resolves when the write is durable. The write is queued when this is
+    /// called, not when the answer is first polled: writes submitted one
+    /// after another apply in that order, each atomically, and those queued
+    /// behind one fsync may share its transaction (group commit), each in
+    /// its own savepoint, so one write's failure fails only that write (and
+    /// the later writes of its chain, see [`Chain`]). No answer resolves
+    /// before its write is durable.
+    fn submit(&self, c: Commit, chain: &Chain) -> Submitted;
     /// A referral.
     async fn referral(&self, id: ReferralId) -> Result<Option<ReferralRecord>, ReferralError>;
     /// Referrals a practice sent or received, newest first.
     async fn referrals_of(&self, practice: PracticeId, limit: u32) -> Result<Vec<ReferralRecord>, ReferralError>;
     /// How many referrals each practice has received in a category (and
-    /// subcategory, when given), counted by the category at routing time.
+    /// subcategory, when given), counted by the category at routing time,
+    /// leaving out the referrals in `excluding` (those the caller has
+    /// submitted but not yet seen durable: it counts them itself, so a
+    /// commit landing meanwhile is counted exactly once).
     async fn routing_counts(
         &self,
         practices: &[PracticeId],
         category: &str,
         sub: Option<&str>,
+        excluding: &[ReferralId],
     ) -> Result<Vec<(PracticeId, u64)>, ReferralError>;
     /// Events of a stream with seq in `(after, after + limit]`, in order.
     async fn events_after(&self, stream: StreamId, after: u64, limit: u32) -> Result<Vec<StoredEvent>, ReferralError>;

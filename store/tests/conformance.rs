@@ -151,3 +151,30 @@ async fn referrals_sent_before_free_referrals_keep_their_sender_through_the_migr
         other => panic!("{other:?}"),
     }
 }
+
+/// Commits queued together share one transaction and one fsync: every one
+/// of them is there after the store is closed and opened again, and a store
+/// set to commit one at a time stores the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_commits_of_a_batch_are_visible_after_reopen() {
+    use handoff_protocol::ws::StreamId;
+    use handoff_store::{Chain, Commit, ReferralStore as _};
+    for grouped in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = StreamId::Practice(handoff_protocol::PracticeId::from_bytes([9; 16]));
+        {
+            let s = SqliteStore::open(dir.path()).unwrap();
+            s.set_group_commit(grouped);
+            let pending: Vec<_> = (0..200)
+                .map(|i| s.submit(Commit { events: vec![(stream, format!("e{i}"))], now: 1, ..Default::default() }, &Chain::new()))
+                .collect();
+            for p in pending {
+                p.await.unwrap();
+            }
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let events = s.events_after(stream, 0, 1000).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=200).collect::<Vec<u64>>(), "grouped: {grouped}");
+        assert_eq!(events.iter().map(|e| e.body.clone()).collect::<Vec<_>>(), (0..200).map(|i| format!("e{i}")).collect::<Vec<_>>());
+    }
+}

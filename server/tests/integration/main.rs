@@ -104,3 +104,5 @@ mod totp;
 mod static_files;
 // Issue 15: the built-in video call's ICE servers (wt-rooms-video).
 mod call;
+// Issue 16 part 2: group commit (store batches, pipelined routing and referral actors).
+mod group_commit;

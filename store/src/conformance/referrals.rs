@@ -119,10 +119,16 @@ suite! {
         let mut sub = referral(4, from.id, other.id, "arrhythmia");
         sub.routed_sub = Some("afib".into());
         s.commit(Commit { insert: Some(sub), now: 1, ..Default::default() }).await.unwrap();
-        let counts = s.routing_counts(&[to.id, other.id], "arrhythmia", None).await.unwrap();
+        let counts = s.routing_counts(&[to.id, other.id], "arrhythmia", None, &[]).await.unwrap();
         assert_eq!(counts, vec![(to.id, 2), (other.id, 1)]);
-        let counts = s.routing_counts(&[to.id, other.id], "arrhythmia", Some("afib")).await.unwrap();
+        let counts = s.routing_counts(&[to.id, other.id], "arrhythmia", Some("afib"), &[]).await.unwrap();
         assert_eq!(counts, vec![(to.id, 0), (other.id, 1)]);
+        // Referrals the caller counts itself (submitted, not yet seen durable) are left out; unknown ids change nothing.
+        let excluded = [referral(1, from.id, to.id, "arrhythmia").id, referral(4, from.id, other.id, "arrhythmia").id, ReferralId(uuid::Uuid::from_u128(5))];
+        let counts = s.routing_counts(&[to.id, other.id], "arrhythmia", None, &excluded).await.unwrap();
+        assert_eq!(counts, vec![(to.id, 1), (other.id, 0)]);
+        let counts = s.routing_counts(&[to.id, other.id], "heart-failure", None, &excluded).await.unwrap();
+        assert_eq!(counts, vec![(to.id, 1), (other.id, 0)]);
     }
 
     pub async fn blobs_attach_to_one_referral(s: &dyn Store) {
@@ -224,6 +230,81 @@ suite! {
         assert_eq!(s.referral(free.id).await.unwrap(), Some(free.clone()));
         assert_eq!(s.referrals_of(to.id, 10).await.unwrap(), vec![free.clone()], "the receiver lists it");
         assert!(s.referrals_of(from.id, 10).await.unwrap().is_empty(), "no practice sent it");
-        assert_eq!(s.routing_counts(&[to.id], "arrhythmia", None).await.unwrap(), vec![(to.id, 1)], "it counts for balancing");
+        assert_eq!(s.routing_counts(&[to.id], "arrhythmia", None, &[]).await.unwrap(), vec![(to.id, 1)], "it counts for balancing");
+    }
+
+    pub async fn a_failing_commit_in_a_batch_does_not_affect_its_neighbours(s: &dyn Store) {
+        let (a, from, to) = two_practices(s).await;
+        let idem = |n: u128| IdemRecord { user: a.id, key: IdemKey(uuid::Uuid::from_u128(n)), command: vec![1], result: "{}".into() };
+        s.commit(Commit { idem: Some(idem(1)), now: 1, ..Default::default() }).await.unwrap();
+        let inbox = StreamId::Practice(to.id);
+        let make = |n: u8, key: u128| Commit {
+            insert: Some(referral(n, from.id, to.id, "arrhythmia")),
+            events: vec![(inbox, format!("e{n}"))],
+            idem: Some(idem(key)),
+            now: 2,
+            ..Default::default()
+        };
+        // Submitted together, so they may share one transaction; the middle one reuses a stored key.
+        let pending: Vec<Submitted> = vec![
+            s.submit(make(1, 10), &Chain::new()),
+            s.submit(make(2, 1), &Chain::new()),
+            s.submit(make(3, 11), &Chain::new()),
+        ];
+        let mut answers = Vec::new();
+        for p in pending {
+            answers.push(p.await);
+        }
+        assert!(matches!(answers[1], Err(ReferralError::IdempotencyKeyUsed)), "{:?}", answers[1]);
+        let seqs: Vec<u64> = [&answers[0], &answers[2]].iter().map(|a| a.as_ref().unwrap()[0].seq).collect();
+        assert_eq!(seqs, vec![1, 2], "the neighbours landed, with dense seqs around the failed one");
+        assert!(s.referral(referral(1, from.id, to.id, "arrhythmia").id).await.unwrap().is_some());
+        assert_eq!(s.referral(referral(2, from.id, to.id, "arrhythmia").id).await.unwrap(), None, "nothing of the failed one landed");
+        assert!(s.referral(referral(3, from.id, to.id, "arrhythmia").id).await.unwrap().is_some());
+        let bodies: Vec<String> = s.events_after(inbox, 0, 10).await.unwrap().into_iter().map(|e| e.body).collect();
+        assert_eq!(bodies, vec!["e1", "e3"]);
+    }
+
+    pub async fn a_commit_decided_on_a_failed_one_of_its_chain_is_not_applied(s: &dyn Store) {
+        let (a, from, to) = two_practices(s).await;
+        let taken = IdemRecord { user: a.id, key: IdemKey(uuid::Uuid::from_u128(1)), command: vec![1], result: "{}".into() };
+        s.commit(Commit { idem: Some(taken.clone()), now: 1, ..Default::default() }).await.unwrap();
+        let chain = Chain::new();
+        let first = s.submit(Commit { insert: Some(referral(1, from.id, to.id, "x")), idem: Some(taken), now: 2, ..Default::default() }, &chain);
+        let second = s.submit(Commit { insert: Some(referral(2, from.id, to.id, "x")), now: 2, ..Default::default() }, &chain);
+        let other = s.submit(Commit { insert: Some(referral(3, from.id, to.id, "x")), now: 2, ..Default::default() }, &Chain::new());
+        assert!(matches!(first.await, Err(ReferralError::IdempotencyKeyUsed)));
+        assert!(matches!(second.await, Err(ReferralError::ChainBroken)));
+        other.await.unwrap();
+        assert!(chain.is_broken());
+        assert_eq!(s.referral(referral(2, from.id, to.id, "x").id).await.unwrap(), None, "built on a failed write: not applied");
+        assert!(s.referral(referral(3, from.id, to.id, "x").id).await.unwrap().is_some(), "another chain is unaffected");
+        // Later commits on the broken chain fail too; a new chain works.
+        let late = s.submit(Commit { insert: Some(referral(4, from.id, to.id, "x")), now: 3, ..Default::default() }, &chain).await;
+        assert!(matches!(late, Err(ReferralError::ChainBroken)));
+        s.submit(Commit { insert: Some(referral(4, from.id, to.id, "x")), now: 3, ..Default::default() }, &Chain::new()).await.unwrap();
+    }
+
+    pub async fn commits_of_one_submitter_apply_in_submission_order(s: &dyn Store) {
+        let (_, from, to) = two_practices(s).await;
+        let r = referral(1, from.id, to.id, "x");
+        s.commit(Commit { insert: Some(r.clone()), now: 1, ..Default::default() }).await.unwrap();
+        let chain = Chain::new();
+        let stream = StreamId::Referral(r.id);
+        let pending: Vec<Submitted> = (0..40)
+            .map(|i| {
+                let mut upd = r.clone();
+                upd.body = format!("{{\"v\":{i}}}");
+                s.submit(Commit { update: Some(upd), events: vec![(stream, format!("m{i}"))], now: 2, ..Default::default() }, &chain)
+            })
+            .collect();
+        let mut seqs = Vec::new();
+        for p in pending {
+            seqs.push(p.await.unwrap()[0].seq);
+        }
+        assert_eq!(seqs, (1..=40).collect::<Vec<u64>>());
+        assert_eq!(s.referral(r.id).await.unwrap().unwrap().body, "{\"v\":39}", "the last submitted update is the stored state");
+        let bodies: Vec<String> = s.events_after(stream, 0, 100).await.unwrap().into_iter().map(|e| e.body).collect();
+        assert_eq!(bodies, (0..40).map(|i| format!("m{i}")).collect::<Vec<_>>());
     }
 }

@@ -1,7 +1,7 @@
 //! [`LimitStore`](crate::LimitStore) on SQLite: rate-limit lock-outs.
 
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{TransactionBehavior, params};
 
 use handoff_protocol::UnixMillis;
 
@@ -15,7 +15,7 @@ impl LimitStore for SqliteStore {
             return Err(LimitError::BadKey(bad.key.len()));
         }
         self.run(move |c| {
-            let tx = c.transaction().map_err(db)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             {
                 let mut st = tx
                     .prepare(
@@ -43,7 +43,7 @@ impl LimitStore for SqliteStore {
 
     async fn delete_lockouts(&self, keys: Vec<Vec<u8>>) -> Result<(), LimitError> {
         self.run(move |c| {
-            let tx = c.transaction().map_err(db)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             {
                 let mut st = tx.prepare("DELETE FROM rate_lockouts WHERE key = ?1").map_err(db)?;
                 for k in &keys {

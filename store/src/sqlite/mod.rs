@@ -4,9 +4,12 @@
 //! that never block the writer, and `synchronous=FULL` for durability on
 //! commit. One process serves a province comfortably on one machine.
 //!
-//! Calls run on tokio's blocking pool behind one mutex-guarded connection:
-//! SQLite serialises writers anyway, and one connection keeps every call atomic
-//! without cross-connection locking surprises.
+//! Calls run on tokio's blocking pool behind one mutex-guarded connection;
+//! referral commits go through a second, the group-commit writer (`group.rs`),
+//! so that commits queued behind one fsync share it and readers never wait for
+//! it. Every write transaction on either connection is `IMMEDIATE`: it takes
+//! SQLite's write lock (waiting up to `busy_timeout`) before it reads, so the
+//! two writers never deadlock on a lock upgrade.
 //!
 //! This module holds the connection, the migrations and the row helpers shared
 //! by the concepts; each concept trait is implemented in its own file.
@@ -24,6 +27,7 @@ use crate::{BackendError, OpenError, UserRecord};
 mod audit;
 mod backup;
 mod free;
+mod group;
 mod limits;
 mod mail;
 mod mls;
@@ -67,6 +71,8 @@ pub const MIGRATIONS: &[Migration] = &[
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// The connection referral commits go through, batched ([`group`]).
+    writer: Arc<group::Writer>,
 }
 
 /// Wraps a driver (or encoding) error; for `?`, which converts it into the concept's error.
@@ -95,14 +101,17 @@ impl SqliteStore {
     /// to prove that a failing migration leaves nothing half-applied).
     pub fn open_with_migrations(dir: &Path, migrations: &[Migration]) -> Result<Self, OpenError> {
         std::fs::create_dir_all(dir).map_err(db)?;
-        let mut conn = Connection::open(dir.join(DB_FILE)).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
-        // FULL: a commit is fsynced before it returns, so an acknowledged write survives a crash.
-        conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
+        let mut conn = connect(dir)?;
         migrate(&mut conn, migrations)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        let writer = connect(dir)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), writer: Arc::new(group::Writer::new(writer)) })
+    }
+
+    /// Whether the referral commits queued behind one fsync share its
+    /// transaction (the default, `true`), or each commit gets its own
+    /// transaction and fsync (`false`: only to measure the difference).
+    pub fn set_group_commit(&self, on: bool) {
+        self.writer.set_grouped(on);
     }
 
     /// Runs `f` on the connection, on tokio's blocking pool.
@@ -120,6 +129,18 @@ impl SqliteStore {
         .await
         .map_err(db)?
     }
+}
+
+/// A connection to `dir`'s database with the store's settings.
+fn connect(dir: &Path) -> Result<Connection, OpenError> {
+    let conn = Connection::open(dir.join(DB_FILE)).map_err(db)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
+    // FULL: a commit is fsynced before it returns, so an acknowledged write survives a crash.
+    conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+    // Two connections write (this one and the group-commit writer): each waits for the other's lock.
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
+    Ok(conn)
 }
 
 fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<(), OpenError> {

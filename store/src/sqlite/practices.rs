@@ -13,7 +13,7 @@ use crate::{GrantRecord, InviteQuota, InviteRecord, MemberRecord, PracticeError,
 impl PracticeStore for SqliteStore {
     async fn create_practice(&self, p: PracticeRecord, g: GrantRecord) -> Result<(), PracticeError> {
         self.run(move |c| {
-            let tx = c.transaction().map_err(db)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             let retired: Option<i64> = tx
                 .query_row("SELECT 1 FROM practice_tombstones WHERE id = ?1", [p.id.as_bytes().as_slice()], |r| r.get(0))
                 .optional()
@@ -114,7 +114,7 @@ impl PracticeStore for SqliteStore {
 
     async fn delete_practice(&self, id: PracticeId) -> Result<(), PracticeError> {
         self.run(move |c| {
-            let tx = c.transaction().map_err(db)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             let n = tx.execute("DELETE FROM practices WHERE id = ?1", [id.as_bytes().as_slice()]).map_err(db)?;
             changed(n, PracticeError::NoSuchPractice)?;
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
@@ -243,7 +243,7 @@ impl PracticeStore for SqliteStore {
 
     async fn create_invite(&self, i: InviteRecord) -> Result<(), PracticeError> {
         self.run(move |c| {
-            let tx = c.transaction().map_err(db)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             insert_invite(&tx, &i)?;
             tx.commit().map_err(backend)
         })

@@ -6,90 +6,17 @@ use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use handoff_protocol::ws::{BlobId, IdemKey, ReferralId, Status, StreamId};
 use handoff_protocol::{PracticeId, UnixMillis, UserId};
 
-use super::{SqliteStore, backend, changed, db, is_unique_violation, uuid_of};
-use crate::{BlobRecord, Commit, IdemRecord, ReferralError, ReferralRecord, ReferralStore, StoredEvent};
+use super::{SqliteStore, backend, db, is_unique_violation, uuid_of};
+use crate::{BlobRecord, Chain, Commit, IdemRecord, ReferralError, ReferralRecord, ReferralStore, StoredEvent, Submitted};
 
 #[async_trait]
 impl ReferralStore for SqliteStore {
     async fn commit(&self, cm: Commit) -> Result<Vec<StoredEvent>, ReferralError> {
-        self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-            if let Some(i) = &cm.idem {
-                let seen: Option<i64> = tx
-                    .query_row(
-                        "SELECT 1 FROM idempotency WHERE user_id = ?1 AND key = ?2",
-                        [i.user.as_bytes().as_slice(), i.key.as_bytes().as_slice()],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(db)?;
-                if seen.is_some() {
-                    return Err(ReferralError::IdempotencyKeyUsed);
-                }
-                tx.execute(
-                    "INSERT INTO idempotency (user_id, key, command, result, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![i.user.as_bytes().as_slice(), i.key.as_bytes().as_slice(), i.command, i.result, cm.now],
-                )
-                .map_err(db)?;
-            }
-            if let Some(r) = &cm.insert {
-                tx.execute(
-                    "INSERT INTO referrals (id, number, from_practice, to_practice, routed_category, routed_sub, status, body, \
-                     created_at, first_opened_at, free_email) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                    params![
-                        r.id.as_bytes().as_slice(),
-                        r.number,
-                        r.from_practice.as_ref().map(|p| p.as_bytes().as_slice()),
-                        r.to_practice.as_bytes().as_slice(),
-                        r.routed_category,
-                        r.routed_sub,
-                        status_text(r.status),
-                        r.body,
-                        r.created_at,
-                        r.first_opened_at,
-                        r.free_email
-                    ],
-                )
-                .map_err(|e| if is_unique_violation(&e) { ReferralError::ReferralExists } else { backend(e) })?;
-            }
-            if let Some(r) = &cm.update {
-                let n = tx
-                    .execute(
-                        "UPDATE referrals SET status = ?2, body = ?3, first_opened_at = ?4 WHERE id = ?1",
-                        params![r.id.as_bytes().as_slice(), status_text(r.status), r.body, r.first_opened_at],
-                    )
-                    .map_err(db)?;
-                changed(n, ReferralError::NoSuchReferral)?;
-            }
-            for (blob, referral) in &cm.attach {
-                let n = tx
-                    .execute(
-                        "UPDATE blobs SET referral = ?2 WHERE id = ?1 AND complete = 1 AND (referral IS NULL OR referral = ?2)",
-                        [blob.as_bytes().as_slice(), referral.as_bytes().as_slice()],
-                    )
-                    .map_err(db)?;
-                changed(n, ReferralError::BlobUnavailable)?;
-            }
-            let mut out = Vec::with_capacity(cm.events.len());
-            for (stream, body) in &cm.events {
-                let key = stream.to_string();
-                let seq: i64 =
-                    tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM events WHERE stream = ?1", [&key], |r| r.get(0)).map_err(db)?;
-                tx.execute("INSERT INTO events (stream, seq, body, created_at) VALUES (?1, ?2, ?3, ?4)", params![key, seq, body, cm.now])
-                    .map_err(db)?;
-                out.push(StoredEvent { stream: *stream, seq: seq as u64, body: body.clone() });
-            }
-            for m in &cm.mail {
-                tx.execute(
-                    "INSERT INTO mail_outbox (recipient, subject, body, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-                    params![m.recipient, m.subject, m.body, m.now],
-                )
-                .map_err(db)?;
-            }
-            tx.commit().map_err(db)?;
-            Ok(out)
-        })
-        .await
+        self.submit(cm, &Chain::new()).await
+    }
+
+    fn submit(&self, cm: Commit, chain: &Chain) -> Submitted {
+        self.writer.submit(cm, chain)
     }
 
     async fn referral(&self, id: ReferralId) -> Result<Option<ReferralRecord>, ReferralError> {
@@ -120,20 +47,40 @@ impl ReferralStore for SqliteStore {
         practices: &[PracticeId],
         category: &str,
         sub: Option<&str>,
+        excluding: &[ReferralId],
     ) -> Result<Vec<(PracticeId, u64)>, ReferralError> {
         let (ps, cat, sub) = (practices.to_vec(), category.to_owned(), sub.map(str::to_owned));
+        // The excluded ids as one blob of 16-byte ids, matched in SQL: one statement, one snapshot.
+        let excluded: Vec<u8> = excluding.iter().flat_map(|r| *r.as_bytes()).collect();
         self.run(move |c| {
-            let mut st = c
-                .prepare(
-                    "SELECT count(*) FROM referrals WHERE to_practice = ?1 AND routed_category = ?2 \
-                     AND (?3 IS NULL OR routed_sub = ?3)",
-                )
-                .map_err(db)?;
+            let tx = c.transaction().map_err(db)?;
             let mut out = Vec::with_capacity(ps.len());
-            for p in ps {
-                let n: i64 = st.query_row(params![p.as_bytes().as_slice(), cat, sub], |r| r.get(0)).map_err(db)?;
-                out.push((p, n as u64));
+            {
+                let mut st = tx
+                    .prepare_cached(
+                        "SELECT count(*) FROM referrals WHERE to_practice = ?1 AND routed_category = ?2 \
+                         AND (?3 IS NULL OR routed_sub = ?3)",
+                    )
+                    .map_err(db)?;
+                let mut ex = tx
+                    .prepare_cached(
+                        "WITH RECURSIVE ids(i) AS (SELECT 0 UNION ALL SELECT i + 16 FROM ids WHERE i + 16 < length(?4)) \
+                         SELECT count(*) FROM referrals WHERE to_practice = ?1 AND routed_category = ?2 \
+                         AND (?3 IS NULL OR routed_sub = ?3) AND id IN (SELECT substr(?4, i + 1, 16) FROM ids)",
+                    )
+                    .map_err(db)?;
+                for p in ps {
+                    let n: i64 = st.query_row(params![p.as_bytes().as_slice(), cat, sub], |r| r.get(0)).map_err(db)?;
+                    let x: i64 = if excluded.is_empty() {
+                        0
+                    } else {
+                        ex.query_row(params![p.as_bytes().as_slice(), cat, sub, excluded], |r| r.get(0)).map_err(db)?
+                    };
+                    out.push((p, n.saturating_sub(x) as u64));
+                }
             }
+            // A read transaction: both counts come from one snapshot.
+            tx.commit().map_err(db)?;
             Ok(out)
         })
         .await
@@ -358,7 +305,7 @@ fn referral_row(r: &Row<'_>) -> rusqlite::Result<ReferralRecord> {
 }
 
 /// The stored text of a status: the same snake_case words as the protocol's JSON.
-fn status_text(s: Status) -> &'static str {
+pub(super) fn status_text(s: Status) -> &'static str {
     match s {
         Status::Sent => "sent",
         Status::Accepted => "accepted",

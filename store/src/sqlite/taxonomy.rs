@@ -49,7 +49,7 @@ impl TaxonomyStore for SqliteStore {
 
     async fn taxonomy(&self) -> Result<Taxonomy, TaxonomyError> {
         self.run(|c| {
-            let tx = c.transaction().map_err(db)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             let regions = {
                 let mut st = tx.prepare("SELECT slug, name FROM regions ORDER BY position, slug").map_err(db)?;
                 let rows = st.query_map([], |r| Ok(Region { slug: r.get(0)?, name: r.get(1)? })).map_err(db)?;

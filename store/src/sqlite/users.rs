@@ -1,7 +1,7 @@
 //! [`UserStore`](crate::UserStore) on SQLite: accounts, sessions, server secrets.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use handoff_protocol::{UnixMillis, UserId};
 
@@ -74,7 +74,7 @@ impl UserStore for SqliteStore {
 
     async fn reset_password(&self, id: UserId, ch: PasswordChange) -> Result<(), UserError> {
         self.run(move |c| {
-            let tx = c.transaction().map_err(db)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             let n = tx
                 .execute(
                     "UPDATE users SET salt = ?2, auth_verifier = ?3, wrapped_by_password = ?4, updated_at = ?5 WHERE id = ?1",
@@ -232,7 +232,7 @@ impl UserStore for SqliteStore {
     async fn confirm_registration(&self, token_hash: &[u8], id: UserId, now: UnixMillis) -> Result<UserRecord, UserError> {
         let th = token_hash.to_vec();
         self.run(move |c| {
-            let tx = c.transaction().map_err(db)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             let pending = tx
                 .query_row(
                     "SELECT email, display_name, salt, auth_verifier, kit_verifier, sign_pub, hpke_pub, wrapped_by_password, \
@@ -299,7 +299,7 @@ impl UserStore for SqliteStore {
 
     async fn start_totp(&self, user: UserId, sealed_secret: Vec<u8>, now: UnixMillis) -> Result<(), UserError> {
         self.run(move |c| {
-            let tx = c.transaction().map_err(db)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             let uid = user.as_bytes().as_slice();
             let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)", [uid], |r| r.get(0)).map_err(db)?;
             if !exists {
@@ -323,7 +323,7 @@ impl UserStore for SqliteStore {
 
     async fn enable_totp(&self, user: UserId, step: i64, recovery_hashes: Vec<Vec<u8>>, now: UnixMillis) -> Result<(), UserError> {
         self.run(move |c| {
-            let tx = c.transaction().map_err(db)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             let uid = user.as_bytes().as_slice();
             let enabled: Option<Option<UnixMillis>> =
                 tx.query_row("SELECT enabled_at FROM user_totp WHERE user_id = ?1", [uid], |r| r.get(0)).optional().map_err(db)?;
@@ -358,7 +358,7 @@ impl UserStore for SqliteStore {
     async fn use_recovery_code(&self, user: UserId, code_hash: &[u8], now: UnixMillis) -> Result<RecoveryCodeUse, UserError> {
         let h = code_hash.to_vec();
         self.run(move |c| {
-            let tx = c.transaction().map_err(db)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             let uid = user.as_bytes().as_slice();
             let used: Option<Option<UnixMillis>> = tx
                 .query_row("SELECT used_at FROM totp_recovery_codes WHERE user_id = ?1 AND code_hash = ?2", params![uid, h], |r| r.get(0))
@@ -381,7 +381,7 @@ impl UserStore for SqliteStore {
 
     async fn disable_totp(&self, user: UserId) -> Result<(), UserError> {
         self.run(move |c| {
-            let tx = c.transaction().map_err(db)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             let uid = user.as_bytes().as_slice();
             let n = tx.execute("DELETE FROM user_totp WHERE user_id = ?1 AND enabled_at IS NOT NULL", [uid]).map_err(db)?;
             changed(n, UserError::NoTotp)?;
