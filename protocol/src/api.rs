@@ -525,6 +525,10 @@ endpoints! {
     // Membership with dates (issue 14, wt-members).
     /// `PUT /practices/{id}/members/{user}/dates`: an admin sets or changes a member's end date (and a not-yet-started member's start date).
     SetMemberDates: Put v1!("/practices/{id}/members/{user}/dates"), (PracticeId, UserId), MemberDates => Member;
+
+    // The inbox snapshot (issue 16, wt-inbox).
+    /// `GET /practices/{id}/inbox?before=&limit=`: one page of the practice's referrals, newest first, with the practice stream's head (members who may read).
+    GetInbox: Get v1!("/practices/{id}/inbox"), PracticeId, InboxQuery => InboxPage;
 }
 
 /// The response of [`GetOpenApi`]: an OpenAPI 3.1 document, as JSON.

@@ -394,6 +394,8 @@ errors! {
     GetPracticeAuditCsv: SIGNED_IN, ADMIN, CHECKED;
     AdminGetAudit: SIGNED_IN, STAFF, CHECKED;
     SetMemberDates: SIGNED_IN, ADMIN, CHECKED, &[InvalidDates, Conflict];
+    // The inbox snapshot (issue 16, wt-inbox).
+    GetInbox: SIGNED_IN, MEMBER, CHECKED;
 }
 
 #[cfg(test)]

@@ -336,6 +336,8 @@ fn api_routes(t: &mut Table<'_>) {
     t.at(GetOpenApi, crate::api_docs::openapi_json);
     // Membership with dates (issue 14, wt-members).
     t.at(SetMemberDates, practices::set_dates);
+    // The inbox snapshot (issue 16, wt-inbox).
+    t.at(GetInbox, referrals::inbox);
 }
 
 fn app_config(

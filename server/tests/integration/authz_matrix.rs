@@ -473,6 +473,8 @@ impl Fixture {
             AdminGetAudit => Call::of::<AdminGetAudit>(&(), &AuditQuery::default());
             // An end date a month ahead: far enough that no reminder is due.
             SetMemberDates => Call::of::<SetMemberDates>(&(a, colleague), &MemberDates { starts_at: None, ends_at: Some(month_ahead()) });
+            // The inbox snapshot (issue 16, wt-inbox).
+            GetInbox => Call::of::<GetInbox>(&a, &InboxQuery::default());
         }
         None
     }

@@ -100,3 +100,5 @@ mod sessions;
 mod totp;
 // Issue 17 part 3: static serving and security headers.
 mod static_files;
+// Issue 16 part 1: the inbox snapshot (wt-inbox).
+mod inbox;

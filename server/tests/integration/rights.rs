@@ -180,6 +180,8 @@ pub const RIGHTS: &[Right] = &[
     http::<GetPracticeAuditCsv>(Who::Admin, "the same entries as CSV"),
     http::<AdminGetAudit>(Who::Staff, "the platform's audit log"),
     http::<SetMemberDates>(Who::Admin, "a member's end date; a not-yet-started member's start date"),
+    // The inbox snapshot (issue 16, wt-inbox).
+    http::<GetInbox>(Who::Member, "a page of the practice's referrals, ciphertext only"),
     // The WebSocket commands (`ws::Command`).
     ws("subscribe", Who::Member, "a practice stream: its members; a referral stream: either party's"),
     ws("unsubscribe", Who::SignedIn, "the caller's own socket"),
