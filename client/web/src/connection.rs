@@ -17,6 +17,7 @@ use handoff_protocol::ws::{Event, ReferralId, StreamId};
 use yew::prelude::*;
 
 use crate::live::{Live, LiveState, Pushed};
+use crate::search_index;
 use crate::session::Session;
 use crate::state::{self, Action, Data, Item};
 use crate::ui::spawn;
@@ -43,19 +44,49 @@ fn note_number(id: ReferralId, number: &str) {
     NUMBERS.with(|n| n.borrow_mut().insert(id, number.to_string()));
 }
 
-/// Decrypts snapshot rows read at `head` of `practice`'s stream, loading a
-/// practice key the tab does not hold yet first.
-async fn open_rows(s: &Session, practice: PracticeId, head: u64, rows: Vec<InboxRow>) -> Vec<Item> {
+/// Snapshot rows read at `head` of `practice`'s stream, as items: a row the
+/// sealed search index knows is shown from it, unless `eager` (the visible
+/// first page), and decrypted when its screen opens; every other row is
+/// decrypted now (loading a practice key the tab does not hold yet first)
+/// and recorded in the index.
+async fn open_rows(s: &Session, practice: PracticeId, head: u64, rows: Vec<InboxRow>, eager: bool) -> Vec<Item> {
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        note_number(row.referral.id, &row.referral.number);
+        let id = row.referral.id;
+        note_number(id, &row.referral.number);
+        if !eager && let Some(known) = search_index::get(id) {
+            let mut item = Item::from_row(practice, head, row, Err(state::NOT_DECRYPTED.into()));
+            item.name = Some(known.name);
+            out.push(item);
+            continue;
+        }
         let content = match s.open_content(&row.referral) {
             Ok(c) => Ok(c),
             Err(_) => s.load_content(&row.referral).await.map_err(|e| e.message),
         };
+        if let Ok(c) = &content {
+            search_index::put(id, search_index::Entry { name: c.patient.name.clone(), seq: row.seq });
+        }
         out.push(Item::from_row(practice, head, row, content));
     }
     out
+}
+
+thread_local! {
+    static SAVE_PENDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Writes the sealed search index a moment from now (once for a burst of arrivals).
+fn save_index_soon(s: &Rc<Session>) {
+    if SAVE_PENDING.with(|p| p.replace(true)) {
+        return;
+    }
+    let s = s.clone();
+    spawn(async move {
+        gloo_timers::future::TimeoutFuture::new(2_000).await;
+        SAVE_PENDING.with(|p| p.set(false));
+        search_index::save(&s).await;
+    });
 }
 
 /// Loads `practice`'s inbox snapshot into the tab and follows its stream
@@ -80,7 +111,7 @@ pub fn load_inbox(s: &Rc<Session>, data: &UseReducerHandle<Data>, live: &Live, p
             }
         };
         let (head, mut next) = (first.head_seq, first.next_before);
-        data.dispatch(Action::Rows(open_rows(&s, practice, head, first.rows).await));
+        data.dispatch(Action::Rows(open_rows(&s, practice, head, first.rows, true).await));
         live.follow_from(stream, head);
         while let Some(before) = next.take() {
             let query = InboxQuery { before: Some(before), limit: Some(INBOX_PAGE_MAX) };
@@ -107,10 +138,12 @@ pub fn load_inbox(s: &Rc<Session>, data: &UseReducerHandle<Data>, live: &Live, p
                     return;
                 }
                 let rest = rows.split_off(rows.len().min(CHUNK));
-                data.dispatch(Action::Rows(open_rows(&s, practice, page.head_seq, rows).await));
+                data.dispatch(Action::Rows(open_rows(&s, practice, page.head_seq, rows, false).await));
                 rows = rest;
             }
+            search_index::save(&s).await;
         }
+        search_index::save(&s).await;
     });
 }
 
@@ -155,7 +188,10 @@ fn on_pushed(s: &Rc<Session>, data: &UseReducerHandle<Data>) -> Callback<Pushed>
             Event::ReferralSent { referral } => {
                 note_number(referral.id, &referral.number);
                 let now = s.open_content(referral).map_err(|e| e.message);
-                if now.is_err() {
+                if let Ok(c) = &now {
+                    search_index::put(referral.id, search_index::Entry { name: c.patient.name.clone(), seq: p.seq });
+                    save_index_soon(&s);
+                } else {
                     // The practice key of its epoch is not loaded yet: fetch it, then decrypt.
                     let (s, data, r) = (s.clone(), data.clone(), referral.clone());
                     spawn(async move {
@@ -228,8 +264,16 @@ pub fn use_connection(session: &Rc<Session>, data: &UseReducerHandle<Data>, sign
                 })
             };
             let l = Live::start(on_pushed(&s, &data), on_state);
-            for p in s.practices() {
-                load_inbox(&s, &data, &l, p.id);
+            search_index::forget();
+            {
+                // The sealed search index first, so the snapshot's rows need not all be decrypted.
+                let (s, data, l) = (s.clone(), data.clone(), l.clone());
+                spawn(async move {
+                    search_index::load(&s).await;
+                    for p in s.practices() {
+                        load_inbox(&s, &data, &l, p.id);
+                    }
+                });
             }
             live.set(Some(l.clone()));
             upkeep(&s, &data);

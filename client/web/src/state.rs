@@ -20,8 +20,11 @@ use crate::live::{LiveState, Pushed};
 pub struct Item {
     /// The latest snapshot.
     pub referral: Referral,
-    /// The decrypted content, or why it could not be decrypted.
+    /// The decrypted content, or why it could not be decrypted
+    /// ([`NOT_DECRYPTED`] while the row is shown from the search index).
     pub content: Result<ReferralContent, String>,
+    /// The patient's name, from the content or the sealed search index.
+    pub name: Option<String>,
     /// Every event known, oldest first: complete once the referral's own
     /// stream was followed (the detail screen does); for a row of the inbox
     /// snapshot, until then only the events after the snapshot.
@@ -38,11 +41,15 @@ pub struct Item {
     prefix: usize,
 }
 
+/// The content of a row shown from the search index: decrypted when its screen opens.
+pub const NOT_DECRYPTED: &str = "not decrypted";
+
 impl Item {
     /// A row of the inbox snapshot read at `head` of `practice`'s stream.
     pub fn from_row(practice: PracticeId, head: u64, row: InboxRow, content: Result<ReferralContent, String>) -> Item {
         Item {
             referral: row.referral,
+            name: content.as_ref().ok().map(|c| c.patient.name.clone()),
             content,
             history: Vec::new(),
             foreign: usize::try_from(row.foreign).unwrap_or(usize::MAX),
@@ -222,9 +229,11 @@ impl Data {
         let number = self.items.get(&id).map(|i| i.referral.number.clone());
         match &p.event {
             Event::ReferralSent { referral } => {
+                let content = content.unwrap_or_else(|| Err(NOT_DECRYPTED.into()));
                 let item = Item {
                     referral: (**referral).clone(),
-                    content: content.unwrap_or_else(|| Err("not decrypted".into())),
+                    name: content.as_ref().ok().map(|c| c.patient.name.clone()),
+                    content,
                     history: vec![p.event.clone()],
                     foreign: usize::from(foreign),
                     as_of: None,
@@ -310,7 +319,11 @@ impl Reducible for Data {
             }
             Action::Decrypted(id, content) => {
                 if let Some(i) = d.items.get_mut(&id) {
-                    Rc::make_mut(i).content = content;
+                    let i = Rc::make_mut(i);
+                    if let Ok(c) = &content {
+                        i.name = Some(c.patient.name.clone());
+                    }
+                    i.content = content;
                 }
             }
             Action::Bump => d.version += 1,

@@ -71,9 +71,7 @@ pub fn referrals(p: &ListProps) -> Html {
             && (urgency.is_empty()
                 || serde_json::to_value(r.routing.urgency).ok().and_then(|v| v.as_str().map(|x| x == *urgency)).unwrap_or(false))
             && (category.is_empty() || r.routing.category == *category)
-            && (q.is_empty()
-                || i.content.as_ref().is_ok_and(|c| c.patient.name.to_lowercase().contains(&q))
-                || r.number.to_lowercase().contains(&q))
+            && (q.is_empty() || i.name.as_ref().is_some_and(|n| n.to_lowercase().contains(&q)) || r.number.to_lowercase().contains(&q))
     });
     rows.sort_by_key(|i| std::cmp::Reverse(i.referral.created_at));
     let matching = rows.len();
@@ -97,10 +95,7 @@ pub fn referrals(p: &ListProps) -> Html {
                 e.prevent_default();
                 nav.emit(Route::Referral(id));
             });
-            let patient = match &i.content {
-                Ok(c) => c.patient.name.clone(),
-                Err(_) => "(cannot decrypt)".into(),
-            };
+            let patient = i.name.clone().unwrap_or_else(|| "(cannot decrypt)".into());
             html! {
                 <tr key={r.id.to_string()} class={classes!(unread.then_some("unread"))} data-testid="referral-row">
                     <td>if unread { <span class="dot" aria-label="Unread" title="Unread" /> }</td>
