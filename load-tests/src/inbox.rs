@@ -75,13 +75,14 @@ pub async fn run(bin: &Path, web_dir: &Path, n: usize, key: &str) -> Result<Inbo
         sockets.push(Arc::new(w.moa.live().await?));
     }
     let t0 = Instant::now();
-    let mut tasks = Vec::with_capacity(n);
-    for (i, r) in batch.into_iter().enumerate() {
-        let s = sockets.get(i % sockets.len()).context("no socket")?.clone();
-        tasks.push(tokio::spawn(async move { s.command(Command::SendReferral { referral: r }).await }));
-    }
-    for t in tasks {
-        t.await?.context("a referral was refused during the fill")?;
+    // At most 256 sends in flight (16 per socket), so none waits past the client's answer timeout.
+    let sends = futures_util::stream::iter(batch.into_iter().enumerate().map(|(i, r)| {
+        let s = sockets.get(i % sockets.len()).cloned();
+        async move { s.context("no socket")?.command(Command::SendReferral { referral: r }).await.map_err(anyhow::Error::from) }
+    }));
+    let results: Vec<Result<_>> = futures_util::StreamExt::collect(futures_util::StreamExt::buffer_unordered(sends, 256)).await;
+    for r in results {
+        r.context("a referral was refused during the fill")?;
     }
     let fill_s = t0.elapsed().as_secs_f64();
     eprintln!("  filled {n} referrals in {fill_s:.1} s ({:.0}/s)", n as f64 / fill_s);
