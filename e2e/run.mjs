@@ -1569,6 +1569,62 @@ await test('video: a man-in-the-middle relay between the patient and the server 
   await close();
 });
 
+// The inbox snapshot and the sealed search index (issue 16, wt-inbox).
+await test('inbox: the list opens from the snapshot, and the search index in IndexedDB is sealed (no patient name in its bytes)', async () => {
+  assert.ok(referralPath, 'needs the first test');
+  const ctx = await browser.newContext({ viewport });
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => console.log(`  page error: ${e.message}`));
+  await signIn(page, specUser);
+  await page.click('a.navlink:has-text("Received")');
+  const row = page.locator('[data-testid=referral-row]', { hasText: patient });
+  await row.waitFor({ timeout: T });
+  // The index is written once the inbox is loaded: wait for its sealed box.
+  const readIndex = () =>
+    page.evaluate(
+      () =>
+        new Promise((resolve, reject) => {
+          const open = indexedDB.open('handoff');
+          open.onerror = () => reject(open.error);
+          open.onsuccess = () => {
+            const db = open.result;
+            if (!db.objectStoreNames.contains('search')) return resolve([]);
+            const all = db.transaction('search').objectStore('search').getAll();
+            all.onerror = () => reject(all.error);
+            all.onsuccess = () => resolve(all.result.map((v) => Array.from(v)));
+          };
+        }),
+    );
+  let boxes = [];
+  const deadline = Date.now() + T;
+  while (boxes.length === 0 && Date.now() < deadline) {
+    boxes = await readIndex();
+    if (boxes.length === 0) await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.ok(boxes.length > 0 && boxes.every((b) => b.length > 40), 'the sealed index is stored');
+  for (const b of boxes) {
+    const bytes = Buffer.from(b);
+    for (const needle of [patient, 'Whitfield', 'Eleanor']) {
+      for (const form of [Buffer.from(needle), Buffer.from(Buffer.from(needle).toString('base64')), Buffer.from(needle.toLowerCase())]) {
+        assert.ok(!bytes.includes(form), `the stored index holds no "${needle}"`);
+      }
+    }
+  }
+  const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }));
+  assert.ok(!stored.includes('Whitfield'), 'nor does localStorage');
+  // After a reload and the unlock the index opens again: search by name works, and the referral opens.
+  await page.reload();
+  await unlock(page, specUser.password);
+  await page.click('a.navlink:has-text("Received")');
+  await page.fill('#f-search', 'whitf');
+  await row.waitFor({ timeout: T });
+  await shot(page, 'inbox-01-search-after-reload');
+  await row.locator('a').first().click();
+  await waitText(page, '[data-testid=patient-name]', patient);
+  await page.waitForSelector('[data-testid=history]', { timeout: T });
+  await ctx.close();
+});
+
 await browser.close();
 server.stop();
 console.log(`e2e: ${passed} passed, ${failed} failed`);

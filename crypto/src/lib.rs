@@ -17,6 +17,8 @@
 //! - [`referral`] and [`item`]: a referral's content under its key `R`, and
 //!   everything added later under a fresh item key wrapped to both practices'
 //!   current epoch keys.
+//! - [`search_index`]: the key (HKDF from the user's private keys) and the
+//!   XChaCha20-Poly1305 seal of the browser's search index.
 //! - [`mls`]: the practice's MLS group (mls-rs): identities bound to account
 //!   keys and checked against the directory, commits, welcomes, the exporter
 //!   that yields each epoch's key, and the user's MLS state as one sealed blob.
@@ -41,6 +43,7 @@ pub mod practice;
 pub mod referral;
 pub mod room;
 mod seal;
+pub mod search_index;
 
 pub use keys::{UserPublicKeys, UserSecrets};
 pub use kit::EmergencyKit;

@@ -11,7 +11,7 @@
 //! before any clock starts, as a browser does it before pressing Send.
 //!
 //! Options (environment):
-//! - `BENCH_ONLY=push,create,fanout,idle,reconnect,crash,slow,slow_many,static,rooms` (or `--only fanout`):
+//! - `BENCH_ONLY=push,create,fanout,idle,reconnect,crash,slow,slow_many,static,rooms,inbox20k,inbox2k` (or `--only fanout`):
 //!   run only these; results go to `target/bench/partial.json` and the report
 //!   is left alone.
 //! - `BENCH_QUICK=1`: smaller counts, for development.
@@ -25,6 +25,7 @@ mod crash;
 mod create;
 mod fanout;
 mod idle;
+mod inbox;
 mod plot;
 mod push;
 mod reconnect;
@@ -70,6 +71,8 @@ pub struct Results {
     pub rooms: Option<rooms::RoomsResult>,
     /// Referral creation with 64 concurrent senders, group commit on and off (issue 16).
     pub create: Option<create::CreateResult>,
+    /// Inbox runs in Chromium (issue 16, wt-inbox).
+    pub inbox: Vec<inbox::InboxResult>,
     /// Open-file limit in force.
     pub nofile: u64,
     /// Idle connections asked for (before the open-file limit capped it).
@@ -190,6 +193,15 @@ async fn main() -> Result<()> {
         eprintln!("\n== waiting room (500 guests, 3 hosts)");
         res.rooms = Some(rooms::run(&bin, &baseline_bin, env_usize("BENCH_ROOM_GUESTS", 500)).await?);
     }
+    // The inbox in the browser (issue 16, wt-inbox).
+    for (key, n) in [("inbox2k", 2_000), ("inbox20k", 20_000)] {
+        if only.as_deref().is_some_and(|o| o.split(',').any(|x| x.trim() == key)) || (only.is_none() && key == "inbox20k") {
+            eprintln!("\n== inbox in the browser, {n} referrals");
+            let web = std::env::var("BENCH_WEB_DIR").unwrap_or_else(|_| "target/web-dist".into());
+            let n = if quick { n / 10 } else { n };
+            res.inbox.push(inbox::run(&bin, std::path::Path::new(&web), n, key).await?);
+        }
+    }
     res.seconds = started.elapsed().as_secs_f64();
 
     let json = results_json(&res);
@@ -245,6 +257,14 @@ fn results_json(res: &Results) -> serde_json::Value {
     m.insert("machine".into(), json!(res.machine));
     m.insert("nofile_limit".into(), json!(res.nofile));
     m.insert("run_seconds".into(), json!(res.seconds));
+    for r in &res.inbox {
+        let b = &r.browser;
+        m.insert(format!("{}.first_rows_ms", r.key), json!(b.first_rows_ms));
+        m.insert(format!("{}.search_ready_ms", r.key), json!(b.search_ready_ms));
+        m.insert(format!("{}.search_ready_reload_ms", r.key), json!(b.search_ready_reload_ms));
+        m.insert(format!("{}.heap_mb", r.key), json!(b.heap_mb));
+        m.insert(format!("{}.detail", r.key), json!(r));
+    }
     if let Some(p) = &res.push {
         let main = push_at(res, 200).or_else(|| p.steps.last().cloned());
         if let Some(s) = main {

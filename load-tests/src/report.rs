@@ -532,6 +532,9 @@ pub fn markdown(res: &Results) -> String {
         );
     }
 
+    if !res.inbox.is_empty() {
+        md.push_str(&crate::inbox::section(&res.inbox));
+    }
     if let Some(s) = &res.statics {
         md.push_str(&static_section(s));
     }

@@ -546,6 +546,9 @@ endpoints! {
     // The built-in video call (issue 15, wt-rooms-video).
     /// `GET /call/ice-servers`: the STUN/TURN servers browsers use for a built-in call (`HANDOFF_ICE_SERVERS`; no session needed: a patient's browser asks too).
     GetIceServers: Get v1!("/call/ice-servers"), (), () => crate::call::IceServers;
+    // The inbox snapshot (issue 16, wt-inbox).
+    /// `GET /practices/{id}/inbox?before=&limit=`: one page of the practice's referrals, newest first, with the practice stream's head (members who may read).
+    GetInbox: Get v1!("/practices/{id}/inbox"), PracticeId, InboxQuery => InboxPage;
 }
 
 /// The response of [`GetOpenApi`]: an OpenAPI 3.1 document, as JSON.

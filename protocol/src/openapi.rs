@@ -404,6 +404,8 @@ errors! {
     CheckInRoom: &[RateLimited, RoomFull];
     // The built-in video call (issue 15, wt-rooms-video).
     GetIceServers: NONE;
+    // The inbox snapshot (issue 16, wt-inbox).
+    GetInbox: SIGNED_IN, MEMBER, CHECKED;
 }
 
 #[cfg(test)]

@@ -1061,6 +1061,73 @@ pub struct CheckedIn {
     pub checked_in_at: UnixMillis,
 }
 
+// The inbox snapshot (issue 16, wt-inbox).
+
+/// How many rows a page of [`InboxPage`] holds when the query names no `limit`.
+pub const INBOX_PAGE_DEFAULT: u32 = 50;
+/// The most rows one page of [`InboxPage`] holds.
+pub const INBOX_PAGE_MAX: u32 = 500;
+
+/// `GET /practices/{id}/inbox?before=&limit=`, as the query string.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct InboxQuery {
+    /// Paging: only referrals older than this cursor (the previous page's
+    /// `next_before`, opaque to clients); `validation_failed` if malformed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// How many rows, 1 to [`INBOX_PAGE_MAX`] (default [`INBOX_PAGE_DEFAULT`]);
+    /// `validation_failed` outside that range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// One row of an [`InboxPage`]: a referral's current metadata, its sealed
+/// content and wrapped keys as stored (never plaintext), and what the list
+/// needs besides.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InboxRow {
+    /// The referral as it is now (status, routing, first open, attachments).
+    pub referral: crate::ws::Referral,
+    /// The head of the referral's own stream (`referral:<id>`) this row
+    /// reflects: a client following that stream treats events up to it as
+    /// already applied.
+    pub seq: u64,
+    /// How many of the referral's events someone other than the caller made
+    /// (what the client's unread marks count).
+    pub foreign: u64,
+}
+
+/// One page of a practice's referrals (sent and received), newest first,
+/// with the practice stream's head at the moment the page was read.
+/// Subscribing to `practice:<id>` from `head_seq` delivers every later event
+/// exactly once: the page reflects every event up to it and none after.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InboxPage {
+    /// The practice.
+    pub practice: PracticeId,
+    /// The rows, newest first.
+    pub rows: Vec<InboxRow>,
+    /// The practice stream's head when the page was read.
+    pub head_seq: u64,
+    /// Pass as `before` for the next (older) page; `None` on the last page.
+    pub next_before: Option<String>,
+}
+
+/// The cursor of an [`InboxPage`]: the last row's time and id.
+pub fn inbox_cursor(created_at: UnixMillis, id: crate::ws::ReferralId) -> String {
+    format!("{created_at}.{id}")
+}
+
+/// Reads an [`inbox_cursor`]; `None` if it is not one.
+pub fn parse_inbox_cursor(s: &str) -> Option<(UnixMillis, crate::ws::ReferralId)> {
+    let (at, id) = s.split_once('.')?;
+    Some((at.parse().ok()?, id.parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1086,5 +1153,14 @@ mod tests {
             assert_eq!(s.as_str().parse::<CategoryRequestStatus>(), Ok(s));
         }
         assert!("pending".parse::<CategoryRequestStatus>().is_err());
+    }
+
+    #[test]
+    fn an_inbox_cursor_reads_back_and_garbage_is_refused() {
+        let id = crate::ws::ReferralId(uuid::Uuid::from_u128(5));
+        assert_eq!(parse_inbox_cursor(&inbox_cursor(-3, id)), Some((-3, id)));
+        for bad in ["", "12", "x.00000000-0000-0000-0000-000000000005", "12.nope", "12.5.5"] {
+            assert_eq!(parse_inbox_cursor(bad), None, "{bad}");
+        }
     }
 }

@@ -347,6 +347,8 @@ fn api_routes(t: &mut Table<'_>) {
         .at(CheckInRoom, crate::rooms::check_in);
     // The built-in video call (issue 15, wt-rooms-video).
     t.at(GetIceServers, ice_servers);
+    // The inbox snapshot (issue 16, wt-inbox).
+    t.at(GetInbox, referrals::inbox);
 }
 
 /// `GET /call/ice-servers`: the configured STUN/TURN servers, to anyone (a

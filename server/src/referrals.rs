@@ -8,6 +8,7 @@ use futures_util::StreamExt as _;
 use handoff_domain::access::Action;
 use handoff_protocol::audit::AuditAction;
 use handoff_protocol::v1::{BlobStored, NotificationSettings, PartyKey, ReferralKeys, ReferralList, UserKeys};
+use handoff_protocol::v1::{INBOX_PAGE_DEFAULT, INBOX_PAGE_MAX, InboxPage, InboxQuery, InboxRow, inbox_cursor, parse_inbox_cursor};
 use handoff_protocol::ws::{BlobId, MAX_BLOB, Referral, ReferralId};
 use handoff_protocol::{B64, ErrorCode, PracticeId, UserId};
 
@@ -170,6 +171,45 @@ pub async fn list(state: web::Data<AppState>, who: Authed, id: web::Path<Practic
     let (p, _) = membership(&state, *id, &who).await?;
     let referrals = state.store.referrals_of(p.id, 500).await?.iter().map(|r| parse_referral(&r.body)).collect::<ApiResult<Vec<_>>>()?;
     Ok(HttpResponse::Ok().json(ReferralList { referrals }))
+}
+
+/// `GET /api/v1/practices/{id}/inbox?before=&limit=`: one page of the
+/// practice's referrals (sent and received), newest first, as stored: current
+/// metadata and ciphertext, never plaintext. The page and the practice
+/// stream's head are read in one store transaction, so a client that
+/// subscribes from `head_seq` misses nothing and sees nothing twice. Any
+/// member who may read the practice ([`Right::Read`](handoff_domain::rights::Right::Read)).
+pub async fn inbox(
+    state: web::Data<AppState>,
+    who: Authed,
+    id: web::Path<PracticeId>,
+    q: web::Query<InboxQuery>,
+) -> ApiResult<HttpResponse> {
+    let (p, _) = membership(&state, *id, &who).await?;
+    let limit = q.limit.unwrap_or(INBOX_PAGE_DEFAULT);
+    if limit == 0 || limit > INBOX_PAGE_MAX {
+        return Err(ApiError::invalid(format!("limit must be between 1 and {INBOX_PAGE_MAX}")));
+    }
+    let before = match q.before.as_deref() {
+        None => None,
+        Some(c) => Some(parse_inbox_cursor(c).ok_or_else(|| ApiError::invalid("before is not a cursor this server gave"))?),
+    };
+    let slice = state.store.inbox_page(p.id, who.user.id, before, limit).await?;
+    let next_before = match slice.rows.last() {
+        Some(last) if slice.rows.len() == limit as usize => Some(inbox_cursor(last.referral.created_at, last.referral.id)),
+        _ => None,
+    };
+    let rows = slice
+        .rows
+        .iter()
+        .map(|r| Ok(InboxRow { referral: parse_referral(&r.referral.body)?, seq: r.seq, foreign: r.foreign }))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(InboxPage {
+        practice: p.id,
+        rows,
+        head_seq: slice.head,
+        next_before,
+    }))
 }
 
 /// `PUT /api/v1/practices/{id}/notifications`: opt in or out of status emails.

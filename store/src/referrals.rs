@@ -151,6 +151,42 @@ pub trait ReferralStore: Send + Sync + 'static {
     /// Removes every blob (and upload in progress) attached to no referral and
     /// created before `older_than`; returns how many.
     async fn purge_unattached_blobs(&self, older_than: UnixMillis) -> Result<u64, ReferralError>;
+
+    // The inbox snapshot (issue 16, wt-inbox).
+    /// One page of the referrals `practice` sent or received, newest first
+    /// (by `created_at`, then id), older than `before` when given, at most
+    /// `limit`; each with its referral stream's head and how many of that
+    /// stream's events someone other than `me` made (the event's `by`, or a
+    /// practice sender's `user` for `referral_sent`). Read in one transaction
+    /// together with the practice stream's head, so the page reflects exactly
+    /// the practice stream's events up to [`InboxSlice::head`].
+    async fn inbox_page(
+        &self,
+        practice: PracticeId,
+        me: UserId,
+        before: Option<(UnixMillis, ReferralId)>,
+        limit: u32,
+    ) -> Result<InboxSlice, ReferralError>;
+}
+
+/// One row of [`ReferralStore::inbox_page`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboxRecord {
+    /// The referral as stored (its current metadata).
+    pub referral: ReferralRecord,
+    /// The head of the referral's own stream when the page was read.
+    pub seq: u64,
+    /// How many of the referral stream's events someone other than the reader made.
+    pub foreign: u64,
+}
+
+/// A page of [`ReferralStore::inbox_page`] and the practice stream's head it reflects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboxSlice {
+    /// The rows, newest first.
+    pub rows: Vec<InboxRecord>,
+    /// The practice stream's head when the page was read.
+    pub head: u64,
 }
 
 /// A stored referral: plaintext routing metadata plus the protocol JSON.

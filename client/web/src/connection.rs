@@ -1,6 +1,8 @@
 //! The live connection of a signed-in tab and its wiring into the tab's
-//! state: start it once the keys are unlocked, follow every practice stream,
-//! decrypt new referrals as they arrive, notify the browser when the tab is
+//! state: start it once the keys are unlocked, load every practice's inbox
+//! snapshot (the first rows decrypted and shown first, the rest decrypted in
+//! chunks that yield to the event loop) and follow its stream from the
+//! snapshot's head, decrypt new referrals as they arrive, notify the browser when the tab is
 //! in the background, end the session when the server does, and keep the
 //! practices' key groups up to date.
 
@@ -8,16 +10,142 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use handoff_protocol::PracticeId;
+use handoff_protocol::api::GetInbox;
+use handoff_protocol::v1::{INBOX_PAGE_MAX, InboxQuery, InboxRow};
 use handoff_protocol::ws::{Event, ReferralId, StreamId};
 use yew::prelude::*;
 
 use crate::live::{Live, LiveState, Pushed};
+use crate::search_index;
 use crate::session::Session;
-use crate::state::{self, Action, Data};
+use crate::state::{self, Action, Data, Item};
 use crate::ui::spawn;
 
 /// How often the key groups are swept for colleagues who joined or left.
 const UPKEEP_MS: u32 = 30_000;
+
+/// The rows of the inbox snapshot's first page: what the list shows first,
+/// decrypted before anything else.
+const FIRST_PAGE: u32 = 50;
+/// How many rows are decrypted between two yields to the event loop, so the
+/// tab stays responsive while the rest of the inbox is decrypted.
+const CHUNK: usize = 50;
+/// How many times a later page is asked for again after a failure.
+const PAGE_TRIES: u32 = 3;
+
+thread_local! {
+    /// Referral numbers by id, for browser notifications about later events
+    /// (from the snapshot's rows and from `referral_sent` events).
+    static NUMBERS: RefCell<HashMap<ReferralId, String>> = RefCell::new(HashMap::new());
+}
+
+fn note_number(id: ReferralId, number: &str) {
+    NUMBERS.with(|n| n.borrow_mut().insert(id, number.to_string()));
+}
+
+/// Snapshot rows read at `head` of `practice`'s stream, as items: a row the
+/// sealed search index knows is shown from it, unless `eager` (the visible
+/// first page), and decrypted when its screen opens; every other row is
+/// decrypted now (loading a practice key the tab does not hold yet first)
+/// and recorded in the index.
+async fn open_rows(s: &Session, practice: PracticeId, head: u64, rows: Vec<InboxRow>, eager: bool) -> Vec<Item> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id = row.referral.id;
+        note_number(id, &row.referral.number);
+        if !eager && let Some(known) = search_index::get(id) {
+            let mut item = Item::from_row(practice, head, row, Err(state::NOT_DECRYPTED.into()));
+            item.name = Some(known.name);
+            out.push(item);
+            continue;
+        }
+        let content = match s.open_content(&row.referral) {
+            Ok(c) => Ok(c),
+            Err(_) => s.load_content(&row.referral).await.map_err(|e| e.message),
+        };
+        if let Ok(c) = &content {
+            search_index::put(id, search_index::Entry { name: c.patient.name.clone(), seq: row.seq });
+        }
+        out.push(Item::from_row(practice, head, row, content));
+    }
+    out
+}
+
+thread_local! {
+    static SAVE_PENDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Writes the sealed search index a moment from now (once for a burst of arrivals).
+fn save_index_soon(s: &Rc<Session>) {
+    if SAVE_PENDING.with(|p| p.replace(true)) {
+        return;
+    }
+    let s = s.clone();
+    spawn(async move {
+        gloo_timers::future::TimeoutFuture::new(2_000).await;
+        SAVE_PENDING.with(|p| p.set(false));
+        search_index::save(&s).await;
+    });
+}
+
+/// Loads `practice`'s inbox snapshot into the tab and follows its stream
+/// from the snapshot's head (so no event is missed or applied twice): the
+/// first page of [`FIRST_PAGE`] rows is decrypted and shown at once, the
+/// older pages are fetched and decrypted after it in chunks of [`CHUNK`]
+/// that yield to the event loop between them. Does nothing if the stream is
+/// followed or being loaded already; if the first page fails (say, the
+/// practice requires two-factor sign-in), the next refresh tries again.
+pub fn load_inbox(s: &Rc<Session>, data: &UseReducerHandle<Data>, live: &Live, practice: PracticeId) {
+    let stream = StreamId::Practice(practice);
+    if !live.begin_load(stream) {
+        return;
+    }
+    let (s, data, live) = (s.clone(), data.clone(), live.clone());
+    spawn(async move {
+        let first = match crate::api::call::<GetInbox>(&practice, &InboxQuery { before: None, limit: Some(FIRST_PAGE) }).await {
+            Ok(p) => p,
+            Err(_) => {
+                live.loaded(stream);
+                return;
+            }
+        };
+        let (head, mut next) = (first.head_seq, first.next_before);
+        data.dispatch(Action::Rows(open_rows(&s, practice, head, first.rows, true).await));
+        live.follow_from(stream, head);
+        while let Some(before) = next.take() {
+            let query = InboxQuery { before: Some(before), limit: Some(INBOX_PAGE_MAX) };
+            let mut page = None;
+            for attempt in 0..PAGE_TRIES {
+                if live.stopped() {
+                    return;
+                }
+                match crate::api::call::<GetInbox>(&practice, &query).await {
+                    Ok(p) => {
+                        page = Some(p);
+                        break;
+                    }
+                    Err(_) => gloo_timers::future::TimeoutFuture::new(1_000 << attempt).await,
+                }
+            }
+            let Some(page) = page else { return };
+            next = page.next_before;
+            let mut rows = page.rows;
+            while !rows.is_empty() {
+                // Let the browser render and handle input between chunks.
+                gloo_timers::future::TimeoutFuture::new(0).await;
+                if live.stopped() {
+                    return;
+                }
+                let rest = rows.split_off(rows.len().min(CHUNK));
+                data.dispatch(Action::Rows(open_rows(&s, practice, page.head_seq, rows, false).await));
+                rows = rest;
+            }
+            search_index::save(&s).await;
+        }
+        search_index::save(&s).await;
+    });
+}
 
 /// Shows a browser notification, only while the tab is in the background
 /// and only if the user allowed them.
@@ -54,15 +182,16 @@ fn notification_text(e: &Event, n: &str) -> String {
 /// the browser of others' changes, and hand the event to the tab's state.
 fn on_pushed(s: &Rc<Session>, data: &UseReducerHandle<Data>) -> Callback<Pushed> {
     let (s, data) = (s.clone(), data.clone());
-    // Referral numbers by id, for notifications about later events.
-    let numbers = RefCell::new(HashMap::<ReferralId, String>::new());
     Callback::from(move |p: Pushed| {
         let me = s.me.id;
         let content = match &p.event {
             Event::ReferralSent { referral } => {
-                numbers.borrow_mut().insert(referral.id, referral.number.clone());
+                note_number(referral.id, &referral.number);
                 let now = s.open_content(referral).map_err(|e| e.message);
-                if now.is_err() {
+                if let Ok(c) = &now {
+                    search_index::put(referral.id, search_index::Entry { name: c.patient.name.clone(), seq: p.seq });
+                    save_index_soon(&s);
+                } else {
                     // The practice key of its epoch is not loaded yet: fetch it, then decrypt.
                     let (s, data, r) = (s.clone(), data.clone(), referral.clone());
                     spawn(async move {
@@ -93,7 +222,7 @@ fn on_pushed(s: &Rc<Session>, data: &UseReducerHandle<Data>) -> Callback<Pushed>
             && state::author(&p.event).is_some_and(|a| a != me)
             && let Some(id) = state::referral_of(&p.event)
         {
-            let n = numbers.borrow().get(&id).cloned().unwrap_or_default();
+            let n = NUMBERS.with(|n| n.borrow().get(&id).cloned()).unwrap_or_default();
             browser_notify(&notification_text(&p.event, &n));
         }
         data.dispatch(Action::Pushed(Box::new(p), content));
@@ -121,6 +250,7 @@ pub fn use_connection(session: &Rc<Session>, data: &UseReducerHandle<Data>, sign
         let (s, data, signout, idle, live) = (session.clone(), data.clone(), signout.clone(), idle.clone(), live.clone());
         use_effect_with(Rc::as_ptr(session) as usize, move |_| {
             data.dispatch(Action::Reset(Some(s.me.id)));
+            NUMBERS.with(|n| n.borrow_mut().clear());
             let on_state = {
                 let data = data.clone();
                 Callback::from(move |st: LiveState| {
@@ -134,8 +264,16 @@ pub fn use_connection(session: &Rc<Session>, data: &UseReducerHandle<Data>, sign
                 })
             };
             let l = Live::start(on_pushed(&s, &data), on_state);
-            for p in s.practices() {
-                l.follow(StreamId::Practice(p.id));
+            search_index::forget();
+            {
+                // The sealed search index first, so the snapshot's rows need not all be decrypted.
+                let (s, data, l) = (s.clone(), data.clone(), l.clone());
+                spawn(async move {
+                    search_index::load(&s).await;
+                    for p in s.practices() {
+                        load_inbox(&s, &data, &l, p.id);
+                    }
+                });
             }
             live.set(Some(l.clone()));
             upkeep(&s, &data);

@@ -97,6 +97,7 @@ struct Inner {
     pending: BTreeMap<u64, Pending>,
     subs: HashMap<u64, StreamId>,
     streams: BTreeMap<StreamId, StreamState>,
+    loading: std::collections::HashSet<StreamId>,
     on_event: Callback<Pushed>,
     on_state: Callback<LiveState>,
     attempt: u32,
@@ -139,6 +140,7 @@ impl Live {
             pending: BTreeMap::new(),
             subs: HashMap::new(),
             streams: BTreeMap::new(),
+            loading: std::collections::HashSet::new(),
             on_event,
             on_state,
             attempt: 0,
@@ -355,18 +357,48 @@ impl Live {
 
     /// Follows a stream from the start (or from where this tab left it).
     pub fn follow(&self, stream: StreamId) {
+        self.follow_from(stream, 0);
+    }
+
+    /// Whether the connection was closed for good (sign-out, session ended).
+    pub fn stopped(&self) -> bool {
+        self.0.borrow().stopped
+    }
+
+    /// Whether the tab follows `stream` already.
+    pub fn follows(&self, stream: StreamId) -> bool {
+        self.0.borrow().streams.contains_key(&stream)
+    }
+
+    /// Marks `stream` as being loaded (its inbox snapshot is on its way);
+    /// false if it is followed or being loaded already, so only one loader
+    /// runs per stream. [`Live::follow_from`] or [`Live::loaded`] ends it.
+    pub fn begin_load(&self, stream: StreamId) -> bool {
+        let mut i = self.0.borrow_mut();
+        !i.streams.contains_key(&stream) && i.loading.insert(stream)
+    }
+
+    /// The load of `stream` ended without following it (it failed).
+    pub fn loaded(&self, stream: StreamId) {
+        self.0.borrow_mut().loading.remove(&stream);
+    }
+
+    /// Follows a stream from `after_seq` (the head of a snapshot the tab
+    /// already holds), unless it follows it already.
+    pub fn follow_from(&self, stream: StreamId, after_seq: u64) {
         let fresh = {
             let mut i = self.0.borrow_mut();
             match i.streams.entry(stream) {
                 std::collections::btree_map::Entry::Occupied(_) => false,
                 std::collections::btree_map::Entry::Vacant(v) => {
-                    v.insert(StreamState::default());
+                    v.insert(StreamState { last: after_seq, replaying: false });
                     true
                 }
             }
         };
+        self.0.borrow_mut().loading.remove(&stream);
         if fresh {
-            self.send_subscribe(stream, 0);
+            self.send_subscribe(stream, after_seq);
         }
     }
 

@@ -28,6 +28,7 @@ mod idle;
 mod live;
 mod pdf;
 mod screens;
+mod search_index;
 mod session;
 mod signed_in;
 mod state;

@@ -332,6 +332,12 @@ impl Session {
         Ok(self.load_referral_key(r).await?.open_content(r.id, r.content.as_slice())?)
     }
 
+    /// The key that seals this user's search index in the browser, derived
+    /// from the unlocked private keys (never stored).
+    pub fn search_index_key(&self) -> handoff_crypto::search_index::SearchIndexKey {
+        handoff_crypto::search_index::SearchIndexKey::derive(&self.secrets)
+    }
+
     /// Decrypts a referral's content.
     pub fn open_content(&self, r: &Referral) -> ApiResult<ReferralContent> {
         Ok(self.referral_key(r)?.open_content(r.id, r.content.as_slice())?)

@@ -4,7 +4,6 @@
 
 use std::rc::Rc;
 
-use handoff_protocol::ws::StreamId;
 use yew::prelude::*;
 
 use crate::Ctx;
@@ -63,7 +62,7 @@ pub fn signed_in(p: &SignedInProps) -> Html {
             spawn(async move {
                 if s.refresh_practices().await.is_ok() {
                     for p in s.practices() {
-                        live.follow(StreamId::Practice(p.id));
+                        crate::connection::load_inbox(&s, &data, &live, p.id);
                     }
                 }
                 data.dispatch(Action::Bump);

@@ -1,13 +1,16 @@
 //! What the tab knows, as one Yew reducer: every referral of the user's
-//! practices (built from the practice streams' events), each referral's
-//! history, unread marks, toasts and the live connection's state.
+//! practices (first from the inbox snapshot's pages, then kept current by
+//! the practice streams' events from the snapshot's head), each referral's
+//! history (from its own stream, once its screen opened it), unread marks,
+//! toasts and the live connection's state.
 
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use handoff_crypto::ReferralContent;
-use handoff_protocol::UserId;
-use handoff_protocol::ws::{Event, Referral, ReferralId, Status, Urgency};
+use handoff_protocol::v1::InboxRow;
+use handoff_protocol::ws::{Event, Referral, ReferralId, Status, StreamId, Urgency};
+use handoff_protocol::{PracticeId, UserId};
 use yew::Reducible;
 
 use crate::live::{LiveState, Pushed};
@@ -17,12 +20,44 @@ use crate::live::{LiveState, Pushed};
 pub struct Item {
     /// The latest snapshot.
     pub referral: Referral,
-    /// The decrypted content, or why it could not be decrypted.
+    /// The decrypted content, or why it could not be decrypted
+    /// ([`NOT_DECRYPTED`] while the row is shown from the search index).
     pub content: Result<ReferralContent, String>,
-    /// Every event, oldest first.
+    /// The patient's name, from the content or the sealed search index.
+    pub name: Option<String>,
+    /// Every event known, oldest first: complete once the referral's own
+    /// stream was followed (the detail screen does); for a row of the inbox
+    /// snapshot, until then only the events after the snapshot.
     pub history: Vec<Event>,
-    /// How many of those were made by someone else (for unread marks).
+    /// How many of its events were made by someone else (for unread marks).
     pub foreign: usize,
+    /// For a snapshot row: the practice stream and head the row reflects
+    /// (events up to it on that stream are already applied).
+    pub as_of: Option<(PracticeId, u64)>,
+    /// For a snapshot row: the referral stream's head the row reflects; its
+    /// stream's events up to it only fill in the history.
+    pub seq: u64,
+    /// How many of those earlier events were put in the history so far.
+    prefix: usize,
+}
+
+/// The content of a row shown from the search index: decrypted when its screen opens.
+pub const NOT_DECRYPTED: &str = "not decrypted";
+
+impl Item {
+    /// A row of the inbox snapshot read at `head` of `practice`'s stream.
+    pub fn from_row(practice: PracticeId, head: u64, row: InboxRow, content: Result<ReferralContent, String>) -> Item {
+        Item {
+            referral: row.referral,
+            name: content.as_ref().ok().map(|c| c.patient.name.clone()),
+            content,
+            history: Vec::new(),
+            foreign: usize::try_from(row.foreign).unwrap_or(usize::MAX),
+            as_of: Some((practice, head)),
+            seq: row.seq,
+            prefix: 0,
+        }
+    }
 }
 
 /// A message in the corner.
@@ -39,8 +74,8 @@ pub struct Toast {
 /// The tab's state.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Data {
-    /// Referrals by id.
-    pub items: BTreeMap<ReferralId, Item>,
+    /// Referrals by id (shared, so a change clones one item, not all).
+    pub items: BTreeMap<ReferralId, Rc<Item>>,
     /// Per referral, how many foreign events the user has seen.
     pub seen: HashMap<ReferralId, usize>,
     /// Toasts, newest last.
@@ -86,6 +121,9 @@ pub enum Action {
     Decrypted(ReferralId, Result<ReferralContent, String>),
     /// Practices or keys changed: re-render.
     Bump,
+    /// Rows of the inbox snapshot, decrypted: referrals the tab does not
+    /// hold yet are added; those it holds are newer already.
+    Rows(Vec<Item>),
 }
 
 fn seen_key(me: UserId) -> String {
@@ -169,26 +207,43 @@ impl Data {
     fn apply(&mut self, p: Pushed, content: Option<Result<ReferralContent, String>>) {
         let Some(id) = referral_of(&p.event) else { return };
         let by = author(&p.event);
-        // Both practices' streams carry the event when the user belongs to both: keep it once.
-        if let Some(item) = self.items.get(&id)
-            && item.history.contains(&p.event)
-        {
-            return;
+        if let Some(item) = self.items.get_mut(&id) {
+            // Both practices' streams (and the referral's own) carry the event: keep it once.
+            if item.history.contains(&p.event) {
+                return;
+            }
+            match p.stream {
+                // Already in the snapshot row: it only fills in the history, in order.
+                StreamId::Referral(_) if p.seq <= item.seq => {
+                    let item = Rc::make_mut(item);
+                    let at = item.prefix.min(item.history.len());
+                    item.history.insert(at, p.event.clone());
+                    item.prefix = at + 1;
+                    return;
+                }
+                StreamId::Practice(practice) if item.as_of.is_some_and(|(q, head)| q == practice && p.seq <= head) => return,
+                _ => {}
+            }
         }
         let foreign = by.is_some() && by != self.me;
         let number = self.items.get(&id).map(|i| i.referral.number.clone());
         match &p.event {
             Event::ReferralSent { referral } => {
+                let content = content.unwrap_or_else(|| Err(NOT_DECRYPTED.into()));
                 let item = Item {
                     referral: (**referral).clone(),
-                    content: content.unwrap_or_else(|| Err("not decrypted".into())),
+                    name: content.as_ref().ok().map(|c| c.patient.name.clone()),
+                    content,
                     history: vec![p.event.clone()],
                     foreign: usize::from(foreign),
+                    as_of: None,
+                    seq: 0,
+                    prefix: 0,
                 };
                 if foreign && !p.replay {
                     self.toast(format!("New referral {} received", referral.number), Some(id));
                 }
-                self.items.insert(id, item);
+                self.items.insert(id, Rc::new(item));
                 return;
             }
             Event::Opened { .. }
@@ -199,6 +254,7 @@ impl Data {
             | Event::MessagePosted { .. }
             | Event::EpochAdvanced { .. } => {
                 let Some(item) = self.items.get_mut(&id) else { return };
+                let item = Rc::make_mut(item);
                 let r = &mut item.referral;
                 match &p.event {
                     Event::Opened { at, .. } => r.first_opened_at = r.first_opened_at.or(Some(*at)),
@@ -263,10 +319,19 @@ impl Reducible for Data {
             }
             Action::Decrypted(id, content) => {
                 if let Some(i) = d.items.get_mut(&id) {
+                    let i = Rc::make_mut(i);
+                    if let Ok(c) = &content {
+                        i.name = Some(c.patient.name.clone());
+                    }
                     i.content = content;
                 }
             }
             Action::Bump => d.version += 1,
+            Action::Rows(rows) => {
+                for item in rows {
+                    d.items.entry(item.referral.id).or_insert_with(|| Rc::new(item));
+                }
+            }
         }
         Rc::new(d)
     }
@@ -341,6 +406,54 @@ mod tests {
         assert_eq!(d.items[&r.id].referral.status, Status::Accepted);
         assert!(d.unread(r.id));
         assert_eq!(d.toasts.len(), 1, "replayed events are not announced");
+    }
+
+    #[test]
+    fn a_snapshot_row_takes_later_events_once_and_its_own_stream_only_fills_the_history() {
+        let (me, other) = (UserId::from_bytes([7; 16]), UserId::from_bytes([8; 16]));
+        let practice = PracticeId::from_bytes([2; 16]);
+        let mut d = Data { me: Some(me), ..Data::default() };
+        let mut r = referral(5, other);
+        r.status = Status::Accepted;
+        let row = InboxRow { referral: r.clone(), seq: 2, foreign: 1 };
+        // The row was read at the practice stream's head 10; its referral stream was at 2.
+        let item = Item::from_row(practice, 10, row, Ok(ReferralContent::default()));
+        let reduced = Rc::new(d.clone()).reduce(Action::Rows(vec![item]));
+        d = (*reduced).clone();
+        assert!(d.unread(r.id), "the row's count of others' events makes it unread");
+        let accepted = Event::StatusChanged {
+            referral: r.id,
+            number: r.number.clone(),
+            status: Status::Accepted,
+            reason: None,
+            note: None,
+            by: other,
+            on_behalf_of: None,
+            at: 3,
+        };
+        // An event the row reflects, on the practice stream: skipped.
+        d.apply(pushed(9, accepted.clone(), true), None);
+        assert_eq!(d.items[&r.id].foreign, 1);
+        assert!(d.items[&r.id].history.is_empty());
+        // A later one: applied once, though it comes on both the practice and the referral stream.
+        let urgent = Event::UrgencyChanged { referral: r.id, urgency: Urgency::Urgent, by: other, on_behalf_of: None, at: 4 };
+        d.apply(pushed(11, urgent.clone(), false), None);
+        let on_referral = |seq, event| Pushed { stream: StreamId::Referral(r.id), seq, event, replay: true };
+        d.apply(on_referral(3, urgent.clone()), None);
+        assert_eq!(d.items[&r.id].foreign, 2);
+        assert_eq!(d.items[&r.id].referral.routing.urgency, Urgency::Urgent);
+        // The detail screen follows the referral's stream from 0: the events the row reflects fill in the history, in order, and change nothing else.
+        let sent = Event::ReferralSent { referral: Box::new(referral(5, other)) };
+        d.apply(on_referral(1, sent.clone()), None);
+        d.apply(on_referral(2, accepted.clone()), None);
+        let item = &d.items[&r.id];
+        assert_eq!(item.history, vec![sent, accepted, urgent]);
+        assert_eq!((item.foreign, item.referral.status), (2, Status::Accepted));
+        assert_eq!(d.toasts.len(), 1, "only the live urgency change was announced");
+        // A row for a referral the tab holds already changes nothing: the tab's copy is newer.
+        let stale = Item::from_row(practice, 10, InboxRow { referral: referral(5, other), seq: 1, foreign: 0 }, Err("x".into()));
+        let d = Rc::new(d).reduce(Action::Rows(vec![stale]));
+        assert_eq!(d.items[&r.id].referral.routing.urgency, Urgency::Urgent);
     }
 
     #[test]

@@ -515,6 +515,8 @@ impl Fixture {
             CheckInRoom => Call::of::<CheckInRoom>(&self.room.link, &CheckIn { sealed: b(64, 5) });
             // The built-in video call (issue 15, wt-rooms-video).
             GetIceServers => Call::of::<GetIceServers>(&(), &());
+            // The inbox snapshot (issue 16, wt-inbox).
+            GetInbox => Call::of::<GetInbox>(&a, &InboxQuery::default());
         }
         None
     }

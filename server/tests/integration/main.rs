@@ -106,3 +106,5 @@ mod static_files;
 mod call;
 // Issue 16 part 2: group commit (store batches, pipelined routing and referral actors).
 mod group_commit;
+// Issue 16 part 1: the inbox snapshot (wt-inbox).
+mod inbox;

@@ -186,6 +186,8 @@ pub const RIGHTS: &[Right] = &[
     http::<SetMemberDates>(Who::Admin, "a member's end date; a not-yet-started member's start date"),
     // The built-in video call (issue 15, wt-rooms-video).
     http::<GetIceServers>(Who::Anyone, "the deployment's STUN/TURN servers (a patient's browser has no session)"),
+    // The inbox snapshot (issue 16, wt-inbox).
+    http::<GetInbox>(Who::Member, "a page of the practice's referrals, ciphertext only"),
     // The WebSocket commands (`ws::Command`).
     ws("subscribe", Who::Member, "a practice stream: its members; a referral stream: either party's"),
     ws("unsubscribe", Who::SignedIn, "the caller's own socket"),

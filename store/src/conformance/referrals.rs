@@ -307,4 +307,63 @@ suite! {
         let bodies: Vec<String> = s.events_after(stream, 0, 100).await.unwrap().into_iter().map(|e| e.body).collect();
         assert_eq!(bodies, (0..40).map(|i| format!("m{i}")).collect::<Vec<_>>());
     }
+
+    // The inbox snapshot (issue 16, wt-inbox).
+    pub async fn an_inbox_page_is_newest_first_with_its_heads_and_others_activity(s: &dyn Store) {
+        let (a, from, to) = two_practices(s).await;
+        let other = UserId::from_bytes(id16(2));
+        let (rs, pf, pt) = (StreamId::Referral, StreamId::Practice(from.id), StreamId::Practice(to.id));
+        let mut made = Vec::new();
+        for n in 1..=3u8 {
+            let r = referral(n, from.id, to.id, "arrhythmia");
+            // Sent by `other`; then `a` and `other` each act once; a body that is not JSON counts for no one.
+            let sent = format!(r#"{{"type":"referral_sent","referral":{{"from":{{"kind":"practice","user":"{other}"}}}}}}"#);
+            let mine = format!(r#"{{"type":"opened","by":"{}"}}"#, a.id);
+            let theirs = format!(r#"{{"type":"opened","by":"{other}"}}"#);
+            let mut events = vec![(rs(r.id), sent.clone()), (pf, sent.clone()), (pt, sent)];
+            events.extend([(rs(r.id), mine), (rs(r.id), theirs), (rs(r.id), "not json".to_string())]);
+            s.commit(Commit { insert: Some(r.clone()), events, now: 1, ..Default::default() }).await.unwrap();
+            made.push(r);
+        }
+        // Another practice's referral is not on this page.
+        let third = practice(3, a.id, PracticeKind::Specialist);
+        s.create_practice(third.clone(), grant(third.id, a.id, a.id, 0)).await.unwrap();
+        let foreign_referral = referral(9, third.id, third.id, "arrhythmia");
+        s.commit(Commit { insert: Some(foreign_referral.clone()), now: 1, ..Default::default() }).await.unwrap();
+
+        let page = s.inbox_page(to.id, a.id, None, 2).await.unwrap();
+        assert_eq!(page.head, 3, "the practice stream's head");
+        assert_eq!(page.rows.iter().map(|r| r.referral.id).collect::<Vec<_>>(), vec![made[2].id, made[1].id], "newest first");
+        assert!(page.rows.iter().all(|r| r.seq == 4), "each row carries its referral stream's head");
+        assert!(page.rows.iter().all(|r| r.foreign == 2), "the sender's event and the other's open, not mine nor the unreadable one");
+        let last = &page.rows[1].referral;
+        let rest = s.inbox_page(to.id, a.id, Some((last.created_at, last.id)), 2).await.unwrap();
+        assert_eq!(rest.rows.iter().map(|r| r.referral.id).collect::<Vec<_>>(), vec![made[0].id], "the next page starts after the cursor");
+        let sent = s.inbox_page(from.id, other, None, 10).await.unwrap();
+        assert_eq!(sent.rows.len(), 3, "the sending practice lists them too");
+        assert!(sent.rows.iter().all(|r| r.foreign == 1), "for the sender only the other member's open is someone else's");
+        assert_eq!(sent.head, 3);
+        let empty = s.inbox_page(PracticeId::from_bytes(id16(77)), a.id, None, 10).await.unwrap();
+        assert_eq!((empty.rows.len(), empty.head), (0, 0));
+        // The same created_at: the cursor's id breaks the tie, with nothing lost or repeated.
+        let mut tied = Vec::new();
+        for n in 10..=13u8 {
+            let mut r = referral(n, from.id, to.id, "arrhythmia");
+            r.created_at = 50_000;
+            s.commit(Commit { insert: Some(r.clone()), now: 2, ..Default::default() }).await.unwrap();
+            tied.push(r.id);
+        }
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let p = s.inbox_page(to.id, a.id, cursor, 3).await.unwrap();
+            let Some(l) = p.rows.last() else { break };
+            cursor = Some((l.referral.created_at, l.referral.id));
+            seen.extend(p.rows.iter().map(|r| r.referral.id));
+        }
+        assert_eq!(seen.len(), 7, "every referral once: {seen:?}");
+        let unique: std::collections::HashSet<_> = seen.iter().collect();
+        assert_eq!(unique.len(), 7);
+        assert!(tied.iter().all(|t| seen[..4].contains(t)), "the four newest are the tied ones");
+    }
 }

@@ -7,7 +7,9 @@ use handoff_protocol::ws::{BlobId, IdemKey, ReferralId, Status, StreamId};
 use handoff_protocol::{PracticeId, UnixMillis, UserId};
 
 use super::{SqliteStore, backend, db, is_unique_violation, uuid_of};
-use crate::{BlobRecord, Chain, Commit, IdemRecord, ReferralError, ReferralRecord, ReferralStore, StoredEvent, Submitted};
+use crate::{
+    BlobRecord, Chain, Commit, IdemRecord, InboxRecord, InboxSlice, ReferralError, ReferralRecord, ReferralStore, StoredEvent, Submitted,
+};
 
 #[async_trait]
 impl ReferralStore for SqliteStore {
@@ -263,6 +265,71 @@ impl ReferralStore for SqliteStore {
             // Chunks go with their blob (ON DELETE CASCADE).
             let n = c.execute("DELETE FROM blobs WHERE referral IS NULL AND created_at < ?1", [older_than]).map_err(db)?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn inbox_page(
+        &self,
+        practice: PracticeId,
+        me: UserId,
+        before: Option<(UnixMillis, ReferralId)>,
+        limit: u32,
+    ) -> Result<InboxSlice, ReferralError> {
+        self.run(move |c| {
+            // One read transaction: the rows and both heads are one snapshot.
+            let tx = c.transaction().map_err(db)?;
+            let p = practice.as_bytes().to_vec();
+            let (at, id) = match before {
+                Some((at, id)) => (Some(at), Some(id.as_bytes().to_vec())),
+                None => (None, None),
+            };
+            // Each side through its own index (practice, created_at), merged.
+            let side = |col: &str| {
+                format!(
+                    "SELECT {REFERRAL_COLS} FROM referrals WHERE {col} = ?1 \
+                     AND (?2 IS NULL OR created_at < ?2 OR (created_at = ?2 AND id < ?3)) \
+                     ORDER BY created_at DESC, id DESC LIMIT ?4"
+                )
+            };
+            let sql = format!(
+                "SELECT * FROM ({}) UNION SELECT * FROM ({}) ORDER BY created_at DESC, id DESC LIMIT ?4",
+                side("to_practice"),
+                side("from_practice")
+            );
+            let rows = {
+                let mut st = tx.prepare(&sql).map_err(db)?;
+                let rows = st.query_map(params![p, at, id, limit], referral_row).map_err(db)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(db)?
+            };
+            let mut out = Vec::with_capacity(rows.len());
+            {
+                // An event's author: `by`, or a practice sender's `user` on `referral_sent`.
+                let mut st = tx
+                    .prepare(
+                        "SELECT coalesce(max(seq), 0), coalesce(sum(CASE WHEN json_valid(body) THEN \
+                         coalesce(json_extract(body, '$.by'), json_extract(body, '$.referral.from.user')) IS NOT NULL \
+                         AND coalesce(json_extract(body, '$.by'), json_extract(body, '$.referral.from.user')) <> ?2 \
+                         ELSE 0 END), 0) FROM events WHERE stream = ?1",
+                    )
+                    .map_err(db)?;
+                let me = me.to_string();
+                for r in rows {
+                    let (seq, foreign) = st
+                        .query_row(params![StreamId::Referral(r.id).to_string(), me], |row| {
+                            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                        })
+                        .map_err(db)?;
+                    out.push(InboxRecord { referral: r, seq: seq as u64, foreign: foreign as u64 });
+                }
+            }
+            let head: i64 = tx
+                .query_row("SELECT coalesce(max(seq), 0) FROM events WHERE stream = ?1", [StreamId::Practice(practice).to_string()], |r| {
+                    r.get(0)
+                })
+                .map_err(db)?;
+            tx.commit().map_err(db)?;
+            Ok::<_, ReferralError>(InboxSlice { rows: out, head: head as u64 })
         })
         .await
     }

@@ -51,6 +51,27 @@ pub fn detail(p: &DetailProps) -> Html {
     let ctx = use_context::<Ctx>().expect("context");
     let item = ctx.data.items.get(&p.id).cloned();
     let receiver = item.as_ref().is_some_and(|i| ctx.session.practice(i.referral.to_practice).is_some());
+    // Its whole history (a snapshot row holds only what came after the
+    // snapshot): follow the referral's own stream; events the row reflects
+    // already only fill in the history.
+    {
+        let (live, id) = (ctx.live.clone(), p.id);
+        use_effect_with(id, move |id| live.follow(handoff_protocol::ws::StreamId::Referral(*id)));
+    }
+    // A row shown from the search index is decrypted when its screen opens.
+    {
+        let (s, data) = (ctx.session.clone(), ctx.data.clone());
+        let pending =
+            item.as_ref().filter(|i| i.content.as_ref().is_err_and(|e| e == crate::state::NOT_DECRYPTED)).map(|i| i.referral.clone());
+        use_effect_with(pending.as_ref().map(|r| r.id), move |_| {
+            if let Some(r) = pending {
+                spawn(async move {
+                    let c = s.load_content(&r).await.map_err(|e| e.message);
+                    data.dispatch(Action::Decrypted(r.id, c));
+                });
+            }
+        });
+    }
     // Mark read whenever something new arrives while it is open.
     {
         let (data, id) = (ctx.data.clone(), p.id);
@@ -226,7 +247,7 @@ fn free_sender_card(p: &FreeSenderProps) -> Html {
 
 #[derive(Properties, PartialEq)]
 struct ItemProps {
-    item: Item,
+    item: Rc<Item>,
 }
 
 #[function_component(RejectionNote)]
