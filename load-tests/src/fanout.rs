@@ -26,10 +26,12 @@ use crate::common::{self, Baseline, Server, Target, World, Ws, pct, small_config
 /// Offered deliveries per second, stepped up in order.
 pub const TARGETS: &[f64] = &[
     1_000.0, 2_500.0, 5_000.0, 10_000.0, 20_000.0, 30_000.0, 40_000.0, 50_000.0, 60_000.0, 70_000.0, 80_000.0, 90_000.0, 100_000.0,
-    115_000.0, 130_000.0, 150_000.0, 175_000.0, 200_000.0,
+    115_000.0, 130_000.0, 150_000.0, 175_000.0, 200_000.0, 250_000.0, 300_000.0,
 ];
 /// Messages sent before the steps, not measured.
 const WARM_UP: usize = 10;
+/// Message indexes one server's runs may use (ours runs every N five times on one thread).
+const SENT_SLOTS: usize = 2_000_000;
 /// Seconds of sending per step.
 pub const STEP_SECS: f64 = 2.0;
 /// The latency bound a step must meet.
@@ -338,7 +340,7 @@ async fn steps(
 }
 
 fn shared() -> Arc<Shared> {
-    Arc::new(Shared { t0: Instant::now(), sent: (0..400_000).map(|_| AtomicU64::new(0)).collect(), delivered: AtomicU64::new(0) })
+    Arc::new(Shared { t0: Instant::now(), sent: (0..SENT_SLOTS).map(|_| AtomicU64::new(0)).collect(), delivered: AtomicU64::new(0) })
 }
 
 async fn spawn_subs(conns: Vec<Ws>, shared: &Arc<Shared>, capture: Option<oneshot::Sender<String>>) -> Subs {
@@ -354,35 +356,50 @@ async fn spawn_subs(conns: Vec<Ws>, shared: &Arc<Shared>, capture: Option<onesho
     Subs { lats, stop, tasks }
 }
 
-/// Our server at each N; returns the runs and an event frame to relay through the baselines.
-pub async fn run_ours(bin: &std::path::Path, ns: &[usize]) -> Result<(Vec<Run>, String)> {
-    let server: Server = common::start_ours(bin, None, None).await?;
-    let world = Arc::new(World::new(&server).await?);
-    let moa_live = world.moa.live().await?;
-    let r = world.prepare(1, 2000).await?.remove(0);
-    let referral = match moa_live.command(Command::SendReferral { referral: r }).await? {
-        AckBody::ReferralSent { referral, .. } => referral,
-        other => bail!("unexpected answer {other:?}"),
-    };
-    let rec = world.moa.referral(referral).await?;
-    let key = Box::new(world.moa.referral_key(&rec).await?);
-    let mut lives = vec![Arc::new(moa_live)];
-    for _ in 0..3 {
-        lives.push(Arc::new(world.moa.live().await?));
+/// Our server, set up once (sign-ups, a referral, the publisher's sockets) and measured at any N, as often as asked.
+pub struct Ours {
+    _server: Server,
+    world: Arc<World>,
+    publisher: Publisher,
+    target: Target,
+    referral: ReferralId,
+    /// One index space for every run: message ids must never repeat on the thread.
+    shared: Arc<Shared>,
+    next: usize,
+    /// The last event frame received, relayed by the baselines.
+    pub frame: String,
+}
+
+impl Ours {
+    /// Starts our server and prepares the referral whose thread every run posts to.
+    pub async fn start(bin: &std::path::Path) -> Result<Ours> {
+        let server: Server = common::start_ours(bin, None, None).await?;
+        let world = Arc::new(World::new(&server).await?);
+        let moa_live = world.moa.live().await?;
+        let r = world.prepare(1, 2000).await?.remove(0);
+        let referral = match moa_live.command(Command::SendReferral { referral: r }).await? {
+            AckBody::ReferralSent { referral, .. } => referral,
+            other => bail!("unexpected answer {other:?}"),
+        };
+        let rec = world.moa.referral(referral).await?;
+        let key = Box::new(world.moa.referral_key(&rec).await?);
+        let mut lives = vec![Arc::new(moa_live)];
+        for _ in 0..3 {
+            lives.push(Arc::new(world.moa.live().await?));
+        }
+        let publisher = Publisher::Ours { lives, referral, key, world: world.clone() };
+        let target = Target::ours(&server, &world.spec_token()?);
+        Ok(Ours { _server: server, world, publisher, target, referral, shared: shared(), next: 0, frame: String::new() })
     }
-    let mut publisher = Publisher::Ours { lives, referral, key, world: world.clone() };
-    let target = Target::ours(&server, &world.spec_token()?);
-    let mut runs = Vec::new();
-    let mut frame = String::new();
-    // Message ids must never repeat on the thread: one index space for every N.
-    let shared = shared();
-    let mut next = 0usize;
-    for &n in ns {
+
+    /// One run of the steps with `n` subscribers.
+    pub async fn run(&mut self, n: usize) -> Result<Run> {
+        let referral = self.referral;
         // Subscribe after the thread's head (the earlier runs' messages need no replay).
-        let head = world.spec.live().await?.subscribe(StreamId::Referral(referral), 0).await?;
+        let head = self.world.spec.live().await?.subscribe(StreamId::Referral(referral), 0).await?;
         let conns: Vec<Ws> = stream::iter(0..n)
             .map(|_| {
-                let t = target.clone();
+                let t = self.target.clone();
                 async move { ours_subscriber(&t, None, StreamId::Referral(referral), head).await.map(|(ws, _)| ws) }
             })
             .buffer_unordered(32)
@@ -391,25 +408,25 @@ pub async fn run_ours(bin: &std::path::Path, ns: &[usize]) -> Result<(Vec<Run>, 
             .into_iter()
             .collect::<Result<_>>()?;
         let (cap_tx, cap_rx) = oneshot::channel();
-        let subs = spawn_subs(conns, &shared, Some(cap_tx)).await;
+        let subs = spawn_subs(conns, &self.shared, Some(cap_tx)).await;
         // One message to capture the frame (and warm the path); not measured.
-        publisher.publish(&shared, next, 1, 10.0).await?;
+        self.publisher.publish(&self.shared, self.next, 1, 10.0).await?;
         let captured = tokio::time::timeout(Duration::from_secs(10), cap_rx).await.context("no event frame")??;
         tokio::time::sleep(Duration::from_millis(300)).await;
         for l in &subs.lats {
             l.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clear();
         }
-        let (run, after) = steps("ours", n, &mut publisher, &shared, &subs, captured.len(), next + 1).await?;
-        next = after;
-        frame = captured;
+        let (run, after) = steps("ours", n, &mut self.publisher, &self.shared, &subs, captured.len(), self.next + 1).await?;
+        self.next = after;
+        self.frame = captured;
         subs.close().await;
-        runs.push(run);
+        Ok(run)
     }
-    Ok((runs, frame))
 }
 
-/// A baseline at each N, relaying `frame` (our event frame with its message id replaced per message).
-pub async fn run_baseline(kind: Baseline, baseline_bin: &std::path::Path, ns: &[usize], frame: &str) -> Result<Vec<Run>> {
+/// One run of a baseline with `n` subscribers on a fresh server, relaying `frame` (our event frame with its
+/// message id replaced per message).
+pub async fn run_baseline(kind: Baseline, baseline_bin: &std::path::Path, n: usize, frame: &str) -> Result<Run> {
     let name = match kind {
         Baseline::Rust => "baseline",
         Baseline::Node => "node_ws",
@@ -425,30 +442,35 @@ pub async fn run_baseline(kind: Baseline, baseline_bin: &std::path::Path, ns: &[
         }
     };
     let frame_bytes = prefix.len() + 36 + suffix.len();
-    let mut runs = Vec::new();
-    for &n in ns {
-        let server = common::start_baseline(kind, baseline_bin).await?;
-        let target = Target::baseline(&server);
-        let shared = shared();
-        let conns: Vec<Ws> = stream::iter(0..n)
-            .map(|_| {
-                let t = target.clone();
-                async move { common::connect(&t, None, small_config().read_buffer_size(16 * 1024)).await }
-            })
-            .buffer_unordered(32)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_>>()?;
-        let subs = spawn_subs(conns, &shared, None).await;
-        let ws = common::connect(&target, None, small_config()).await?;
-        let mut publisher = Publisher::Raw { ws: Box::new(ws), prefix: prefix.clone(), suffix: suffix.clone() };
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let (run, _) = steps(name, n, &mut publisher, &shared, &subs, frame_bytes, 0).await?;
-        subs.close().await;
-        drop(publisher);
-        drop(server);
-        runs.push(run);
+    let server = common::start_baseline(kind, baseline_bin).await?;
+    let target = Target::baseline(&server);
+    let shared = shared();
+    let conns: Vec<Ws> = stream::iter(0..n)
+        .map(|_| {
+            let t = target.clone();
+            async move { common::connect(&t, None, small_config().read_buffer_size(16 * 1024)).await }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_>>()?;
+    let subs = spawn_subs(conns, &shared, None).await;
+    let ws = common::connect(&target, None, small_config()).await?;
+    let mut publisher = Publisher::Raw { ws: Box::new(ws), prefix, suffix };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (run, _) = steps(name, n, &mut publisher, &shared, &subs, frame_bytes, 0).await?;
+    subs.close().await;
+    drop(publisher);
+    drop(server);
+    Ok(run)
+}
+
+/// Issue 16's target at `n` subscribers: ours ÷ the tokio-tungstenite baseline, medians of the same run.
+pub fn target_ratio(n: usize) -> Option<f64> {
+    match n {
+        10 => Some(0.5),
+        100 | 1000 => Some(1.0),
+        _ => None,
     }
-    Ok(runs)
 }

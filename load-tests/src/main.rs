@@ -15,7 +15,7 @@
 //!   run only these; results go to `target/bench/partial.json` and the report
 //!   is left alone.
 //! - `BENCH_QUICK=1`: smaller counts, for development.
-//! - `BENCH_IDLE_CONNECTIONS` (100000), `BENCH_FANOUT_N` (`10,100,1000,1000,1000`: N = 1000 three times),
+//! - `BENCH_IDLE_CONNECTIONS` (100000), `BENCH_FANOUT_N` (`10,100,1000`), `BENCH_FANOUT_REPS` (5: rounds of ours and the baseline, interleaved),
 //!   `BENCH_RECONNECT_CLIENTS` (2000).
 //! - `BENCH_WEB_DIR` (`target/web-dist`): the built web client whose first
 //!   visit `static` measures (`cargo xtask bench` builds it).
@@ -118,23 +118,33 @@ async fn main() -> Result<()> {
     }
     if wants("fanout") {
         eprintln!("\n== fan-out");
-        // N = 1000, the target's, runs three times per server; the target reads each server's median run.
-        let default_ns = if quick { "10,100" } else { "10,100,1000,1000,1000" };
+        // Each N runs BENCH_FANOUT_REPS times (five) on ours and on the tokio-tungstenite baseline, the two
+        // interleaved (ours N, baseline N, next N, ..., then the next round), so that drift on this shared
+        // machine hits both alike; the figures and ratios read the medians. Node ws runs once per N after.
+        let default_ns = if quick { "10,100" } else { "10,100,1000" };
         let ns: Vec<usize> = std::env::var("BENCH_FANOUT_N")
             .unwrap_or_else(|_| default_ns.into())
             .split(',')
             .filter_map(|s| s.trim().parse().ok())
             .collect();
+        let reps = env_usize("BENCH_FANOUT_REPS", if quick { 1 } else { 5 }).max(1);
         let servers = std::env::var("BENCH_FANOUT_SERVERS").unwrap_or_else(|_| "ours,baseline,node_ws".into());
-        let (ours, frame) = fanout::run_ours(&bin, &ns).await?;
-        res.fanout.extend(ours);
-        if servers.contains("baseline") {
-            res.fanout.extend(fanout::run_baseline(Baseline::Rust, &baseline_bin, &ns, &frame).await?);
+        let mut ours = fanout::Ours::start(&bin).await?;
+        for rep in 0..reps {
+            for &n in &ns {
+                eprintln!("  round {} of {reps}, N = {n}", rep + 1);
+                res.fanout.push(ours.run(n).await?);
+                if servers.contains("baseline") {
+                    res.fanout.push(fanout::run_baseline(Baseline::Rust, &baseline_bin, n, &ours.frame).await?);
+                }
+            }
         }
         if servers.contains("node_ws") {
-            match fanout::run_baseline(Baseline::Node, &baseline_bin, &ns, &frame).await {
-                Ok(r) => res.fanout.extend(r),
-                Err(e) => eprintln!("node ws baseline failed: {e:#}"),
+            for &n in &ns {
+                match fanout::run_baseline(Baseline::Node, &baseline_bin, n, &ours.frame).await {
+                    Ok(r) => res.fanout.push(r),
+                    Err(e) => eprintln!("node ws baseline failed: {e:#}"),
+                }
             }
         }
     }
@@ -207,7 +217,8 @@ async fn main() -> Result<()> {
     let json = results_json(&res);
     if only.is_some() {
         std::fs::write(out_dir.join("partial.json"), serde_json::to_string_pretty(&json)?)?;
-        eprintln!("\nwrote target/bench/partial.json (a partial run leaves BENCHMARKS.md alone)");
+        std::fs::write(out_dir.join("partial.md"), report::markdown(&res))?;
+        eprintln!("\nwrote target/bench/partial.json and partial.md (a partial run leaves BENCHMARKS.md alone)");
     } else {
         std::fs::write(out_dir.join("results.json"), serde_json::to_string_pretty(&json)?)?;
         let plots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plots");
@@ -231,6 +242,26 @@ fn median_by<'a, T: Clone + 'a>(items: impl Iterator<Item = &'a T>, key: impl Fn
     let mut v: Vec<&T> = items.collect();
     v.sort_by(|a, b| key(a).total_cmp(&key(b)));
     v.get(v.len().saturating_sub(1) / 2).map(|t| (*t).clone())
+}
+
+/// The N the fan-out ran at, ascending.
+fn fan_ns(res: &Results) -> Vec<usize> {
+    let mut ns: Vec<usize> = res.fanout.iter().map(|r| r.subscribers).collect();
+    ns.sort_unstable();
+    ns.dedup();
+    ns
+}
+
+/// The median deliveries/s of `server`'s runs at `n` (the mean of the two middle ones for an even count).
+fn fan_median(res: &Results, server: &str, n: usize) -> Option<f64> {
+    let mut v = fan_reps(res, server, n);
+    v.sort_by(f64::total_cmp);
+    let k = v.len();
+    match k {
+        0 => None,
+        _ if k % 2 == 1 => v.get(k / 2).copied(),
+        _ => Some((v.get(k / 2 - 1)? + v.get(k / 2)?) / 2.0),
+    }
 }
 
 /// The run of `server` at `n` subscribers; when it ran more than once, the median run by deliveries/s.
@@ -284,8 +315,18 @@ fn results_json(res: &Results) -> serde_json::Value {
         m.insert("create.runs".into(), json!(c));
     }
     if !res.fanout.is_empty() {
+        // The keys: at each N, the median of our runs over the median of the baseline's (same run, interleaved).
+        for n in fan_ns(res) {
+            let (o, b) = (fan_median(res, "ours", n), fan_median(res, "baseline", n));
+            m.insert(format!("fanout.n{n}_ratio"), json!(o.zip(b).and_then(|(a, b)| ratio(a, b))));
+            m.insert(format!("fanout.n{n}_ours_deliveries_per_s"), json!(o));
+            m.insert(format!("fanout.n{n}_baseline_deliveries_per_s"), json!(b));
+            m.insert(format!("fanout.n{n}_node_ws_deliveries_per_s"), json!(fan_median(res, "node_ws", n)));
+            m.insert(format!("fanout.n{n}_target"), json!(fanout::target_ratio(n)));
+            m.insert(format!("fanout.n{n}_runs"), json!(fan_reps(res, "ours", n).len()));
+        }
         let n = res.fanout.iter().map(|r| r.subscribers).max().unwrap_or(0);
-        let get = |s: &str| fan(res, s, n).map(|r| r.deliveries_per_s);
+        let get = |s: &str| fan_median(res, s, n);
         m.insert("fanout.subscribers".into(), json!(n));
         m.insert("fanout.ours_deliveries_per_s".into(), json!(get("ours")));
         m.insert("fanout.baseline_deliveries_per_s".into(), json!(get("baseline")));
