@@ -195,12 +195,17 @@ pub async fn delete(
     if body.confirm_name != p.name {
         return Err(ApiError::new(ErrorCode::ConfirmationMismatch, "type the practice's name exactly to delete it"));
     }
+    // Its rooms go with it (the store cascades); their live sockets are told the meeting ended.
+    let rooms = state.store.rooms_of(p.id).await?;
     state.store.delete_practice(p.id).await?;
     // In the practice's own chain (which outlives it) and in the platform's, where staff still see it.
     for chain in [Some(p.id), None] {
         crate::audit::record(&state, Some(&req), Event::new(AuditAction::PracticeDeleted, Some(who.user.id), chain).target(p.id)).await?;
     }
     state.hub.end_access(p.id).await;
+    for room in rooms {
+        state.hub.end_room(room.id).await;
+    }
     tracing::info!(practice = %p.id, by = %who.user.id, "practice deleted");
     Ok(HttpResponse::NoContent().finish())
 }

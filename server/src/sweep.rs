@@ -20,6 +20,7 @@
 //! - audit log entries older than [`Config::audit_retention_days`], when it
 //!   is set (by default the log keeps everything); each pruned chain keeps an
 //!   anchor so it still verifies;
+//! - waiting-room guests whose token expired;
 //! - in folder-mail mode (no SMTP), `.eml` files in `<data>/mail/` older
 //!   than [`Config::mail_folder_retention_secs`]: they hold invite links,
 //!   which are credentials.
@@ -58,6 +59,8 @@ pub struct Swept {
     pub drafts: u64,
     /// Audit entries past `audit_retention_days`.
     pub audit: u64,
+    /// Waiting-room guests whose token expired (12 hours after check-in).
+    pub guests: u64,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -137,6 +140,7 @@ pub async fn sweep_once(store: &dyn Store, config: &Config, at: UnixMillis) -> S
             Some(days) => logged("audit log", store.prune_audit(at.saturating_sub(secs(days.saturating_mul(86_400)))).await),
             None => 0,
         },
+        guests: logged("expired room guests", store.sweep_guests(at).await),
     };
     if swept != Swept::default() {
         tracing::info!(?swept, "sweep");

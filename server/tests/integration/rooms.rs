@@ -339,3 +339,36 @@ async fn signals_sent_back_to_back_arrive_in_the_order_they_were_sent_both_ways(
         assert_eq!(got, (0..N).collect::<Vec<_>>(), "the {who} received the signals in the order they were sent");
     }
 }
+
+/// A guest token lives 12 hours; the sweep then deletes its row, so the table
+/// does not grow with every visit, and the token opens nothing afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_guest_is_swept_and_its_token_then_opens_nothing() {
+    let (srv, _moa, _p, room) = room_setup(|_| {}).await;
+    let (checked, g) = guest(&srv, &room).await;
+    drop(g);
+    let store = handoff_store::sqlite::SqliteStore::open(srv.data_dir()).unwrap();
+    let now = handoff_server::state::now();
+    assert_eq!(handoff_server::sweep::sweep_once(&store, &srv.config, now).await.guests, 0, "a live token is kept");
+    let later = now + 13 * 3_600_000;
+    assert_eq!(handoff_server::sweep::sweep_once(&store, &srv.config, later).await.guests, 1, "an expired token is swept");
+    match Live::connect_guest(&srv.url(), &checked.token).await {
+        Err(e) => assert!(e.to_string().contains("401"), "a swept guest's upgrade is refused with 401: {e}"),
+        Ok(_) => panic!("a swept guest token still opened a socket"),
+    }
+}
+
+/// Deleting a practice takes its rooms: a patient waiting in one is told the
+/// meeting ended, and its link finds nothing any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_practice_ends_its_live_rooms() {
+    let srv = TestServer::start(None);
+    let w = world(&srv, 1).await;
+    let room = w.moa.call::<CreateRoom>(&w.referring.id, &new_room("Dr. Lee's virtual clinic")).await.unwrap();
+    let (_checked, mut g) = guest(&srv, &room).await;
+    check_in_live(&g).await;
+    let (_h, _) = host(&w.moa, room.id).await;
+    w.moa.call::<DeletePractice>(&w.referring.id, &DeletePracticeRequest { confirm_name: w.referring.name.clone() }).await.unwrap();
+    assert!(g.wait_room(WAIT, |e| matches!(e, RoomEvent::Ended {})).await.is_some(), "the waiting patient is told the meeting ended");
+    assert_eq!(code(srv.client().call::<GetRoomInfo>(&room.link, &()).await), Some(ErrorCode::NotFound));
+}

@@ -137,7 +137,18 @@ async fn one_sweep_deletes_exactly_what_is_past_its_retention() {
     let swept = sweep_once(&store, &config, now).await;
     assert_eq!(
         swept,
-        Swept { sessions: 2, registrations: 1, invites: 1, idempotency: 1, sent_mail: 1, blobs: 1, mail_files: 0, drafts: 0, audit: 0 }
+        Swept {
+            sessions: 2,
+            registrations: 1,
+            invites: 1,
+            idempotency: 1,
+            sent_mail: 1,
+            blobs: 1,
+            mail_files: 0,
+            drafts: 0,
+            audit: 0,
+            guests: 0
+        }
     );
     assert!(store.session(&[1; 32]).await.unwrap().is_none());
     assert!(store.session(&[2; 32]).await.unwrap().is_some());
