@@ -401,7 +401,7 @@ errors! {
     RotateRoomLink: SIGNED_IN, MEMBER, CHECKED, &[Forbidden];
     DeleteRoom: SIGNED_IN, MEMBER, &[Forbidden];
     GetRoomInfo: NONE;
-    CheckInRoom: &[RateLimited, RoomFull];
+    CheckInRoom: CHECKED, &[RateLimited, RoomFull];
     // The built-in video call (issue 15, wt-rooms-video).
     GetIceServers: NONE;
     // The inbox snapshot (issue 16, wt-inbox).

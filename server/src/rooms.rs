@@ -74,6 +74,15 @@ fn check_sealed(what: &str, b: &B64) -> ApiResult<()> {
     Ok(())
 }
 
+/// A key epoch the store can hold (SQLite integers are signed 64-bit); the
+/// sealed secret names the practice epoch whose key opens it.
+fn check_epoch(epoch: u64) -> ApiResult<()> {
+    if i64::try_from(epoch).is_err() {
+        return Err(ApiError::invalid(format!("epoch: at most {}", i64::MAX)));
+    }
+    Ok(())
+}
+
 fn check_settings(s: &RoomSettings) -> ApiResult<()> {
     if !WAIT_ALERT_MINUTES.contains(&s.wait_alert_minutes) {
         return Err(ApiError::invalid(format!(
@@ -112,6 +121,7 @@ pub async fn create(
     let NewRoom { id: room, name, sealed_secret, epoch, settings } = body.into_inner();
     let name = check_name(&name)?;
     check_sealed("sealed_secret", &sealed_secret)?;
+    check_epoch(epoch)?;
     check_settings(&settings)?;
     let rec = RoomRecord {
         id: room,
@@ -176,6 +186,7 @@ pub async fn rotate(
     room_of(&state, pid, room).await?;
     let RotateRoom { sealed_secret, epoch } = body.into_inner();
     check_sealed("sealed_secret", &sealed_secret)?;
+    check_epoch(epoch)?;
     let rec = state.store.rotate_room(room, new_link()?, sealed_secret.0, epoch).await?;
     audit(&state, &req, &who, AuditAction::RoomRotated, &rec).await?;
     Ok(HttpResponse::Ok().json(view(rec)))

@@ -372,3 +372,21 @@ async fn deleting_a_practice_ends_its_live_rooms() {
     assert!(g.wait_room(WAIT, |e| matches!(e, RoomEvent::Ended {})).await.is_some(), "the waiting patient is told the meeting ended");
     assert_eq!(code(srv.client().call::<GetRoomInfo>(&room.link, &()).await), Some(ErrorCode::NotFound));
 }
+
+/// Found by schemathesis: an epoch past what the store holds was a 500. It is
+/// refused with `validation_failed` on create and on rotate, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_epoch_the_store_cannot_hold_is_refused_and_nothing_is_stored() {
+    let (_srv, moa, p, room) = room_setup(|_| {}).await;
+    let mut huge = new_room("Too far");
+    huge.epoch = u64::MAX;
+    assert_eq!(code(moa.call::<CreateRoom>(&p, &huge).await), Some(ErrorCode::ValidationFailed));
+    let rotate = RotateRoom { sealed_secret: sealed(48, 3), epoch: 1 << 63 };
+    assert_eq!(code(moa.call::<RotateRoomLink>(&(p, room.id), &rotate).await), Some(ErrorCode::ValidationFailed));
+    let rooms = moa.call::<ListRooms>(&p, &()).await.unwrap();
+    assert_eq!(
+        rooms.rooms.iter().map(|r| (r.id, r.link.clone())).collect::<Vec<_>>(),
+        vec![(room.id, room.link.clone())],
+        "no room added, the link unchanged"
+    );
+}
