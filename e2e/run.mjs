@@ -456,7 +456,7 @@ await test('referral round trip: MOA and specialist in two browsers, live', asyn
   assert.equal((await sentRow.locator('[data-testid=status]').textContent()).trim(), 'Accepted');
   await shot(moa, '15-sent');
   await moa.click('a.navlink:has-text("Notifications")');
-  const emailBox = moa.locator('input[type=checkbox]').first();
+  const emailBox = moa.locator('section[aria-labelledby=n-email] input[type=checkbox]').first();
   await emailBox.waitFor({ timeout: T });
   const before = await emailBox.isChecked();
   await emailBox.click();
