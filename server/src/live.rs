@@ -535,6 +535,104 @@ fn is_room_frame(text: &str) -> bool {
     handoff_protocol::ws::parse_client_frame(text).is_ok_and(|f| f.cmd.room().is_some())
 }
 
+/// A socket's text frames that must run one after another, each holding its
+/// in-flight permit until it is done.
+type InOrder = tokio::sync::mpsc::UnboundedSender<(Utf8Bytes, tokio::sync::OwnedSemaphorePermit)>;
+
+/// Starts the local task that runs a socket's ordered frames with `run`, in
+/// arrival order; it ends when the socket drops the sender.
+fn in_order<F, Fut>(run: F) -> InOrder
+where
+    F: Fn(Utf8Bytes) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Utf8Bytes, tokio::sync::OwnedSemaphorePermit)>();
+    actix_web::rt::spawn(async move {
+        while let Some((text, permit)) = rx.recv().await {
+            run(text).await;
+            drop(permit);
+        }
+    });
+    tx
+}
+
+/// Why a socket's loop stops: the close code and reason to send, or `None`
+/// when the peer is already gone.
+type Ended = Option<(u16, &'static str)>;
+
+/// Writes `first` and everything queued by now behind it, then flushes once:
+/// fewer wake-ups and one flush per batch when events arrive faster than one
+/// at a time. A write that stalls for [`WRITE_TIMEOUT`] closes the socket as
+/// a slow consumer.
+async fn write_batch(
+    sink: &mut futures_util::stream::SplitSink<Ws, Message>,
+    metrics: &Metrics,
+    out: &Outgoing,
+    first: Frame,
+) -> Result<(), Ended> {
+    let write = async {
+        feed(sink, metrics, first).await?;
+        while let Some(f) = out.try_recv() {
+            feed(sink, metrics, f).await?;
+        }
+        sink.flush().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(None),
+        Err(_) => Err(Some((close::SLOW_CONSUMER, "slow consumer: a write stalled"))),
+    }
+}
+
+/// What one read from a socket means to its loop.
+enum Read {
+    /// A text frame: a command to run.
+    Text(Utf8Bytes),
+    /// The peer answered a ping.
+    Pong,
+    /// Nothing to do (a ping: tungstenite queues the pong and writes it with
+    /// the next read or write; a binary frame, answered with an error frame).
+    Other,
+    /// The loop ends.
+    Ended(Ended),
+}
+
+/// Reads one message the same way on every socket.
+fn read(msg: Option<Result<Message, WsError>>, conn: &Conn) -> Read {
+    match msg {
+        None => Read::Ended(None),
+        Some(Ok(Message::Text(text))) => Read::Text(text),
+        Some(Ok(Message::Binary(_))) => {
+            conn.push(error_frame(None, ErrorCode::MalformedJson, "send JSON text frames, not binary ones"));
+            Read::Other
+        }
+        Some(Ok(Message::Ping(_))) | Some(Ok(Message::Frame(_))) => Read::Other,
+        Some(Ok(Message::Pong(_))) => Read::Pong,
+        Some(Ok(Message::Close(_))) => Read::Ended(Some((close::NORMAL, "bye"))),
+        Some(Err(WsError::Capacity(_))) => Read::Ended(Some((close::TOO_BIG, "frame over 256 KiB"))),
+        Some(Err(WsError::Protocol(_) | WsError::Utf8(_))) => Read::Ended(Some((1002, "protocol error"))),
+        Some(Err(_)) => Read::Ended(None),
+    }
+}
+
+/// Sends the close frame, then gives the peer a moment to answer it, so the
+/// close reaches it before the connection goes.
+async fn close_with(
+    sink: &mut futures_util::stream::SplitSink<Ws, Message>,
+    stream: &mut futures_util::stream::SplitStream<Ws>,
+    ended: Ended,
+) {
+    if let Some((code, why)) = ended {
+        let frame = CloseFrame { code: CloseCode::from(code), reason: why.into() };
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            if sink.send(Message::Close(Some(frame))).await.is_ok() {
+                while let Some(Ok(_)) = stream.next().await {}
+            }
+        })
+        .await;
+    }
+}
+
 /// Why a socket closes when its connection was killed with `code`.
 fn kill_reason(code: u16) -> &'static str {
     match code {
@@ -554,17 +652,11 @@ async fn run(hub: Arc<Hub>, metrics: &Arc<Metrics>, session: Rc<SocketSession>, 
     let subs: Rc<RefCell<HashSet<StreamId>>> = Rc::default();
     let rooms: Rc<RefCell<HashSet<RoomId>>> = Rc::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
-    let (room_tx, mut room_rx) = tokio::sync::mpsc::unbounded_channel::<(Utf8Bytes, tokio::sync::OwnedSemaphorePermit)>();
-    {
+    let room_tx = {
         let (hub, metrics, session, conn, subs, rooms) =
             (hub.clone(), metrics.clone(), session.clone(), conn.clone(), subs.clone(), rooms.clone());
-        actix_web::rt::spawn(async move {
-            while let Some((text, permit)) = room_rx.recv().await {
-                handle_text(hub.clone(), metrics.clone(), session.clone(), conn.clone(), subs.clone(), rooms.clone(), text).await;
-                drop(permit);
-            }
-        });
-    }
+        in_order(move |text| handle_text(hub.clone(), metrics.clone(), session.clone(), conn.clone(), subs.clone(), rooms.clone(), text))
+    };
     let mut last_pong = Instant::now();
     let mut last_session_check = Instant::now();
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -589,24 +681,12 @@ async fn run(hub: Arc<Hub>, metrics: &Arc<Metrics>, session: Rc<SocketSession>, 
                 break Some((close::SESSION_IDLE, kill_reason(close::SESSION_IDLE)));
             }
             frame = out.recv() => {
-                // Everything queued by now goes out with this one: fewer wake-ups
-                // and one flush per batch when events arrive faster than one at a time.
-                let write = async {
-                    feed(&mut sink, metrics, frame).await?;
-                    while let Some(f) = out.try_recv() {
-                        feed(&mut sink, metrics, f).await?;
-                    }
-                    sink.flush().await
-                };
-                match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => break None,
-                    Err(_) => break Some((close::SLOW_CONSUMER, "slow consumer: a write stalled")),
+                if let Err(ended) = write_batch(&mut sink, metrics, &out, frame).await {
+                    break ended;
                 }
             }
-            msg = stream.next() => match msg {
-                None => break None,
-                Some(Ok(Message::Text(text))) => {
+            msg = stream.next() => match read(msg, &conn) {
+                Read::Text(text) => {
                     let Ok(permit) = slots.clone().acquire_owned().await else { break None };
                     if is_room_frame(text.as_str()) {
                         // Room commands keep their order (a call's signals are counted).
@@ -620,16 +700,9 @@ async fn run(hub: Arc<Hub>, metrics: &Arc<Metrics>, session: Rc<SocketSession>, 
                         drop(permit);
                     });
                 }
-                Some(Ok(Message::Binary(_))) => {
-                    conn.push(error_frame(None, ErrorCode::MalformedJson, "send JSON text frames, not binary ones"));
-                }
-                // tungstenite queues the pong and writes it with the next read or write.
-                Some(Ok(Message::Ping(_))) | Some(Ok(Message::Frame(_))) => {}
-                Some(Ok(Message::Pong(_))) => last_pong = Instant::now(),
-                Some(Ok(Message::Close(_))) => break Some((close::NORMAL, "bye")),
-                Some(Err(WsError::Capacity(_))) => break Some((close::TOO_BIG, "frame over 256 KiB")),
-                Some(Err(WsError::Protocol(_) | WsError::Utf8(_))) => break Some((1002, "protocol error")),
-                Some(Err(_)) => break None,
+                Read::Pong => last_pong = Instant::now(),
+                Read::Other => {}
+                Read::Ended(ended) => break ended,
             },
             _ = ping.tick() => {
                 if last_pong.elapsed() > PONG_TIMEOUT {
@@ -653,17 +726,7 @@ async fn run(hub: Arc<Hub>, metrics: &Arc<Metrics>, session: Rc<SocketSession>, 
     if matches!(ended, Some((close::SLOW_CONSUMER, _))) {
         metrics.slow_consumer_closed();
     }
-    if let Some((code, why)) = ended {
-        // Send the close frame, then give the peer a moment to answer it, so
-        // the close reaches it before the connection goes.
-        let frame = CloseFrame { code: CloseCode::from(code), reason: why.into() };
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            if sink.send(Message::Close(Some(frame))).await.is_ok() {
-                while let Some(Ok(_)) = stream.next().await {}
-            }
-        })
-        .await;
-    }
+    close_with(&mut sink, &mut stream, ended).await;
     drop(out);
     let streams: Vec<StreamId> = subs.borrow().iter().copied().collect();
     for s in streams {
@@ -683,16 +746,10 @@ async fn run_guest(hub: Arc<Hub>, metrics: &Arc<Metrics>, peer: GuestPeer, conn:
     tokio::pin!(expiry);
     let (mut sink, mut stream) = ws.split();
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
-    let (guest_tx, mut guest_rx) = tokio::sync::mpsc::unbounded_channel::<(Utf8Bytes, tokio::sync::OwnedSemaphorePermit)>();
-    {
+    let guest_tx = {
         let (hub, metrics, conn) = (hub.clone(), metrics.clone(), conn.clone());
-        actix_web::rt::spawn(async move {
-            while let Some((text, permit)) = guest_rx.recv().await {
-                guest_text(hub.clone(), metrics.clone(), conn.clone(), room, guest, checked_in_at, text).await;
-                drop(permit);
-            }
-        });
-    }
+        in_order(move |text| guest_text(hub.clone(), metrics.clone(), conn.clone(), room, guest, checked_in_at, text))
+    };
     let mut last_pong = Instant::now();
     let mut last_check = Instant::now();
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -713,35 +770,19 @@ async fn run_guest(hub: Arc<Hub>, metrics: &Arc<Metrics>, peer: GuestPeer, conn:
             }
             () = &mut expiry => break Some((close::SESSION_ENDED, "the guest link expired; check in again")),
             frame = out.recv() => {
-                let write = async {
-                    feed(&mut sink, metrics, frame).await?;
-                    while let Some(f) = out.try_recv() {
-                        feed(&mut sink, metrics, f).await?;
-                    }
-                    sink.flush().await
-                };
-                match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => break None,
-                    Err(_) => break Some((close::SLOW_CONSUMER, "slow consumer: a write stalled")),
+                if let Err(ended) = write_batch(&mut sink, metrics, &out, frame).await {
+                    break ended;
                 }
             }
-            msg = stream.next() => match msg {
-                None => break None,
-                Some(Ok(Message::Text(text))) => {
+            msg = stream.next() => match read(msg, &conn) {
+                Read::Text(text) => {
                     // A guest's commands are all the room's: one ordered queue.
                     let Ok(permit) = slots.clone().acquire_owned().await else { break None };
                     let _ = guest_tx.send((text, permit));
                 }
-                Some(Ok(Message::Binary(_))) => {
-                    conn.push(error_frame(None, ErrorCode::MalformedJson, "send JSON text frames, not binary ones"));
-                }
-                Some(Ok(Message::Ping(_))) | Some(Ok(Message::Frame(_))) => {}
-                Some(Ok(Message::Pong(_))) => last_pong = Instant::now(),
-                Some(Ok(Message::Close(_))) => break Some((close::NORMAL, "bye")),
-                Some(Err(WsError::Capacity(_))) => break Some((close::TOO_BIG, "frame over 256 KiB")),
-                Some(Err(WsError::Protocol(_) | WsError::Utf8(_))) => break Some((1002, "protocol error")),
-                Some(Err(_)) => break None,
+                Read::Pong => last_pong = Instant::now(),
+                Read::Other => {}
+                Read::Ended(ended) => break ended,
             },
             _ = ping.tick() => {
                 if last_pong.elapsed() > PONG_TIMEOUT {
@@ -761,15 +802,7 @@ async fn run_guest(hub: Arc<Hub>, metrics: &Arc<Metrics>, peer: GuestPeer, conn:
             }
         }
     };
-    if let Some((code, why)) = ended {
-        let frame = CloseFrame { code: CloseCode::from(code), reason: why.into() };
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            if sink.send(Message::Close(Some(frame))).await.is_ok() {
-                while let Some(Ok(_)) = stream.next().await {}
-            }
-        })
-        .await;
-    }
+    close_with(&mut sink, &mut stream, ended).await;
     drop(out);
     hub.room_disconnected(conn.id, vec![room]).await;
 }
