@@ -20,9 +20,8 @@ use handoff_crypto::room::{Admission, CheckInContent, GuestKeyPair, RoomKey, Roo
 use handoff_protocol::ws::{AckBody, ClientFrame, Command, GuestState, HostStatus, IdemKey, RoomEvent, ServerFrame, close};
 use handoff_protocol::{B64, GuestId, RoomId};
 use serde::{Deserialize, Serialize};
-use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
-use web_sys::{CloseEvent, MessageEvent, WebSocket};
+use web_sys::WebSocket;
 use yew::Callback;
 
 use crate::api::{ApiError, ApiResult};
@@ -206,26 +205,14 @@ impl GuestLive {
 
     fn connect(&self) {
         let url = guest_ws_url(&self.0.borrow().token);
-        let Ok(ws) = WebSocket::new(&url) else {
+        let (me, again) = (self.clone(), self.clone());
+        let Some((ws, handlers)) = crate::live::open_socket(&url, move |text| me.on_frame(text), move |code| again.on_closed(code)) else {
             self.schedule_reconnect();
             return;
         };
-        let me = self.clone();
-        let on_message = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
-            if let Some(text) = e.dyn_ref::<MessageEvent>().and_then(|m| m.data().as_string()) {
-                me.on_frame(&text);
-            }
-        });
-        let me = self.clone();
-        let on_close = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
-            let code = e.dyn_ref::<CloseEvent>().map(CloseEvent::code).unwrap_or(1006);
-            me.on_closed(code);
-        });
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         let mut i = self.0.borrow_mut();
         i.ws = Some(ws);
-        i.handlers = vec![on_message, on_close];
+        i.handlers = handlers;
     }
 
     fn on_closed(&self, code: u16) {

@@ -123,6 +123,33 @@ impl PartialEq for Live {
     }
 }
 
+/// A socket's event handler, kept alive as long as its socket.
+pub(crate) type Handler = Closure<dyn FnMut(JsValue)>;
+
+/// Opens a WebSocket at `url` whose text frames go to `on_frame` and whose
+/// close (its code; 1006 when the browser gives none) goes to `on_closed`;
+/// the handlers must be kept as long as the socket. `None` when the browser
+/// refuses the URL. The member socket and the patient's guest socket
+/// (`guest.rs`) both open theirs here.
+pub(crate) fn open_socket(
+    url: &str,
+    on_frame: impl Fn(&str) + 'static,
+    on_closed: impl Fn(u16) + 'static,
+) -> Option<(WebSocket, Vec<Handler>)> {
+    let ws = WebSocket::new(url).ok()?;
+    let on_message = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+        if let Some(text) = e.dyn_ref::<MessageEvent>().and_then(|m| m.data().as_string()) {
+            on_frame(&text);
+        }
+    });
+    let on_close = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+        on_closed(e.dyn_ref::<CloseEvent>().map(CloseEvent::code).unwrap_or(1006));
+    });
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    Some((ws, vec![on_message, on_close]))
+}
+
 fn ws_url() -> String {
     let loc = web_sys::window().map(|w| w.location());
     let host = loc.as_ref().and_then(|l| l.host().ok()).unwrap_or_default();
@@ -164,26 +191,14 @@ impl Live {
     }
 
     fn connect(&self) {
-        let Ok(ws) = WebSocket::new(&ws_url()) else {
+        let (me, again) = (self.clone(), self.clone());
+        let Some((ws, handlers)) = open_socket(&ws_url(), move |text| me.on_frame(text), move |code| again.on_closed(code)) else {
             self.schedule_reconnect();
             return;
         };
-        let me = self.clone();
-        let on_message = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
-            if let Some(text) = e.dyn_ref::<MessageEvent>().and_then(|m| m.data().as_string()) {
-                me.on_frame(&text);
-            }
-        });
-        let me = self.clone();
-        let on_close = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
-            let code = e.dyn_ref::<CloseEvent>().map(CloseEvent::code).unwrap_or(1006);
-            me.on_closed(code);
-        });
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         let mut i = self.0.borrow_mut();
         i.ws = Some(ws);
-        i.handlers = vec![on_message, on_close];
+        i.handlers = handlers;
     }
 
     fn on_closed(&self, code: u16) {
