@@ -265,6 +265,37 @@ suite! {
         assert_eq!(bodies, vec!["e1", "e3"]);
     }
 
+    pub async fn audit_entries_queued_with_commits_land_whatever_a_neighbouring_commit_does(s: &dyn Store) {
+        let (a, from, to) = two_practices(s).await;
+        let idem = |n: u128| IdemRecord { user: a.id, key: IdemKey(uuid::Uuid::from_u128(n)), command: vec![1], result: "{}".into() };
+        s.commit(Commit { idem: Some(idem(1)), now: 1, ..Default::default() }).await.unwrap();
+        let entry = |at: i64| NewAuditEntry {
+            at,
+            actor: Some(a.id),
+            on_behalf_of: None,
+            practice: Some(to.id),
+            action: handoff_protocol::audit::AuditAction::ReferralSent,
+            target: Some(format!("t{at}")),
+            address: None,
+        };
+        // Interleaved, so they may share one batch: a commit that lands, one that fails, and audit entries around both.
+        let ok = s.submit(Commit { insert: Some(referral(1, from.id, to.id, "x")), now: 2, ..Default::default() }, &Chain::new());
+        let (e1, e2) = (s.append_audit(entry(10)), s.append_audit(entry(11)));
+        let failing = s.submit(Commit { insert: Some(referral(2, from.id, to.id, "x")), idem: Some(idem(1)), now: 2, ..Default::default() }, &Chain::new());
+        let (r1, a1, a2, r2, e3) = tokio::join!(ok, e1, e2, failing, s.append_audit(entry(12)));
+        r1.unwrap();
+        assert!(matches!(r2, Err(ReferralError::IdempotencyKeyUsed)), "{r2:?}");
+        let mut seqs = vec![a1.unwrap().seq, a2.unwrap().seq, e3.unwrap().seq];
+        seqs.sort_unstable();
+        assert_eq!(seqs, vec![1, 2, 3], "every entry appended once, the chain dense");
+        let stored = s.audit_entries(AuditFilter { practice: Some(to.id), limit: 10, ..Default::default() }).await.unwrap();
+        let mut targets: Vec<String> = stored.iter().filter_map(|r| r.entry.target.clone()).collect();
+        targets.sort();
+        assert_eq!(targets, vec!["t10", "t11", "t12"]);
+        assert_eq!(verify_audit(s).await.unwrap().broken, None);
+        assert_eq!(s.referral(referral(2, from.id, to.id, "x").id).await.unwrap(), None, "the failed commit left nothing");
+    }
+
     pub async fn a_commit_decided_on_a_failed_one_of_its_chain_is_not_applied(s: &dyn Store) {
         let (a, from, to) = two_practices(s).await;
         let taken = IdemRecord { user: a.id, key: IdemKey(uuid::Uuid::from_u128(1)), command: vec![1], result: "{}".into() };

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use rusqlite::types::Value;
-use rusqlite::{OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use handoff_protocol::audit::AuditAction;
 use handoff_protocol::{PracticeId, UnixMillis, UserId};
@@ -66,16 +66,46 @@ fn collect(rows: impl Iterator<Item = rusqlite::Result<Result<AuditRecord, Audit
     Ok(out)
 }
 
+/// Appends `entry` to its chain inside `tx`, an open transaction that holds
+/// the write lock (the group-commit writer's batch), so no other writer can
+/// append between reading the head and the insert.
+pub(super) fn append(tx: &Connection, entry: NewAuditEntry) -> Result<AuditRecord, AuditError> {
+    let key = chain_key(entry.practice);
+    let (last, prev_hash) = head(tx, &key)?;
+    let seq = last + 1;
+    let hash = entry_hash(&prev_hash, seq, &entry);
+    tx.prepare_cached(&format!("INSERT INTO audit ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"))
+        .map_err(db)?
+        .execute(params![
+            key,
+            seq as i64,
+            entry.at,
+            entry.actor.map(|u| u.as_bytes().to_vec()),
+            entry.on_behalf_of.map(|u| u.as_bytes().to_vec()),
+            entry.action.as_str(),
+            entry.target,
+            entry.address,
+            prev_hash,
+            hash
+        ])
+        .map_err(db)?;
+    Ok(AuditRecord { seq, entry, prev_hash, hash })
+}
+
 /// The chain's head inside `tx`: the newest entry's seq and hash, else the anchor's, else the genesis.
-fn head(tx: &Transaction<'_>, key: &[u8]) -> Result<(u64, Vec<u8>), AuditError> {
+fn head(tx: &Connection, key: &[u8]) -> Result<(u64, Vec<u8>), AuditError> {
     let last: Option<(i64, Vec<u8>)> = tx
-        .query_row("SELECT seq, hash FROM audit WHERE chain = ?1 ORDER BY seq DESC LIMIT 1", params![key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .prepare_cached("SELECT seq, hash FROM audit WHERE chain = ?1 ORDER BY seq DESC LIMIT 1")
+        .map_err(db)?
+        .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(db)?;
     let last = match last {
         Some(l) => Some(l),
         None => tx
-            .query_row("SELECT seq, hash FROM audit_anchors WHERE chain = ?1", params![key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached("SELECT seq, hash FROM audit_anchors WHERE chain = ?1")
+            .map_err(db)?
+            .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(db)?,
     };
@@ -90,34 +120,10 @@ impl AuditStore for SqliteStore {
                 return Err(AuditError::FieldTooLong(f.len()));
             }
         }
-        self.run(move |c| {
-            // IMMEDIATE: the write lock is taken before the head is read, so no
-            // other writer can append between the read and the insert.
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-            let key = chain_key(entry.practice);
-            let (last, prev_hash) = head(&tx, &key)?;
-            let seq = last + 1;
-            let hash = entry_hash(&prev_hash, seq, &entry);
-            tx.execute(
-                &format!("INSERT INTO audit ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
-                params![
-                    key,
-                    seq as i64,
-                    entry.at,
-                    entry.actor.map(|u| u.as_bytes().to_vec()),
-                    entry.on_behalf_of.map(|u| u.as_bytes().to_vec()),
-                    entry.action.as_str(),
-                    entry.target,
-                    entry.address,
-                    prev_hash,
-                    hash
-                ],
-            )
-            .map_err(db)?;
-            tx.commit().map_err(db)?;
-            Ok(AuditRecord { seq, entry, prev_hash, hash })
-        })
-        .await
+        // Through the group-commit writer: the entry shares the fsync of the
+        // referral commits (and other entries) queued with it, and nobody
+        // waits on the main connection for the write lock meanwhile.
+        self.writer.append_audit(entry).await
     }
 
     async fn audit_entries(&self, f: AuditFilter) -> Result<Vec<AuditRecord>, AuditError> {

@@ -1,6 +1,9 @@
-//! Group commit: the referral commits queued behind one fsync share it.
+//! Group commit: the referral commits and audit entries queued behind one
+//! fsync share it.
 //!
-//! Every [`Commit`] goes to one writer connection through a FIFO queue.
+//! Every [`Commit`], and every audit entry (`AuditStore::append_audit`),
+//! goes to one writer connection through a FIFO queue. An audit entry is on
+//! no [`Chain`]: it fails alone, like a commit, but breaks nothing.
 //! Submitting queues the commit and wakes a task on tokio's blocking pool;
 //! whichever task holds the writer connection next takes *everything*
 //! queued by then as one batch: `BEGIN IMMEDIATE`, each commit in its own
@@ -31,15 +34,37 @@ use tokio::sync::oneshot;
 
 use super::referrals::status_text;
 use super::{backend, changed, db, is_unique_violation};
-use crate::{Chain, Commit, ReferralError, StoredEvent, Submitted};
+use crate::{AuditError, AuditRecord, Chain, Commit, NewAuditEntry, ReferralError, StoredEvent, Submitted};
 
 type Answer = Result<Vec<StoredEvent>, ReferralError>;
 
-/// One queued commit and where its answer goes.
-struct Job {
-    commit: Commit,
-    chain: Chain,
-    reply: oneshot::Sender<Answer>,
+/// One queued write and where its answer goes.
+enum Job {
+    /// A referral commit on its chain.
+    Commit { commit: Box<Commit>, chain: Chain, reply: oneshot::Sender<Answer> },
+    /// An audit entry appended to its practice's chain (on no [`Chain`]: it fails alone).
+    Audit { entry: NewAuditEntry, reply: oneshot::Sender<Result<AuditRecord, AuditError>> },
+}
+
+impl Job {
+    /// Answers a job that was not applied, with `why`.
+    fn fail(self, why: &str) {
+        match self {
+            Job::Commit { chain, reply, .. } => {
+                chain.set_broken();
+                let _ = reply.send(Err(backend(why.to_string())));
+            }
+            Job::Audit { reply, .. } => {
+                let _ = reply.send(Err(backend(why.to_string())));
+            }
+        }
+    }
+}
+
+/// A job applied in the batch's transaction, with its answer (sent once the batch is durable).
+enum Done {
+    Commit { chain: Chain, reply: oneshot::Sender<Answer>, answer: Answer },
+    Audit { reply: oneshot::Sender<Result<AuditRecord, AuditError>>, answer: Result<AuditRecord, AuditError> },
 }
 
 /// The writer connection and its queue.
@@ -68,18 +93,29 @@ impl Writer {
 
     /// Queues `commit` now and answers once it is durable (or failed).
     pub(super) fn submit(self: &Arc<Self>, commit: Commit, chain: &Chain) -> Submitted {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return Box::pin(std::future::ready(Err(backend("a commit needs the tokio runtime"))));
-        };
         let (reply, answer) = oneshot::channel();
-        match self.queue.lock() {
-            Ok(mut q) => q.push_back(Job { commit, chain: chain.clone(), reply }),
-            Err(_) => return Box::pin(std::future::ready(Err(backend("the commit queue's mutex is poisoned")))),
+        if let Err(why) = self.queue_job(Job::Commit { commit: Box::new(commit), chain: chain.clone(), reply }) {
+            return Box::pin(std::future::ready(Err(backend(why))));
         }
-        let me = self.clone();
-        // Detached: the task answers through `reply` whether or not anyone still waits.
-        drop(runtime.spawn_blocking(move || me.drain()));
         Box::pin(async move { answer.await.map_err(|_| backend::<ReferralError>("the store's writer dropped a commit"))? })
+    }
+
+    /// Queues an audit entry now; answers it as appended once it is durable
+    /// (it shares the fsync of whatever else is queued with it).
+    pub(super) async fn append_audit(self: &Arc<Self>, entry: NewAuditEntry) -> Result<AuditRecord, AuditError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue_job(Job::Audit { entry, reply }).map_err(backend::<AuditError>)?;
+        answer.await.map_err(|_| backend::<AuditError>("the store's writer dropped an audit entry"))?
+    }
+
+    /// Queues `job` and wakes a task on the blocking pool to drain the queue.
+    fn queue_job(self: &Arc<Self>, job: Job) -> Result<(), &'static str> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| "a commit needs the tokio runtime")?;
+        self.queue.lock().map_err(|_| "the commit queue's mutex is poisoned")?.push_back(job);
+        let me = self.clone();
+        // Detached: the task answers through the job's reply whether or not anyone still waits.
+        drop(runtime.spawn_blocking(move || me.drain()));
+        Ok(())
     }
 
     /// Takes the writer connection, then what is queued by then, and commits it as one batch.
@@ -88,8 +124,7 @@ impl Writer {
             Ok(c) => c,
             Err(_) => {
                 for job in self.take() {
-                    job.chain.set_broken();
-                    let _ = job.reply.send(Err(backend("the store's writer mutex is poisoned")));
+                    job.fail("the store's writer mutex is poisoned");
                 }
                 return;
             }
@@ -112,24 +147,31 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let why = e.to_string();
         for job in batch {
-            job.chain.set_broken();
-            let _ = job.reply.send(Err(backend(why.clone())));
+            job.fail(&why);
         }
         return;
     }
-    let mut done: Vec<(Job, Answer)> = Vec::with_capacity(batch.len());
+    let mut done: Vec<Done> = Vec::with_capacity(batch.len());
     let mut lost: Option<String> = None;
     for job in batch {
-        if lost.is_some() || job.chain.is_broken() {
-            done.push((job, Err(ReferralError::ChainBroken)));
-            continue;
+        match job {
+            Job::Commit { commit, chain, reply } => {
+                let answer =
+                    if lost.is_some() || chain.is_broken() { Err(ReferralError::ChainBroken) } else { in_savepoint(conn, &commit) };
+                if answer.is_err() {
+                    chain.set_broken();
+                }
+                done.push(Done::Commit { chain, reply, answer });
+            }
+            Job::Audit { entry, reply } => {
+                let answer = match &lost {
+                    Some(why) => Err(backend(why.clone())),
+                    None => audit_in_savepoint(conn, entry),
+                };
+                done.push(Done::Audit { reply, answer });
+            }
         }
-        let answer = in_savepoint(conn, &job.commit);
-        if answer.is_err() {
-            job.chain.set_broken();
-        }
-        done.push((job, answer));
-        if conn.is_autocommit() {
+        if lost.is_none() && conn.is_autocommit() {
             // SQLite rolled the whole transaction back (e.g. the disk is full): nothing of the batch is stored.
             lost = Some("the batch's transaction was rolled back".into());
         }
@@ -141,16 +183,31 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
             e.to_string()
         }),
     };
-    for (job, answer) in done {
-        let answer = match (&outcome, answer) {
-            (Ok(()), a) => a,
-            (Err(why), _) => {
-                job.chain.set_broken();
-                Err(backend(why.clone()))
+    for d in done {
+        match (d, &outcome) {
+            (Done::Commit { reply, answer, .. }, Ok(())) => {
+                let _ = reply.send(answer);
             }
-        };
-        let _ = job.reply.send(answer);
+            (Done::Commit { chain, reply, .. }, Err(why)) => {
+                chain.set_broken();
+                let _ = reply.send(Err(backend(why.clone())));
+            }
+            (Done::Audit { reply, answer }, Ok(())) => {
+                let _ = reply.send(answer);
+            }
+            (Done::Audit { reply, .. }, Err(why)) => {
+                let _ = reply.send(Err(backend(why.clone())));
+            }
+        }
     }
+}
+
+/// Appends one audit entry inside its own savepoint (the batch's transaction holds the write lock, so the chain's head cannot move under it).
+fn audit_in_savepoint(conn: &mut Connection, entry: NewAuditEntry) -> Result<AuditRecord, AuditError> {
+    let sp = conn.savepoint().map_err(db)?;
+    let rec = super::audit::append(&sp, entry)?;
+    sp.commit().map_err(db)?;
+    Ok(rec)
 }
 
 /// Applies one commit inside its own savepoint: all of it, or (rolled back to the savepoint) none.

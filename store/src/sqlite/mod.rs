@@ -71,8 +71,12 @@ pub const MIGRATIONS: &[Migration] = &[
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-    /// The connection referral commits go through, batched ([`group`]).
+    /// The connection referral commits and audit entries go through, batched ([`group`]).
     writer: Arc<group::Writer>,
+    /// The taxonomy as last read, until this store next writes it (every
+    /// taxonomy write goes through this store, which clears it). Every
+    /// referral's routing is checked against it.
+    taxonomy: Arc<Mutex<Option<handoff_protocol::v1::Taxonomy>>>,
 }
 
 /// Wraps a driver (or encoding) error; for `?`, which converts it into the concept's error.
@@ -104,7 +108,7 @@ impl SqliteStore {
         let mut conn = connect(dir)?;
         migrate(&mut conn, migrations)?;
         let writer = connect(dir)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), writer: Arc::new(group::Writer::new(writer)) })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), writer: Arc::new(group::Writer::new(writer)), taxonomy: Arc::default() })
     }
 
     /// Whether the referral commits queued behind one fsync share its

@@ -9,11 +9,21 @@ use handoff_protocol::{CategoryRequestId, PracticeId, UnixMillis};
 use super::{SqliteStore, backend, changed, db, is_unique_violation, uuid_of};
 use crate::{CategoryRequestRecord, TaxonomyError, TaxonomyStore};
 
+/// Drops the cached taxonomy; called on the connection's thread, holding its
+/// mutex, before a taxonomy write, so the next read sees the write.
+fn forget(cached: &std::sync::Mutex<Option<Taxonomy>>) {
+    if let Ok(mut slot) = cached.lock() {
+        *slot = None;
+    }
+}
+
 #[async_trait]
 impl TaxonomyStore for SqliteStore {
     async fn seed_taxonomy(&self, t: &Taxonomy) -> Result<bool, TaxonomyError> {
         let t = t.clone();
+        let cached = self.taxonomy.clone();
         self.run(move |c| {
+            forget(&cached);
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             let n: i64 = tx.query_row("SELECT count(*) FROM specialties", [], |r| r.get(0)).map_err(db)?;
             if n > 0 {
@@ -48,8 +58,15 @@ impl TaxonomyStore for SqliteStore {
     }
 
     async fn taxonomy(&self) -> Result<Taxonomy, TaxonomyError> {
-        self.run(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        if let Ok(cached) = self.taxonomy.lock()
+            && let Some(t) = cached.as_ref()
+        {
+            return Ok(t.clone());
+        }
+        let cached = self.taxonomy.clone();
+        self.run(move |c| {
+            // Deferred: a read snapshot of the four tables, without the write lock.
+            let tx = c.transaction_with_behavior(TransactionBehavior::Deferred).map_err(db)?;
             let regions = {
                 let mut st = tx.prepare("SELECT slug, name FROM regions ORDER BY position, slug").map_err(db)?;
                 let rows = st.query_map([], |r| Ok(Region { slug: r.get(0)?, name: r.get(1)? })).map_err(db)?;
@@ -85,14 +102,23 @@ impl TaxonomyStore for SqliteStore {
                     c.subcategories.push(sub);
                 }
             }
-            Ok(Taxonomy { regions, specialties })
+            let t = Taxonomy { regions, specialties };
+            drop(tx);
+            // Read on the connection every taxonomy write also goes through (holding its
+            // mutex), so no write can slip between this read and the caching.
+            if let Ok(mut slot) = cached.lock() {
+                *slot = Some(t.clone());
+            }
+            Ok(t)
         })
         .await
     }
 
     async fn edit_taxonomy(&self, e: &TaxonomyEdit) -> Result<(), TaxonomyError> {
         let e = e.clone();
+        let cached = self.taxonomy.clone();
         self.run(move |c| {
+            forget(&cached);
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             match (&e.category, &e.subcategory) {
                 (None, None) => {
