@@ -148,8 +148,10 @@ async fn check_routing(store: &dyn Store, r: &Routing) -> ApiResult<()> {
     routing::validate(&t, r).map_err(|e| invalid(e.to_string()))
 }
 
-/// Picks the receiver; returns it with the wrap made for it.
-async fn choose(store: &dyn Store, n: &NewReferral, creator: &Creator, pending: &[Pending]) -> ApiResult<(PracticeRecord, WrappedKey)> {
+/// The practices a new referral may go to, each with the wrap made for it:
+/// the named practice, or every eligible candidate of a choose-for-me. Read
+/// before the decision, concurrently with other referrals' checks.
+async fn receivers(store: &dyn Store, n: &NewReferral, creator: &Creator) -> ApiResult<Vec<(PracticeRecord, WrappedKey)>> {
     let takes = |p: &PracticeRecord| eligible(p, &n.routing) && creator.may_send_to(p);
     let stale =
         || ApiError::new(ErrorCode::StaleKey, "a practice key has changed since you fetched the directory; fetch it again and retry");
@@ -162,7 +164,7 @@ async fn choose(store: &dyn Store, n: &NewReferral, creator: &Creator, pending: 
             if w.epoch != p.key_epoch {
                 return Err(stale());
             }
-            Ok((p, w.clone()))
+            Ok(vec![(p, w.clone())])
         }
         Destination::ChooseForMe => {
             let mut candidates: Vec<(PracticeRecord, WrappedKey)> = Vec::new();
@@ -184,17 +186,33 @@ async fn choose(store: &dyn Store, n: &NewReferral, creator: &Creator, pending: 
                     "no practice you wrapped a key for can receive this referral now",
                 ));
             }
-            let ids: Vec<PracticeId> = candidates.iter().map(|(p, _)| p.id).collect();
-            let (category, sub) = (n.routing.category.as_str(), n.routing.subcategory.as_deref());
-            let counted: Vec<&Pending> = pending.iter().filter(|d| ids.iter().any(|p| d.counts_for(*p, category, sub))).collect();
-            let excluded: Vec<ReferralId> = counted.iter().map(|d| d.id).collect();
-            // The store's durable count, without the pending decisions, plus the pending ones: each counted once.
-            let counts = store.routing_counts(&ids, category, sub, &excluded).await?;
-            let counts = counts.into_iter().map(|(p, c)| (p, c + counted.iter().filter(|d| d.counts_for(p, category, sub)).count() as u64));
-            let (best, _) = counts.min_by_key(|(id, c)| (*c, *id)).ok_or_else(|| ApiError::new(ErrorCode::Internal, "no counts"))?;
-            candidates.into_iter().find(|(p, _)| p.id == best).ok_or_else(|| ApiError::new(ErrorCode::Internal, "lost the choice"))
+            Ok(candidates)
         }
     }
+}
+
+/// Picks the receiver among the checked `candidates`, counting the `pending`
+/// decisions; returns it with the wrap made for it. A named send has one
+/// candidate and reads nothing; a choose-for-me reads the store's counts,
+/// which is why the actor runs this one decision at a time.
+async fn choose(
+    store: &dyn Store,
+    n: &NewReferral,
+    mut candidates: Vec<(PracticeRecord, WrappedKey)>,
+    pending: &[Pending],
+) -> ApiResult<(PracticeRecord, WrappedKey)> {
+    if let Destination::Practice { .. } = n.destination {
+        return candidates.pop().ok_or_else(|| ApiError::new(ErrorCode::Internal, "no receiver"));
+    }
+    let ids: Vec<PracticeId> = candidates.iter().map(|(p, _)| p.id).collect();
+    let (category, sub) = (n.routing.category.as_str(), n.routing.subcategory.as_deref());
+    let counted: Vec<&Pending> = pending.iter().filter(|d| ids.iter().any(|p| d.counts_for(*p, category, sub))).collect();
+    let excluded: Vec<ReferralId> = counted.iter().map(|d| d.id).collect();
+    // The store's durable count, without the pending decisions, plus the pending ones: each counted once.
+    let counts = store.routing_counts(&ids, category, sub, &excluded).await?;
+    let counts = counts.into_iter().map(|(p, c)| (p, c + counted.iter().filter(|d| d.counts_for(p, category, sub)).count() as u64));
+    let (best, _) = counts.min_by_key(|(id, c)| (*c, *id)).ok_or_else(|| ApiError::new(ErrorCode::Internal, "no counts"))?;
+    candidates.into_iter().find(|(p, _)| p.id == best).ok_or_else(|| ApiError::new(ErrorCode::Internal, "lost the choice"))
 }
 
 /// A decided referral: the commit to submit, what to count while it is pending, and the answer.
@@ -240,9 +258,18 @@ async fn sender(store: &dyn Store, clock: &crate::clock::Clock, creator: &Creato
     }
 }
 
-/// Checks a new referral and decides its receiver, counting the `pending`
-/// decisions; writes nothing.
-async fn decide(store: &dyn Store, clock: &crate::clock::Clock, msg: &Create, pending: &[Pending]) -> ApiResult<Decision> {
+/// A new referral, checked: everything about it that does not depend on
+/// the other referrals being decided.
+struct Checked {
+    from: From,
+    candidates: Vec<(PracticeRecord, WrappedKey)>,
+}
+
+/// Checks a new referral (sizes, the sender's standing and keys, the
+/// routing, the attachments, the possible receivers); writes nothing. Runs
+/// concurrently with other referrals' checks and decisions: nothing here is
+/// counted, so the order does not matter.
+async fn check(store: &dyn Store, clock: &crate::clock::Clock, msg: &Create) -> ApiResult<Checked> {
     let (creator, n) = (&msg.creator, &*msg.referral);
     let owner = creator.owner();
     if n.content.0.len() > MAX_CONTENT {
@@ -262,7 +289,17 @@ async fn decide(store: &dyn Store, clock: &crate::clock::Clock, msg: &Create, pe
             _ => return Err(ApiError::not_found("blob")),
         }
     }
-    let (to, to_key) = choose(store, n, creator, pending).await?;
+    let candidates = receivers(store, n, creator).await?;
+    Ok(Checked { from, candidates })
+}
+
+/// Decides a checked referral's receiver, counting the `pending` decisions,
+/// and makes its commit; writes nothing.
+async fn decide(store: &dyn Store, msg: &Create, checked: Checked, pending: &[Pending]) -> ApiResult<Decision> {
+    let (creator, n) = (&msg.creator, &*msg.referral);
+    let owner = creator.owner();
+    let Checked { from, candidates } = checked;
+    let (to, to_key) = choose(store, n, candidates, pending).await?;
     let from_practice = from.practice.as_ref().map(|(p, _, _)| p.id);
     if from_practice == Some(to.id) {
         return Err(invalid("a practice cannot refer to itself"));
@@ -386,19 +423,35 @@ impl RoutingActor {
 impl Handler<Create> for RoutingActor {
     type Result = ResponseFuture<ApiResult<(bool, AckBody)>>;
 
-    /// Decides the referral while the actor handles nothing else (counting
-    /// the pending decisions), submits it, and waits for its commit outside
-    /// the actor, so the next referral is decided meanwhile.
+    /// Checks the referral concurrently with others; then decides it while
+    /// the actor decides nothing else (counting the pending decisions),
+    /// submits it, and waits for its commit outside the actor, so the next
+    /// referral is decided meanwhile.
     fn handle(&mut self, msg: Create, ctx: &mut Self::Context) -> Self::Result {
         let Some(env) = self.env.upgrade() else {
             return Box::pin(std::future::ready(Err(ApiError::new(ErrorCode::Unavailable, "shutting down"))));
         };
         let (reply, answer) = oneshot::channel();
-        let pending = self.pending.clone();
         let again = msg.clone();
         let store = env.store.clone();
-        let work = async move { decide(&*env.store, &env.config.clock, &msg, &pending).await };
-        ctx.wait(work.into_actor(self).map(move |decided, act, ctx| act.submit(decided, reply, ctx)));
+        let checked = {
+            let (env, msg) = (env.clone(), msg.clone());
+            async move { check(&*env.store, &env.config.clock, &msg).await }
+        };
+        // Spawned, not waited on: many referrals are checked at once. The
+        // decision then runs in `ctx.wait`, which holds back every other
+        // spawned future's continuation (so every other decision) until it is
+        // submitted: decisions stay one at a time, each counting all before it.
+        ctx.spawn(checked.into_actor(self).map(move |checked, act, ctx| match checked {
+            Err(e) => {
+                let _ = reply.send(Reply::Refused(e));
+            }
+            Ok(checked) => {
+                let pending = act.pending.clone();
+                let work = async move { decide(&*env.store, &msg, checked, &pending).await };
+                ctx.wait(work.into_actor(act).map(move |decided, act, ctx| act.submit(decided, reply, ctx)));
+            }
+        }));
         let addr = ctx.address();
         Box::pin(async move {
             let redo = |mut msg: Create| async move {
