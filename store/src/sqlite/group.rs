@@ -74,6 +74,8 @@ pub(super) struct Writer {
     /// Whether a batch takes every queued commit (`true`) or one (`false`:
     /// one transaction and one fsync per commit, for comparison).
     grouped: AtomicBool,
+    /// Whether a task is draining the queue (at most one is scheduled at a time).
+    draining: AtomicBool,
 }
 
 impl std::fmt::Debug for Writer {
@@ -84,7 +86,12 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     pub(super) fn new(conn: Connection) -> Self {
-        Self { queue: Mutex::new(VecDeque::new()), conn: Mutex::new(conn), grouped: AtomicBool::new(true) }
+        Self {
+            queue: Mutex::new(VecDeque::new()),
+            conn: Mutex::new(conn),
+            grouped: AtomicBool::new(true),
+            draining: AtomicBool::new(false),
+        }
     }
 
     pub(super) fn set_grouped(&self, on: bool) {
@@ -108,17 +115,23 @@ impl Writer {
         answer.await.map_err(|_| backend::<AuditError>("the store's writer dropped an audit entry"))?
     }
 
-    /// Queues `job` and wakes a task on the blocking pool to drain the queue.
+    /// Queues `job` and, unless a task is draining the queue already, starts
+    /// one on the blocking pool.
     fn queue_job(self: &Arc<Self>, job: Job) -> Result<(), &'static str> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| "a commit needs the tokio runtime")?;
         self.queue.lock().map_err(|_| "the commit queue's mutex is poisoned")?.push_back(job);
-        let me = self.clone();
-        // Detached: the task answers through the job's reply whether or not anyone still waits.
-        drop(runtime.spawn_blocking(move || me.drain()));
+        if !self.draining.swap(true, Ordering::AcqRel) {
+            let me = self.clone();
+            // Detached: the task answers through each job's reply whether or not anyone still waits.
+            drop(runtime.spawn_blocking(move || me.drain()));
+        }
         Ok(())
     }
 
-    /// Takes the writer connection, then what is queued by then, and commits it as one batch.
+    /// Takes the writer connection, then commits what is queued as one batch,
+    /// again and again until the queue is empty. A job queued while a batch
+    /// runs waits for the next batch, so a batch holds what arrived during
+    /// the previous one's fsync.
     fn drain(&self) {
         let mut conn = match self.conn.lock() {
             Ok(c) => c,
@@ -126,13 +139,27 @@ impl Writer {
                 for job in self.take() {
                     job.fail("the store's writer mutex is poisoned");
                 }
+                self.draining.store(false, Ordering::Release);
                 return;
             }
         };
-        let batch = self.take();
-        if !batch.is_empty() {
+        loop {
+            let batch = self.take();
+            if batch.is_empty() {
+                self.draining.store(false, Ordering::Release);
+                // A job queued after `take` by a submitter that still saw this task draining (and so
+                // started none): take the queue back unless a new task has it already.
+                if self.queue_is_empty() || self.draining.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                continue;
+            }
             run_batch(&mut conn, batch);
         }
+    }
+
+    fn queue_is_empty(&self) -> bool {
+        self.queue.lock().map(|q| q.is_empty()).unwrap_or(true)
     }
 
     /// Everything queued (or, ungrouped, the oldest commit).

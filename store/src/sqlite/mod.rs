@@ -77,6 +77,46 @@ pub struct SqliteStore {
     /// taxonomy write goes through this store, which clears it). Every
     /// referral's routing is checked against it.
     taxonomy: Arc<Mutex<Option<handoff_protocol::v1::Taxonomy>>>,
+    /// Read-only connections for the hot reads ([`SqliteStore::read`]):
+    /// they never wait behind a write on the main connection, and run side
+    /// by side (WAL).
+    readers: Arc<Readers>,
+}
+
+/// How many read-only connections the store keeps.
+const READERS: usize = 4;
+
+/// The read-only connections, handed out round-robin.
+#[derive(Debug)]
+struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Readers {
+    /// A free connection if one is, else the next one round-robin (waiting for it).
+    fn get(&self) -> Result<std::sync::MutexGuard<'_, Connection>, BackendError> {
+        let n = self.conns.len().max(1);
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
+        for i in 0..n {
+            if let Some(Ok(guard)) = self.conns.get((start + i) % n).map(Mutex::try_lock) {
+                return Ok(guard);
+            }
+        }
+        self.conns.get(start).ok_or_else(|| db("no reader connection"))?.lock().map_err(|_| db("store mutex poisoned"))
+    }
+}
+
+/// `query_row` through the connection's prepared-statement cache (the hot
+/// reads run the same few statements over and over).
+trait CachedRow {
+    fn row<T, P: rusqlite::Params, F: FnOnce(&Row<'_>) -> rusqlite::Result<T>>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>;
+}
+
+impl CachedRow for Connection {
+    fn row<T, P: rusqlite::Params, F: FnOnce(&Row<'_>) -> rusqlite::Result<T>>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
 }
 
 /// Wraps a driver (or encoding) error; for `?`, which converts it into the concept's error.
@@ -108,7 +148,19 @@ impl SqliteStore {
         let mut conn = connect(dir)?;
         migrate(&mut conn, migrations)?;
         let writer = connect(dir)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), writer: Arc::new(group::Writer::new(writer)), taxonomy: Arc::default() })
+        let mut conns = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = connect(dir)?;
+            // A read method that wrote would be a bug: make it an error.
+            r.pragma_update(None, "query_only", "ON").map_err(db)?;
+            conns.push(Mutex::new(r));
+        }
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(group::Writer::new(writer)),
+            taxonomy: Arc::default(),
+            readers: Arc::new(Readers { conns, next: Default::default() }),
+        })
     }
 
     /// Whether the referral commits queued behind one fsync share its
@@ -128,6 +180,26 @@ impl SqliteStore {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().map_err(|_| db("store mutex poisoned"))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(db)?
+    }
+}
+
+impl SqliteStore {
+    /// Runs the read-only `f` on one of the reader connections, on tokio's
+    /// blocking pool. Each sees every transaction committed before it starts
+    /// (WAL), so a read after a write returned sees the write.
+    async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<BackendError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = readers.get()?;
             f(&mut guard)
         })
         .await

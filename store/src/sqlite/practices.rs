@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use handoff_protocol::v1::{Intake, PracticeKind, PracticePublicKey, Role};
 use handoff_protocol::{PracticeId, UnixMillis, UserId};
 
-use super::{SqliteStore, USER_COLS, backend, changed, db, is_unique_violation, json_err, role_of, role_str, user_row, uuid_of};
+use super::{CachedRow, SqliteStore, USER_COLS, backend, changed, db, is_unique_violation, json_err, role_of, role_str, user_row, uuid_of};
 use crate::{GrantRecord, InviteQuota, InviteRecord, MemberRecord, PracticeError, PracticeRecord, PracticeStore, Terms};
 
 #[async_trait]
@@ -56,8 +56,8 @@ impl PracticeStore for SqliteStore {
     }
 
     async fn practice(&self, id: PracticeId) -> Result<Option<PracticeRecord>, PracticeError> {
-        self.run(move |c| {
-            c.query_row(&format!("SELECT {PRACTICE_COLS} FROM practices p WHERE p.id = ?1"), [id.as_bytes().as_slice()], practice_row)
+        self.read(move |c| {
+            c.row(&format!("SELECT {PRACTICE_COLS} FROM practices p WHERE p.id = ?1"), [id.as_bytes().as_slice()], practice_row)
                 .optional()
                 .map_err(backend)
         })
@@ -146,8 +146,8 @@ impl PracticeStore for SqliteStore {
     }
 
     async fn role(&self, practice: PracticeId, user: UserId) -> Result<Option<Role>, PracticeError> {
-        self.run(move |c| {
-            c.query_row(
+        self.read(move |c| {
+            c.row(
                 "SELECT role FROM members WHERE practice_id = ?1 AND user_id = ?2",
                 [practice.as_bytes().as_slice(), user.as_bytes().as_slice()],
                 |r| r.get::<_, String>(0),
@@ -160,9 +160,9 @@ impl PracticeStore for SqliteStore {
     }
 
     async fn members(&self, practice: PracticeId) -> Result<Vec<MemberRecord>, PracticeError> {
-        self.run(move |c| {
+        self.read(move |c| {
             let mut st = c
-                .prepare(&format!(
+                .prepare_cached(&format!(
                     "SELECT {USER_COLS}, m.role, m.joined_at, m.notify_email, m.starts_at, m.ends_at, m.sponsor FROM members m \
                      JOIN users u ON u.id = m.user_id \
                      WHERE m.practice_id = ?1 ORDER BY m.joined_at, u.id"
@@ -386,8 +386,8 @@ impl PracticeStore for SqliteStore {
     }
 
     async fn two_factor_missing(&self, practice: PracticeId, user: UserId) -> Result<bool, PracticeError> {
-        self.run(move |c| {
-            c.query_row(
+        self.read(move |c| {
+            c.row(
                 "SELECT p.require_2fa = 1 AND NOT EXISTS \
                  (SELECT 1 FROM user_totp t WHERE t.user_id = ?2 AND t.enabled_at IS NOT NULL) \
                  FROM practices p WHERE p.id = ?1",

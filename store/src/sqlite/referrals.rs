@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use handoff_protocol::ws::{BlobId, IdemKey, ReferralId, Status, StreamId};
 use handoff_protocol::{PracticeId, UnixMillis, UserId};
 
-use super::{SqliteStore, backend, db, is_unique_violation, uuid_of};
+use super::{CachedRow, SqliteStore, backend, db, is_unique_violation, uuid_of};
 use crate::{
     BlobRecord, Chain, Commit, IdemRecord, InboxRecord, InboxSlice, ReferralError, ReferralRecord, ReferralStore, StoredEvent, Submitted,
 };
@@ -22,8 +22,8 @@ impl ReferralStore for SqliteStore {
     }
 
     async fn referral(&self, id: ReferralId) -> Result<Option<ReferralRecord>, ReferralError> {
-        self.run(move |c| {
-            c.query_row(&format!("SELECT {REFERRAL_COLS} FROM referrals WHERE id = ?1"), [id.as_bytes().as_slice()], referral_row)
+        self.read(move |c| {
+            c.row(&format!("SELECT {REFERRAL_COLS} FROM referrals WHERE id = ?1"), [id.as_bytes().as_slice()], referral_row)
                 .optional()
                 .map_err(backend)
         })
@@ -54,7 +54,7 @@ impl ReferralStore for SqliteStore {
         let (ps, cat, sub) = (practices.to_vec(), category.to_owned(), sub.map(str::to_owned));
         // The excluded ids as one blob of 16-byte ids, matched in SQL: one statement, one snapshot.
         let excluded: Vec<u8> = excluding.iter().flat_map(|r| *r.as_bytes()).collect();
-        self.run(move |c| {
+        self.read(move |c| {
             let tx = c.transaction().map_err(db)?;
             let mut out = Vec::with_capacity(ps.len());
             {
@@ -89,7 +89,7 @@ impl ReferralStore for SqliteStore {
     }
 
     async fn events_after(&self, stream: StreamId, after: u64, limit: u32) -> Result<Vec<StoredEvent>, ReferralError> {
-        self.run(move |c| {
+        self.read(move |c| {
             let mut st =
                 c.prepare_cached("SELECT seq, body FROM events WHERE stream = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3").map_err(db)?;
             let rows = st
@@ -116,8 +116,8 @@ impl ReferralStore for SqliteStore {
     }
 
     async fn idem(&self, user: UserId, key: IdemKey) -> Result<Option<IdemRecord>, ReferralError> {
-        self.run(move |c| {
-            c.query_row(
+        self.read(move |c| {
+            c.row(
                 "SELECT command, result FROM idempotency WHERE user_id = ?1 AND key = ?2",
                 [user.as_bytes().as_slice(), key.as_bytes().as_slice()],
                 |r| Ok(IdemRecord { user, key, command: r.get(0)?, result: r.get(1)? }),
@@ -141,8 +141,8 @@ impl ReferralStore for SqliteStore {
     }
 
     async fn blob_meta(&self, id: BlobId) -> Result<Option<BlobRecord>, ReferralError> {
-        self.run(move |c| {
-            c.query_row("SELECT owner, referral, size FROM blobs WHERE id = ?1 AND complete = 1", [id.as_bytes().as_slice()], |r| {
+        self.read(move |c| {
+            c.row("SELECT owner, referral, size FROM blobs WHERE id = ?1 AND complete = 1", [id.as_bytes().as_slice()], |r| {
                 let referral: Option<Vec<u8>> = r.get(1)?;
                 Ok(BlobRecord {
                     id,
@@ -276,7 +276,7 @@ impl ReferralStore for SqliteStore {
         before: Option<(UnixMillis, ReferralId)>,
         limit: u32,
     ) -> Result<InboxSlice, ReferralError> {
-        self.run(move |c| {
+        self.read(move |c| {
             // One read transaction: the rows and both heads are one snapshot.
             let tx = c.transaction().map_err(db)?;
             let p = practice.as_bytes().to_vec();
@@ -298,7 +298,7 @@ impl ReferralStore for SqliteStore {
                 side("from_practice")
             );
             let rows = {
-                let mut st = tx.prepare(&sql).map_err(db)?;
+                let mut st = tx.prepare_cached(&sql).map_err(db)?;
                 let rows = st.query_map(params![p, at, id, limit], referral_row).map_err(db)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(db)?
             };
@@ -306,7 +306,7 @@ impl ReferralStore for SqliteStore {
             {
                 // An event's author: `by`, or a practice sender's `user` on `referral_sent`.
                 let mut st = tx
-                    .prepare(
+                    .prepare_cached(
                         "SELECT coalesce(max(seq), 0), coalesce(sum(CASE WHEN json_valid(body) THEN \
                          coalesce(json_extract(body, '$.by'), json_extract(body, '$.referral.from.user')) IS NOT NULL \
                          AND coalesce(json_extract(body, '$.by'), json_extract(body, '$.referral.from.user')) <> ?2 \

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use handoff_protocol::v1::RoomSettings;
 use handoff_protocol::{GuestId, PracticeId, RoomId, UnixMillis};
 
-use super::{SqliteStore, backend, changed, db, is_unique_violation, json_err, uuid_of};
+use super::{CachedRow, SqliteStore, backend, changed, db, is_unique_violation, json_err, uuid_of};
 use crate::{GuestRecord, RoomError, RoomRecord, RoomStore};
 
 const ROOM_COLUMNS: &str = "id, practice_id, name, link, sealed_secret, epoch, settings, created_at";
@@ -173,8 +173,8 @@ impl RoomStore for SqliteStore {
     }
 
     async fn guest_by_token(&self, token_hash: [u8; 32]) -> Result<Option<GuestRecord>, RoomError> {
-        self.run(move |c| {
-            c.query_row(
+        self.read(move |c| {
+            c.row(
                 "SELECT id, room_id, checked_in_at, removed, expires_at FROM room_guests WHERE token_hash = ?1",
                 [token_hash.as_slice()],
                 guest_row,

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use handoff_protocol::v1::Role;
 use handoff_protocol::{PracticeId, UnixMillis, UserId};
 
-use super::{SqliteStore, backend, db, role_of, uuid_of};
+use super::{CachedRow, SqliteStore, backend, db, role_of, uuid_of};
 use crate::{Ending, PracticeError, Terms, TermsStore};
 
 fn ending_row(r: &Row<'_>) -> rusqlite::Result<Ending> {
@@ -16,8 +16,8 @@ fn ending_row(r: &Row<'_>) -> rusqlite::Result<Ending> {
 #[async_trait]
 impl TermsStore for SqliteStore {
     async fn terms(&self, practice: PracticeId, user: UserId) -> Result<Option<(Role, Terms)>, PracticeError> {
-        self.run(move |c| {
-            c.query_row(
+        self.read(move |c| {
+            c.row(
                 "SELECT role, starts_at, ends_at, sponsor FROM members WHERE practice_id = ?1 AND user_id = ?2",
                 [practice.as_bytes().as_slice(), user.as_bytes().as_slice()],
                 |r| {
@@ -55,9 +55,9 @@ impl TermsStore for SqliteStore {
     }
 
     async fn sponsor_of(&self, practice: PracticeId, user: UserId) -> Result<Option<UserId>, PracticeError> {
-        self.run(move |c| {
+        self.read(move |c| {
             let s: Option<Option<Vec<u8>>> = c
-                .query_row(
+                .row(
                     "SELECT sponsor FROM members WHERE practice_id = ?1 AND user_id = ?2",
                     [practice.as_bytes().as_slice(), user.as_bytes().as_slice()],
                     |r| r.get(0),

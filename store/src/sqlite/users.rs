@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use handoff_protocol::{UnixMillis, UserId};
 
-use super::{SqliteStore, USER_COLS, backend, changed, db, is_unique_violation, user_row, uuid_of};
+use super::{CachedRow, SqliteStore, USER_COLS, backend, changed, db, is_unique_violation, user_row, uuid_of};
 use crate::{
     PasswordChange, PendingProof, PendingRegistration, RecoveryCodeUse, SessionRecord, TotpRecord, UserError, UserRecord, UserStore,
 };
@@ -121,10 +121,8 @@ impl UserStore for SqliteStore {
 
     async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRecord>, UserError> {
         let th = token_hash.to_vec();
-        self.run(move |c| {
-            c.query_row(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = ?1"), [th], session_row)
-                .optional()
-                .map_err(backend)
+        self.read(move |c| {
+            c.row(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = ?1"), [th], session_row).optional().map_err(backend)
         })
         .await
     }
