@@ -81,12 +81,62 @@ pub(crate) struct ReferralStream {
     answer: u64,
     /// Decisions done (or commits finished) ahead of an earlier ticket's.
     finished: BTreeMap<u64, Finished>,
+    /// The arrival number the next command gets.
+    arrived: u64,
+    /// The arrival number decided next: commands are decided in arrival order.
+    decide_next: u64,
+    /// Commands whose standing is checked, waiting for their turn to be decided.
+    checked: BTreeMap<u64, Arrived>,
+    /// Whether a decision is running (in `ctx.wait`).
+    deciding: bool,
 }
 
 impl ReferralStream {
     fn new(rec: ReferralRecord) -> Self {
-        Self { durable: rec.clone(), rec, chain: Chain::new(), next: 0, answer: 0, finished: BTreeMap::new() }
+        Self {
+            durable: rec.clone(),
+            rec,
+            chain: Chain::new(),
+            next: 0,
+            answer: 0,
+            finished: BTreeMap::new(),
+            arrived: 0,
+            decide_next: 0,
+            checked: BTreeMap::new(),
+            deciding: false,
+        }
     }
+}
+
+/// A command that arrived, with where its user stands on the referral
+/// (checked concurrently with other commands), waiting to be decided.
+struct Arrived {
+    msg: Execute,
+    who: ApiResult<Who>,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// Where a user stands on a referral: their access, and whom a delegate acts
+/// for on each side (from their membership now). Depends only on the user
+/// and the referral's parties, which never change, so it is read before the
+/// command's turn.
+struct Who {
+    access: handoff_domain::access::Access,
+    for_receiver: Option<UserId>,
+    for_sender: Option<UserId>,
+}
+
+/// Reads where `user` stands on `rec`: the refusal if they have no access.
+async fn who(store: &dyn Store, clock: &Clock, user: UserId, rec: &ReferralRecord) -> ApiResult<Who> {
+    let Some(access) = crate::access::referral_access(store, clock, user, rec).await? else {
+        return Err(crate::access::refusal(store, clock, user, crate::access::parties(rec), "referral").await);
+    };
+    let for_receiver = if access.receiver { crate::access::on_behalf_of(store, clock, rec.to_practice, user).await? } else { None };
+    let for_sender = match rec.from_practice {
+        Some(p) if access.sender => crate::access::on_behalf_of(store, clock, p, user).await?,
+        _ => None,
+    };
+    Ok(Who { access, for_receiver, for_sender })
 }
 
 /// One decided command, ready to be answered in its turn.
@@ -138,7 +188,8 @@ impl StreamKind for ReferralStream {
     }
 
     fn busy(&self) -> bool {
-        self.answer != self.next
+        // Commits in flight, or commands arrived and not yet decided.
+        self.answer != self.next || self.decide_next != self.arrived
     }
 
     type Scope = Parties;
@@ -252,24 +303,16 @@ struct Change {
 
 async fn decide(
     store: &dyn Store,
-    clock: &Clock,
     public_url: &str,
+    who: Who,
     user: UserId,
     rec: &ReferralRecord,
     mut r: Referral,
     cmd: Command,
 ) -> ApiResult<Change> {
     let opened = rec.first_opened_at;
-    let Some(access) = crate::access::referral_access(store, clock, user, rec).await? else {
-        return Err(crate::access::refusal(store, clock, user, crate::access::parties(rec), "referral").await);
-    };
+    let Who { access, for_receiver, for_sender } = who;
     let may = |action| access.permits(action).map_err(|Forbidden(why)| ApiError::new(ErrorCode::Forbidden, why));
-    // Whom a delegate acts for, on each side they stand on (from their membership now).
-    let for_receiver = if access.receiver { crate::access::on_behalf_of(store, clock, rec.to_practice, user).await? } else { None };
-    let for_sender = match rec.from_practice {
-        Some(p) if access.sender => crate::access::on_behalf_of(store, clock, p, user).await?,
-        _ => None,
-    };
     // A thread message or attachment is written from the side the user works on (the receiver's, if both).
     let for_either = if access.receiver { for_receiver } else { for_sender };
     let at = now_millis();
@@ -394,23 +437,28 @@ struct Decided {
 }
 
 /// Decides `msg` against `rec`: the change to commit, or `None` if nothing changes.
-async fn decide_change(env: &crate::env::Env, rec: ReferralRecord, msg: Execute) -> ApiResult<(Option<Decided>, AckBody)> {
+async fn decide_change(env: &crate::env::Env, rec: ReferralRecord, msg: Execute, who: Who) -> ApiResult<(Option<Decided>, AckBody)> {
     let internal = |e: serde_json::Error| ApiError::new(ErrorCode::Internal, e.to_string());
     let current: Referral = serde_json::from_str(&rec.body).map_err(internal)?;
     let id = current.id;
-    let change = decide(&*env.store, &env.config.clock, &env.config.public_url, msg.user, &rec, current, msg.cmd).await?;
+    let current_copy = current.clone();
+    let change = decide(&*env.store, &env.config.public_url, who, msg.user, &rec, current, msg.cmd).await?;
     let ack = AckBody::Done { referral: id };
     let Some(event) = change.event else {
         return Ok((None, ack));
     };
     let body = serde_json::to_string(&event).map_err(internal)?;
+    // A thread message leaves the record as it is: no rewrite of its (large) body.
+    let same = change.referral == current_copy && change.first_opened_at == rec.first_opened_at;
     let mut updated = rec.clone();
-    updated.status = change.referral.status;
-    updated.first_opened_at = change.first_opened_at;
-    updated.body = serde_json::to_string(&change.referral).map_err(internal)?;
+    if !same {
+        updated.status = change.referral.status;
+        updated.first_opened_at = change.first_opened_at;
+        updated.body = serde_json::to_string(&change.referral).map_err(internal)?;
+    }
     let mail = !change.mail.is_empty();
     let commit = Commit {
-        update: Some(updated.clone()),
+        update: (!same).then(|| updated.clone()),
         events: referral_streams(id, rec.from_practice, rec.to_practice).map(|s| (s, body.clone())).collect(),
         attach: change.attach.map(|b| vec![(b, id)]).unwrap_or_default(),
         idem: Some(IdemRecord {
@@ -459,6 +507,36 @@ impl ReferralActor {
         self.answer_in_order(ctx);
     }
 
+    /// Decides the next arrived command if its standing is read and no
+    /// decision is running; each decision, once submitted, starts the next.
+    fn decide_in_turn(&mut self, ctx: &mut Context<Self>) {
+        if self.kind.deciding {
+            return;
+        }
+        let Some(Arrived { msg, who, reply }) = self.kind.checked.remove(&self.kind.decide_next) else { return };
+        self.kind.decide_next += 1;
+        let Some(env) = self.env.upgrade() else {
+            let _ = reply.send(Reply::Answer(Err(ApiError::new(ErrorCode::Unavailable, "shutting down"))));
+            return;
+        };
+        let who = match who {
+            Ok(w) => w,
+            Err(e) => {
+                // Refused in its turn, so it is answered in order too.
+                self.submit_change(Err(e), reply, ctx);
+                return self.decide_in_turn(ctx);
+            }
+        };
+        self.kind.deciding = true;
+        let rec = self.kind.rec.clone();
+        let work = async move { decide_change(&env, rec, msg, who).await };
+        ctx.wait(work.into_actor(self).map(move |decided, act, ctx| {
+            act.kind.deciding = false;
+            act.submit_change(decided, reply, ctx);
+            act.decide_in_turn(ctx);
+        }));
+    }
+
     /// Answers every finished decision whose turn it is, oldest first: a
     /// durable change is published and acknowledged; anything decided on a
     /// failed change is decided again.
@@ -502,9 +580,10 @@ fn mailbox_err<E: std::fmt::Display>(e: E) -> ApiError {
 impl Handler<Execute> for ReferralActor {
     type Result = ResponseFuture<ApiResult<(bool, AckBody)>>;
 
-    /// Decides the command while the actor handles nothing else, submits its
-    /// change, and waits for the answer outside the actor, so the next
-    /// command is decided meanwhile.
+    /// Reads where the user stands (concurrently with other commands), then
+    /// decides the command in its arrival turn while the actor decides
+    /// nothing else, submits its change, and waits for the answer outside the
+    /// actor, so the next command is decided meanwhile.
     fn handle(&mut self, msg: Execute, ctx: &mut Self::Context) -> Self::Result {
         self.touch();
         let Some(env) = self.env.upgrade() else {
@@ -513,9 +592,15 @@ impl Handler<Execute> for ReferralActor {
         let (reply, answer) = oneshot::channel();
         let again = msg.clone();
         let store = env.store.clone();
+        let arrival = self.kind.arrived;
+        self.kind.arrived += 1;
         let rec = self.kind.rec.clone();
-        let work = async move { decide_change(&env, rec, msg).await };
-        ctx.wait(work.into_actor(self).map(move |decided, act, ctx| act.submit_change(decided, reply, ctx)));
+        let user = msg.user;
+        let standing = async move { who(&*env.store, &env.config.clock, user, &rec).await };
+        ctx.spawn(standing.into_actor(self).map(move |who, act, ctx| {
+            act.kind.checked.insert(arrival, Arrived { msg, who, reply });
+            act.decide_in_turn(ctx);
+        }));
         let addr = ctx.address();
         Box::pin(async move {
             match answer.await {
