@@ -94,6 +94,11 @@ struct Readers {
 }
 
 impl Readers {
+    /// A connection no one holds, if there is one.
+    fn free(&self) -> Option<std::sync::MutexGuard<'_, Connection>> {
+        self.conns.iter().find_map(|c| c.try_lock().ok())
+    }
+
     /// A free connection if one is, else the next one round-robin (waiting for it).
     fn get(&self) -> Result<std::sync::MutexGuard<'_, Connection>, BackendError> {
         let n = self.conns.len().max(1);
@@ -189,8 +194,9 @@ impl SqliteStore {
 
 impl SqliteStore {
     /// Runs the read-only `f` on one of the reader connections, on tokio's
-    /// blocking pool. Each sees every transaction committed before it starts
-    /// (WAL), so a read after a write returned sees the write.
+    /// blocking pool: for reads of many rows (pages, lists, counts). Each
+    /// reader sees every transaction committed before it starts (WAL), so a
+    /// read after a write returned sees the write.
     async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -204,6 +210,24 @@ impl SqliteStore {
         })
         .await
         .map_err(db)?
+    }
+
+    /// Runs the read-only point lookup `f` (one row by its key, from an
+    /// index) on a free reader connection right here, on the calling thread,
+    /// or on the blocking pool when every reader is busy. A point lookup on
+    /// a warm database takes microseconds, less than the two thread switches
+    /// of a trip to the blocking pool, which dominated the hot paths' CPU
+    /// (one referral or thread message makes several of these).
+    async fn lookup<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<BackendError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        if let Some(mut guard) = self.readers.free() {
+            return f(&mut guard);
+        }
+        self.read(f).await
     }
 }
 

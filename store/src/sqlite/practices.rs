@@ -56,7 +56,7 @@ impl PracticeStore for SqliteStore {
     }
 
     async fn practice(&self, id: PracticeId) -> Result<Option<PracticeRecord>, PracticeError> {
-        self.read(move |c| {
+        self.lookup(move |c| {
             c.row(&format!("SELECT {PRACTICE_COLS} FROM practices p WHERE p.id = ?1"), [id.as_bytes().as_slice()], practice_row)
                 .optional()
                 .map_err(backend)
@@ -146,7 +146,7 @@ impl PracticeStore for SqliteStore {
     }
 
     async fn role(&self, practice: PracticeId, user: UserId) -> Result<Option<Role>, PracticeError> {
-        self.read(move |c| {
+        self.lookup(move |c| {
             c.row(
                 "SELECT role FROM members WHERE practice_id = ?1 AND user_id = ?2",
                 [practice.as_bytes().as_slice(), user.as_bytes().as_slice()],
@@ -386,7 +386,7 @@ impl PracticeStore for SqliteStore {
     }
 
     async fn two_factor_missing(&self, practice: PracticeId, user: UserId) -> Result<bool, PracticeError> {
-        self.read(move |c| {
+        self.lookup(move |c| {
             c.row(
                 "SELECT p.require_2fa = 1 AND NOT EXISTS \
                  (SELECT 1 FROM user_totp t WHERE t.user_id = ?2 AND t.enabled_at IS NOT NULL) \

@@ -22,7 +22,7 @@ impl ReferralStore for SqliteStore {
     }
 
     async fn referral(&self, id: ReferralId) -> Result<Option<ReferralRecord>, ReferralError> {
-        self.read(move |c| {
+        self.lookup(move |c| {
             c.row(&format!("SELECT {REFERRAL_COLS} FROM referrals WHERE id = ?1"), [id.as_bytes().as_slice()], referral_row)
                 .optional()
                 .map_err(backend)
@@ -116,7 +116,7 @@ impl ReferralStore for SqliteStore {
     }
 
     async fn idem(&self, user: UserId, key: IdemKey) -> Result<Option<IdemRecord>, ReferralError> {
-        self.read(move |c| {
+        self.lookup(move |c| {
             c.row(
                 "SELECT command, result FROM idempotency WHERE user_id = ?1 AND key = ?2",
                 [user.as_bytes().as_slice(), key.as_bytes().as_slice()],
@@ -141,7 +141,7 @@ impl ReferralStore for SqliteStore {
     }
 
     async fn blob_meta(&self, id: BlobId) -> Result<Option<BlobRecord>, ReferralError> {
-        self.read(move |c| {
+        self.lookup(move |c| {
             c.row("SELECT owner, referral, size FROM blobs WHERE id = ?1 AND complete = 1", [id.as_bytes().as_slice()], |r| {
                 let referral: Option<Vec<u8>> = r.get(1)?;
                 Ok(BlobRecord {

@@ -173,7 +173,7 @@ impl RoomStore for SqliteStore {
     }
 
     async fn guest_by_token(&self, token_hash: [u8; 32]) -> Result<Option<GuestRecord>, RoomError> {
-        self.read(move |c| {
+        self.lookup(move |c| {
             c.row(
                 "SELECT id, room_id, checked_in_at, removed, expires_at FROM room_guests WHERE token_hash = ?1",
                 [token_hash.as_slice()],

@@ -16,7 +16,7 @@ fn ending_row(r: &Row<'_>) -> rusqlite::Result<Ending> {
 #[async_trait]
 impl TermsStore for SqliteStore {
     async fn terms(&self, practice: PracticeId, user: UserId) -> Result<Option<(Role, Terms)>, PracticeError> {
-        self.read(move |c| {
+        self.lookup(move |c| {
             c.row(
                 "SELECT role, starts_at, ends_at, sponsor FROM members WHERE practice_id = ?1 AND user_id = ?2",
                 [practice.as_bytes().as_slice(), user.as_bytes().as_slice()],
@@ -55,7 +55,7 @@ impl TermsStore for SqliteStore {
     }
 
     async fn sponsor_of(&self, practice: PracticeId, user: UserId) -> Result<Option<UserId>, PracticeError> {
-        self.read(move |c| {
+        self.lookup(move |c| {
             let s: Option<Option<Vec<u8>>> = c
                 .row(
                     "SELECT sponsor FROM members WHERE practice_id = ?1 AND user_id = ?2",

@@ -121,7 +121,7 @@ impl UserStore for SqliteStore {
 
     async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRecord>, UserError> {
         let th = token_hash.to_vec();
-        self.read(move |c| {
+        self.lookup(move |c| {
             c.row(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = ?1"), [th], session_row).optional().map_err(backend)
         })
         .await
