@@ -64,8 +64,8 @@ impl UserStore for SqliteStore {
     }
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, UserError> {
-        self.run(move |c| {
-            c.query_row(&format!("SELECT {USER_COLS} FROM users u WHERE u.id = ?1"), [id.as_bytes().as_slice()], user_row)
+        self.lookup(move |c| {
+            c.row(&format!("SELECT {USER_COLS} FROM users u WHERE u.id = ?1"), [id.as_bytes().as_slice()], user_row)
                 .optional()
                 .map_err(backend)
         })
