@@ -223,17 +223,17 @@ pub fn markdown(res: &Results) -> String {
         md.push_str(
             "\nEach referral carries about 2 KB of sealed clinical content plus its key wraps. The clock starts when the MOA's \
              socket writes `send_referral` and stops when the specialist's socket has the `referral_sent` event, so it covers \
-             routing, one fsynced SQLite transaction (referral, three stream events, idempotency record) and the push. \
-             **What limits it:** the fsync (each referral waits for its own; SQLite serialises writers) and, at the higher steps, \
+             routing, a durable SQLite transaction (referral, three stream events, idempotency record; group-committed with \
+             whatever else is queued) and the push. \
+             **What limits it:** the fsync (each referral waits for its batch's) and, at the higher steps, \
              the 2 shared cores: the generator and the server compete, so p99 and p999 show scheduling stalls. \
              The baselines have no store and no routing, so this figure has no baseline ratio.\n\n",
         );
         let _ = write!(
             md,
             "## 4. Referral creation throughput (durability on)\n\n**{:.0} referrals/s**: {} referrals from 8 sockets, as fast as the server \
-             acknowledges them, each committed in one fsynced transaction.\n\n**What limits it:** one RoutingActor decides and commits \
-             referrals one at a time (this is what keeps \"choose for me\" balanced within 1), and each commit waits for its own fsync, \
-             so throughput is about 1 / (fsync latency + routing work). Group commit would raise it; nothing needs more today.\n\n",
+             acknowledges them, each durable before it is acknowledged.\n\n**What limits it:** each socket's sender waits for its \
+             acknowledgement before the next, so this is about 8 / (commit latency + routing work); §4b has 64 senders.\n\n",
             p.create_per_s, p.create_n
         );
     }
@@ -308,9 +308,12 @@ pub fn markdown(res: &Results) -> String {
              **Subscribers:** the N sockets share one specialist session (one token, many sockets — as many tabs and devices \
              of one member do; the protocol allows it and the server authorises each socket's `subscribe` against the \
              referral's practices). Creating N real accounts would cost N Argon2id runs on both sides without changing the fan-out path. \
-             Our messages are posted by the MOA over 4 sockets, and each is one fsynced commit before it is pushed.\n\n\
-             **What limits these figures:** at small N the message rate is high and ours is bound by one fsynced commit per \
-             message (the ReferralActor commits one message at a time, like creation above); the baselines have no store. At N = 1000 \
+             Our messages are posted by the MOA over 4 sockets, and each is durable (group-committed) before it is pushed.\n\n\
+             **What limits these figures:** at small N the message rate is high and ours is bound by the work each message costs \
+             the server before its push: parsing, the access check, a durable commit (three stream events, the idempotency record) \
+             and its audit entry (a second durable write, after the commit), where the baselines have no store; a `perf record \
+             --call-graph dwarf` of the server at N = 10 puts about half of its CPU in the group-commit writer (SQLite's WAL \
+             writes and the fsync) and a quarter in thread switches. At N = 1000 \
              the work is writing frames: the referral actor queues a shared frame to each socket's bounded queue (a push that never \
              waits, and no copy: the frame's bytes are shared), and each socket's loop writes everything queued, flushing once; the generator's own receiving of N × rate frames competes for the same \
              2 cores, which caps all three servers alike. The N = 1000 ratio moves between runs on this shared machine \
@@ -329,9 +332,9 @@ pub fn markdown(res: &Results) -> String {
                  first-delivery p99 of {} ms, i.e. the durable commit and one write, plus {} ms of spread across the {nmax} \
                  sockets; the baseline's p99 of {} ms is {} ms of first delivery, since it stores nothing, plus {} ms of \
                  spread. The fan-out proper (the spread) is of the same order or shorter in ours; what ours adds is the \
-                 commit's latency under load. Each thread message is decided and committed on its own (one fsync each) by \
-                 the referral's actor; committing the messages queued behind one fsync together (group commit) would \
-                 shorten it, and is not built.{}\n",
+                 commit's latency under load: each thread message's access is read concurrently, then the referral's \
+                 actor decides the messages one at a time in arrival order and group-commits them, so the messages queued \
+                 behind one fsync share it.{}\n",
                 f(o.p99_ms, 1),
                 f(o.first_delivery_p99_ms, 1),
                 f(o.p99_ms - o.first_delivery_p99_ms, 1),
@@ -648,9 +651,12 @@ fn create_section(c: &crate::create::CreateResult) -> String {
 }
 
 /// What limits creation throughput, from the profile (`perf`) of a run.
-const CREATE_LIMITS: &str = "\n**What limits it:** not profiled yet. With group commit on and off the figures are the same, so the fsync \
-     is not what limits it here: each referral is decided by the one RoutingActor, one after another (what keeps choose-for-me within 1), \
-     and a decision makes about eight store reads (membership, standing, practices, taxonomy, blobs, counts), each a trip to tokio's \
-     blocking pool behind the main connection's mutex; with the generator's encryption and the server on the same 2 cores, that \
-     serial CPU path bounds it. Next: profile it (`perf record -g` on the server during `BENCH_ONLY=create`), and cache the \
-     read-mostly lookups in the RoutingActor.";
+const CREATE_LIMITS: &str = "\n**What limits it, from `perf record --call-graph dwarf` of the server:** before this issue's last \
+     changes it was the audit entry each sent referral writes after its commit: an IMMEDIATE transaction with its own fsync on the \
+     store's main connection, waiting (holding that connection's mutex, so every read waited too) for the group-commit writer's lock. \
+     Audit entries now go through the group-commit writer, the referral's checks run concurrently (only the counting decision is \
+     serial), the taxonomy is cached, and point lookups run on a pool of read-only connections on the calling thread. What is left \
+     is CPU on the 2 shared cores: each referral is parsed, checked (about seven point lookups), serialised twice (body and event), \
+     committed (referral, three stream events, idempotency record) and audited (a second durable write before the acknowledgement), \
+     while the generator, on the same cores, encrypts and sends. With group commit off every referral and every audit entry has \
+     its own fsync, which is the difference between the two rows.";
