@@ -113,7 +113,11 @@ fn save_index_soon(s: &Rc<Session>) {
 /// older pages are fetched and decrypted after it in slices of
 /// [`SLICE_MS`] that yield to the event loop between them, and merged into
 /// the tab's state in a few large batches ([`merge_now`]); the sealed index
-/// is written every [`SAVE_EVERY_MS`] and at the end. Does nothing if the stream is
+/// is written every [`SAVE_EVERY_MS`] and at the end. Once the first page
+/// answers, the rows the sealed index holds for the practice show at once
+/// (display only) until the server's rows replace them; when the whole
+/// snapshot is read, those it did not list go, from the list and the index.
+/// Does nothing if the stream is
 /// followed or being loaded already; if the first page fails (say, the
 /// practice requires two-factor sign-in), the next refresh tries again.
 pub fn load_inbox(s: &Rc<Session>, data: &UseReducerHandle<Data>, live: &Live, practice: PracticeId) {
@@ -127,12 +131,23 @@ pub fn load_inbox(s: &Rc<Session>, data: &UseReducerHandle<Data>, live: &Live, p
             Ok(p) => p,
             Err(_) => {
                 live.loaded(stream);
-                // The server lists nothing now: the index's rows go.
-                data.dispatch(Action::Listed(practice));
                 return;
             }
         };
         let mut listed: HashSet<ReferralId> = first.rows.iter().map(|r| r.referral.id).collect();
+        // The server lists the practice for the user: the rows the sealed index knows show at once (before the first
+        // page is decrypted), until the server's pages replace them.
+        let cached: Vec<Item> = search_index::cached(&[practice])
+            .into_iter()
+            .map(|(p, row, name)| {
+                let mut item = Item::from_row(p, 0, row, Err(state::NOT_DECRYPTED.into()));
+                item.name = Some(name);
+                item
+            })
+            .collect();
+        if !cached.is_empty() {
+            data.dispatch(Action::Cached(cached));
+        }
         let (head, mut next) = (first.head_seq, first.next_before);
         let mut shown = Vec::with_capacity(first.rows.len());
         for row in first.rows {
@@ -327,19 +342,6 @@ pub fn use_connection(session: &Rc<Session>, data: &UseReducerHandle<Data>, sign
                 let (s, data, l) = (s.clone(), data.clone(), l.clone());
                 spawn(async move {
                     search_index::load(&s).await;
-                    // The rows the index knows show at once; the server's pages replace them as they come.
-                    let practices: Vec<PracticeId> = s.practices().iter().map(|p| p.id).collect();
-                    let cached = search_index::cached(&practices)
-                        .into_iter()
-                        .map(|(p, row, name)| {
-                            let mut item = Item::from_row(p, 0, row, Err(state::NOT_DECRYPTED.into()));
-                            item.name = Some(name);
-                            item
-                        })
-                        .collect::<Vec<_>>();
-                    if !cached.is_empty() {
-                        data.dispatch(Action::Cached(cached));
-                    }
                     for p in s.practices() {
                         load_inbox(&s, &data, &l, p.id);
                     }

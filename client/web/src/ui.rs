@@ -204,26 +204,31 @@ pub fn error_box(p: &ErrorProps) -> Html {
 }
 
 thread_local! {
-    /// Timestamps formatted already: `toLocaleString` is slow (16% of a
-    /// 20,000-row inbox's load in the profile when every render formatted
-    /// every shown row again), and a timestamp is formatted the same each time.
+    /// Timestamps formatted already: formatting is slow (`toLocaleString`
+    /// was 16% of a 20,000-row inbox's load in the profile when every render
+    /// formatted every shown row again), and a timestamp reads the same each time.
     static WHEN: RefCell<HashMap<i64, String>> = RefCell::new(HashMap::new());
+    /// One `Intl.DateTimeFormat` for every timestamp (`toLocaleString` with
+    /// options builds a new one on each call), its `format` function.
+    static WHEN_FORMAT: js_sys::Function = {
+        let opts = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&opts, &"dateStyle".into(), &"medium".into());
+        let _ = js_sys::Reflect::set(&opts, &"timeStyle".into(), &"short".into());
+        js_sys::Intl::DateTimeFormat::new(&js_sys::Array::of1(&"en-CA".into()), &opts).format()
+    };
 }
 
 /// How many formatted timestamps [`when`] keeps before it starts afresh.
 const WHEN_KEPT: usize = 100_000;
 
-/// Formats a timestamp in the browser's locale and zone (once per
-/// timestamp: later calls return the same text).
+/// Formats a timestamp in the browser's zone (Canadian English, medium date
+/// and short time), once per timestamp: later calls return the same text.
 pub fn when(ms: i64) -> String {
     if let Some(s) = WHEN.with(|w| w.borrow().get(&ms).cloned()) {
         return s;
     }
     let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
-    let opts = js_sys::Object::new();
-    let _ = js_sys::Reflect::set(&opts, &"dateStyle".into(), &"medium".into());
-    let _ = js_sys::Reflect::set(&opts, &"timeStyle".into(), &"short".into());
-    let s = String::from(d.to_locale_string("en-CA", &opts));
+    let s = WHEN_FORMAT.with(|f| f.call1(&wasm_bindgen::JsValue::NULL, &d)).ok().and_then(|v| v.as_string()).unwrap_or_default();
     WHEN.with(|w| {
         let mut w = w.borrow_mut();
         if w.len() >= WHEN_KEPT {
