@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use handoff_protocol::PracticeId;
 use handoff_protocol::api::GetInbox;
-use handoff_protocol::v1::{INBOX_PAGE_MAX, InboxQuery, InboxRow};
+use handoff_protocol::v1::{INBOX_PAGE_MAX, InboxPage, InboxQuery, InboxRow};
 use handoff_protocol::ws::{Event, ReferralId, StreamId};
 use yew::prelude::*;
 
@@ -26,11 +26,11 @@ use crate::ui::spawn;
 const UPKEEP_MS: u32 = 30_000;
 
 /// The rows of the inbox snapshot's first page: what the list shows first,
-/// decrypted before anything else.
+/// before any other page is read.
 const FIRST_PAGE: u32 = 50;
 /// How long (ms) the rest of the inbox is decrypted between two yields to
 /// the event loop, so the tab stays responsive meanwhile.
-const SLICE_MS: f64 = 25.0;
+const SLICE_MS: f64 = 40.0;
 /// The longest (ms) decrypted rows wait before they are merged into the
 /// tab's state (see [`merge_now`]).
 const MERGE_MAX_WAIT_MS: f64 = 1_500.0;
@@ -51,14 +51,14 @@ fn note_number(id: ReferralId, number: &str) {
 }
 
 /// A snapshot row read at `head` of `practice`'s stream, as an item: a row
-/// the sealed search index knows is shown from it, unless `eager` (the
-/// visible first page), and decrypted when its screen opens; any other row
+/// the sealed search index knows is shown from it (the first page too: the
+/// list needs only the name) and decrypted when its screen opens; any other row
 /// is decrypted now (loading a practice key the tab does not hold yet first)
 /// and recorded in the index.
-async fn open_row(s: &Session, practice: PracticeId, head: u64, row: InboxRow, eager: bool) -> Item {
+async fn open_row(s: &Session, practice: PracticeId, head: u64, row: InboxRow) -> Item {
     let id = row.referral.id;
     note_number(id, &row.referral.number);
-    if !eager && let Some(known) = search_index::get(id) {
+    if let Some(known) = search_index::get(id) {
         // Keep the entry's row current (status, routing, first open) for the next reload.
         search_index::put(id, search_index::Entry::of_row(practice, &row, known.name.clone()));
         let mut item = Item::from_row(practice, head, row, Err(state::NOT_DECRYPTED.into()));
@@ -109,8 +109,9 @@ fn save_index_soon(s: &Rc<Session>) {
 
 /// Loads `practice`'s inbox snapshot into the tab and follows its stream
 /// from the snapshot's head (so no event is missed or applied twice): the
-/// first page of [`FIRST_PAGE`] rows is decrypted and shown at once, the
-/// older pages are fetched and decrypted after it in slices of
+/// first page of [`FIRST_PAGE`] rows is shown at once (decrypted unless the
+/// sealed index names them), the
+/// older pages are fetched (the next while one is decrypted) and decrypted after it in slices of
 /// [`SLICE_MS`] that yield to the event loop between them, and merged into
 /// the tab's state in a few large batches ([`merge_now`]); the sealed index
 /// is written every [`SAVE_EVERY_MS`] and at the end. Once the first page
@@ -151,29 +152,24 @@ pub fn load_inbox(s: &Rc<Session>, data: &UseReducerHandle<Data>, live: &Live, p
         let (head, mut next) = (first.head_seq, first.next_before);
         let mut shown = Vec::with_capacity(first.rows.len());
         for row in first.rows {
-            shown.push(open_row(&s, practice, head, row, true).await);
+            shown.push(open_row(&s, practice, head, row).await);
         }
         let mut held = shown.len();
         data.dispatch(Action::Rows(shown));
         live.follow_from(stream, head);
         let (mut waiting, mut merged_at, mut saved_at, mut slice_at) = (Vec::new(), now_ms(), now_ms(), now_ms());
-        while let Some(before) = next.take() {
-            let query = InboxQuery { before: Some(before), limit: Some(INBOX_PAGE_MAX) };
-            let mut page = None;
-            for attempt in 0..PAGE_TRIES {
-                if live.stopped() {
-                    return;
-                }
-                match crate::api::call::<GetInbox>(&practice, &query).await {
-                    Ok(p) => {
-                        page = Some(p);
-                        break;
-                    }
-                    Err(_) => gloo_timers::future::TimeoutFuture::new(1_000 << attempt).await,
-                }
+        // The next page is read while this one is decrypted.
+        let mut complete = next.is_none();
+        let mut coming = next.take().map(|before| prefetch(practice, before, &live));
+        while let Some(page) = coming.take() {
+            let Some(page) = page.await.ok().flatten() else { break };
+            if live.stopped() {
+                return;
             }
-            let Some(page) = page else { break };
-            next = page.next_before;
+            match page.next_before.clone() {
+                Some(before) => coming = Some(prefetch(practice, before, &live)),
+                None => complete = true,
+            }
             listed.extend(page.rows.iter().map(|r| r.referral.id));
             for row in page.rows {
                 if now_ms() - slice_at >= SLICE_MS {
@@ -184,7 +180,7 @@ pub fn load_inbox(s: &Rc<Session>, data: &UseReducerHandle<Data>, live: &Live, p
                     }
                     slice_at = now_ms();
                 }
-                waiting.push(open_row(&s, practice, page.head_seq, row, false).await);
+                waiting.push(open_row(&s, practice, page.head_seq, row).await);
                 if merge_now(waiting.len(), held, now_ms() - merged_at) {
                     held += waiting.len();
                     data.dispatch(Action::Rows(std::mem::take(&mut waiting)));
@@ -202,13 +198,38 @@ pub fn load_inbox(s: &Rc<Session>, data: &UseReducerHandle<Data>, live: &Live, p
         if !waiting.is_empty() {
             data.dispatch(Action::Rows(waiting));
         }
-        if next.is_none() {
+        if complete {
             // The whole snapshot: what it did not list no longer exists for the user.
             search_index::retain_listed(practice, &listed);
         }
         data.dispatch(Action::Listed(practice));
         search_index::save(&s).await;
     });
+}
+
+/// Reads the page of `practice`'s snapshot older than `before` in the
+/// background (asking again up to [`PAGE_TRIES`] times after a failure):
+/// `None` if it could not be read or the connection stopped.
+fn prefetch(practice: PracticeId, before: String, live: &Live) -> futures_channel::oneshot::Receiver<Option<InboxPage>> {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    let live = live.clone();
+    spawn(async move {
+        let query = InboxQuery { before: Some(before), limit: Some(INBOX_PAGE_MAX) };
+        for attempt in 0..PAGE_TRIES {
+            if live.stopped() {
+                break;
+            }
+            match crate::api::call::<GetInbox>(&practice, &query).await {
+                Ok(p) => {
+                    let _ = tx.send(Some(p));
+                    return;
+                }
+                Err(_) => gloo_timers::future::TimeoutFuture::new(1_000 << attempt).await,
+            }
+        }
+        let _ = tx.send(None);
+    });
+    rx
 }
 
 /// Shows a browser notification, only while the tab is in the background
