@@ -6,8 +6,9 @@
 //   first_rows_ms        until 50 rows of Received are shown;
 //   search_ready_ms      until a search by patient name matches every referral
 //                        (every row's name is known);
-//   heap_mb              the tab's JS heap then (CDP Runtime.getHeapUsage), and
-//                        wasm_mb, the WebAssembly memory (not in the JS heap);
+//   heap_mb              the tab's heap then: js_heap_mb (CDP Runtime.getHeapUsage,
+//                        after a collection) plus wasm_mb, the WebAssembly memory
+//                        (which the JS heap figure leaves out);
 //   search_ready_reload_ms after a reload, from pressing "Unlock" to the same.
 // With BENCH_PROFILE=<file> it writes Chromium's CPU profile of the first visit.
 // Prints one JSON line.
@@ -70,12 +71,22 @@ if (profile) {
 }
 await cdp.send('HeapProfiler.collectGarbage').catch(() => {});
 const heap = await cdp.send('Runtime.getHeapUsage');
-const heap_mb = heap.usedSize / 1048576;
-// The wasm module's memory, summed over the page's WebAssembly.Memory objects (not part of the JS heap).
-const wasm_mb = await page.evaluate(() => {
-  const mem = globalThis.wasmBindings?.memory ?? globalThis.__wbg_memory;
-  return mem ? mem.buffer.byteLength / 1048576 : null;
-});
+const js_heap_mb = heap.usedSize / 1048576;
+// The WebAssembly memory, which Runtime.getHeapUsage leaves out (the client's
+// whole Rust heap lives there): every WebAssembly.Memory object of the page,
+// found through the heap (Runtime.queryObjects), its buffer's size summed.
+const wasm_mb = await (async () => {
+  const { result: proto } = await cdp.send('Runtime.evaluate', { expression: 'WebAssembly.Memory.prototype' });
+  const { objects } = await cdp.send('Runtime.queryObjects', { prototypeObjectId: proto.objectId });
+  const { result } = await cdp.send('Runtime.callFunctionOn', {
+    objectId: objects.objectId,
+    functionDeclaration: 'function () { return this.reduce((sum, m) => sum + m.buffer.byteLength, 0); }',
+    returnByValue: true,
+  });
+  return result.value / 1048576;
+})();
+// The tab's heap: the JS heap and the wasm memory together.
+const heap_mb = js_heap_mb + wasm_mb;
 
 await page.reload();
 await page.waitForSelector('#unlock-password', { timeout: T });
@@ -89,5 +100,5 @@ const first_rows_reload_ms = Date.now() - t1;
 await searchReady();
 const search_ready_reload_ms = Date.now() - t1;
 
-console.log(JSON.stringify({ n, first_rows_ms, search_ready_ms, heap_mb, wasm_mb, first_rows_reload_ms, search_ready_reload_ms }));
+console.log(JSON.stringify({ n, first_rows_ms, search_ready_ms, heap_mb, js_heap_mb, wasm_mb, first_rows_reload_ms, search_ready_reload_ms }));
 await browser.close();

@@ -7,12 +7,12 @@
 //! practices' key groups up to date.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use handoff_protocol::PracticeId;
 use handoff_protocol::api::GetInbox;
-use handoff_protocol::v1::{INBOX_PAGE_MAX, InboxQuery, InboxRow};
+use handoff_protocol::v1::{INBOX_PAGE_MAX, InboxPage, InboxQuery, InboxRow};
 use handoff_protocol::ws::{Event, ReferralId, StreamId};
 use yew::prelude::*;
 
@@ -26,11 +26,17 @@ use crate::ui::spawn;
 const UPKEEP_MS: u32 = 30_000;
 
 /// The rows of the inbox snapshot's first page: what the list shows first,
-/// decrypted before anything else.
+/// before any other page is read.
 const FIRST_PAGE: u32 = 50;
-/// How many rows are decrypted between two yields to the event loop, so the
-/// tab stays responsive while the rest of the inbox is decrypted.
-const CHUNK: usize = 50;
+/// How long (ms) the rest of the inbox is decrypted between two yields to
+/// the event loop, so the tab stays responsive meanwhile.
+const SLICE_MS: f64 = 40.0;
+/// The longest (ms) decrypted rows wait before they are merged into the
+/// tab's state (see [`merge_now`]).
+const MERGE_MAX_WAIT_MS: f64 = 1_500.0;
+/// How often (ms), at most, the sealed search index is written while the
+/// inbox loads (and once when it is loaded).
+const SAVE_EVERY_MS: f64 = 5_000.0;
 /// How many times a later page is asked for again after a failure.
 const PAGE_TRIES: u32 = 3;
 
@@ -44,32 +50,44 @@ fn note_number(id: ReferralId, number: &str) {
     NUMBERS.with(|n| n.borrow_mut().insert(id, number.to_string()));
 }
 
-/// Snapshot rows read at `head` of `practice`'s stream, as items: a row the
-/// sealed search index knows is shown from it, unless `eager` (the visible
-/// first page), and decrypted when its screen opens; every other row is
-/// decrypted now (loading a practice key the tab does not hold yet first)
+/// A snapshot row read at `head` of `practice`'s stream, as an item: a row
+/// the sealed search index knows is shown from it (the first page too: the
+/// list needs only the name) and decrypted when its screen opens; any other row
+/// is decrypted now (loading a practice key the tab does not hold yet first)
 /// and recorded in the index.
-async fn open_rows(s: &Session, practice: PracticeId, head: u64, rows: Vec<InboxRow>, eager: bool) -> Vec<Item> {
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id = row.referral.id;
-        note_number(id, &row.referral.number);
-        if !eager && let Some(known) = search_index::get(id) {
-            let mut item = Item::from_row(practice, head, row, Err(state::NOT_DECRYPTED.into()));
-            item.name = Some(known.name);
-            out.push(item);
-            continue;
-        }
-        let content = match s.open_content(&row.referral) {
-            Ok(c) => Ok(c),
-            Err(_) => s.load_content(&row.referral).await.map_err(|e| e.message),
-        };
-        if let Ok(c) = &content {
-            search_index::put(id, search_index::Entry { name: c.patient.name.clone(), seq: row.seq });
-        }
-        out.push(Item::from_row(practice, head, row, content));
+async fn open_row(s: &Session, practice: PracticeId, head: u64, row: InboxRow) -> Item {
+    let id = row.referral.id;
+    note_number(id, &row.referral.number);
+    if let Some(known) = search_index::get(id) {
+        // Keep the entry's row current (status, routing, first open) for the next reload.
+        search_index::put(id, search_index::Entry::of_row(practice, &row, known.name.clone()));
+        let mut item = Item::from_row(practice, head, row, Err(state::NOT_DECRYPTED.into()));
+        item.name = Some(known.name);
+        return item;
     }
-    out
+    let content = match s.open_content(&row.referral) {
+        Ok(c) => Ok(c),
+        Err(_) => s.load_content(&row.referral).await.map_err(|e| e.message),
+    };
+    if let Ok(c) = &content {
+        search_index::put(id, search_index::Entry::of_row(practice, &row, c.patient.name.clone()));
+    }
+    Item::from_row(practice, head, row, content)
+}
+
+/// Whether the rows decrypted and `waiting` to be merged into the tab's
+/// state should be merged now, when `held` rows of the practice are merged
+/// already and the last merge was `waited_ms` ago. Every merge re-renders
+/// the lists over everything held (filter, sort, categories), so merges are
+/// spaced geometrically (at least half as many rows as are held) and at
+/// most [`MERGE_MAX_WAIT_MS`] apart: loading N rows costs a few renders of
+/// N, not one render of everything per chunk.
+pub(crate) fn merge_now(waiting: usize, held: usize, waited_ms: f64) -> bool {
+    waiting > 0 && (waiting.saturating_mul(2) >= held.max(FIRST_PAGE as usize) || waited_ms >= MERGE_MAX_WAIT_MS)
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
 }
 
 thread_local! {
@@ -91,9 +109,16 @@ fn save_index_soon(s: &Rc<Session>) {
 
 /// Loads `practice`'s inbox snapshot into the tab and follows its stream
 /// from the snapshot's head (so no event is missed or applied twice): the
-/// first page of [`FIRST_PAGE`] rows is decrypted and shown at once, the
-/// older pages are fetched and decrypted after it in chunks of [`CHUNK`]
-/// that yield to the event loop between them. Does nothing if the stream is
+/// first page of [`FIRST_PAGE`] rows is shown at once (decrypted unless the
+/// sealed index names them), the
+/// older pages are fetched (the next while one is decrypted) and decrypted after it in slices of
+/// [`SLICE_MS`] that yield to the event loop between them, and merged into
+/// the tab's state in a few large batches ([`merge_now`]); the sealed index
+/// is written every [`SAVE_EVERY_MS`] and at the end. Once the first page
+/// answers, the rows the sealed index holds for the practice show at once
+/// (display only) until the server's rows replace them; when the whole
+/// snapshot is read, those it did not list go, from the list and the index.
+/// Does nothing if the stream is
 /// followed or being loaded already; if the first page fails (say, the
 /// practice requires two-factor sign-in), the next refresh tries again.
 pub fn load_inbox(s: &Rc<Session>, data: &UseReducerHandle<Data>, live: &Live, practice: PracticeId) {
@@ -110,41 +135,101 @@ pub fn load_inbox(s: &Rc<Session>, data: &UseReducerHandle<Data>, live: &Live, p
                 return;
             }
         };
-        let (head, mut next) = (first.head_seq, first.next_before);
-        data.dispatch(Action::Rows(open_rows(&s, practice, head, first.rows, true).await));
-        live.follow_from(stream, head);
-        while let Some(before) = next.take() {
-            let query = InboxQuery { before: Some(before), limit: Some(INBOX_PAGE_MAX) };
-            let mut page = None;
-            for attempt in 0..PAGE_TRIES {
-                if live.stopped() {
-                    return;
-                }
-                match crate::api::call::<GetInbox>(&practice, &query).await {
-                    Ok(p) => {
-                        page = Some(p);
-                        break;
-                    }
-                    Err(_) => gloo_timers::future::TimeoutFuture::new(1_000 << attempt).await,
-                }
-            }
-            let Some(page) = page else { return };
-            next = page.next_before;
-            let mut rows = page.rows;
-            while !rows.is_empty() {
-                // Let the browser render and handle input between chunks.
-                gloo_timers::future::TimeoutFuture::new(0).await;
-                if live.stopped() {
-                    return;
-                }
-                let rest = rows.split_off(rows.len().min(CHUNK));
-                data.dispatch(Action::Rows(open_rows(&s, practice, page.head_seq, rows, false).await));
-                rows = rest;
-            }
-            search_index::save(&s).await;
+        let mut listed: HashSet<ReferralId> = first.rows.iter().map(|r| r.referral.id).collect();
+        // The server lists the practice for the user: the rows the sealed index knows show at once (before the first
+        // page is decrypted), until the server's pages replace them.
+        let cached: Vec<Item> = search_index::cached(&[practice])
+            .into_iter()
+            .map(|(p, row, name)| {
+                let mut item = Item::from_row(p, 0, row, Err(state::NOT_DECRYPTED.into()));
+                item.name = Some(name);
+                item
+            })
+            .collect();
+        if !cached.is_empty() {
+            data.dispatch(Action::Cached(cached));
         }
+        let (head, mut next) = (first.head_seq, first.next_before);
+        let mut shown = Vec::with_capacity(first.rows.len());
+        for row in first.rows {
+            shown.push(open_row(&s, practice, head, row).await);
+        }
+        let mut held = shown.len();
+        data.dispatch(Action::Rows(shown));
+        live.follow_from(stream, head);
+        let (mut waiting, mut merged_at, mut saved_at, mut slice_at) = (Vec::new(), now_ms(), now_ms(), now_ms());
+        // The next page is read while this one is decrypted.
+        let mut complete = next.is_none();
+        let mut coming = next.take().map(|before| prefetch(practice, before, &live));
+        while let Some(page) = coming.take() {
+            let Some(page) = page.await.ok().flatten() else { break };
+            if live.stopped() {
+                return;
+            }
+            match page.next_before.clone() {
+                Some(before) => coming = Some(prefetch(practice, before, &live)),
+                None => complete = true,
+            }
+            listed.extend(page.rows.iter().map(|r| r.referral.id));
+            for row in page.rows {
+                if now_ms() - slice_at >= SLICE_MS {
+                    // Let the browser render and handle input between slices.
+                    gloo_timers::future::TimeoutFuture::new(0).await;
+                    if live.stopped() {
+                        return;
+                    }
+                    slice_at = now_ms();
+                }
+                waiting.push(open_row(&s, practice, page.head_seq, row).await);
+                if merge_now(waiting.len(), held, now_ms() - merged_at) {
+                    held += waiting.len();
+                    data.dispatch(Action::Rows(std::mem::take(&mut waiting)));
+                    merged_at = now_ms();
+                }
+            }
+            if now_ms() - saved_at >= SAVE_EVERY_MS {
+                search_index::save(&s).await;
+                saved_at = now_ms();
+            }
+        }
+        if live.stopped() {
+            return;
+        }
+        if !waiting.is_empty() {
+            data.dispatch(Action::Rows(waiting));
+        }
+        if complete {
+            // The whole snapshot: what it did not list no longer exists for the user.
+            search_index::retain_listed(practice, &listed);
+        }
+        data.dispatch(Action::Listed(practice));
         search_index::save(&s).await;
     });
+}
+
+/// Reads the page of `practice`'s snapshot older than `before` in the
+/// background (asking again up to [`PAGE_TRIES`] times after a failure):
+/// `None` if it could not be read or the connection stopped.
+fn prefetch(practice: PracticeId, before: String, live: &Live) -> futures_channel::oneshot::Receiver<Option<InboxPage>> {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    let live = live.clone();
+    spawn(async move {
+        let query = InboxQuery { before: Some(before), limit: Some(INBOX_PAGE_MAX) };
+        for attempt in 0..PAGE_TRIES {
+            if live.stopped() {
+                break;
+            }
+            match crate::api::call::<GetInbox>(&practice, &query).await {
+                Ok(p) => {
+                    let _ = tx.send(Some(p));
+                    return;
+                }
+                Err(_) => gloo_timers::future::TimeoutFuture::new(1_000 << attempt).await,
+            }
+        }
+        let _ = tx.send(None);
+    });
+    rx
 }
 
 /// Shows a browser notification, only while the tab is in the background
@@ -188,16 +273,24 @@ fn on_pushed(s: &Rc<Session>, data: &UseReducerHandle<Data>) -> Callback<Pushed>
             Event::ReferralSent { referral } => {
                 note_number(referral.id, &referral.number);
                 let now = s.open_content(referral).map_err(|e| e.message);
-                if let Ok(c) = &now {
-                    search_index::put(referral.id, search_index::Entry { name: c.patient.name.clone(), seq: p.seq });
-                    save_index_soon(&s);
-                } else {
-                    // The practice key of its epoch is not loaded yet: fetch it, then decrypt.
-                    let (s, data, r) = (s.clone(), data.clone(), referral.clone());
-                    spawn(async move {
-                        let c = s.load_content(&r).await.map_err(|e| e.message);
-                        data.dispatch(Action::Decrypted(r.id, c));
-                    });
+                match &now {
+                    Ok(c) => {
+                        if let StreamId::Practice(practice) = p.stream {
+                            // `referral_sent` is the first event of the referral's own stream.
+                            let foreign = u64::from(state::author(&p.event).is_some_and(|a| a != me));
+                            let row = InboxRow { referral: (**referral).clone(), seq: 1, foreign };
+                            search_index::put(referral.id, search_index::Entry::of_row(practice, &row, c.patient.name.clone()));
+                            save_index_soon(&s);
+                        }
+                    }
+                    Err(_) => {
+                        // The practice key of its epoch is not loaded yet: fetch it, then decrypt.
+                        let (s, data, r) = (s.clone(), data.clone(), referral.clone());
+                        spawn(async move {
+                            let c = s.load_content(&r).await.map_err(|e| e.message);
+                            data.dispatch(Action::Decrypted(r.id, c));
+                        });
+                    }
                 }
                 Some(now)
             }
@@ -285,4 +378,31 @@ pub fn use_connection(session: &Rc<Session>, data: &UseReducerHandle<Data>, sign
         });
     }
     (*live).clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decrypted_rows_are_merged_in_geometrically_growing_batches_not_per_chunk() {
+        // Loading 20,000 rows after a first page of 50: count the merges (each a re-render of everything held).
+        let (mut held, mut waiting, mut merges) = (50usize, 0usize, 0u32);
+        for _ in 50..20_000 {
+            waiting += 1;
+            if merge_now(waiting, held, 0.0) {
+                held += waiting;
+                waiting = 0;
+                merges += 1;
+            }
+        }
+        held += waiting;
+        assert_eq!(held, 20_000, "every row is merged once");
+        assert!(merges <= 16, "a few merges, not one per 50 rows: {merges}");
+        // Nothing waiting: never a merge, however long ago the last one was.
+        assert!(!merge_now(0, 10, MERGE_MAX_WAIT_MS * 10.0));
+        // A few rows that waited long enough are merged, so a slow load still shows progress.
+        assert!(!merge_now(3, 10_000, 10.0));
+        assert!(merge_now(3, 10_000, MERGE_MAX_WAIT_MS));
+    }
 }

@@ -6,6 +6,16 @@
 //! So a reload shows and searches every row without decrypting every
 //! referral again; a referral's content is decrypted when its screen opens.
 //!
+//! Each entry also keeps the practice it was read through and the row's
+//! metadata as last read (the referral without its sealed content, wrapped
+//! keys or attachments), so that after a reload the list shows and searches
+//! the rows the index knows before the server's pages come
+//! ([`cached`]). The index is only a cache; the server's pages decide what
+//! exists: entries of practices the user no longer belongs to are dropped
+//! when the index is loaded, rows the index shows are replaced by the
+//! server's as they come and dropped when the practice's snapshot is loaded
+//! without them, and so are their entries ([`retain_listed`]).
+//!
 //! What is stored: only the sealed bytes, under the key `index.<user id>` in
 //! the database `handoff`, store `search`. No key is stored: without the
 //! user's password (which unwraps their private keys) the box is useless.
@@ -13,10 +23,11 @@
 //! (another key after a kit reset, damage) is ignored and written anew.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use handoff_protocol::UserId;
-use handoff_protocol::ws::ReferralId;
+use handoff_protocol::v1::InboxRow;
+use handoff_protocol::ws::{ReferralId, SentFrom};
+use handoff_protocol::{B64, PracticeId, UserId};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
@@ -33,6 +44,31 @@ pub struct Entry {
     pub name: String,
     /// The referral stream's seq the entry was read at.
     pub seq: u64,
+    /// The user's practice it was read through (none in an index written
+    /// before entries recorded it).
+    #[serde(default)]
+    pub practice: Option<PracticeId>,
+    /// The row as last read, without ciphertext ([`Entry::of_row`]).
+    #[serde(default)]
+    pub row: Option<InboxRow>,
+}
+
+impl Entry {
+    /// The entry for `row` of `practice`'s snapshot, whose patient is `name`:
+    /// the row is kept without the referral's sealed content, its wrapped
+    /// keys and its attachments (the list needs none of them, and the
+    /// referral's screen loads it from the server).
+    pub fn of_row(practice: PracticeId, row: &InboxRow, name: String) -> Entry {
+        let mut row = row.clone();
+        let r = &mut row.referral;
+        r.content = B64(Vec::new());
+        r.to_key.sealed = B64(Vec::new());
+        r.attachments.clear();
+        if let SentFrom::Practice { key, .. } = &mut r.from {
+            key.sealed = B64(Vec::new());
+        }
+        Entry { name, seq: row.seq, practice: Some(practice), row: Some(row) }
+    }
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -53,6 +89,43 @@ thread_local! {
 /// The entry of `id`, if the index holds one.
 pub fn get(id: ReferralId) -> Option<Entry> {
     INDEX.with(|i| i.borrow().entries.get(&id).cloned())
+}
+
+/// The rows the index holds for `practices`, with their patient names: what
+/// the list shows before the server's pages come.
+pub fn cached(practices: &[PracticeId]) -> Vec<(PracticeId, InboxRow, String)> {
+    INDEX.with(|i| {
+        i.borrow()
+            .entries
+            .values()
+            .filter_map(|e| match (e.practice, &e.row) {
+                (Some(p), Some(row)) if practices.contains(&p) => Some((p, row.clone(), e.name.clone())),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+/// Keeps, of the entries read through `practice`, only those of `listed`
+/// (the referrals its whole snapshot held): the others no longer exist for
+/// the user.
+pub fn retain_listed(practice: PracticeId, listed: &HashSet<ReferralId>) {
+    INDEX.with(|i| {
+        let mut i = i.borrow_mut();
+        let before = i.entries.len();
+        i.entries.retain(|id, e| e.practice != Some(practice) || listed.contains(id));
+        if i.entries.len() != before {
+            i.dirty = true;
+        }
+    });
+}
+
+/// Drops the entries read through a practice not in `practices` (one the
+/// user left); returns whether any was dropped.
+fn retain_members(entries: &mut HashMap<ReferralId, Entry>, practices: &[PracticeId]) -> bool {
+    let before = entries.len();
+    entries.retain(|_, e| e.practice.is_none_or(|p| practices.contains(&p)));
+    entries.len() != before
 }
 
 /// Records (or updates) `id`'s entry; [`save`] writes it.
@@ -138,9 +211,10 @@ async fn write(user: UserId, bytes: &[u8]) -> Result<(), JsValue> {
 }
 
 /// Loads and opens the signed-in user's index (an empty one if there is
-/// none, or if it does not open under this session's key).
+/// none, or if it does not open under this session's key), without the
+/// entries of practices the user no longer belongs to.
 pub async fn load(s: &Session) {
-    let entries = match read(s.me.id).await {
+    let mut entries = match read(s.me.id).await {
         Ok(Some(bytes)) => s
             .search_index_key()
             .open(s.me.id.as_bytes(), &bytes)
@@ -150,7 +224,9 @@ pub async fn load(s: &Session) {
             .unwrap_or_default(),
         Ok(None) | Err(_) => HashMap::new(),
     };
-    INDEX.with(|i| *i.borrow_mut() = Index { entries, dirty: false });
+    let mine: Vec<PracticeId> = s.practices().iter().map(|p| p.id).collect();
+    let dirty = retain_members(&mut entries, &mine);
+    INDEX.with(|i| *i.borrow_mut() = Index { entries, dirty });
 }
 
 /// Seals the index and writes it, if it changed since it was loaded or last written.
@@ -172,4 +248,76 @@ pub async fn save(s: &Session) {
 /// Forgets the index held in memory (a new session loads its own).
 pub fn forget() {
     INDEX.with(|i| *i.borrow_mut() = Index::default());
+}
+
+#[cfg(test)]
+mod tests {
+    use handoff_protocol::ws::{Routing, Status, Urgency, WrappedKey};
+
+    use super::*;
+
+    fn row(id: u8, practice: PracticeId) -> InboxRow {
+        let wrap = |p| WrappedKey { practice: p, epoch: 0, sealed: B64(vec![9; 40]) };
+        let referral = handoff_protocol::ws::Referral {
+            id: ReferralId::from_bytes([id; 16]),
+            number: format!("HR-AAAA-000{id}"),
+            from: SentFrom::Practice { practice, user: UserId::from_bytes([7; 16]), key: wrap(practice), on_behalf_of: None },
+            to_practice: practice,
+            routing: Routing {
+                specialty: "cardiology".into(),
+                category: "arrhythmia".into(),
+                subcategory: None,
+                region: "fraser".into(),
+                urgency: Urgency::Routine,
+            },
+            status: Status::Sent,
+            reject_reason: None,
+            content: B64(vec![1; 200]),
+            to_key: wrap(practice),
+            attachments: vec![],
+            created_at: 1,
+            first_opened_at: None,
+        };
+        InboxRow { referral, seq: 3, foreign: 1 }
+    }
+
+    #[test]
+    fn an_entry_keeps_the_rows_metadata_but_no_ciphertext_or_wrapped_key() {
+        let p = PracticeId::from_bytes([2; 16]);
+        let e = Entry::of_row(p, &row(1, p), "Ada".into());
+        let kept = e.row.as_ref().map(|r| &r.referral);
+        assert_eq!(kept.map(|r| r.number.as_str()), Some("HR-AAAA-0001"));
+        assert_eq!((e.seq, e.practice), (3, Some(p)));
+        assert!(kept.is_some_and(|r| r.content.0.is_empty() && r.to_key.sealed.0.is_empty()));
+        assert!(kept.is_some_and(|r| matches!(&r.from, SentFrom::Practice { key, .. } if key.sealed.0.is_empty())));
+    }
+
+    #[test]
+    fn entries_of_a_practice_the_user_left_are_dropped_and_only_listed_rows_stay_cached() {
+        let (kept, left) = (PracticeId::from_bytes([2; 16]), PracticeId::from_bytes([3; 16]));
+        let mut entries = HashMap::new();
+        for (id, p) in [(1, kept), (2, kept), (3, left)] {
+            entries.insert(ReferralId::from_bytes([id; 16]), Entry::of_row(p, &row(id, p), format!("patient {id}")));
+        }
+        // An entry of an older index, without its practice, stays (it only names a row the server lists).
+        entries.insert(ReferralId::from_bytes([4; 16]), Entry { name: "old".into(), seq: 1, practice: None, row: None });
+        assert!(retain_members(&mut entries, &[kept]), "the left practice's entry is dropped");
+        assert!(!entries.contains_key(&ReferralId::from_bytes([3; 16])));
+        assert_eq!(entries.len(), 3);
+        INDEX.with(|i| *i.borrow_mut() = Index { entries, dirty: false });
+        let mut shown: Vec<_> = cached(&[kept]).into_iter().map(|(_, r, name)| (r.referral.id, name)).collect();
+        shown.sort();
+        assert_eq!(
+            shown,
+            vec![(ReferralId::from_bytes([1; 16]), "patient 1".into()), (ReferralId::from_bytes([2; 16]), "patient 2".into())]
+        );
+        assert!(cached(&[left]).is_empty(), "nothing is shown for a practice not asked for");
+        // The practice's whole snapshot listed only referral 1: referral 2 no longer exists for the user.
+        retain_listed(kept, &HashSet::from([ReferralId::from_bytes([1; 16])]));
+        assert!(get(ReferralId::from_bytes([2; 16])).is_none());
+        assert!(get(ReferralId::from_bytes([1; 16])).is_some());
+        assert!(get(ReferralId::from_bytes([4; 16])).is_some(), "another practice's (or an old) entry is untouched");
+        assert!(INDEX.with(|i| i.borrow().dirty), "the change is written at the next save");
+        forget();
+    }
 }

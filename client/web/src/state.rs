@@ -76,6 +76,11 @@ pub struct Toast {
 pub struct Data {
     /// Referrals by id (shared, so a change clones one item, not all).
     pub items: BTreeMap<ReferralId, Rc<Item>>,
+    /// Rows shown from the sealed search index until the server's page
+    /// has them (then they move to `items`) or the practice's snapshot is
+    /// loaded without them (then they go): display only, no event applies
+    /// to them.
+    pub cached: BTreeMap<ReferralId, Rc<Item>>,
     /// Per referral, how many foreign events the user has seen.
     pub seen: HashMap<ReferralId, usize>,
     /// Toasts, newest last.
@@ -86,18 +91,29 @@ pub struct Data {
     /// Bumped when the session's practices change.
     pub version: u64,
     me: Option<UserId>,
+    /// Events about referrals the tab does not hold yet: while
+    /// the inbox snapshot loads, an event can arrive before the row of its
+    /// referral is merged, from a page read before the event. Re-applied when
+    /// that row is merged (those its page reflects are skipped then); at most
+    /// [`EARLY_KEPT`].
+    early: Vec<Pushed>,
 }
+
+/// How many events about referrals not held yet [`Data`] keeps.
+const EARLY_KEPT: usize = 10_000;
 
 impl Default for Data {
     fn default() -> Self {
         Self {
             items: BTreeMap::new(),
+            cached: BTreeMap::new(),
             seen: HashMap::new(),
             toasts: Vec::new(),
             live: LiveState::Connecting,
             next_toast: 1,
             version: 0,
             me: None,
+            early: Vec::new(),
         }
     }
 }
@@ -124,6 +140,12 @@ pub enum Action {
     /// Rows of the inbox snapshot, decrypted: referrals the tab does not
     /// hold yet are added; those it holds are newer already.
     Rows(Vec<Item>),
+    /// Rows the sealed search index holds, shown until the server's pages
+    /// decide (referrals the tab holds already are skipped).
+    Cached(Vec<Item>),
+    /// The practice's snapshot is loaded (or its loading ended): the rows
+    /// shown from the index that its pages did not list go.
+    Listed(PracticeId),
 }
 
 fn seen_key(me: UserId) -> String {
@@ -185,7 +207,17 @@ pub fn urgency_label(u: Urgency) -> &'static str {
 impl Data {
     /// Whether a referral has activity by others the user has not seen.
     pub fn unread(&self, id: ReferralId) -> bool {
-        self.items.get(&id).is_some_and(|i| i.foreign > self.seen.get(&id).copied().unwrap_or(0))
+        self.items.get(&id).is_some_and(|i| self.unread_item(i))
+    }
+
+    /// Whether `item` (held, or shown from the index) has activity by others the user has not seen.
+    pub fn unread_item(&self, item: &Item) -> bool {
+        item.foreign > self.seen.get(&item.referral.id).copied().unwrap_or(0)
+    }
+
+    /// Every row the lists show: the referrals held, then those shown from the index only.
+    pub fn rows(&self) -> impl Iterator<Item = &Rc<Item>> {
+        self.items.values().chain(self.cached.values().filter(|c| !self.items.contains_key(&c.referral.id)))
     }
 
     fn save_seen(&self) {
@@ -206,6 +238,11 @@ impl Data {
 
     fn apply(&mut self, p: Pushed, content: Option<Result<ReferralContent, String>>) {
         let Some(id) = referral_of(&p.event) else { return };
+        if !self.items.contains_key(&id) && !matches!(p.event, Event::ReferralSent { .. }) && self.early.len() < EARLY_KEPT {
+            // Its row may still be on its way: keep the event for it.
+            self.early.push(p);
+            return;
+        }
         let by = author(&p.event);
         if let Some(item) = self.items.get_mut(&id) {
             // Both practices' streams (and the referral's own) carry the event: keep it once.
@@ -327,9 +364,32 @@ impl Reducible for Data {
                 }
             }
             Action::Bump => d.version += 1,
-            Action::Rows(rows) => {
+            Action::Cached(rows) => {
                 for item in rows {
-                    d.items.entry(item.referral.id).or_insert_with(|| Rc::new(item));
+                    if !d.items.contains_key(&item.referral.id) {
+                        d.cached.insert(item.referral.id, Rc::new(item));
+                    }
+                }
+            }
+            Action::Listed(practice) => d.cached.retain(|_, i| i.as_of.is_none_or(|(p, _)| p != practice)),
+            Action::Rows(rows) => {
+                let mut added = std::collections::HashSet::new();
+                for item in rows {
+                    let id = item.referral.id;
+                    d.cached.remove(&id);
+                    if let std::collections::btree_map::Entry::Vacant(e) = d.items.entry(id) {
+                        e.insert(Rc::new(item));
+                        added.insert(id);
+                    }
+                }
+                // Events that came before their row: those after the row's page apply now.
+                if !d.early.is_empty() && !added.is_empty() {
+                    let (now, later): (Vec<_>, Vec<_>) =
+                        std::mem::take(&mut d.early).into_iter().partition(|p| referral_of(&p.event).is_some_and(|id| added.contains(&id)));
+                    d.early = later;
+                    for p in now {
+                        d.apply(Pushed { replay: true, ..p }, None);
+                    }
                 }
             }
         }
@@ -454,6 +514,71 @@ mod tests {
         let stale = Item::from_row(practice, 10, InboxRow { referral: referral(5, other), seq: 1, foreign: 0 }, Err("x".into()));
         let d = Rc::new(d).reduce(Action::Rows(vec![stale]));
         assert_eq!(d.items[&r.id].referral.routing.urgency, Urgency::Urgent);
+    }
+
+    #[test]
+    fn an_event_that_arrives_before_its_snapshot_row_applies_once_the_row_is_merged() {
+        let (me, other) = (UserId::from_bytes([7; 16]), UserId::from_bytes([8; 16]));
+        let practice = PracticeId::from_bytes([2; 16]);
+        let mut d = Data { me: Some(me), ..Data::default() };
+        let r = referral(6, other);
+        let status = |seq_at: u64, status| Event::StatusChanged {
+            referral: r.id,
+            number: r.number.clone(),
+            status,
+            reason: None,
+            note: None,
+            by: other,
+            on_behalf_of: None,
+            at: seq_at as i64,
+        };
+        // While the snapshot loads, two events about a referral whose row is not merged yet: one its page
+        // (read at the practice stream's head 10) reflects already, one after it.
+        d.apply(pushed(9, status(9, Status::Rejected), false), None);
+        d.apply(pushed(12, status(12, Status::Accepted), false), None);
+        assert!(d.items.is_empty(), "nothing is shown before the row");
+        let row = InboxRow { referral: r.clone(), seq: 2, foreign: 1 };
+        let d = Rc::new(d).reduce(Action::Rows(vec![Item::from_row(practice, 10, row, Err(NOT_DECRYPTED.into()))]));
+        let item = &d.items[&r.id];
+        assert_eq!(item.referral.status, Status::Accepted, "the later event applies to the row");
+        assert_eq!(item.foreign, 2, "the event the row reflects is not counted again");
+        assert_eq!(item.history, vec![status(12, Status::Accepted)]);
+        assert!(d.early.is_empty(), "applied events are not kept");
+        assert!(d.toasts.is_empty(), "late events are not announced");
+    }
+
+    #[test]
+    fn rows_from_the_index_show_until_the_server_lists_them_or_the_snapshot_is_loaded_without_them() {
+        let (me, other) = (UserId::from_bytes([7; 16]), UserId::from_bytes([8; 16]));
+        let practice = PracticeId::from_bytes([2; 16]);
+        let cached = |id| {
+            let mut item =
+                Item::from_row(practice, 0, InboxRow { referral: referral(id, other), seq: 1, foreign: 1 }, Err(NOT_DECRYPTED.into()));
+            item.name = Some(format!("patient {id}"));
+            item
+        };
+        let d = Rc::new(Data { me: Some(me), ..Data::default() }).reduce(Action::Cached(vec![cached(1), cached(2)]));
+        assert_eq!(d.rows().count(), 2, "the index's rows show before any page");
+        assert!(d.rows().all(|i| d.unread_item(i)), "with their unread marks");
+        // The server's page lists referral 1: its row replaces the index's.
+        let mut listed = referral(1, other);
+        listed.status = Status::Accepted;
+        let row = Item::from_row(practice, 10, InboxRow { referral: listed, seq: 2, foreign: 1 }, Err(NOT_DECRYPTED.into()));
+        let d = d.reduce(Action::Rows(vec![row]));
+        assert_eq!(d.rows().count(), 2);
+        assert_eq!(d.items[&ReferralId::from_bytes([1; 16])].referral.status, Status::Accepted);
+        // An event about a referral shown only from the index waits for its server row; it changes no cached row.
+        let mut d = (*d).clone();
+        let opened = Event::Opened { referral: ReferralId::from_bytes([2; 16]), by: other, on_behalf_of: None, at: 5 };
+        d.apply(pushed(11, opened, false), None);
+        assert_eq!(d.cached[&ReferralId::from_bytes([2; 16])].foreign, 1);
+        // The snapshot is loaded without referral 2: it no longer exists for the user, and goes.
+        let d = Rc::new(d).reduce(Action::Listed(practice));
+        let ids: Vec<_> = d.rows().map(|i| i.referral.id).collect();
+        assert_eq!(ids, vec![ReferralId::from_bytes([1; 16])]);
+        // Index rows of a referral the tab holds already are not shown twice.
+        let d = d.reduce(Action::Cached(vec![cached(1)]));
+        assert_eq!(d.rows().count(), 1);
     }
 
     #[test]

