@@ -246,21 +246,23 @@ impl Hub {
         }
     }
 
-    /// Runs a state-changing command for `user`.
-    pub async fn execute(&self, user: UserId, idem: IdemKey, cmd: Command) -> ApiResult<(bool, AckBody)> {
+    /// Runs a state-changing command for `user`. With `audit_from` (the
+    /// client address), a referral action ([`crate::audit::action_of`]) is
+    /// recorded in the audit log in the action's own commit.
+    pub async fn execute(&self, user: UserId, idem: IdemKey, cmd: Command, audit_from: Option<String>) -> ApiResult<(bool, AckBody)> {
         let hash = crate::command_hash(&cmd);
         if let Some(done) = crate::replayed(&*self.env.store, user, idem, &hash).await? {
             return Ok((true, done));
         }
         match cmd {
-            Command::SendReferral { referral } => self.create(Creator::Member(user), idem, hash, referral).await,
+            Command::SendReferral { referral } => self.create(Creator::Member(user), idem, hash, referral, audit_from).await,
             Command::Subscribe { .. } | Command::Unsubscribe { .. } => {
                 Err(ApiError::new(ErrorCode::InvalidBody, "subscribe is not a state change"))
             }
             other => {
                 let id = crate::referral::target(&other).ok_or_else(|| ApiError::new(ErrorCode::UnknownCommand, "unknown command"))?;
                 let addr = stream::activate::<ReferralStream>(&self.env, id).await?;
-                addr.send(Execute { user, idem, hash, cmd: other, redo: 0 }).await.map_err(mailbox_err)?
+                addr.send(Execute { user, idem, hash, cmd: other, redo: 0, audit_from }).await.map_err(mailbox_err)?
             }
         }
     }
@@ -273,11 +275,18 @@ impl Hub {
         if let Some(done) = crate::replayed(&*self.env.store, creator.owner(), idem, &hash).await? {
             return Ok((true, done));
         }
-        self.create(creator, idem, hash, referral).await
+        self.create(creator, idem, hash, referral, None).await
     }
 
-    async fn create(&self, creator: Creator, idem: IdemKey, hash: Vec<u8>, referral: NewReferral) -> ApiResult<(bool, AckBody)> {
-        self.routing.send(Create { creator, idem, hash, referral: Box::new(referral), redo: 0 }).await.map_err(mailbox_err)?
+    async fn create(
+        &self,
+        creator: Creator,
+        idem: IdemKey,
+        hash: Vec<u8>,
+        referral: NewReferral,
+        audit_from: Option<String>,
+    ) -> ApiResult<(bool, AckBody)> {
+        self.routing.send(Create { creator, idem, hash, referral: Box::new(referral), redo: 0, audit_from }).await.map_err(mailbox_err)?
     }
 
     /// Delivers persisted events to the actors that own their streams, one

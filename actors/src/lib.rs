@@ -31,6 +31,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 pub mod access;
+pub mod audit;
 pub mod clock;
 pub mod conn;
 mod env;

@@ -61,6 +61,9 @@ pub(crate) struct Execute {
     /// How many times this command was decided again (after an earlier
     /// change it was decided on failed to commit).
     pub redo: u8,
+    /// The client address, when the action is to be recorded in the audit
+    /// log (in its own commit; [`crate::audit`]).
+    pub audit_from: Option<String>,
 }
 
 /// Who is creating a referral.
@@ -109,6 +112,9 @@ pub(crate) struct Create {
     /// How many times this referral was decided again (after an earlier
     /// decision it built on failed, or a referral-number collision).
     pub redo: u8,
+    /// The client address, when the sending is to be recorded in the audit
+    /// log (in the referral's own commit; [`crate::audit`]).
+    pub audit_from: Option<String>,
 }
 
 /// An accepted MLS commit (or the group's creation), for the practice's

@@ -124,10 +124,13 @@ struct Who {
     access: handoff_domain::access::Access,
     for_receiver: Option<UserId>,
     for_sender: Option<UserId>,
+    /// When the command is audited: the user's chains on this referral.
+    chains: crate::audit::Chains,
 }
 
-/// Reads where `user` stands on `rec`: the refusal if they have no access.
-async fn who(store: &dyn Store, clock: &Clock, user: UserId, rec: &ReferralRecord) -> ApiResult<Who> {
+/// Reads where `user` stands on `rec`: the refusal if they have no access;
+/// with `audited`, also the chains their action is recorded in.
+async fn who(store: &dyn Store, clock: &Clock, user: UserId, rec: &ReferralRecord, audited: bool) -> ApiResult<Who> {
     let Some(access) = crate::access::referral_access(store, clock, user, rec).await? else {
         return Err(crate::access::refusal(store, clock, user, crate::access::parties(rec), "referral").await);
     };
@@ -136,7 +139,8 @@ async fn who(store: &dyn Store, clock: &Clock, user: UserId, rec: &ReferralRecor
         Some(p) if access.sender => crate::access::on_behalf_of(store, clock, p, user).await?,
         _ => None,
     };
-    Ok(Who { access, for_receiver, for_sender })
+    let chains = if audited { crate::audit::chains(store, user, rec.from_practice, rec.to_practice).await? } else { Vec::new() };
+    Ok(Who { access, for_receiver, for_sender, chains })
 }
 
 /// One decided command, ready to be answered in its turn.
@@ -311,7 +315,7 @@ async fn decide(
     cmd: Command,
 ) -> ApiResult<Change> {
     let opened = rec.first_opened_at;
-    let Who { access, for_receiver, for_sender } = who;
+    let Who { access, for_receiver, for_sender, .. } = who;
     let may = |action| access.permits(action).map_err(|Forbidden(why)| ApiError::new(ErrorCode::Forbidden, why));
     // A thread message or attachment is written from the side the user works on (the receiver's, if both).
     let for_either = if access.receiver { for_receiver } else { for_sender };
@@ -437,11 +441,13 @@ struct Decided {
 }
 
 /// Decides `msg` against `rec`: the change to commit, or `None` if nothing changes.
-async fn decide_change(env: &crate::env::Env, rec: ReferralRecord, msg: Execute, who: Who) -> ApiResult<(Option<Decided>, AckBody)> {
+async fn decide_change(env: &crate::env::Env, rec: ReferralRecord, msg: Execute, mut who: Who) -> ApiResult<(Option<Decided>, AckBody)> {
     let internal = |e: serde_json::Error| ApiError::new(ErrorCode::Internal, e.to_string());
     let current: Referral = serde_json::from_str(&rec.body).map_err(internal)?;
     let id = current.id;
     let current_copy = current.clone();
+    let action = msg.audit_from.as_ref().and(crate::audit::action_of(&msg.cmd));
+    let chains = std::mem::take(&mut who.chains);
     let change = decide(&*env.store, &env.config.public_url, who, msg.user, &rec, current, msg.cmd).await?;
     let ack = AckBody::Done { referral: id };
     let Some(event) = change.event else {
@@ -457,6 +463,7 @@ async fn decide_change(env: &crate::env::Env, rec: ReferralRecord, msg: Execute,
         updated.body = serde_json::to_string(&change.referral).map_err(internal)?;
     }
     let mail = !change.mail.is_empty();
+    let now = now_millis();
     let commit = Commit {
         update: (!same).then(|| updated.clone()),
         events: referral_streams(id, rec.from_practice, rec.to_practice).map(|s| (s, body.clone())).collect(),
@@ -468,7 +475,8 @@ async fn decide_change(env: &crate::env::Env, rec: ReferralRecord, msg: Execute,
             result: serde_json::to_string(&ack).unwrap_or_default(),
         }),
         mail: change.mail,
-        now: now_millis(),
+        audit: action.map(|a| crate::audit::entries(&chains, msg.user, a, id, msg.audit_from.as_deref(), now)).unwrap_or_default(),
+        now,
         ..Default::default()
     };
     Ok((Some(Decided { commit, updated, ack: ack.clone(), mail }), ack))
@@ -596,7 +604,8 @@ impl Handler<Execute> for ReferralActor {
         self.kind.arrived += 1;
         let rec = self.kind.rec.clone();
         let user = msg.user;
-        let standing = async move { who(&*env.store, &env.config.clock, user, &rec).await };
+        let audited = msg.audit_from.is_some() && crate::audit::action_of(&msg.cmd).is_some();
+        let standing = async move { who(&*env.store, &env.config.clock, user, &rec, audited).await };
         ctx.spawn(standing.into_actor(self).map(move |who, act, ctx| {
             act.kind.checked.insert(arrival, Arrived { msg, who, reply });
             act.decide_in_turn(ctx);

@@ -33,6 +33,7 @@ use handoff_domain::eligibility::{self, Receiver};
 use handoff_domain::limits::{MAX_ATTACHMENTS, MAX_CANDIDATES};
 use handoff_domain::rights::Right;
 use handoff_domain::routing;
+use handoff_protocol::audit::AuditAction;
 use handoff_protocol::ws::{
     AckBody, Destination, Event, MAX_CONTENT, NewReferral, NewSender, Referral, ReferralId, Routing, SentFrom, Status, WrappedKey,
 };
@@ -263,6 +264,10 @@ async fn sender(store: &dyn Store, clock: &crate::clock::Clock, creator: &Creato
 struct Checked {
     from: From,
     candidates: Vec<(PracticeRecord, WrappedKey)>,
+    /// When the sending is audited: the member's chains among the sending
+    /// practice and every candidate receiver (the decision keeps those of
+    /// the sender and the chosen receiver).
+    chains: crate::audit::Chains,
 }
 
 /// Checks a new referral (sizes, the sender's standing and keys, the
@@ -290,7 +295,18 @@ async fn check(store: &dyn Store, clock: &crate::clock::Clock, msg: &Create) -> 
         }
     }
     let candidates = receivers(store, n, creator).await?;
-    Ok(Checked { from, candidates })
+    let mut chains = Vec::new();
+    if let (Some(_), Creator::Member(user)) = (&msg.audit_from, creator) {
+        let from_practice = from.practice.as_ref().map(|(p, _, _)| p.id);
+        for (p, _) in &candidates {
+            for c in crate::audit::chains(store, *user, from_practice, p.id).await? {
+                if !chains.iter().any(|(q, _)| *q == c.0) {
+                    chains.push(c);
+                }
+            }
+        }
+    }
+    Ok(Checked { from, candidates, chains })
 }
 
 /// Decides a checked referral's receiver, counting the `pending` decisions,
@@ -298,7 +314,7 @@ async fn check(store: &dyn Store, clock: &crate::clock::Clock, msg: &Create) -> 
 async fn decide(store: &dyn Store, msg: &Create, checked: Checked, pending: &[Pending]) -> ApiResult<Decision> {
     let (creator, n) = (&msg.creator, &*msg.referral);
     let owner = creator.owner();
-    let Checked { from, candidates } = checked;
+    let Checked { from, candidates, chains } = checked;
     let (to, to_key) = choose(store, n, candidates, pending).await?;
     let from_practice = from.practice.as_ref().map(|(p, _, _)| p.id);
     if from_practice == Some(to.id) {
@@ -350,6 +366,13 @@ async fn decide(store: &dyn Store, msg: &Create, checked: Checked, pending: &[Pe
             command: msg.hash.clone(),
             result: serde_json::to_string(&ack).unwrap_or_default(),
         }),
+        audit: match creator {
+            Creator::Member(user) => {
+                let chains: crate::audit::Chains = chains.into_iter().filter(|(p, _)| from_practice == Some(*p) || *p == to.id).collect();
+                crate::audit::entries(&chains, *user, AuditAction::ReferralSent, n.id, msg.audit_from.as_deref(), now)
+            }
+            Creator::Free { .. } => Vec::new(),
+        },
         now,
         ..Default::default()
     };

@@ -122,13 +122,7 @@ pub async fn record_account(state: &AppState, req: &HttpRequest, action: AuditAc
 /// The practices of a referral's parties that `user` is a member of: the
 /// chains in which serving it to them is recorded.
 pub async fn reader_practices(store: &dyn Store, user: UserId, rec: &ReferralRecord) -> ApiResult<Vec<PracticeId>> {
-    let mut out = Vec::with_capacity(2);
-    for p in rec.from_practice.into_iter().chain([rec.to_practice]) {
-        if !out.contains(&p) && store.role(p, user).await?.is_some() {
-            out.push(p);
-        }
-    }
-    Ok(out)
+    handoff_actors::audit::reader_practices(store, user, rec.from_practice, rec.to_practice).await
 }
 
 /// Records that part of referral `rec` (`target`: the referral's or a blob's
@@ -172,25 +166,6 @@ pub async fn record_first_open(store: &dyn Store, address: Option<String>, user:
             continue;
         }
         record_in(store, address.clone(), Event::new(AuditAction::ReferralOpened, Some(user), Some(p)).target(&target)).await?;
-    }
-    Ok(())
-}
-
-/// Records a member's action on a referral over the live socket (sent,
-/// accepted, declined, re-filed, cancelled, a message or an attachment), in
-/// the chain of each of the referral's practices the member belongs to, with
-/// the referral as target. A delegate's entry names their sponsor, as every
-/// practice entry does.
-pub async fn record_referral_action(
-    store: &dyn Store,
-    address: Option<String>,
-    user: UserId,
-    rec: &ReferralRecord,
-    action: AuditAction,
-) -> ApiResult<()> {
-    let target = rec.id.to_string();
-    for p in reader_practices(store, user, rec).await? {
-        record_in(store, address.clone(), Event::new(action, Some(user), Some(p)).target(&target)).await?;
     }
     Ok(())
 }

@@ -49,7 +49,6 @@ use handoff_actors::fanout::is_event_frame;
 use handoff_actors::hub::Hub;
 use handoff_actors::metrics::Metrics;
 use handoff_protocol::api::WS_PATH;
-use handoff_protocol::audit::AuditAction;
 use handoff_protocol::ws::{AckBody, Command, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, StreamId, WsQuery, close};
 use handoff_protocol::{ErrorBody, ErrorCode, GuestId, RoomId, UnixMillis, UserId};
 use handoff_store::Store;
@@ -426,15 +425,16 @@ async fn handle_text(
             Some(key) => {
                 // A command is the user's activity; subscribing (a resume) is not.
                 session.activity().await;
-                let audited = audited(&cmd);
-                let r = hub.execute(conn.user, key, cmd).await;
+                let opened = match &cmd {
+                    Command::MarkOpened { referral } => Some(*referral),
+                    _ => None,
+                };
+                // A referral action (`handoff_actors::audit::action_of`) is recorded in the audit log in its own commit.
+                let r = hub.execute(conn.user, key, cmd, Some(session.address.to_string())).await;
+                // A receiver's client marks the referral opened when it first shows it: a first open too.
                 // A repeat (the same idem key) did nothing new: nothing more to record.
-                if let (Ok((false, _)), Some((referral, action))) = (&r, audited) {
-                    match action {
-                        // A receiver's client marks the referral opened when it first shows it: a first open too.
-                        None => first_open(&*session.store, &session.address, conn.user, referral).await,
-                        Some(action) => referral_action(&*session.store, &session.address, conn.user, referral, action).await,
-                    }
+                if let (Ok((false, _)), Some(referral)) = (&r, opened) {
+                    first_open(&*session.store, &session.address, conn.user, referral).await;
                 }
                 r
             }
@@ -446,53 +446,6 @@ async fn handle_text(
         Err(e) => error_frame(Some(id), e.code, e.message),
     };
     conn.push(out);
-}
-
-/// The referral a command acts on and what the audit log records for it:
-/// `None` for `mark_opened` (a first open), else the action.
-fn audited(cmd: &Command) -> Option<(handoff_protocol::ws::ReferralId, Option<AuditAction>)> {
-    Some(match cmd {
-        Command::MarkOpened { referral } => (*referral, None),
-        Command::SendReferral { referral } => (referral.id, Some(AuditAction::ReferralSent)),
-        Command::Accept { referral, .. } => (*referral, Some(AuditAction::ReferralAccepted)),
-        Command::Reject { referral, .. } => (*referral, Some(AuditAction::ReferralRejected)),
-        Command::ChangeCategory { referral, .. } | Command::ChangeUrgency { referral, .. } => {
-            (*referral, Some(AuditAction::ReferralRefiled))
-        }
-        Command::Cancel { referral, .. } => (*referral, Some(AuditAction::ReferralCancelled)),
-        Command::PostMessage { referral, .. } => (*referral, Some(AuditAction::MessagePosted)),
-        Command::AddAttachment { referral, .. } => (*referral, Some(AuditAction::AttachmentAdded)),
-        Command::Subscribe { .. } | Command::Unsubscribe { .. } => return None,
-        // The waiting room's commands act on live state only; its HTTP routes are audited.
-        Command::RoomHost { .. }
-        | Command::RoomHostStatus { .. }
-        | Command::RoomLeave { .. }
-        | Command::RoomAdmit { .. }
-        | Command::RoomReturn { .. }
-        | Command::RoomRemove { .. }
-        | Command::RoomHandOver { .. }
-        | Command::RoomMessage { .. }
-        | Command::RoomEnd { .. }
-        | Command::RoomSignal { .. }
-        | Command::GuestCheckIn { .. }
-        | Command::GuestSignal { .. }
-        | Command::GuestLeave {} => return None,
-    })
-}
-
-/// Records a member's action on a referral (`audit::record_referral_action`)
-/// after the hub carried it out. The command stands either way; a failure to
-/// record is logged as an error.
-async fn referral_action(store: &dyn Store, address: &str, user: UserId, referral: handoff_protocol::ws::ReferralId, action: AuditAction) {
-    let recorded = async {
-        match store.referral(referral).await? {
-            Some(rec) => crate::audit::record_referral_action(store, Some(address.to_string()), user, &rec, action).await,
-            None => Ok(()),
-        }
-    };
-    if let Err(e) = recorded.await {
-        tracing::error!(error = %e.message, "could not record a referral action in the audit log");
-    }
 }
 
 /// Records a member's first open of a referral (`audit::record_first_open`)

@@ -248,6 +248,8 @@ pub struct Commit {
     pub idem: Option<IdemRecord>,
     /// Mail to queue.
     pub mail: Vec<NewMail>,
+    /// Audit entries to append, each to its chain (the action's record, in its own transaction).
+    pub audit: Vec<crate::NewAuditEntry>,
     /// The time of the write, stored with its events and idempotency record.
     pub now: UnixMillis,
 }

@@ -296,6 +296,34 @@ suite! {
         assert_eq!(s.referral(referral(2, from.id, to.id, "x").id).await.unwrap(), None, "the failed commit left nothing");
     }
 
+    pub async fn a_commits_audit_entries_land_with_it_or_not_at_all(s: &dyn Store) {
+        let (a, from, to) = two_practices(s).await;
+        let entry = |target: String| NewAuditEntry {
+            at: 5,
+            actor: Some(a.id),
+            on_behalf_of: None,
+            practice: Some(from.id),
+            action: handoff_protocol::audit::AuditAction::ReferralSent,
+            target: Some(target),
+            address: Some("192.0.2.1".into()),
+        };
+        let ok = referral(1, from.id, to.id, "x");
+        s.submit(Commit { insert: Some(ok.clone()), audit: vec![entry(ok.id.to_string())], now: 5, ..Default::default() }, &Chain::new())
+            .await
+            .unwrap();
+        // An entry the log refuses (a field over the limit) fails its whole commit: the referral does not land either.
+        let bad = referral(2, from.id, to.id, "x");
+        let refused = s
+            .submit(Commit { insert: Some(bad.clone()), audit: vec![entry("x".repeat(MAX_AUDIT_FIELD + 1))], now: 5, ..Default::default() }, &Chain::new())
+            .await;
+        assert!(refused.is_err());
+        assert_eq!(s.referral(bad.id).await.unwrap(), None, "no referral without its audit entry");
+        assert!(s.referral(ok.id).await.unwrap().is_some());
+        let log = s.audit_entries(AuditFilter { practice: Some(from.id), limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(log.iter().filter_map(|r| r.entry.target.clone()).collect::<Vec<_>>(), vec![ok.id.to_string()], "the entry landed with its referral");
+        assert_eq!(verify_audit(s).await.unwrap().broken, None);
+    }
+
     pub async fn a_commit_decided_on_a_failed_one_of_its_chain_is_not_applied(s: &dyn Store) {
         let (a, from, to) = two_practices(s).await;
         let taken = IdemRecord { user: a.id, key: IdemKey(uuid::Uuid::from_u128(1)), command: vec![1], result: "{}".into() };

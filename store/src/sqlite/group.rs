@@ -313,6 +313,14 @@ fn apply(tx: &Connection, cm: &Commit) -> Answer {
             .map_err(db)?;
         out.push(StoredEvent { stream: *stream, seq: seq as u64, body: body.clone() });
     }
+    for e in &cm.audit {
+        for f in [&e.target, &e.address].into_iter().flatten() {
+            if f.len() > crate::MAX_AUDIT_FIELD {
+                return Err(backend(format!("an audit field is {} bytes, over {}", f.len(), crate::MAX_AUDIT_FIELD)));
+            }
+        }
+        super::audit::append(tx, e.clone()).map_err(|e| backend::<ReferralError>(e.to_string()))?;
+    }
     for m in &cm.mail {
         tx.prepare_cached("INSERT INTO mail_outbox (recipient, subject, body, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?4)")
             .map_err(db)?
