@@ -310,10 +310,13 @@ pub fn markdown(res: &Results) -> String {
              referral's practices). Creating N real accounts would cost N Argon2id runs on both sides without changing the fan-out path. \
              Our messages are posted by the MOA over 4 sockets, and each is durable (group-committed) before it is pushed.\n\n\
              **What limits these figures:** at small N the message rate is high and ours is bound by the work each message costs \
-             the server before its push: parsing, the access check, a durable commit (three stream events, the idempotency record) \
-             and its audit entry (a second durable write, after the commit), where the baselines have no store; a `perf record \
-             --call-graph dwarf` of the server at N = 10 puts about half of its CPU in the group-commit writer (SQLite's WAL \
-             writes and the fsync) and a quarter in thread switches. At N = 1000 \
+             the server before its push: parsing, the access check, a durable commit (three stream events, the idempotency record, \
+             its audit entry), where the baselines have no store; a `perf record --call-graph dwarf` of the server at N = 10 puts \
+             about half of its CPU in the group-commit writer (SQLite's WAL writes and the fsync) and a quarter in thread switches. \
+             A run fails at the first step where a message's delivery passes 100 ms, and ours shows single stalls of the first \
+             delivery (the commit) of 100 to 200 ms at message rates as low as 50/s, which is why its runs at N = 100 and 1000 \
+             range from far below to above the baseline: a stall, not throughput. The likely cause, not verified: SQLite's WAL \
+             auto-checkpoint, which runs inside the writer's commit every 1000 pages. At N = 1000 \
              the work is writing frames: the referral actor queues a shared frame to each socket's bounded queue (a push that never \
              waits, and no copy: the frame's bytes are shared), and each socket's loop writes everything queued, flushing once; the generator's own receiving of N × rate frames competes for the same \
              2 cores, which caps all three servers alike. The N = 1000 ratio moves between runs on this shared machine \
@@ -657,6 +660,7 @@ const CREATE_LIMITS: &str = "\n**What limits it, from `perf record --call-graph 
      Audit entries now go through the group-commit writer, the referral's checks run concurrently (only the counting decision is \
      serial), the taxonomy is cached, and point lookups run on a pool of read-only connections on the calling thread. What is left \
      is CPU on the 2 shared cores: each referral is parsed, checked (about seven point lookups), serialised twice (body and event), \
-     committed (referral, three stream events, idempotency record) and audited (a second durable write before the acknowledgement), \
+     committed with its audit entry (referral, three stream events, idempotency record, audit entries), \
      while the generator, on the same cores, encrypts and sends. With group commit off every referral and every audit entry has \
-     its own fsync, which is the difference between the two rows.";
+     its own fsync, which is the difference between the two rows. Next: the three stream events store the event body three times \
+     (once per stream); one shared body row would about halve the writer's work.";
