@@ -10,12 +10,17 @@ use handoff_store::{NewAuditEntry, Store};
 
 use crate::ApiResult;
 
-/// The practices among a referral's (`from`, then `to`) that `user` belongs
-/// to: the audit chains their action on it is recorded in (one entry per
+/// The practices among `practices` (a referral's `from`, then `to`; or a
+/// sending practice and every candidate receiver) that `user` belongs to, each
+/// once: the audit chains their action on it is recorded in (one entry per
 /// chain), and those whose log shows what was served to them.
-pub async fn reader_practices(store: &dyn Store, user: UserId, from: Option<PracticeId>, to: PracticeId) -> ApiResult<Vec<PracticeId>> {
+pub async fn reader_practices(
+    store: &dyn Store,
+    user: UserId,
+    practices: impl IntoIterator<Item = PracticeId>,
+) -> ApiResult<Vec<PracticeId>> {
     let mut out = Vec::with_capacity(2);
-    for p in from.into_iter().chain([to]) {
+    for p in practices {
         if !out.contains(&p) && store.role(p, user).await?.is_some() {
             out.push(p);
         }
@@ -27,10 +32,10 @@ pub async fn reader_practices(store: &dyn Store, user: UserId, from: Option<Prac
 /// delegate acts for there.
 pub(crate) type Chains = Vec<(PracticeId, Option<UserId>)>;
 
-/// The chains (and sponsors) of `user`'s action on a referral between `from` and `to`.
-pub(crate) async fn chains(store: &dyn Store, user: UserId, from: Option<PracticeId>, to: PracticeId) -> ApiResult<Chains> {
+/// The chains (and sponsors) of `user`'s action among `practices` ([`reader_practices`]).
+pub(crate) async fn chains(store: &dyn Store, user: UserId, practices: impl IntoIterator<Item = PracticeId>) -> ApiResult<Chains> {
     let mut out = Vec::with_capacity(2);
-    for p in reader_practices(store, user, from, to).await? {
+    for p in reader_practices(store, user, practices).await? {
         out.push((p, store.sponsor_of(p, user).await?));
     }
     Ok(out)

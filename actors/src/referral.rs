@@ -139,7 +139,8 @@ async fn who(store: &dyn Store, clock: &Clock, user: UserId, rec: &ReferralRecor
         Some(p) if access.sender => crate::access::on_behalf_of(store, clock, p, user).await?,
         _ => None,
     };
-    let chains = if audited { crate::audit::chains(store, user, rec.from_practice, rec.to_practice).await? } else { Vec::new() };
+    let chains =
+        if audited { crate::audit::chains(store, user, rec.from_practice.into_iter().chain([rec.to_practice])).await? } else { Vec::new() };
     Ok(Who { access, for_receiver, for_sender, chains })
 }
 

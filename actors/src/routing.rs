@@ -295,17 +295,13 @@ async fn check(store: &dyn Store, clock: &crate::clock::Clock, msg: &Create) -> 
         }
     }
     let candidates = receivers(store, n, creator).await?;
-    let mut chains = Vec::new();
-    if let (Some(_), Creator::Member(user)) = (&msg.audit_from, creator) {
-        let from_practice = from.practice.as_ref().map(|(p, _, _)| p.id);
-        for (p, _) in &candidates {
-            for c in crate::audit::chains(store, *user, from_practice, p.id).await? {
-                if !chains.iter().any(|(q, _)| *q == c.0) {
-                    chains.push(c);
-                }
-            }
+    let chains = match (&msg.audit_from, creator) {
+        (Some(_), Creator::Member(user)) => {
+            let from_practice = from.practice.as_ref().map(|(p, _, _)| p.id);
+            crate::audit::chains(store, *user, from_practice.into_iter().chain(candidates.iter().map(|(p, _)| p.id))).await?
         }
-    }
+        _ => Vec::new(),
+    };
     Ok(Checked { from, candidates, chains })
 }
 

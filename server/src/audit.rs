@@ -122,7 +122,7 @@ pub async fn record_account(state: &AppState, req: &HttpRequest, action: AuditAc
 /// The practices of a referral's parties that `user` is a member of: the
 /// chains in which serving it to them is recorded.
 pub async fn reader_practices(store: &dyn Store, user: UserId, rec: &ReferralRecord) -> ApiResult<Vec<PracticeId>> {
-    handoff_actors::audit::reader_practices(store, user, rec.from_practice, rec.to_practice).await
+    handoff_actors::audit::reader_practices(store, user, rec.from_practice.into_iter().chain([rec.to_practice])).await
 }
 
 /// Records that part of referral `rec` (`target`: the referral's or a blob's

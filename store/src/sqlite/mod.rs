@@ -86,7 +86,7 @@ pub struct SqliteStore {
 /// How many read-only connections the store keeps.
 const READERS: usize = 4;
 
-/// The read-only connections, handed out round-robin.
+/// The read-only connections: a free one, else the next one round-robin.
 #[derive(Debug)]
 struct Readers {
     conns: Vec<Mutex<Connection>>,
@@ -101,13 +101,10 @@ impl Readers {
 
     /// A free connection if one is, else the next one round-robin (waiting for it).
     fn get(&self) -> Result<std::sync::MutexGuard<'_, Connection>, BackendError> {
-        let n = self.conns.len().max(1);
-        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
-        for i in 0..n {
-            if let Some(Ok(guard)) = self.conns.get((start + i) % n).map(Mutex::try_lock) {
-                return Ok(guard);
-            }
+        if let Some(guard) = self.free() {
+            return Ok(guard);
         }
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.conns.len().max(1);
         self.conns.get(start).ok_or_else(|| db("no reader connection"))?.lock().map_err(|_| db("store mutex poisoned"))
     }
 }
