@@ -169,11 +169,8 @@ impl std::fmt::Debug for GuestLive {
 }
 
 fn guest_ws_url(token: &str) -> String {
-    let loc = web_sys::window().map(|w| w.location());
-    let host = loc.as_ref().and_then(|l| l.host().ok()).unwrap_or_default();
-    let secure = loc.and_then(|l| l.protocol().ok()).is_some_and(|p| p == "https:");
     let token = String::from(js_sys::encode_uri_component(token));
-    format!("{}://{host}/ws?v=1&guest={token}", if secure { "wss" } else { "ws" })
+    format!("{}&guest={token}", crate::live::ws_url())
 }
 
 impl GuestLive {

@@ -150,7 +150,8 @@ pub(crate) fn open_socket(
     Some((ws, vec![on_message, on_close]))
 }
 
-fn ws_url() -> String {
+/// The socket's URL on this page's host (`wss:` under https).
+pub(crate) fn ws_url() -> String {
     let loc = web_sys::window().map(|w| w.location());
     let host = loc.as_ref().and_then(|l| l.host().ok()).unwrap_or_default();
     let secure = loc.and_then(|l| l.protocol().ok()).is_some_and(|p| p == "https:");
